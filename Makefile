@@ -1,0 +1,103 @@
+# jobq: a flat Makefile. `make` builds build/jobqd; `make run` and
+# `make test` first install missing build dependencies (scripts/deps.sh).
+# SANITIZE=address,undefined builds everything under build/sanitize/.
+
+PKGS      := libmicrohttpd sqlite3 libcjson libcurl
+TEST_PKGS := check
+
+ifdef SANITIZE
+BUILD     := build/sanitize
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT       := -O1
+else
+BUILD     := build
+SAN_FLAGS :=
+OPT       := -O2
+endif
+
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
+CFLAGS  ?= -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN_FLAGS) -I. -MMD -MP
+# pkg-config runs when a recipe needs it (deferred =), after deps are in.
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS))
+TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
+LDLIBS      = $(PKG_LIBS) -lpthread -lm
+
+CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
+               core/problem.c core/run.c core/uuid.c
+STORE_SRC   := store/sqlite.c
+WORKERS_SRC := workers/builtin.c workers/pool.c
+SERVER_SRC  := server/config.c server/http.c
+HANDLER_SRC := handlers/jobs.c handlers/system.c
+LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
+MAIN_OBJ := $(BUILD)/server/main.o
+
+UNIT_TESTS := tests/unit_core.c tests/unit_store.c
+UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
+API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
+
+.PHONY: all run test test-only check-unit check-api check-readme lint-openapi deps clean
+
+all: $(BUILD)/jobqd
+
+$(BUILD)/jobqd: $(MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/openapi.c: openapi.yaml scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh openapi_yaml openapi.yaml > $@
+
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The test binaries link the same objects as jobqd (all but main.o).
+$(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/tests/unit_main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/api_test: $(API_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+run:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/jobqd
+
+# The whole suite: unit, API (a real jobqd over real sockets), the README
+# quickstart against a live jobqd, and the OpenAPI lint.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory test-only
+
+test-only: check-unit check-api check-readme lint-openapi
+
+check-unit: $(BUILD)/tests/unit
+	$(BUILD)/tests/unit
+
+check-api: $(BUILD)/tests/api_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_test
+
+check-readme: $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md
+
+lint-openapi:
+	scripts/lint-openapi.sh
+
+deps:
+	@scripts/deps.sh test
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,163 @@
+/* The table of runs: a small hash of job id -> run. */
+#include "core/run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+
+#define RUN_BUCKETS 256
+
+struct run_table {
+	pthread_mutex_t mu;
+	struct run *buckets[RUN_BUCKETS];
+};
+
+static size_t bucket_of(const char *id)
+{
+	size_t h = 5381;
+	for (; *id; id++)
+		h = h * 33 + (unsigned char)*id;
+	return h % RUN_BUCKETS;
+}
+
+struct run_table *run_table_new(void)
+{
+	struct run_table *t = calloc(1, sizeof *t);
+	if (t)
+		pthread_mutex_init(&t->mu, NULL);
+	return t;
+}
+
+void run_table_free(struct run_table *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+struct run *run_table_add(struct run_table *t, struct job *job)
+{
+	struct run *run = calloc(1, sizeof *run);
+	if (!run) {
+		job_free(job);
+		return NULL;
+	}
+	run->job = job;
+	pthread_mutex_init(&run->mu, NULL);
+	clock_cond_init(&run->cv);
+	size_t b = bucket_of(job->id);
+	pthread_mutex_lock(&t->mu);
+	run->next = t->buckets[b];
+	t->buckets[b] = run;
+	pthread_mutex_unlock(&t->mu);
+	return run;
+}
+
+void run_table_remove(struct run_table *t, struct run *run)
+{
+	pthread_mutex_lock(&t->mu);
+	struct run **pp = &t->buckets[bucket_of(run->job->id)];
+	while (*pp && *pp != run)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = run->next;
+	pthread_mutex_unlock(&t->mu);
+	pthread_cond_destroy(&run->cv);
+	pthread_mutex_destroy(&run->mu);
+	job_free(run->job);
+	free(run);
+}
+
+static void stop_locked(struct run *run, enum run_stop why)
+{
+	pthread_mutex_lock(&run->mu);
+	if (run->stop == RUN_STOP_NONE)
+		run->stop = why;
+	pthread_cond_broadcast(&run->cv);
+	pthread_mutex_unlock(&run->mu);
+}
+
+static struct run *find_locked(struct run_table *t, const char *id)
+{
+	struct run *run = t->buckets[bucket_of(id)];
+	while (run && strcmp(run->job->id, id) != 0)
+		run = run->next;
+	return run;
+}
+
+bool run_table_stop(struct run_table *t, const char *id, enum run_stop why)
+{
+	pthread_mutex_lock(&t->mu);
+	struct run *run = find_locked(t, id);
+	if (run)
+		stop_locked(run, why);
+	pthread_mutex_unlock(&t->mu);
+	return run != NULL;
+}
+
+void run_table_stop_all(struct run_table *t, enum run_stop why)
+{
+	pthread_mutex_lock(&t->mu);
+	for (size_t b = 0; b < RUN_BUCKETS; b++)
+		for (struct run *run = t->buckets[b]; run; run = run->next)
+			stop_locked(run, why);
+	pthread_mutex_unlock(&t->mu);
+}
+
+bool run_table_progress(struct run_table *t, const char *id, struct job *job)
+{
+	bool found = false;
+	pthread_mutex_lock(&t->mu);
+	struct run *run = find_locked(t, id);
+	if (run) {
+		run_copy_progress(run, job);
+		found = job->has_progress;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return found;
+}
+
+void run_copy_progress(struct run *run, struct job *job)
+{
+	pthread_mutex_lock(&run->mu);
+	if (run->has_progress) {
+		job->has_progress = true;
+		job->progress_percent = run->percent;
+		memcpy(job->progress_message, run->message, sizeof job->progress_message);
+	}
+	pthread_mutex_unlock(&run->mu);
+}
+
+void run_progress(struct run *run, double percent, const char *message)
+{
+	if (!(percent >= 0))
+		percent = 0;
+	if (percent > 100)
+		percent = 100;
+	pthread_mutex_lock(&run->mu);
+	run->has_progress = true;
+	run->percent = percent;
+	snprintf(run->message, sizeof run->message, "%s", message ? message : "");
+	pthread_mutex_unlock(&run->mu);
+}
+
+enum run_stop run_stopping(struct run *run)
+{
+	pthread_mutex_lock(&run->mu);
+	enum run_stop why = run->stop;
+	pthread_mutex_unlock(&run->mu);
+	return why;
+}
+
+bool run_sleep_until(struct run *run, int64_t deadline_mono_ms)
+{
+	pthread_mutex_lock(&run->mu);
+	while (run->stop == RUN_STOP_NONE && clock_mono_ms() < deadline_mono_ms)
+		clock_cond_wait_until(&run->cv, &run->mu, deadline_mono_ms);
+	bool slept = run->stop == RUN_STOP_NONE;
+	pthread_mutex_unlock(&run->mu);
+	return slept;
+}

@@ -1,0 +1,73 @@
+/* Runs: the jobs executing in this process, each with its stop request and
+ * its latest progress report.
+ *
+ * A run is added by the dispatcher when its claim commits (on the store
+ * writer thread, so a cancel processed by the writer afterwards always finds
+ * it), read by its worker, and removed by that worker when the attempt ends.
+ *
+ * Locking: table->mu guards the hash chains; run->mu guards stop and the
+ * progress fields. Lock order: table->mu, then run->mu. The job inside a run
+ * is only touched by the worker that runs it. */
+#ifndef JOBQ_RUN_H
+#define JOBQ_RUN_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/job.h"
+
+enum run_stop {
+	RUN_STOP_NONE,
+	RUN_STOP_CANCEL,   /* a client canceled the job */
+	RUN_STOP_SHUTDOWN, /* jobqd is stopping: put the job back */
+};
+
+struct run {
+	struct job *job;         /* owned */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* signalled when stop is set */
+	enum run_stop stop;
+	bool has_progress;
+	double percent;
+	char message[JOB_PROGRESS_MSG_MAX + 1];
+	struct run *next;        /* hash chain, table->mu */
+};
+
+struct run_table;
+
+struct run_table *run_table_new(void);
+
+/* Frees the table; every run must have been removed. NULL is a no-op. */
+void run_table_free(struct run_table *t);
+
+/* Creates a run for job (taking it) and adds it. NULL on OOM (job freed). */
+struct run *run_table_add(struct run_table *t, struct job *job);
+
+/* Unlinks and frees a run and its job. */
+void run_table_remove(struct run_table *t, struct run *run);
+
+/* Asks the run of job id to stop; false when no such run is here. */
+bool run_table_stop(struct run_table *t, const char *id, enum run_stop why);
+
+/* Asks every run to stop. */
+void run_table_stop_all(struct run_table *t, enum run_stop why);
+
+/* Copies the latest progress of job id into job's progress fields; false
+ * when the job is not running here or has reported none. */
+bool run_table_progress(struct run_table *t, const char *id, struct job *job);
+
+/* Copies the run's latest progress, if any, into job's progress fields. */
+void run_copy_progress(struct run *run, struct job *job);
+
+/* For job kinds: records progress (percent clamped to 0..100). */
+void run_progress(struct run *run, double percent, const char *message);
+
+/* For job kinds: why the run must stop, or RUN_STOP_NONE. */
+enum run_stop run_stopping(struct run *run);
+
+/* For job kinds: sleeps until the monotonic deadline or a stop request.
+ * Returns true when the deadline passed, false when asked to stop. */
+bool run_sleep_until(struct run *run, int64_t deadline_mono_ms);
+
+#endif

@@ -1,0 +1,361 @@
+/* /v1/jobs: submit, read (with long-poll), list and cancel jobs.
+ *
+ * Submit and cancel are writes: the handler posts an op to the store
+ * writer and suspends; the writer resumes the request after its commit.
+ * A long-poll suspends on the hub until the job finishes or the deadline
+ * passes; it holds no database read while suspended. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/hub.h"
+#include "core/job.h"
+#include "core/log.h"
+#include "handlers/handlers.h"
+#include "server/app.h"
+#include "store/store.h"
+
+#define WAIT_MAX_S 60.0
+#define CANCEL_WAIT_S 10
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
+
+/* State of a request that suspends: its store op and its hub waiter. */
+struct job_req {
+	struct store_op op;
+	struct hub_waiter waiter;
+	struct hub *hub;
+	struct job *job;         /* SUBMIT: the job being inserted */
+	double wait_s;
+	bool prefer_wait;
+};
+
+static void job_req_free(void *p)
+{
+	struct job_req *jr = p;
+	if (!jr)
+		return;
+	/* A completed request is never suspended, so its waiter has fired
+	 * or was never armed; disarm anyway for a request cut short. */
+	if (jr->hub)
+		hub_disarm(jr->hub, &jr->waiter);
+	job_free(jr->job);
+	free(jr);
+}
+
+static struct job_req *job_req_new(struct req *r)
+{
+	struct job_req *jr = calloc(1, sizeof *jr);
+	if (!jr) {
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return NULL;
+	}
+	jr->hub = r->app->hub;
+	r->ctx = jr;
+	r->ctx_free = job_req_free;
+	return jr;
+}
+
+/* Writer thread: the op is committed (or failed); wake the request. */
+static void op_done(struct store_op *op)
+{
+	req_resume(op->arg);
+}
+
+static void reply_unavailable(struct req *r)
+{
+	reply_header(r, "Retry-After", "1");
+	reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read or written; try again");
+}
+
+static void reply_job(struct req *r, int status, struct job *job)
+{
+	if (job->state == JOB_RUNNING)
+		run_table_progress(r->app->runs, job->id, job);
+	reply_json(r, status, job_to_json(job));
+}
+
+/* Reads job id into *out, or replies 404/503 and returns -1. */
+static int load_job(struct req *r, const char *id, struct job **out)
+{
+	enum store_rc rc = id && uuid_valid(id) ? store_get_job(r->app->store, id, out) : STORE_NOT_FOUND;
+	if (rc == STORE_NOT_FOUND)
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %.40s", id ? id : "");
+	else if (rc != STORE_OK)
+		reply_unavailable(r);
+	return rc == STORE_OK ? 0 : -1;
+}
+
+/* ---- POST /v1/jobs -------------------------------------------------- */
+
+static void create_done(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	if (jr->op.rc != STORE_OK) {
+		reply_unavailable(r);
+		return;
+	}
+	reply_header(r, "Location", "/v1/jobs/%s", jr->job->id);
+	reply_json(r, 201, job_to_json(jr->job));
+}
+
+void jobs_create(struct req *r)
+{
+	if (atomic_load(&r->app->stopping)) {
+		reply_header(r, "Retry-After", "5");
+		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down; submit again shortly");
+		return;
+	}
+	struct problem p;
+	cJSON *body = job_parse_body(r->body, r->body_len, &p);
+	struct job *job = NULL;
+	int rc = body ? job_from_submission(body, &job, &p) : -1;
+	cJSON_Delete(body);
+	if (rc != 0) {
+		reply_problem(r, &p);
+		return;
+	}
+	struct job_req *jr = job_req_new(r);
+	if (!jr) {
+		job_free(job);
+		return;
+	}
+	jr->job = job;
+	jr->op.kind = STORE_OP_SUBMIT;
+	jr->op.job = job;
+	jr->op.done = op_done;
+	jr->op.arg = r;
+	req_suspend(r, create_done);
+	store_post(r->app->store, &jr->op);
+}
+
+/* ---- GET /v1/jobs/{id} ---------------------------------------------- */
+
+/* Parses ?wait=S or Prefer: wait=S. Returns -1 after replying 400. */
+static int parse_wait(struct req *r, double *wait_s, bool *from_prefer)
+{
+	*wait_s = 0;
+	*from_prefer = false;
+	const char *q = req_query(r, "wait");
+	const char *text = q;
+	if (!q) {
+		const char *prefer = req_header(r, "Prefer");
+		const char *w = prefer ? strstr(prefer, "wait=") : NULL;
+		if (!w)
+			return 0;
+		text = w + 5;
+		*from_prefer = true;
+	}
+	char *end;
+	double v = strtod(text, &end);
+	bool bad = end == text || !isfinite(v) || v < 0;
+	if (!bad && !*from_prefer && *end)
+		bad = true;
+	if (bad) {
+		if (*from_prefer)
+			return 0; /* RFC 7240: a preference that cannot be honoured is ignored */
+		reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f", WAIT_MAX_S);
+		return -1;
+	}
+	*wait_s = v > WAIT_MAX_S ? WAIT_MAX_S : v;
+	return 0;
+}
+
+static void get_reply(struct req *r, struct job *job)
+{
+	struct job_req *jr = r->ctx;
+	if (jr && jr->prefer_wait)
+		reply_header(r, "Preference-Applied", "wait=%g", jr->wait_s);
+	reply_job(r, 200, job);
+}
+
+static void get_resumed(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	hub_disarm(jr->hub, &jr->waiter);
+	struct job *job = NULL;
+	if (load_job(r, r->param, &job) == 0)
+		get_reply(r, job);
+	job_free(job);
+}
+
+/* Suspends r until job id ends or wait_s passes, then calls on_resume.
+ * The job is re-read after arming so a finish that landed between the
+ * first read and the arming is not missed. */
+static void wait_for_job(struct req *r, const char *id, double wait_s, req_fn on_resume)
+{
+	struct job_req *jr = r->ctx;
+	req_suspend(r, on_resume);
+	int64_t deadline = clock_mono_ms() + (int64_t)llround(wait_s * 1000);
+	hub_wait(jr->hub, &jr->waiter, id, deadline, req_resume_cb, r);
+	struct job *now = NULL;
+	bool ended = store_get_job(r->app->store, id, &now) != STORE_OK ||
+	             job_state_terminal(now->state);
+	job_free(now);
+	/* Shutdown fires every waiter once after setting stopping; one armed
+	 * just after that must release itself. */
+	if (ended || atomic_load(&r->app->stopping))
+		hub_fire(jr->hub, &jr->waiter);
+}
+
+void jobs_get(struct req *r)
+{
+	double wait_s;
+	bool prefer;
+	if (parse_wait(r, &wait_s, &prefer) != 0)
+		return;
+	struct job *job = NULL;
+	if (load_job(r, r->param, &job) != 0)
+		return;
+	struct job_req *jr = NULL;
+	if (wait_s > 0 || prefer) {
+		jr = job_req_new(r);
+		if (!jr) {
+			job_free(job);
+			return;
+		}
+		jr->wait_s = wait_s;
+		jr->prefer_wait = prefer;
+	}
+	if (job_state_terminal(job->state) || wait_s <= 0 || atomic_load(&r->app->stopping))
+		get_reply(r, job);
+	else
+		wait_for_job(r, job->id, wait_s, get_resumed);
+	job_free(job);
+}
+
+/* ---- GET /v1/jobs --------------------------------------------------- */
+
+static int parse_list_query(struct req *r, struct store_filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->limit = LIST_DEFAULT;
+	const char *v;
+	if ((v = req_query(r, "state"))) {
+		if (job_state_parse(v, &f->state) != 0) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "state",
+			            "state must be one of queued, running, succeeded, failed, canceled");
+			return -1;
+		}
+		f->has_state = true;
+	}
+	f->queue = req_query(r, "queue");
+	f->type = req_query(r, "type");
+	if ((v = req_query(r, "limit"))) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (end == v || *end || n < 1 || n > LIST_MAX) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "limit", "limit must be an integer from 1 to %d", LIST_MAX);
+			return -1;
+		}
+		f->limit = (int)n;
+	}
+	if ((v = req_query(r, "cursor"))) {
+		/* The cursor is opaque to clients; it is the last row's seq. */
+		char *end;
+		long long seq = strtoll(v, &end, 10);
+		if (end == v || *end || seq < 1) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "cursor", "cursor must be a next_cursor value from a previous page");
+			return -1;
+		}
+		f->before_seq = seq;
+	}
+	return 0;
+}
+
+void jobs_list(struct req *r)
+{
+	struct store_filter f;
+	if (parse_list_query(r, &f) != 0)
+		return;
+	struct job **jobs = NULL;
+	size_t n = 0;
+	int64_t next = 0;
+	if (store_list_jobs(r->app->store, &f, &jobs, &n, &next) != STORE_OK) {
+		reply_unavailable(r);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->state == JOB_RUNNING)
+			run_table_progress(r->app->runs, jobs[i]->id, jobs[i]);
+		cJSON_AddItemToArray(arr, job_to_json(jobs[i]));
+		job_free(jobs[i]);
+	}
+	free(jobs);
+	if (next > 0) {
+		char cursor[32];
+		snprintf(cursor, sizeof cursor, "%lld", (long long)next);
+		cJSON_AddStringToObject(o, "next_cursor", cursor);
+	} else {
+		cJSON_AddNullToObject(o, "next_cursor");
+	}
+	reply_json(r, 200, o);
+}
+
+/* ---- POST /v1/jobs/{id}/cancel --------------------------------------- */
+
+/* After the job ended (or the wait ran out): report how the cancel went. */
+static void cancel_finished(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	hub_disarm(jr->hub, &jr->waiter);
+	struct job *job = NULL;
+	if (load_job(r, jr->op.id, &job) != 0)
+		return;
+	if (job->state == JOB_CANCELED)
+		reply_job(r, 200, job);
+	else if (job_state_terminal(job->state))
+		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s %s before the cancel took effect",
+		            job->id, job_state_name(job->state));
+	else
+		reply_job(r, 202, job); /* still stopping; the cancel stands */
+	job_free(job);
+}
+
+/* Writer thread: the cancel op is committed. A running job is told to stop
+ * here, before the writer applies anything else. */
+static void cancel_op_done(struct store_op *op)
+{
+	struct req *r = op->arg;
+	if (op->rc == STORE_OK && op->found == JOB_RUNNING)
+		run_table_stop(r->app->runs, op->id, RUN_STOP_CANCEL);
+	req_resume(r);
+}
+
+static void cancel_committed(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	if (jr->op.rc == STORE_NOT_FOUND) {
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+	} else if (jr->op.rc != STORE_OK) {
+		reply_unavailable(r);
+	} else if (job_state_terminal(jr->op.found)) {
+		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.id,
+		            job_state_name(jr->op.found));
+	} else if (jr->op.found == JOB_QUEUED) {
+		cancel_finished(r);
+	} else {
+		wait_for_job(r, jr->op.id, CANCEL_WAIT_S, cancel_finished);
+	}
+}
+
+void jobs_cancel(struct req *r)
+{
+	if (!r->param || !uuid_valid(r->param)) {
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %.40s", r->param ? r->param : "");
+		return;
+	}
+	struct job_req *jr = job_req_new(r);
+	if (!jr)
+		return;
+	jr->op.kind = STORE_OP_CANCEL;
+	memcpy(jr->op.id, r->param, sizeof jr->op.id);
+	jr->op.done = cancel_op_done;
+	jr->op.arg = r;
+	req_suspend(r, cancel_committed);
+	store_post(r->app->store, &jr->op);
+}

@@ -1,0 +1,63 @@
+/* Operational endpoints: liveness, readiness and the API description. */
+#include <stdlib.h>
+
+#include "handlers/handlers.h"
+#include "server/app.h"
+#include "store/store.h"
+
+/* openapi.yaml, embedded at build time (build/gen/openapi.c). */
+extern const char openapi_yaml[];
+extern const unsigned long openapi_yaml_len;
+
+void system_healthz(struct req *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", "ok");
+	reply_json(r, 200, o);
+}
+
+static void ready_done(struct store_op *op)
+{
+	req_resume(op->arg);
+}
+
+static void ready_reply(struct req *r)
+{
+	struct store_op *op = r->ctx;
+	if (op->rc != STORE_OK) {
+		reply_header(r, "Retry-After", "1");
+		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database does not accept writes");
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", "ready");
+	reply_json(r, 200, o);
+}
+
+/* Ready means a real write commits: the writer is alive and the disk
+ * takes data. */
+void system_readyz(struct req *r)
+{
+	if (atomic_load(&r->app->stopping)) {
+		reply_header(r, "Retry-After", "5");
+		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down");
+		return;
+	}
+	struct store_op *op = calloc(1, sizeof *op);
+	if (!op) {
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	r->ctx = op;
+	r->ctx_free = free;
+	op->kind = STORE_OP_PING;
+	op->done = ready_done;
+	op->arg = r;
+	req_suspend(r, ready_reply);
+	store_post(r->app->store, op);
+}
+
+void system_openapi(struct req *r)
+{
+	reply_static(r, 200, "application/yaml", openapi_yaml, (size_t)openapi_yaml_len);
+}

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Installs what jobq needs to build (`deps.sh build`) or to build and test
+# (`deps.sh test`) on Debian 12. As root it runs apt-get; otherwise it
+# prints the exact command to run and fails.
+set -eu
+what=${1:-test}
+
+# pkg-config module -> Debian package
+need_pkgs=""
+check_pc() {
+	pkg-config --exists "$1" 2>/dev/null || need_pkgs="$need_pkgs $2"
+}
+check_cmd() {
+	command -v "$1" >/dev/null 2>&1 || need_pkgs="$need_pkgs $2"
+}
+
+check_cmd cc gcc
+check_cmd make make
+check_cmd pkg-config pkg-config
+if command -v pkg-config >/dev/null 2>&1; then
+	check_pc libmicrohttpd libmicrohttpd-dev
+	check_pc sqlite3 libsqlite3-dev
+	check_pc libcjson libcjson-dev
+	check_pc libcurl libcurl4-openssl-dev
+	if [ "$what" = test ]; then
+		check_pc check check
+		check_pc libsubunit libsubunit-dev
+	fi
+else
+	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev"
+	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
+fi
+if [ "$what" = test ]; then
+	check_cmd curl curl
+	check_cmd node nodejs
+	check_cmd npm npm
+fi
+
+[ -z "$need_pkgs" ] && exit 0
+echo "jobq: missing Debian packages:$need_pkgs" >&2
+if [ "$(id -u)" = 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need_pkgs
+else
+	echo "jobq: run as root:  apt-get install -y$need_pkgs" >&2
+	exit 1
+fi

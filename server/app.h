@@ -1,0 +1,21 @@
+/* The process-wide context handed to every handler. Built by main before
+ * the HTTP server starts; its pointers stay valid until after it stops. */
+#ifndef JOBQ_APP_H
+#define JOBQ_APP_H
+
+#include <stdatomic.h>
+
+#include "core/hub.h"
+#include "core/run.h"
+#include "server/config.h"
+#include "store/store.h"
+
+struct app {
+	const struct config *cfg;
+	struct store *store;
+	struct hub *hub;
+	struct run_table *runs;
+	atomic_bool stopping;     /* set on SIGTERM: refuse new work */
+};
+
+#endif

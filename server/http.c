@@ -1,0 +1,533 @@
+/* libmicrohttpd glue. Only this file includes microhttpd.h.
+ *
+ * The access handler is called once with the headers, once per body chunk,
+ * and once at the end. The first call picks the route and refuses early
+ * what can be refused from the headers (404, 405, 413 by Content-Length,
+ * 415); chunks are appended to a buffer capped at --max-body (a chunked
+ * body past the cap is drained and answered 413 at the end); the last call
+ * runs the handler. A handler that suspends is called back through
+ * on_resume when libmicrohttpd calls the access handler again after
+ * MHD_resume_connection; responses are always queued from the HTTP thread.
+ *
+ * Suspended connections never time out and never see a disconnect, so
+ * every suspend has a bounded deadline (the hub) and shutdown resumes them
+ * all before MHD_stop_daemon. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "handlers/handlers.h"
+#include "server/app.h"
+#include "server/req.h"
+
+#define CONNECTION_LIMIT 10000
+#define IDLE_TIMEOUT_S 60
+#define LISTEN_BACKLOG 4096
+
+struct route {
+	const char *method;
+	const char *pattern;   /* "{id}" matches one non-empty segment */
+	req_fn fn;
+	bool json_body;        /* requires Content-Type: application/json */
+};
+
+static const struct route routes[] = {
+	{"POST", "/v1/jobs", jobs_create, true},
+	{"GET", "/v1/jobs", jobs_list, false},
+	{"GET", "/v1/jobs/{id}", jobs_get, false},
+	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false},
+	{"GET", "/healthz", system_healthz, false},
+	{"GET", "/readyz", system_readyz, false},
+	{"GET", "/openapi.yaml", system_openapi, false},
+};
+
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+struct http {
+	struct app *app;
+	struct MHD_Daemon *daemon;
+	atomic_int suspended;    /* requests suspended now */
+	atomic_int active;       /* requests begun and not completed */
+};
+
+/* One request. req comes first: handlers see only it. */
+struct exchange {
+	struct req req;
+	struct http *http;
+	const struct route *route;
+	char *param;
+	size_t body_cap;
+	bool too_large;
+	bool handled;           /* the route's handler has been called */
+	bool sent;              /* a response is queued */
+};
+
+/* ---- routing -------------------------------------------------------- */
+
+/* Matches path against pattern; on success *param points at a malloc'd
+ * copy of the {id} segment (or NULL). */
+static bool route_match(const char *pattern, const char *path, char **param)
+{
+	char *captured = NULL;
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || captured)
+				break;
+			captured = strndup(path, n);
+			pattern += 4;
+			path += n;
+		} else if (*pattern == *path) {
+			pattern++;
+			path++;
+		} else {
+			break;
+		}
+	}
+	if (*pattern || *path) {
+		free(captured);
+		return false;
+	}
+	*param = captured;
+	return true;
+}
+
+/* Picks the route, or replies 404 / 405 with Allow. */
+static void route_pick(struct exchange *x)
+{
+	char allow[128] = "";
+	for (size_t i = 0; i < NROUTES; i++) {
+		char *param = NULL;
+		if (!route_match(routes[i].pattern, x->req.path, &param))
+			continue;
+		if (strcmp(routes[i].method, x->req.method) == 0) {
+			x->route = &routes[i];
+			x->param = param;
+			x->req.param = param;
+			return;
+		}
+		free(param);
+		size_t len = strlen(allow);
+		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
+	}
+	if (allow[0]) {
+		reply_header(&x->req, "Allow", "%s", allow);
+		reply_error(&x->req, PROBLEM_METHOD_NOT_ALLOWED, NULL,
+		            "%s is not allowed on %s; allowed: %s", x->req.method, x->req.path, allow);
+	} else {
+		reply_error(&x->req, PROBLEM_NOT_FOUND, NULL, "no resource at %s", x->req.path);
+	}
+}
+
+/* application/json, in any case, with or without parameters. */
+static bool is_json_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	size_t n = strlen("application/json");
+	return strncasecmp(ct, "application/json", n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Refusals decided from the headers alone. */
+static void early_checks(struct exchange *x, struct MHD_Connection *c)
+{
+	size_t max = x->http->app->cfg->max_body;
+	const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (len && strtoull(len, NULL, 10) > max) {
+		reply_error(&x->req, PROBLEM_BODY_TOO_LARGE, NULL,
+		            "the body is %s bytes; the limit is %zu", len, max);
+		return;
+	}
+	if (x->route->json_body) {
+		const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (!is_json_type(ct))
+			reply_error(&x->req, PROBLEM_UNSUPPORTED_MEDIA_TYPE, "Content-Type",
+			            "send the body as application/json (got %.80s)", ct ? ct : "no Content-Type");
+	}
+}
+
+static void body_append(struct exchange *x, const char *data, size_t n)
+{
+	size_t max = x->http->app->cfg->max_body;
+	if (x->too_large || x->req.body_len + n > max) {
+		x->too_large = true;
+		return;
+	}
+	if (x->req.body_len + n + 1 > x->body_cap) {
+		size_t cap = x->body_cap ? x->body_cap : 1024;
+		while (cap < x->req.body_len + n + 1)
+			cap *= 2;
+		char *body = realloc(x->req.body, cap);
+		if (!body) {
+			x->too_large = true; /* answered 413: we cannot hold it */
+			return;
+		}
+		x->req.body = body;
+		x->body_cap = cap;
+	}
+	memcpy(x->req.body + x->req.body_len, data, n);
+	x->req.body_len += n;
+	x->req.body[x->req.body_len] = '\0';
+}
+
+/* ---- responses ------------------------------------------------------ */
+
+static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
+{
+	struct req *r = &x->req;
+	struct MHD_Response *resp;
+	if (r->reply_static)
+		resp = MHD_create_response_from_buffer(r->reply_len, r->reply_body, MHD_RESPMEM_PERSISTENT);
+	else
+		resp = MHD_create_response_from_buffer(r->reply_len, r->reply_body, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		return MHD_NO;
+	r->reply_body = NULL; /* the response owns it now */
+	if (r->content_type)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	for (int i = 0; i < r->nheaders; i++)
+		MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+	enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	x->sent = true;
+	log_debug("%s %s -> %d", r->method, r->path, r->status);
+	return ok;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload, size_t *upload_size, void **con_cls)
+{
+	(void)version;
+	struct http *h = cls;
+	struct exchange *x = *con_cls;
+	if (!x) {
+		x = calloc(1, sizeof *x);
+		if (!x)
+			return MHD_NO;
+		*con_cls = x;
+		atomic_fetch_add(&h->active, 1);
+		x->http = h;
+		x->req.app = h->app;
+		x->req.method = method;
+		x->req.path = url;
+		x->req.conn = c;
+		route_pick(x);
+		if (x->route)
+			early_checks(x, c);
+		return x->req.replied ? send_reply(x, c) : MHD_YES;
+	}
+	if (*upload_size) {
+		if (!x->sent)
+			body_append(x, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (x->sent)
+		return MHD_YES;
+	if (x->req.on_resume) {
+		req_fn fn = x->req.on_resume;
+		x->req.on_resume = NULL;
+		fn(&x->req);
+	} else if (!x->handled) {
+		x->handled = true;
+		if (x->too_large)
+			reply_error(&x->req, PROBLEM_BODY_TOO_LARGE, NULL, "the body is larger than the limit of %zu bytes",
+			            h->app->cfg->max_body);
+		else
+			x->route->fn(&x->req);
+	}
+	if (x->req.on_resume)
+		return MHD_YES; /* suspended */
+	if (!x->req.replied)
+		reply_error(&x->req, PROBLEM_INTERNAL, NULL, "the handler gave no reply");
+	return send_reply(x, c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+	(void)c;
+	(void)why;
+	struct http *h = cls;
+	struct exchange *x = *con_cls;
+	if (!x)
+		return;
+	*con_cls = NULL;
+	if (x->req.ctx_free)
+		x->req.ctx_free(x->req.ctx);
+	if (!x->req.reply_static)
+		free(x->req.reply_body);
+	for (int i = 0; i < x->req.nheaders; i++) {
+		free(x->req.headers[i].name);
+		free(x->req.headers[i].value);
+	}
+	free(x->req.body);
+	free(x->param);
+	free(x);
+	atomic_fetch_sub(&h->active, 1);
+}
+
+/* ---- req.h ---------------------------------------------------------- */
+
+const char *req_header(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *req_query(struct req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static void reply_set(struct req *r, int status, const char *ctype, char *body, size_t len, bool is_static)
+{
+	if (!r->reply_static)
+		free(r->reply_body);
+	r->replied = true;
+	r->status = status;
+	r->content_type = ctype;
+	r->reply_body = body;
+	r->reply_len = len;
+	r->reply_static = is_static;
+}
+
+static const char oom_body[] =
+	"{\"type\":\"urn:jobq:problem:internal\",\"title\":\"Internal error\",\"status\":500,"
+	"\"detail\":\"out of memory\",\"code\":\"internal\"}";
+
+static void reply_body_json(struct req *r, int status, const char *ctype, cJSON *json)
+{
+	char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	if (!text) {
+		reply_set(r, 500, "application/problem+json", (char *)oom_body, sizeof oom_body - 1, true);
+		return;
+	}
+	reply_set(r, status, ctype, text, strlen(text), false);
+}
+
+void reply_json(struct req *r, int status, cJSON *json)
+{
+	reply_body_json(r, status, "application/json", json);
+}
+
+void reply_problem(struct req *r, const struct problem *p)
+{
+	if (p->kind == PROBLEM_INTERNAL)
+		log_error("%s %s: %s", r->method, r->path, p->detail);
+	reply_body_json(r, problem_info(p->kind)->status, "application/problem+json", problem_to_json(p));
+}
+
+void reply_error(struct req *r, enum problem_kind kind, const char *field, const char *fmt, ...)
+{
+	struct problem p = {.kind = kind};
+	snprintf(p.field, sizeof p.field, "%s", field ? field : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p.detail, sizeof p.detail, fmt, ap);
+	va_end(ap);
+	reply_problem(r, &p);
+}
+
+void reply_static(struct req *r, int status, const char *content_type, const char *body, size_t len)
+{
+	reply_set(r, status, content_type, (char *)body, len, true);
+}
+
+void reply_header(struct req *r, const char *name, const char *fmt, ...)
+{
+	if (r->nheaders == REQ_MAX_HEADERS)
+		return;
+	char value[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(value, sizeof value, fmt, ap);
+	va_end(ap);
+	struct req_header *hd = &r->headers[r->nheaders];
+	hd->name = strdup(name);
+	hd->value = strdup(value);
+	if (!hd->name || !hd->value) {
+		free(hd->name);
+		free(hd->value);
+		return;
+	}
+	r->nheaders++;
+}
+
+void req_suspend(struct req *r, req_fn on_resume)
+{
+	struct exchange *x = (struct exchange *)r;
+	r->on_resume = on_resume;
+	atomic_fetch_add(&x->http->suspended, 1);
+	MHD_suspend_connection(r->conn);
+}
+
+void req_resume(struct req *r)
+{
+	struct exchange *x = (struct exchange *)r;
+	atomic_fetch_sub(&x->http->suspended, 1);
+	MHD_resume_connection(r->conn);
+}
+
+void req_resume_cb(void *r)
+{
+	req_resume(r);
+}
+
+/* ---- daemon --------------------------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_warn("http: %s", msg);
+}
+
+/* Creates, binds and listens on host:port; fills the printable address. */
+static int listen_on(const char *host, int port, char *shown, size_t shown_len)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	char portstr[16];
+	snprintf(portstr, sizeof portstr, "%d", port);
+	int rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0) {
+		log_error("cannot resolve listen address %s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+			log_errno("cannot listen on %s:%d", host, port);
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char addr[INET6_ADDRSTRLEN] = "?";
+	int actual = port;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+			actual = ntohs(s6->sin6_port);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+			actual = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(shown, shown_len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr, actual);
+	return fd;
+}
+
+/* Each connection costs a descriptor: lift the soft limit to the hard one
+ * and size the connection limit below it. */
+static unsigned connection_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1000;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t room = rl.rlim_cur > 256 ? rl.rlim_cur - 128 : rl.rlim_cur / 2;
+	return room < CONNECTION_LIMIT ? (unsigned)room : CONNECTION_LIMIT;
+}
+
+int http_start(struct app *app, const char *host, int port, struct http **out)
+{
+	struct http *h = calloc(1, sizeof *h);
+	if (!h)
+		return -1;
+	h->app = app;
+	char shown[300];
+	int fd = listen_on(host, port, shown, sizeof shown);
+	if (fd < 0) {
+		free(h);
+		return -1;
+	}
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = cores > 0 ? (unsigned)cores : 1;
+	h->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_access, h,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_END);
+	if (!h->daemon) {
+		log_error("cannot start the HTTP server on %s", shown);
+		close(fd);
+		free(h);
+		return -1;
+	}
+	fprintf(stderr, "jobqd: listening on http://%s\n", shown);
+	*out = h;
+	return 0;
+}
+
+void http_quiesce(struct http *h)
+{
+	MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+}
+
+void http_drain(struct http *h, int64_t max_ms)
+{
+	int64_t until = clock_mono_ms() + max_ms;
+	struct timespec step = {.tv_sec = 0, .tv_nsec = 5 * 1000000};
+	while ((atomic_load(&h->suspended) > 0 || atomic_load(&h->active) > 0) &&
+	       clock_mono_ms() < until)
+		nanosleep(&step, NULL);
+}
+
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	if (atomic_load(&h->suspended) > 0)
+		log_error("%d request(s) still suspended at shutdown", atomic_load(&h->suspended));
+	MHD_stop_daemon(h->daemon);
+	free(h);
+}

@@ -1,0 +1,121 @@
+/* jobqd: configuration, store, workers, HTTP; then wait for a signal and
+ * tear down in reverse. */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/hub.h"
+#include "core/log.h"
+#include "core/run.h"
+#include "server/app.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "store/store.h"
+#include "workers/builtin.h"
+#include "workers/pool.h"
+
+#define DRAIN_MS 2000
+
+/* What the store's hooks reach. The writer thread reads pool while main
+ * sets it, hence atomic; the pool is freed only after the store closes. */
+struct wiring {
+	struct hub *hub;
+	_Atomic(struct pool *) pool;
+};
+
+static void on_submitted(void *arg)
+{
+	struct wiring *w = arg;
+	struct pool *pool = atomic_load(&w->pool);
+	if (pool)
+		pool_notify(pool);
+}
+
+static void on_finished(void *arg, const char *id)
+{
+	struct wiring *w = arg;
+	hub_notify(w->hub, id);
+}
+
+/* Blocks the stop signals in every thread; main takes them with sigwait. */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	char err[512];
+	switch (config_load(&cfg, argc, argv, err, sizeof err)) {
+	case CONFIG_EXIT_OK: return 0;
+	case CONFIG_ERROR: fprintf(stderr, "jobqd: %s\n", err); return 2;
+	case CONFIG_OK: break;
+	}
+	log_threshold = cfg.log_level;
+
+	sigset_t stop_signals;
+	block_signals(&stop_signals);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (builtin_register() != 0) {
+		log_error("cannot register the built-in job types");
+		return 1;
+	}
+
+	int status = 1;
+	struct wiring wiring = {0};
+	struct app app = {.cfg = &cfg};
+	struct http *http = NULL;
+	struct store_hooks hooks = {.arg = &wiring, .submitted = on_submitted, .finished = on_finished};
+	struct store_options sopts = {.path = cfg.db_path, .sync_full = cfg.sync_full};
+
+	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()))
+		goto out;
+	if (store_open(&sopts, &hooks, &app.store, err, sizeof err) != 0) {
+		log_error("%s", err);
+		goto out;
+	}
+	struct pool *pool = pool_start(app.store, app.runs, cfg.workers);
+	if (!pool)
+		goto out;
+	atomic_store(&wiring.pool, pool);
+	if (http_start(&app, cfg.listen_host, cfg.listen_port, &http) != 0)
+		goto out;
+	log_info("jobqd ready: %d workers, database %s, sync %s", cfg.workers, cfg.db_path,
+	         cfg.sync_full ? "full" : "normal");
+
+	int sig = 0;
+	sigwait(&stop_signals, &sig);
+	log_info("signal %d: shutting down", sig);
+	status = 0;
+
+	/* Refuse new work, stop taking connections, put running jobs back,
+	 * let the writer commit their outcomes, then release every waiter. */
+	atomic_store(&app.stopping, true);
+	http_quiesce(http);
+out:
+	pool_stop(atomic_load(&wiring.pool));
+	if (app.store) {
+		struct store_op flush = {.kind = STORE_OP_PING};
+		store_run(app.store, &flush);
+	}
+	if (app.hub)
+		hub_fire_all(app.hub);
+	if (http) {
+		http_drain(http, DRAIN_MS);
+		http_stop(http);
+	}
+	store_close(app.store);
+	pool_free(atomic_load(&wiring.pool));
+	hub_free(app.hub);
+	run_table_free(app.runs);
+	curl_global_cleanup();
+	log_info("jobqd stopped");
+	return status;
+}

@@ -1,0 +1,841 @@
+/* The SQLite store.
+ *
+ * DESIGN. One writer thread owns the only read-write connection. Callers
+ * post ops to a mutex-guarded queue; the writer takes everything queued (up
+ * to WRITER_BATCH ops), applies it inside one BEGIN IMMEDIATE transaction
+ * and COMMITs: with synchronous=FULL that is one WAL fsync for the whole
+ * group, which is what makes durable submits fast under concurrency. Only
+ * after the COMMIT returns does it complete the ops (done(), hooks), so a
+ * 201 is never sent for a job that is not on disk. Batches grow with load on
+ * their own; no linger timer is needed.
+ *
+ * Readers borrow connections from a pool (WAL lets them read beside the
+ * writer) and hold no transaction longer than one statement, so the WAL can
+ * always be checkpointed.
+ *
+ * Runnable jobs are found through a partial index WHERE state = 0. The claim
+ * query names the state as a literal: with a bound parameter SQLite cannot
+ * prove the partial index applies and scans the table. The tests assert the
+ * plans. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define WRITER_BATCH 1024
+#define BUSY_TIMEOUT_MS 5000
+#define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
+
+#define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
+	"progress_percent, progress_message, attempts, created_at, started_at, finished_at"
+
+/* Schema migrations; user_version is the number applied. Never edit one
+ * that has shipped: append a new one. */
+static const char *const migrations[] = {
+	"CREATE TABLE jobs ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  type TEXT NOT NULL,"
+	"  queue TEXT NOT NULL,"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  state INTEGER NOT NULL,"              /* enum job_state */
+	"  payload TEXT,"
+	"  result TEXT,"
+	"  error TEXT,"
+	"  progress_percent REAL,"
+	"  progress_message TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"         /* unix ms */
+	"  started_at INTEGER,"
+	"  finished_at INTEGER);"
+	"CREATE INDEX jobs_runnable ON jobs(priority DESC, seq) WHERE state = 0;"
+	"CREATE INDEX jobs_by_state ON jobs(state, seq);"
+	"CREATE INDEX jobs_by_queue ON jobs(queue, seq);"
+	"CREATE INDEX jobs_by_type ON jobs(type, seq);"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+};
+
+enum { SQL_INSERT, SQL_CLAIM, SQL_FINISH, SQL_REQUEUE, SQL_CANCEL_GET,
+       SQL_CANCEL_SET, SQL_PING, SQL_COUNT };
+
+static const char *const writer_sql[SQL_COUNT] = {
+	[SQL_INSERT] = "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at)"
+	               " VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, ?6) RETURNING seq",
+	[SQL_CLAIM] = "UPDATE jobs SET state = 1, attempts = attempts + 1, started_at = ?1"
+	              " WHERE seq IN (SELECT seq FROM jobs WHERE state = 0"
+	              "   ORDER BY priority DESC, seq LIMIT ?2)"
+	              " RETURNING " JOB_COLUMNS,
+	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
+	               " progress_message = ?6, finished_at = ?7"
+	               " WHERE id = ?1 AND state = 1 AND attempts = ?8",
+	[SQL_REQUEUE] = "UPDATE jobs SET state = 0, attempts = attempts - 1, started_at = NULL"
+	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
+	[SQL_CANCEL_GET] = "SELECT state FROM jobs WHERE id = ?1",
+	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2"
+	                   " WHERE id = ?1 AND state = 0",
+	[SQL_PING] = "INSERT INTO meta (key, value) VALUES ('ready_check', ?1)"
+	             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+};
+
+struct reader {
+	sqlite3 *db;
+	sqlite3_stmt *get;
+	sqlite3_stmt *list[LIST_VARIANTS];
+	struct reader *next;
+};
+
+struct store {
+	char *path;
+	int lock_fd;
+	struct store_hooks hooks;
+
+	sqlite3 *wdb;                     /* writer thread only (after open) */
+	sqlite3_stmt *wstmt[SQL_COUNT];
+
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t mu;               /* guards head, tail, stopping */
+	pthread_cond_t cv;
+	struct store_op *head, *tail;
+	bool stopping;
+
+	pthread_mutex_t readers_mu;       /* guards idle, all */
+	struct reader *idle;
+	struct reader *all_readers[64];   /* every reader opened, for close */
+	int nreaders;
+};
+
+/* ---- connections ---------------------------------------------------- */
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_error("sqlite: %s: %s", msg ? msg : sqlite3_errstr(rc), sql);
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+static int open_conn(const char *path, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	                         SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(db, 1);
+	*out = db;
+	return SQLITE_OK;
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+	int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+	if (rc != SQLITE_OK)
+		log_error("sqlite prepare: %s: %s", sqlite3_errmsg(db), sql);
+	return rc;
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(sqlite3 *db)
+{
+	int have = user_version(db);
+	int want = (int)(sizeof migrations / sizeof migrations[0]);
+	if (have < 0)
+		return -1;
+	if (have > want) {
+		log_error("database schema version %d is newer than this jobqd knows (%d)", have, want);
+		return -1;
+	}
+	/* Freed pages go back to the OS in steps, not in one long VACUUM;
+	 * this only takes effect before the first table is created. */
+	if (have == 0 && exec_sql(db, "PRAGMA auto_vacuum = INCREMENTAL") != SQLITE_OK)
+		return -1;
+	for (int v = have; v < want; v++) {
+		char bump[64];
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(db, "BEGIN IMMEDIATE") != SQLITE_OK)
+			return -1;
+		if (exec_sql(db, migrations[v]) != SQLITE_OK || exec_sql(db, bump) != SQLITE_OK ||
+		    exec_sql(db, "COMMIT") != SQLITE_OK) {
+			exec_sql(db, "ROLLBACK");
+			return -1;
+		}
+		log_info("database migrated to schema version %d", v + 1);
+	}
+	return 0;
+}
+
+static void reader_close(struct reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_finalize(r->get);
+	for (int i = 0; i < LIST_VARIANTS; i++)
+		sqlite3_finalize(r->list[i]);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+/* Takes an idle reader or opens a new one; NULL on failure. */
+static struct reader *reader_take(struct store *st)
+{
+	pthread_mutex_lock(&st->readers_mu);
+	struct reader *r = st->idle;
+	if (r)
+		st->idle = r->next;
+	pthread_mutex_unlock(&st->readers_mu);
+	if (r)
+		return r;
+
+	r = calloc(1, sizeof *r);
+	if (!r || open_conn(st->path, &r->db) != SQLITE_OK ||
+	    exec_sql(r->db, "PRAGMA query_only = 1") != SQLITE_OK ||
+	    prepare(r->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &r->get) != SQLITE_OK) {
+		reader_close(r);
+		return NULL;
+	}
+	pthread_mutex_lock(&st->readers_mu);
+	bool room = st->nreaders < (int)(sizeof st->all_readers / sizeof st->all_readers[0]);
+	if (room)
+		st->all_readers[st->nreaders++] = r;
+	pthread_mutex_unlock(&st->readers_mu);
+	if (!room) {
+		log_error("too many concurrent database readers");
+		reader_close(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void reader_give(struct store *st, struct reader *r)
+{
+	pthread_mutex_lock(&st->readers_mu);
+	r->next = st->idle;
+	st->idle = r;
+	pthread_mutex_unlock(&st->readers_mu);
+}
+
+/* ---- rows ----------------------------------------------------------- */
+
+static char *column_strdup(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t n)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+/* Builds a job from a row of JOB_COLUMNS; NULL on OOM. */
+static struct job *row_to_job(sqlite3_stmt *s)
+{
+	struct job *job = job_new();
+	if (!job)
+		return NULL;
+	job->seq = sqlite3_column_int64(s, 0);
+	column_copy(s, 1, job->id, sizeof job->id);
+	column_copy(s, 2, job->type, sizeof job->type);
+	column_copy(s, 3, job->queue, sizeof job->queue);
+	job->priority = sqlite3_column_int(s, 4);
+	int state = sqlite3_column_int(s, 5);
+	job->state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_FAILED;
+	job->payload = column_strdup(s, 6);
+	job->result = column_strdup(s, 7);
+	job->error = column_strdup(s, 8);
+	if (sqlite3_column_type(s, 9) != SQLITE_NULL) {
+		job->has_progress = true;
+		job->progress_percent = sqlite3_column_double(s, 9);
+		column_copy(s, 10, job->progress_message, sizeof job->progress_message);
+	}
+	job->attempts = sqlite3_column_int(s, 11);
+	job->created_at = sqlite3_column_int64(s, 12);
+	job->started_at = sqlite3_column_int64(s, 13);
+	job->finished_at = sqlite3_column_int64(s, 14);
+	if ((sqlite3_column_type(s, 6) != SQLITE_NULL && !job->payload) ||
+	    (sqlite3_column_type(s, 7) != SQLITE_NULL && !job->result) ||
+	    (sqlite3_column_type(s, 8) != SQLITE_NULL && !job->error)) {
+		job_free(job);
+		return NULL;
+	}
+	return job;
+}
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* ---- writer --------------------------------------------------------- */
+
+/* Each apply_* runs inside the group transaction and returns the SQLite
+ * result code of the failing step, or SQLITE_OK. */
+
+static int apply_submit(struct store *st, struct store_op *op)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_INSERT];
+	struct job *job = op->job;
+	sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, job->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, job->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, job->priority);
+	bind_text_or_null(s, 5, job->payload);
+	sqlite3_bind_int64(s, 6, job->created_at);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		job->seq = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int claim_order(const void *a, const void *b)
+{
+	const struct job *x = *(struct job *const *)a, *y = *(struct job *const *)b;
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Claimed jobs wait in op->arg-independent scratch until the commit. */
+struct claim_scratch {
+	struct job **jobs;
+	int n;
+};
+
+static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_CLAIM];
+	cs->jobs = calloc((size_t)op->claim_max, sizeof *cs->jobs);
+	cs->n = 0;
+	if (!cs->jobs)
+		return SQLITE_NOMEM;
+	sqlite3_bind_int64(s, 1, clock_now_ms());
+	sqlite3_bind_int(s, 2, op->claim_max);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && cs->n < op->claim_max) {
+		struct job *job = row_to_job(s);
+		if (!job) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		cs->jobs[cs->n++] = job;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		/* A failed UPDATE...RETURNING is undone by SQLite as a whole. */
+		for (int i = 0; i < cs->n; i++)
+			job_free(cs->jobs[i]);
+		cs->n = 0;
+		return rc == SQLITE_ROW ? SQLITE_ERROR : rc;
+	}
+	qsort(cs->jobs, (size_t)cs->n, sizeof *cs->jobs, claim_order);
+	return SQLITE_OK;
+}
+
+/* Sets *finished when the job reached a terminal state. */
+static int apply_finish(struct store *st, struct store_op *op, bool *finished)
+{
+	struct job *job = op->job;
+	sqlite3_stmt *s;
+	if (job->state == JOB_QUEUED) {
+		s = st->wstmt[SQL_REQUEUE];
+		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, job->attempts);
+	} else {
+		s = st->wstmt[SQL_FINISH];
+		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, (int)job->state);
+		bind_text_or_null(s, 3, job->result);
+		bind_text_or_null(s, 4, job->error);
+		if (job->has_progress) {
+			sqlite3_bind_double(s, 5, job->progress_percent);
+			sqlite3_bind_text(s, 6, job->progress_message, -1, SQLITE_STATIC);
+		} else {
+			sqlite3_bind_null(s, 5);
+			sqlite3_bind_null(s, 6);
+		}
+		sqlite3_bind_int64(s, 7, job->finished_at ? job->finished_at : clock_now_ms());
+		sqlite3_bind_int(s, 8, job->attempts);
+	}
+	int rc = sqlite3_step(s);
+	*finished = rc == SQLITE_DONE && job->state != JOB_QUEUED && sqlite3_changes(st->wdb) == 1;
+	if (rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 0)
+		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
+{
+	sqlite3_stmt *get = st->wstmt[SQL_CANCEL_GET], *set = st->wstmt[SQL_CANCEL_SET];
+	sqlite3_bind_text(get, 1, op->id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(get);
+	if (rc == SQLITE_ROW) {
+		op->found = (enum job_state)sqlite3_column_int(get, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		op->rc = STORE_NOT_FOUND;
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(get);
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || op->found != JOB_QUEUED)
+		return rc;
+	sqlite3_bind_text(set, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(set, 2, clock_now_ms());
+	rc = sqlite3_step(set);
+	sqlite3_reset(set);
+	*finished = rc == SQLITE_DONE;
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int apply_ping(struct store *st)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_PING];
+	sqlite3_bind_int64(s, 1, clock_now_ms());
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Per-op outcome of the group, kept until the COMMIT decides. */
+struct applied {
+	bool finished;                /* hooks.finished after commit */
+	struct claim_scratch claim;
+};
+
+static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
+                           int n, bool committed)
+{
+	bool submitted = false;
+	for (int i = 0; i < n; i++) {
+		struct store_op *op = ops[i];
+		if (!committed)
+			op->rc = STORE_UNAVAILABLE;
+		if (op->kind == STORE_OP_CLAIM) {
+			op->nclaimed = op->rc == STORE_OK ? ap[i].claim.n : 0;
+			for (int j = 0; j < ap[i].claim.n; j++) {
+				if (op->rc == STORE_OK)
+					op->claimed(op, ap[i].claim.jobs[j]);
+				else
+					job_free(ap[i].claim.jobs[j]);
+			}
+			free(ap[i].claim.jobs);
+		}
+		if (op->rc == STORE_OK && op->kind == STORE_OP_SUBMIT)
+			submitted = true;
+		if (op->rc == STORE_OK && ap[i].finished && st->hooks.finished) {
+			const char *id = op->kind == STORE_OP_CANCEL ? op->id : op->job->id;
+			st->hooks.finished(st->hooks.arg, id);
+		}
+		if (op->rc == STORE_OK && op->kind == STORE_OP_FINISH && op->job->state == JOB_QUEUED)
+			submitted = true; /* a requeued job is runnable again */
+		op->done(op);
+	}
+	if (submitted && st->hooks.submitted)
+		st->hooks.submitted(st->hooks.arg);
+}
+
+static void apply_group(struct store *st, struct store_op **ops, int n)
+{
+	struct applied ap[WRITER_BATCH];
+	memset(ap, 0, sizeof(struct applied) * (size_t)n);
+	bool ok = exec_sql(st->wdb, "BEGIN IMMEDIATE") == SQLITE_OK;
+	for (int i = 0; ok && i < n; i++) {
+		struct store_op *op = ops[i];
+		op->rc = STORE_OK;
+		int rc = SQLITE_OK;
+		switch (op->kind) {
+		case STORE_OP_SUBMIT: rc = apply_submit(st, op); break;
+		case STORE_OP_CLAIM: rc = apply_claim(st, op, &ap[i].claim); break;
+		case STORE_OP_FINISH: rc = apply_finish(st, op, &ap[i].finished); break;
+		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished); break;
+		case STORE_OP_PING: rc = apply_ping(st); break;
+		}
+		if (rc != SQLITE_OK) {
+			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
+			op->rc = STORE_UNAVAILABLE;
+			ap[i].finished = false;
+			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
+			 * transaction back: then nothing in the group holds. */
+			if (sqlite3_get_autocommit(st->wdb))
+				ok = false;
+		}
+	}
+	if (ok && exec_sql(st->wdb, "COMMIT") != SQLITE_OK)
+		ok = false;
+	if (!ok && !sqlite3_get_autocommit(st->wdb))
+		exec_sql(st->wdb, "ROLLBACK");
+	complete_group(st, ops, ap, n, ok);
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_op *ops[WRITER_BATCH];
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		while (!st->head && !st->stopping)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (!st->head) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		}
+		int n = 0;
+		while (st->head && n < WRITER_BATCH) {
+			ops[n++] = st->head;
+			st->head = st->head->next;
+		}
+		if (!st->head)
+			st->tail = NULL;
+		pthread_mutex_unlock(&st->mu);
+		apply_group(st, ops, n);
+	}
+	return NULL;
+}
+
+void store_post(struct store *st, struct store_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (st->tail)
+		st->tail->next = op;
+	else
+		st->head = op;
+	st->tail = op;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void sync_done(struct store_op *op)
+{
+	struct sync_wait *w = op->sync;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+enum store_rc store_run(struct store *st, struct store_op *op)
+{
+	struct sync_wait w = {.done = false};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	op->done = sync_done;
+	op->sync = &w;
+	store_post(st, op);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	op->sync = NULL;
+	return op->rc;
+}
+
+/* ---- open and close ------------------------------------------------- */
+
+static int take_lock(struct store *st, char *err, size_t errlen)
+{
+	char lock_path[4096];
+	snprintf(lock_path, sizeof lock_path, "%s.lock", st->path);
+	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (st->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open lock file %s: %s", lock_path, strerror(errno));
+		return -1;
+	}
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "database %s is in use by another jobqd (%s is locked)",
+		         st->path, lock_path);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_writer(struct store *st, const struct store_options *opts)
+{
+	if (open_conn(st->path, &st->wdb) != SQLITE_OK)
+		return -1;
+	if (exec_sql(st->wdb, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
+	    exec_sql(st->wdb, opts->sync_full ? "PRAGMA synchronous = FULL"
+	                                      : "PRAGMA synchronous = NORMAL") != SQLITE_OK ||
+	    exec_sql(st->wdb, "PRAGMA journal_size_limit = 67108864") != SQLITE_OK ||
+	    migrate(st->wdb) != 0)
+		return -1;
+	for (int i = 0; i < SQL_COUNT; i++)
+		if (prepare(st->wdb, writer_sql[i], &st->wstmt[i]) != SQLITE_OK)
+			return -1;
+	return 0;
+}
+
+/* Jobs left running belong to a process that died (we hold the lock, so
+ * no other jobqd runs them): they go back to the queue. Their attempt was
+ * counted when they were claimed, so a job that crashes jobqd every time
+ * does not loop forever once attempts are bounded. */
+static int recover(struct store *st)
+{
+	if (exec_sql(st->wdb, "UPDATE jobs SET state = 0, started_at = NULL WHERE state = 1") != SQLITE_OK)
+		return -1;
+	int n = sqlite3_changes(st->wdb);
+	if (n > 0)
+		log_warn("requeued %d job(s) left running by a previous process", n);
+	return 0;
+}
+
+int store_open(const struct store_options *opts, const struct store_hooks *hooks,
+               struct store **out, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof *st);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	st->lock_fd = -1;
+	st->path = strdup(opts->path);
+	if (hooks)
+		st->hooks = *hooks;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	pthread_mutex_init(&st->readers_mu, NULL);
+	if (!st->path) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (take_lock(st, err, errlen) != 0)
+		goto fail;
+	if (open_writer(st, opts) != 0 || recover(st) != 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", st->path,
+		         st->wdb ? sqlite3_errmsg(st->wdb) : "open failed");
+		goto fail;
+	}
+	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+		snprintf(err, errlen, "cannot start the store writer thread");
+		goto fail;
+	}
+	st->writer_started = true;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return -1;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->writer_started) {
+		pthread_mutex_lock(&st->mu);
+		st->stopping = true;
+		pthread_cond_signal(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->writer, NULL);
+	}
+	for (int i = 0; i < st->nreaders; i++)
+		reader_close(st->all_readers[i]);
+	for (int i = 0; i < SQL_COUNT; i++)
+		sqlite3_finalize(st->wstmt[i]);
+	if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
+		log_error("closing the database: %s", sqlite3_errmsg(st->wdb));
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	pthread_mutex_destroy(&st->readers_mu);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st->path);
+	free(st);
+}
+
+/* ---- reads ---------------------------------------------------------- */
+
+enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+	enum store_rc rc = STORE_OK;
+	int step = sqlite3_step(r->get);
+	if (step == SQLITE_ROW) {
+		*out = row_to_job(r->get);
+		if (!*out)
+			rc = STORE_UNAVAILABLE;
+	} else if (step == SQLITE_DONE) {
+		rc = STORE_NOT_FOUND;
+	} else {
+		log_error("reading job %s: %s", id, sqlite3_errmsg(r->db));
+		rc = STORE_UNAVAILABLE;
+	}
+	sqlite3_reset(r->get);
+	sqlite3_clear_bindings(r->get);
+	reader_give(st, r);
+	return rc;
+}
+
+enum { LIST_STATE = 1, LIST_QUEUE = 2, LIST_TYPE = 4, LIST_BEFORE = 8 };
+
+static void list_sql(int variant, char *sql, size_t n)
+{
+	snprintf(sql, n, "SELECT " JOB_COLUMNS " FROM jobs WHERE 1%s%s%s%s ORDER BY seq DESC LIMIT ?5",
+	         variant & LIST_STATE ? " AND state = ?1" : "",
+	         variant & LIST_QUEUE ? " AND queue = ?2" : "",
+	         variant & LIST_TYPE ? " AND type = ?3" : "",
+	         variant & LIST_BEFORE ? " AND seq < ?4" : "");
+}
+
+enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
+                              struct job ***jobs, size_t *n, int64_t *next_seq)
+{
+	int variant = (f->has_state ? LIST_STATE : 0) | (f->queue ? LIST_QUEUE : 0) |
+	              (f->type ? LIST_TYPE : 0) | (f->before_seq > 0 ? LIST_BEFORE : 0);
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	enum store_rc rc = STORE_OK;
+	struct job **out = NULL;
+	size_t count = 0;
+	if (!r->list[variant]) {
+		char sql[512];
+		list_sql(variant, sql, sizeof sql);
+		if (prepare(r->db, sql, &r->list[variant]) != SQLITE_OK) {
+			rc = STORE_UNAVAILABLE;
+			goto out;
+		}
+	}
+	sqlite3_stmt *s = r->list[variant];
+	if (f->has_state)
+		sqlite3_bind_int(s, 1, (int)f->state);
+	if (f->queue)
+		sqlite3_bind_text(s, 2, f->queue, -1, SQLITE_STATIC);
+	if (f->type)
+		sqlite3_bind_text(s, 3, f->type, -1, SQLITE_STATIC);
+	if (f->before_seq > 0)
+		sqlite3_bind_int64(s, 4, f->before_seq);
+	/* One row more than asked tells whether another page exists. */
+	sqlite3_bind_int(s, 5, f->limit + 1);
+	out = calloc((size_t)f->limit + 1, sizeof *out);
+	int step = SQLITE_DONE;
+	while (out && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct job *job = row_to_job(s);
+		if (!job) {
+			step = SQLITE_NOMEM;
+			break;
+		}
+		out[count++] = job;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (!out || step != SQLITE_DONE) {
+		log_error("listing jobs: %s", out ? sqlite3_errstr(step) : "out of memory");
+		rc = STORE_UNAVAILABLE;
+		goto out;
+	}
+	*next_seq = 0;
+	if (count > (size_t)f->limit) {
+		job_free(out[--count]);
+		*next_seq = out[count - 1]->seq;
+	}
+	*jobs = out;
+	*n = count;
+	out = NULL;
+	count = 0;
+out:
+	for (size_t i = 0; i < count; i++)
+		job_free(out[i]);
+	free(out);
+	reader_give(st, r);
+	return rc;
+}
+
+/* ---- introspection for tests ----------------------------------------- */
+
+char *store_explain(struct store *st, const char *query)
+{
+	char sql[600];
+	if (strcmp(query, "claim") == 0)
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", writer_sql[SQL_CLAIM]);
+	else if (strcmp(query, "get") == 0)
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE id = ?1");
+	else {
+		static const struct { const char *name; int variant; } lists[] = {
+			{"list_all", LIST_BEFORE}, {"list_state", LIST_STATE | LIST_BEFORE},
+			{"list_queue", LIST_QUEUE | LIST_BEFORE}, {"list_type", LIST_TYPE | LIST_BEFORE},
+		};
+		int variant = -1;
+		for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+			if (strcmp(query, lists[i].name) == 0)
+				variant = lists[i].variant;
+		if (variant < 0)
+			return NULL;
+		char inner[512];
+		list_sql(variant, inner, sizeof inner);
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", inner);
+	}
+	struct reader *r = reader_take(st);
+	if (!r)
+		return NULL;
+	sqlite3_stmt *s = NULL;
+	char *plan = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&plan, &len);
+	if (mem && sqlite3_prepare_v2(r->db, sql, -1, &s, NULL) == SQLITE_OK)
+		while (sqlite3_step(s) == SQLITE_ROW)
+			fprintf(mem, "%s\n", (const char *)sqlite3_column_text(s, 3));
+	sqlite3_finalize(s);
+	if (mem)
+		fclose(mem);
+	reader_give(st, r);
+	return plan;
+}
+
+int store_schema_version(struct store *st)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return -1;
+	int v = user_version(r->db);
+	reader_give(st, r);
+	return v;
+}

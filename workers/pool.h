@@ -1,0 +1,29 @@
+/* The worker pool: a dispatcher thread that claims runnable jobs from the
+ * store in batches, and N worker threads that run them and report the
+ * outcome back through the store. Workers never see an HTTP request. */
+#ifndef JOBQ_POOL_H
+#define JOBQ_POOL_H
+
+#include "core/run.h"
+#include "store/store.h"
+
+struct pool;
+
+/* Starts the dispatcher and nworkers workers; NULL on failure. The store
+ * and run table must outlive the pool. */
+struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers);
+
+/* New jobs may be runnable: wake the dispatcher. Any thread; never blocks
+ * for long (it is called on the store writer thread). */
+void pool_notify(struct pool *pool);
+
+/* Stops claiming, asks every running job to stop (they go back to the queue
+ * without spending an attempt) and waits for the workers. pool_notify stays
+ * safe to call until pool_free. NULL is a no-op. */
+void pool_stop(struct pool *pool);
+
+/* Frees a stopped pool, once nothing can call pool_notify (the store is
+ * closed). NULL is a no-op. */
+void pool_free(struct pool *pool);
+
+#endif

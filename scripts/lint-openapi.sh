@@ -41,7 +41,7 @@ ensure_npm() {
     command -v npm >/dev/null 2>&1 || die "npm is still missing: apt-get install nodejs npm"
 }
 
-# The pinned @redocly/cli needs Node.js >= 20.19 (20.x) or >= 22.12.
+# The pinned @redocly/cli 1.34 needs Node.js >= 18.17 (Debian 12 ships 18.19).
 check_node() {
     command -v node >/dev/null 2>&1 || die "node not found: apt-get install nodejs npm"
     local v major minor
@@ -49,9 +49,8 @@ check_node() {
     major=${v%%.*}
     minor=${v#*.}
     minor=${minor%%.*}
-    if [ "$major" -lt 20 ] || { [ "$major" -eq 20 ] && [ "$minor" -lt 19 ]; } ||
-        { [ "$major" -eq 21 ]; } || { [ "$major" -eq 22 ] && [ "$minor" -lt 12 ]; }; then
-        die "Node.js $v is too old for the pinned @redocly/cli: need >= 20.19 (20.x) or >= 22.12"
+    if [ "$major" -lt 18 ] || { [ "$major" -eq 18 ] && [ "$minor" -lt 17 ]; }; then
+        die "Node.js $v is too old for the pinned @redocly/cli: need >= 18.17"
     fi
 }
 

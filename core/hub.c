@@ -85,6 +85,20 @@ static void detach(struct hub *hub, struct hub_waiter *w)
 	w->prev = w->next = NULL;
 }
 
+/* Detaches every waiter whose deadline is at or before until and returns
+ * them linked through next. Caller holds mu. */
+static struct hub_waiter *detach_due(struct hub *hub, int64_t until)
+{
+	struct hub_waiter *fired = NULL;
+	while (hub->heap_len > 0 && hub->heap[0]->deadline <= until) {
+		struct hub_waiter *w = hub->heap[0];
+		detach(hub, w);
+		w->next = fired;
+		fired = w;
+	}
+	return fired;
+}
+
 /* Wakes a list of detached waiters linked through next. Caller does not
  * hold mu; each waiter may be freed by its owner once woken. */
 static void wake_list(struct hub_waiter *list)
@@ -111,13 +125,7 @@ static void *deadline_thread(void *arg)
 			clock_cond_wait_until(&hub->cv, &hub->mu, hub->heap[0]->deadline);
 			continue;
 		}
-		struct hub_waiter *fired = NULL;
-		while (hub->heap_len > 0 && hub->heap[0]->deadline <= now) {
-			struct hub_waiter *w = hub->heap[0];
-			detach(hub, w);
-			w->next = fired;
-			fired = w;
-		}
+		struct hub_waiter *fired = detach_due(hub, now);
 		pthread_mutex_unlock(&hub->mu);
 		wake_list(fired);
 		pthread_mutex_lock(&hub->mu);
@@ -239,14 +247,8 @@ bool hub_disarm(struct hub *hub, struct hub_waiter *w)
 
 void hub_fire_all(struct hub *hub)
 {
-	struct hub_waiter *fired = NULL;
 	pthread_mutex_lock(&hub->mu);
-	while (hub->heap_len > 0) {
-		struct hub_waiter *w = hub->heap[0];
-		detach(hub, w);
-		w->next = fired;
-		fired = w;
-	}
+	struct hub_waiter *fired = detach_due(hub, INT64_MAX);
 	pthread_mutex_unlock(&hub->mu);
 	wake_list(fired);
 }

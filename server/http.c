@@ -48,8 +48,9 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"POST", "/v1/jobs", jobs_create, true},
+	/* Allow lists methods in table order: GET before POST. */
 	{"GET", "/v1/jobs", jobs_list, false},
+	{"POST", "/v1/jobs", jobs_create, true},
 	{"GET", "/v1/jobs/{id}", jobs_get, false},
 	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false},
 	{"GET", "/healthz", system_healthz, false},
@@ -62,6 +63,7 @@ static const struct route routes[] = {
 struct http {
 	struct app *app;
 	struct MHD_Daemon *daemon;
+	int quiesced_fd;         /* listen socket after quiesce; closed after stop */
 	atomic_int suspended;    /* requests suspended now */
 	atomic_int active;       /* requests begun and not completed */
 };
@@ -477,6 +479,7 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 	if (!h)
 		return -1;
 	h->app = app;
+	h->quiesced_fd = -1;
 	char shown[300];
 	int fd = listen_on(host, port, shown, sizeof shown);
 	if (fd < 0) {
@@ -506,11 +509,14 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 	return 0;
 }
 
+/* In thread-pool epoll mode each worker removes the listen socket from its
+ * own epoll set after quiesce, in its own time: closing the socket before
+ * MHD_stop_daemon makes that removal fail, and libmicrohttpd aborts. */
 void http_quiesce(struct http *h)
 {
 	MHD_socket fd = MHD_quiesce_daemon(h->daemon);
 	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+		h->quiesced_fd = fd;
 }
 
 void http_drain(struct http *h, int64_t max_ms)
@@ -529,5 +535,7 @@ void http_stop(struct http *h)
 	if (atomic_load(&h->suspended) > 0)
 		log_error("%d request(s) still suspended at shutdown", atomic_load(&h->suspended));
 	MHD_stop_daemon(h->daemon);
+	if (h->quiesced_fd >= 0)
+		close(h->quiesced_fd);
 	free(h);
 }

@@ -1,0 +1,1526 @@
+/* Black-box API tests for jobqd, against the contract in the API spec
+ * (issue 2). Each test starts its own jobqd on port 0 with a fresh temp DB
+ * (tests/harness.c), checks exact status codes and JSON fields, and stops
+ * it with SIGTERM expecting exit 0 and a log free of sanitizer reports. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "harness.h"
+
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
+#define TEST_TIMEOUT_S 90
+
+/* ---- small JSON and format helpers ---- */
+
+static const cJSON *jget(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = jget(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int jnull(const cJSON *o, const char *k)
+{
+	return cJSON_IsNull(jget(o, k));
+}
+
+static int jint(const cJSON *o, const char *k, long *out)
+{
+	const cJSON *v = jget(o, k);
+
+	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
+		return 0;
+	*out = (long)v->valuedouble;
+	return 1;
+}
+
+static int is_digits(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* "2026-11-21T13:05:11.123Z" exactly. */
+static int is_rfc3339_ms(const char *s)
+{
+	return s != NULL && strlen(s) == 24 && is_digits(s, 4) && s[4] == '-' &&
+	       is_digits(s + 5, 2) && s[7] == '-' && is_digits(s + 8, 2) &&
+	       s[10] == 'T' && is_digits(s + 11, 2) && s[13] == ':' &&
+	       is_digits(s + 14, 2) && s[16] == ':' && is_digits(s + 17, 2) &&
+	       s[19] == '.' && is_digits(s + 20, 3) && s[23] == 'Z';
+}
+
+static long long ts_ms(const char *s)
+{
+	struct tm tm;
+	int ms = 0;
+
+	memset(&tm, 0, sizeof tm);
+	if (!is_rfc3339_ms(s) ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static int is_uuidv7(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+			     (s[i] >= 'a' && s[i] <= 'f'))) {
+			return 0;
+		}
+	}
+	return s[14] == '7' && strchr("89ab", s[19]) != NULL;
+}
+
+static int is_state(const char *s)
+{
+	static const char *const states[] = { "queued", "running", "succeeded",
+					      "failed", "canceled", NULL };
+	size_t i;
+
+	for (i = 0; s != NULL && states[i] != NULL; i++)
+		if (strcmp(s, states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int is_terminal(const char *s)
+{
+	return s != NULL && (strcmp(s, "succeeded") == 0 ||
+			     strcmp(s, "failed") == 0 ||
+			     strcmp(s, "canceled") == 0);
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- assertions ---- */
+
+#define assert_status(r, st)                                                   \
+	ck_assert_msg((r)->status == (long)(st),                               \
+		      "status %ld, want %ld %s; body: %.800s", (r)->status,    \
+		      (long)(st), (r)->error, (r)->body)
+
+/* Every key of the job object is present with the right JSON type. */
+static void assert_job_shape(const cJSON *j, const char *body)
+{
+	static const char *const keys[] = { "id", "type", "queue", "priority",
+		"state", "payload", "result", "error", "progress", "attempts",
+		"created_at", "started_at", "finished_at", NULL };
+	const cJSON *v;
+	const char *s;
+	long n;
+	size_t i;
+
+	ck_assert_msg(cJSON_IsObject(j), "job is not a JSON object: %.800s", body);
+	for (i = 0; keys[i] != NULL; i++)
+		ck_assert_msg(jget(j, keys[i]) != NULL, "job lacks key \"%s\": %.800s",
+			      keys[i], body);
+	ck_assert_msg(is_uuidv7(jstr(j, "id")), "id not a lowercase UUIDv7: %.800s",
+		      body);
+	ck_assert_msg(jstr(j, "type") != NULL, "type not a string: %.800s", body);
+	ck_assert_msg(jstr(j, "queue") != NULL, "queue not a string: %.800s", body);
+	ck_assert_msg(jint(j, "priority", &n), "priority not an integer: %.800s",
+		      body);
+	ck_assert_msg(is_state(jstr(j, "state")), "bad state: %.800s", body);
+	ck_assert_msg(jint(j, "attempts", &n) && n >= 0,
+		      "attempts not an integer >= 0: %.800s", body);
+	ck_assert_msg(jnull(j, "error") || jstr(j, "error") != NULL,
+		      "error neither null nor string: %.800s", body);
+	v = jget(j, "progress");
+	ck_assert_msg(cJSON_IsNull(v) || cJSON_IsObject(v),
+		      "progress neither null nor object: %.800s", body);
+	ck_assert_msg(is_rfc3339_ms(jstr(j, "created_at")),
+		      "created_at not RFC 3339 with ms: %.800s", body);
+	s = jstr(j, "started_at");
+	ck_assert_msg(jnull(j, "started_at") || is_rfc3339_ms(s),
+		      "started_at neither null nor RFC 3339: %.800s", body);
+	s = jstr(j, "finished_at");
+	ck_assert_msg(jnull(j, "finished_at") || is_rfc3339_ms(s),
+		      "finished_at neither null nor RFC 3339: %.800s", body);
+}
+
+/* Ends a test: SIGTERM must give exit code 0 (graceful stop). */
+static void stop_ok(struct jobqd *d)
+{
+	int st = harness_stop_keep(d);
+	char *log;
+
+	if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		log = harness_read_file(d->log);
+		fprintf(stderr, "---- jobqd log ----\n%s\n----\n", log);
+		ck_abort_msg("jobqd did not exit 0 after SIGTERM (%s %d); log tail:\n%s",
+			     WIFEXITED(st) ? "exit" : "signal",
+			     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+			     strlen(log) > 3000 ? log + strlen(log) - 3000 : log);
+	}
+	harness_cleanup(d);
+}
+
+static cJSON *take_json(struct resp *r)
+{
+	cJSON *j = r->json;
+
+	r->json = NULL;
+	return j;
+}
+
+/* POSTs a job and returns its id (malloc'd); asserts 201 and a queued job. */
+static char *submit(const struct jobqd *d, const char *body)
+{
+	struct resp r;
+	char *id;
+
+	harness_request(d, "POST", "/v1/jobs", "application/json", body, NULL, &r);
+	ck_assert_msg(r.status == 201, "submit %s: status %ld %s; body: %.800s",
+		      body, r.status, r.error, r.body);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "state"), "queued") == 0,
+		      "submitted job not queued: %.800s", r.body);
+	id = strdup(jstr(r.json, "id"));
+	harness_resp_free(&r);
+	return id;
+}
+
+/* GET /v1/jobs/{id}[?query]; asserts 200 and the job shape. */
+static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
+{
+	char path[256];
+	struct resp r;
+	cJSON *j;
+
+	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "",
+		 query ? query : "");
+	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "id"), id) == 0, "GET %s answered %.800s",
+		      path, r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
+}
+
+/* Long-polls until the job is terminal (at most ~30 s). */
+static cJSON *wait_terminal(const struct jobqd *d, const char *id)
+{
+	double end = mono_ms() + 30000.0;
+	cJSON *j;
+
+	for (;;) {
+		j = get_job(d, id, "wait=5");
+		if (is_terminal(jstr(j, "state")))
+			return j;
+		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
+			      id, jstr(j, "state"));
+		cJSON_Delete(j);
+	}
+}
+
+/* Polls (10 ms steps, at most 10 s) until the job is in state. */
+static cJSON *wait_state(const struct jobqd *d, const char *id, const char *state)
+{
+	double end = mono_ms() + 10000.0;
+	cJSON *j;
+
+	for (;;) {
+		j = get_job(d, id, NULL);
+		if (strcmp(jstr(j, "state"), state) == 0)
+			return j;
+		ck_assert_msg(!is_terminal(jstr(j, "state")) && mono_ms() < end,
+			      "job %s never reached %s (now %s)", id, state,
+			      jstr(j, "state"));
+		cJSON_Delete(j);
+		nap_ms(10);
+	}
+}
+
+static void cancel(const struct jobqd *d, const char *id, struct resp *r)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+	harness_request(d, "POST", path, NULL, NULL, NULL, r);
+}
+
+static cJSON *cancel_ok(const struct jobqd *d, const char *id)
+{
+	struct resp r;
+	cJSON *j;
+
+	cancel(d, id, &r);
+	assert_status(&r, 200);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "state"), "canceled") == 0,
+		      "cancel reply not canceled: %.800s", r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
+}
+
+/* GET a list path; asserts 200 and the list shape. */
+static cJSON *list(const struct jobqd *d, const char *path)
+{
+	struct resp r;
+	const cJSON *jobs, *nc, *it;
+	cJSON *j;
+
+	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(cJSON_IsObject(r.json), "list not an object: %.800s", r.body);
+	jobs = jget(r.json, "jobs");
+	nc = jget(r.json, "next_cursor");
+	ck_assert_msg(cJSON_IsArray(jobs), "jobs not an array: %.800s", r.body);
+	ck_assert_msg(cJSON_IsNull(nc) || cJSON_IsString(nc),
+		      "next_cursor neither null nor string: %.800s", r.body);
+	cJSON_ArrayForEach(it, jobs)
+		assert_job_shape(it, r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
+}
+
+/* Asserts the list's ids are exactly ids[0..n-1] in that order. */
+static void assert_list_ids(const cJSON *l, char *const *ids, int n,
+			    const char *what)
+{
+	const cJSON *jobs = jget(l, "jobs");
+	int i;
+
+	ck_assert_msg(cJSON_GetArraySize(jobs) == n, "%s: %d jobs, want %d", what,
+		      cJSON_GetArraySize(jobs), n);
+	for (i = 0; i < n; i++)
+		ck_assert_msg(strcmp(jstr(cJSON_GetArrayItem(jobs, i), "id"),
+				     ids[i]) == 0,
+			      "%s: job %d is %s, want %s", what, i,
+			      jstr(cJSON_GetArrayItem(jobs, i), "id"), ids[i]);
+}
+
+static int json_equal_text(const cJSON *a, const char *text)
+{
+	cJSON *b = cJSON_Parse(text);
+	int eq = b != NULL && a != NULL && cJSON_Compare(a, b, 1);
+
+	cJSON_Delete(b);
+	return eq;
+}
+
+/* ---- submit and get ---- */
+
+START_TEST(jobs_submit_echo_returns_201_location_and_queued_job)
+{
+	static const char payload[] = "{\"a\":1,\"b\":[true,null,\"x\"]}";
+	struct jobqd d;
+	struct resp r;
+	char hdr[256], want[128], *id, body[256];
+	const char *created;
+	long n;
+	size_t len;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	snprintf(body, sizeof body, "{\"type\":\"echo\",\"payload\":%s}", payload);
+	harness_request(&d, "POST", "/v1/jobs", "application/json", body, NULL,
+			&r);
+	assert_status(&r, 201);
+	ck_assert_msg(harness_header(&r, "Content-Type", hdr, sizeof hdr) &&
+		      strncmp(hdr, "application/json", 16) == 0,
+		      "Content-Type '%s'", hdr);
+	assert_job_shape(r.json, r.body);
+	id = strdup(jstr(r.json, "id"));
+	snprintf(want, sizeof want, "/v1/jobs/%s", id);
+	ck_assert_msg(harness_header(&r, "Location", hdr, sizeof hdr) &&
+		      strcmp(hdr, want) == 0, "Location '%s', want '%s'", hdr, want);
+	ck_assert_str_eq(jstr(r.json, "state"), "queued");
+	ck_assert_str_eq(jstr(r.json, "type"), "echo");
+	ck_assert_str_eq(jstr(r.json, "queue"), "default");
+	ck_assert_msg(jint(r.json, "priority", &n) && n == 0, "priority: %s", r.body);
+	ck_assert_msg(jint(r.json, "attempts", &n) && n == 0, "attempts: %s", r.body);
+	ck_assert_msg(json_equal_text(jget(r.json, "payload"), payload),
+		      "payload not echoed: %s", r.body);
+	ck_assert_msg(jnull(r.json, "result") && jnull(r.json, "error") &&
+		      jnull(r.json, "progress") && jnull(r.json, "started_at") &&
+		      jnull(r.json, "finished_at"),
+		      "fresh job has non-null result/error/progress/started/finished: %s",
+		      r.body);
+	/* compact JSON: no whitespace (a final newline is tolerated) */
+	len = strlen(r.body);
+	if (len > 0 && r.body[len - 1] == '\n')
+		len--;
+	ck_assert_msg(strcspn(r.body, " \t\n\r") >= len, "JSON not compact: %s",
+		      r.body);
+	created = jstr(r.json, "created_at");
+	snprintf(want, sizeof want, "%s", created);
+	harness_resp_free(&r);
+
+	j = get_job(&d, id, "wait=5");
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	ck_assert_msg(json_equal_text(jget(j, "result"), payload),
+		      "result is not the payload");
+	ck_assert_msg(json_equal_text(jget(j, "payload"), payload),
+		      "payload changed");
+	ck_assert_msg(jint(j, "attempts", &n) && n == 1, "attempts %ld, want 1", n);
+	ck_assert_msg(jnull(j, "error"), "error not null on success");
+	ck_assert_str_eq(jstr(j, "created_at"), want);
+	ck_assert_msg(is_rfc3339_ms(jstr(j, "started_at")) &&
+		      is_rfc3339_ms(jstr(j, "finished_at")),
+		      "started_at/finished_at not set");
+	ck_assert_msg(ts_ms(jstr(j, "created_at")) <= ts_ms(jstr(j, "started_at")) &&
+		      ts_ms(jstr(j, "started_at")) <= ts_ms(jstr(j, "finished_at")),
+		      "created_at <= started_at <= finished_at violated: %s %s %s",
+		      jstr(j, "created_at"), jstr(j, "started_at"),
+		      jstr(j, "finished_at"));
+	cJSON_Delete(j);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_submit_accepts_charset_and_boundary_values)
+{
+	static const char q64[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-";
+	struct jobqd d;
+	struct resp r;
+	char body[512];
+	long n;
+	char *id;
+	cJSON *j;
+
+	ck_assert_uint_eq(strlen(q64), 66);
+	harness_start(&d, NULL);
+	/* 64 characters of the allowed set, top priority, payload omitted */
+	snprintf(body, sizeof body,
+		 "{\"type\":\"echo\",\"queue\":\"%.64s\",\"priority\":1000000}", q64 + 2);
+	harness_request(&d, "POST", "/v1/jobs", "application/json; charset=utf-8",
+			body, NULL, &r);
+	assert_status(&r, 201);
+	assert_job_shape(r.json, r.body);
+	ck_assert_str_eq(jstr(r.json, "queue"), q64 + 2);
+	ck_assert_msg(jint(r.json, "priority", &n) && n == 1000000, "priority: %s",
+		      r.body);
+	ck_assert_msg(jnull(r.json, "payload"), "omitted payload not null: %s",
+		      r.body);
+	harness_resp_free(&r);
+
+	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"a\",\"priority\":-1000000,"
+			"\"payload\":\"h\xc3\xa9llo \xe2\x9c\x93\"}");
+	j = wait_terminal(&d, id);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	ck_assert_str_eq(jstr(j, "queue"), "a");
+	ck_assert_msg(jint(j, "priority", &n) && n == -1000000, "priority %ld", n);
+	ck_assert_str_eq(jstr(j, "result"), "h\xc3\xa9llo \xe2\x9c\x93");
+	cJSON_Delete(j);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_get_with_prefer_wait_header_applies_preference)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[128], hdr[128];
+	char *id;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}");
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	harness_request(&d, "GET", path, NULL, NULL, "Prefer: wait=5", &r);
+	assert_status(&r, 200);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "state"), "succeeded") == 0,
+		      "Prefer: wait=5 did not wait for the 0.3 s job: %s", r.body);
+	ck_assert_msg(harness_header(&r, "Preference-Applied", hdr, sizeof hdr),
+		      "no Preference-Applied header; headers:\n%s", r.headers);
+	ck_assert_str_eq(hdr, "wait=5");
+	harness_resp_free(&r);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_wait_wakes_when_short_sleep_completes)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[128];
+	char *id;
+	long n;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}");
+	snprintf(path, sizeof path, "/v1/jobs/%s?wait=30", id);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "state"), "succeeded") == 0,
+		      "wait=30 answered before the end: %s", r.body);
+	/* contract: answers as soon as the job is terminal, not after 30 s */
+	ck_assert_msg(r.ms < 20000.0, "wait=30 took %.0f ms for a 0.3 s job",
+		      r.ms);
+	ck_assert_msg(json_equal_text(jget(r.json, "result"), "{\"slept\":0.3}"),
+		      "sleep result: %s", r.body);
+	ck_assert_msg(jint(r.json, "attempts", &n) && n == 1, "attempts: %s", r.body);
+	ck_assert_msg(is_rfc3339_ms(jstr(r.json, "finished_at")),
+		      "finished_at not set: %s", r.body);
+	harness_resp_free(&r);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_wait_expires_with_running_state_and_progress)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[128];
+	char *id;
+	const cJSON *prog, *pct;
+	const char *msg;
+	double slept = -1, total = -1;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(wait_state(&d, id, "running"));
+	snprintf(path, sizeof path, "/v1/jobs/%s?wait=1", id);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	assert_job_shape(r.json, r.body);
+	ck_assert_msg(strcmp(jstr(r.json, "state"), "running") == 0,
+		      "state after wait=1 on a 30 s sleep: %s", r.body);
+	/* lower bound only: it must not answer before the wait ran out */
+	ck_assert_msg(r.ms >= 900.0, "wait=1 answered a running job after %.0f ms",
+		      r.ms);
+	prog = jget(r.json, "progress");
+	ck_assert_msg(cJSON_IsObject(prog), "progress not an object: %s", r.body);
+	pct = jget(prog, "percent");
+	ck_assert_msg(cJSON_IsNumber(pct) && pct->valuedouble >= 0.0 &&
+		      pct->valuedouble <= 100.0, "percent not in 0..100: %s", r.body);
+	msg = jstr(prog, "message");
+	ck_assert_msg(msg != NULL && sscanf(msg, "slept %lfs of %lfs", &slept,
+					    &total) == 2 &&
+		      total == 30.0 && slept >= 0.0 && slept <= 30.0,
+		      "progress message not \"slept X.Xs of 30.0s\": %s", r.body);
+	harness_resp_free(&r);
+	j = cancel_ok(&d, id);
+	cJSON_Delete(j);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_get_wait_accepts_zero_fraction_and_clamps_large)
+{
+	static const char *const queries[] = { "wait=0", "wait=0.5", "wait=60",
+					       "wait=1000", NULL };
+	struct jobqd d;
+	char *id;
+	cJSON *j;
+	int i;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"echo\",\"payload\":7}");
+	cJSON_Delete(wait_terminal(&d, id));
+	for (i = 0; queries[i] != NULL; i++) {
+		j = get_job(&d, id, queries[i]);
+		ck_assert_msg(strcmp(jstr(j, "state"), "succeeded") == 0,
+			      "%s: state %s", queries[i], jstr(j, "state"));
+		cJSON_Delete(j);
+	}
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- fail ---- */
+
+START_TEST(jobs_fail_job_reports_its_message)
+{
+	struct jobqd d;
+	char *id;
+	long n;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"fail\",\"payload\":{\"message\":\"boom 42\"}}");
+	j = wait_terminal(&d, id);
+	ck_assert_str_eq(jstr(j, "state"), "failed");
+	ck_assert_msg(jstr(j, "error") != NULL, "error not a string");
+	ck_assert_str_eq(jstr(j, "error"), "boom 42");
+	ck_assert_msg(jnull(j, "result"), "result not null on failure");
+	ck_assert_msg(jint(j, "attempts", &n) && n == 1, "attempts %ld", n);
+	ck_assert_msg(is_rfc3339_ms(jstr(j, "finished_at")), "finished_at not set");
+	cJSON_Delete(j);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_fail_job_default_message_is_failed)
+{
+	static const char *const bodies[] = {
+		"{\"type\":\"fail\"}",
+		"{\"type\":\"fail\",\"payload\":{}}",
+		NULL,
+	};
+	struct jobqd d;
+	char *id;
+	cJSON *j;
+	int i;
+
+	harness_start(&d, NULL);
+	for (i = 0; bodies[i] != NULL; i++) {
+		id = submit(&d, bodies[i]);
+		j = wait_terminal(&d, id);
+		ck_assert_msg(strcmp(jstr(j, "state"), "failed") == 0,
+			      "%s: state %s", bodies[i], jstr(j, "state"));
+		ck_assert_msg(jstr(j, "error") != NULL &&
+			      strcmp(jstr(j, "error"), "failed") == 0,
+			      "%s: error %s, want \"failed\"", bodies[i],
+			      jstr(j, "error") ? jstr(j, "error") : "(not a string)");
+		cJSON_Delete(j);
+		free(id);
+	}
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- cancel ---- */
+
+START_TEST(jobs_cancel_queued_job)
+{
+	struct jobqd d;
+	struct resp r;
+	char *blocker, *queued, *later;
+	long n;
+	cJSON *j;
+
+	harness_start(&d, ARGS("--workers", "1"));
+	blocker = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(wait_state(&d, blocker, "running"));
+	queued = submit(&d, "{\"type\":\"echo\",\"payload\":1}");
+	j = get_job(&d, queued, NULL);
+	ck_assert_msg(strcmp(jstr(j, "state"), "queued") == 0,
+		      "second job not queued behind the single worker: %s",
+		      jstr(j, "state"));
+	cJSON_Delete(j);
+
+	j = cancel_ok(&d, queued);
+	ck_assert_msg(jstr(j, "error") != NULL, "canceled job has no error string");
+	ck_assert_msg(jnull(j, "started_at"), "never-started job has started_at");
+	ck_assert_msg(jnull(j, "result"), "canceled job has a result");
+	ck_assert_msg(jint(j, "attempts", &n) && n == 0, "attempts %ld, want 0", n);
+	cJSON_Delete(j);
+
+	cancel(&d, queued, &r);
+	assert_problem(&r, 409, "job_finished", NULL);
+	harness_resp_free(&r);
+
+	/* free the worker; the canceled job must never run */
+	cJSON_Delete(cancel_ok(&d, blocker));
+	later = submit(&d, "{\"type\":\"echo\",\"payload\":2}");
+	j = wait_terminal(&d, later);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	cJSON_Delete(j);
+	j = get_job(&d, queued, NULL);
+	ck_assert_str_eq(jstr(j, "state"), "canceled");
+	ck_assert_msg(jint(j, "attempts", &n) && n == 0,
+		      "canceled job was claimed later (attempts %ld)", n);
+	cJSON_Delete(j);
+	free(blocker);
+	free(queued);
+	free(later);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_cancel_running_sleep_job)
+{
+	struct jobqd d;
+	struct resp r;
+	char *id;
+	long long started, finished;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(wait_state(&d, id, "running"));
+	j = cancel_ok(&d, id);
+	ck_assert_msg(jstr(j, "error") != NULL, "canceled job has no error string");
+	ck_assert_msg(jnull(j, "result"), "canceled job has a result");
+	started = ts_ms(jstr(j, "started_at"));
+	finished = ts_ms(jstr(j, "finished_at"));
+	ck_assert_msg(started > 0 && finished > 0,
+		      "canceled running job lacks started_at/finished_at");
+	ck_assert_msg(finished - started < 2000,
+		      "30 s sleep ran %lld ms before the cancel took effect",
+		      finished - started);
+	cJSON_Delete(j);
+
+	j = get_job(&d, id, NULL);
+	ck_assert_str_eq(jstr(j, "state"), "canceled");
+	cJSON_Delete(j);
+
+	cancel(&d, id, &r);
+	assert_problem(&r, 409, "job_finished", NULL);
+	harness_resp_free(&r);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_cancel_finished_job_conflicts)
+{
+	struct jobqd d;
+	struct resp r;
+	char *ok, *bad;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	ok = submit(&d, "{\"type\":\"echo\"}");
+	bad = submit(&d, "{\"type\":\"fail\"}");
+	cJSON_Delete(wait_terminal(&d, ok));
+	cJSON_Delete(wait_terminal(&d, bad));
+	cancel(&d, ok, &r);
+	assert_problem(&r, 409, "job_finished", NULL);
+	harness_resp_free(&r);
+	cancel(&d, bad, &r);
+	assert_problem(&r, 409, "job_finished", NULL);
+	harness_resp_free(&r);
+	j = get_job(&d, ok, NULL);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	cJSON_Delete(j);
+	j = get_job(&d, bad, NULL);
+	ck_assert_str_eq(jstr(j, "state"), "failed");
+	cJSON_Delete(j);
+	free(ok);
+	free(bad);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_cancel_unknown_id_not_found)
+{
+	struct jobqd d;
+	struct resp r;
+
+	harness_start(&d, NULL);
+	cancel(&d, UNKNOWN_ID, &r);
+	assert_problem(&r, 404, "job_not_found", NULL);
+	harness_resp_free(&r);
+	cancel(&d, "not-a-uuid", &r);
+	assert_problem(&r, 404, "job_not_found", NULL);
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- list ---- */
+
+START_TEST(jobs_list_newest_first_with_filters)
+{
+	static const char *const bodies[] = {
+		"{\"type\":\"echo\",\"payload\":{\"i\":0}}",                  /* A */
+		"{\"type\":\"echo\",\"queue\":\"q1\"}",                        /* B */
+		"{\"type\":\"fail\"}",                                         /* C */
+		"{\"type\":\"sleep\",\"queue\":\"q1\",\"payload\":{\"seconds\":0}}", /* D */
+		"{\"type\":\"echo\",\"queue\":\"q2\",\"priority\":5}",         /* E */
+	};
+	struct jobqd d;
+	char *id[5];
+	cJSON *l;
+	int i;
+
+	harness_start(&d, NULL);
+	for (i = 0; i < 5; i++)
+		id[i] = submit(&d, bodies[i]);
+	for (i = 0; i < 5; i++)
+		cJSON_Delete(wait_terminal(&d, id[i]));
+
+	l = list(&d, "/v1/jobs");
+	assert_list_ids(l, (char *[]){ id[4], id[3], id[2], id[1], id[0] }, 5,
+			"all");
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null at the end");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?type=echo");
+	assert_list_ids(l, (char *[]){ id[4], id[1], id[0] }, 3, "type=echo");
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?queue=q1");
+	assert_list_ids(l, (char *[]){ id[3], id[1] }, 2, "queue=q1");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?state=failed");
+	assert_list_ids(l, (char *[]){ id[2] }, 1, "state=failed");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?state=succeeded");
+	assert_list_ids(l, (char *[]){ id[4], id[3], id[1], id[0] }, 4,
+			"state=succeeded");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?queue=q1&type=echo");
+	assert_list_ids(l, (char *[]){ id[1] }, 1, "queue=q1&type=echo");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?state=canceled");
+	assert_list_ids(l, NULL, 0, "state=canceled");
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null on empty list");
+	cJSON_Delete(l);
+
+	l = list(&d, "/v1/jobs?type=nope&state=queued");
+	assert_list_ids(l, NULL, 0, "type=nope");
+	cJSON_Delete(l);
+
+	for (i = 0; i < 5; i++)
+		free(id[i]);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_list_cursor_pagination_walks_all_jobs_once)
+{
+	struct jobqd d;
+	char *id[8], body[64], path[512], cursor[256];
+	const char *seen[16];
+	int nseen = 0, i, k, page = 0;
+	const cJSON *it, *nc;
+	cJSON *l;
+
+	harness_start(&d, NULL);
+	for (i = 0; i < 7; i++) {
+		snprintf(body, sizeof body, "{\"type\":\"echo\",\"payload\":%d}", i);
+		id[i] = submit(&d, body);
+	}
+
+	/* exactly as many jobs as the limit: no further page */
+	l = list(&d, "/v1/jobs?limit=7");
+	assert_list_ids(l, (char *[]){ id[6], id[5], id[4], id[3], id[2], id[1],
+				       id[0] }, 7, "limit=7");
+	ck_assert_msg(jnull(l, "next_cursor"),
+		      "next_cursor not null when limit == number of jobs");
+	cJSON_Delete(l);
+
+	/* walk with limit=3; a job submitted mid-walk must not disturb it */
+	snprintf(path, sizeof path, "/v1/jobs?limit=3");
+	cJSON *pages[4] = { NULL, NULL, NULL, NULL };
+	for (;;) {
+		ck_assert_msg(page < 4, "pagination did not end after 4 pages");
+		l = list(&d, path);
+		pages[page++] = l;
+		ck_assert_msg(cJSON_GetArraySize(jget(l, "jobs")) <= 3,
+			      "page larger than limit=3");
+		cJSON_ArrayForEach(it, jget(l, "jobs")) {
+			ck_assert_msg(nseen < 16, "too many jobs seen");
+			seen[nseen++] = jstr(it, "id");
+		}
+		if (page == 1)
+			id[7] = submit(&d, "{\"type\":\"echo\",\"payload\":7}");
+		nc = jget(l, "next_cursor");
+		if (cJSON_IsNull(nc))
+			break;
+		ck_assert_msg(cJSON_IsString(nc) && nc->valuestring[0] != '\0',
+			      "next_cursor neither null nor a non-empty string");
+		snprintf(cursor, sizeof cursor, "%s", nc->valuestring);
+		{
+			char *esc = curl_easy_escape(NULL, cursor, 0);
+
+			snprintf(path, sizeof path, "/v1/jobs?limit=3&cursor=%s", esc);
+			curl_free(esc);
+		}
+	}
+	ck_assert_msg(page == 3, "walk took %d pages, want 3 (3+3+1)", page);
+	ck_assert_msg(nseen == 7, "walk saw %d jobs, want the 7 present at start",
+		      nseen);
+	for (i = 0; i < 7; i++) {
+		ck_assert_msg(strcmp(seen[i], id[6 - i]) == 0,
+			      "walk position %d is %s, want %s", i, seen[i],
+			      id[6 - i]);
+		for (k = 0; k < i; k++)
+			ck_assert_msg(strcmp(seen[i], seen[k]) != 0,
+				      "job %s seen twice", seen[i]);
+	}
+	for (i = 0; i < 4; i++)
+		cJSON_Delete(pages[i]);
+
+	l = list(&d, "/v1/jobs");
+	assert_list_ids(l, (char *[]){ id[7], id[6], id[5], id[4], id[3], id[2],
+				       id[1], id[0] }, 8, "after walk");
+	cJSON_Delete(l);
+	for (i = 0; i < 8; i++)
+		free(id[i]);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- priority ---- */
+
+START_TEST(jobs_higher_priority_runs_first)
+{
+	struct jobqd d;
+	char *blocker, *low, *mid, *high;
+	long long tl, tm, th;
+	cJSON *jl, *jm, *jh;
+
+	harness_start(&d, ARGS("--workers", "1"));
+	blocker = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(wait_state(&d, blocker, "running"));
+	low = submit(&d, "{\"type\":\"sleep\",\"priority\":-5,"
+			 "\"payload\":{\"seconds\":0.05}}");
+	mid = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.05}}");
+	high = submit(&d, "{\"type\":\"sleep\",\"priority\":10,"
+			  "\"payload\":{\"seconds\":0.05}}");
+	cJSON_Delete(cancel_ok(&d, blocker));
+	jl = wait_terminal(&d, low);
+	jm = wait_terminal(&d, mid);
+	jh = wait_terminal(&d, high);
+	ck_assert_str_eq(jstr(jl, "state"), "succeeded");
+	ck_assert_str_eq(jstr(jm, "state"), "succeeded");
+	ck_assert_str_eq(jstr(jh, "state"), "succeeded");
+	tl = ts_ms(jstr(jl, "started_at"));
+	tm = ts_ms(jstr(jm, "started_at"));
+	th = ts_ms(jstr(jh, "started_at"));
+	ck_assert_msg(th < tm && tm < tl,
+		      "start order not by priority: high %s, mid %s, low %s",
+		      jstr(jh, "started_at"), jstr(jm, "started_at"),
+		      jstr(jl, "started_at"));
+	cJSON_Delete(jl);
+	cJSON_Delete(jm);
+	cJSON_Delete(jh);
+	free(blocker);
+	free(low);
+	free(mid);
+	free(high);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- durability ---- */
+
+START_TEST(jobs_survive_kill9_right_after_201)
+{
+	struct jobqd d;
+	char *echo, *slp;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	echo = submit(&d, "{\"type\":\"echo\",\"payload\":{\"k\":9}}");
+	slp = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}");
+	harness_kill9(&d);
+	harness_restart(&d, NULL);
+
+	j = wait_terminal(&d, echo);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	ck_assert_msg(json_equal_text(jget(j, "result"), "{\"k\":9}"),
+		      "echo result lost");
+	cJSON_Delete(j);
+	j = wait_terminal(&d, slp);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	ck_assert_msg(json_equal_text(jget(j, "result"), "{\"slept\":0.3}"),
+		      "sleep result wrong");
+	cJSON_Delete(j);
+	free(echo);
+	free(slp);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_running_job_reruns_after_kill9)
+{
+	struct jobqd d;
+	char *id;
+	long n;
+	cJSON *j;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}");
+	cJSON_Delete(wait_state(&d, id, "running"));
+	harness_kill9(&d);
+	harness_restart(&d, NULL);
+	j = wait_terminal(&d, id);
+	ck_assert_msg(strcmp(jstr(j, "state"), "succeeded") == 0,
+		      "job running at kill -9 ended %s (error %s)", jstr(j, "state"),
+		      jstr(j, "error") ? jstr(j, "error") : "null");
+	ck_assert_msg(jint(j, "attempts", &n) && n == 2,
+		      "attempts %ld, want 2 (claimed before and after the crash)", n);
+	cJSON_Delete(j);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(jobs_persist_across_graceful_restart)
+{
+	struct jobqd d;
+	char *id;
+	int st;
+	cJSON *j, *l;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"keep\",\"payload\":[1,2]}");
+	cJSON_Delete(wait_terminal(&d, id));
+	st = harness_stop_keep(&d);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "SIGTERM exit status %d", st);
+	harness_restart(&d, NULL);
+	j = get_job(&d, id, NULL);
+	ck_assert_str_eq(jstr(j, "state"), "succeeded");
+	ck_assert_str_eq(jstr(j, "queue"), "keep");
+	ck_assert_msg(json_equal_text(jget(j, "result"), "[1,2]"), "result lost");
+	cJSON_Delete(j);
+	l = list(&d, "/v1/jobs");
+	assert_list_ids(l, &id, 1, "after restart");
+	cJSON_Delete(l);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- service endpoints ---- */
+
+START_TEST(service_healthz_readyz_and_openapi)
+{
+	struct jobqd d;
+	struct resp r;
+	char ct[256];
+
+	harness_start(&d, NULL);
+	harness_request(&d, "GET", "/healthz", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(harness_header(&r, "Content-Type", ct, sizeof ct) &&
+		      strncmp(ct, "application/json", 16) == 0,
+		      "healthz Content-Type '%s'", ct);
+	ck_assert_msg(json_equal_text(r.json, "{\"status\":\"ok\"}"), "healthz: %s",
+		      r.body);
+	harness_resp_free(&r);
+
+	harness_request(&d, "GET", "/readyz", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(json_equal_text(r.json, "{\"status\":\"ready\"}"),
+		      "readyz: %s", r.body);
+	harness_resp_free(&r);
+
+	harness_request(&d, "GET", "/openapi.yaml", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(harness_header(&r, "Content-Type", ct, sizeof ct) &&
+		      strncmp(ct, "application/yaml", 16) == 0,
+		      "openapi Content-Type '%s'", ct);
+	ck_assert_msg(strncmp(r.body, "openapi: 3.1", 12) == 0,
+		      "openapi.yaml starts with: %.80s", r.body);
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- bad input ---- */
+
+struct bad_case {
+	const char *method;
+	const char *path;    /* "{id}" is replaced by a real job id */
+	const char *ctype;   /* NULL: no Content-Type header */
+	const char *body;    /* NULL: no body */
+	long status;
+	const char *code;
+	const char *field;   /* NULL: field must be absent */
+	const char *allow;   /* expected Allow header, for 405 */
+};
+
+#define JSON "application/json"
+#define POST_JOB(body, st, code, field) \
+	{ "POST", "/v1/jobs", JSON, body, st, code, field, NULL }
+
+static const struct bad_case bad_cases[] = {
+	/* malformed JSON */
+	POST_JOB("{\"type\":\"echo\"", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"echo\"} x", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"echo\"}{\"type\":\"echo\"}", 400, "malformed_json", NULL),
+	POST_JOB("", 400, "malformed_json", NULL),
+	POST_JOB("[]", 400, "malformed_json", NULL),
+	POST_JOB("[{\"type\":\"echo\"}]", 400, "malformed_json", NULL),
+	POST_JOB("\"echo\"", 400, "malformed_json", NULL),
+	POST_JOB("42", 400, "malformed_json", NULL),
+	POST_JOB("null", 400, "malformed_json", NULL),
+	POST_JOB("{type:\"echo\"}", 400, "malformed_json", NULL),
+	/* invalid UTF-8 inside strings is not JSON */
+	POST_JOB("{\"type\":\"echo\",\"payload\":\"\xff\xfe\"}", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"ec\xc3\"}", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"echo\",\"payload\":\"\xc0\xaf\"}", 400, "malformed_json", NULL),
+	/* type */
+	POST_JOB("{}", 400, "invalid_field", "type"),
+	POST_JOB("{\"payload\":1}", 400, "invalid_field", "type"),
+	POST_JOB("{\"type\":42}", 400, "invalid_field", "type"),
+	POST_JOB("{\"type\":[\"echo\"]}", 400, "invalid_field", "type"),
+	POST_JOB("{\"type\":\"nope\"}", 422, "unknown_job_type", "type"),
+	POST_JOB("{\"type\":\"ECHO\"}", 422, "unknown_job_type", "type"),
+	/* unknown keys */
+	POST_JOB("{\"type\":\"echo\",\"foo\":1}", 400, "invalid_field", "foo"),
+	POST_JOB("{\"type\":\"echo\",\"Queue\":\"a\"}", 400, "invalid_field", "Queue"),
+	/* queue */
+	POST_JOB("{\"type\":\"echo\",\"queue\":5}", 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":\"\"}", 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":"
+		 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+		 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":\"a b\"}", 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":\"a/b\"}", 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":\"caf\xc3\xa9\"}", 400, "invalid_field", "queue"),
+	/* priority */
+	POST_JOB("{\"type\":\"echo\",\"priority\":1.5}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":\"1\"}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":true}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":1000001}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":-1000001}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":1e300}", 400, "invalid_field", "priority"),
+	/* payloads of known types */
+	POST_JOB("{\"type\":\"sleep\",\"payload\":{}}", 422, "invalid_payload", "payload.seconds"),
+	POST_JOB("{\"type\":\"sleep\",\"payload\":{\"seconds\":-1}}", 422, "invalid_payload", "payload.seconds"),
+	POST_JOB("{\"type\":\"sleep\",\"payload\":{\"seconds\":\"5\"}}", 422, "invalid_payload", "payload.seconds"),
+	POST_JOB("{\"type\":\"sleep\",\"payload\":{\"seconds\":86401}}", 422, "invalid_payload", "payload.seconds"),
+	POST_JOB("{\"type\":\"sleep\",\"payload\":{\"seconds\":true}}", 422, "invalid_payload", "payload.seconds"),
+	POST_JOB("{\"type\":\"fail\",\"payload\":{\"message\":5}}", 422, "invalid_payload", "payload.message"),
+	POST_JOB("{\"type\":\"fail\",\"payload\":{\"message\":{}}}", 422, "invalid_payload", "payload.message"),
+	/* media type */
+	{ "POST", "/v1/jobs", "text/plain", "{\"type\":\"echo\"}", 415,
+	  "unsupported_media_type", "Content-Type", NULL },
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\"}", 415,
+	  "unsupported_media_type", "Content-Type", NULL },
+	{ "POST", "/v1/jobs", "application/x-www-form-urlencoded",
+	  "{\"type\":\"echo\"}", 415, "unsupported_media_type", "Content-Type", NULL },
+	/* routes and methods */
+	{ "GET", "/nope", NULL, NULL, 404, "not_found", NULL, NULL },
+	{ "POST", "/v1/jobsx", JSON, "{\"type\":\"echo\"}", 404, "not_found", NULL, NULL },
+	{ "GET", "/v1/jobs/{id}/cancel/x", NULL, NULL, 404, "not_found", NULL, NULL },
+	{ "DELETE", "/v1/jobs", NULL, NULL, 405, "method_not_allowed", NULL, "GET, POST" },
+	{ "PUT", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "DELETE", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "GET", "/v1/jobs/{id}/cancel", NULL, NULL, 405, "method_not_allowed", NULL, "POST" },
+	{ "POST", "/healthz", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "POST", "/openapi.yaml", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "HEAD", "/readyz", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	/* job ids */
+	{ "GET", "/v1/jobs/" UNKNOWN_ID, NULL, NULL, 404, "job_not_found", NULL, NULL },
+	{ "GET", "/v1/jobs/not-a-uuid", NULL, NULL, 404, "job_not_found", NULL, NULL },
+	{ "POST", "/v1/jobs/not-a-uuid/cancel", NULL, NULL, 404, "job_not_found", NULL, NULL },
+	/* query parameters */
+	{ "GET", "/v1/jobs/{id}?wait=-1", NULL, NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/jobs/{id}?wait=abc", NULL, NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/jobs/{id}?wait=5s", NULL, NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/jobs?limit=0", NULL, NULL, 400, "invalid_query", "limit", NULL },
+	{ "GET", "/v1/jobs?limit=1001", NULL, NULL, 400, "invalid_query", "limit", NULL },
+	{ "GET", "/v1/jobs?limit=abc", NULL, NULL, 400, "invalid_query", "limit", NULL },
+	{ "GET", "/v1/jobs?limit=1.5", NULL, NULL, 400, "invalid_query", "limit", NULL },
+	{ "GET", "/v1/jobs?limit=-1", NULL, NULL, 400, "invalid_query", "limit", NULL },
+	{ "GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "invalid_query", "state", NULL },
+	{ "GET", "/v1/jobs?cursor=garbage", NULL, NULL, 400, "invalid_query", "cursor", NULL },
+	{ "GET", "/v1/jobs?cursor=%21%21%21", NULL, NULL, 400, "invalid_query", "cursor", NULL },
+};
+
+#define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
+
+static void expand_id(char *out, size_t n, const char *path, const char *id)
+{
+	const char *p = strstr(path, "{id}");
+
+	if (p == NULL)
+		snprintf(out, n, "%s", path);
+	else
+		snprintf(out, n, "%.*s%s%s", (int)(p - path), path, id, p + 4);
+}
+
+/* Runs one case; appends a line to report if it does not match. */
+static int run_bad_case(const struct jobqd *d, const struct bad_case *c,
+			const char *id, char *report, size_t cap)
+{
+	char path[256], why[2048], allow[128];
+	struct resp r;
+	int bad = 0;
+	size_t len;
+
+	expand_id(path, sizeof path, c->path, id);
+	harness_request(d, c->method, path, c->ctype, c->body, NULL, &r);
+	why[0] = '\0';
+	if (strcmp(c->method, "HEAD") == 0) {
+		/* no body in a HEAD reply: status and Allow only */
+		if (r.status != c->status) {
+			snprintf(why, sizeof why, "status %ld, want %ld %s", r.status,
+				 c->status, r.error);
+			bad = 1;
+		}
+	} else {
+		bad = harness_problem_mismatch(&r, c->status, c->code, c->field,
+					       why, sizeof why);
+	}
+	if (c->allow != NULL &&
+	    (!harness_header(&r, "Allow", allow, sizeof allow) ||
+	     strcmp(allow, c->allow) != 0)) {
+		len = strlen(why);
+		snprintf(why + len, sizeof why - len, "%sAllow '%s', want '%s'",
+			 len ? "; " : "", allow, c->allow);
+		bad = 1;
+	}
+	if (bad) {
+		len = strlen(report);
+		snprintf(report + len, cap - len, "  %s %s [ct %s] body %.60s: %s\n",
+			 c->method, path, c->ctype ? c->ctype : "-",
+			 c->body ? c->body : "-", why);
+	}
+	harness_resp_free(&r);
+	return bad;
+}
+
+START_TEST(api_rejects_bad_input_with_exact_problems)
+{
+	struct jobqd d;
+	struct resp r;
+	size_t cap = 256 * 1024;
+	char *report = calloc(1, cap);
+	char *id;
+	int i, nbad = 0;
+	cJSON *l;
+
+	ck_assert(report != NULL);
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"echo\",\"payload\":\"only valid job\"}");
+	cJSON_Delete(wait_terminal(&d, id));
+	for (i = 0; i < N_BAD_CASES; i++)
+		nbad += run_bad_case(&d, &bad_cases[i], id, report, cap);
+	if (nbad > 0)
+		fprintf(stderr, "bad-input mismatches (%d of %d):\n%s", nbad,
+			N_BAD_CASES, report);
+	ck_assert_msg(nbad == 0, "%d of %d bad-input cases mismatched:\n%s", nbad,
+		      N_BAD_CASES, report);
+
+	harness_request(&d, "GET", "/healthz", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	l = list(&d, "/v1/jobs?limit=1000");
+	assert_list_ids(l, &id, 1, "jobs after bad input (only the valid one)");
+	cJSON_Delete(l);
+	free(report);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+/* Body of exactly len bytes: a valid echo job padded in the payload. */
+static char *padded_job(size_t len)
+{
+	static const char head[] = "{\"type\":\"echo\",\"payload\":\"";
+	char *b = malloc(len + 1);
+	size_t h = sizeof head - 1;
+
+	ck_assert(b != NULL && len > h + 2);
+	memcpy(b, head, h);
+	memset(b + h, 'a', len - h - 2);
+	memcpy(b + len - 2, "\"}", 2);
+	b[len] = '\0';
+	return b;
+}
+
+static void post_bytes(const struct jobqd *d, const char *body, int chunked,
+		       struct resp *r)
+{
+	harness_request_raw(d, "POST", "/v1/jobs",
+			    ARGS("Content-Type: application/json"), body,
+			    strlen(body), chunked, r);
+}
+
+START_TEST(jobs_submit_over_max_body_is_413)
+{
+	struct jobqd d;
+	struct resp r;
+	char *big = padded_job(2048), *small = padded_job(1000);
+	cJSON *l;
+	char *id;
+
+	harness_start(&d, ARGS("--max-body", "1024"));
+	post_bytes(&d, big, 0, &r);
+	assert_problem(&r, 413, "body_too_large", NULL);
+	harness_resp_free(&r);
+	post_bytes(&d, big, 1, &r);
+	assert_problem(&r, 413, "body_too_large", NULL);
+	harness_resp_free(&r);
+
+	/* under the limit, in both framings */
+	post_bytes(&d, small, 1, &r);
+	assert_status(&r, 201);
+	harness_resp_free(&r);
+	post_bytes(&d, small, 0, &r);
+	assert_status(&r, 201);
+	assert_job_shape(r.json, r.body);
+	id = strdup(jstr(r.json, "id"));
+	harness_resp_free(&r);
+
+	harness_request(&d, "GET", "/healthz", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	l = list(&d, "/v1/jobs");
+	ck_assert_int_eq(cJSON_GetArraySize(jget(l, "jobs")), 2);
+	ck_assert_str_eq(jstr(cJSON_GetArrayItem(jget(l, "jobs"), 0), "id"), id);
+	cJSON_Delete(l);
+	free(id);
+	free(big);
+	free(small);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- command line ---- */
+
+static int count_char(const char *s, char c)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == c;
+	return n;
+}
+
+START_TEST(cli_help_exits_zero_with_usage)
+{
+	struct cli_result res;
+	char *all;
+	size_t n;
+
+	harness_run_cli(ARGS("--help"), NULL, &res);
+	n = strlen(res.out) + strlen(res.err) + 1;
+	all = malloc(n);
+	ck_assert(all != NULL);
+	snprintf(all, n, "%s%s", res.out, res.err);
+	ck_assert_msg(res.status == 0, "--help exit %d%s; output: %s", res.status,
+		      res.timed_out ? " (killed after 10 s)" : "", all);
+	ck_assert_msg(strcasestr(all, "usage") != NULL &&
+		      strstr(all, "--listen") != NULL,
+		      "--help output lacks usage / --listen: %s", all);
+	free(all);
+	harness_cli_result_free(&res);
+}
+END_TEST
+
+START_TEST(cli_version_exits_zero)
+{
+	struct cli_result res;
+
+	harness_run_cli(ARGS("--version"), NULL, &res);
+	ck_assert_msg(res.status == 0, "--version exit %d%s; stderr: %s",
+		      res.status, res.timed_out ? " (killed after 10 s)" : "",
+		      res.err);
+	ck_assert_msg(res.out[0] != '\0' || res.err[0] != '\0',
+		      "--version printed nothing");
+	harness_cli_result_free(&res);
+}
+END_TEST
+
+struct cli_case {
+	const char *const *args;
+	const char *const *env;
+};
+
+static const struct cli_case bad_cli[] = {
+	{ ARGS("--listen", "127.0.0.1:0", "--bogus"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--workers", "0"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--workers", "x"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--sync", "maybe"), NULL },
+	{ ARGS("--listen", "nope"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--max-body", "abc"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--log-level", "loud"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0", "--workers"), NULL },
+	{ ARGS("--listen", "127.0.0.1:0"), ARGS("JOBQ_WORKERS=abc") },
+	{ ARGS("--listen", "127.0.0.1:0"), ARGS("JOBQ_SYNC=maybe") },
+	{ ARGS("--workers", "1"), ARGS("JOBQ_LISTEN=nope") },
+};
+
+#define N_BAD_CLI ((int)(sizeof bad_cli / sizeof bad_cli[0]))
+
+static void describe_cli(const struct cli_case *c, char *out, size_t n)
+{
+	size_t i, len;
+
+	out[0] = '\0';
+	for (i = 0; c->env != NULL && c->env[i] != NULL; i++) {
+		len = strlen(out);
+		snprintf(out + len, n - len, "%s ", c->env[i]);
+	}
+	len = strlen(out);
+	snprintf(out + len, n - len, "jobqd");
+	for (i = 0; c->args[i] != NULL; i++) {
+		len = strlen(out);
+		snprintf(out + len, n - len, " %s", c->args[i]);
+	}
+}
+
+START_TEST(cli_bad_flag_or_env_exits_2_with_one_line)
+{
+	const struct cli_case *c = &bad_cli[_i];
+	struct cli_result res;
+	char what[256];
+	size_t n;
+
+	describe_cli(c, what, sizeof what);
+	harness_run_cli(c->args, c->env, &res);
+	ck_assert_msg(res.status == 2, "%s: exit %d%s, want 2; stderr: %s", what,
+		      res.status, res.timed_out ? " (still running after 10 s)" : "",
+		      res.err);
+	n = strlen(res.err);
+	ck_assert_msg(n > 1 && count_char(res.err, '\n') == 1 &&
+		      res.err[n - 1] == '\n',
+		      "%s: stderr is not exactly one line: [%s]", what, res.err);
+	harness_cli_result_free(&res);
+}
+END_TEST
+
+START_TEST(cli_flags_win_over_env)
+{
+	struct jobqd d;
+	struct resp r;
+
+	/* the harness passes --listen 127.0.0.1:0 and --db <tmp>/jobq.db */
+	harness_start_env(&d, NULL,
+			  ARGS("JOBQ_LISTEN=nope", "JOBQ_DB=/nonexistent/dir/x.db"));
+	harness_request(&d, "GET", "/readyz", NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(cli_env_max_body_applies_and_flag_wins)
+{
+	struct jobqd d;
+	struct resp r;
+	char *big = padded_job(2048);
+
+	harness_start_env(&d, NULL, ARGS("JOBQ_MAX_BODY=1024"));
+	post_bytes(&d, big, 0, &r);
+	assert_problem(&r, 413, "body_too_large", NULL);
+	harness_resp_free(&r);
+	stop_ok(&d);
+
+	harness_start_env(&d, ARGS("--max-body", "4096"), ARGS("JOBQ_MAX_BODY=1024"));
+	post_bytes(&d, big, 0, &r);
+	assert_status(&r, 201);
+	harness_resp_free(&r);
+	stop_ok(&d);
+	free(big);
+}
+END_TEST
+
+/* ---- suite ---- */
+
+static TCase *tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *api_suite(void)
+{
+	Suite *s = suite_create("jobq_api");
+	TCase *tc;
+
+	tc = tcase(s, "submit_get");
+	tcase_add_test(tc, jobs_submit_echo_returns_201_location_and_queued_job);
+	tcase_add_test(tc, jobs_submit_accepts_charset_and_boundary_values);
+	tcase_add_test(tc, jobs_get_with_prefer_wait_header_applies_preference);
+	tcase_add_test(tc, jobs_wait_wakes_when_short_sleep_completes);
+	tcase_add_test(tc, jobs_wait_expires_with_running_state_and_progress);
+	tcase_add_test(tc, jobs_get_wait_accepts_zero_fraction_and_clamps_large);
+	tcase_add_test(tc, jobs_fail_job_reports_its_message);
+	tcase_add_test(tc, jobs_fail_job_default_message_is_failed);
+
+	tc = tcase(s, "cancel");
+	tcase_add_test(tc, jobs_cancel_queued_job);
+	tcase_add_test(tc, jobs_cancel_running_sleep_job);
+	tcase_add_test(tc, jobs_cancel_finished_job_conflicts);
+	tcase_add_test(tc, jobs_cancel_unknown_id_not_found);
+
+	tc = tcase(s, "list");
+	tcase_add_test(tc, jobs_list_newest_first_with_filters);
+	tcase_add_test(tc, jobs_list_cursor_pagination_walks_all_jobs_once);
+
+	tc = tcase(s, "scheduling_durability");
+	tcase_add_test(tc, jobs_higher_priority_runs_first);
+	tcase_add_test(tc, jobs_survive_kill9_right_after_201);
+	tcase_add_test(tc, jobs_running_job_reruns_after_kill9);
+	tcase_add_test(tc, jobs_persist_across_graceful_restart);
+
+	tc = tcase(s, "service");
+	tcase_add_test(tc, service_healthz_readyz_and_openapi);
+
+	tc = tcase(s, "bad_input");
+	tcase_add_test(tc, api_rejects_bad_input_with_exact_problems);
+	tcase_add_test(tc, jobs_submit_over_max_body_is_413);
+
+	tc = tcase(s, "cli");
+	tcase_add_test(tc, cli_help_exits_zero_with_usage);
+	tcase_add_test(tc, cli_version_exits_zero);
+	tcase_add_loop_test(tc, cli_bad_flag_or_env_exits_2_with_one_line, 0,
+			    N_BAD_CLI);
+	tcase_add_test(tc, cli_flags_win_over_env);
+	tcase_add_test(tc, cli_env_max_body_applies_and_flag_wins);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	harness_suite_begin();
+	sr = srunner_create(api_suite());
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	harness_suite_end();
+	curl_global_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,820 @@
+/* Test harness for the jobqd API tests: process control (spawn, bounded
+ * waits, SIGTERM/SIGKILL, log scanning), libcurl exchanges and the
+ * problem+json checker. Spawned daemons die with the test process
+ * (PR_SET_PDEATHSIG) and an atexit hook removes leftover temp dirs, so a
+ * failed assertion in the middle of a test leaks nothing. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+extern char **environ;
+
+#define POLL_STEP_NS 10000000L    /* 10 ms between polls */
+#define START_BOUND_MS 10000.0    /* listening line + healthz */
+#define STOP_BOUND_MS 10000.0     /* SIGTERM to exit, then SIGKILL */
+#define CLI_BOUND_MS 10000.0      /* a command-line run */
+#define HTTP_TIMEOUT_MS 45000L    /* longest exchange (tests wait <= 30 s) */
+#define LISTEN_PREFIX "jobqd: listening on http://"
+#define MAX_LIVE 16
+
+/* Everything spawned by this test process, for the atexit sweep. */
+struct live_entry {
+	pid_t pid;                    /* -1 when reaped */
+	char dir[HARNESS_PATH_MAX];   /* "" when removed */
+};
+static struct live_entry live_table[MAX_LIVE];
+static int live_init;
+static char suite_root[HARNESS_PATH_MAX / 4];  /* "" outside a suite run */
+
+static const char *const sanitizer_markers[] = {
+	"ERROR: AddressSanitizer",
+	"runtime error:",
+	"ERROR: LeakSanitizer",
+	"WARNING: ThreadSanitizer",
+	NULL,
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void nap(void)
+{
+	struct timespec ts = { 0, POLL_STEP_NS };
+
+	nanosleep(&ts, NULL);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	if (dir[0] != '\0')
+		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void live_sweep(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (live_table[i].pid > 0) {
+			kill(live_table[i].pid, SIGKILL);
+			waitpid(live_table[i].pid, NULL, 0);
+			live_table[i].pid = -1;
+		}
+		rm_rf(live_table[i].dir);
+		live_table[i].dir[0] = '\0';
+	}
+}
+
+static struct live_entry *live_find(pid_t pid, const char *dir)
+{
+	int i;
+
+	for (i = 0; i < MAX_LIVE; i++) {
+		if (pid > 0 && live_table[i].pid == pid)
+			return &live_table[i];
+		if (dir != NULL && dir[0] != '\0' &&
+		    strcmp(live_table[i].dir, dir) == 0)
+			return &live_table[i];
+	}
+	return NULL;
+}
+
+static void live_add(pid_t pid, const char *dir)
+{
+	struct live_entry *e;
+	int i;
+
+	if (!live_init) {
+		live_init = 1;
+		for (i = 0; i < MAX_LIVE; i++)
+			live_table[i].pid = -1;
+		atexit(live_sweep);
+		signal(SIGPIPE, SIG_IGN);
+	}
+	e = live_find(-1, dir);
+	if (e == NULL) {
+		for (i = 0; i < MAX_LIVE && e == NULL; i++)
+			if (live_table[i].pid <= 0 && live_table[i].dir[0] == '\0')
+				e = &live_table[i];
+	}
+	ck_assert_msg(e != NULL, "harness: too many live jobqd processes");
+	if (pid > 0)
+		e->pid = pid;
+	snprintf(e->dir, sizeof e->dir, "%s", dir);
+}
+
+static void live_reaped(pid_t pid)
+{
+	struct live_entry *e = live_find(pid, NULL);
+
+	if (e != NULL)
+		e->pid = -1;
+}
+
+static void live_dir_removed(const char *dir)
+{
+	struct live_entry *e = live_find(-1, dir);
+
+	if (e != NULL)
+		e->dir[0] = '\0';
+}
+
+char *harness_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return strdup("");
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			p = realloc(p, cap);
+			if (p == NULL)
+				abort();
+		}
+		n = fread(p + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	p[len] = '\0';
+	return p;
+}
+
+static const char *tmp_base(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t == NULL || t[0] == '\0' ? "/tmp" : t;
+}
+
+static void make_tmpdir(char *out, size_t n)
+{
+	snprintf(out, n, "%s/jobq-test-XXXXXX",
+		 suite_root[0] != '\0' ? suite_root : tmp_base());
+	ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp(%s): %s", out,
+		      strerror(errno));
+}
+
+void harness_suite_begin(void)
+{
+	snprintf(suite_root, sizeof suite_root, "%.90s/jobq-api-XXXXXX",
+		 tmp_base());
+	if (mkdtemp(suite_root) == NULL) {
+		fprintf(stderr, "harness: mkdtemp(%s): %s\n", suite_root,
+			strerror(errno));
+		exit(1);
+	}
+}
+
+void harness_suite_end(void)
+{
+	const char *keep = getenv("HARNESS_KEEP");
+
+	if (keep != NULL && keep[0] == '1')
+		fprintf(stderr, "harness: kept test dirs in %s\n", suite_root);
+	else
+		rm_rf(suite_root);
+	suite_root[0] = '\0';
+}
+
+static void jobqd_path(char *out)
+{
+	const char *p = getenv("JOBQD");
+
+	if (p == NULL || p[0] == '\0')
+		p = "build/jobqd";
+	ck_assert_msg(realpath(p, out) != NULL,
+		      "jobqd binary '%s' not found (%s); set JOBQD", p,
+		      strerror(errno));
+}
+
+/* The child environment: ours minus JOBQ_*, plus extra. Free the array only. */
+static char **build_env(const char *const *extra)
+{
+	size_t n = 0, m = 0, i;
+	char **envp;
+
+	while (environ[n] != NULL)
+		n++;
+	while (extra != NULL && extra[m] != NULL)
+		m++;
+	envp = calloc(n + m + 1, sizeof *envp);
+	if (envp == NULL)
+		abort();
+	n = 0;
+	for (i = 0; environ[i] != NULL; i++)
+		if (strncmp(environ[i], "JOBQ_", 5) != 0)
+			envp[n++] = environ[i];
+	for (i = 0; i < m; i++)
+		envp[n++] = (char *)extra[i];
+	envp[n] = NULL;
+	return envp;
+}
+
+/* Forks and execs argv[0]; the child dies with us and writes stdout to
+ * outfd, stderr to errfd, reads /dev/null. */
+static pid_t spawn(char *const *argv, char *const *envp, const char *cwd,
+		   int outfd, int errfd)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	int nul;
+
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid > 0)
+		return pid;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	if (cwd != NULL && chdir(cwd) != 0)
+		_exit(127);
+	nul = open("/dev/null", O_RDONLY);
+	if (nul >= 0)
+		dup2(nul, 0);
+	dup2(outfd, 1);
+	dup2(errfd, 2);
+	execve(argv[0], argv, envp);
+	dprintf(2, "harness: execve %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Waits for pid at most bound_ms; returns 1 and sets *status if it exited. */
+static int wait_bounded(pid_t pid, double bound_ms, int *status)
+{
+	double end = now_ms() + bound_ms;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return 1;
+		if (now_ms() > end)
+			return 0;
+		nap();
+	}
+}
+
+void harness_check_log(const struct jobqd *d)
+{
+	char *log = harness_read_file(d->log);
+	int i;
+
+	for (i = 0; sanitizer_markers[i] != NULL; i++) {
+		if (strstr(log, sanitizer_markers[i]) != NULL) {
+			fprintf(stderr, "---- jobqd log %s ----\n%s\n----\n",
+				d->log, log);
+			ck_abort_msg("sanitizer report (%s) in jobqd log:\n%s",
+				     sanitizer_markers[i], log);
+		}
+	}
+	free(log);
+}
+
+static void fail_start(struct jobqd *d, const char *why)
+{
+	char *log = harness_read_file(d->log);
+
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+		live_reaped(d->pid);
+		d->pid = -1;
+	}
+	fprintf(stderr, "---- jobqd log %s ----\n%s\n----\n", d->log, log);
+	ck_abort_msg("jobqd did not start: %s; log:\n%s", why, log);
+}
+
+/* Parses the port from the listening line once it is complete. */
+static int find_port(const char *log)
+{
+	const char *p = strstr(log, LISTEN_PREFIX);
+	const char *eol, *colon = NULL, *q;
+	long port;
+	char *end;
+
+	if (p == NULL)
+		return 0;
+	p += strlen(LISTEN_PREFIX);
+	eol = strchr(p, '\n');
+	if (eol == NULL)
+		return 0;
+	for (q = p; q < eol; q++)
+		if (*q == ':')
+			colon = q;
+	if (colon == NULL)
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || port <= 0 || port > 65535)
+		return -1;
+	while (end < eol && (*end == '\r' || *end == ' '))
+		end++;
+	return end == eol ? (int)port : -1;
+}
+
+static void launch(struct jobqd *d, const char *const *extra_args,
+		   const char *const *env)
+{
+	char bin[PATH_MAX];
+	const char *argv[64];
+	char **envp;
+	size_t n = 0, i;
+	int fd, port = 0, status;
+	double end;
+	struct resp r;
+	char why[256];
+
+	jobqd_path(bin);
+	argv[n++] = bin;
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--db";
+	argv[n++] = d->db;
+	argv[n++] = "--log-level";
+	argv[n++] = "info";
+	for (i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+		ck_assert_msg(n < 63, "harness: too many arguments");
+		argv[n++] = extra_args[i];
+	}
+	argv[n] = NULL;
+
+	fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+	ck_assert_msg(fd >= 0, "open %s: %s", d->log, strerror(errno));
+	envp = build_env(env);
+	d->pid = spawn((char *const *)argv, envp, NULL, fd, fd);
+	free(envp);
+	close(fd);
+	live_add(d->pid, d->dir);
+
+	end = now_ms() + START_BOUND_MS;
+	while (port == 0) {
+		char *log = harness_read_file(d->log);
+
+		port = find_port(log);
+		free(log);
+		if (port < 0)
+			fail_start(d, "unparsable listening line");
+		if (port > 0)
+			break;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			live_reaped(d->pid);
+			d->pid = -1;
+			snprintf(why, sizeof why, "exited early (wait status %d)",
+				 status);
+			fail_start(d, why);
+		}
+		if (now_ms() > end)
+			fail_start(d, "no '" LISTEN_PREFIX "HOST:PORT' line within 10 s");
+		nap();
+	}
+	d->port = port;
+	snprintf(d->base, sizeof d->base, "http://127.0.0.1:%d", port);
+
+	for (;;) {
+		harness_request(d, "GET", "/healthz", NULL, NULL, NULL, &r);
+		status = (int)r.status;
+		harness_resp_free(&r);
+		if (status == 200)
+			break;
+		if (now_ms() > end)
+			fail_start(d, "GET /healthz did not answer 200 within 10 s");
+		nap();
+	}
+}
+
+void harness_start_env(struct jobqd *d, const char *const *extra_args,
+		       const char *const *env)
+{
+	memset(d, 0, sizeof *d);
+	d->pid = -1;
+	make_tmpdir(d->dir, sizeof d->dir);
+	live_add(-1, d->dir);
+	snprintf(d->db, sizeof d->db, "%s/jobq.db", d->dir);
+	snprintf(d->log, sizeof d->log, "%s/stderr.log", d->dir);
+	launch(d, extra_args, env);
+}
+
+void harness_start(struct jobqd *d, const char *const *extra_args)
+{
+	harness_start_env(d, extra_args, NULL);
+}
+
+void harness_restart(struct jobqd *d, const char *const *extra_args)
+{
+	ck_assert_msg(d->pid < 0 && d->dir[0] != '\0',
+		      "harness_restart needs a stopped jobqd with its temp dir");
+	harness_check_log(d);
+	launch(d, extra_args, NULL);
+}
+
+int harness_stop_keep(struct jobqd *d)
+{
+	int status = -1;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	if (!wait_bounded(d->pid, STOP_BOUND_MS, &status)) {
+		fprintf(stderr, "harness: jobqd %d ignored SIGTERM for 10 s; "
+			"killing it\n", (int)d->pid);
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, &status, 0);
+	}
+	live_reaped(d->pid);
+	d->pid = -1;
+	harness_check_log(d);
+	return status;
+}
+
+void harness_cleanup(struct jobqd *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+		live_reaped(d->pid);
+		d->pid = -1;
+	}
+	rm_rf(d->dir);
+	live_dir_removed(d->dir);
+	d->dir[0] = '\0';
+}
+
+int harness_stop(struct jobqd *d)
+{
+	int status = harness_stop_keep(d);
+
+	harness_cleanup(d);
+	return status;
+}
+
+void harness_kill9(struct jobqd *d)
+{
+	if (d->pid <= 0)
+		return;
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	live_reaped(d->pid);
+	d->pid = -1;
+	harness_check_log(d);
+}
+
+void harness_run_cli(const char *const *args, const char *const *env,
+		     struct cli_result *res)
+{
+	char dir[HARNESS_PATH_MAX / 2], outp[HARNESS_PATH_MAX + 16],
+		errp[HARNESS_PATH_MAX + 16], bin[PATH_MAX];
+	const char *argv[64];
+	char **envp;
+	size_t n = 0, i;
+	int ofd, efd, status = 0;
+	pid_t pid;
+
+	memset(res, 0, sizeof *res);
+	jobqd_path(bin);
+	make_tmpdir(dir, sizeof dir);
+	live_add(-1, dir);
+	snprintf(outp, sizeof outp, "%s/stdout.log", dir);
+	snprintf(errp, sizeof errp, "%s/stderr.log", dir);
+	argv[n++] = bin;
+	for (i = 0; args != NULL && args[i] != NULL; i++) {
+		ck_assert_msg(n < 63, "harness: too many arguments");
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+
+	ofd = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_msg(ofd >= 0 && efd >= 0, "open log: %s", strerror(errno));
+	envp = build_env(env);
+	pid = spawn((char *const *)argv, envp, dir, ofd, efd);
+	free(envp);
+	close(ofd);
+	close(efd);
+	live_add(pid, dir);
+	if (!wait_bounded(pid, CLI_BOUND_MS, &status)) {
+		res->timed_out = 1;
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	live_reaped(pid);
+	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	res->out = harness_read_file(outp);
+	res->err = harness_read_file(errp);
+	rm_rf(dir);
+	live_dir_removed(dir);
+	for (i = 0; sanitizer_markers[i] != NULL; i++)
+		ck_assert_msg(strstr(res->err, sanitizer_markers[i]) == NULL,
+			      "sanitizer report in jobqd stderr:\n%s", res->err);
+}
+
+void harness_cli_result_free(struct cli_result *res)
+{
+	free(res->out);
+	free(res->err);
+	res->out = NULL;
+	res->err = NULL;
+}
+
+/* ---- HTTP ---- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		if (b->p == NULL)
+			abort();
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	buf_add(ud, data, size * nmemb);
+	return size * nmemb;
+}
+
+/* Keeps only the last header block (a 100 Continue block comes first). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = size * nmemb;
+
+	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
+		b->len = 0;
+	buf_add(b, data, n);
+	return n;
+}
+
+struct src {
+	const char *p;
+	size_t left;
+};
+
+/* Feeds at most 512 bytes per call so a chunked body has several chunks. */
+static size_t on_read(char *dst, size_t size, size_t nitems, void *ud)
+{
+	struct src *s = ud;
+	size_t n = size * nitems;
+
+	if (n > 512)
+		n = 512;
+	if (n > s->left)
+		n = s->left;
+	memcpy(dst, s->p, n);
+	s->p += n;
+	s->left -= n;
+	return n;
+}
+
+void harness_request_raw(const struct jobqd *d, const char *method,
+			 const char *path, const char *const *headers,
+			 const void *body, size_t len, int chunked,
+			 struct resp *out)
+{
+	CURL *c;
+	CURLcode rc;
+	struct curl_slist *hl = NULL;
+	struct buf hb = { NULL, 0, 0 }, bb = { NULL, 0, 0 };
+	struct src s = { body, body != NULL ? len : 0 };
+	char url[1024];
+	char errbuf[CURL_ERROR_SIZE] = "";
+	double t0;
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	snprintf(url, sizeof url, "%s%s", d->base, path);
+	c = curl_easy_init();
+	if (c == NULL)
+		abort();
+	hl = curl_slist_append(hl, "Expect:");
+	for (i = 0; headers != NULL && headers[i] != NULL; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	if (chunked)
+		hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, HTTP_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+
+	if (strcmp(method, "HEAD") == 0) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(method, "POST") == 0 || body != NULL || chunked) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		if (chunked) {
+			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(c, CURLOPT_READDATA, &s);
+		} else {
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)s.left);
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+					 body != NULL ? body : "");
+		}
+		if (strcmp(method, "POST") != 0)
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	}
+
+	t0 = now_ms();
+	rc = curl_easy_perform(c);
+	out->ms = now_ms() - t0;
+	if (rc == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	} else {
+		out->status = 0;
+		snprintf(out->error, sizeof out->error, "%s %.200s: %.100s (%.150s)",
+			 method, path, curl_easy_strerror(rc), errbuf);
+	}
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hl);
+
+	buf_add(&hb, "", 0);
+	buf_add(&bb, "", 0);
+	out->headers = hb.p;
+	out->body = bb.p;
+	out->body_len = bb.len;
+	if (out->body_len > 0)
+		out->json = cJSON_ParseWithOpts(out->body, NULL, 1);
+}
+
+void harness_request(const struct jobqd *d, const char *method, const char *path,
+		     const char *content_type, const char *body,
+		     const char *extra_header, struct resp *out)
+{
+	char ct[256];
+	const char *headers[3];
+	size_t n = 0;
+
+	if (content_type != NULL)
+		snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+	else
+		snprintf(ct, sizeof ct, "Content-Type:");
+	headers[n++] = ct;
+	if (extra_header != NULL)
+		headers[n++] = extra_header;
+	headers[n] = NULL;
+	harness_request_raw(d, method, path, headers, body,
+			    body != NULL ? strlen(body) : 0, 0, out);
+}
+
+void harness_resp_free(struct resp *r)
+{
+	free(r->headers);
+	free(r->body);
+	cJSON_Delete(r->json);
+	r->headers = NULL;
+	r->body = NULL;
+	r->json = NULL;
+}
+
+int harness_header(const struct resp *r, const char *name, char *out, size_t n)
+{
+	const char *line = r->headers;
+	size_t nl = strlen(name);
+
+	if (n > 0)
+		out[0] = '\0';
+	while (line != NULL && *line != '\0') {
+		const char *eol = strchr(line, '\n');
+		const char *v, *e;
+
+		if (eol == NULL)
+			eol = line + strlen(line);
+		if ((size_t)(eol - line) > nl && line[nl] == ':' &&
+		    strncasecmp(line, name, nl) == 0) {
+			v = line + nl + 1;
+			e = eol;
+			while (v < e && (*v == ' ' || *v == '\t'))
+				v++;
+			while (e > v && (e[-1] == '\r' || e[-1] == ' ' ||
+					 e[-1] == '\t'))
+				e--;
+			snprintf(out, n, "%.*s", (int)(e - v), v);
+			return 1;
+		}
+		line = *eol ? eol + 1 : eol;
+	}
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void why_add(char *why, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(why);
+	va_list ap;
+
+	if (len + 1 >= n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+int harness_problem_mismatch(const struct resp *r, long status, const char *code,
+			     const char *field, char *why, size_t n)
+{
+	char ct[256], want_type[128];
+	const cJSON *j = r->json, *v;
+	size_t plen = strlen("application/problem+json");
+
+	why[0] = '\0';
+	if (r->status == 0) {
+		why_add(why, n, "transfer failed: %s; ", r->error);
+		return 1;
+	}
+	if (r->status != status)
+		why_add(why, n, "status %ld, want %ld; ", r->status, status);
+	if (!harness_header(r, "Content-Type", ct, sizeof ct))
+		why_add(why, n, "no Content-Type; ");
+	else if (strncmp(ct, "application/problem+json", plen) != 0 ||
+		 (ct[plen] != '\0' && ct[plen] != ';'))
+		why_add(why, n, "Content-Type '%s', want application/problem+json; ",
+			ct);
+	if (!cJSON_IsObject(j)) {
+		why_add(why, n, "body is not a JSON object; ");
+	} else {
+		v = cJSON_GetObjectItemCaseSensitive(j, "status");
+		if (!cJSON_IsNumber(v) || v->valuedouble != (double)status)
+			why_add(why, n, "body status not %ld; ", status);
+		v = cJSON_GetObjectItemCaseSensitive(j, "code");
+		if (!cJSON_IsString(v) || strcmp(v->valuestring, code) != 0)
+			why_add(why, n, "code not \"%s\"; ", code);
+		v = cJSON_GetObjectItemCaseSensitive(j, "title");
+		if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+			why_add(why, n, "title missing; ");
+		snprintf(want_type, sizeof want_type, "urn:jobq:problem:%s", code);
+		v = cJSON_GetObjectItemCaseSensitive(j, "type");
+		if (!cJSON_IsString(v) || strcmp(v->valuestring, want_type) != 0)
+			why_add(why, n, "type not \"%s\"; ", want_type);
+		v = cJSON_GetObjectItemCaseSensitive(j, "field");
+		if (field == NULL && v != NULL)
+			why_add(why, n, "field present, want it omitted; ");
+		if (field != NULL &&
+		    (!cJSON_IsString(v) || strcmp(v->valuestring, field) != 0))
+			why_add(why, n, "field not \"%s\"; ", field);
+	}
+	if (why[0] == '\0')
+		return 0;
+	why_add(why, n, "body: %.600s", r->body != NULL ? r->body : "");
+	return 1;
+}

@@ -1,0 +1,135 @@
+/* Black-box test harness for jobqd: spawns the real binary (env JOBQD,
+ * default build/jobqd) on 127.0.0.1:0 with a fresh temp dir and DB, talks
+ * to it over HTTP with libcurl, stops it with SIGTERM and fails the test if
+ * its log shows a sanitizer report. Every wait here is bounded. */
+#ifndef JOBQ_TESTS_HARNESS_H
+#define JOBQ_TESTS_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <check.h>
+#include <cjson/cJSON.h>
+
+#define HARNESS_PATH_MAX 512
+
+/* One jobqd process and the temp dir that holds its DB and log.
+ * pid is -1 when no process runs; dir is "" when no temp dir exists. */
+struct jobqd {
+	pid_t pid;
+	int port;
+	char dir[HARNESS_PATH_MAX / 2]; /* temp dir, removed by harness_stop/cleanup */
+	char db[HARNESS_PATH_MAX];   /* <dir>/jobq.db */
+	char log[HARNESS_PATH_MAX];  /* <dir>/stderr.log, stdout and stderr */
+	char base[64];               /* "http://127.0.0.1:PORT" */
+};
+
+/* One HTTP exchange. status is 0 when the transfer itself failed (then
+ * error says why). headers holds the raw header block of the final response;
+ * body is always NUL-terminated (empty when there was none); json is the
+ * parsed body or NULL if it is not JSON. Free with harness_resp_free. */
+struct resp {
+	long status;
+	char *headers;
+	char *body;
+	size_t body_len;
+	cJSON *json;
+	double ms;        /* wall time of the exchange in milliseconds */
+	char error[512];  /* curl error text when status == 0 */
+};
+
+/* Result of running jobqd as a plain command (no daemon expected). status is
+ * the exit code, or -1 if it was killed (timed_out says whether we killed it
+ * after the bound). out/err hold its stdout/stderr, NUL-terminated. */
+struct cli_result {
+	int status;
+	int timed_out;
+	char *out;
+	char *err;
+};
+
+/* Call once in main before running the suite: creates one root temp dir
+ * under $TMPDIR (or /tmp) that holds every test's temp dir, so that
+ * harness_suite_end, run in the parent process, removes what a failed test
+ * (which check ends with _exit) left behind. Set HARNESS_KEEP=1 to keep it. */
+void harness_suite_begin(void);
+void harness_suite_end(void);
+
+/* Makes a temp dir and starts jobqd with --listen 127.0.0.1:0 --db
+ * <dir>/jobq.db --log-level info and extra_args (NULL-terminated, may be
+ * NULL). env (NULL-terminated "NAME=VALUE", may be NULL) is added to the
+ * child's environment, from which all JOBQ_* variables are first removed.
+ * Returns once /healthz answers 200; fails the test otherwise. */
+void harness_start(struct jobqd *d, const char *const *extra_args);
+void harness_start_env(struct jobqd *d, const char *const *extra_args,
+		       const char *const *env);
+
+/* Starts jobqd again on the same temp dir and DB after harness_kill9 or
+ * harness_stop_keep. The log is checked for sanitizer reports and then
+ * truncated. */
+void harness_restart(struct jobqd *d, const char *const *extra_args);
+
+/* SIGTERM, bounded wait (SIGKILL after ~10 s), sanitizer check of the log.
+ * Returns the raw wait status. harness_stop also removes the temp dir;
+ * harness_stop_keep keeps it for harness_restart. */
+int harness_stop(struct jobqd *d);
+int harness_stop_keep(struct jobqd *d);
+
+/* SIGKILL and reap; keeps the temp dir for harness_restart. */
+void harness_kill9(struct jobqd *d);
+
+/* Kills jobqd if it still runs and removes the temp dir. Safe to repeat. */
+void harness_cleanup(struct jobqd *d);
+
+/* Fails the test, printing the log, if it contains a sanitizer report. */
+void harness_check_log(const struct jobqd *d);
+
+/* Reads a whole file; returns a malloc'd NUL-terminated string ("" if the
+ * file is missing). */
+char *harness_read_file(const char *path);
+
+/* Runs jobqd with exactly args (NULL-terminated, without argv[0]) in a fresh
+ * temp dir as working directory, with env added as for harness_start_env.
+ * Waits at most ~10 s. Fails the test on a sanitizer report. */
+void harness_run_cli(const char *const *args, const char *const *env,
+		     struct cli_result *res);
+void harness_cli_result_free(struct cli_result *res);
+
+/* HTTP exchange with jobqd. path may carry a query. content_type NULL means
+ * no Content-Type header at all; body NULL means no body; extra_header is one
+ * "Name: value" line or NULL. Never fails the test: check out->status. */
+void harness_request(const struct jobqd *d, const char *method, const char *path,
+		     const char *content_type, const char *body,
+		     const char *extra_header, struct resp *out);
+
+/* Same with raw bytes: headers is a NULL-terminated list of "Name: value"
+ * lines (a "Name:" line removes a header curl would add); chunked sends the
+ * body with Transfer-Encoding: chunked instead of Content-Length. */
+void harness_request_raw(const struct jobqd *d, const char *method,
+			 const char *path, const char *const *headers,
+			 const void *body, size_t len, int chunked,
+			 struct resp *out);
+
+void harness_resp_free(struct resp *r);
+
+/* Copies the trimmed value of the first response header called name (case
+ * insensitive) into out. Returns 1 if found, 0 if not. */
+int harness_header(const struct resp *r, const char *name, char *out, size_t n);
+
+/* Checks that r is the problem+json reply of the contract: exact status,
+ * Content-Type application/problem+json, body status/code/title present,
+ * type "urn:jobq:problem:<code>", field equal (absent when field is NULL).
+ * Returns 0 if so; else 1 with a description (and the body) in why. */
+int harness_problem_mismatch(const struct resp *r, long status, const char *code,
+			     const char *field, char *why, size_t n);
+
+#define assert_problem(r, st, code, field)                                   \
+	do {                                                                 \
+		char why_[2048];                                             \
+		ck_assert_msg(harness_problem_mismatch((r), (st), (code),    \
+						       (field), why_,        \
+						       sizeof why_) == 0,    \
+			      "%s", why_);                                   \
+	} while (0)
+
+#endif

@@ -15,14 +15,17 @@
  *
  * Runnable jobs are found through a partial index WHERE state = 0. The claim
  * query names the state as a literal: with a bound parameter SQLite cannot
- * prove the partial index applies and scans the table. The tests assert the
- * plans. */
+ * prove the partial index applies and scans the table. It also names the
+ * index: left to itself the planner prefers jobs_by_state (state = 0 is an
+ * equality there too) and sorts every queued row by priority for each claim.
+ * The tests assert the plans. */
 #include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +75,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_INSERT] = "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at)"
 	               " VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, ?6) RETURNING seq",
 	[SQL_CLAIM] = "UPDATE jobs SET state = 1, attempts = attempts + 1, started_at = ?1"
-	              " WHERE seq IN (SELECT seq FROM jobs WHERE state = 0"
+	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_runnable WHERE state = 0"
 	              "   ORDER BY priority DESC, seq LIMIT ?2)"
 	              " RETURNING " JOB_COLUMNS,
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
@@ -108,6 +111,9 @@ struct store {
 	pthread_cond_t cv;
 	struct store_op *head, *tail;
 	bool stopping;
+
+	atomic_uint_fast64_t commits;     /* written by the writer only */
+	atomic_uint_fast64_t committed_ops;
 
 	pthread_mutex_t readers_mu;       /* guards idle, all */
 	struct reader *idle;
@@ -499,6 +505,10 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	}
 	if (ok && exec_sql(st->wdb, "COMMIT") != SQLITE_OK)
 		ok = false;
+	if (ok) {
+		atomic_fetch_add(&st->commits, 1);
+		atomic_fetch_add(&st->committed_ops, (uint_fast64_t)n);
+	}
 	if (!ok && !sqlite3_get_autocommit(st->wdb))
 		exec_sql(st->wdb, "ROLLBACK");
 	complete_group(st, ops, ap, n, ok);
@@ -828,6 +838,12 @@ char *store_explain(struct store *st, const char *query)
 		fclose(mem);
 	reader_give(st, r);
 	return plan;
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+	out->commits = atomic_load(&st->commits);
+	out->ops = atomic_load(&st->committed_ops);
 }
 
 int store_schema_version(struct store *st)

@@ -105,6 +105,15 @@ enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
  * that guard the indexes. The caller frees the string. */
 char *store_explain(struct store *st, const char *query);
 
+/* Writer counters since open: transactions committed and ops applied in
+ * them. ops / commits is the mean group size. */
+struct store_stats {
+	uint64_t commits;
+	uint64_t ops;
+};
+
+void store_get_stats(struct store *st, struct store_stats *out);
+
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);
 

@@ -40,7 +40,7 @@ UNIT_TESTS := tests/unit_core.c tests/unit_store.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-readme lint-openapi deps clean
+.PHONY: all run test test-only check-unit check-api check-readme lint-openapi deps bench clean
 
 all: $(BUILD)/jobqd
 
@@ -96,6 +96,16 @@ lint-openapi:
 
 deps:
 	@scripts/deps.sh test
+
+$(BUILD)/bench/load: bench/load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+# Figures, never assertions: see docs/benchmarks.md.
+bench:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load
+	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load bench/run.sh
 
 clean:
 	rm -rf build

@@ -170,8 +170,9 @@ void hub_free(struct hub *hub)
 void hub_wait(struct hub *hub, struct hub_waiter *w, const char *id,
               int64_t deadline, void (*wake)(void *arg), void *arg)
 {
-	memcpy(w->id, id, sizeof w->id);
-	w->id[UUID_LEN] = '\0';
+	size_t n = strnlen(id, UUID_LEN);
+	memcpy(w->id, id, n);
+	w->id[n] = '\0';
 	w->deadline = deadline;
 	w->wake = wake;
 	w->arg = arg;

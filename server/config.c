@@ -15,6 +15,9 @@
 static int parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;
+	/* strtol would also take leading blanks and a plus sign. */
+	if (!((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
+		return -1;
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)

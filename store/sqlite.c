@@ -738,6 +738,7 @@ static void list_sql(int variant, char *sql, size_t n)
 enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
                               struct job ***jobs, size_t *n, int64_t *next_seq)
 {
+	int limit = f->limit < 1 ? 1 : f->limit;
 	int variant = (f->has_state ? LIST_STATE : 0) | (f->queue ? LIST_QUEUE : 0) |
 	              (f->type ? LIST_TYPE : 0) | (f->before_seq > 0 ? LIST_BEFORE : 0);
 	struct reader *r = reader_take(st);
@@ -764,8 +765,8 @@ enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
 	if (f->before_seq > 0)
 		sqlite3_bind_int64(s, 4, f->before_seq);
 	/* One row more than asked tells whether another page exists. */
-	sqlite3_bind_int(s, 5, f->limit + 1);
-	out = calloc((size_t)f->limit + 1, sizeof *out);
+	sqlite3_bind_int(s, 5, limit + 1);
+	out = calloc((size_t)limit + 1, sizeof *out);
 	int step = SQLITE_DONE;
 	while (out && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		struct job *job = row_to_job(s);
@@ -783,7 +784,7 @@ enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
 		goto out;
 	}
 	*next_seq = 0;
-	if (count > (size_t)f->limit) {
+	if (count > (size_t)limit) {
 		job_free(out[--count]);
 		*next_seq = out[count - 1]->seq;
 	}

@@ -92,7 +92,7 @@ struct store_filter {
 	const char *queue;     /* NULL: any */
 	const char *type;      /* NULL: any */
 	int64_t before_seq;    /* 0: from the newest */
-	int limit;
+	int limit;             /* page size; below 1 counts as 1 */
 };
 
 /* Lists jobs newest first. *next_seq is the cursor for the next page, or 0

@@ -1,0 +1,1563 @@
+/* Unit tests for the core layer (ids, time, UTF-8, the job model, the
+ * problem table, job states), the configuration parser, the waiter hub and
+ * the run table. Thread tests wait on counters with bounded polls; no test
+ * asserts a timing. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/clock.h"
+#include "core/hub.h"
+#include "core/job.h"
+#include "core/kind.h"
+#include "core/problem.h"
+#include "core/run.h"
+#include "core/uuid.h"
+#include "server/config.h"
+
+Suite *core_suite(void);
+
+#define TEST_TIMEOUT_S 30
+#define POLL_LIMIT_MS 5000
+
+/* ---- helpers --------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Polls *v until it equals want or POLL_LIMIT_MS pass; returns whether it
+ * got there. */
+static bool wait_for_count(atomic_int *v, int want)
+{
+	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
+	while (atomic_load(v) != want) {
+		if (clock_mono_ms() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
+/* ---- uuid ------------------------------------------------------------ */
+
+START_TEST(uuid_v7_has_canonical_v7_format)
+{
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	ck_assert_uint_eq(strlen(id), 36);
+	for (int i = 0; i < UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			ck_assert_msg(id[i] == '-', "id %s: byte %d is not a dash", id, i);
+		else
+			ck_assert_msg(strchr("0123456789abcdef", id[i]) && id[i],
+			              "id %s: byte %d is not lowercase hex", id, i);
+	}
+	ck_assert_msg(id[14] == '7', "id %s: version nibble is %c, not 7", id, id[14]);
+	ck_assert_msg(strchr("89ab", id[19]) != NULL, "id %s: variant nibble %c is not 10xx", id, id[19]);
+	ck_assert(uuid_valid(id));
+}
+END_TEST
+
+START_TEST(uuid_v7_timestamp_is_current_unix_ms)
+{
+	int64_t before = clock_now_ms();
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	int64_t after = clock_now_ms();
+	char hex[13];
+	memcpy(hex, id, 8);
+	memcpy(hex + 8, id + 9, 4);
+	hex[12] = '\0';
+	int64_t ms = (int64_t)strtoll(hex, NULL, 16);
+	/* The counter may carry the timestamp one ms ahead (RFC 9562 6.2). */
+	ck_assert_msg(ms >= before && ms <= after + 1, "id %s: time %lld outside [%lld, %lld]",
+	              id, (long long)ms, (long long)before, (long long)after + 1);
+}
+END_TEST
+
+START_TEST(uuid_v7_ids_strictly_increase)
+{
+	enum { N = 10000 };
+	char prev[UUID_LEN + 1], cur[UUID_LEN + 1];
+	uuid_v7(prev);
+	for (int i = 1; i < N; i++) {
+		uuid_v7(cur);
+		/* Strictly increasing implies unique. */
+		ck_assert_msg(strcmp(prev, cur) < 0, "id %d (%s) is not after %s", i, cur, prev);
+		memcpy(prev, cur, sizeof prev);
+	}
+}
+END_TEST
+
+START_TEST(uuid_valid_accepts_canonical_forms)
+{
+	ck_assert(uuid_valid("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b"));
+	ck_assert(uuid_valid("0190A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B"));
+	ck_assert(uuid_valid("00000000-0000-0000-0000-000000000000"));
+	/* Any version, per the header. */
+	ck_assert(uuid_valid("123e4567-e89b-42d3-a456-426614174000"));
+}
+END_TEST
+
+static const char *const bad_uuids[] = {
+	"",
+	"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2",   /* 35 */
+	"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2bc", /* 37 */
+	"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2g",  /* g */
+	"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2 ",  /* space */
+	"0190a1b2-c3d4-7e5f-8a6b_7c8d9e0f1a2b",  /* underscore for a dash */
+	"0190a1b2c-3d4-7e5f-8a6b-7c8d9e0f1a2b",  /* first dash moved */
+	"0190a1b2-c3d47-e5f-8a6b-7c8d9e0f1a2b",  /* second dash moved */
+	"0190a1b2-c3d4-7e5f8-a6b-7c8d9e0f1a2b",  /* third dash moved */
+	"0190a1b2-c3d4-7e5f-8a6b7-c8d9e0f1a2b",  /* fourth dash moved */
+	"0190a1b2c3d47e5f8a6b7c8d9e0f1a2b",      /* no dashes */
+	"{0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b}",
+	"0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b\n",
+};
+
+START_TEST(uuid_valid_rejects_malformed)
+{
+	ck_assert_msg(!uuid_valid(bad_uuids[_i]), "accepted \"%s\"", bad_uuids[_i]);
+}
+END_TEST
+
+/* ---- clock ----------------------------------------------------------- */
+
+START_TEST(clock_rfc3339_formats_known_instants)
+{
+	static const struct { int64_t ms; const char *want; } cases[] = {
+		{0, "1970-01-01T00:00:00.000Z"},
+		{1700000000123, "2023-11-14T22:13:20.123Z"},
+		{999, "1970-01-01T00:00:00.999Z"},
+		{1000, "1970-01-01T00:00:01.000Z"},
+		{951782400007, "2000-02-29T00:00:00.007Z"},
+		{4102444799999, "2099-12-31T23:59:59.999Z"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[32];
+		memset(out, 'x', sizeof out);
+		clock_rfc3339(cases[i].ms, out);
+		ck_assert_str_eq(out, cases[i].want);
+	}
+}
+END_TEST
+
+START_TEST(clock_mono_ms_never_goes_back)
+{
+	int64_t prev = clock_mono_ms();
+	for (int i = 0; i < 1000; i++) {
+		int64_t now = clock_mono_ms();
+		ck_assert_int_ge(now, prev);
+		prev = now;
+	}
+}
+END_TEST
+
+/* ---- utf8_valid -------------------------------------------------------- */
+
+static const struct { const char *s; size_t len; bool valid; const char *what; } utf8_cases[] = {
+	{"", 0, true, "empty"},
+	{"hello, world", 12, true, "ASCII"},
+	{"a\0b", 3, true, "NUL is a code point"},
+	{"\xc2\x80", 2, true, "U+0080, smallest 2-byte"},
+	{"\xc3\xa9", 2, true, "U+00E9 e-acute"},
+	{"\xdf\xbf", 2, true, "U+07FF, largest 2-byte"},
+	{"\xe0\xa0\x80", 3, true, "U+0800, smallest 3-byte"},
+	{"\xe2\x82\xac", 3, true, "U+20AC euro"},
+	{"\xed\x9f\xbf", 3, true, "U+D7FF, just below the surrogates"},
+	{"\xee\x80\x80", 3, true, "U+E000, just above the surrogates"},
+	{"\xef\xbf\xbf", 3, true, "U+FFFF"},
+	{"\xf0\x90\x80\x80", 4, true, "U+10000, smallest 4-byte"},
+	{"\xf0\x9f\x98\x80", 4, true, "U+1F600 emoji"},
+	{"\xf4\x8f\xbf\xbf", 4, true, "U+10FFFF, largest code point"},
+	{"x\xc3\xa9y\xe2\x82\xacz\xf0\x9f\x98\x80", 12, true, "mixed"},
+	{"\xc0\x80", 2, false, "overlong NUL (C0 80)"},
+	{"\xc1\xbf", 2, false, "overlong 2-byte (C1 BF)"},
+	{"\xe0\x80\x80", 3, false, "overlong 3-byte NUL"},
+	{"\xe0\x9f\xbf", 3, false, "overlong 3-byte U+07FF"},
+	{"\xf0\x80\x80\x80", 4, false, "overlong 4-byte NUL"},
+	{"\xf0\x8f\xbf\xbf", 4, false, "overlong 4-byte U+FFFF"},
+	{"\xed\xa0\x80", 3, false, "surrogate U+D800 (ED A0 80)"},
+	{"\xed\xbf\xbf", 3, false, "surrogate U+DFFF"},
+	{"\xed\xa0\xbd\xed\xb8\x80", 6, false, "CESU-8 surrogate pair"},
+	{"\xf4\x90\x80\x80", 4, false, "U+110000, above U+10FFFF"},
+	{"\xf7\xbf\xbf\xbf", 4, false, "F7 lead, far above U+10FFFF"},
+	{"\xf8\x88\x80\x80\x80", 5, false, "5-byte form"},
+	{"\xfc\x84\x80\x80\x80\x80", 6, false, "6-byte form"},
+	{"\xfe", 1, false, "FE"},
+	{"\xff", 1, false, "FF"},
+	{"\x80", 1, false, "lone continuation byte"},
+	{"a\xbf", 2, false, "continuation after ASCII"},
+	{"\xc3", 1, false, "truncated 2-byte"},
+	{"\xe2\x82", 2, false, "truncated 3-byte"},
+	{"\xf0\x9f\x98", 3, false, "truncated 4-byte"},
+	{"\xc3\xa9\xc3", 3, false, "truncated at the end after a good one"},
+	{"\xc3\x28", 2, false, "2-byte lead then ASCII"},
+	{"\xe2\x28\xa1", 3, false, "3-byte lead, bad second byte"},
+	{"\xe2\x82\x28", 3, false, "3-byte lead, bad third byte"},
+	{"\xf0\x9f\x98\x28", 4, false, "4-byte lead, bad fourth byte"},
+	/* len bounds the scan: the lead is whole only within the buffer. */
+	{"\xe2\x82\xac", 2, false, "euro cut short by len"},
+};
+
+START_TEST(utf8_valid_classifies_sequences)
+{
+	ck_assert_msg(utf8_valid(utf8_cases[_i].s, utf8_cases[_i].len) == utf8_cases[_i].valid,
+	              "%s: expected %s", utf8_cases[_i].what,
+	              utf8_cases[_i].valid ? "valid" : "invalid");
+}
+END_TEST
+
+/* ---- job_parse_body ---------------------------------------------------- */
+
+static const struct { const char *body; size_t len; const char *what; } bad_bodies[] = {
+	{"", 0, "empty"},
+	{"{", 1, "unterminated object"},
+	{"{\"a\":}", 6, "missing value"},
+	{"{'a':1}", 7, "single quotes"},
+	{"{\"a\":1,}", 8, "trailing comma"},
+	{"nope", 4, "bare word"},
+	{"{} x", 4, "trailing garbage"},
+	{"{}{}", 4, "two objects"},
+	{"{}\0", 3, "trailing NUL inside len"},
+	{"{\"a\":1}\n]", 9, "garbage after white space"},
+	{"[1,2]", 5, "array"},
+	{"[]", 2, "empty array"},
+	{"\"job\"", 5, "string"},
+	{"42", 2, "number"},
+	{"-1.5e3", 6, "negative number"},
+	{"true", 4, "true"},
+	{"null", 4, "null"},
+	{"{\"a\":\"\xc3\"}", 9, "truncated UTF-8 in a string"},
+	{"{\"a\":\"\xed\xa0\x80\"}", 11, "surrogate in a string"},
+	{"{\"a\":\"\xc0\x80\"}", 10, "overlong in a string"},
+	{"\xff{}", 3, "invalid byte before the object"},
+	{"\x01{}", 3, "control byte before the object"},
+	{"\f{}", 3, "form feed before the object"},
+	{"{\"a\":\x02 1}", 8, "control byte between tokens"},
+};
+
+START_TEST(job_parse_body_rejects_malformed_json)
+{
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	p.kind = PROBLEM_INTERNAL;
+	cJSON *v = job_parse_body(bad_bodies[_i].body, bad_bodies[_i].len, &p);
+	ck_assert_msg(v == NULL, "%s: accepted", bad_bodies[_i].what);
+	cJSON_Delete(v);
+	ck_assert_msg(p.kind == PROBLEM_MALFORMED_JSON, "%s: kind %d", bad_bodies[_i].what, (int)p.kind);
+	ck_assert_str_eq(p.field, "");
+	ck_assert_msg(p.detail[0] != '\0', "%s: empty detail", bad_bodies[_i].what);
+}
+END_TEST
+
+START_TEST(job_parse_body_accepts_object_with_surrounding_white_space)
+{
+	static const char body[] = " \t\r\n{\"type\":\"echo\",\"n\":1,\"s\":\"\xc3\xa9\"} \t\r\n";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_ptr_nonnull(v);
+	ck_assert(cJSON_IsObject(v));
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(v, "type")->valuestring, "echo");
+	ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(v, "n")->valueint, 1);
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(v, "s")->valuestring, "\xc3\xa9");
+	cJSON_Delete(v);
+}
+END_TEST
+
+START_TEST(job_parse_body_reads_only_len_bytes)
+{
+	/* The body is not NUL-terminated at len: what follows must be ignored. */
+	static const char buf[] = "{\"a\":2}GARBAGE";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(buf, 7, &p);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(v, "a")->valueint, 2);
+	ck_assert_int_eq(cJSON_GetArraySize(v), 1);
+	cJSON_Delete(v);
+}
+END_TEST
+
+/* ---- job_from_submission ----------------------------------------------- */
+
+/* 64 and 65 bytes. */
+#define Q10 "qqqqqqqqqq"
+#define QUEUE_64 Q10 Q10 Q10 Q10 Q10 Q10 "qqqq"
+#define QUEUE_65 QUEUE_64 "q"
+
+static cJSON *parse_or_die(const char *json)
+{
+	cJSON *v = cJSON_Parse(json);
+	ck_assert_msg(v != NULL, "test JSON does not parse: %s", json);
+	return v;
+}
+
+START_TEST(job_from_submission_builds_queued_echo_job)
+{
+	cJSON *body = parse_or_die("{\"type\":\"echo\",\"payload\":{\"x\":[1,2],\"s\":\"hi\"}}");
+	struct job *job = NULL;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	int64_t before = clock_now_ms();
+	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	int64_t after = clock_now_ms();
+	ck_assert_ptr_nonnull(job);
+	ck_assert_msg(uuid_valid(job->id), "bad id %s", job->id);
+	ck_assert_int_eq(job->id[14], '7');
+	ck_assert_str_eq(job->type, "echo");
+	ck_assert_str_eq(job->queue, "default");
+	ck_assert_int_eq(job->priority, 0);
+	ck_assert_int_eq(job->state, JOB_QUEUED);
+	ck_assert_str_eq(job->payload, "{\"x\":[1,2],\"s\":\"hi\"}");
+	ck_assert_ptr_null(job->result);
+	ck_assert_ptr_null(job->error);
+	ck_assert(!job->has_progress);
+	ck_assert_int_eq(job->attempts, 0);
+	ck_assert_int_eq(job->seq, 0);
+	ck_assert_int_ge(job->created_at, before);
+	ck_assert_int_le(job->created_at, after);
+	ck_assert_int_eq(job->started_at, 0);
+	ck_assert_int_eq(job->finished_at, 0);
+	job_free(job);
+	cJSON_Delete(body);
+}
+END_TEST
+
+START_TEST(job_from_submission_keeps_queue_and_priority)
+{
+	cJSON *body = parse_or_die("{\"type\":\"sleep\",\"payload\":{\"seconds\":0.5},"
+	                           "\"queue\":\"Az09_.:-\",\"priority\":-1000000}");
+	struct job *job = NULL;
+	struct problem p;
+	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	ck_assert_str_eq(job->type, "sleep");
+	ck_assert_str_eq(job->queue, "Az09_.:-");
+	ck_assert_int_eq(job->priority, -1000000);
+	ck_assert_str_eq(job->payload, "{\"seconds\":0.5}");
+	job_free(job);
+	cJSON_Delete(body);
+}
+END_TEST
+
+START_TEST(job_from_submission_omitted_payload_is_null)
+{
+	cJSON *body = parse_or_die("{\"type\":\"echo\",\"priority\":1000000,\"queue\":\"" QUEUE_64 "\"}");
+	struct job *job = NULL;
+	struct problem p;
+	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	ck_assert_ptr_null(job->payload);
+	ck_assert_int_eq(job->priority, 1000000);
+	ck_assert_str_eq(job->queue, QUEUE_64);
+	job_free(job);
+	cJSON_Delete(body);
+}
+END_TEST
+
+static const char *const good_submissions[] = {
+	"{\"type\":\"echo\",\"priority\":3.0}",
+	"{\"type\":\"echo\",\"payload\":null}",
+	"{\"type\":\"echo\",\"payload\":\"text\"}",
+	"{\"type\":\"sleep\",\"payload\":{\"seconds\":0}}",
+	"{\"type\":\"sleep\",\"payload\":{\"seconds\":86400}}",
+	"{\"type\":\"fail\"}",
+	"{\"type\":\"fail\",\"payload\":{}}",
+	"{\"type\":\"fail\",\"payload\":{\"message\":\"boom\"}}",
+	"{\"type\":\"echo\",\"priority\":-1000000}",
+};
+
+START_TEST(job_from_submission_accepts_edge_values)
+{
+	cJSON *body = parse_or_die(good_submissions[_i]);
+	struct job *job = NULL;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	int rc = job_from_submission(body, &job, &p);
+	ck_assert_msg(rc == 0, "%s: refused (field \"%s\": %s)", good_submissions[_i], p.field, p.detail);
+	ck_assert_ptr_nonnull(job);
+	job_free(job);
+	cJSON_Delete(body);
+}
+END_TEST
+
+static const struct {
+	const char *json;
+	enum problem_kind kind;
+	const char *field;
+} bad_submissions[] = {
+	/* openapi.yaml: a missing or mistyped field is invalid_field; only a
+	 * string naming no registered kind is unknown_job_type. */
+	{"{}", PROBLEM_INVALID_FIELD, "type"},
+	{"{\"type\":1}", PROBLEM_INVALID_FIELD, "type"},
+	{"{\"type\":null}", PROBLEM_INVALID_FIELD, "type"},
+	{"{\"type\":[\"echo\"]}", PROBLEM_INVALID_FIELD, "type"},
+	{"{\"type\":\"nope\"}", PROBLEM_UNKNOWN_JOB_TYPE, "type"},
+	{"{\"type\":\"\"}", PROBLEM_UNKNOWN_JOB_TYPE, "type"},
+	{"{\"type\":\"Echo\"}", PROBLEM_UNKNOWN_JOB_TYPE, "type"},
+	{"{\"type\":\"echo\",\"queue\":1}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":null}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":\"\"}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":\"" QUEUE_65 "\"}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":\"a b\"}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":\"a/b\"}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"queue\":\"caf\xc3\xa9\"}", PROBLEM_INVALID_FIELD, "queue"},
+	{"{\"type\":\"echo\",\"priority\":1.5}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":\"1\"}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":true}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":null}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":1000001}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":-1000001}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"priority\":1e300}", PROBLEM_INVALID_FIELD, "priority"},
+	{"{\"type\":\"echo\",\"foo\":1}", PROBLEM_INVALID_FIELD, "foo"},
+	{"{\"foo\":1}", PROBLEM_INVALID_FIELD, "foo"},
+	{"{\"type\":\"echo\",\"Type\":\"echo\"}", PROBLEM_INVALID_FIELD, "Type"},
+	{"{\"type\":\"sleep\",\"payload\":{}}", PROBLEM_INVALID_PAYLOAD, "payload.seconds"},
+	{"{\"type\":\"sleep\",\"payload\":{\"seconds\":-1}}", PROBLEM_INVALID_PAYLOAD, "payload.seconds"},
+	{"{\"type\":\"sleep\",\"payload\":{\"seconds\":\"1\"}}", PROBLEM_INVALID_PAYLOAD, "payload.seconds"},
+	{"{\"type\":\"sleep\",\"payload\":{\"seconds\":null}}", PROBLEM_INVALID_PAYLOAD, "payload.seconds"},
+	{"{\"type\":\"sleep\",\"payload\":{\"seconds\":86401}}", PROBLEM_INVALID_PAYLOAD, "payload.seconds"},
+	{"{\"type\":\"sleep\"}", PROBLEM_INVALID_PAYLOAD, "payload"},
+	{"{\"type\":\"sleep\",\"payload\":null}", PROBLEM_INVALID_PAYLOAD, "payload"},
+	{"{\"type\":\"sleep\",\"payload\":5}", PROBLEM_INVALID_PAYLOAD, "payload"},
+	{"{\"type\":\"fail\",\"payload\":{\"message\":5}}", PROBLEM_INVALID_PAYLOAD, "payload.message"},
+	{"{\"type\":\"fail\",\"payload\":{\"message\":null}}", PROBLEM_INVALID_PAYLOAD, "payload.message"},
+	{"{\"type\":\"fail\",\"payload\":\"boom\"}", PROBLEM_INVALID_PAYLOAD, "payload"},
+};
+
+START_TEST(job_from_submission_names_the_bad_field)
+{
+	cJSON *body = parse_or_die(bad_submissions[_i].json);
+	struct job sentinel;
+	struct job *job = &sentinel;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	p.kind = PROBLEM_INTERNAL;
+	int rc = job_from_submission(body, &job, &p);
+	cJSON_Delete(body);
+	ck_assert_msg(rc == -1, "%s: accepted", bad_submissions[_i].json);
+	ck_assert_msg(job == &sentinel, "%s: *out was changed", bad_submissions[_i].json);
+	ck_assert_msg(p.kind == bad_submissions[_i].kind, "%s: kind %s, want %s",
+	              bad_submissions[_i].json, problem_info(p.kind)->code,
+	              problem_info(bad_submissions[_i].kind)->code);
+	ck_assert_msg(strcmp(p.field, bad_submissions[_i].field) == 0, "%s: field \"%s\", want \"%s\"",
+	              bad_submissions[_i].json, p.field, bad_submissions[_i].field);
+	ck_assert_msg(p.detail[0] != '\0', "%s: empty detail", bad_submissions[_i].json);
+}
+END_TEST
+
+START_TEST(job_from_submission_gives_each_job_a_new_id)
+{
+	cJSON *body = parse_or_die("{\"type\":\"echo\"}");
+	struct job *a = NULL, *b = NULL;
+	struct problem p;
+	ck_assert_int_eq(job_from_submission(body, &a, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &b, &p), 0);
+	ck_assert_msg(strcmp(a->id, b->id) < 0, "ids %s then %s", a->id, b->id);
+	job_free(a);
+	job_free(b);
+	cJSON_Delete(body);
+}
+END_TEST
+
+/* ---- job_to_json ------------------------------------------------------- */
+
+static const char *const job_keys[] = {
+	"id", "type", "queue", "priority", "state", "payload", "result", "error",
+	"progress", "attempts", "created_at", "started_at", "finished_at",
+};
+#define NJOB_KEYS (int)(sizeof job_keys / sizeof job_keys[0])
+
+static void assert_json_null(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	ck_assert_msg(v != NULL, "key %s missing", key);
+	ck_assert_msg(cJSON_IsNull(v), "key %s is not null", key);
+}
+
+static void assert_json_str(const cJSON *o, const char *key, const char *want)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	ck_assert_msg(cJSON_IsString(v), "key %s is not a string", key);
+	ck_assert_str_eq(v->valuestring, want);
+}
+
+static void assert_json_num(const cJSON *o, const char *key, double want)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	ck_assert_msg(cJSON_IsNumber(v), "key %s is not a number", key);
+	ck_assert_double_eq(v->valuedouble, want);
+}
+
+START_TEST(job_to_json_new_job_has_every_key_with_nulls)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	snprintf(job->id, sizeof job->id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(job->type, sizeof job->type, "echo");
+	snprintf(job->queue, sizeof job->queue, "default");
+	job->priority = -7;
+	job->state = JOB_QUEUED;
+	job->created_at = 1700000000123;
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), NJOB_KEYS);
+	for (int i = 0; i < NJOB_KEYS; i++)
+		ck_assert_msg(cJSON_HasObjectItem(o, job_keys[i]), "key %s missing", job_keys[i]);
+	assert_json_str(o, "id", "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	assert_json_str(o, "type", "echo");
+	assert_json_str(o, "queue", "default");
+	assert_json_num(o, "priority", -7);
+	assert_json_str(o, "state", "queued");
+	assert_json_null(o, "payload");
+	assert_json_null(o, "result");
+	assert_json_null(o, "error");
+	assert_json_null(o, "progress");
+	assert_json_num(o, "attempts", 0);
+	assert_json_str(o, "created_at", "2023-11-14T22:13:20.123Z");
+	assert_json_null(o, "started_at");
+	assert_json_null(o, "finished_at");
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_to_json_finished_job_renders_json_text_progress_and_times)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	snprintf(job->id, sizeof job->id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(job->type, sizeof job->type, "sleep");
+	snprintf(job->queue, sizeof job->queue, "q1");
+	job->priority = 5;
+	job->state = JOB_FAILED;
+	job->payload = strdup("{\"seconds\":2}");
+	job->result = strdup("[1,\"two\"]");
+	job->error = strdup("boom");
+	job->has_progress = true;
+	job->progress_percent = 42.5;
+	snprintf(job->progress_message, sizeof job->progress_message, "slept 0.8s of 2.0s");
+	job->attempts = 2;
+	job->created_at = 1000;
+	job->started_at = 1700000000123;
+	job->finished_at = 1700000001000;
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), NJOB_KEYS);
+	assert_json_str(o, "state", "failed");
+	assert_json_num(o, "priority", 5);
+	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(o, "payload");
+	ck_assert(cJSON_IsObject(payload));
+	assert_json_num(payload, "seconds", 2);
+	const cJSON *result = cJSON_GetObjectItemCaseSensitive(o, "result");
+	ck_assert(cJSON_IsArray(result));
+	ck_assert_int_eq(cJSON_GetArraySize(result), 2);
+	ck_assert_double_eq(cJSON_GetArrayItem(result, 0)->valuedouble, 1);
+	ck_assert_str_eq(cJSON_GetArrayItem(result, 1)->valuestring, "two");
+	assert_json_str(o, "error", "boom");
+	const cJSON *progress = cJSON_GetObjectItemCaseSensitive(o, "progress");
+	ck_assert(cJSON_IsObject(progress));
+	ck_assert_int_eq(cJSON_GetArraySize(progress), 2);
+	assert_json_num(progress, "percent", 42.5);
+	assert_json_str(progress, "message", "slept 0.8s of 2.0s");
+	assert_json_num(o, "attempts", 2);
+	assert_json_str(o, "created_at", "1970-01-01T00:00:01.000Z");
+	assert_json_str(o, "started_at", "2023-11-14T22:13:20.123Z");
+	assert_json_str(o, "finished_at", "2023-11-14T22:13:21.000Z");
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_to_json_shows_damaged_payload_as_string)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	job->payload = strdup("{not json");
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	assert_json_str(o, "payload", "{not json");
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+/* ---- problems ---------------------------------------------------------- */
+
+START_TEST(problem_to_json_with_field)
+{
+	struct problem p;
+	ck_assert_int_eq(problem_set(&p, PROBLEM_INVALID_FIELD, "queue", "queue %s is %d long", "x", 65), -1);
+	cJSON *o = problem_to_json(&p);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), 6);
+	assert_json_str(o, "type", "urn:jobq:problem:invalid_field");
+	assert_json_str(o, "title", "Invalid field");
+	assert_json_num(o, "status", 400);
+	assert_json_str(o, "detail", "queue x is 65 long");
+	assert_json_str(o, "code", "invalid_field");
+	assert_json_str(o, "field", "queue");
+	cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(problem_to_json_without_field_omits_it)
+{
+	struct problem p;
+	problem_set(&p, PROBLEM_JOB_NOT_FOUND, NULL, "no job");
+	ck_assert_str_eq(p.field, "");
+	cJSON *o = problem_to_json(&p);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), 5);
+	ck_assert(!cJSON_HasObjectItem(o, "field"));
+	assert_json_str(o, "type", "urn:jobq:problem:job_not_found");
+	assert_json_str(o, "title", "Job not found");
+	assert_json_num(o, "status", 404);
+	assert_json_str(o, "detail", "no job");
+	assert_json_str(o, "code", "job_not_found");
+	cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(problem_set_truncates_long_field_and_detail)
+{
+	char longs[600];
+	memset(longs, 'f', sizeof longs - 1);
+	longs[sizeof longs - 1] = '\0';
+	struct problem p;
+	problem_set(&p, PROBLEM_INVALID_FIELD, longs, "%s", longs);
+	ck_assert_uint_eq(strlen(p.field), sizeof p.field - 1);
+	ck_assert_uint_eq(strlen(p.detail), sizeof p.detail - 1);
+}
+END_TEST
+
+START_TEST(problem_table_covers_every_kind)
+{
+	for (int k = 0; k < PROBLEM_KIND_COUNT; k++) {
+		const struct problem_info *info = problem_info((enum problem_kind)k);
+		ck_assert_msg(info->code != NULL && info->code[0], "kind %d has no code", k);
+		ck_assert_msg(info->title != NULL && info->title[0], "kind %d has no title", k);
+		ck_assert_msg(info->status >= 400 && info->status <= 599, "kind %d (%s) has status %d",
+		              k, info->code, info->status);
+		for (const char *c = info->code; *c; c++)
+			ck_assert_msg(strchr("abcdefghijklmnopqrstuvwxyz_", *c), "code %s is not snake_case", info->code);
+		for (int j = 0; j < k; j++)
+			ck_assert_msg(strcmp(problem_info((enum problem_kind)j)->code, info->code) != 0,
+			              "kinds %d and %d share code %s", j, k, info->code);
+	}
+}
+END_TEST
+
+START_TEST(problem_table_has_documented_codes_and_statuses)
+{
+	static const struct { enum problem_kind kind; const char *code; int status; } want[] = {
+		{PROBLEM_MALFORMED_JSON, "malformed_json", 400},
+		{PROBLEM_INVALID_FIELD, "invalid_field", 400},
+		{PROBLEM_INVALID_QUERY, "invalid_query", 400},
+		{PROBLEM_UNKNOWN_JOB_TYPE, "unknown_job_type", 422},
+		{PROBLEM_INVALID_PAYLOAD, "invalid_payload", 422},
+		{PROBLEM_NOT_FOUND, "not_found", 404},
+		{PROBLEM_JOB_NOT_FOUND, "job_not_found", 404},
+		{PROBLEM_METHOD_NOT_ALLOWED, "method_not_allowed", 405},
+		{PROBLEM_JOB_FINISHED, "job_finished", 409},
+		{PROBLEM_BODY_TOO_LARGE, "body_too_large", 413},
+		{PROBLEM_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415},
+		{PROBLEM_SHUTTING_DOWN, "shutting_down", 503},
+		{PROBLEM_STORAGE_UNAVAILABLE, "storage_unavailable", 503},
+		{PROBLEM_INTERNAL, "internal", 500},
+	};
+	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const struct problem_info *info = problem_info(want[i].kind);
+		ck_assert_str_eq(info->code, want[i].code);
+		ck_assert_int_eq(info->status, want[i].status);
+	}
+}
+END_TEST
+
+/* The embedded openapi.yaml (gen/openapi.o) mirrors the table. */
+extern const char openapi_yaml[];
+
+START_TEST(problem_codes_are_listed_in_openapi)
+{
+	for (int k = 0; k < PROBLEM_KIND_COUNT; k++) {
+		char item[80];
+		snprintf(item, sizeof item, "        - %s\n", problem_info((enum problem_kind)k)->code);
+		ck_assert_msg(strstr(openapi_yaml, item) != NULL,
+		              "openapi.yaml has no enum item for code %s", problem_info((enum problem_kind)k)->code);
+	}
+}
+END_TEST
+
+/* ---- job states -------------------------------------------------------- */
+
+START_TEST(job_state_names_round_trip)
+{
+	static const char *const names[JOB_STATE_COUNT] = {
+		"queued", "running", "succeeded", "failed", "canceled",
+	};
+	for (int s = 0; s < JOB_STATE_COUNT; s++) {
+		ck_assert_str_eq(job_state_name((enum job_state)s), names[s]);
+		enum job_state out = JOB_STATE_COUNT;
+		ck_assert_int_eq(job_state_parse(names[s], &out), 0);
+		ck_assert_int_eq(out, s);
+	}
+}
+END_TEST
+
+START_TEST(job_state_parse_rejects_unknown_names)
+{
+	static const char *const bad[] = {"", "QUEUED", "Queued", "cancelled", "queued ", "done", "0"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum job_state out = JOB_RUNNING;
+		ck_assert_msg(job_state_parse(bad[i], &out) == -1, "accepted \"%s\"", bad[i]);
+		ck_assert_int_eq(out, JOB_RUNNING);
+	}
+}
+END_TEST
+
+START_TEST(job_state_terminal_only_for_finished_states)
+{
+	ck_assert(!job_state_terminal(JOB_QUEUED));
+	ck_assert(!job_state_terminal(JOB_RUNNING));
+	ck_assert(job_state_terminal(JOB_SUCCEEDED));
+	ck_assert(job_state_terminal(JOB_FAILED));
+	ck_assert(job_state_terminal(JOB_CANCELED));
+}
+END_TEST
+
+/* ---- config ------------------------------------------------------------ */
+
+static const char *const config_env[] = {
+	"JOBQ_LISTEN", "JOBQ_DB", "JOBQ_WORKERS", "JOBQ_SYNC", "JOBQ_MAX_BODY", "JOBQ_LOG_LEVEL",
+};
+
+static void config_env_clear(void)
+{
+	for (size_t i = 0; i < sizeof config_env / sizeof config_env[0]; i++)
+		unsetenv(config_env[i]);
+}
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
+
+START_TEST(config_load_defaults)
+{
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	memset(&cfg, 0x5a, sizeof cfg);
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
+	ck_assert_int_eq(cfg.listen_port, 8080);
+	ck_assert_str_eq(cfg.db_path, "./jobq.db");
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	ck_assert_int_eq(cfg.workers, cores > 0 ? (int)cores : 1);
+	ck_assert(cfg.sync_full);
+	ck_assert_uint_eq(cfg.max_body, 1048576);
+	ck_assert_int_eq(cfg.log_level, LOG_INFO);
+	ck_assert(!cfg.help);
+	ck_assert(!cfg.version);
+}
+END_TEST
+
+START_TEST(config_load_reads_each_flag)
+{
+	char *argv[] = {"jobqd", "--listen", "0.0.0.0:9000", "--db", "/tmp/x/jobs.db",
+	                "--workers", "4", "--sync", "normal", "--max-body", "2048",
+	                "--log-level", "debug", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_str_eq(cfg.listen_host, "0.0.0.0");
+	ck_assert_int_eq(cfg.listen_port, 9000);
+	ck_assert_str_eq(cfg.db_path, "/tmp/x/jobs.db");
+	ck_assert_int_eq(cfg.workers, 4);
+	ck_assert(!cfg.sync_full);
+	ck_assert_uint_eq(cfg.max_body, 2048);
+	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(config_load_reads_flag_equals_value)
+{
+	char *argv[] = {"jobqd", "--listen=[::1]:0", "--db=rel.db", "--workers=1024",
+	                "--sync=full", "--max-body=67108864", "--log-level=error", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_str_eq(cfg.listen_host, "::1");
+	ck_assert_int_eq(cfg.listen_port, 0);
+	ck_assert_str_eq(cfg.db_path, "rel.db");
+	ck_assert_int_eq(cfg.workers, 1024);
+	ck_assert(cfg.sync_full);
+	ck_assert_uint_eq(cfg.max_body, 67108864);
+	ck_assert_int_eq(cfg.log_level, LOG_ERROR);
+}
+END_TEST
+
+START_TEST(config_load_reads_environment)
+{
+	setenv("JOBQ_LISTEN", "localhost:81", 1);
+	setenv("JOBQ_DB", "/var/lib/jobq/env.db", 1);
+	setenv("JOBQ_WORKERS", "3", 1);
+	setenv("JOBQ_SYNC", "normal", 1);
+	setenv("JOBQ_MAX_BODY", "4096", 1);
+	setenv("JOBQ_LOG_LEVEL", "warn", 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_str_eq(cfg.listen_host, "localhost");
+	ck_assert_int_eq(cfg.listen_port, 81);
+	ck_assert_str_eq(cfg.db_path, "/var/lib/jobq/env.db");
+	ck_assert_int_eq(cfg.workers, 3);
+	ck_assert(!cfg.sync_full);
+	ck_assert_uint_eq(cfg.max_body, 4096);
+	ck_assert_int_eq(cfg.log_level, LOG_WARN);
+}
+END_TEST
+
+START_TEST(config_load_flags_win_over_environment)
+{
+	setenv("JOBQ_LISTEN", "localhost:81", 1);
+	setenv("JOBQ_WORKERS", "3", 1);
+	setenv("JOBQ_SYNC", "normal", 1);
+	setenv("JOBQ_LOG_LEVEL", "warn", 1);
+	char *argv[] = {"jobqd", "--workers", "5", "--listen=10.0.0.1:7000", "--sync", "full", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_int_eq(cfg.workers, 5);
+	ck_assert_str_eq(cfg.listen_host, "10.0.0.1");
+	ck_assert_int_eq(cfg.listen_port, 7000);
+	ck_assert(cfg.sync_full);
+	/* No flag for the log level: the variable still applies. */
+	ck_assert_int_eq(cfg.log_level, LOG_WARN);
+}
+END_TEST
+
+START_TEST(config_load_good_flag_overrides_bad_environment)
+{
+	setenv("JOBQ_WORKERS", "lots", 1);
+	setenv("JOBQ_SYNC", "sometimes", 1);
+	char *argv[] = {"jobqd", "--workers", "2", "--sync=normal", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.workers, 2);
+	ck_assert(!cfg.sync_full);
+}
+END_TEST
+
+START_TEST(config_load_bad_environment_names_the_variable)
+{
+	setenv("JOBQ_MAX_BODY", "0", 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "JOBQ_MAX_BODY") != NULL, "err: %s", err);
+}
+END_TEST
+
+static const struct { const char *flag, *value; } bad_flags[] = {
+	{"--listen", "nope"},
+	{"--listen", "1.2.3.4:70000"},
+	{"--db", ""},
+	{"--workers", "0"},
+	{"--workers", "1025"},
+	{"--workers", "-1"},
+	{"--workers", "four"},
+	{"--workers", "4x"},
+	{"--workers", ""},
+	{"--workers", " 4"},
+	{"--workers", "+4"},
+	{"--listen", "1.2.3.4:+80"},
+	{"--listen", "1.2.3.4: 80"},
+	{"--sync", "FULL"},
+	{"--sync", "off"},
+	{"--max-body", "0"},
+	{"--max-body", "67108865"},
+	{"--max-body", "1k"},
+	{"--log-level", "trace"},
+	{"--log-level", "INFO"},
+};
+
+START_TEST(config_load_bad_flag_value_names_the_flag)
+{
+	char *argv[] = {"jobqd", (char *)bad_flags[_i].flag, (char *)bad_flags[_i].value, NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_ERROR,
+	              "%s %s accepted", bad_flags[_i].flag, bad_flags[_i].value);
+	ck_assert_msg(strstr(err, bad_flags[_i].flag) != NULL, "%s %s: err \"%s\" does not name the flag",
+	              bad_flags[_i].flag, bad_flags[_i].value, err);
+}
+END_TEST
+
+START_TEST(config_load_bad_equals_value_names_the_flag)
+{
+	char *argv[] = {"jobqd", "--workers=0", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--workers") != NULL, "err: %s", err);
+}
+END_TEST
+
+START_TEST(config_load_rejects_unknown_option)
+{
+	char *argv[] = {"jobqd", "--bogus", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--bogus") != NULL, "err: %s", err);
+
+	/* A known flag's name as a prefix is not that flag. */
+	char *argv2[] = {"jobqd", "--workersx", "3", NULL};
+	err[0] = '\0';
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv2), argv2, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--workersx") != NULL, "err: %s", err);
+}
+END_TEST
+
+START_TEST(config_load_flag_without_value_is_an_error)
+{
+	char *argv[] = {"jobqd", "--db", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--db") != NULL, "err: %s", err);
+}
+END_TEST
+
+/* Runs config_load with stdout sent to a temp file; returns what it wrote
+ * (caller frees). */
+static char *config_load_capturing(char **argv, int argc, enum config_rc *rc)
+{
+	FILE *tmp = tmpfile();
+	ck_assert_ptr_nonnull(tmp);
+	fflush(stdout);
+	int saved = dup(STDOUT_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fileno(tmp), STDOUT_FILENO), 0);
+	struct config cfg;
+	char err[256] = "";
+	*rc = config_load(&cfg, argc, argv, err, sizeof err);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	ck_assert_int_eq(fseek(tmp, 0, SEEK_END), 0);
+	long n = ftell(tmp);
+	ck_assert_int_ge(n, 0);
+	rewind(tmp);
+	char *out = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(fread(out, 1, (size_t)n, tmp), (size_t)n);
+	fclose(tmp);
+	return out;
+}
+
+START_TEST(config_load_help_and_version_exit_ok)
+{
+	enum config_rc rc;
+	char *argv[] = {"jobqd", "--help", NULL};
+	char *out = config_load_capturing(argv, ARGC(argv), &rc);
+	ck_assert_int_eq(rc, CONFIG_EXIT_OK);
+	ck_assert_msg(strstr(out, "usage: jobqd") != NULL, "help output: %s", out);
+	for (size_t i = 0; i < sizeof config_env / sizeof config_env[0]; i++)
+		ck_assert_msg(strstr(out, config_env[i]) != NULL, "help does not mention %s", config_env[i]);
+	free(out);
+
+	char *argv2[] = {"jobqd", "--version", NULL};
+	out = config_load_capturing(argv2, ARGC(argv2), &rc);
+	ck_assert_int_eq(rc, CONFIG_EXIT_OK);
+	ck_assert_str_eq(out, "jobqd 0.1.0\n");
+	free(out);
+}
+END_TEST
+
+START_TEST(config_parse_listen_accepts_host_port_forms)
+{
+	struct config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	ck_assert_int_eq(config_parse_listen(&cfg, "127.0.0.1:0"), 0);
+	ck_assert_str_eq(cfg.listen_host, "127.0.0.1");
+	ck_assert_int_eq(cfg.listen_port, 0);
+	ck_assert_int_eq(config_parse_listen(&cfg, "[::1]:8080"), 0);
+	ck_assert_str_eq(cfg.listen_host, "::1");
+	ck_assert_int_eq(cfg.listen_port, 8080);
+	ck_assert_int_eq(config_parse_listen(&cfg, "localhost:80"), 0);
+	ck_assert_str_eq(cfg.listen_host, "localhost");
+	ck_assert_int_eq(cfg.listen_port, 80);
+	ck_assert_int_eq(config_parse_listen(&cfg, "0.0.0.0:65535"), 0);
+	ck_assert_str_eq(cfg.listen_host, "0.0.0.0");
+	ck_assert_int_eq(cfg.listen_port, 65535);
+	ck_assert_int_eq(config_parse_listen(&cfg, "[fe80::1:2]:443"), 0);
+	ck_assert_str_eq(cfg.listen_host, "fe80::1:2");
+	ck_assert_int_eq(cfg.listen_port, 443);
+}
+END_TEST
+
+static const char *const bad_listens[] = {
+	"nope", ":80", "::1:80", "1.2.3.4:70000", "1.2.3.4:", "1.2.3.4:65536",
+	"1.2.3.4:-1", "1.2.3.4:8o", "[::1]", "[::1:80", "[]:80", "[::1]x:80", "",
+};
+
+START_TEST(config_parse_listen_rejects_bad_addresses)
+{
+	struct config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	snprintf(cfg.listen_host, sizeof cfg.listen_host, "keep");
+	cfg.listen_port = 1234;
+	ck_assert_msg(config_parse_listen(&cfg, bad_listens[_i]) == -1, "accepted \"%s\"", bad_listens[_i]);
+	ck_assert_str_eq(cfg.listen_host, "keep");
+	ck_assert_int_eq(cfg.listen_port, 1234);
+}
+END_TEST
+
+/* ---- hub --------------------------------------------------------------- */
+
+struct wake_count {
+	atomic_int n;
+};
+
+static void count_wake(void *arg)
+{
+	struct wake_count *c = arg;
+	atomic_fetch_add(&c->n, 1);
+}
+
+static struct hub *hub_or_die(void)
+{
+	struct hub *hub = hub_new();
+	ck_assert_ptr_nonnull(hub);
+	return hub;
+}
+
+/* Far enough ahead that the deadline thread never fires during a test. */
+static int64_t far_deadline(void)
+{
+	return clock_mono_ms() + 600000;
+}
+
+START_TEST(hub_notify_wakes_waiter_on_that_id_once)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1], other[UUID_LEN + 1];
+	uuid_v7(id);
+	uuid_v7(other);
+	struct wake_count c = {0};
+	struct hub_waiter w;
+	memset(&w, 0, sizeof w);
+	hub_wait(hub, &w, id, far_deadline(), count_wake, &c);
+	ck_assert(w.armed);
+	ck_assert_uint_eq(hub_count(hub), 1);
+
+	hub_notify(hub, other);
+	ck_assert_int_eq(atomic_load(&c.n), 0);
+	ck_assert_uint_eq(hub_count(hub), 1);
+
+	/* hub_notify wakes on the calling thread before it returns. */
+	hub_notify(hub, id);
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+	ck_assert(!w.armed);
+	ck_assert_uint_eq(hub_count(hub), 0);
+
+	hub_notify(hub, id);
+	ck_assert(!hub_fire(hub, &w));
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+}
+END_TEST
+
+START_TEST(hub_notify_wakes_every_waiter_on_the_id)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1], other[UUID_LEN + 1];
+	uuid_v7(id);
+	uuid_v7(other);
+	struct wake_count a = {0}, b = {0}, o = {0};
+	struct hub_waiter wa, wb, wo;
+	memset(&wa, 0, sizeof wa);
+	memset(&wb, 0, sizeof wb);
+	memset(&wo, 0, sizeof wo);
+	hub_wait(hub, &wa, id, far_deadline(), count_wake, &a);
+	hub_wait(hub, &wo, other, far_deadline(), count_wake, &o);
+	hub_wait(hub, &wb, id, far_deadline(), count_wake, &b);
+	ck_assert_uint_eq(hub_count(hub), 3);
+	hub_notify(hub, id);
+	ck_assert_int_eq(atomic_load(&a.n), 1);
+	ck_assert_int_eq(atomic_load(&b.n), 1);
+	ck_assert_int_eq(atomic_load(&o.n), 0);
+	ck_assert_uint_eq(hub_count(hub), 1);
+	ck_assert(hub_disarm(hub, &wo));
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&o.n), 0);
+}
+END_TEST
+
+START_TEST(hub_deadline_thread_wakes_expired_waiter)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct wake_count c = {0};
+	struct hub_waiter w;
+	memset(&w, 0, sizeof w);
+	hub_wait(hub, &w, id, clock_mono_ms() + 50, count_wake, &c);
+	ck_assert_msg(wait_for_count(&c.n, 1), "not woken within %d ms", POLL_LIMIT_MS);
+	ck_assert_uint_eq(hub_count(hub), 0);
+	ck_assert(!hub_fire(hub, &w));
+	ck_assert(!hub_disarm(hub, &w));
+	hub_notify(hub, id);
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+}
+END_TEST
+
+START_TEST(hub_earlier_deadline_wakes_before_later_one)
+{
+	/* The thread sleeps toward the far deadline first; arming an earlier
+	 * one must cut that sleep short. */
+	struct hub *hub = hub_or_die();
+	char late_id[UUID_LEN + 1], early_id[UUID_LEN + 1];
+	uuid_v7(late_id);
+	uuid_v7(early_id);
+	struct wake_count late = {0}, early = {0};
+	struct hub_waiter wl, we;
+	memset(&wl, 0, sizeof wl);
+	memset(&we, 0, sizeof we);
+	hub_wait(hub, &wl, late_id, far_deadline(), count_wake, &late);
+	sleep_ms(5); /* let the thread start its long wait (not asserted) */
+	hub_wait(hub, &we, early_id, clock_mono_ms() + 50, count_wake, &early);
+	ck_assert_msg(wait_for_count(&early.n, 1), "early waiter not woken within %d ms", POLL_LIMIT_MS);
+	ck_assert_int_eq(atomic_load(&late.n), 0);
+	ck_assert_uint_eq(hub_count(hub), 1);
+	ck_assert(wl.armed);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&late.n), 1);
+}
+END_TEST
+
+START_TEST(hub_fire_wakes_once_then_reports_disarmed)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct wake_count c = {0};
+	struct hub_waiter w;
+	memset(&w, 0, sizeof w);
+	hub_wait(hub, &w, id, far_deadline(), count_wake, &c);
+	ck_assert(hub_fire(hub, &w));
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+	ck_assert(!hub_fire(hub, &w));
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+	ck_assert_uint_eq(hub_count(hub), 0);
+
+	/* A fired waiter may be armed again. */
+	hub_wait(hub, &w, id, far_deadline(), count_wake, &c);
+	ck_assert_uint_eq(hub_count(hub), 1);
+	hub_notify(hub, id);
+	ck_assert_int_eq(atomic_load(&c.n), 2);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&c.n), 2);
+}
+END_TEST
+
+START_TEST(hub_disarm_prevents_any_wake)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1], sentinel_id[UUID_LEN + 1];
+	uuid_v7(id);
+	uuid_v7(sentinel_id);
+	struct wake_count c = {0}, s = {0};
+	struct hub_waiter w, ws;
+	memset(&w, 0, sizeof w);
+	memset(&ws, 0, sizeof ws);
+	int64_t now = clock_mono_ms();
+	hub_wait(hub, &w, id, now + 200, count_wake, &c);
+	hub_wait(hub, &ws, sentinel_id, now + 250, count_wake, &s);
+	ck_assert(hub_disarm(hub, &w));
+	ck_assert(!w.armed);
+	ck_assert_uint_eq(hub_count(hub), 1);
+	hub_notify(hub, id);
+	ck_assert(!hub_fire(hub, &w));
+	ck_assert(!hub_disarm(hub, &w));
+	/* Deadlines fire in order: once the later sentinel has fired, the
+	 * disarmed waiter's deadline has long been passed over. */
+	ck_assert_msg(wait_for_count(&s.n, 1), "sentinel not woken within %d ms", POLL_LIMIT_MS);
+	ck_assert_int_eq(atomic_load(&c.n), 0);
+	hub_fire_all(hub);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&c.n), 0);
+	ck_assert_int_eq(atomic_load(&s.n), 1);
+}
+END_TEST
+
+START_TEST(hub_fire_all_wakes_every_waiter)
+{
+	enum { N = 5 };
+	struct hub *hub = hub_or_die();
+	char ids[N][UUID_LEN + 1];
+	struct wake_count c[N];
+	struct hub_waiter w[N];
+	memset(w, 0, sizeof w);
+	for (int i = 0; i < N; i++) {
+		/* Two waiters share an id. */
+		if (i == N - 1)
+			memcpy(ids[i], ids[0], sizeof ids[i]);
+		else
+			uuid_v7(ids[i]);
+		atomic_init(&c[i].n, 0);
+		hub_wait(hub, &w[i], ids[i], far_deadline() + i, count_wake, &c[i]);
+		ck_assert_uint_eq(hub_count(hub), (size_t)i + 1);
+	}
+	hub_fire_all(hub);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(atomic_load(&c[i].n) == 1, "waiter %d woken %d times", i, atomic_load(&c[i].n));
+		ck_assert(!w[i].armed);
+	}
+	ck_assert_uint_eq(hub_count(hub), 0);
+	hub_fire_all(hub);
+	hub_free(hub);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(atomic_load(&c[i].n), 1);
+}
+END_TEST
+
+START_TEST(hub_count_tracks_armed_waiters)
+{
+	enum { N = 300 }; /* more than the first heap allocation (256) */
+	struct hub *hub = hub_or_die();
+	static struct hub_waiter w[N];
+	static char ids[N][UUID_LEN + 1];
+	struct wake_count c = {0};
+	memset(w, 0, sizeof w);
+	ck_assert_uint_eq(hub_count(hub), 0);
+	for (int i = 0; i < N; i++) {
+		uuid_v7(ids[i]);
+		/* Deadlines out of order, to exercise the heap. */
+		hub_wait(hub, &w[i], ids[i], far_deadline() + (i * 7919) % N, count_wake, &c);
+	}
+	ck_assert_uint_eq(hub_count(hub), N);
+	for (int i = 0; i < N; i += 2)
+		hub_notify(hub, ids[i]);
+	ck_assert_int_eq(atomic_load(&c.n), N / 2);
+	ck_assert_uint_eq(hub_count(hub), N / 2);
+	int disarmed = 0;
+	for (int i = 1; i < N; i += 4, disarmed++)
+		ck_assert(hub_disarm(hub, &w[i]));
+	ck_assert_int_eq(disarmed, 75);
+	ck_assert_uint_eq(hub_count(hub), N / 2 - 75);
+	ck_assert_int_eq(atomic_load(&c.n), N / 2);
+	hub_free(hub);
+	/* hub_free fires the 75 still armed. */
+	ck_assert_int_eq(atomic_load(&c.n), N / 2 + 75);
+}
+END_TEST
+
+START_TEST(hub_free_fires_armed_waiters)
+{
+	struct hub *hub = hub_or_die();
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct wake_count c = {0};
+	struct hub_waiter w;
+	memset(&w, 0, sizeof w);
+	hub_wait(hub, &w, id, far_deadline(), count_wake, &c);
+	hub_free(hub);
+	ck_assert_int_eq(atomic_load(&c.n), 1);
+}
+END_TEST
+
+/* ---- run table --------------------------------------------------------- */
+
+struct run_fixture {
+	struct run_table *t;
+	struct run *run;
+	char id[UUID_LEN + 1];
+};
+
+static void run_fixture_open(struct run_fixture *f)
+{
+	f->t = run_table_new();
+	ck_assert_ptr_nonnull(f->t);
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	uuid_v7(job->id);
+	memcpy(f->id, job->id, sizeof f->id);
+	f->run = run_table_add(f->t, job);
+	ck_assert_ptr_nonnull(f->run);
+	ck_assert_int_eq(run_stopping(f->run), RUN_STOP_NONE);
+}
+
+static void run_fixture_close(struct run_fixture *f)
+{
+	run_table_remove(f->t, f->run);
+	run_table_free(f->t);
+}
+
+struct sleeper {
+	struct run *run;
+	int64_t deadline;
+	atomic_int started;
+	atomic_int done;
+	bool slept;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *s = arg;
+	atomic_store(&s->started, 1);
+	s->slept = run_sleep_until(s->run, s->deadline);
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+START_TEST(run_table_stop_wakes_sleeper_early)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	struct sleeper s = {.run = f.run, .deadline = clock_mono_ms() + 600000, .slept = true};
+	atomic_init(&s.started, 0);
+	atomic_init(&s.done, 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, sleeper_main, &s), 0);
+	ck_assert(wait_for_count(&s.started, 1));
+	sleep_ms(10); /* usually lets it reach the wait; either way must hold */
+	ck_assert_int_eq(atomic_load(&s.done), 0);
+	ck_assert(run_table_stop(f.t, f.id, RUN_STOP_CANCEL));
+	ck_assert_msg(wait_for_count(&s.done, 1), "sleeper not woken within %d ms", POLL_LIMIT_MS);
+	pthread_join(th, NULL);
+	ck_assert(!s.slept);
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_CANCEL);
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_table_stop_keeps_first_reason)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	ck_assert(run_table_stop(f.t, f.id, RUN_STOP_SHUTDOWN));
+	ck_assert(run_table_stop(f.t, f.id, RUN_STOP_CANCEL));
+	run_table_stop_all(f.t, RUN_STOP_CANCEL);
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_SHUTDOWN);
+	/* Already stopped: a sleep returns at once. */
+	ck_assert(!run_sleep_until(f.run, clock_mono_ms() + 600000));
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_table_stop_all_stops_every_run)
+{
+	enum { N = 20 };
+	struct run_table *t = run_table_new();
+	ck_assert_ptr_nonnull(t);
+	struct run *runs[N];
+	for (int i = 0; i < N; i++) {
+		struct job *job = job_new();
+		ck_assert_ptr_nonnull(job);
+		uuid_v7(job->id);
+		runs[i] = run_table_add(t, job);
+		ck_assert_ptr_nonnull(runs[i]);
+	}
+	run_table_stop_all(t, RUN_STOP_SHUTDOWN);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(run_stopping(runs[i]), RUN_STOP_SHUTDOWN);
+		run_table_remove(t, runs[i]);
+	}
+	run_table_free(t);
+}
+END_TEST
+
+START_TEST(run_sleep_until_returns_true_after_deadline)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	int64_t deadline = clock_mono_ms() + 30;
+	ck_assert(run_sleep_until(f.run, deadline));
+	ck_assert_int_ge(clock_mono_ms(), deadline);
+	ck_assert(run_sleep_until(f.run, clock_mono_ms() - 1000));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_NONE);
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_table_stop_unknown_id_returns_false)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	char other[UUID_LEN + 1];
+	uuid_v7(other);
+	ck_assert(!run_table_stop(f.t, other, RUN_STOP_CANCEL));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_NONE);
+
+	/* A removed run is gone too. */
+	char id[UUID_LEN + 1];
+	memcpy(id, f.id, sizeof id);
+	run_table_remove(f.t, f.run);
+	ck_assert(!run_table_stop(f.t, id, RUN_STOP_CANCEL));
+	run_table_free(f.t);
+}
+END_TEST
+
+START_TEST(run_progress_clamps_and_copies_into_job)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+
+	/* Nothing reported yet. */
+	ck_assert(!run_table_progress(f.t, f.id, job));
+	ck_assert(!job->has_progress);
+
+	static const struct { double in, want; } cases[] = {
+		{42.5, 42.5}, {0, 0}, {100, 100}, {150, 100}, {-5, 0}, {1e300, 100},
+		{-INFINITY, 0}, {INFINITY, 100}, {NAN, 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char msg[32];
+		snprintf(msg, sizeof msg, "step %zu", i);
+		run_progress(f.run, cases[i].in, msg);
+		memset(job, 0, sizeof *job);
+		ck_assert(run_table_progress(f.t, f.id, job));
+		ck_assert(job->has_progress);
+		ck_assert_msg(job->progress_percent == cases[i].want, "progress %g gave %g, want %g",
+		              cases[i].in, job->progress_percent, cases[i].want);
+		ck_assert_str_eq(job->progress_message, msg);
+	}
+
+	run_progress(f.run, 10, NULL);
+	ck_assert(run_table_progress(f.t, f.id, job));
+	ck_assert_str_eq(job->progress_message, "");
+
+	char longmsg[400];
+	memset(longmsg, 'm', sizeof longmsg - 1);
+	longmsg[sizeof longmsg - 1] = '\0';
+	run_progress(f.run, 20, longmsg);
+	ck_assert(run_table_progress(f.t, f.id, job));
+	ck_assert_uint_eq(strlen(job->progress_message), JOB_PROGRESS_MSG_MAX);
+
+	char other[UUID_LEN + 1];
+	uuid_v7(other);
+	memset(job, 0, sizeof *job);
+	ck_assert(!run_table_progress(f.t, other, job));
+	ck_assert(!job->has_progress);
+
+	job_free(job);
+	run_fixture_close(&f);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------- */
+
+#define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static TCase *tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *core_suite(void)
+{
+	Suite *s = suite_create("core");
+
+	TCase *tc = tcase(s, "uuid");
+	tcase_add_test(tc, uuid_v7_has_canonical_v7_format);
+	tcase_add_test(tc, uuid_v7_timestamp_is_current_unix_ms);
+	tcase_add_test(tc, uuid_v7_ids_strictly_increase);
+	tcase_add_test(tc, uuid_valid_accepts_canonical_forms);
+	tcase_add_loop_test(tc, uuid_valid_rejects_malformed, 0, NELEMS(bad_uuids));
+
+	tc = tcase(s, "clock");
+	tcase_add_test(tc, clock_rfc3339_formats_known_instants);
+	tcase_add_test(tc, clock_mono_ms_never_goes_back);
+
+	tc = tcase(s, "utf8");
+	tcase_add_loop_test(tc, utf8_valid_classifies_sequences, 0, NELEMS(utf8_cases));
+
+	tc = tcase(s, "job");
+	tcase_add_loop_test(tc, job_parse_body_rejects_malformed_json, 0, NELEMS(bad_bodies));
+	tcase_add_test(tc, job_parse_body_accepts_object_with_surrounding_white_space);
+	tcase_add_test(tc, job_parse_body_reads_only_len_bytes);
+	tcase_add_test(tc, job_from_submission_builds_queued_echo_job);
+	tcase_add_test(tc, job_from_submission_keeps_queue_and_priority);
+	tcase_add_test(tc, job_from_submission_omitted_payload_is_null);
+	tcase_add_loop_test(tc, job_from_submission_accepts_edge_values, 0, NELEMS(good_submissions));
+	tcase_add_loop_test(tc, job_from_submission_names_the_bad_field, 0, NELEMS(bad_submissions));
+	tcase_add_test(tc, job_from_submission_gives_each_job_a_new_id);
+	tcase_add_test(tc, job_to_json_new_job_has_every_key_with_nulls);
+	tcase_add_test(tc, job_to_json_finished_job_renders_json_text_progress_and_times);
+	tcase_add_test(tc, job_to_json_shows_damaged_payload_as_string);
+	tcase_add_test(tc, job_state_names_round_trip);
+	tcase_add_test(tc, job_state_parse_rejects_unknown_names);
+	tcase_add_test(tc, job_state_terminal_only_for_finished_states);
+
+	tc = tcase(s, "problem");
+	tcase_add_test(tc, problem_to_json_with_field);
+	tcase_add_test(tc, problem_to_json_without_field_omits_it);
+	tcase_add_test(tc, problem_set_truncates_long_field_and_detail);
+	tcase_add_test(tc, problem_table_covers_every_kind);
+	tcase_add_test(tc, problem_table_has_documented_codes_and_statuses);
+	tcase_add_test(tc, problem_codes_are_listed_in_openapi);
+
+	tc = tcase(s, "config");
+	tcase_add_checked_fixture(tc, config_env_clear, config_env_clear);
+	tcase_add_test(tc, config_load_defaults);
+	tcase_add_test(tc, config_load_reads_each_flag);
+	tcase_add_test(tc, config_load_reads_flag_equals_value);
+	tcase_add_test(tc, config_load_reads_environment);
+	tcase_add_test(tc, config_load_flags_win_over_environment);
+	tcase_add_test(tc, config_load_good_flag_overrides_bad_environment);
+	tcase_add_test(tc, config_load_bad_environment_names_the_variable);
+	tcase_add_loop_test(tc, config_load_bad_flag_value_names_the_flag, 0, NELEMS(bad_flags));
+	tcase_add_test(tc, config_load_bad_equals_value_names_the_flag);
+	tcase_add_test(tc, config_load_rejects_unknown_option);
+	tcase_add_test(tc, config_load_flag_without_value_is_an_error);
+	tcase_add_test(tc, config_load_help_and_version_exit_ok);
+	tcase_add_test(tc, config_parse_listen_accepts_host_port_forms);
+	tcase_add_loop_test(tc, config_parse_listen_rejects_bad_addresses, 0, NELEMS(bad_listens));
+
+	tc = tcase(s, "hub");
+	tcase_add_test(tc, hub_notify_wakes_waiter_on_that_id_once);
+	tcase_add_test(tc, hub_notify_wakes_every_waiter_on_the_id);
+	tcase_add_test(tc, hub_deadline_thread_wakes_expired_waiter);
+	tcase_add_test(tc, hub_earlier_deadline_wakes_before_later_one);
+	tcase_add_test(tc, hub_fire_wakes_once_then_reports_disarmed);
+	tcase_add_test(tc, hub_disarm_prevents_any_wake);
+	tcase_add_test(tc, hub_fire_all_wakes_every_waiter);
+	tcase_add_test(tc, hub_count_tracks_armed_waiters);
+	tcase_add_test(tc, hub_free_fires_armed_waiters);
+
+	tc = tcase(s, "run");
+	tcase_add_test(tc, run_table_stop_wakes_sleeper_early);
+	tcase_add_test(tc, run_table_stop_keeps_first_reason);
+	tcase_add_test(tc, run_table_stop_all_stops_every_run);
+	tcase_add_test(tc, run_sleep_until_returns_true_after_deadline);
+	tcase_add_test(tc, run_table_stop_unknown_id_returns_false);
+	tcase_add_test(tc, run_progress_clamps_and_copies_into_job);
+
+	return s;
+}

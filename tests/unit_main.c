@@ -1,0 +1,30 @@
+/* The unit test runner: the core and store suites in one SRunner. The
+ * built-in job kinds are registered once here, before Check forks a child
+ * per test, so every test sees the same kind table jobqd starts with. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/kind.h"
+#include "core/log.h"
+#include "workers/builtin.h"
+
+Suite *core_suite(void);
+Suite *store_suite(void);
+
+int main(void)
+{
+	/* The store logs expected warnings (fenced finishes, recovery). */
+	log_threshold = LOG_ERROR;
+	kind_reset();
+	if (builtin_register() != 0) {
+		fprintf(stderr, "unit: builtin_register failed\n");
+		return EXIT_FAILURE;
+	}
+	SRunner *sr = srunner_create(core_suite());
+	srunner_add_suite(sr, store_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,1324 @@
+/* Unit tests for the SQLite store, each on a real database file in a fresh
+ * temp dir. The tcase's unchecked fixture (in the runner process) owns one
+ * root dir and removes it whole, so a test that fails half-way through
+ * (Check ends its child at once) still leaves nothing behind. */
+#include <check.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/job.h"
+#include "core/uuid.h"
+#include "store/store.h"
+
+Suite *store_suite(void);
+
+#define TEST_TIMEOUT_S 30
+#define POLL_LIMIT_MS 20000
+
+/* ---- temp dirs --------------------------------------------------------- */
+
+/* Each buffer has room for the one before it plus a suffix. */
+static char root_dir[1024];
+static char test_dir[sizeof root_dir + 16];
+static char db_path[sizeof test_dir + 16];
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void remove_tree(const char *dir)
+{
+	if (dir[0])
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void root_setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	int n = snprintf(root_dir, sizeof root_dir, "%s/jobq-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (n < 0 || (size_t)n >= sizeof root_dir || !mkdtemp(root_dir)) {
+		perror("unit_store: mkdtemp");
+		abort();
+	}
+}
+
+static void root_teardown(void)
+{
+	remove_tree(root_dir);
+	root_dir[0] = '\0';
+}
+
+static void dir_setup(void)
+{
+	snprintf(test_dir, sizeof test_dir, "%s/t-XXXXXX", root_dir);
+	ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp %s failed", test_dir);
+	snprintf(db_path, sizeof db_path, "%s/jobq.db", test_dir);
+}
+
+static void dir_teardown(void)
+{
+	remove_tree(test_dir);
+	test_dir[0] = '\0';
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static bool wait_for_count(atomic_int *v, int want)
+{
+	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
+	while (atomic_load(v) < want) {
+		if (clock_mono_ms() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return atomic_load(v) == want;
+}
+
+/* Records the store hooks. finished ids are kept in call order. */
+struct recorder {
+	pthread_mutex_t mu;
+	atomic_int submitted;
+	atomic_int finished;
+	char finished_ids[16][UUID_LEN + 1];   /* mu */
+	/* When watch_id is set, submitted() reads it back through a reader
+	 * connection: it sees only what was committed. */
+	struct store *st;
+	char watch_id[UUID_LEN + 1];
+	atomic_int watch_seen;                 /* 1 found, -1 not found */
+};
+
+static void recorder_init(struct recorder *rec)
+{
+	memset(rec, 0, sizeof *rec);
+	pthread_mutex_init(&rec->mu, NULL);
+	atomic_init(&rec->submitted, 0);
+	atomic_init(&rec->finished, 0);
+	atomic_init(&rec->watch_seen, 0);
+}
+
+static void on_submitted(void *arg)
+{
+	struct recorder *rec = arg;
+	if (rec->watch_id[0] && atomic_load(&rec->watch_seen) == 0) {
+		struct job *job = NULL;
+		enum store_rc rc = store_get_job(rec->st, rec->watch_id, &job);
+		atomic_store(&rec->watch_seen, rc == STORE_OK ? 1 : -1);
+		job_free(job);
+	}
+	atomic_fetch_add(&rec->submitted, 1);
+}
+
+static void on_finished(void *arg, const char *id)
+{
+	struct recorder *rec = arg;
+	pthread_mutex_lock(&rec->mu);
+	int n = atomic_load(&rec->finished);
+	if (n < 16)
+		snprintf(rec->finished_ids[n], sizeof rec->finished_ids[n], "%s", id);
+	atomic_fetch_add(&rec->finished, 1);
+	pthread_mutex_unlock(&rec->mu);
+}
+
+static struct store *open_store(struct recorder *rec)
+{
+	struct store_options opts = {.path = db_path, .sync_full = true};
+	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished};
+	char err[512] = "";
+	struct store *st = NULL;
+	ck_assert_msg(store_open(&opts, rec ? &hooks : NULL, &st, err, sizeof err) == 0,
+	              "store_open %s: %s", db_path, err);
+	ck_assert_ptr_nonnull(st);
+	if (rec)
+		rec->st = st;
+	return st;
+}
+
+static struct job *make_job(const char *type, const char *queue, int priority, const char *payload)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	uuid_v7(job->id);
+	snprintf(job->type, sizeof job->type, "%s", type);
+	snprintf(job->queue, sizeof job->queue, "%s", queue);
+	job->priority = priority;
+	job->state = JOB_QUEUED;
+	if (payload) {
+		job->payload = strdup(payload);
+		ck_assert_ptr_nonnull(job->payload);
+	}
+	job->created_at = clock_now_ms();
+	return job;
+}
+
+/* Submits a new job and returns it (caller frees), seq filled in. */
+static struct job *submit(struct store *st, const char *type, const char *queue, int priority,
+                          const char *payload)
+{
+	struct job *job = make_job(type, queue, priority, payload);
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_gt(job->seq, 0);
+	return job;
+}
+
+static struct job *get_job(struct store *st, const char *id)
+{
+	struct job *job = NULL;
+	ck_assert_int_eq(store_get_job(st, id, &job), STORE_OK);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(job->id, id);
+	return job;
+}
+
+static enum job_state state_of(struct store *st, const char *id)
+{
+	struct job *job = get_job(st, id);
+	enum job_state s = job->state;
+	job_free(job);
+	return s;
+}
+
+#define CLAIM_CAP 64
+
+struct claimed {
+	struct job *jobs[CLAIM_CAP];
+	int n;
+};
+
+static void on_claimed(struct store_op *op, struct job *job)
+{
+	struct claimed *c = op->arg;
+	if (c->n < CLAIM_CAP)
+		c->jobs[c->n++] = job;
+	else
+		job_free(job);
+}
+
+/* Claims up to max jobs into c (appending); returns nclaimed. */
+static int claim(struct store *st, int max, struct claimed *c)
+{
+	int before = c->n;
+	struct store_op op = {.kind = STORE_OP_CLAIM, .claim_max = max, .claimed = on_claimed, .arg = c};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_eq(op.nclaimed, c->n - before);
+	return op.nclaimed;
+}
+
+static void claimed_free(struct claimed *c)
+{
+	for (int i = 0; i < c->n; i++)
+		job_free(c->jobs[i]);
+	c->n = 0;
+}
+
+/* Finishes job as it stands (state, attempts, outcome fields). */
+static enum store_rc finish(struct store *st, struct job *job)
+{
+	struct store_op op = {.kind = STORE_OP_FINISH, .job = job};
+	return store_run(st, &op);
+}
+
+static struct store_op cancel(struct store *st, const char *id)
+{
+	struct store_op op = {.kind = STORE_OP_CANCEL, .found = JOB_STATE_COUNT};
+	snprintf(op.id, sizeof op.id, "%s", id);
+	store_run(st, &op);
+	return op;
+}
+
+static void list(struct store *st, const struct store_filter *f, struct job ***jobs, size_t *n,
+                 int64_t *next_seq)
+{
+	*jobs = NULL;
+	*n = 0;
+	*next_seq = -1;
+	ck_assert_int_eq(store_list_jobs(st, f, jobs, n, next_seq), STORE_OK);
+	ck_assert(*n == 0 || *jobs != NULL);
+}
+
+static void jobs_free(struct job **jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		job_free(jobs[i]);
+	free(jobs);
+}
+
+static size_t count_listed(struct store *st, const struct store_filter *f)
+{
+	struct job **jobs;
+	size_t n;
+	int64_t next;
+	list(st, f, &jobs, &n, &next);
+	ck_assert_int_eq(next, 0);
+	jobs_free(jobs, n);
+	return n;
+}
+
+/* ---- open -------------------------------------------------------------- */
+
+START_TEST(store_open_creates_schema_version_1)
+{
+	struct store *st = open_store(NULL);
+	ck_assert_int_eq(store_schema_version(st), 1);
+	store_close(st);
+	ck_assert_int_eq(access(db_path, F_OK), 0);
+
+	st = open_store(NULL);
+	ck_assert_int_eq(store_schema_version(st), 1);
+	store_close(st);
+	store_close(NULL);
+}
+END_TEST
+
+START_TEST(store_reopen_keeps_jobs)
+{
+	struct store *st = open_store(NULL);
+	struct job *a = submit(st, "echo", "default", 0, "{\"n\":1}");
+	struct job *b = submit(st, "sleep", "slow", 3, "{\"seconds\":1}");
+	store_close(st);
+
+	st = open_store(NULL);
+	struct job *ga = get_job(st, a->id), *gb = get_job(st, b->id);
+	ck_assert_int_eq(ga->seq, a->seq);
+	ck_assert_str_eq(ga->payload, "{\"n\":1}");
+	ck_assert_int_eq(gb->seq, b->seq);
+	ck_assert_str_eq(gb->type, "sleep");
+	ck_assert_str_eq(gb->queue, "slow");
+	ck_assert_int_eq(gb->priority, 3);
+	ck_assert_int_eq(gb->state, JOB_QUEUED);
+	/* New jobs continue the sequence. */
+	struct job *c = submit(st, "echo", "default", 0, NULL);
+	ck_assert_int_gt(c->seq, b->seq);
+	job_free(ga);
+	job_free(gb);
+	job_free(a);
+	job_free(b);
+	job_free(c);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_open_second_time_fails_while_in_use)
+{
+	struct store *st = open_store(NULL);
+	struct store_options opts = {.path = db_path, .sync_full = true};
+	struct store *second = NULL;
+	char err[512] = "";
+	ck_assert_int_eq(store_open(&opts, NULL, &second, err, sizeof err), -1);
+	ck_assert_ptr_null(second);
+	ck_assert_msg(strstr(err, "in use") != NULL, "err: %s", err);
+	store_close(st);
+
+	/* Closing releases the lock. */
+	err[0] = '\0';
+	ck_assert_msg(store_open(&opts, NULL, &second, err, sizeof err) == 0, "reopen: %s", err);
+	store_close(second);
+}
+END_TEST
+
+START_TEST(store_open_in_missing_directory_fails)
+{
+	char path[sizeof test_dir + 32];
+	snprintf(path, sizeof path, "%s/no/such/dir/jobq.db", test_dir);
+	struct store_options opts = {.path = path, .sync_full = true};
+	struct store *st = NULL;
+	char err[512] = "";
+	ck_assert_int_eq(store_open(&opts, NULL, &st, err, sizeof err), -1);
+	ck_assert_ptr_null(st);
+	ck_assert_msg(strstr(err, path) != NULL, "err does not name the path: %s", err);
+}
+END_TEST
+
+START_TEST(store_ping_writes)
+{
+	struct store *st = open_store(NULL);
+	struct store_op op = {.kind = STORE_OP_PING};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	store_close(st);
+}
+END_TEST
+
+/* ---- submit and get ---------------------------------------------------- */
+
+START_TEST(store_get_job_returns_every_field)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = make_job("echo", "q1", 7, "{\"a\":[1,2]}");
+	job->created_at = 1700000000123;
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_gt(job->seq, 0);
+
+	struct job *got = get_job(st, job->id);
+	ck_assert_int_eq(got->seq, job->seq);
+	ck_assert_str_eq(got->id, job->id);
+	ck_assert_str_eq(got->type, "echo");
+	ck_assert_str_eq(got->queue, "q1");
+	ck_assert_int_eq(got->priority, 7);
+	ck_assert_int_eq(got->state, JOB_QUEUED);
+	ck_assert_str_eq(got->payload, "{\"a\":[1,2]}");
+	ck_assert_ptr_null(got->result);
+	ck_assert_ptr_null(got->error);
+	ck_assert(!got->has_progress);
+	ck_assert_str_eq(got->progress_message, "");
+	ck_assert_int_eq(got->attempts, 0);
+	ck_assert_int_eq(got->created_at, 1700000000123);
+	ck_assert_int_eq(got->started_at, 0);
+	ck_assert_int_eq(got->finished_at, 0);
+	job_free(got);
+
+	/* A job without payload reads back NULL, not "null" or "". */
+	struct job *bare = submit(st, "fail", "default", -3, NULL);
+	got = get_job(st, bare->id);
+	ck_assert_ptr_null(got->payload);
+	ck_assert_int_eq(got->priority, -3);
+	ck_assert_int_gt(got->seq, job->seq);
+	job_free(got);
+	job_free(bare);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_get_job_unknown_id_is_not_found)
+{
+	struct store *st = open_store(NULL);
+	struct job *known = submit(st, "echo", "default", 0, NULL);
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct job *job = NULL;
+	ck_assert_int_eq(store_get_job(st, id, &job), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_get_job(st, "not-a-uuid", &job), STORE_NOT_FOUND);
+	job_free(known);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_submitted_hook_runs_after_commit)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *job = make_job("echo", "default", 0, NULL);
+	memcpy(rec.watch_id, job->id, sizeof rec.watch_id);
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_msg(wait_for_count(&rec.submitted, 1), "submitted called %d times",
+	              atomic_load(&rec.submitted));
+	ck_assert_msg(atomic_load(&rec.watch_seen) == 1,
+	              "submitted() ran before the job was visible to readers");
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+/* ---- claim ------------------------------------------------------------- */
+
+START_TEST(store_claim_takes_highest_priority_first)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	/* Submission order a..f; expected run order f, b, d, a, c, e. */
+	struct job *a = submit(st, "echo", "default", 0, NULL);
+	struct job *b = submit(st, "echo", "default", 5, NULL);
+	struct job *c = submit(st, "echo", "other", 0, NULL);
+	struct job *d = submit(st, "echo", "default", 5, NULL);
+	struct job *e = submit(st, "echo", "default", -1, NULL);
+	struct job *f = submit(st, "echo", "default", 10, NULL);
+	const struct job *want[] = {f, b, d, a, c, e};
+
+	struct claimed got = {.n = 0};
+	int64_t before = clock_now_ms();
+	ck_assert_int_eq(claim(st, 3, &got), 3);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(claim(st, 10, &got), 3);
+	ck_assert_int_eq(got.n, 6);
+	for (int i = 0; i < 6; i++) {
+		struct job *j = got.jobs[i];
+		ck_assert_msg(strcmp(j->id, want[i]->id) == 0, "claim %d: got seq %lld prio %d, want seq %lld prio %d",
+		              i, (long long)j->seq, j->priority, (long long)want[i]->seq, want[i]->priority);
+		ck_assert_int_eq(j->seq, want[i]->seq);
+		ck_assert_int_eq(j->state, JOB_RUNNING);
+		ck_assert_int_eq(j->attempts, 1);
+		ck_assert_int_gt(j->started_at, 0);
+		ck_assert_int_eq(j->finished_at, 0);
+		ck_assert_str_eq(j->queue, want[i]->queue);
+		ck_assert_int_eq(j->priority, want[i]->priority);
+		if (i < 3) {
+			ck_assert_int_ge(j->started_at, before);
+			ck_assert_int_le(j->started_at, after);
+		}
+		struct job *stored = get_job(st, j->id);
+		ck_assert_int_eq(stored->state, JOB_RUNNING);
+		ck_assert_int_eq(stored->attempts, 1);
+		ck_assert_int_eq(stored->started_at, j->started_at);
+		job_free(stored);
+	}
+	ck_assert_int_eq(claim(st, 10, &got), 0);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	claimed_free(&got);
+	job_free(a);
+	job_free(b);
+	job_free(c);
+	job_free(d);
+	job_free(e);
+	job_free(f);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_claim_respects_claim_max)
+{
+	struct store *st = open_store(NULL);
+	struct job *jobs[5];
+	for (int i = 0; i < 5; i++)
+		jobs[i] = submit(st, "echo", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	ck_assert_str_eq(got.jobs[0]->id, jobs[0]->id);
+	ck_assert_str_eq(got.jobs[1]->id, jobs[1]->id);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(state_of(st, jobs[i]->id), i < 2 ? JOB_RUNNING : JOB_QUEUED);
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[2]->id, jobs[2]->id);
+	ck_assert_int_eq(state_of(st, jobs[3]->id), JOB_QUEUED);
+	claimed_free(&got);
+	for (int i = 0; i < 5; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_claim_with_nothing_queued_gives_zero)
+{
+	struct store *st = open_store(NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 4, &got), 0);
+	/* Jobs that are not queued are not claimable either. */
+	struct job *j = submit(st, "echo", "default", 0, NULL);
+	ck_assert_int_eq(claim(st, 4, &got), 1);
+	ck_assert_int_eq(claim(st, 4, &got), 0);
+	ck_assert_int_eq(got.n, 1);
+	claimed_free(&got);
+	job_free(j);
+	store_close(st);
+}
+END_TEST
+
+/* ---- finish ------------------------------------------------------------ */
+
+START_TEST(store_finish_succeeded_stores_result_and_notifies)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "echo", "default", 0, "{\"x\":1}");
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct job *job = got.jobs[0];
+	int64_t started = job->started_at;
+
+	job->state = JOB_SUCCEEDED;
+	job->result = strdup("{\"x\":1}");
+	job->has_progress = true;
+	job->progress_percent = 100;
+	snprintf(job->progress_message, sizeof job->progress_message, "done");
+	int64_t before = clock_now_ms();
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	int64_t after = clock_now_ms();
+
+	/* hooks.finished runs before done(): it has been called by now. */
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	ck_assert_str_eq(rec.finished_ids[0], sub->id);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_SUCCEEDED);
+	ck_assert_str_eq(stored->result, "{\"x\":1}");
+	ck_assert_ptr_null(stored->error);
+	ck_assert_int_eq(stored->attempts, 1);
+	ck_assert_int_eq(stored->started_at, started);
+	ck_assert_int_ge(stored->finished_at, before);
+	ck_assert_int_le(stored->finished_at, after);
+	ck_assert(stored->has_progress);
+	ck_assert_double_eq(stored->progress_percent, 100);
+	ck_assert_str_eq(stored->progress_message, "done");
+	ck_assert_str_eq(stored->payload, "{\"x\":1}");
+	job_free(stored);
+
+	/* Finishing it again changes nothing and notifies no one. */
+	job->state = JOB_FAILED;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+
+	claimed_free(&got);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_finish_failed_stores_error_and_finished_at)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "fail", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct job *job = got.jobs[0];
+	job->state = JOB_FAILED;
+	job->error = strdup("boom");
+	job->finished_at = 1700000009999;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	ck_assert_str_eq(rec.finished_ids[0], sub->id);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_FAILED);
+	ck_assert_str_eq(stored->error, "boom");
+	ck_assert_ptr_null(stored->result);
+	ck_assert(!stored->has_progress);
+	ck_assert_int_eq(stored->finished_at, 1700000009999);
+	ck_assert_int_eq(stored->attempts, 1);
+	job_free(stored);
+	claimed_free(&got);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_finish_with_wrong_attempts_changes_nothing)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "echo", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct job *job = got.jobs[0];
+	ck_assert_int_eq(job->attempts, 1);
+	int64_t started = job->started_at;
+
+	static const int stale[] = {0, 2, -1};
+	for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+		job->attempts = stale[i];
+		job->state = JOB_SUCCEEDED;
+		free(job->result);
+		job->result = strdup("\"late\"");
+		ck_assert_int_eq(finish(st, job), STORE_OK);
+		/* A requeue is fenced the same way. */
+		job->state = JOB_QUEUED;
+		ck_assert_int_eq(finish(st, job), STORE_OK);
+
+		struct job *stored = get_job(st, sub->id);
+		ck_assert_msg(stored->state == JOB_RUNNING, "attempts %d: state %s", stale[i],
+		              job_state_name(stored->state));
+		ck_assert_int_eq(stored->attempts, 1);
+		ck_assert_ptr_null(stored->result);
+		ck_assert_int_eq(stored->started_at, started);
+		ck_assert_int_eq(stored->finished_at, 0);
+		job_free(stored);
+	}
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+
+	/* The right attempt still lands. */
+	job->attempts = 1;
+	job->state = JOB_SUCCEEDED;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	claimed_free(&got);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_finish_of_queued_job_changes_nothing)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "echo", "default", 0, NULL);
+	sub->state = JOB_SUCCEEDED;
+	sub->attempts = 0;
+	ck_assert_int_eq(finish(st, sub), STORE_OK);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_QUEUED);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_finish_queued_requeues_with_attempts_decremented)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "sleep", "default", 0, "{\"seconds\":5}");
+	ck_assert(wait_for_count(&rec.submitted, 1));
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct job *job = got.jobs[0];
+	job->state = JOB_QUEUED;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_int_eq(stored->attempts, 0);
+	ck_assert_int_eq(stored->started_at, 0);
+	ck_assert_int_eq(stored->finished_at, 0);
+	ck_assert_ptr_null(stored->result);
+	ck_assert_ptr_null(stored->error);
+	job_free(stored);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	/* A requeued job is runnable again: the dispatcher is told. */
+	ck_assert_msg(wait_for_count(&rec.submitted, 2), "submitted called %d times",
+	              atomic_load(&rec.submitted));
+
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[1]->id, sub->id);
+	ck_assert_int_eq(got.jobs[1]->attempts, 1);
+	claimed_free(&got);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+/* ---- cancel ------------------------------------------------------------ */
+
+START_TEST(store_cancel_queued_job_cancels_it)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "echo", "default", 0, NULL);
+	int64_t before = clock_now_ms();
+	struct store_op op = cancel(st, sub->id);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_QUEUED);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	ck_assert_str_eq(rec.finished_ids[0], sub->id);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_CANCELED);
+	ck_assert_str_eq(stored->error, "canceled");
+	ck_assert_int_ge(stored->finished_at, before);
+	ck_assert_int_le(stored->finished_at, after);
+	ck_assert_int_eq(stored->attempts, 0);
+	job_free(stored);
+
+	/* Canceled jobs are not claimed; a second cancel finds it canceled. */
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 5, &got), 0);
+	op = cancel(st, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_CANCELED);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_cancel_running_job_leaves_it_running)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "sleep", "default", 0, "{\"seconds\":5}");
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct store_op op = cancel(st, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_RUNNING);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_RUNNING);
+	ck_assert_ptr_null(stored->error);
+	ck_assert_int_eq(stored->finished_at, 0);
+	job_free(stored);
+	claimed_free(&got);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_cancel_finished_job_reports_its_state)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	static const enum job_state ends[] = {JOB_SUCCEEDED, JOB_FAILED};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		struct job *sub = submit(st, "echo", "default", 0, NULL);
+		struct claimed got = {.n = 0};
+		ck_assert_int_eq(claim(st, 1, &got), 1);
+		got.jobs[0]->state = ends[i];
+		ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
+		int finished = atomic_load(&rec.finished);
+		struct store_op op = cancel(st, sub->id);
+		ck_assert_int_eq(op.rc, STORE_OK);
+		ck_assert_int_eq(op.found, ends[i]);
+		ck_assert_int_eq(state_of(st, sub->id), ends[i]);
+		ck_assert_int_eq(atomic_load(&rec.finished), finished);
+		claimed_free(&got);
+		job_free(sub);
+	}
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_cancel_unknown_id_is_not_found)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = submit(st, "echo", "default", 0, NULL);
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct store_op op = cancel(st, id);
+	ck_assert_int_eq(op.rc, STORE_NOT_FOUND);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_QUEUED);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+/* ---- recovery ---------------------------------------------------------- */
+
+START_TEST(store_recovery_requeues_jobs_left_running)
+{
+	struct store *st = open_store(NULL);
+	struct job *a = submit(st, "sleep", "default", 1, "{\"seconds\":5}");
+	struct job *b = submit(st, "echo", "default", 0, NULL);
+	struct job *done = submit(st, "echo", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 3, &got), 3);
+	ck_assert_str_eq(got.jobs[0]->id, a->id);
+	/* b stays running; done finishes; then a second attempt of a. */
+	got.jobs[2]->state = JOB_SUCCEEDED;
+	ck_assert_int_eq(finish(st, got.jobs[2]), STORE_OK);
+	got.jobs[0]->state = JOB_QUEUED;
+	ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[3]->id, a->id);
+	ck_assert_int_eq(got.jobs[3]->attempts, 1);
+	store_close(st); /* as if jobqd died with a and b running */
+
+	st = open_store(NULL);
+	struct job *ra = get_job(st, a->id), *rb = get_job(st, b->id);
+	ck_assert_int_eq(ra->state, JOB_QUEUED);
+	ck_assert_int_eq(ra->attempts, 1);
+	ck_assert_int_eq(ra->started_at, 0);
+	ck_assert_int_eq(rb->state, JOB_QUEUED);
+	ck_assert_int_eq(rb->attempts, 1);
+	ck_assert_int_eq(rb->started_at, 0);
+	ck_assert_int_eq(state_of(st, done->id), JOB_SUCCEEDED);
+	job_free(ra);
+	job_free(rb);
+
+	/* They run again in their old order, and the attempt is counted. */
+	struct claimed again = {.n = 0};
+	ck_assert_int_eq(claim(st, 5, &again), 2);
+	ck_assert_str_eq(again.jobs[0]->id, a->id);
+	ck_assert_str_eq(again.jobs[1]->id, b->id);
+	ck_assert_int_eq(again.jobs[0]->attempts, 2);
+	ck_assert_int_eq(again.jobs[1]->attempts, 2);
+	claimed_free(&again);
+	claimed_free(&got);
+	job_free(a);
+	job_free(b);
+	job_free(done);
+	store_close(st);
+}
+END_TEST
+
+/* ---- list -------------------------------------------------------------- */
+
+START_TEST(store_list_jobs_newest_first)
+{
+	struct store *st = open_store(NULL);
+	enum { N = 6 };
+	struct job *jobs[N];
+	for (int i = 0; i < N; i++)
+		jobs[i] = submit(st, "echo", "default", i % 3 - 1, NULL);
+	struct store_filter f = {.limit = 100};
+	struct job **out;
+	size_t n;
+	int64_t next;
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, N);
+	ck_assert_int_eq(next, 0);
+	for (int i = 0; i < N; i++) {
+		ck_assert_str_eq(out[i]->id, jobs[N - 1 - i]->id);
+		ck_assert_int_eq(out[i]->seq, jobs[N - 1 - i]->seq);
+		ck_assert_int_eq(out[i]->priority, jobs[N - 1 - i]->priority);
+	}
+	jobs_free(out, n);
+	for (int i = 0; i < N; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_list_jobs_on_empty_store)
+{
+	struct store *st = open_store(NULL);
+	struct store_filter f = {.limit = 10};
+	struct job **out;
+	size_t n;
+	int64_t next;
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(next, 0);
+	jobs_free(out, n);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_list_jobs_filters_by_state_queue_and_type)
+{
+	struct store *st = open_store(NULL);
+	struct job *j[5];
+	j[0] = submit(st, "echo", "q1", 0, NULL);
+	j[1] = submit(st, "sleep", "q1", 9, "{\"seconds\":1}");
+	j[2] = submit(st, "echo", "q2", 0, NULL);
+	j[3] = submit(st, "fail", "q2", 0, NULL);
+	j[4] = submit(st, "echo", "q1", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, j[1]->id);
+
+	struct store_filter f = {.limit = 50, .has_state = true, .state = JOB_RUNNING};
+	struct job **out;
+	size_t n;
+	int64_t next;
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(out[0]->id, j[1]->id);
+	jobs_free(out, n);
+
+	f = (struct store_filter){.limit = 50, .has_state = true, .state = JOB_QUEUED};
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(out[0]->id, j[4]->id);
+	ck_assert_str_eq(out[1]->id, j[3]->id);
+	ck_assert_str_eq(out[2]->id, j[2]->id);
+	ck_assert_str_eq(out[3]->id, j[0]->id);
+	jobs_free(out, n);
+
+	f = (struct store_filter){.limit = 50, .queue = "q1"};
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(out[0]->id, j[4]->id);
+	ck_assert_str_eq(out[1]->id, j[1]->id);
+	ck_assert_str_eq(out[2]->id, j[0]->id);
+	jobs_free(out, n);
+
+	f = (struct store_filter){.limit = 50, .type = "echo"};
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(out[0]->id, j[4]->id);
+	ck_assert_str_eq(out[1]->id, j[2]->id);
+	ck_assert_str_eq(out[2]->id, j[0]->id);
+	jobs_free(out, n);
+
+	f = (struct store_filter){.limit = 50, .queue = "q1", .type = "echo"};
+	ck_assert_uint_eq(count_listed(st, &f), 2);
+	f = (struct store_filter){.limit = 50, .has_state = true, .state = JOB_QUEUED, .queue = "q2", .type = "fail"};
+	list(st, &f, &out, &n, &next);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(out[0]->id, j[3]->id);
+	jobs_free(out, n);
+	f = (struct store_filter){.limit = 50, .has_state = true, .state = JOB_RUNNING, .queue = "q2"};
+	ck_assert_uint_eq(count_listed(st, &f), 0);
+	f = (struct store_filter){.limit = 50, .queue = "nope"};
+	ck_assert_uint_eq(count_listed(st, &f), 0);
+	f = (struct store_filter){.limit = 50, .has_state = true, .state = JOB_CANCELED};
+	ck_assert_uint_eq(count_listed(st, &f), 0);
+
+	claimed_free(&got);
+	for (int i = 0; i < 5; i++)
+		job_free(j[i]);
+	store_close(st);
+}
+END_TEST
+
+static const struct { int total, limit; bool filtered; } pagings[] = {
+	{23, 5, false}, {20, 5, false}, {1, 1, false}, {2, 1, false}, {0, 3, false},
+	{7, 100, false}, {7, 7, false}, {8, 7, false}, {30, 4, true},
+};
+
+START_TEST(store_list_jobs_pages_visit_every_job_once)
+{
+	int total = pagings[_i].total, limit = pagings[_i].limit;
+	bool filtered = pagings[_i].filtered;
+	struct store *st = open_store(NULL);
+	/* Filtered runs interleave a second queue that must never show up. */
+	int nwant = 0;
+	int64_t want[64];
+	for (int i = 0; i < total; i++) {
+		struct job *j = submit(st, "echo", "main", 0, NULL);
+		want[nwant++] = j->seq;
+		job_free(j);
+		if (filtered)
+			job_free(submit(st, "echo", "noise", 0, NULL));
+	}
+	bool seen[64] = {false};
+	int nseen = 0, pages = 0;
+	int64_t before = 0, last_seq = INT64_MAX;
+	for (;;) {
+		struct store_filter f = {.limit = limit, .before_seq = before, .queue = filtered ? "main" : NULL};
+		struct job **out;
+		size_t n;
+		int64_t next;
+		list(st, &f, &out, &n, &next);
+		pages++;
+		ck_assert_int_le((int)n, limit);
+		for (size_t k = 0; k < n; k++) {
+			ck_assert_int_lt(out[k]->seq, last_seq);
+			last_seq = out[k]->seq;
+			ck_assert_str_eq(out[k]->queue, "main");
+			int idx = -1;
+			for (int w = 0; w < nwant; w++)
+				if (want[w] == out[k]->seq)
+					idx = w;
+			ck_assert_msg(idx >= 0, "unexpected seq %lld", (long long)out[k]->seq);
+			ck_assert_msg(!seen[idx], "seq %lld listed twice", (long long)out[k]->seq);
+			seen[idx] = true;
+			nseen++;
+		}
+		if (next == 0) {
+			jobs_free(out, n);
+			break;
+		}
+		ck_assert_uint_eq(n, (size_t)limit);
+		ck_assert_int_eq(next, out[n - 1]->seq);
+		before = next;
+		jobs_free(out, n);
+		ck_assert_int_le(pages, total + 1);
+	}
+	ck_assert_int_eq(nseen, total);
+	int want_pages = total == 0 ? 1 : (total + limit - 1) / limit;
+	ck_assert_int_eq(pages, want_pages);
+	store_close(st);
+}
+END_TEST
+
+/* ---- query plans ------------------------------------------------------- */
+
+/* Fails when plan has a line that scans jobs without an index. */
+static void assert_no_bare_scan(const char *query, const char *plan)
+{
+	const char *line = plan;
+	while (*line) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		char buf[512];
+		snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+		ck_assert_msg(!(strstr(buf, "SCAN jobs") && !strstr(buf, "USING")),
+		              "%s scans jobs without an index:\n%s", query, plan);
+		line += len + (eol ? 1 : 0);
+	}
+}
+
+static void assert_plan(struct store *st, const char *query, const char *index, bool sorted_by_index)
+{
+	char *plan = store_explain(st, query);
+	ck_assert_msg(plan != NULL, "no plan for %s", query);
+	ck_assert_msg(strstr(plan, index) != NULL, "%s does not use %s:\n%s", query, index, plan);
+	if (sorted_by_index)
+		ck_assert_msg(strstr(plan, "USE TEMP B-TREE") == NULL, "%s sorts in a temp b-tree:\n%s", query, plan);
+	assert_no_bare_scan(query, plan);
+	free(plan);
+}
+
+START_TEST(store_claim_plan_uses_runnable_index)
+{
+	struct store *st = open_store(NULL);
+	assert_plan(st, "claim", "jobs_runnable", true);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_list_plans_use_their_indexes)
+{
+	struct store *st = open_store(NULL);
+	/* Plans are the same on an empty and a filled table (no ANALYZE). */
+	for (int i = 0; i < 3; i++)
+		job_free(submit(st, "echo", "default", 0, NULL));
+	assert_plan(st, "list_state", "jobs_by_state", true);
+	assert_plan(st, "list_queue", "jobs_by_queue", true);
+	assert_plan(st, "list_type", "jobs_by_type", true);
+	assert_plan(st, "list_all", "PRIMARY KEY", true);
+	ck_assert_ptr_null(store_explain(st, "no_such_query"));
+	store_close(st);
+}
+END_TEST
+
+/* ---- group commit ------------------------------------------------------ */
+
+enum { GC_THREADS = 8, GC_PER_THREAD = 25, GC_OPS = GC_THREADS * GC_PER_THREAD };
+
+struct group_test {
+	struct store *st;
+	struct store_op ops[GC_OPS];
+	struct job *jobs[GC_OPS];
+	atomic_int done;
+	atomic_int ok;
+};
+
+struct poster {
+	struct group_test *g;
+	int first;
+};
+
+static void group_done(struct store_op *op)
+{
+	struct group_test *g = op->arg;
+	if (op->rc == STORE_OK)
+		atomic_fetch_add(&g->ok, 1);
+	atomic_fetch_add(&g->done, 1);
+}
+
+static void *poster_main(void *arg)
+{
+	struct poster *p = arg;
+	for (int i = p->first; i < p->first + GC_PER_THREAD; i++)
+		store_post(p->g->st, &p->g->ops[i]);
+	return NULL;
+}
+
+START_TEST(store_group_commit_completes_concurrent_posts)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	static struct group_test g;
+	memset(&g, 0, sizeof g);
+	atomic_init(&g.done, 0);
+	atomic_init(&g.ok, 0);
+	g.st = open_store(&rec);
+	for (int i = 0; i < GC_OPS; i++) {
+		char payload[32];
+		snprintf(payload, sizeof payload, "{\"i\":%d}", i);
+		g.jobs[i] = make_job("echo", i % 2 ? "odd" : "even", i % 7, payload);
+		g.ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = g.jobs[i],
+		                             .done = group_done, .arg = &g};
+	}
+	pthread_t th[GC_THREADS];
+	struct poster posters[GC_THREADS];
+	for (int t = 0; t < GC_THREADS; t++) {
+		posters[t] = (struct poster){.g = &g, .first = t * GC_PER_THREAD};
+		ck_assert_int_eq(pthread_create(&th[t], NULL, poster_main, &posters[t]), 0);
+	}
+	for (int t = 0; t < GC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	ck_assert_msg(wait_for_count(&g.done, GC_OPS), "%d of %d ops done", atomic_load(&g.done), GC_OPS);
+	ck_assert_int_eq(atomic_load(&g.ok), GC_OPS);
+
+	for (int i = 0; i < GC_OPS; i++) {
+		ck_assert_int_eq(g.ops[i].rc, STORE_OK);
+		ck_assert_int_gt(g.jobs[i]->seq, 0);
+		struct job *stored = get_job(g.st, g.jobs[i]->id);
+		ck_assert_int_eq(stored->seq, g.jobs[i]->seq);
+		ck_assert_str_eq(stored->payload, g.jobs[i]->payload);
+		job_free(stored);
+	}
+	struct store_filter f = {.limit = 1000};
+	ck_assert_uint_eq(count_listed(g.st, &f), GC_OPS);
+	f = (struct store_filter){.limit = 1000, .queue = "odd"};
+	ck_assert_uint_eq(count_listed(g.st, &f), GC_OPS / 2);
+	/* One call per committed group that held a submit; the last one may
+	 * come just after the last done(). */
+	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
+	while (atomic_load(&rec.submitted) == 0 && clock_mono_ms() < end)
+		sleep_ms(1);
+	ck_assert_int_ge(atomic_load(&rec.submitted), 1);
+	ck_assert_int_le(atomic_load(&rec.submitted), GC_OPS);
+	store_close(g.st);
+	for (int i = 0; i < GC_OPS; i++)
+		job_free(g.jobs[i]);
+}
+END_TEST
+
+/* The writer is held inside the first op's done() while 200 submits are
+ * posted; they must all land in the next single transaction. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool entered, open;
+};
+
+static void gate_done(struct store_op *op)
+{
+	struct gate *g = op->arg;
+	pthread_mutex_lock(&g->mu);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void count_done(struct store_op *op)
+{
+	atomic_fetch_add((atomic_int *)op->arg, 1);
+}
+
+START_TEST(store_group_commit_puts_queued_submits_in_one_transaction)
+{
+	enum { N = 200 };
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct gate g = {.entered = false, .open = false};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	struct store_op first = {.kind = STORE_OP_PING, .done = gate_done, .arg = &g};
+	store_post(st, &first);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+
+	struct store_stats before;
+	store_get_stats(st, &before);
+	static struct store_op ops[N];
+	static struct job *jobs[N];
+	atomic_int done;
+	atomic_init(&done, 0);
+	for (int i = 0; i < N; i++) {
+		jobs[i] = make_job("echo", "default", 0, "{}");
+		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = jobs[i], .done = count_done, .arg = &done};
+		store_post(st, &ops[i]);
+	}
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	ck_assert_msg(wait_for_count(&done, N), "%d of %d submits done", atomic_load(&done), N);
+
+	struct store_stats after;
+	store_get_stats(st, &after);
+	ck_assert_uint_eq(before.commits, 1);
+	ck_assert_uint_eq(before.ops, 1);
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	ck_assert_uint_eq(after.ops - before.ops, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(ops[i].rc, STORE_OK);
+	store_close(st);
+	for (int i = 0; i < N; i++)
+		job_free(jobs[i]);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+END_TEST
+
+START_TEST(store_list_jobs_treats_limit_below_one_as_one)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	for (int i = 0; i < 3; i++) {
+		struct job *job = make_job("echo", "default", 0, "{}");
+		struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+		ck_assert_int_eq(store_run(st, &op), STORE_OK);
+		job_free(job);
+	}
+	struct store_filter f = {.limit = 0};
+	struct job **jobs = NULL;
+	size_t n = 0;
+	int64_t next = -1;
+	ck_assert_int_eq(store_list_jobs(st, &f, &jobs, &n, &next), STORE_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_gt(next, 0);
+	job_free(jobs[0]);
+	free(jobs);
+	store_close(st);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------- */
+
+static TCase *tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+
+	TCase *tc = tcase(s, "open");
+	tcase_add_test(tc, store_open_creates_schema_version_1);
+	tcase_add_test(tc, store_reopen_keeps_jobs);
+	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
+	tcase_add_test(tc, store_open_in_missing_directory_fails);
+	tcase_add_test(tc, store_ping_writes);
+	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
+
+	tc = tcase(s, "jobs");
+	tcase_add_test(tc, store_get_job_returns_every_field);
+	tcase_add_test(tc, store_get_job_unknown_id_is_not_found);
+	tcase_add_test(tc, store_submitted_hook_runs_after_commit);
+	tcase_add_test(tc, store_claim_takes_highest_priority_first);
+	tcase_add_test(tc, store_claim_respects_claim_max);
+	tcase_add_test(tc, store_claim_with_nothing_queued_gives_zero);
+	tcase_add_test(tc, store_finish_succeeded_stores_result_and_notifies);
+	tcase_add_test(tc, store_finish_failed_stores_error_and_finished_at);
+	tcase_add_test(tc, store_finish_with_wrong_attempts_changes_nothing);
+	tcase_add_test(tc, store_finish_of_queued_job_changes_nothing);
+	tcase_add_test(tc, store_finish_queued_requeues_with_attempts_decremented);
+	tcase_add_test(tc, store_cancel_queued_job_cancels_it);
+	tcase_add_test(tc, store_cancel_running_job_leaves_it_running);
+	tcase_add_test(tc, store_cancel_finished_job_reports_its_state);
+	tcase_add_test(tc, store_cancel_unknown_id_is_not_found);
+
+	tc = tcase(s, "list");
+	tcase_add_test(tc, store_list_jobs_newest_first);
+	tcase_add_test(tc, store_list_jobs_on_empty_store);
+	tcase_add_test(tc, store_list_jobs_treats_limit_below_one_as_one);
+	tcase_add_test(tc, store_list_jobs_filters_by_state_queue_and_type);
+	tcase_add_loop_test(tc, store_list_jobs_pages_visit_every_job_once, 0,
+	                    (int)(sizeof pagings / sizeof pagings[0]));
+
+	tc = tcase(s, "plans");
+	tcase_add_test(tc, store_claim_plan_uses_runnable_index);
+	tcase_add_test(tc, store_group_commit_puts_queued_submits_in_one_transaction);
+	tcase_add_test(tc, store_list_plans_use_their_indexes);
+
+	tc = tcase(s, "group_commit");
+	tcase_add_test(tc, store_group_commit_completes_concurrent_posts);
+
+	return s;
+}

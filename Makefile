@@ -26,26 +26,39 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
 LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
-               core/problem.c core/run.c core/uuid.c
+               core/meter.c core/problem.c core/run.c core/uuid.c
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/pool.c
 SERVER_SRC  := server/config.c server/http.c
-HANDLER_SRC := handlers/jobs.c handlers/system.c
+HANDLER_SRC := handlers/jobs.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
 MAIN_OBJ := $(BUILD)/server/main.o
 
+# The test build: jobqd plus job types that crash or count their runs.
+TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
+
 UNIT_TESTS := tests/unit_core.c tests/unit_store.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
+SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
+TORTURE_OBJ := $(BUILD)/tests/torture.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-readme lint-openapi deps bench clean
+.PHONY: all run test test-only check-unit check-api check-semantics check-torture check-readme \
+        lint-openapi deps bench torture clean
 
 all: $(BUILD)/jobqd
 
 $(BUILD)/jobqd: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/jobqd-test: $(TEST_MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/testbuild/server/main.o: server/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -DJOBQ_TEST_KINDS -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,6 +82,12 @@ $(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/tests/unit_main.o $(LIB_OBJ)
 $(BUILD)/tests/api_test: $(API_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_semantics_test: $(SEM_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/torture: $(TORTURE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 run:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
@@ -87,6 +106,18 @@ check-unit: $(BUILD)/tests/unit
 
 check-api: $(BUILD)/tests/api_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_test
+
+check-semantics: $(BUILD)/tests/api_semantics_test $(BUILD)/jobqd $(BUILD)/jobqd-test
+	JOBQD=$(BUILD)/jobqd JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/api_semantics_test
+
+# The short torture run; `make torture` is the long one.
+check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
+	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 10 --clients 4 --seconds-per-round 0.3
+
+torture:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(BUILD)/tests/torture $(BUILD)/jobqd-test
+	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 30 --clients 8 --seconds-per-round 1
 
 check-readme: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md

@@ -16,6 +16,10 @@ int64_t clock_mono_ms(void);
 /* Formats unix ms as RFC 3339 UTC with milliseconds: 2026-11-21T13:05:11.123Z. */
 void clock_rfc3339(int64_t ms, char out[32]);
 
+/* Parses an RFC 3339 date-time (2026-11-21T13:05:11Z, with an optional
+ * fraction and a Z or +hh:mm offset) into unix ms. Returns 0 or -1. */
+int clock_parse_rfc3339(const char *s, int64_t *out_ms);
+
 /* Initialises cond to wait on CLOCK_MONOTONIC. */
 void clock_cond_init(pthread_cond_t *cond);
 

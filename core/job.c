@@ -5,12 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "core/clock.h"
 #include "core/kind.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-	"queued", "running", "succeeded", "failed", "canceled",
+	"queued", "running", "succeeded", "failed", "canceled", "scheduled",
+};
+
+static const char *const outcome_names[ATTEMPT_OUTCOME_COUNT] = {
+	"succeeded", "failed", "timeout", "canceled", "interrupted",
 };
 
 const char *job_state_name(enum job_state state)
@@ -29,6 +34,34 @@ int job_state_parse(const char *name, enum job_state *out)
 	return -1;
 }
 
+const char *attempt_outcome_name(enum attempt_outcome outcome)
+{
+	return outcome_names[outcome];
+}
+
+int attempt_outcome_parse(const char *name, enum attempt_outcome *out)
+{
+	for (int i = 0; i < ATTEMPT_OUTCOME_COUNT; i++) {
+		if (strcmp(name, outcome_names[i]) == 0) {
+			*out = (enum attempt_outcome)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int64_t job_backoff_ms(const struct job *job, int attempt)
+{
+	double ceiling = job->backoff_s * ldexp(1.0, attempt > 1 ? (attempt > 60 ? 60 : attempt - 1) : 0);
+	if (ceiling > job->max_backoff_s)
+		ceiling = job->max_backoff_s;
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+		r = (uint64_t)clock_mono_ms() * 0x9e3779b97f4a7c15u;
+	double unit = (double)(r >> 11) / (double)(1ull << 53); /* [0, 1) */
+	return (int64_t)llround(unit * ceiling * 1000);
+}
+
 struct job *job_new(void)
 {
 	return calloc(1, sizeof(struct job));
@@ -41,6 +74,9 @@ void job_free(struct job *job)
 	free(job->payload);
 	free(job->result);
 	free(job->error);
+	for (int i = 0; i < job->nhistory; i++)
+		free(job->history[i].error);
+	free(job->history);
 	free(job);
 }
 
@@ -90,9 +126,31 @@ cJSON *job_to_json(const struct job *job)
 		cJSON_AddNullToObject(o, "progress");
 	}
 	cJSON_AddNumberToObject(o, "attempts", job->attempts);
+	cJSON_AddNumberToObject(o, "max_attempts", job->max_attempts);
+	cJSON_AddNumberToObject(o, "backoff_s", job->backoff_s);
+	cJSON_AddNumberToObject(o, "max_backoff_s", job->max_backoff_s);
+	cJSON_AddNumberToObject(o, "timeout_s", job->timeout_s);
+	cJSON_AddNumberToObject(o, "retention_s", job->retention_s);
 	add_time(o, "created_at", job->created_at);
+	add_time(o, "run_at", job->run_at);
 	add_time(o, "started_at", job->started_at);
 	add_time(o, "finished_at", job->finished_at);
+	if (job->has_history) {
+		cJSON *h = cJSON_AddArrayToObject(o, "attempt_history");
+		for (int i = 0; i < job->nhistory; i++) {
+			const struct job_attempt *a = &job->history[i];
+			cJSON *e = cJSON_CreateObject();
+			cJSON_AddNumberToObject(e, "attempt", a->attempt);
+			add_time(e, "started_at", a->started_at);
+			add_time(e, "finished_at", a->finished_at);
+			cJSON_AddStringToObject(e, "outcome", attempt_outcome_name(a->outcome));
+			if (a->error)
+				cJSON_AddStringToObject(e, "error", a->error);
+			else
+				cJSON_AddNullToObject(e, "error");
+			cJSON_AddItemToArray(h, e);
+		}
+	}
 	return o;
 }
 
@@ -168,8 +226,7 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p)
 	return v;
 }
 
-/* Names of queues: 1..64 bytes of [A-Za-z0-9_.:-]. */
-static bool name_valid(const char *s)
+bool job_queue_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n == 0 || n > JOB_NAME_MAX)
@@ -180,7 +237,10 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-static const char *const submission_keys[] = {"type", "payload", "queue", "priority"};
+static const char *const submission_keys[] = {
+	"type", "payload", "queue", "priority", "max_attempts", "backoff_s", "max_backoff_s",
+	"timeout_s", "run_at", "delay_s", "retention_s",
+};
 
 static int check_keys(const cJSON *body, struct problem *p)
 {
@@ -191,12 +251,66 @@ static int check_keys(const cJSON *body, struct problem *p)
 			known |= strcmp(item->string, submission_keys[i]) == 0;
 		if (!known)
 			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
-			                   "unknown field \"%.60s\"; a job has type, payload, queue and priority", item->string);
+			                   "unknown field \"%.60s\"; see POST /v1/jobs in openapi.yaml for the fields of a job", item->string);
 	}
 	return 0;
 }
 
-int job_from_submission(const cJSON *body, struct job **out, struct problem *p)
+/* An optional number field in [min, max] (an integer when integral is set);
+ * *out is left alone when the field is absent. */
+static int optional_number(const cJSON *body, const char *key, double min, double max,
+                           bool integral, double *out, struct problem *p)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+	if (!v)
+		return 0;
+	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+	if (!isfinite(d) || (integral && d != floor(d)))
+		return problem_set(p, PROBLEM_INVALID_FIELD, key, "%s must be %s", key, integral ? "an integer" : "a number");
+	if (d < min || d > max)
+		return problem_set(p, PROBLEM_INVALID_FIELD, key, "%s must be between %.15g and %.15g", key, min, max);
+	*out = d;
+	return 0;
+}
+
+/* An optional number of seconds in (0, max]. */
+static int optional_positive(const cJSON *body, const char *key, double max, double *out,
+                             struct problem *p)
+{
+	double d = *out;
+	if (optional_number(body, key, 0, max, false, &d, p))
+		return -1;
+	if (d <= 0)
+		return problem_set(p, PROBLEM_INVALID_FIELD, key, "%s must be more than 0 and at most %.15g", key, max);
+	*out = d;
+	return 0;
+}
+
+/* run_at (RFC 3339) or delay_s, not both; *run_at is untouched when neither. */
+static int parse_run_at(const cJSON *body, int64_t now, int64_t *run_at, struct problem *p)
+{
+	const cJSON *at = cJSON_GetObjectItemCaseSensitive(body, "run_at");
+	double delay = -1;
+	if (optional_number(body, "delay_s", 0, JOB_DELAY_LIMIT_S, false, &delay, p))
+		return -1;
+	if (at && delay >= 0)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "delay_s", "give run_at or delay_s, not both");
+	if (delay >= 0) {
+		*run_at = now + (int64_t)llround(delay * 1000);
+		return 0;
+	}
+	if (!at)
+		return 0;
+	if (!cJSON_IsString(at) || clock_parse_rfc3339(at->valuestring, run_at) != 0)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "run_at",
+		                   "run_at must be an RFC 3339 date-time such as 2026-11-21T13:05:11Z");
+	if (*run_at > now + (int64_t)(JOB_DELAY_LIMIT_S * 1000))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "run_at", "run_at must be within a year from now");
+	return 0;
+}
+
+int job_from_submission(const cJSON *body, const struct job_defaults *d,
+                        struct job **out, struct problem *p)
 {
 	if (check_keys(body, p))
 		return -1;
@@ -212,17 +326,31 @@ int job_from_submission(const cJSON *body, struct job **out, struct problem *p)
 	const cJSON *queue = cJSON_GetObjectItemCaseSensitive(body, "queue");
 	if (queue && !cJSON_IsString(queue))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "queue", "queue must be a string");
-	if (queue && !name_valid(queue->valuestring))
+	if (queue && !job_queue_name_valid(queue->valuestring))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "queue", "queue must be 1 to %d characters of A-Z a-z 0-9 _ . : -", JOB_NAME_MAX);
 
-	const cJSON *prio = cJSON_GetObjectItemCaseSensitive(body, "priority");
-	if (prio) {
-		double d = cJSON_IsNumber(prio) ? prio->valuedouble : NAN;
-		if (!isfinite(d) || d != floor(d))
-			return problem_set(p, PROBLEM_INVALID_FIELD, "priority", "priority must be an integer");
-		if (fabs(d) > JOB_PRIORITY_LIMIT)
-			return problem_set(p, PROBLEM_INVALID_FIELD, "priority", "priority must be between -%d and %d", JOB_PRIORITY_LIMIT, JOB_PRIORITY_LIMIT);
-	}
+	double prio = 0;
+	if (optional_number(body, "priority", -JOB_PRIORITY_LIMIT, JOB_PRIORITY_LIMIT, true, &prio, p))
+		return -1;
+	struct job shape = {
+		.max_attempts = d->max_attempts, .backoff_s = d->backoff_s,
+		.max_backoff_s = d->max_backoff_s, .timeout_s = d->timeout_s,
+		.retention_s = d->retention_s,
+	};
+	double attempts = shape.max_attempts;
+	if (optional_number(body, "max_attempts", 1, JOB_MAX_ATTEMPTS_LIMIT, true, &attempts, p) ||
+	    optional_positive(body, "backoff_s", JOB_BACKOFF_LIMIT_S, &shape.backoff_s, p) ||
+	    optional_positive(body, "max_backoff_s", JOB_MAX_BACKOFF_LIMIT_S, &shape.max_backoff_s, p) ||
+	    optional_positive(body, "timeout_s", JOB_TIMEOUT_LIMIT_S, &shape.timeout_s, p) ||
+	    optional_number(body, "retention_s", 0, JOB_RETENTION_LIMIT_S, false, &shape.retention_s, p))
+		return -1;
+	shape.max_attempts = (int)attempts;
+	if (shape.max_backoff_s < shape.backoff_s)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "max_backoff_s",
+		                   "max_backoff_s (%g) must not be below backoff_s (%g)", shape.max_backoff_s, shape.backoff_s);
+	int64_t now = clock_now_ms(), run_at = now;
+	if (parse_run_at(body, now, &run_at, p))
+		return -1;
 
 	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
 	if (kind->validate && kind->validate(cJSON_IsNull(payload) ? NULL : payload, p))
@@ -238,10 +366,16 @@ int job_from_submission(const cJSON *body, struct job **out, struct problem *p)
 	uuid_v7(job->id);
 	snprintf(job->type, sizeof job->type, "%s", kind->name);
 	snprintf(job->queue, sizeof job->queue, "%s", queue ? queue->valuestring : "default");
-	job->priority = prio ? (int)prio->valuedouble : 0;
-	job->state = JOB_QUEUED;
+	job->priority = (int)prio;
+	job->max_attempts = shape.max_attempts;
+	job->backoff_s = shape.backoff_s;
+	job->max_backoff_s = shape.max_backoff_s;
+	job->timeout_s = shape.timeout_s;
+	job->retention_s = shape.retention_s;
 	job->payload = text;
-	job->created_at = clock_now_ms();
+	job->created_at = now;
+	job->run_at = run_at > now ? run_at : now;
+	job->state = run_at > now ? JOB_SCHEDULED : JOB_QUEUED;
 	*out = job;
 	return 0;
 }

@@ -13,14 +13,46 @@
 #include "core/problem.h"
 #include "core/uuid.h"
 
+/* The values are stored in the database: never renumber. */
 enum job_state {
 	JOB_QUEUED,
 	JOB_RUNNING,
 	JOB_SUCCEEDED,
 	JOB_FAILED,
 	JOB_CANCELED,
+	JOB_SCHEDULED,   /* waiting for run_at: a delay or a retry's backoff */
 	JOB_STATE_COUNT
 };
+
+/* How one attempt ended (stored as its name). */
+enum attempt_outcome {
+	ATTEMPT_SUCCEEDED,
+	ATTEMPT_FAILED,
+	ATTEMPT_TIMEOUT,
+	ATTEMPT_CANCELED,
+	ATTEMPT_INTERRUPTED, /* jobqd died while it ran */
+	ATTEMPT_OUTCOME_COUNT
+};
+
+struct job_attempt {
+	int attempt;
+	int64_t started_at, finished_at; /* unix ms */
+	enum attempt_outcome outcome;
+	char *error;                     /* owned, or NULL */
+};
+
+/* Server-wide defaults for what a submission leaves out (flags). */
+struct job_defaults {
+	int max_attempts;
+	double backoff_s, max_backoff_s, timeout_s, retention_s;
+};
+
+#define JOB_MAX_ATTEMPTS_LIMIT 100
+#define JOB_BACKOFF_LIMIT_S 86400.0
+#define JOB_MAX_BACKOFF_LIMIT_S 604800.0
+#define JOB_TIMEOUT_LIMIT_S 604800.0
+#define JOB_DELAY_LIMIT_S 31536000.0
+#define JOB_RETENTION_LIMIT_S 315360000.0
 
 #define JOB_NAME_MAX 64          /* type and queue names, bytes */
 #define JOB_PRIORITY_LIMIT 1000000 /* |priority| bound */
@@ -40,9 +72,23 @@ struct job {
 	double progress_percent;     /* 0..100 */
 	char progress_message[JOB_PROGRESS_MSG_MAX + 1];
 	int attempts;
+	int max_attempts;
+	double backoff_s, max_backoff_s; /* retry backoff base and cap */
+	double timeout_s;            /* per attempt */
+	double retention_s;          /* kept this long after finishing */
 	int64_t created_at;          /* unix ms */
+	int64_t run_at;              /* unix ms: runnable from then on */
 	int64_t started_at;          /* unix ms, 0 = never */
 	int64_t finished_at;         /* unix ms, 0 = not finished */
+
+	/* Attempt history, loaded only for the single-job read. */
+	bool has_history;
+	struct job_attempt *history; /* owned */
+	int nhistory;
+
+	/* Set by the worker for the store: how the attempt that just ran
+	 * ended (not stored on the job row). */
+	enum attempt_outcome outcome;
 };
 
 const char *job_state_name(enum job_state state);
@@ -64,16 +110,33 @@ void job_free(struct job *job);
 /* The job's API representation (every key present). NULL on OOM. */
 cJSON *job_to_json(const struct job *job);
 
+const char *attempt_outcome_name(enum attempt_outcome outcome);
+
+/* Returns 0 and sets *out for a known outcome name, else -1. */
+int attempt_outcome_parse(const char *name, enum attempt_outcome *out);
+
+/* The delay before the retry that follows attempt number `attempt`:
+ * exponential with full jitter, uniform in [0, min(cap, base * 2^(attempt-1))],
+ * in ms. */
+int64_t job_backoff_ms(const struct job *job, int attempt);
+
 /* Parses a JSON request body into a cJSON value: valid UTF-8, one JSON
  * value, nothing after it but white space, and an object. On failure
  * returns NULL and fills p (malformed_json). The caller frees the result. */
 cJSON *job_parse_body(const char *body, size_t len, struct problem *p);
 
-/* Validates a submission object ({type, payload?, queue?, priority?}) and
- * builds a new queued job with a fresh id and created_at. On failure returns
- * -1, fills p, and *out is untouched. The job type is checked against the
- * registry in core/kind.h, and the payload by that kind's validator. */
-int job_from_submission(const cJSON *body, struct job **out, struct problem *p);
+/* Validates a submission object ({type, payload?, queue?, priority?,
+ * max_attempts?, backoff_s?, max_backoff_s?, timeout_s?, run_at?, delay_s?,
+ * retention_s?}) and builds a new job with a fresh id and created_at,
+ * queued or (with a future run_at) scheduled; d fills what is left out. On
+ * failure returns -1, fills p, and *out is untouched. The job type is
+ * checked against the registry in core/kind.h, and the payload by that
+ * kind's validator. */
+int job_from_submission(const cJSON *body, const struct job_defaults *d,
+                        struct job **out, struct problem *p);
+
+/* True when s is a valid queue name: 1..JOB_NAME_MAX of [A-Za-z0-9_.:-]. */
+bool job_queue_name_valid(const char *s);
 
 /* True when s is valid UTF-8 (no overlongs, no surrogates). */
 bool utf8_valid(const char *s, size_t len);

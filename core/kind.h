@@ -13,8 +13,9 @@ struct run;
 
 enum run_outcome {
 	RUN_SUCCEEDED, /* *result set (may be NULL for a null result) */
-	RUN_FAILED,    /* *error set */
-	RUN_STOPPED,   /* the run was canceled or is being shut down */
+	RUN_FAILED,    /* *error set; the job is retried while attempts are left */
+	RUN_FAILED_FINAL, /* *error set; retrying cannot help */
+	RUN_STOPPED,   /* asked to stop: canceled, timed out or shutting down */
 };
 
 struct job_kind {

@@ -1,6 +1,7 @@
 /* The table of runs: a small hash of job id -> run. */
 #include "core/run.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,19 +145,41 @@ void run_progress(struct run *run, double percent, const char *message)
 	pthread_mutex_unlock(&run->mu);
 }
 
+void run_start_clock(struct run *run)
+{
+	double ms = run->job->timeout_s * 1000;
+	pthread_mutex_lock(&run->mu);
+	run->deadline = ms > 0 ? clock_mono_ms() + (int64_t)llround(ms) : 0;
+	pthread_mutex_unlock(&run->mu);
+}
+
+/* Turns a passed deadline into a timeout stop. Caller holds run->mu. */
+static void check_deadline_locked(struct run *run, int64_t now)
+{
+	if (run->stop == RUN_STOP_NONE && run->deadline && now >= run->deadline)
+		run->stop = RUN_STOP_TIMEOUT;
+}
+
 enum run_stop run_stopping(struct run *run)
 {
 	pthread_mutex_lock(&run->mu);
+	check_deadline_locked(run, clock_mono_ms());
 	enum run_stop why = run->stop;
 	pthread_mutex_unlock(&run->mu);
 	return why;
 }
 
-bool run_sleep_until(struct run *run, int64_t deadline_mono_ms)
+bool run_sleep_until(struct run *run, int64_t until)
 {
 	pthread_mutex_lock(&run->mu);
-	while (run->stop == RUN_STOP_NONE && clock_mono_ms() < deadline_mono_ms)
-		clock_cond_wait_until(&run->cv, &run->mu, deadline_mono_ms);
+	for (;;) {
+		int64_t now = clock_mono_ms();
+		check_deadline_locked(run, now);
+		if (run->stop != RUN_STOP_NONE || now >= until)
+			break;
+		int64_t wake = run->deadline && run->deadline < until ? run->deadline : until;
+		clock_cond_wait_until(&run->cv, &run->mu, wake);
+	}
 	bool slept = run->stop == RUN_STOP_NONE;
 	pthread_mutex_unlock(&run->mu);
 	return slept;

@@ -21,6 +21,7 @@ enum run_stop {
 	RUN_STOP_NONE,
 	RUN_STOP_CANCEL,   /* a client canceled the job */
 	RUN_STOP_SHUTDOWN, /* jobqd is stopping: put the job back */
+	RUN_STOP_TIMEOUT,  /* the attempt ran past the job's timeout_s */
 };
 
 struct run {
@@ -28,6 +29,7 @@ struct run {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;       /* signalled when stop is set */
 	enum run_stop stop;
+	int64_t deadline;        /* monotonic ms the attempt may run until; 0: none */
 	bool has_progress;
 	double percent;
 	char message[JOB_PROGRESS_MSG_MAX + 1];
@@ -63,11 +65,17 @@ void run_copy_progress(struct run *run, struct job *job);
 /* For job kinds: records progress (percent clamped to 0..100). */
 void run_progress(struct run *run, double percent, const char *message);
 
-/* For job kinds: why the run must stop, or RUN_STOP_NONE. */
+/* Sets the attempt's deadline from the job's timeout_s, counting from now.
+ * Called by the worker before the kind runs. */
+void run_start_clock(struct run *run);
+
+/* For job kinds: why the run must stop, or RUN_STOP_NONE. Past the
+ * attempt's deadline this is RUN_STOP_TIMEOUT. */
 enum run_stop run_stopping(struct run *run);
 
-/* For job kinds: sleeps until the monotonic deadline or a stop request.
- * Returns true when the deadline passed, false when asked to stop. */
+/* For job kinds: sleeps until the monotonic time `until`, a stop request
+ * or the attempt's deadline. Returns true when `until` passed, false when
+ * the run must stop (see run_stopping for why). */
 bool run_sleep_until(struct run *run, int64_t deadline_mono_ms);
 
 #endif

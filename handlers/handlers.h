@@ -10,6 +10,14 @@ void jobs_create(struct req *r);
 void jobs_get(struct req *r);
 void jobs_list(struct req *r);
 void jobs_cancel(struct req *r);
+void jobs_retry(struct req *r);
+void jobs_delete(struct req *r);
+
+/* handlers/queues.c */
+void queues_list(struct req *r);
+void queues_get(struct req *r);
+void queues_pause(struct req *r);
+void queues_resume(struct req *r);
 
 /* handlers/system.c */
 void system_healthz(struct req *r);

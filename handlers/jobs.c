@@ -111,7 +111,7 @@ void jobs_create(struct req *r)
 	struct problem p;
 	cJSON *body = job_parse_body(r->body, r->body_len, &p);
 	struct job *job = NULL;
-	int rc = body ? job_from_submission(body, &job, &p) : -1;
+	int rc = body ? job_from_submission(body, &r->app->cfg->defaults, &job, &p) : -1;
 	cJSON_Delete(body);
 	if (rc != 0) {
 		reply_problem(r, &p);
@@ -296,6 +296,15 @@ void jobs_list(struct req *r)
 	reply_json(r, 200, o);
 }
 
+/* Replies 200 with job id as it is now. */
+static void reply_current(struct req *r, const char *id)
+{
+	struct job *job = NULL;
+	if (load_job(r, id, &job) == 0)
+		reply_job(r, 200, job);
+	job_free(job);
+}
+
 /* ---- POST /v1/jobs/{id}/cancel --------------------------------------- */
 
 /* After the job ended (or the wait ran out): report how the cancel went. */
@@ -336,14 +345,17 @@ static void cancel_committed(struct req *r)
 	} else if (job_state_terminal(jr->op.found)) {
 		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.id,
 		            job_state_name(jr->op.found));
-	} else if (jr->op.found == JOB_QUEUED) {
+	} else if (jr->op.found == JOB_QUEUED || jr->op.found == JOB_SCHEDULED) {
 		cancel_finished(r);
 	} else {
 		wait_for_job(r, jr->op.id, CANCEL_WAIT_S, cancel_finished);
 	}
 }
 
-void jobs_cancel(struct req *r)
+/* Posts an op on job r->param and suspends until it commits; replies
+ * 404 itself for an id that cannot exist. */
+static void post_job_op(struct req *r, enum store_op_kind kind, void (*done)(struct store_op *),
+                        req_fn on_commit)
 {
 	if (!r->param || !uuid_valid(r->param)) {
 		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %.40s", r->param ? r->param : "");
@@ -352,10 +364,57 @@ void jobs_cancel(struct req *r)
 	struct job_req *jr = job_req_new(r);
 	if (!jr)
 		return;
-	jr->op.kind = STORE_OP_CANCEL;
+	jr->op.kind = kind;
 	memcpy(jr->op.id, r->param, sizeof jr->op.id);
-	jr->op.done = cancel_op_done;
+	jr->op.done = done;
 	jr->op.arg = r;
-	req_suspend(r, cancel_committed);
+	req_suspend(r, on_commit);
 	store_post(r->app->store, &jr->op);
+}
+
+void jobs_cancel(struct req *r)
+{
+	post_job_op(r, STORE_OP_CANCEL, cancel_op_done, cancel_committed);
+}
+
+/* ---- POST /v1/jobs/{id}/retry ----------------------------------------- */
+
+static void retry_committed(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	if (jr->op.rc == STORE_NOT_FOUND)
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+	else if (jr->op.rc != STORE_OK)
+		reply_unavailable(r);
+	else if (jr->op.found != JOB_FAILED && jr->op.found != JOB_CANCELED)
+		reply_error(r, PROBLEM_JOB_NOT_RETRYABLE, NULL, "job %s is %s; only failed or canceled jobs can be retried",
+		            jr->op.id, job_state_name(jr->op.found));
+	else
+		reply_current(r, jr->op.id);
+}
+
+void jobs_retry(struct req *r)
+{
+	post_job_op(r, STORE_OP_RETRY, op_done, retry_committed);
+}
+
+/* ---- DELETE /v1/jobs/{id} --------------------------------------------- */
+
+static void delete_committed(struct req *r)
+{
+	struct job_req *jr = r->ctx;
+	if (jr->op.rc == STORE_NOT_FOUND)
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+	else if (jr->op.rc != STORE_OK)
+		reply_unavailable(r);
+	else if (!job_state_terminal(jr->op.found))
+		reply_error(r, PROBLEM_JOB_NOT_FINISHED, NULL, "job %s is %s; cancel it first, or wait for it to end",
+		            jr->op.id, job_state_name(jr->op.found));
+	else
+		reply_static(r, 204, NULL, "", 0);
+}
+
+void jobs_delete(struct req *r)
+{
+	post_job_op(r, STORE_OP_DELETE, op_done, delete_committed);
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "core/hub.h"
+#include "core/meter.h"
 #include "core/run.h"
 #include "server/config.h"
 #include "store/store.h"
@@ -15,6 +16,7 @@ struct app {
 	struct store *store;
 	struct hub *hub;
 	struct run_table *runs;
+	struct meter *finished;   /* jobs finished per queue, last minute */
 	atomic_bool stopping;     /* set on SIGTERM: refuse new work */
 };
 

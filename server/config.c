@@ -97,6 +97,81 @@ static int opt_log_level(struct config *cfg, const char *v)
 	return log_level_parse(v, &cfg->log_level);
 }
 
+/* Seconds: a plain decimal number in [min, max]. */
+static int parse_seconds(const char *s, double min, double max, double *out)
+{
+	char *end;
+	if (!((*s >= '0' && *s <= '9') || *s == '.'))
+		return -1;
+	double v = strtod(s, &end);
+	if (end == s || *end || !(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int opt_max_attempts(struct config *cfg, const char *v)
+{
+	long n;
+	if (parse_int(v, 1, JOB_MAX_ATTEMPTS_LIMIT, &n) != 0)
+		return -1;
+	cfg->defaults.max_attempts = (int)n;
+	return 0;
+}
+
+static int opt_backoff(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0.001, JOB_BACKOFF_LIMIT_S, &cfg->defaults.backoff_s);
+}
+
+static int opt_max_backoff(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0.001, JOB_MAX_BACKOFF_LIMIT_S, &cfg->defaults.max_backoff_s);
+}
+
+static int opt_timeout(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0.001, JOB_TIMEOUT_LIMIT_S, &cfg->defaults.timeout_s);
+}
+
+static int opt_retention(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0, JOB_RETENTION_LIMIT_S, &cfg->defaults.retention_s);
+}
+
+static int opt_shutdown_grace(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0, 3600, &cfg->shutdown_grace_s);
+}
+
+/* NAME=N; the environment form is a comma-separated list of these. */
+static int opt_queue(struct config *cfg, const char *v)
+{
+	char buf[1024];
+	snprintf(buf, sizeof buf, "%s", v);
+	char *save = NULL;
+	int n = 0;
+	for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save), n++) {
+		char *eq = strchr(item, '=');
+		long limit;
+		if (!eq)
+			return -1;
+		*eq = '\0';
+		if (!job_queue_name_valid(item) || parse_int(eq + 1, 1, 1024, &limit) != 0)
+			return -1;
+		int i = 0;
+		while (i < cfg->nqueues && strcmp(cfg->queues[i].name, item) != 0)
+			i++;
+		if (i == CONFIG_MAX_QUEUES)
+			return -1;
+		if (i == cfg->nqueues)
+			cfg->nqueues++;
+		snprintf(cfg->queues[i].name, sizeof cfg->queues[i].name, "%s", item);
+		cfg->queues[i].limit = (int)limit;
+	}
+	return n > 0 ? 0 : -1;
+}
+
 struct option_def {
 	const char *flag;
 	const char *env;
@@ -112,6 +187,13 @@ static const struct option_def options[] = {
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
 	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted (default 1048576)", opt_max_body},
 	{"--log-level", "JOBQ_LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", opt_log_level},
+	{"--max-attempts", "JOBQ_MAX_ATTEMPTS", "N", "attempts a job gets unless it says (1-100, default 3)", opt_max_attempts},
+	{"--backoff", "JOBQ_BACKOFF", "SECONDS", "retry backoff base unless the job says (default 1)", opt_backoff},
+	{"--max-backoff", "JOBQ_MAX_BACKOFF", "SECONDS", "retry backoff cap unless the job says (default 300)", opt_max_backoff},
+	{"--timeout", "JOBQ_TIMEOUT", "SECONDS", "attempt time limit unless the job says (default 3600)", opt_timeout},
+	{"--retention", "JOBQ_RETENTION", "SECONDS", "keep finished jobs this long unless the job says (default 604800)", opt_retention},
+	{"--shutdown-grace", "JOBQ_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, let running jobs finish this long (default 30)", opt_shutdown_grace},
+	{"--queue", "JOBQ_QUEUE", "NAME=N", "run at most N jobs of queue NAME at once; repeatable (env: a=1,b=2)", opt_queue},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -140,12 +222,19 @@ static void defaults(struct config *cfg)
 	cfg->sync_full = true;
 	cfg->max_body = 1 << 20;
 	cfg->log_level = LOG_INFO;
+	cfg->defaults = (struct job_defaults){
+		.max_attempts = 3, .backoff_s = 1, .max_backoff_s = 300,
+		.timeout_s = 3600, .retention_s = 604800,
+	};
+	cfg->shutdown_grace_s = 30;
 }
 
 enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
 	defaults(cfg);
-	const char *given[NOPTIONS] = {0};
+	/* The values given for each option, in order (several for --queue). */
+	const char *given[NOPTIONS][CONFIG_MAX_QUEUES];
+	int ngiven[NOPTIONS] = {0};
 	for (int a = 1; a < argc; a++) {
 		const char *arg = argv[a];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -166,10 +255,12 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 			snprintf(err, errlen, "unknown option %.100s (see --help)", arg);
 			return CONFIG_ERROR;
 		}
-		if (arg[n] == '=') {
-			given[i] = arg + n + 1;
-		} else if (a + 1 < argc) {
-			given[i] = argv[++a];
+		const char *value = arg[n] == '=' ? arg + n + 1 : a + 1 < argc ? argv[++a] : NULL;
+		if (value && ngiven[i] < CONFIG_MAX_QUEUES) {
+			given[i][ngiven[i]++] = value;
+		} else if (value) {
+			snprintf(err, errlen, "too many %s options", options[i].flag);
+			return CONFIG_ERROR;
 		} else {
 			snprintf(err, errlen, "option %s needs a value: %s", options[i].flag, options[i].arg);
 			return CONFIG_ERROR;
@@ -177,14 +268,23 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 	}
 	/* Flags win: a variable is read only for options no flag set. */
 	for (size_t i = 0; i < NOPTIONS; i++) {
-		const char *v = given[i] ? given[i] : getenv(options[i].env);
-		if (v && options[i].parse(cfg, v) != 0) {
-			if (given[i])
-				snprintf(err, errlen, "invalid %s %.100s: expected %s", options[i].flag, v, options[i].arg);
-			else
-				snprintf(err, errlen, "invalid %s=%.100s: expected %s", options[i].env, v, options[i].arg);
+		const char *env = ngiven[i] ? NULL : getenv(options[i].env);
+		if (env && options[i].parse(cfg, env) != 0) {
+			snprintf(err, errlen, "invalid %s=%.100s: expected %s", options[i].env, env, options[i].arg);
 			return CONFIG_ERROR;
 		}
+		for (int k = 0; k < ngiven[i]; k++) {
+			if (options[i].parse(cfg, given[i][k]) != 0) {
+				snprintf(err, errlen, "invalid %s %.100s: expected %s", options[i].flag,
+				         given[i][k], options[i].arg);
+				return CONFIG_ERROR;
+			}
+		}
+	}
+	if (cfg->defaults.max_backoff_s < cfg->defaults.backoff_s) {
+		snprintf(err, errlen, "invalid --max-backoff %g: below --backoff %g",
+		         cfg->defaults.max_backoff_s, cfg->defaults.backoff_s);
+		return CONFIG_ERROR;
 	}
 	return CONFIG_OK;
 }

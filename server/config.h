@@ -6,7 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/job.h"
 #include "core/log.h"
+
+#define CONFIG_MAX_QUEUES 64
+
+struct queue_limit {
+	char name[JOB_NAME_MAX + 1];
+	int limit;                /* jobs of this queue running at once */
+};
 
 struct config {
 	char listen_host[256];
@@ -16,7 +24,10 @@ struct config {
 	bool sync_full;
 	size_t max_body;          /* bytes */
 	enum log_level log_level;
-	bool help, version;
+	struct job_defaults defaults; /* for submissions that leave them out */
+	double shutdown_grace_s;
+	struct queue_limit queues[CONFIG_MAX_QUEUES];
+	int nqueues;
 };
 
 enum config_rc { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };

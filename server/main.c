@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/clock.h"
 #include "core/hub.h"
+#include "core/meter.h"
 #include "core/log.h"
 #include "core/run.h"
 #include "server/app.h"
@@ -18,10 +20,19 @@
 
 #define DRAIN_MS 2000
 
+/* The test build (jobqd-test) adds job types that crash or count runs. */
+#ifdef JOBQ_TEST_KINDS
+#include "workers/testkinds.h"
+#define TEST_KINDS_REGISTER() testkinds_register()
+#else
+#define TEST_KINDS_REGISTER() 0
+#endif
+
 /* What the store's hooks reach. The writer thread reads pool while main
  * sets it, hence atomic; the pool is freed only after the store closes. */
 struct wiring {
 	struct hub *hub;
+	struct meter *finished;
 	_Atomic(struct pool *) pool;
 };
 
@@ -33,9 +44,10 @@ static void on_submitted(void *arg)
 		pool_notify(pool);
 }
 
-static void on_finished(void *arg, const char *id)
+static void on_finished(void *arg, const char *id, const char *queue)
 {
 	struct wiring *w = arg;
+	meter_add(w->finished, queue, clock_now_ms());
 	hub_notify(w->hub, id);
 }
 
@@ -63,7 +75,7 @@ int main(int argc, char **argv)
 	sigset_t stop_signals;
 	block_signals(&stop_signals);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (builtin_register() != 0) {
+	if (builtin_register() != 0 || TEST_KINDS_REGISTER() != 0) {
 		log_error("cannot register the built-in job types");
 		return 1;
 	}
@@ -75,13 +87,17 @@ int main(int argc, char **argv)
 	struct store_hooks hooks = {.arg = &wiring, .submitted = on_submitted, .finished = on_finished};
 	struct store_options sopts = {.path = cfg.db_path, .sync_full = cfg.sync_full};
 
-	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()))
+	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||
+	    !(wiring.finished = app.finished = meter_new()))
 		goto out;
 	if (store_open(&sopts, &hooks, &app.store, err, sizeof err) != 0) {
 		log_error("%s", err);
 		goto out;
 	}
-	struct pool *pool = pool_start(app.store, app.runs, cfg.workers);
+	struct pool_queue_limit limits[CONFIG_MAX_QUEUES];
+	for (int i = 0; i < cfg.nqueues; i++)
+		limits[i] = (struct pool_queue_limit){.name = cfg.queues[i].name, .limit = cfg.queues[i].limit};
+	struct pool *pool = pool_start(app.store, app.runs, cfg.workers, limits, cfg.nqueues);
 	if (!pool)
 		goto out;
 	atomic_store(&wiring.pool, pool);
@@ -95,12 +111,12 @@ int main(int argc, char **argv)
 	log_info("signal %d: shutting down", sig);
 	status = 0;
 
-	/* Refuse new work, stop taking connections, put running jobs back,
-	 * let the writer commit their outcomes, then release every waiter. */
+	/* Refuse new work but keep answering reads while running jobs get
+	 * their grace period; put the rest back, let the writer commit their
+	 * outcomes, release every waiter, then stop taking connections. */
 	atomic_store(&app.stopping, true);
-	http_quiesce(http);
 out:
-	pool_stop(atomic_load(&wiring.pool));
+	pool_stop(atomic_load(&wiring.pool), (int64_t)(cfg.shutdown_grace_s * 1000));
 	if (app.store) {
 		struct store_op flush = {.kind = STORE_OP_PING};
 		store_run(app.store, &flush);
@@ -108,12 +124,14 @@ out:
 	if (app.hub)
 		hub_fire_all(app.hub);
 	if (http) {
+		http_quiesce(http);
 		http_drain(http, DRAIN_MS);
 		http_stop(http);
 	}
 	store_close(app.store);
 	pool_free(atomic_load(&wiring.pool));
 	hub_free(app.hub);
+	meter_free(app.finished);
 	run_table_free(app.runs);
 	curl_global_cleanup();
 	log_info("jobqd stopped");

@@ -18,11 +18,24 @@
  * prove the partial index applies and scans the table. It also names the
  * index: left to itself the planner prefers jobs_by_state (state = 0 is an
  * equality there too) and sorts every queued row by priority for each claim.
- * The tests assert the plans. */
+ * The tests assert the plans.
+ *
+ * Jobs waiting for a future run_at (delays, retry backoff) are kept in
+ * state 5, outside the runnable index, and promoted by the claim when due,
+ * as River and Oban do; the claim also reports the next due time so the
+ * dispatcher can sleep until then.
+ *
+ * Per-queue counts live in queue_counts, kept by triggers in the same
+ * transactions that change jobs, so queue statistics never scan the table.
+ *
+ * Retention: finishing a job sets expires_at; the writer deletes expired
+ * jobs in batches of SWEEP_BATCH in their own short transactions, between
+ * groups, sleeping until the next expiry when idle. */
 #include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -35,12 +48,19 @@
 #include "core/clock.h"
 #include "core/log.h"
 
+#define JOBQ_STR_(x) #x
+#define JOBQ_STR(x) JOBQ_STR_(x)
+
 #define WRITER_BATCH 1024
+#define PROMOTE_BATCH 1000
+#define SWEEP_BATCH 500
+#define MAX_CLAIM_QUEUES 256
 #define BUSY_TIMEOUT_MS 5000
 #define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
-	"progress_percent, progress_message, attempts, created_at, started_at, finished_at"
+	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
+	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at"
 
 /* Schema migrations; user_version is the number applied. Never edit one
  * that has shipped: append a new one. */
@@ -66,35 +86,117 @@ static const char *const migrations[] = {
 	"CREATE INDEX jobs_by_queue ON jobs(queue, seq);"
 	"CREATE INDEX jobs_by_type ON jobs(type, seq);"
 	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+
+	/* 2: retries, timeouts, scheduling, queues, retention. */
+	"ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;"
+	"ALTER TABLE jobs ADD COLUMN backoff_s REAL NOT NULL DEFAULT 1;"
+	"ALTER TABLE jobs ADD COLUMN max_backoff_s REAL NOT NULL DEFAULT 300;"
+	"ALTER TABLE jobs ADD COLUMN timeout_s REAL NOT NULL DEFAULT 3600;"
+	"ALTER TABLE jobs ADD COLUMN retention_s REAL NOT NULL DEFAULT 604800;"
+	"ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN expires_at INTEGER;"          /* unix ms; set when finished */
+	"UPDATE jobs SET run_at = created_at;"
+	"UPDATE jobs SET expires_at = finished_at + 604800000 WHERE state IN (2, 3, 4);"
+	"DROP INDEX jobs_runnable;"
+	"CREATE INDEX jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
+	"CREATE INDEX jobs_queued_since ON jobs(queue, run_at) WHERE state = 0;"
+	"CREATE INDEX jobs_scheduled ON jobs(run_at) WHERE state = 5;"
+	"CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE expires_at IS NOT NULL;"
+	"CREATE TABLE job_attempts ("
+	"  job_seq INTEGER NOT NULL,"
+	"  attempt INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  outcome TEXT NOT NULL,"
+	"  error TEXT,"
+	"  PRIMARY KEY (job_seq, attempt)) WITHOUT ROWID;"
+	"CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE queue_counts ("
+	"  queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+	"  PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+	"INSERT INTO queue_counts SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;"
+	"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
+	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
+	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
+	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
+	"END;"
+	"CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN"
+	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
+	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
+	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+	"END;",
 };
 
-enum { SQL_INSERT, SQL_CLAIM, SQL_FINISH, SQL_REQUEUE, SQL_CANCEL_GET,
-       SQL_CANCEL_SET, SQL_PING, SQL_COUNT };
+enum {
+	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
+	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
+	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
+	SQL_NEXT_EXPIRY, SQL_PING, SQL_COUNT
+};
+
+/* The expiry of a job finishing at ?F: retention_s after it. */
+#define EXPIRES(F) F " + CAST(retention_s * 1000 AS INTEGER)"
 
 static const char *const writer_sql[SQL_COUNT] = {
-	[SQL_INSERT] = "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at)"
-	               " VALUES (?1, ?2, ?3, ?4, 0, ?5, 0, ?6) RETURNING seq",
+	[SQL_INSERT] = "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at,"
+	               " max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at)"
+	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING seq",
+	[SQL_PROMOTE] = "UPDATE jobs SET state = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
+	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")",
+	[SQL_READY_QUEUES] = "SELECT c.queue FROM queue_counts c WHERE c.state = 0 AND c.n > 0"
+	                     " AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = c.queue AND q.paused)"
+	                     " ORDER BY c.queue",
 	[SQL_CLAIM] = "UPDATE jobs SET state = 1, attempts = attempts + 1, started_at = ?1"
-	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_runnable WHERE state = 0"
+	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state = 0 AND queue = ?3"
 	              "   ORDER BY priority DESC, seq LIMIT ?2)"
 	              " RETURNING " JOB_COLUMNS,
+	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs WHERE state = 5",
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
-	               " progress_message = ?6, finished_at = ?7"
-	               " WHERE id = ?1 AND state = 1 AND attempts = ?8",
+	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
+	               " expires_at = " EXPIRES("?7")
+	               " WHERE id = ?1 AND state = 1 AND attempts = ?8 RETURNING expires_at",
 	[SQL_REQUEUE] = "UPDATE jobs SET state = 0, attempts = attempts - 1, started_at = NULL"
 	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
-	[SQL_CANCEL_GET] = "SELECT state FROM jobs WHERE id = ?1",
-	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2"
-	                   " WHERE id = ?1 AND state = 0",
+	[SQL_ATTEMPT] = "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
+	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[SQL_STATE_OF] = "SELECT state, seq, queue FROM jobs WHERE id = ?1",
+	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2,"
+	                   " expires_at = " EXPIRES("?2") " WHERE id = ?1 AND state IN (0, 5) RETURNING expires_at",
+	[SQL_RETRY_SET] = "UPDATE jobs SET state = 0, max_attempts = max(max_attempts, attempts + 1),"
+	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
+	                  " finished_at = NULL, expires_at = NULL, run_at = ?2"
+	                  " WHERE id = ?1 AND state IN (3, 4)",
+	[SQL_DELETE_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq = ?1",
+	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (2, 3, 4)",
+	[SQL_PAUSE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
+	              " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+	[SQL_SWEEP_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq IN (SELECT seq FROM jobs"
+	                       " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT " JOBQ_STR(SWEEP_BATCH) ")",
+	[SQL_SWEEP_JOBS] = "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+	                   " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT " JOBQ_STR(SWEEP_BATCH) ")",
+	[SQL_NEXT_EXPIRY] = "SELECT min(expires_at) FROM jobs WHERE expires_at IS NOT NULL",
 	[SQL_PING] = "INSERT INTO meta (key, value) VALUES ('ready_check', ?1)"
 	             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 };
 
 struct reader {
 	sqlite3 *db;
-	sqlite3_stmt *get;
+	sqlite3_stmt *get, *history, *queue_counts, *queue_paused, *queue_oldest, *queue_names;
 	sqlite3_stmt *list[LIST_VARIANTS];
 	struct reader *next;
+};
+
+static const char *const reader_sql[] = {
+	"SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1",
+	"SELECT attempt, started_at, finished_at, outcome, error FROM job_attempts"
+	" WHERE job_seq = ?1 ORDER BY attempt",
+	"SELECT state, n FROM queue_counts WHERE queue = ?1",
+	"SELECT paused FROM queues WHERE name = ?1",
+	"SELECT run_at FROM jobs INDEXED BY jobs_queued_since WHERE state = 0 AND queue = ?1"
+	" ORDER BY run_at LIMIT 1",
+	"SELECT queue FROM queue_counts WHERE n > 0 UNION SELECT name FROM queues WHERE paused ORDER BY 1",
 };
 
 struct store {
@@ -111,6 +213,9 @@ struct store {
 	pthread_cond_t cv;
 	struct store_op *head, *tail;
 	bool stopping;
+
+	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
+	unsigned claim_turn;              /* writer only: rotates the first queue served */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t committed_ops;
@@ -203,6 +308,11 @@ static void reader_close(struct reader *r)
 	if (!r)
 		return;
 	sqlite3_finalize(r->get);
+	sqlite3_finalize(r->history);
+	sqlite3_finalize(r->queue_counts);
+	sqlite3_finalize(r->queue_paused);
+	sqlite3_finalize(r->queue_oldest);
+	sqlite3_finalize(r->queue_names);
 	for (int i = 0; i < LIST_VARIANTS; i++)
 		sqlite3_finalize(r->list[i]);
 	sqlite3_close(r->db);
@@ -221,9 +331,15 @@ static struct reader *reader_take(struct store *st)
 		return r;
 
 	r = calloc(1, sizeof *r);
-	if (!r || open_conn(st->path, &r->db) != SQLITE_OK ||
-	    exec_sql(r->db, "PRAGMA query_only = 1") != SQLITE_OK ||
-	    prepare(r->db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &r->get) != SQLITE_OK) {
+	if (!r)
+		return NULL;
+	sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
+	                          &r->queue_oldest, &r->queue_names};
+	bool ok = r && open_conn(st->path, &r->db) == SQLITE_OK &&
+	          exec_sql(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
+	for (size_t i = 0; ok && i < sizeof stmts / sizeof stmts[0]; i++)
+		ok = prepare(r->db, reader_sql[i], stmts[i]) == SQLITE_OK;
+	if (!ok) {
 		reader_close(r);
 		return NULL;
 	}
@@ -262,6 +378,34 @@ static void column_copy(sqlite3_stmt *s, int col, char *dst, size_t n)
 	snprintf(dst, n, "%s", t ? (const char *)t : "");
 }
 
+static enum job_state column_state(sqlite3_stmt *s, int col)
+{
+	int state = sqlite3_column_int(s, col);
+	return state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_FAILED;
+}
+
+static void bind_int64_or_null(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(s, i, v);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Steps a statement that yields at most one row and resets it. With a
+ * row, *v gets column 0 (0 for NULL). Returns SQLITE_OK or the error. */
+static int step_int64(sqlite3_stmt *s, int64_t *v)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*v = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Builds a job from a row of JOB_COLUMNS; NULL on OOM. */
 static struct job *row_to_job(sqlite3_stmt *s)
 {
@@ -273,8 +417,7 @@ static struct job *row_to_job(sqlite3_stmt *s)
 	column_copy(s, 2, job->type, sizeof job->type);
 	column_copy(s, 3, job->queue, sizeof job->queue);
 	job->priority = sqlite3_column_int(s, 4);
-	int state = sqlite3_column_int(s, 5);
-	job->state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_FAILED;
+	job->state = column_state(s, 5);
 	job->payload = column_strdup(s, 6);
 	job->result = column_strdup(s, 7);
 	job->error = column_strdup(s, 8);
@@ -287,6 +430,12 @@ static struct job *row_to_job(sqlite3_stmt *s)
 	job->created_at = sqlite3_column_int64(s, 12);
 	job->started_at = sqlite3_column_int64(s, 13);
 	job->finished_at = sqlite3_column_int64(s, 14);
+	job->max_attempts = sqlite3_column_int(s, 15);
+	job->backoff_s = sqlite3_column_double(s, 16);
+	job->max_backoff_s = sqlite3_column_double(s, 17);
+	job->timeout_s = sqlite3_column_double(s, 18);
+	job->retention_s = sqlite3_column_double(s, 19);
+	job->run_at = sqlite3_column_int64(s, 20);
 	if ((sqlite3_column_type(s, 6) != SQLITE_NULL && !job->payload) ||
 	    (sqlite3_column_type(s, 7) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(s, 8) != SQLITE_NULL && !job->error)) {
@@ -317,17 +466,23 @@ static int apply_submit(struct store *st, struct store_op *op)
 	sqlite3_bind_text(s, 2, job->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, job->queue, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, job->priority);
-	bind_text_or_null(s, 5, job->payload);
-	sqlite3_bind_int64(s, 6, job->created_at);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		job->seq = sqlite3_column_int64(s, 0);
-		rc = sqlite3_step(s);
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	sqlite3_bind_int(s, 5, job->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_QUEUED);
+	bind_text_or_null(s, 6, job->payload);
+	sqlite3_bind_int64(s, 7, job->created_at);
+	sqlite3_bind_int(s, 8, job->max_attempts);
+	sqlite3_bind_double(s, 9, job->backoff_s);
+	sqlite3_bind_double(s, 10, job->max_backoff_s);
+	sqlite3_bind_double(s, 11, job->timeout_s);
+	sqlite3_bind_double(s, 12, job->retention_s);
+	sqlite3_bind_int64(s, 13, job->run_at ? job->run_at : job->created_at);
+	return step_int64(s, &job->seq);
 }
+
+/* Claimed jobs wait here until the COMMIT decides their fate. */
+struct claim_scratch {
+	struct job **jobs;
+	int n;
+};
 
 static int claim_order(const void *a, const void *b)
 {
@@ -337,23 +492,15 @@ static int claim_order(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Claimed jobs wait in op->arg-independent scratch until the commit. */
-struct claim_scratch {
-	struct job **jobs;
-	int n;
-};
-
-static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
+/* Claims up to n jobs of one queue into cs; returns the SQLite code. */
+static int claim_from(struct store *st, const char *queue, int n, int64_t now, struct claim_scratch *cs)
 {
 	sqlite3_stmt *s = st->wstmt[SQL_CLAIM];
-	cs->jobs = calloc((size_t)op->claim_max, sizeof *cs->jobs);
-	cs->n = 0;
-	if (!cs->jobs)
-		return SQLITE_NOMEM;
-	sqlite3_bind_int64(s, 1, clock_now_ms());
-	sqlite3_bind_int(s, 2, op->claim_max);
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && cs->n < op->claim_max) {
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int(s, 2, n);
+	sqlite3_bind_text(s, 3, queue, -1, SQLITE_TRANSIENT);
+	int first = cs->n, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct job *job = row_to_job(s);
 		if (!job) {
 			rc = SQLITE_NOMEM;
@@ -362,86 +509,251 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 		cs->jobs[cs->n++] = job;
 	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		/* A failed UPDATE...RETURNING is undone by SQLite as a whole. */
-		for (int i = 0; i < cs->n; i++)
-			job_free(cs->jobs[i]);
-		cs->n = 0;
-		return rc == SQLITE_ROW ? SQLITE_ERROR : rc;
-	}
-	qsort(cs->jobs, (size_t)cs->n, sizeof *cs->jobs, claim_order);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE)
+		return rc;
+	/* RETURNING yields rows in no set order. */
+	qsort(cs->jobs + first, (size_t)(cs->n - first), sizeof *cs->jobs, claim_order);
 	return SQLITE_OK;
+}
+
+struct ready_queue {
+	char name[JOB_NAME_MAX + 1];
+	int room;
+};
+
+/* Unpaused queues with runnable jobs, with how many each may start. */
+static int ready_queues(struct store *st, struct store_op *op, struct ready_queue *q, int *nq)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_READY_QUEUES];
+	int rc;
+	*nq = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *nq < MAX_CLAIM_QUEUES) {
+		struct ready_queue *r = &q[*nq];
+		column_copy(s, 0, r->name, sizeof r->name);
+		r->room = op->queue_room ? op->queue_room(op, r->name) : INT_MAX;
+		if (r->room > 0)
+			(*nq)++;
+		else
+			op->limited = true;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Promote, then share claim_max among ready queues round-robin, starting
+ * from a queue that turns with every claim so no queue starves. */
+static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
+{
+	int64_t now = clock_now_ms();
+	sqlite3_stmt *promote = st->wstmt[SQL_PROMOTE];
+	sqlite3_bind_int64(promote, 1, now);
+	int rc = sqlite3_step(promote);
+	sqlite3_reset(promote);
+	if (rc != SQLITE_DONE)
+		return rc;
+
+	cs->n = 0;
+	cs->jobs = op->claim_max > 0 ? calloc((size_t)op->claim_max, sizeof *cs->jobs) : NULL;
+	if (op->claim_max > 0 && !cs->jobs)
+		return SQLITE_NOMEM;
+	static struct ready_queue queues[MAX_CLAIM_QUEUES]; /* writer thread only */
+	int nq = 0;
+	if (op->claim_max > 0 && (rc = ready_queues(st, op, queues, &nq)) != SQLITE_OK)
+		goto fail;
+	unsigned turn = st->claim_turn++;
+	bool progress = true;
+	while (cs->n < op->claim_max && progress) {
+		progress = false;
+		int left = op->claim_max - cs->n;
+		int share = left / (nq ? nq : 1) > 0 ? left / (nq ? nq : 1) : 1;
+		for (int k = 0; k < nq && cs->n < op->claim_max; k++) {
+			struct ready_queue *q = &queues[(turn + (unsigned)k) % (unsigned)nq];
+			int want = share < q->room ? share : q->room;
+			if (want > op->claim_max - cs->n)
+				want = op->claim_max - cs->n;
+			if (want <= 0)
+				continue;
+			int before = cs->n;
+			if ((rc = claim_from(st, q->name, want, now, cs)) != SQLITE_OK)
+				goto fail;
+			int got = cs->n - before;
+			if (q->room != INT_MAX)
+				q->room -= got;
+			if (got == want)
+				progress = true;   /* this queue may have more */
+			else
+				q->room = 0;       /* drained */
+			if (q->room == 0 && got == want)
+				op->limited = true;
+		}
+	}
+	return step_int64(st->wstmt[SQL_NEXT_DUE], &op->next_due);
+fail:
+	/* A failed UPDATE...RETURNING is undone by SQLite as a whole. */
+	for (int i = 0; i < cs->n; i++)
+		job_free(cs->jobs[i]);
+	cs->n = 0;
+	return rc;
+}
+
+/* Records the attempt that just ended. */
+static int record_attempt(struct store *st, const struct job *job)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_ATTEMPT];
+	sqlite3_bind_int64(s, 1, job->seq);
+	sqlite3_bind_int(s, 2, job->attempts);
+	bind_int64_or_null(s, 3, job->started_at);
+	sqlite3_bind_int64(s, 4, job->finished_at ? job->finished_at : clock_now_ms());
+	sqlite3_bind_text(s, 5, attempt_outcome_name(job->outcome), -1, SQLITE_STATIC);
+	bind_text_or_null(s, 6, job->error);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void note_expiry(struct store *st, int64_t expires_at)
+{
+	if (expires_at && expires_at < st->next_sweep)
+		st->next_sweep = expires_at;
 }
 
 /* Sets *finished when the job reached a terminal state. */
 static int apply_finish(struct store *st, struct store_op *op, bool *finished)
 {
 	struct job *job = op->job;
-	sqlite3_stmt *s;
+	int rc;
 	if (job->state == JOB_QUEUED) {
-		s = st->wstmt[SQL_REQUEUE];
+		sqlite3_stmt *s = st->wstmt[SQL_REQUEUE];
 		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, job->attempts);
-	} else {
-		s = st->wstmt[SQL_FINISH];
-		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, 2, (int)job->state);
-		bind_text_or_null(s, 3, job->result);
-		bind_text_or_null(s, 4, job->error);
-		if (job->has_progress) {
-			sqlite3_bind_double(s, 5, job->progress_percent);
-			sqlite3_bind_text(s, 6, job->progress_message, -1, SQLITE_STATIC);
-		} else {
-			sqlite3_bind_null(s, 5);
-			sqlite3_bind_null(s, 6);
-		}
-		sqlite3_bind_int64(s, 7, job->finished_at ? job->finished_at : clock_now_ms());
-		sqlite3_bind_int(s, 8, job->attempts);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
-	int rc = sqlite3_step(s);
-	*finished = rc == SQLITE_DONE && job->state != JOB_QUEUED && sqlite3_changes(st->wdb) == 1;
-	if (rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 0)
-		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
+	bool terminal = job_state_terminal(job->state);
+	sqlite3_stmt *s = st->wstmt[SQL_FINISH];
+	sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, (int)job->state);
+	bind_text_or_null(s, 3, job->result);
+	bind_text_or_null(s, 4, job->error);
+	if (job->has_progress) {
+		sqlite3_bind_double(s, 5, job->progress_percent);
+		sqlite3_bind_text(s, 6, job->progress_message, -1, SQLITE_STATIC);
+	}
+	if (terminal)
+		sqlite3_bind_int64(s, 7, job->finished_at ? job->finished_at : clock_now_ms());
+	sqlite3_bind_int(s, 8, job->attempts);
+	if (job->state == JOB_SCHEDULED)
+		sqlite3_bind_int64(s, 9, job->run_at);
+	int64_t expires_at = 0;
+	bool changed = false;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		changed = true;
+		expires_at = sqlite3_column_int64(s, 0);
+		rc = sqlite3_step(s);
+	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (!changed) {
+		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
+		return SQLITE_OK;
+	}
+	note_expiry(st, expires_at);
+	*finished = terminal;
+	return record_attempt(st, job);
 }
 
-static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
+/* Reads the state, seq and queue of op->id; STORE_NOT_FOUND in op->rc
+ * when there is no such job. */
+static int state_of(struct store *st, struct store_op *op, int64_t *seq)
 {
-	sqlite3_stmt *get = st->wstmt[SQL_CANCEL_GET], *set = st->wstmt[SQL_CANCEL_SET];
-	sqlite3_bind_text(get, 1, op->id, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(get);
+	sqlite3_stmt *s = st->wstmt[SQL_STATE_OF];
+	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		op->found = (enum job_state)sqlite3_column_int(get, 0);
+		op->found = column_state(s, 0);
+		*seq = sqlite3_column_int64(s, 1);
+		column_copy(s, 2, op->queue, sizeof op->queue);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		op->rc = STORE_NOT_FOUND;
 		rc = SQLITE_OK;
 	}
-	sqlite3_reset(get);
-	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || op->found != JOB_QUEUED)
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
+{
+	int64_t seq = 0, expires_at = 0;
+	int rc = state_of(st, op, &seq);
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND ||
+	    (op->found != JOB_QUEUED && op->found != JOB_SCHEDULED))
 		return rc;
-	sqlite3_bind_text(set, 1, op->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(set, 2, clock_now_ms());
-	rc = sqlite3_step(set);
-	sqlite3_reset(set);
-	*finished = rc == SQLITE_DONE;
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_SET];
+	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, clock_now_ms());
+	if ((rc = step_int64(s, &expires_at)) != SQLITE_OK)
+		return rc;
+	note_expiry(st, expires_at);
+	*finished = true;
+	return SQLITE_OK;
+}
+
+static int apply_retry(struct store *st, struct store_op *op, bool *runnable)
+{
+	int64_t seq = 0, unused = 0;
+	int rc = state_of(st, op, &seq);
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND ||
+	    (op->found != JOB_FAILED && op->found != JOB_CANCELED))
+		return rc;
+	sqlite3_stmt *s = st->wstmt[SQL_RETRY_SET];
+	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, clock_now_ms());
+	*runnable = true;
+	return step_int64(s, &unused);
+}
+
+static int apply_delete(struct store *st, struct store_op *op)
+{
+	int64_t seq = 0, unused = 0;
+	int rc = state_of(st, op, &seq);
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || !job_state_terminal(op->found))
+		return rc;
+	sqlite3_bind_int64(st->wstmt[SQL_DELETE_ATTEMPTS], 1, seq);
+	if ((rc = step_int64(st->wstmt[SQL_DELETE_ATTEMPTS], &unused)) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st->wstmt[SQL_DELETE_JOB], 1, seq);
+	return step_int64(st->wstmt[SQL_DELETE_JOB], &unused);
+}
+
+static int apply_pause(struct store *st, struct store_op *op)
+{
+	int64_t unused = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_PAUSE];
+	sqlite3_bind_text(s, 1, op->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, op->paused);
+	return step_int64(s, &unused);
 }
 
 static int apply_ping(struct store *st)
 {
-	sqlite3_stmt *s = st->wstmt[SQL_PING];
-	sqlite3_bind_int64(s, 1, clock_now_ms());
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	int64_t unused = 0;
+	sqlite3_bind_int64(st->wstmt[SQL_PING], 1, clock_now_ms());
+	return step_int64(st->wstmt[SQL_PING], &unused);
 }
 
 /* Per-op outcome of the group, kept until the COMMIT decides. */
 struct applied {
 	bool finished;                /* hooks.finished after commit */
+	bool runnable;                /* hooks.submitted after commit */
 	struct claim_scratch claim;
 };
 
@@ -463,14 +775,14 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 			}
 			free(ap[i].claim.jobs);
 		}
-		if (op->rc == STORE_OK && op->kind == STORE_OP_SUBMIT)
+		if (op->rc == STORE_OK && ap[i].runnable)
 			submitted = true;
 		if (op->rc == STORE_OK && ap[i].finished && st->hooks.finished) {
-			const char *id = op->kind == STORE_OP_CANCEL ? op->id : op->job->id;
-			st->hooks.finished(st->hooks.arg, id);
+			if (op->kind == STORE_OP_CANCEL)
+				st->hooks.finished(st->hooks.arg, op->id, op->queue);
+			else
+				st->hooks.finished(st->hooks.arg, op->job->id, op->job->queue);
 		}
-		if (op->rc == STORE_OK && op->kind == STORE_OP_FINISH && op->job->state == JOB_QUEUED)
-			submitted = true; /* a requeued job is runnable again */
 		op->done(op);
 	}
 	if (submitted && st->hooks.submitted)
@@ -487,16 +799,28 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		op->rc = STORE_OK;
 		int rc = SQLITE_OK;
 		switch (op->kind) {
-		case STORE_OP_SUBMIT: rc = apply_submit(st, op); break;
+		case STORE_OP_SUBMIT:
+			rc = apply_submit(st, op);
+			ap[i].runnable = true;
+			break;
 		case STORE_OP_CLAIM: rc = apply_claim(st, op, &ap[i].claim); break;
-		case STORE_OP_FINISH: rc = apply_finish(st, op, &ap[i].finished); break;
+		case STORE_OP_FINISH:
+			rc = apply_finish(st, op, &ap[i].finished);
+			ap[i].runnable = op->job->state == JOB_QUEUED || op->job->state == JOB_SCHEDULED;
+			break;
 		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished); break;
+		case STORE_OP_RETRY: rc = apply_retry(st, op, &ap[i].runnable); break;
+		case STORE_OP_DELETE: rc = apply_delete(st, op); break;
+		case STORE_OP_PAUSE:
+			rc = apply_pause(st, op);
+			ap[i].runnable = !op->paused;
+			break;
 		case STORE_OP_PING: rc = apply_ping(st); break;
 		}
 		if (rc != SQLITE_OK) {
 			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
 			op->rc = STORE_UNAVAILABLE;
-			ap[i].finished = false;
+			ap[i].finished = ap[i].runnable = false;
 			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
 			 * transaction back: then nothing in the group holds. */
 			if (sqlite3_get_autocommit(st->wdb))
@@ -514,14 +838,62 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	complete_group(st, ops, ap, n, ok);
 }
 
+/* Deletes up to SWEEP_BATCH expired jobs in one short transaction and
+ * sets the next sweep time: now again if the batch was full, else the
+ * next expiry. */
+static void sweep(struct store *st)
+{
+	int64_t now = clock_now_ms(), next = 0;
+	sqlite3_stmt *a = st->wstmt[SQL_SWEEP_ATTEMPTS], *j = st->wstmt[SQL_SWEEP_JOBS];
+	sqlite3_bind_int64(a, 1, now);
+	sqlite3_bind_int64(j, 1, now);
+	int64_t unused = 0;
+	int deleted = 0;
+	bool ok = exec_sql(st->wdb, "BEGIN IMMEDIATE") == SQLITE_OK &&
+	          step_int64(a, &unused) == SQLITE_OK &&
+	          step_int64(j, &unused) == SQLITE_OK &&
+	          (deleted = sqlite3_changes(st->wdb), exec_sql(st->wdb, "COMMIT") == SQLITE_OK);
+	if (!ok) {
+		if (!sqlite3_get_autocommit(st->wdb))
+			exec_sql(st->wdb, "ROLLBACK");
+		st->next_sweep = now + 1000; /* try again in a second */
+		return;
+	}
+	if (deleted > 0)
+		log_debug("retention: deleted %d finished job(s)", deleted);
+	if (deleted >= SWEEP_BATCH)
+		st->next_sweep = now;
+	else if (step_int64(st->wstmt[SQL_NEXT_EXPIRY], &next) == SQLITE_OK)
+		st->next_sweep = next ? next : INT64_MAX;
+	else
+		st->next_sweep = now + 1000;
+}
+
+/* Waits for ops or the next sweep, whichever comes first. Caller holds
+ * st->mu. The sweep time is on the wall clock (expiry is a timestamp);
+ * waits are at most a minute so a clock jump cannot stall it long. */
+static void writer_wait(struct store *st)
+{
+	int64_t wait_ms = st->next_sweep == INT64_MAX ? 60000 : st->next_sweep - clock_now_ms();
+	if (wait_ms > 60000)
+		wait_ms = 60000;
+	if (wait_ms > 0)
+		clock_cond_wait_until(&st->cv, &st->mu, clock_mono_ms() + wait_ms);
+}
+
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
 	struct store_op *ops[WRITER_BATCH];
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
-		while (!st->head && !st->stopping)
-			pthread_cond_wait(&st->cv, &st->mu);
+		while (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)
+			writer_wait(st);
+		if (!st->head && !st->stopping) {
+			pthread_mutex_unlock(&st->mu);
+			sweep(st);
+			continue;
+		}
 		if (!st->head) {
 			pthread_mutex_unlock(&st->mu);
 			break;
@@ -535,6 +907,8 @@ static void *writer_main(void *arg)
 			st->tail = NULL;
 		pthread_mutex_unlock(&st->mu);
 		apply_group(st, ops, n);
+		if (clock_now_ms() >= st->next_sweep)
+			sweep(st);
 	}
 	return NULL;
 }
@@ -621,16 +995,32 @@ static int open_writer(struct store *st, const struct store_options *opts)
 }
 
 /* Jobs left running belong to a process that died (we hold the lock, so
- * no other jobqd runs them): they go back to the queue. Their attempt was
- * counted when they were claimed, so a job that crashes jobqd every time
- * does not loop forever once attempts are bounded. */
+ * no other jobqd runs them). Their attempt is recorded as interrupted; the
+ * attempt was counted when they were claimed, so a job that crashes jobqd
+ * every time ends failed after max_attempts runs instead of looping. */
 static int recover(struct store *st)
 {
-	if (exec_sql(st->wdb, "UPDATE jobs SET state = 0, started_at = NULL WHERE state = 1") != SQLITE_OK)
+	char sql[1024];
+	int64_t now = clock_now_ms();
+	snprintf(sql, sizeof sql,
+	         "BEGIN IMMEDIATE;"
+	         "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
+	         "  SELECT seq, attempts, started_at, %lld, 'interrupted', 'jobqd stopped while the job ran'"
+	         "  FROM jobs WHERE state = 1;"
+	         "UPDATE jobs SET state = 3, finished_at = %lld, expires_at = " EXPIRES("%lld") ","
+	         "  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
+	         "  WHERE state = 1 AND attempts >= max_attempts;"
+	         "UPDATE jobs SET state = 0, started_at = NULL WHERE state = 1;"
+	         "COMMIT;",
+	         (long long)now, (long long)now, (long long)now);
+	int before = sqlite3_total_changes(st->wdb);
+	if (exec_sql(st->wdb, sql) != SQLITE_OK) {
+		exec_sql(st->wdb, "ROLLBACK");
 		return -1;
-	int n = sqlite3_changes(st->wdb);
+	}
+	int n = (sqlite3_total_changes(st->wdb) - before) / 2;
 	if (n > 0)
-		log_warn("requeued %d job(s) left running by a previous process", n);
+		log_warn("recovered %d job(s) left running by a previous process", n);
 	return 0;
 }
 
@@ -647,8 +1037,9 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	if (hooks)
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv, NULL);
+	clock_cond_init(&st->cv);
 	pthread_mutex_init(&st->readers_mu, NULL);
+	st->next_sweep = 0; /* sweep once right after start */
 	if (!st->path) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -700,6 +1091,38 @@ void store_close(struct store *st)
 
 /* ---- reads ---------------------------------------------------------- */
 
+/* Loads job's attempt history; -1 on failure. */
+static int read_history(struct reader *r, struct job *job)
+{
+	sqlite3_stmt *s = r->history;
+	sqlite3_bind_int64(s, 1, job->seq);
+	int rc, cap = 0;
+	job->has_history = true;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (job->nhistory == cap) {
+			cap = cap ? cap * 2 : 4;
+			struct job_attempt *h = realloc(job->history, (size_t)cap * sizeof *h);
+			if (!h) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			job->history = h;
+		}
+		struct job_attempt *a = &job->history[job->nhistory++];
+		memset(a, 0, sizeof *a);
+		a->attempt = sqlite3_column_int(s, 0);
+		a->started_at = sqlite3_column_int64(s, 1);
+		a->finished_at = sqlite3_column_int64(s, 2);
+		const unsigned char *outcome = sqlite3_column_text(s, 3);
+		if (!outcome || attempt_outcome_parse((const char *)outcome, &a->outcome) != 0)
+			a->outcome = ATTEMPT_FAILED;
+		a->error = column_strdup(s, 4);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
 {
 	struct reader *r = reader_take(st);
@@ -710,8 +1133,12 @@ enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
 	int step = sqlite3_step(r->get);
 	if (step == SQLITE_ROW) {
 		*out = row_to_job(r->get);
-		if (!*out)
+		sqlite3_reset(r->get);
+		if (!*out || read_history(r, *out) != 0) {
+			job_free(*out);
+			*out = NULL;
 			rc = STORE_UNAVAILABLE;
+		}
 	} else if (step == SQLITE_DONE) {
 		rc = STORE_NOT_FOUND;
 	} else {
@@ -800,16 +1227,90 @@ out:
 	return rc;
 }
 
+/* ---- queues --------------------------------------------------------- */
+
+enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->name, sizeof out->name, "%s", name);
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	int rc;
+	sqlite3_bind_text(r->queue_counts, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(r->queue_counts)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(r->queue_counts, 0);
+		if (state >= 0 && state < JOB_STATE_COUNT)
+			out->counts[state] = sqlite3_column_int64(r->queue_counts, 1);
+	}
+	sqlite3_reset(r->queue_counts);
+	sqlite3_clear_bindings(r->queue_counts);
+	int64_t paused = 0;
+	if (rc == SQLITE_DONE) {
+		sqlite3_bind_text(r->queue_paused, 1, name, -1, SQLITE_STATIC);
+		rc = step_int64(r->queue_paused, &paused) == SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+	}
+	if (rc == SQLITE_DONE) {
+		sqlite3_bind_text(r->queue_oldest, 1, name, -1, SQLITE_STATIC);
+		rc = step_int64(r->queue_oldest, &out->oldest_queued_run_at) == SQLITE_OK ? SQLITE_DONE : SQLITE_ERROR;
+	}
+	out->paused = paused != 0;
+	reader_give(st, r);
+	if (rc != SQLITE_DONE) {
+		log_error("reading queue %s failed", name);
+		return STORE_UNAVAILABLE;
+	}
+	return STORE_OK;
+}
+
+enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	char (*out)[JOB_NAME_MAX + 1] = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(r->queue_names)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			char (*grown)[JOB_NAME_MAX + 1] = realloc(out, cap * sizeof *out);
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			out = grown;
+		}
+		column_copy(r->queue_names, 0, out[count++], sizeof out[0]);
+	}
+	sqlite3_reset(r->queue_names);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE) {
+		free(out);
+		return STORE_UNAVAILABLE;
+	}
+	*names = out;
+	*n = count;
+	return STORE_OK;
+}
+
 /* ---- introspection for tests ----------------------------------------- */
 
 char *store_explain(struct store *st, const char *query)
 {
-	char sql[600];
-	if (strcmp(query, "claim") == 0)
-		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", writer_sql[SQL_CLAIM]);
-	else if (strcmp(query, "get") == 0)
-		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE id = ?1");
-	else {
+	static const struct { const char *name; const char *sql; } named[] = {
+		{"claim", writer_sql[SQL_CLAIM]}, {"promote", writer_sql[SQL_PROMOTE]},
+		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},
+		{"oldest_queued", reader_sql[4]}, {"get", reader_sql[0]},
+	};
+	char sql[700];
+	const char *found = NULL;
+	for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+		if (strcmp(query, named[i].name) == 0)
+			found = named[i].sql;
+	if (found) {
+		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", found);
+	} else {
 		static const struct { const char *name; int variant; } lists[] = {
 			{"list_all", LIST_BEFORE}, {"list_state", LIST_STATE | LIST_BEFORE},
 			{"list_queue", LIST_QUEUE | LIST_BEFORE}, {"list_type", LIST_TYPE | LIST_BEFORE},

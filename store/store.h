@@ -30,8 +30,10 @@ struct store;
 /* Called on the writer thread after a commit; must not block. */
 struct store_hooks {
 	void *arg;
-	void (*submitted)(void *arg);               /* new jobs may be runnable */
-	void (*finished)(void *arg, const char *id); /* job reached a terminal state */
+	/* jobs may have become runnable (submitted, requeued, retried, resumed) */
+	void (*submitted)(void *arg);
+	/* a job reached a terminal state */
+	void (*finished)(void *arg, const char *id, const char *queue);
 };
 
 struct store_options {
@@ -41,9 +43,21 @@ struct store_options {
 
 enum store_op_kind {
 	STORE_OP_SUBMIT,   /* in: job (borrowed) */
-	STORE_OP_CLAIM,    /* in: claim_max, claimed(); out: nclaimed */
-	STORE_OP_FINISH,   /* in: job (borrowed) with id, attempts, state and outcome fields */
-	STORE_OP_CANCEL,   /* in: id; out: found (state before the cancel) */
+	/* Promotes due scheduled jobs, then claims up to claim_max runnable
+	 * jobs from unpaused queues, sharing them round-robin among queues and
+	 * asking queue_room() how many each may start.
+	 * in: claim_max, claimed(), queue_room(); out: nclaimed, next_due, limited */
+	STORE_OP_CLAIM,
+	/* The outcome of an attempt. in: job (borrowed) with id, seq, queue,
+	 * attempts, state and the outcome fields:
+	 *   SUCCEEDED/FAILED/CANCELED: finished; the attempt is recorded
+	 *   SCHEDULED: retry at run_at; the attempt is recorded
+	 *   QUEUED: put back (shutdown); the attempt is neither recorded nor counted */
+	STORE_OP_FINISH,
+	STORE_OP_CANCEL,   /* in: id; out: found (queued and scheduled ones are now canceled) */
+	STORE_OP_RETRY,    /* in: id; out: found (failed and canceled ones are now queued) */
+	STORE_OP_DELETE,   /* in: id; out: found (finished ones are now deleted) */
+	STORE_OP_PAUSE,    /* in: queue, paused */
 	STORE_OP_PING,     /* a small real write: is the database writable? */
 };
 
@@ -54,13 +68,21 @@ struct store_op {
 	void *arg;                        /* for the caller */
 
 	struct job *job;                  /* SUBMIT, FINISH */
-	char id[UUID_LEN + 1];            /* CANCEL */
-	enum job_state found;             /* CANCEL: state found; queued ones are now canceled */
+	char id[UUID_LEN + 1];            /* CANCEL, RETRY, DELETE */
+	enum job_state found;             /* CANCEL, RETRY, DELETE: the state before */
+	char queue[JOB_NAME_MAX + 1];     /* PAUSE */
+	bool paused;                      /* PAUSE */
 	int claim_max;                    /* CLAIM */
 	/* CLAIM: called on the writer thread after the commit, for each
-	 * claimed job in run order (priority, then submission); takes job. */
+	 * claimed job, each queue's in run order (priority, then submission);
+	 * takes job. */
 	void (*claimed)(struct store_op *op, struct job *job);
+	/* CLAIM: how many more jobs of queue may start now (INT_MAX: no
+	 * limit). Called on the writer thread inside the transaction. */
+	int (*queue_room)(struct store_op *op, const char *queue);
 	int nclaimed;                     /* CLAIM */
+	int64_t next_due;                 /* CLAIM: earliest scheduled run_at (unix ms), 0: none */
+	bool limited;                     /* CLAIM: a queue had runnable jobs but no room */
 
 	struct store_op *next;            /* writer queue, internal */
 	void *sync;                       /* store_run's wait, internal */
@@ -83,7 +105,8 @@ void store_post(struct store *st, struct store_op *op);
  * that may block (never an HTTP or the writer thread). */
 enum store_rc store_run(struct store *st, struct store_op *op);
 
-/* Reads one job. STORE_NOT_FOUND when there is none. */
+/* Reads one job with its attempt history. STORE_NOT_FOUND when there is
+ * none. */
 enum store_rc store_get_job(struct store *st, const char *id, struct job **out);
 
 struct store_filter {
@@ -100,9 +123,25 @@ struct store_filter {
 enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
                               struct job ***jobs, size_t *n, int64_t *next_seq);
 
+struct queue_info {
+	char name[JOB_NAME_MAX + 1];
+	bool paused;
+	int64_t counts[JOB_STATE_COUNT];
+	int64_t oldest_queued_run_at;      /* unix ms; 0: nothing queued */
+};
+
+/* Reads one queue's counts (kept by triggers, so no table scan), paused
+ * flag and oldest queued job. A queue without jobs reads as zeros. */
+enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out);
+
+/* The names of every queue that has jobs or a paused flag, sorted; the
+ * caller frees the array. */
+enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+
 /* The plan SQLite chose for a query the store runs, one detail per line
- * ("claim", "list_state", "list_queue", "list_type", "list_all"); for tests
- * that guard the indexes. The caller frees the string. */
+ * ("claim", "promote", "next_due", "sweep", "oldest_queued", "list_state",
+ * "list_queue", "list_type", "list_all"); for tests that guard the indexes.
+ * The caller frees the string. */
 char *store_explain(struct store *st, const char *query);
 
 /* Writer counters since open: transactions committed and ops applied in

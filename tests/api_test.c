@@ -585,7 +585,8 @@ START_TEST(jobs_fail_job_reports_its_message)
 	cJSON *j;
 
 	harness_start(&d, NULL);
-	id = submit(&d, "{\"type\":\"fail\",\"payload\":{\"message\":\"boom 42\"}}");
+	/* One attempt: retries are the semantics suite's business. */
+	id = submit(&d, "{\"type\":\"fail\",\"payload\":{\"message\":\"boom 42\"},\"max_attempts\":1}");
 	j = wait_terminal(&d, id);
 	ck_assert_str_eq(jstr(j, "state"), "failed");
 	ck_assert_msg(jstr(j, "error") != NULL, "error not a string");
@@ -602,8 +603,8 @@ END_TEST
 START_TEST(jobs_fail_job_default_message_is_failed)
 {
 	static const char *const bodies[] = {
-		"{\"type\":\"fail\"}",
-		"{\"type\":\"fail\",\"payload\":{}}",
+		"{\"type\":\"fail\",\"max_attempts\":1}",
+		"{\"type\":\"fail\",\"payload\":{},\"max_attempts\":1}",
 		NULL,
 	};
 	struct jobqd d;
@@ -721,7 +722,7 @@ START_TEST(jobs_cancel_finished_job_conflicts)
 
 	harness_start(&d, NULL);
 	ok = submit(&d, "{\"type\":\"echo\"}");
-	bad = submit(&d, "{\"type\":\"fail\"}");
+	bad = submit(&d, "{\"type\":\"fail\",\"max_attempts\":1}");
 	cJSON_Delete(wait_terminal(&d, ok));
 	cJSON_Delete(wait_terminal(&d, bad));
 	cancel(&d, ok, &r);
@@ -765,7 +766,7 @@ START_TEST(jobs_list_newest_first_with_filters)
 	static const char *const bodies[] = {
 		"{\"type\":\"echo\",\"payload\":{\"i\":0}}",                  /* A */
 		"{\"type\":\"echo\",\"queue\":\"q1\"}",                        /* B */
-		"{\"type\":\"fail\"}",                                         /* C */
+		"{\"type\":\"fail\",\"max_attempts\":1}",                  /* C */
 		"{\"type\":\"sleep\",\"queue\":\"q1\",\"payload\":{\"seconds\":0}}", /* D */
 		"{\"type\":\"echo\",\"queue\":\"q2\",\"priority\":5}",         /* E */
 	};
@@ -1136,8 +1137,8 @@ static const struct bad_case bad_cases[] = {
 	{ "POST", "/v1/jobsx", JSON, "{\"type\":\"echo\"}", 404, "not_found", NULL, NULL },
 	{ "GET", "/v1/jobs/{id}/cancel/x", NULL, NULL, 404, "not_found", NULL, NULL },
 	{ "DELETE", "/v1/jobs", NULL, NULL, 405, "method_not_allowed", NULL, "GET, POST" },
-	{ "PUT", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
-	{ "DELETE", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "PUT", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET, DELETE" },
+	{ "PATCH", "/v1/jobs/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET, DELETE" },
 	{ "GET", "/v1/jobs/{id}/cancel", NULL, NULL, 405, "method_not_allowed", NULL, "POST" },
 	{ "POST", "/healthz", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
 	{ "POST", "/openapi.yaml", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },

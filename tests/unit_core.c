@@ -25,6 +25,11 @@
 #include "core/uuid.h"
 #include "server/config.h"
 
+/* The server defaults jobqd starts with. */
+static const struct job_defaults test_defaults = {
+	.max_attempts = 3, .backoff_s = 1, .max_backoff_s = 300, .timeout_s = 3600, .retention_s = 604800,
+};
+
 Suite *core_suite(void);
 
 #define TEST_TIMEOUT_S 30
@@ -315,7 +320,7 @@ START_TEST(job_from_submission_builds_queued_echo_job)
 	struct problem p;
 	memset(&p, 0, sizeof p);
 	int64_t before = clock_now_ms();
-	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &job, &p), 0);
 	int64_t after = clock_now_ms();
 	ck_assert_ptr_nonnull(job);
 	ck_assert_msg(uuid_valid(job->id), "bad id %s", job->id);
@@ -345,7 +350,7 @@ START_TEST(job_from_submission_keeps_queue_and_priority)
 	                           "\"queue\":\"Az09_.:-\",\"priority\":-1000000}");
 	struct job *job = NULL;
 	struct problem p;
-	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &job, &p), 0);
 	ck_assert_str_eq(job->type, "sleep");
 	ck_assert_str_eq(job->queue, "Az09_.:-");
 	ck_assert_int_eq(job->priority, -1000000);
@@ -360,7 +365,7 @@ START_TEST(job_from_submission_omitted_payload_is_null)
 	cJSON *body = parse_or_die("{\"type\":\"echo\",\"priority\":1000000,\"queue\":\"" QUEUE_64 "\"}");
 	struct job *job = NULL;
 	struct problem p;
-	ck_assert_int_eq(job_from_submission(body, &job, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &job, &p), 0);
 	ck_assert_ptr_null(job->payload);
 	ck_assert_int_eq(job->priority, 1000000);
 	ck_assert_str_eq(job->queue, QUEUE_64);
@@ -387,7 +392,7 @@ START_TEST(job_from_submission_accepts_edge_values)
 	struct job *job = NULL;
 	struct problem p;
 	memset(&p, 0, sizeof p);
-	int rc = job_from_submission(body, &job, &p);
+	int rc = job_from_submission(body, &test_defaults, &job, &p);
 	ck_assert_msg(rc == 0, "%s: refused (field \"%s\": %s)", good_submissions[_i], p.field, p.detail);
 	ck_assert_ptr_nonnull(job);
 	job_free(job);
@@ -447,7 +452,7 @@ START_TEST(job_from_submission_names_the_bad_field)
 	struct problem p;
 	memset(&p, 0, sizeof p);
 	p.kind = PROBLEM_INTERNAL;
-	int rc = job_from_submission(body, &job, &p);
+	int rc = job_from_submission(body, &test_defaults, &job, &p);
 	cJSON_Delete(body);
 	ck_assert_msg(rc == -1, "%s: accepted", bad_submissions[_i].json);
 	ck_assert_msg(job == &sentinel, "%s: *out was changed", bad_submissions[_i].json);
@@ -465,8 +470,8 @@ START_TEST(job_from_submission_gives_each_job_a_new_id)
 	cJSON *body = parse_or_die("{\"type\":\"echo\"}");
 	struct job *a = NULL, *b = NULL;
 	struct problem p;
-	ck_assert_int_eq(job_from_submission(body, &a, &p), 0);
-	ck_assert_int_eq(job_from_submission(body, &b, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &a, &p), 0);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &b, &p), 0);
 	ck_assert_msg(strcmp(a->id, b->id) < 0, "ids %s then %s", a->id, b->id);
 	job_free(a);
 	job_free(b);
@@ -478,7 +483,8 @@ END_TEST
 
 static const char *const job_keys[] = {
 	"id", "type", "queue", "priority", "state", "payload", "result", "error",
-	"progress", "attempts", "created_at", "started_at", "finished_at",
+	"progress", "attempts", "max_attempts", "backoff_s", "max_backoff_s", "timeout_s",
+	"retention_s", "created_at", "run_at", "started_at", "finished_at",
 };
 #define NJOB_KEYS (int)(sizeof job_keys / sizeof job_keys[0])
 
@@ -674,6 +680,9 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_JOB_NOT_FOUND, "job_not_found", 404},
 		{PROBLEM_METHOD_NOT_ALLOWED, "method_not_allowed", 405},
 		{PROBLEM_JOB_FINISHED, "job_finished", 409},
+		{PROBLEM_JOB_NOT_RETRYABLE, "job_not_retryable", 409},
+		{PROBLEM_JOB_NOT_FINISHED, "job_not_finished", 409},
+		{PROBLEM_QUEUE_NOT_FOUND, "queue_not_found", 404},
 		{PROBLEM_BODY_TOO_LARGE, "body_too_large", 413},
 		{PROBLEM_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415},
 		{PROBLEM_SHUTTING_DOWN, "shutting_down", 503},
@@ -708,7 +717,7 @@ END_TEST
 START_TEST(job_state_names_round_trip)
 {
 	static const char *const names[JOB_STATE_COUNT] = {
-		"queued", "running", "succeeded", "failed", "canceled",
+		"queued", "running", "succeeded", "failed", "canceled", "scheduled",
 	};
 	for (int s = 0; s < JOB_STATE_COUNT; s++) {
 		ck_assert_str_eq(job_state_name((enum job_state)s), names[s]);
@@ -769,8 +778,13 @@ START_TEST(config_load_defaults)
 	ck_assert(cfg.sync_full);
 	ck_assert_uint_eq(cfg.max_body, 1048576);
 	ck_assert_int_eq(cfg.log_level, LOG_INFO);
-	ck_assert(!cfg.help);
-	ck_assert(!cfg.version);
+	ck_assert_int_eq(cfg.defaults.max_attempts, 3);
+	ck_assert_double_eq(cfg.defaults.backoff_s, 1);
+	ck_assert_double_eq(cfg.defaults.max_backoff_s, 300);
+	ck_assert_double_eq(cfg.defaults.timeout_s, 3600);
+	ck_assert_double_eq(cfg.defaults.retention_s, 604800);
+	ck_assert_double_eq(cfg.shutdown_grace_s, 30);
+	ck_assert_int_eq(cfg.nqueues, 0);
 }
 END_TEST
 

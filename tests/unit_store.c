@@ -129,8 +129,9 @@ static void on_submitted(void *arg)
 	atomic_fetch_add(&rec->submitted, 1);
 }
 
-static void on_finished(void *arg, const char *id)
+static void on_finished(void *arg, const char *id, const char *queue)
 {
+	(void)queue;
 	struct recorder *rec = arg;
 	pthread_mutex_lock(&rec->mu);
 	int n = atomic_load(&rec->finished);
@@ -168,6 +169,13 @@ static struct job *make_job(const char *type, const char *queue, int priority, c
 		ck_assert_ptr_nonnull(job->payload);
 	}
 	job->created_at = clock_now_ms();
+	job->run_at = job->created_at;
+	/* What a submission gets from the server defaults. */
+	job->max_attempts = 3;
+	job->backoff_s = 1;
+	job->max_backoff_s = 300;
+	job->timeout_s = 3600;
+	job->retention_s = 604800;
 	return job;
 }
 
@@ -277,15 +285,15 @@ static size_t count_listed(struct store *st, const struct store_filter *f)
 
 /* ---- open -------------------------------------------------------------- */
 
-START_TEST(store_open_creates_schema_version_1)
+START_TEST(store_open_creates_schema_version_2)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 1);
+	ck_assert_int_eq(store_schema_version(st), 2);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 1);
+	ck_assert_int_eq(store_schema_version(st), 2);
 	store_close(st);
 	store_close(NULL);
 }
@@ -442,10 +450,10 @@ START_TEST(store_claim_takes_highest_priority_first)
 	struct recorder rec;
 	recorder_init(&rec);
 	struct store *st = open_store(&rec);
-	/* Submission order a..f; expected run order f, b, d, a, c, e. */
+	/* Submission order a..f in one queue; expected run order f, b, d, a, c, e. */
 	struct job *a = submit(st, "echo", "default", 0, NULL);
 	struct job *b = submit(st, "echo", "default", 5, NULL);
-	struct job *c = submit(st, "echo", "other", 0, NULL);
+	struct job *c = submit(st, "echo", "default", 0, NULL);
 	struct job *d = submit(st, "echo", "default", 5, NULL);
 	struct job *e = submit(st, "echo", "default", -1, NULL);
 	struct job *f = submit(st, "echo", "default", 10, NULL);
@@ -592,7 +600,8 @@ START_TEST(store_finish_failed_stores_error_and_finished_at)
 	struct job *job = got.jobs[0];
 	job->state = JOB_FAILED;
 	job->error = strdup("boom");
-	job->finished_at = 1700000009999;
+	int64_t finished_at = clock_now_ms() - 1000;
+	job->finished_at = finished_at;
 	ck_assert_int_eq(finish(st, job), STORE_OK);
 	ck_assert_int_eq(atomic_load(&rec.finished), 1);
 	ck_assert_str_eq(rec.finished_ids[0], sub->id);
@@ -602,7 +611,7 @@ START_TEST(store_finish_failed_stores_error_and_finished_at)
 	ck_assert_str_eq(stored->error, "boom");
 	ck_assert_ptr_null(stored->result);
 	ck_assert(!stored->has_progress);
-	ck_assert_int_eq(stored->finished_at, 1700000009999);
+	ck_assert_int_eq(stored->finished_at, finished_at);
 	ck_assert_int_eq(stored->attempts, 1);
 	job_free(stored);
 	claimed_free(&got);
@@ -1061,7 +1070,7 @@ static void assert_plan(struct store *st, const char *query, const char *index, 
 START_TEST(store_claim_plan_uses_runnable_index)
 {
 	struct store *st = open_store(NULL);
-	assert_plan(st, "claim", "jobs_runnable", true);
+	assert_plan(st, "claim", "jobs_ready", true);
 	store_close(st);
 }
 END_TEST
@@ -1280,7 +1289,7 @@ Suite *store_suite(void)
 	Suite *s = suite_create("store");
 
 	TCase *tc = tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_1);
+	tcase_add_test(tc, store_open_creates_schema_version_2);
 	tcase_add_test(tc, store_reopen_keeps_jobs);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 	tcase_add_test(tc, store_open_in_missing_directory_fails);

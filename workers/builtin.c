@@ -2,7 +2,8 @@
  *   echo  - the result is the payload.
  *   sleep - {"seconds": S}: sleeps S seconds, reporting progress every
  *           PROGRESS_STEP_MS, and stops at once when asked.
- *   fail  - {"message": M}: fails with M ("failed" when absent). */
+ *   fail  - {"message": M, "retryable": B}: fails with M ("failed" when
+ *           absent); with retryable false the job is not retried. */
 #include "workers/builtin.h"
 
 #include <math.h>
@@ -72,6 +73,9 @@ static int fail_validate(const cJSON *payload, struct problem *p)
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(payload, "message");
 	if (m && !cJSON_IsString(m))
 		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.message", "payload.message must be a string");
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(payload, "retryable");
+	if (r && !cJSON_IsBool(r))
+		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.retryable", "payload.retryable must be true or false");
 	return 0;
 }
 
@@ -82,7 +86,7 @@ static enum run_outcome fail_run(struct run *run, const cJSON *payload,
 	(void)result;
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(payload, "message");
 	*error = strdup(cJSON_IsString(m) ? m->valuestring : "failed");
-	return RUN_FAILED;
+	return cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(payload, "retryable")) ? RUN_FAILED_FINAL : RUN_FAILED;
 }
 
 static const struct job_kind builtin_kinds[] = {

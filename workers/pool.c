@@ -8,11 +8,21 @@
  * thread right after the commit: they enter the run table before the writer
  * applies anything else, so a cancel that follows always finds them.
  *
- * Locking: pool->mu guards ready, assigned, maybe_work and stopping.
- * `assigned` counts jobs claimed and not yet finished (ready + running). */
+ * Scheduled jobs (delays, retry backoff) need no polling either: every
+ * claim reports the earliest run_at still waiting, and the dispatcher
+ * sleeps until then unless a submission or a free worker wakes it first.
+ *
+ * Per-queue limits are applied inside the claim (queue_room), from the
+ * counts of jobs of each limited queue that this pool holds.
+ *
+ * Locking: pool->mu guards ready, assigned, inflight counts, next_due,
+ * maybe_work, backlog and stopping. `assigned` counts jobs claimed and not
+ * yet finished (ready + running). */
 #include "workers/pool.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +35,18 @@ struct ready {
 	struct ready *next;
 };
 
+struct limited_queue {
+	const char *name;
+	int limit;
+	int inflight;            /* claimed and not finished */
+};
+
 struct pool {
 	struct store *store;
 	struct run_table *runs;
 	int nworkers;
+	struct limited_queue *limits;
+	int nlimits;
 	pthread_t dispatcher;
 	pthread_t *workers;
 	int started_workers;
@@ -38,9 +56,31 @@ struct pool {
 	pthread_cond_t work_cv;       /* ready has a job or stopping */
 	struct ready *ready_head, *ready_tail;
 	int assigned;
-	bool maybe_work;
+	int64_t next_due;        /* unix ms of the earliest scheduled job; 0: none */
+	bool maybe_work;         /* a submission or requeue since the last claim */
+	bool backlog;            /* runnable jobs were left behind: claim again when a worker frees */
 	bool stopping;
 };
+
+/* Caller holds mu. NULL when the queue has no limit. */
+static struct limited_queue *limit_of(struct pool *pool, const char *queue)
+{
+	for (int i = 0; i < pool->nlimits; i++)
+		if (strcmp(pool->limits[i].name, queue) == 0)
+			return &pool->limits[i];
+	return NULL;
+}
+
+/* Writer thread, inside the claim: how many more of queue may start. */
+static int queue_room(struct store_op *op, const char *queue)
+{
+	struct pool *pool = op->arg;
+	pthread_mutex_lock(&pool->mu);
+	struct limited_queue *q = limit_of(pool, queue);
+	int room = q ? q->limit - q->inflight : INT_MAX;
+	pthread_mutex_unlock(&pool->mu);
+	return room > 0 ? room : 0;
+}
 
 /* Writer thread, after the claim commit: register the run and queue it. */
 static void on_claimed(struct store_op *op, struct job *job)
@@ -63,6 +103,9 @@ static void on_claimed(struct store_op *op, struct job *job)
 	item->run = run;
 	item->next = NULL;
 	pthread_mutex_lock(&pool->mu);
+	struct limited_queue *q = limit_of(pool, job->queue);
+	if (q)
+		q->inflight++;
 	if (pool->ready_tail)
 		pool->ready_tail->next = item;
 	else
@@ -72,16 +115,30 @@ static void on_claimed(struct store_op *op, struct job *job)
 	pthread_mutex_unlock(&pool->mu);
 }
 
+/* Caller holds mu. Whether a claim is worth a trip to the writer now. */
+static bool claim_due(struct pool *pool, int free_slots)
+{
+	if (free_slots > 0 && pool->maybe_work)
+		return true;
+	return pool->next_due && pool->next_due <= clock_now_ms();
+}
+
 static void *dispatcher_main(void *arg)
 {
 	struct pool *pool = arg;
 	pthread_mutex_lock(&pool->mu);
 	while (!pool->stopping) {
 		int free_slots = pool->nworkers - pool->assigned;
-		if (free_slots <= 0 || !pool->maybe_work) {
-			pthread_cond_wait(&pool->dispatch_cv, &pool->mu);
+		if (!claim_due(pool, free_slots)) {
+			if (pool->next_due) {
+				int64_t wait = pool->next_due - clock_now_ms();
+				clock_cond_wait_until(&pool->dispatch_cv, &pool->mu, clock_mono_ms() + (wait > 0 ? wait : 0));
+			} else {
+				pthread_cond_wait(&pool->dispatch_cv, &pool->mu);
+			}
 			continue;
 		}
+		bool due = pool->next_due && pool->next_due <= clock_now_ms();
 		pool->maybe_work = false;
 		/* Reserve the slots before the claim: on_claimed runs on the
 		 * writer thread and releases what it cannot use. */
@@ -90,25 +147,41 @@ static void *dispatcher_main(void *arg)
 
 		struct store_op op = {
 			.kind = STORE_OP_CLAIM, .claim_max = free_slots,
-			.claimed = on_claimed, .arg = pool,
+			.claimed = on_claimed, .queue_room = queue_room, .arg = pool,
 		};
 		enum store_rc rc = store_run(pool->store, &op);
 
 		pthread_mutex_lock(&pool->mu);
 		pool->assigned -= free_slots - op.nclaimed;
 		if (rc != STORE_OK) {
-			/* Try again on the next wake-up; a full claim is the usual
-			 * way to learn more may be waiting. */
-			log_warn("claiming jobs failed; will retry on the next submission");
-		} else if (op.nclaimed == free_slots) {
-			pool->maybe_work = true;
+			log_warn("claiming jobs failed; will retry on the next submission or completion");
+			pool->backlog = true;
+			continue;
 		}
+		pool->next_due = op.next_due;
+		/* Jobs may be waiting still: the claim came back full, a queue
+		 * hit its limit, or due jobs were promoted with no slot free. */
+		pool->backlog = (free_slots > 0 && op.nclaimed == free_slots) || op.limited ||
+		                (due && free_slots == 0);
+		pool->maybe_work |= free_slots > 0 && op.nclaimed == free_slots;
 	}
 	pthread_mutex_unlock(&pool->mu);
 	return NULL;
 }
 
-/* Runs one attempt and fills job's outcome fields. */
+/* A failed attempt: retry after the backoff while attempts are left and
+ * the error allows it, else the job has failed. */
+static void fail_attempt(struct job *job, bool retryable, int64_t now)
+{
+	if (retryable && job->attempts < job->max_attempts) {
+		job->state = JOB_SCHEDULED;
+		job->run_at = now + job_backoff_ms(job, job->attempts);
+	} else {
+		job->state = JOB_FAILED;
+	}
+}
+
+/* Runs one attempt and fills job's outcome fields for the store. */
 static void run_attempt(struct run *run)
 {
 	struct job *job = run->job;
@@ -117,32 +190,44 @@ static void run_attempt(struct run *run)
 	cJSON *result = NULL;
 	char *error = NULL;
 	enum run_outcome outcome;
+	run_start_clock(run);
 	if (!kind) {
-		outcome = RUN_FAILED;
+		outcome = RUN_FAILED_FINAL;
 		error = strdup("job type is not registered in this jobqd");
 	} else if (job->payload && !payload) {
-		outcome = RUN_FAILED;
+		outcome = RUN_FAILED_FINAL;
 		error = strdup("stored payload is not valid JSON");
 	} else {
 		outcome = kind->run(run, payload, &result, &error);
 	}
 	cJSON_Delete(payload);
 
-	enum run_stop stop = run_stopping(run);
-	job->finished_at = clock_now_ms();
-	if (outcome == RUN_STOPPED && stop == RUN_STOP_SHUTDOWN) {
+	enum run_stop stop = outcome == RUN_STOPPED ? run_stopping(run) : RUN_STOP_NONE;
+	int64_t now = clock_now_ms();
+	job->finished_at = now;
+	if (stop == RUN_STOP_SHUTDOWN) {
 		job->state = JOB_QUEUED;
-	} else if (outcome == RUN_STOPPED) {
+	} else if (stop == RUN_STOP_CANCEL) {
 		job->state = JOB_CANCELED;
+		job->outcome = ATTEMPT_CANCELED;
 		free(error);
 		error = strdup("canceled");
 	} else if (outcome == RUN_SUCCEEDED) {
 		job->state = JOB_SUCCEEDED;
+		job->outcome = ATTEMPT_SUCCEEDED;
 		job->result = result ? cJSON_PrintUnformatted(result) : NULL;
+	} else if (stop == RUN_STOP_TIMEOUT) {
+		job->outcome = ATTEMPT_TIMEOUT;
+		free(error);
+		char msg[128];
+		snprintf(msg, sizeof msg, "timeout: the attempt ran longer than timeout_s (%gs)", job->timeout_s);
+		error = strdup(msg);
+		fail_attempt(job, true, now);
 	} else {
-		job->state = JOB_FAILED;
+		job->outcome = ATTEMPT_FAILED;
 		if (!error)
-			error = strdup("failed");
+			error = strdup(outcome == RUN_STOPPED ? "the job stopped without a result" : "failed");
+		fail_attempt(job, outcome == RUN_FAILED, now);
 	}
 	cJSON_Delete(result);
 	free(job->error);
@@ -183,6 +268,20 @@ static void post_outcome(struct pool *pool, struct run *run)
 	store_post(pool->store, op);
 }
 
+/* A claimed job is done with (run, requeued or dropped): free its slot. */
+static void job_done(struct pool *pool, const char *queue)
+{
+	pthread_mutex_lock(&pool->mu);
+	pool->assigned--;
+	struct limited_queue *q = limit_of(pool, queue);
+	if (q)
+		q->inflight--;
+	if (pool->backlog)
+		pool->maybe_work = true;
+	pthread_cond_broadcast(&pool->dispatch_cv);
+	pthread_mutex_unlock(&pool->mu);
+}
+
 static void *worker_main(void *arg)
 {
 	struct pool *pool = arg;
@@ -204,14 +303,12 @@ static void *worker_main(void *arg)
 
 		log_debug("job %s (%s) attempt %d started", run->job->id, run->job->type, run->job->attempts);
 		run_attempt(run);
-		log_debug("job %s ended %s", run->job->id, job_state_name(run->job->state));
+		log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
+		char queue[JOB_NAME_MAX + 1];
+		memcpy(queue, run->job->queue, sizeof queue);
 		post_outcome(pool, run);
 		run_table_remove(pool->runs, run);
-
-		pthread_mutex_lock(&pool->mu);
-		pool->assigned--;
-		pthread_cond_signal(&pool->dispatch_cv);
-		pthread_mutex_unlock(&pool->mu);
+		job_done(pool, queue);
 	}
 	return NULL;
 }
@@ -224,7 +321,8 @@ void pool_notify(struct pool *pool)
 	pthread_mutex_unlock(&pool->mu);
 }
 
-struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers)
+struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers,
+                        const struct pool_queue_limit *limits, int nlimits)
 {
 	struct pool *pool = calloc(1, sizeof *pool);
 	if (!pool)
@@ -232,9 +330,17 @@ struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers)
 	pool->store = st;
 	pool->runs = runs;
 	pool->nworkers = nworkers;
+	pool->limits = nlimits > 0 ? calloc((size_t)nlimits, sizeof *pool->limits) : NULL;
+	if (nlimits > 0 && !pool->limits) {
+		free(pool);
+		return NULL;
+	}
+	for (int i = 0; i < nlimits; i++)
+		pool->limits[i] = (struct limited_queue){.name = limits[i].name, .limit = limits[i].limit};
+	pool->nlimits = nlimits;
 	pool->maybe_work = true; /* jobs may be waiting from before the start */
 	pthread_mutex_init(&pool->mu, NULL);
-	pthread_cond_init(&pool->dispatch_cv, NULL);
+	clock_cond_init(&pool->dispatch_cv);
 	pthread_cond_init(&pool->work_cv, NULL);
 	pool->workers = calloc((size_t)nworkers, sizeof *pool->workers);
 	if (!pool->workers)
@@ -254,22 +360,23 @@ fail:
 	for (int i = 0; i < pool->started_workers; i++)
 		pthread_join(pool->workers[i], NULL);
 	free(pool->workers);
+	free(pool->limits);
 	free(pool);
 	return NULL;
 }
 
-void pool_stop(struct pool *pool)
+void pool_stop(struct pool *pool, int64_t grace_ms)
 {
 	if (!pool)
 		return;
 	pthread_mutex_lock(&pool->mu);
 	pool->stopping = true;
-	pthread_cond_signal(&pool->dispatch_cv);
+	pthread_cond_broadcast(&pool->dispatch_cv);
 	pthread_mutex_unlock(&pool->mu);
 	pthread_join(pool->dispatcher, NULL);
 
 	/* No claim is in flight now. Jobs claimed but not started go back as
-	 * they are; running ones are asked to stop and requeue themselves. */
+	 * they are; idle workers see stopping and leave. */
 	pthread_mutex_lock(&pool->mu);
 	struct ready *waiting = pool->ready_head;
 	pool->ready_head = pool->ready_tail = NULL;
@@ -277,12 +384,26 @@ void pool_stop(struct pool *pool)
 	pthread_mutex_unlock(&pool->mu);
 	while (waiting) {
 		struct ready *next = waiting->next;
+		char queue[JOB_NAME_MAX + 1];
+		memcpy(queue, waiting->run->job->queue, sizeof queue);
 		waiting->run->job->state = JOB_QUEUED;
 		post_outcome(pool, waiting->run);
 		run_table_remove(pool->runs, waiting->run);
+		job_done(pool, queue);
 		free(waiting);
 		waiting = next;
 	}
+
+	/* Running jobs may finish within the grace period; then they are
+	 * asked to stop and requeue themselves without spending an attempt. */
+	int64_t until = clock_mono_ms() + grace_ms;
+	pthread_mutex_lock(&pool->mu);
+	while (pool->assigned > 0 && clock_mono_ms() < until)
+		clock_cond_wait_until(&pool->dispatch_cv, &pool->mu, until);
+	int left = pool->assigned;
+	pthread_mutex_unlock(&pool->mu);
+	if (left > 0)
+		log_info("shutdown grace over: putting %d running job(s) back in the queue", left);
 	run_table_stop_all(pool->runs, RUN_STOP_SHUTDOWN);
 	for (int i = 0; i < pool->started_workers; i++)
 		pthread_join(pool->workers[i], NULL);
@@ -297,5 +418,6 @@ void pool_free(struct pool *pool)
 	pthread_cond_destroy(&pool->dispatch_cv);
 	pthread_mutex_destroy(&pool->mu);
 	free(pool->workers);
+	free(pool->limits);
 	free(pool);
 }

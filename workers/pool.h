@@ -9,18 +9,26 @@
 
 struct pool;
 
-/* Starts the dispatcher and nworkers workers; NULL on failure. The store
- * and run table must outlive the pool. */
-struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers);
+/* A cap on how many jobs of one queue run at once. */
+struct pool_queue_limit {
+	const char *name;
+	int limit;
+};
+
+/* Starts the dispatcher and nworkers workers; NULL on failure. The store,
+ * the run table and the limits' names must outlive the pool. */
+struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers,
+                        const struct pool_queue_limit *limits, int nlimits);
 
 /* New jobs may be runnable: wake the dispatcher. Any thread; never blocks
  * for long (it is called on the store writer thread). */
 void pool_notify(struct pool *pool);
 
-/* Stops claiming, asks every running job to stop (they go back to the queue
- * without spending an attempt) and waits for the workers. pool_notify stays
- * safe to call until pool_free. NULL is a no-op. */
-void pool_stop(struct pool *pool);
+/* Stops claiming, lets running jobs finish for up to grace_ms, then asks
+ * the rest to stop (they go back to the queue without spending an
+ * attempt) and waits for the workers. pool_notify stays safe to call until
+ * pool_free. NULL is a no-op. */
+void pool_stop(struct pool *pool, int64_t grace_ms);
 
 /* Frees a stopped pool, once nothing can call pool_notify (the store is
  * closed). NULL is a no-op. */

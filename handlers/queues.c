@@ -1,0 +1,163 @@
+/* /v1/queues: per-queue counts, limits and the pause switch. Queues exist
+ * implicitly: any valid name has a queue, empty until jobs arrive. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/job.h"
+#include "handlers/handlers.h"
+#include "server/app.h"
+#include "store/store.h"
+
+static const struct queue_limit *configured(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nqueues; i++)
+		if (strcmp(cfg->queues[i].name, name) == 0)
+			return &cfg->queues[i];
+	return NULL;
+}
+
+/* The queue's JSON; NULL after replying 503. */
+static cJSON *queue_json(struct req *r, const char *name)
+{
+	struct queue_info q;
+	if (store_get_queue(r->app->store, name, &q) != STORE_OK) {
+		reply_header(r, "Retry-After", "1");
+		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read; try again");
+		return NULL;
+	}
+	int64_t now = clock_now_ms();
+	const struct queue_limit *limit = configured(r->app->cfg, name);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddBoolToObject(o, "paused", q.paused);
+	if (limit)
+		cJSON_AddNumberToObject(o, "concurrency", limit->limit);
+	else
+		cJSON_AddNullToObject(o, "concurrency");
+	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
+	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)q.counts[order[i]]);
+	if (q.oldest_queued_run_at) {
+		int64_t age = now - q.oldest_queued_run_at;
+		cJSON_AddNumberToObject(o, "oldest_queued_age_s", (double)(age > 0 ? age : 0) / 1000);
+	} else {
+		cJSON_AddNullToObject(o, "oldest_queued_age_s");
+	}
+	cJSON_AddNumberToObject(o, "finished_last_minute", (double)meter_last_minute(r->app->finished, name, now));
+	return o;
+}
+
+/* Replies 404 and returns false for a name no queue can have. */
+static bool queue_name_ok(struct req *r)
+{
+	if (r->param && job_queue_name_valid(r->param))
+		return true;
+	reply_error(r, PROBLEM_QUEUE_NOT_FOUND, NULL,
+	            "no queue can be named %.80s: names are 1 to %d characters of A-Z a-z 0-9 _ . : -",
+	            r->param ? r->param : "", JOB_NAME_MAX);
+	return false;
+}
+
+static int name_order(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+void queues_list(struct req *r)
+{
+	char (*names)[JOB_NAME_MAX + 1] = NULL;
+	size_t n = 0;
+	if (store_list_queue_names(r->app->store, &names, &n) != STORE_OK) {
+		reply_header(r, "Retry-After", "1");
+		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read; try again");
+		return;
+	}
+	/* Configured queues are listed even before their first job. */
+	const struct config *cfg = r->app->cfg;
+	char (*all)[JOB_NAME_MAX + 1] = realloc(names, (n + (size_t)cfg->nqueues + 1) * sizeof *names);
+	if (!all) {
+		free(names);
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	for (int i = 0; i < cfg->nqueues; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < n && !seen; k++)
+			seen = strcmp(all[k], cfg->queues[i].name) == 0;
+		if (!seen)
+			memcpy(all[n++], cfg->queues[i].name, sizeof all[0]);
+	}
+	qsort(all, n, sizeof all[0], name_order);
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = cJSON_AddArrayToObject(o, "queues");
+	for (size_t i = 0; i < n; i++) {
+		cJSON *q = queue_json(r, all[i]);
+		if (!q) {
+			cJSON_Delete(o);
+			free(all);
+			return;
+		}
+		cJSON_AddItemToArray(arr, q);
+	}
+	free(all);
+	reply_json(r, 200, o);
+}
+
+void queues_get(struct req *r)
+{
+	if (!queue_name_ok(r))
+		return;
+	cJSON *q = queue_json(r, r->param);
+	if (q)
+		reply_json(r, 200, q);
+}
+
+static void pause_done(struct store_op *op)
+{
+	req_resume(op->arg);
+}
+
+static void pause_committed(struct req *r)
+{
+	struct store_op *op = r->ctx;
+	if (op->rc != STORE_OK) {
+		reply_header(r, "Retry-After", "1");
+		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be written; try again");
+		return;
+	}
+	queues_get(r);
+}
+
+static void set_paused(struct req *r, bool paused)
+{
+	if (!queue_name_ok(r))
+		return;
+	struct store_op *op = calloc(1, sizeof *op);
+	if (!op) {
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	r->ctx = op;
+	r->ctx_free = free;
+	op->kind = STORE_OP_PAUSE;
+	snprintf(op->queue, sizeof op->queue, "%s", r->param);
+	op->paused = paused;
+	op->done = pause_done;
+	op->arg = r;
+	req_suspend(r, pause_committed);
+	store_post(r->app->store, op);
+}
+
+void queues_pause(struct req *r)
+{
+	set_paused(r, true);
+}
+
+void queues_resume(struct req *r)
+{
+	set_paused(r, false);
+}

@@ -101,7 +101,8 @@ static int opt_log_level(struct config *cfg, const char *v)
 static int parse_seconds(const char *s, double min, double max, double *out)
 {
 	char *end;
-	if (!((*s >= '0' && *s <= '9') || *s == '.'))
+	/* strtod would also take hex, exponents, inf and nan. */
+	if (!*s || s[strspn(s, "0123456789.")] != '\0')
 		return -1;
 	double v = strtod(s, &end);
 	if (end == s || *end || !(v >= min && v <= max))
@@ -144,33 +145,43 @@ static int opt_shutdown_grace(struct config *cfg, const char *v)
 	return parse_seconds(v, 0, 3600, &cfg->shutdown_grace_s);
 }
 
+/* One NAME=N item of --queue. */
+static int add_queue_limit(struct config *cfg, char *item)
+{
+	char *eq = strchr(item, '=');
+	long limit;
+	if (!eq)
+		return -1;
+	*eq = '\0';
+	if (!job_queue_name_valid(item) || parse_int(eq + 1, 1, 1024, &limit) != 0)
+		return -1;
+	int i = 0;
+	while (i < cfg->nqueues && strcmp(cfg->queues[i].name, item) != 0)
+		i++;
+	if (i == CONFIG_MAX_QUEUES)
+		return -1;
+	if (i == cfg->nqueues)
+		cfg->nqueues++;
+	snprintf(cfg->queues[i].name, sizeof cfg->queues[i].name, "%s", item);
+	cfg->queues[i].limit = (int)limit;
+	return 0;
+}
+
 /* NAME=N; the environment form is a comma-separated list of these. */
 static int opt_queue(struct config *cfg, const char *v)
 {
-	char buf[1024];
-	snprintf(buf, sizeof buf, "%s", v);
+	char *buf = strdup(v);
+	if (!buf)
+		return -1;
 	char *save = NULL;
-	int n = 0;
-	for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save), n++) {
-		char *eq = strchr(item, '=');
-		long limit;
-		if (!eq)
-			return -1;
-		*eq = '\0';
-		if (!job_queue_name_valid(item) || parse_int(eq + 1, 1, 1024, &limit) != 0)
-			return -1;
-		int i = 0;
-		while (i < cfg->nqueues && strcmp(cfg->queues[i].name, item) != 0)
-			i++;
-		if (i == CONFIG_MAX_QUEUES)
-			return -1;
-		if (i == cfg->nqueues)
-			cfg->nqueues++;
-		snprintf(cfg->queues[i].name, sizeof cfg->queues[i].name, "%s", item);
-		cfg->queues[i].limit = (int)limit;
-	}
-	return n > 0 ? 0 : -1;
+	int n = 0, rc = 0;
+	for (char *item = strtok_r(buf, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save), n++)
+		rc = add_queue_limit(cfg, item);
+	free(buf);
+	return rc == 0 && n > 0 ? 0 : -1;
 }
+
+/* One NAME=N item of --queue. */
 
 struct option_def {
 	const char *flag;

@@ -54,7 +54,6 @@
 #define WRITER_BATCH 1024
 #define PROMOTE_BATCH 1000
 #define SWEEP_BATCH 500
-#define MAX_CLAIM_QUEUES 256
 #define BUSY_TIMEOUT_MS 5000
 #define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
 
@@ -145,14 +144,16 @@ static const char *const writer_sql[SQL_COUNT] = {
 	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING seq",
 	[SQL_PROMOTE] = "UPDATE jobs SET state = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
 	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")",
+	/* Queues after the last one served come first, then the rest from the
+	 * start: every queue gets its turn however many there are. */
 	[SQL_READY_QUEUES] = "SELECT c.queue FROM queue_counts c WHERE c.state = 0 AND c.n > 0"
 	                     " AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = c.queue AND q.paused)"
-	                     " ORDER BY c.queue",
+	                     " ORDER BY c.queue <= ?1, c.queue",
 	[SQL_CLAIM] = "UPDATE jobs SET state = 1, attempts = attempts + 1, started_at = ?1"
 	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state = 0 AND queue = ?3"
 	              "   ORDER BY priority DESC, seq LIMIT ?2)"
 	              " RETURNING " JOB_COLUMNS,
-	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs WHERE state = 5",
+	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = 5",
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
 	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
 	               " expires_at = " EXPIRES("?7")
@@ -215,7 +216,9 @@ struct store {
 	bool stopping;
 
 	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
-	unsigned claim_turn;              /* writer only: rotates the first queue served */
+	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
+	struct ready_queue *ready;        /* writer only: scratch for claims */
+	size_t ready_cap;
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t committed_ops;
@@ -522,14 +525,26 @@ struct ready_queue {
 	int room;
 };
 
-/* Unpaused queues with runnable jobs, with how many each may start. */
-static int ready_queues(struct store *st, struct store_op *op, struct ready_queue *q, int *nq)
+/* Unpaused queues with runnable jobs, in turn order, with how many each
+ * may start, into st->ready. */
+static int ready_queues(struct store *st, struct store_op *op, int *nq)
 {
 	sqlite3_stmt *s = st->wstmt[SQL_READY_QUEUES];
+	sqlite3_bind_text(s, 1, st->last_served, -1, SQLITE_STATIC);
 	int rc;
 	*nq = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *nq < MAX_CLAIM_QUEUES) {
-		struct ready_queue *r = &q[*nq];
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((size_t)*nq == st->ready_cap) {
+			size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
+			struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			st->ready = grown;
+			st->ready_cap = cap;
+		}
+		struct ready_queue *r = &st->ready[*nq];
 		column_copy(s, 0, r->name, sizeof r->name);
 		r->room = op->queue_room ? op->queue_room(op, r->name) : INT_MAX;
 		if (r->room > 0)
@@ -538,11 +553,12 @@ static int ready_queues(struct store *st, struct store_op *op, struct ready_queu
 			op->limited = true;
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* Promote, then share claim_max among ready queues round-robin, starting
- * from a queue that turns with every claim so no queue starves. */
+ * after the queue the last claim served last, so no queue starves. */
 static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
 {
 	int64_t now = clock_now_ms();
@@ -557,18 +573,16 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	cs->jobs = op->claim_max > 0 ? calloc((size_t)op->claim_max, sizeof *cs->jobs) : NULL;
 	if (op->claim_max > 0 && !cs->jobs)
 		return SQLITE_NOMEM;
-	static struct ready_queue queues[MAX_CLAIM_QUEUES]; /* writer thread only */
 	int nq = 0;
-	if (op->claim_max > 0 && (rc = ready_queues(st, op, queues, &nq)) != SQLITE_OK)
+	if (op->claim_max > 0 && (rc = ready_queues(st, op, &nq)) != SQLITE_OK)
 		goto fail;
-	unsigned turn = st->claim_turn++;
 	bool progress = true;
 	while (cs->n < op->claim_max && progress) {
 		progress = false;
 		int left = op->claim_max - cs->n;
 		int share = left / (nq ? nq : 1) > 0 ? left / (nq ? nq : 1) : 1;
 		for (int k = 0; k < nq && cs->n < op->claim_max; k++) {
-			struct ready_queue *q = &queues[(turn + (unsigned)k) % (unsigned)nq];
+			struct ready_queue *q = &st->ready[k];
 			int want = share < q->room ? share : q->room;
 			if (want > op->claim_max - cs->n)
 				want = op->claim_max - cs->n;
@@ -578,6 +592,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 			if ((rc = claim_from(st, q->name, want, now, cs)) != SQLITE_OK)
 				goto fail;
 			int got = cs->n - before;
+			if (got > 0)
+				memcpy(st->last_served, q->name, sizeof st->last_served);
 			if (q->room != INT_MAX)
 				q->room -= got;
 			if (got == want)
@@ -1085,6 +1101,7 @@ void store_close(struct store *st)
 	pthread_mutex_destroy(&st->readers_mu);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
+	free(st->ready);
 	free(st->path);
 	free(st);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for the core layer (ids, time, UTF-8, the job model, the
+/* Unit tests for the core layer (ids, time, UTF-8, the job model, meters, the
  * problem table, job states), the configuration parser, the waiter hub and
  * the run table. Thread tests wait on counters with bounded polls; no test
  * asserts a timing. */
@@ -20,6 +20,7 @@
 #include "core/hub.h"
 #include "core/job.h"
 #include "core/kind.h"
+#include "core/meter.h"
 #include "core/problem.h"
 #include "core/run.h"
 #include "core/uuid.h"
@@ -168,6 +169,79 @@ START_TEST(clock_mono_ms_never_goes_back)
 		int64_t now = clock_mono_ms();
 		ck_assert_int_ge(now, prev);
 		prev = now;
+	}
+}
+END_TEST
+
+static const struct { const char *s; int64_t ms; } good_rfc3339[] = {
+	{"2026-11-21T13:05:11Z", 1795266311000},
+	{"2026-11-21T13:05:11.5Z", 1795266311500},
+	{"2026-11-21T13:05:11.123Z", 1795266311123},
+	{"2026-11-21t13:05:11z", 1795266311000},
+	{"2026-11-21T13:05:11+02:00", 1795259111000},
+	{"2026-11-21T13:05:11-05:30", 1795286111000},
+	{"2026-11-21T13:05:11.5+02:00", 1795259111500},
+	{"2026-11-21T13:05:11+00:00", 1795266311000},
+	{"2024-02-29T23:59:59.999Z", 1709251199999},
+	{"1970-01-01T00:00:00Z", 0},
+};
+
+START_TEST(clock_parse_rfc3339_gives_exact_unix_ms)
+{
+	int64_t ms = -1;
+	ck_assert_msg(clock_parse_rfc3339(good_rfc3339[_i].s, &ms) == 0, "refused \"%s\"", good_rfc3339[_i].s);
+	ck_assert_msg(ms == good_rfc3339[_i].ms, "\"%s\": %lld, want %lld", good_rfc3339[_i].s,
+	              (long long)ms, (long long)good_rfc3339[_i].ms);
+}
+END_TEST
+
+static const char *const bad_rfc3339[] = {
+	"",
+	"2026-11-21",
+	"2026-11-21T13:05:11",             /* no zone */
+	"2026-11-21T13:05",
+	"2026-13-01T00:00:00Z",
+	"2026-00-10T00:00:00Z",
+	"2026-11-00T00:00:00Z",
+	"2026-02-31T00:00:00Z",
+	"2025-02-29T00:00:00Z",            /* not a leap year */
+	"2026-04-31T00:00:00Z",
+	"2026-11-21T24:00:00Z",
+	"2026-11-21T13:60:00Z",
+	"2026-11-21T13:05:61Z",
+	"2026-11-21T13:05:11.Z",
+	"2026-11-21T13:05:11.",
+	"2026-11-21T13:05:11ZZ",
+	"2026-11-21T13:05:11Z ",
+	"2026-11-21T13:05:11Zjunk",
+	"2026-11-21T13:05:11+02:00x",
+	"2026-11-21T13:05:11+02",
+	"2026-11-21T13:05:11+0200",
+	"2026-11-21T13:05:11+2:00",
+	"2026-11-21T13:05:11+24:00",
+	"2026-11-21X13:05:11Z",
+	"26-11-21T13:05:11Z",
+	"2026-1-21T13:05:11Z",
+	"tomorrow",
+};
+
+START_TEST(clock_parse_rfc3339_rejects_malformed)
+{
+	int64_t ms = 42;
+	ck_assert_msg(clock_parse_rfc3339(bad_rfc3339[_i], &ms) == -1, "accepted \"%s\" as %lld",
+	              bad_rfc3339[_i], (long long)ms);
+}
+END_TEST
+
+START_TEST(clock_parse_rfc3339_reads_what_clock_rfc3339_writes)
+{
+	static const int64_t instants[] = {0, 1, 999, 1700000000123, 1795266311500, 4102444799999};
+	for (size_t i = 0; i < sizeof instants / sizeof instants[0]; i++) {
+		char buf[32];
+		clock_rfc3339(instants[i], buf);
+		int64_t back = -1;
+		ck_assert_msg(clock_parse_rfc3339(buf, &back) == 0, "refused its own \"%s\"", buf);
+		ck_assert_int_eq(back, instants[i]);
 	}
 }
 END_TEST
@@ -384,6 +458,24 @@ static const char *const good_submissions[] = {
 	"{\"type\":\"fail\",\"payload\":{}}",
 	"{\"type\":\"fail\",\"payload\":{\"message\":\"boom\"}}",
 	"{\"type\":\"echo\",\"priority\":-1000000}",
+	"{\"type\":\"fail\",\"payload\":{\"retryable\":false}}",
+	"{\"type\":\"fail\",\"payload\":{\"retryable\":true,\"message\":\"m\"}}",
+	"{\"type\":\"echo\",\"max_attempts\":1}",
+	"{\"type\":\"echo\",\"max_attempts\":100}",
+	"{\"type\":\"echo\",\"max_attempts\":5.0}",
+	"{\"type\":\"echo\",\"backoff_s\":0.001}",
+	"{\"type\":\"echo\",\"backoff_s\":86400,\"max_backoff_s\":86400}",
+	"{\"type\":\"echo\",\"backoff_s\":5,\"max_backoff_s\":5}",
+	"{\"type\":\"echo\",\"max_backoff_s\":604800}",
+	"{\"type\":\"echo\",\"max_backoff_s\":1}",
+	"{\"type\":\"echo\",\"timeout_s\":0.001}",
+	"{\"type\":\"echo\",\"timeout_s\":604800}",
+	"{\"type\":\"echo\",\"retention_s\":0}",
+	"{\"type\":\"echo\",\"retention_s\":315360000}",
+	"{\"type\":\"echo\",\"delay_s\":0}",
+	"{\"type\":\"echo\",\"delay_s\":31536000}",
+	"{\"type\":\"echo\",\"run_at\":\"2020-01-01T00:00:00Z\"}",
+	"{\"type\":\"echo\",\"run_at\":\"2020-01-01T00:00:00.25+01:00\"}",
 };
 
 START_TEST(job_from_submission_accepts_edge_values)
@@ -442,6 +534,54 @@ static const struct {
 	{"{\"type\":\"fail\",\"payload\":{\"message\":5}}", PROBLEM_INVALID_PAYLOAD, "payload.message"},
 	{"{\"type\":\"fail\",\"payload\":{\"message\":null}}", PROBLEM_INVALID_PAYLOAD, "payload.message"},
 	{"{\"type\":\"fail\",\"payload\":\"boom\"}", PROBLEM_INVALID_PAYLOAD, "payload"},
+	{"{\"type\":\"fail\",\"payload\":{\"retryable\":\"no\"}}", PROBLEM_INVALID_PAYLOAD, "payload.retryable"},
+	{"{\"type\":\"fail\",\"payload\":{\"retryable\":0}}", PROBLEM_INVALID_PAYLOAD, "payload.retryable"},
+	{"{\"type\":\"fail\",\"payload\":{\"retryable\":null}}", PROBLEM_INVALID_PAYLOAD, "payload.retryable"},
+	{"{\"type\":\"echo\",\"max_attempts\":0}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":101}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":-1}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":1.5}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":\"3\"}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":null}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"max_attempts\":true}", PROBLEM_INVALID_FIELD, "max_attempts"},
+	{"{\"type\":\"echo\",\"backoff_s\":0}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":-1}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":86401,\"max_backoff_s\":90000}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":\"1\"}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":null}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":false}", PROBLEM_INVALID_FIELD, "backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":0}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":-0.5}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":604801}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":\"x\"}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":[300]}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":0}", PROBLEM_INVALID_FIELD, "timeout_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":-1}", PROBLEM_INVALID_FIELD, "timeout_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":604801}", PROBLEM_INVALID_FIELD, "timeout_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":\"60\"}", PROBLEM_INVALID_FIELD, "timeout_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":null}", PROBLEM_INVALID_FIELD, "timeout_s"},
+	{"{\"type\":\"echo\",\"retention_s\":-1}", PROBLEM_INVALID_FIELD, "retention_s"},
+	{"{\"type\":\"echo\",\"retention_s\":315360001}", PROBLEM_INVALID_FIELD, "retention_s"},
+	{"{\"type\":\"echo\",\"retention_s\":\"7d\"}", PROBLEM_INVALID_FIELD, "retention_s"},
+	{"{\"type\":\"echo\",\"retention_s\":{}}", PROBLEM_INVALID_FIELD, "retention_s"},
+	{"{\"type\":\"echo\",\"delay_s\":-1}", PROBLEM_INVALID_FIELD, "delay_s"},
+	{"{\"type\":\"echo\",\"delay_s\":31536001}", PROBLEM_INVALID_FIELD, "delay_s"},
+	{"{\"type\":\"echo\",\"delay_s\":\"5\"}", PROBLEM_INVALID_FIELD, "delay_s"},
+	{"{\"type\":\"echo\",\"delay_s\":null}", PROBLEM_INVALID_FIELD, "delay_s"},
+	{"{\"type\":\"echo\",\"run_at\":5}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":null}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":\"\"}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":\"2026-11-21\"}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":\"2026-11-21T13:05:11\"}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":\"2026-02-31T00:00:00Z\"}", PROBLEM_INVALID_FIELD, "run_at"},
+	{"{\"type\":\"echo\",\"run_at\":\"2026-11-21T13:05:11Z!\"}", PROBLEM_INVALID_FIELD, "run_at"},
+	/* run_at and delay_s together: delay_s is the one named. */
+	{"{\"type\":\"echo\",\"run_at\":\"2026-11-21T13:05:11Z\",\"delay_s\":5}", PROBLEM_INVALID_FIELD, "delay_s"},
+	{"{\"type\":\"echo\",\"delay_s\":0,\"run_at\":\"2020-01-01T00:00:00Z\"}", PROBLEM_INVALID_FIELD, "delay_s"},
+	/* The cap may not be below the base, the defaults (1 and 300) included. */
+	{"{\"type\":\"echo\",\"backoff_s\":10,\"max_backoff_s\":5}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"backoff_s\":400}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
+	{"{\"type\":\"echo\",\"max_backoff_s\":0.5}", PROBLEM_INVALID_FIELD, "max_backoff_s"},
 };
 
 START_TEST(job_from_submission_names_the_bad_field)
@@ -476,6 +616,220 @@ START_TEST(job_from_submission_gives_each_job_a_new_id)
 	job_free(a);
 	job_free(b);
 	cJSON_Delete(body);
+}
+END_TEST
+
+/* Builds a job from json with defaults d, failing the test if refused. */
+static struct job *submission_or_die(const char *json, const struct job_defaults *d)
+{
+	cJSON *body = parse_or_die(json);
+	struct job *job = NULL;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	int rc = job_from_submission(body, d, &job, &p);
+	cJSON_Delete(body);
+	ck_assert_msg(rc == 0, "%s: refused (field \"%s\": %s)", json, p.field, p.detail);
+	ck_assert_ptr_nonnull(job);
+	return job;
+}
+
+START_TEST(job_from_submission_copies_the_defaults_passed)
+{
+	static const struct job_defaults d = {
+		.max_attempts = 7, .backoff_s = 2.5, .max_backoff_s = 40, .timeout_s = 12.25, .retention_s = 99,
+	};
+	int64_t before = clock_now_ms();
+	struct job *job = submission_or_die("{\"type\":\"echo\"}", &d);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(job->max_attempts, 7);
+	ck_assert_double_eq(job->backoff_s, 2.5);
+	ck_assert_double_eq(job->max_backoff_s, 40);
+	ck_assert_double_eq(job->timeout_s, 12.25);
+	ck_assert_double_eq(job->retention_s, 99);
+	ck_assert_int_eq(job->state, JOB_QUEUED);
+	ck_assert_int_ge(job->created_at, before);
+	ck_assert_int_le(job->created_at, after);
+	ck_assert_int_eq(job->run_at, job->created_at);
+	ck_assert(!job->has_history);
+	ck_assert_int_eq(job->nhistory, 0);
+	job_free(job);
+
+	/* The jobqd defaults. */
+	job = submission_or_die("{\"type\":\"echo\"}", &test_defaults);
+	ck_assert_int_eq(job->max_attempts, 3);
+	ck_assert_double_eq(job->backoff_s, 1);
+	ck_assert_double_eq(job->max_backoff_s, 300);
+	ck_assert_double_eq(job->timeout_s, 3600);
+	ck_assert_double_eq(job->retention_s, 604800);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_from_submission_keeps_given_retry_fields)
+{
+	struct job *job = submission_or_die("{\"type\":\"echo\",\"max_attempts\":100,\"backoff_s\":0.5,"
+	                                    "\"max_backoff_s\":604800,\"timeout_s\":0.001,\"retention_s\":0}",
+	                                    &test_defaults);
+	ck_assert_int_eq(job->max_attempts, 100);
+	ck_assert_double_eq(job->backoff_s, 0.5);
+	ck_assert_double_eq(job->max_backoff_s, 604800);
+	ck_assert_double_eq(job->timeout_s, 0.001);
+	ck_assert_double_eq(job->retention_s, 0);
+	job_free(job);
+
+	/* One given, the other from the defaults: each field on its own. */
+	static const struct job_defaults d = {
+		.max_attempts = 2, .backoff_s = 3, .max_backoff_s = 30, .timeout_s = 60, .retention_s = 10,
+	};
+	job = submission_or_die("{\"type\":\"echo\",\"max_backoff_s\":3}", &d);
+	ck_assert_int_eq(job->max_attempts, 2);
+	ck_assert_double_eq(job->backoff_s, 3);
+	ck_assert_double_eq(job->max_backoff_s, 3);
+	ck_assert_double_eq(job->timeout_s, 60);
+	ck_assert_double_eq(job->retention_s, 10);
+	job_free(job);
+	job = submission_or_die("{\"type\":\"echo\",\"backoff_s\":30,\"retention_s\":315360000}", &d);
+	ck_assert_double_eq(job->backoff_s, 30);
+	ck_assert_double_eq(job->max_backoff_s, 30);
+	ck_assert_double_eq(job->retention_s, 315360000);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_from_submission_with_delay_is_scheduled)
+{
+	struct job *job = submission_or_die("{\"type\":\"echo\",\"delay_s\":2.5}", &test_defaults);
+	ck_assert_int_eq(job->state, JOB_SCHEDULED);
+	ck_assert_int_eq(job->run_at, job->created_at + 2500);
+	job_free(job);
+
+	job = submission_or_die("{\"type\":\"echo\",\"delay_s\":31536000}", &test_defaults);
+	ck_assert_int_eq(job->state, JOB_SCHEDULED);
+	ck_assert_int_eq(job->run_at, job->created_at + INT64_C(31536000000));
+	job_free(job);
+
+	/* No delay is no delay. */
+	job = submission_or_die("{\"type\":\"echo\",\"delay_s\":0}", &test_defaults);
+	ck_assert_int_eq(job->state, JOB_QUEUED);
+	ck_assert_int_eq(job->run_at, job->created_at);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_from_submission_with_future_run_at_is_scheduled)
+{
+	int64_t at = (clock_now_ms() / 1000 + 3600) * 1000 + 250;
+	char stamp[32], json[128];
+	clock_rfc3339(at, stamp);
+	snprintf(json, sizeof json, "{\"type\":\"echo\",\"run_at\":\"%s\"}", stamp);
+	struct job *job = submission_or_die(json, &test_defaults);
+	ck_assert_int_eq(job->state, JOB_SCHEDULED);
+	ck_assert_int_eq(job->run_at, at);
+	job_free(job);
+
+	/* The same instant with an offset. */
+	time_t secs = (time_t)(at / 1000) + 2 * 3600;
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	char local[24];
+	strftime(local, sizeof local, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(json, sizeof json, "{\"type\":\"echo\",\"run_at\":\"%s.25+02:00\"}", local);
+	job = submission_or_die(json, &test_defaults);
+	ck_assert_int_eq(job->state, JOB_SCHEDULED);
+	ck_assert_int_eq(job->run_at, at);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_from_submission_with_past_run_at_is_queued_now)
+{
+	static const char *const past[] = {
+		"{\"type\":\"echo\",\"run_at\":\"2020-01-01T00:00:00Z\"}",
+		"{\"type\":\"echo\",\"run_at\":\"1970-01-01T00:00:00Z\"}",
+	};
+	for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
+		struct job *job = submission_or_die(past[i], &test_defaults);
+		ck_assert_int_eq(job->state, JOB_QUEUED);
+		ck_assert_int_eq(job->run_at, job->created_at);
+		job_free(job);
+	}
+	/* Now, to the millisecond, is not the future either. */
+	char stamp[32], json[128];
+	clock_rfc3339(clock_now_ms(), stamp);
+	snprintf(json, sizeof json, "{\"type\":\"echo\",\"run_at\":\"%s\"}", stamp);
+	struct job *job = submission_or_die(json, &test_defaults);
+	ck_assert_int_eq(job->state, JOB_QUEUED);
+	ck_assert_int_eq(job->run_at, job->created_at);
+	job_free(job);
+}
+END_TEST
+
+/* ---- job_backoff_ms ---------------------------------------------------- */
+
+/* min(cap, base * 2^(attempt-1)) in ms, the upper bound of the jitter. */
+static int64_t backoff_ceiling_ms(double base, double cap, int attempt)
+{
+	double c = base * ldexp(1.0, attempt - 1);
+	return llround((c < cap ? c : cap) * 1000);
+}
+
+static void check_backoff(double base, double cap)
+{
+	enum { SAMPLES = 1000 };
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	job->backoff_s = base;
+	job->max_backoff_s = cap;
+	for (int attempt = 1; attempt <= 6; attempt++) {
+		int64_t ceiling = backoff_ceiling_ms(base, cap, attempt);
+		int64_t first = job_backoff_ms(job, attempt), lo = first, hi = first;
+		for (int i = 0; i < SAMPLES; i++) {
+			int64_t v = i == 0 ? first : job_backoff_ms(job, attempt);
+			ck_assert_msg(v >= 0 && v <= ceiling, "base %g cap %g attempt %d: %lld outside [0, %lld]",
+			              base, cap, attempt, (long long)v, (long long)ceiling);
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+		/* Full jitter: 1000 draws over [0, ceiling] are not all equal,
+		 * and reach into both halves of the range. */
+		ck_assert_msg(lo < hi, "base %g attempt %d: every draw was %lld", base, attempt, (long long)lo);
+		ck_assert_msg(lo < ceiling / 2 && hi > ceiling / 2, "base %g attempt %d: draws only in [%lld, %lld] of [0, %lld]",
+		              base, attempt, (long long)lo, (long long)hi, (long long)ceiling);
+	}
+	job_free(job);
+}
+
+START_TEST(job_backoff_ms_stays_within_exponential_cap)
+{
+	check_backoff(1, 10);
+	/* 1, 2, 4, 8, then the cap of 10 s. */
+	ck_assert_int_eq(backoff_ceiling_ms(1, 10, 1), 1000);
+	ck_assert_int_eq(backoff_ceiling_ms(1, 10, 4), 8000);
+	ck_assert_int_eq(backoff_ceiling_ms(1, 10, 5), 10000);
+}
+END_TEST
+
+START_TEST(job_backoff_ms_holds_for_sub_second_base_and_cap)
+{
+	check_backoff(0.05, 0.2);
+	ck_assert_int_eq(backoff_ceiling_ms(0.05, 0.2, 1), 50);
+	ck_assert_int_eq(backoff_ceiling_ms(0.05, 0.2, 6), 200);
+}
+END_TEST
+
+START_TEST(job_backoff_ms_large_attempt_stays_at_cap)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	job->backoff_s = 1;
+	job->max_backoff_s = 300;
+	static const int attempts[] = {20, 64, 100, 1000};
+	for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++)
+		for (int k = 0; k < 200; k++) {
+			int64_t v = job_backoff_ms(job, attempts[i]);
+			ck_assert_msg(v >= 0 && v <= 300000, "attempt %d: %lld", attempts[i], (long long)v);
+		}
+	job_free(job);
 }
 END_TEST
 
@@ -599,6 +953,116 @@ START_TEST(job_to_json_shows_damaged_payload_as_string)
 	assert_json_str(o, "payload", "{not json");
 	cJSON_Delete(o);
 	job_free(job);
+}
+END_TEST
+
+START_TEST(job_to_json_has_new_keys_and_scheduled_state)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	snprintf(job->id, sizeof job->id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(job->type, sizeof job->type, "echo");
+	snprintf(job->queue, sizeof job->queue, "default");
+	job->state = JOB_SCHEDULED;
+	job->max_attempts = 5;
+	job->backoff_s = 0.5;
+	job->max_backoff_s = 30;
+	job->timeout_s = 12.5;
+	job->retention_s = 86400;
+	job->created_at = 1700000000123;
+	job->run_at = 1795266311500;
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	/* No history loaded: no attempt_history key (lists leave it out). */
+	ck_assert_int_eq(cJSON_GetArraySize(o), NJOB_KEYS);
+	ck_assert(!cJSON_HasObjectItem(o, "attempt_history"));
+	assert_json_str(o, "state", "scheduled");
+	assert_json_num(o, "max_attempts", 5);
+	assert_json_num(o, "backoff_s", 0.5);
+	assert_json_num(o, "max_backoff_s", 30);
+	assert_json_num(o, "timeout_s", 12.5);
+	assert_json_num(o, "retention_s", 86400);
+	assert_json_str(o, "created_at", "2023-11-14T22:13:20.123Z");
+	assert_json_str(o, "run_at", "2026-11-21T13:05:11.500Z");
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_to_json_renders_attempt_history)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	job->state = JOB_FAILED;
+	job->has_history = true;
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	/* Loaded but empty: []. */
+	ck_assert_int_eq(cJSON_GetArraySize(o), NJOB_KEYS + 1);
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "attempt_history");
+	ck_assert(cJSON_IsArray(h));
+	ck_assert_int_eq(cJSON_GetArraySize(h), 0);
+	cJSON_Delete(o);
+
+	job->nhistory = 3;
+	job->history = calloc(3, sizeof *job->history);
+	ck_assert_ptr_nonnull(job->history);
+	job->history[0] = (struct job_attempt){.attempt = 1, .started_at = 1700000000123,
+	                                       .finished_at = 1700000001000, .outcome = ATTEMPT_FAILED,
+	                                       .error = strdup("boom")};
+	job->history[1] = (struct job_attempt){.attempt = 2, .started_at = 1700000002000,
+	                                       .finished_at = 1700000003500, .outcome = ATTEMPT_TIMEOUT,
+	                                       .error = strdup("timeout: ran past 1.5 s")};
+	job->history[2] = (struct job_attempt){.attempt = 3, .started_at = 1700000004000,
+	                                       .finished_at = 1700000004001, .outcome = ATTEMPT_INTERRUPTED,
+	                                       .error = NULL};
+	ck_assert_ptr_nonnull(job->history[0].error);
+	ck_assert_ptr_nonnull(job->history[1].error);
+	o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	h = cJSON_GetObjectItemCaseSensitive(o, "attempt_history");
+	ck_assert(cJSON_IsArray(h));
+	ck_assert_int_eq(cJSON_GetArraySize(h), 3);
+	static const struct { int attempt; const char *started, *finished, *outcome, *error; } want[] = {
+		{1, "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:21.000Z", "failed", "boom"},
+		{2, "2023-11-14T22:13:22.000Z", "2023-11-14T22:13:23.500Z", "timeout", "timeout: ran past 1.5 s"},
+		{3, "2023-11-14T22:13:24.000Z", "2023-11-14T22:13:24.001Z", "interrupted", NULL},
+	};
+	for (int i = 0; i < 3; i++) {
+		const cJSON *e = cJSON_GetArrayItem(h, i);
+		ck_assert(cJSON_IsObject(e));
+		ck_assert_int_eq(cJSON_GetArraySize(e), 5);
+		assert_json_num(e, "attempt", want[i].attempt);
+		assert_json_str(e, "started_at", want[i].started);
+		assert_json_str(e, "finished_at", want[i].finished);
+		assert_json_str(e, "outcome", want[i].outcome);
+		if (want[i].error)
+			assert_json_str(e, "error", want[i].error);
+		else
+			assert_json_null(e, "error");
+	}
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(attempt_outcome_names_round_trip)
+{
+	static const char *const names[ATTEMPT_OUTCOME_COUNT] = {
+		"succeeded", "failed", "timeout", "canceled", "interrupted",
+	};
+	for (int k = 0; k < ATTEMPT_OUTCOME_COUNT; k++) {
+		ck_assert_str_eq(attempt_outcome_name((enum attempt_outcome)k), names[k]);
+		enum attempt_outcome out = ATTEMPT_OUTCOME_COUNT;
+		ck_assert_int_eq(attempt_outcome_parse(names[k], &out), 0);
+		ck_assert_int_eq(out, k);
+	}
+	static const char *const bad[] = {"", "Failed", "timed_out", "interrupted ", "queued", "cancelled"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		enum attempt_outcome out = ATTEMPT_TIMEOUT;
+		ck_assert_msg(attempt_outcome_parse(bad[i], &out) == -1, "accepted \"%s\"", bad[i]);
+		ck_assert_int_eq(out, ATTEMPT_TIMEOUT);
+	}
 }
 END_TEST
 
@@ -753,6 +1217,8 @@ END_TEST
 
 static const char *const config_env[] = {
 	"JOBQ_LISTEN", "JOBQ_DB", "JOBQ_WORKERS", "JOBQ_SYNC", "JOBQ_MAX_BODY", "JOBQ_LOG_LEVEL",
+	"JOBQ_MAX_ATTEMPTS", "JOBQ_BACKOFF", "JOBQ_MAX_BACKOFF", "JOBQ_TIMEOUT", "JOBQ_RETENTION",
+	"JOBQ_SHUTDOWN_GRACE", "JOBQ_QUEUE",
 };
 
 static void config_env_clear(void)
@@ -909,6 +1375,49 @@ static const struct { const char *flag, *value; } bad_flags[] = {
 	{"--max-body", "1k"},
 	{"--log-level", "trace"},
 	{"--log-level", "INFO"},
+	{"--max-attempts", "0"},
+	{"--max-attempts", "101"},
+	{"--max-attempts", "-1"},
+	{"--max-attempts", "1.5"},
+	{"--max-attempts", "three"},
+	{"--max-attempts", "+3"},
+	{"--max-attempts", ""},
+	{"--backoff", "0"},
+	{"--backoff", "-1"},
+	{"--backoff", "86401"},
+	{"--backoff", "1s"},
+	{"--backoff", ""},
+	{"--backoff", "nan"},
+	{"--backoff", "inf"},
+	{"--backoff", "+1"},
+	{"--backoff", " 1"},
+	{"--max-backoff", "0"},
+	{"--max-backoff", "604801"},
+	{"--max-backoff", "five"},
+	{"--max-backoff", "-300"},
+	{"--timeout", "0"},
+	{"--timeout", "604801"},
+	{"--timeout", "-5"},
+	{"--timeout", "1h"},
+	{"--retention", "-1"},
+	{"--retention", "315360001"},
+	{"--retention", "7d"},
+	{"--retention", ""},
+	{"--shutdown-grace", "-1"},
+	{"--shutdown-grace", "soon"},
+	{"--shutdown-grace", ""},
+	{"--queue", "a"},
+	{"--queue", "a="},
+	{"--queue", "=1"},
+	{"--queue", "a=0"},
+	{"--queue", "a=1025"},
+	{"--queue", "a=-1"},
+	{"--queue", "a=x"},
+	{"--queue", "a=1.5"},
+	{"--queue", "a b=1"},
+	{"--queue", "a/b=1"},
+	{"--queue", QUEUE_65 "=1"},
+	{"--queue", ""},
 };
 
 START_TEST(config_load_bad_flag_value_names_the_flag)
@@ -956,6 +1465,212 @@ START_TEST(config_load_flag_without_value_is_an_error)
 	char err[256] = "";
 	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
 	ck_assert_msg(strstr(err, "--db") != NULL, "err: %s", err);
+}
+END_TEST
+
+START_TEST(config_load_reads_each_retry_and_queue_flag)
+{
+	char *argv[] = {"jobqd", "--max-attempts", "7", "--backoff", "0.5", "--max-backoff", "20",
+	                "--timeout", "2.5", "--retention", "0.5", "--shutdown-grace", "0",
+	                "--queue", "a=2", "--queue=" QUEUE_64 "=1024", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.defaults.max_attempts, 7);
+	ck_assert_double_eq(cfg.defaults.backoff_s, 0.5);
+	ck_assert_double_eq(cfg.defaults.max_backoff_s, 20);
+	ck_assert_double_eq(cfg.defaults.timeout_s, 2.5);
+	ck_assert_double_eq(cfg.defaults.retention_s, 0.5);
+	ck_assert_double_eq(cfg.shutdown_grace_s, 0);
+	ck_assert_int_eq(cfg.nqueues, 2);
+	ck_assert_str_eq(cfg.queues[0].name, "a");
+	ck_assert_int_eq(cfg.queues[0].limit, 2);
+	ck_assert_str_eq(cfg.queues[1].name, QUEUE_64);
+	ck_assert_int_eq(cfg.queues[1].limit, 1024);
+}
+END_TEST
+
+START_TEST(config_load_accepts_edge_values_of_new_flags)
+{
+	char *argv[] = {"jobqd", "--max-attempts=1", "--backoff=86400", "--max-backoff=604800",
+	                "--timeout=604800", "--retention=0", "--shutdown-grace=1.5", "--queue=q=1", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.defaults.max_attempts, 1);
+	ck_assert_double_eq(cfg.defaults.backoff_s, 86400);
+	ck_assert_double_eq(cfg.defaults.max_backoff_s, 604800);
+	ck_assert_double_eq(cfg.defaults.timeout_s, 604800);
+	ck_assert_double_eq(cfg.defaults.retention_s, 0);
+	ck_assert_double_eq(cfg.shutdown_grace_s, 1.5);
+	ck_assert_int_eq(cfg.nqueues, 1);
+	ck_assert_str_eq(cfg.queues[0].name, "q");
+	ck_assert_int_eq(cfg.queues[0].limit, 1);
+
+	/* A cap equal to the base is fine. */
+	char *argv2[] = {"jobqd", "--backoff", "5", "--max-backoff", "5", NULL};
+	ck_assert_msg(config_load(&cfg, ARGC(argv2), argv2, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_double_eq(cfg.defaults.backoff_s, 5);
+	ck_assert_double_eq(cfg.defaults.max_backoff_s, 5);
+}
+END_TEST
+
+START_TEST(config_load_repeated_queue_flag_keeps_the_last_limit)
+{
+	char *argv[] = {"jobqd", "--queue", "a=1", "--queue", "b=4", "--queue", "a=3", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.nqueues, 2);
+	ck_assert_str_eq(cfg.queues[0].name, "a");
+	ck_assert_int_eq(cfg.queues[0].limit, 3);
+	ck_assert_str_eq(cfg.queues[1].name, "b");
+	ck_assert_int_eq(cfg.queues[1].limit, 4);
+}
+END_TEST
+
+START_TEST(config_load_reads_retry_and_queue_environment)
+{
+	setenv("JOBQ_MAX_ATTEMPTS", "9", 1);
+	setenv("JOBQ_BACKOFF", "0.25", 1);
+	setenv("JOBQ_MAX_BACKOFF", "60", 1);
+	setenv("JOBQ_TIMEOUT", "30", 1);
+	setenv("JOBQ_RETENTION", "3600", 1);
+	setenv("JOBQ_SHUTDOWN_GRACE", "2", 1);
+	setenv("JOBQ_QUEUE", "a=1,b=2", 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.defaults.max_attempts, 9);
+	ck_assert_double_eq(cfg.defaults.backoff_s, 0.25);
+	ck_assert_double_eq(cfg.defaults.max_backoff_s, 60);
+	ck_assert_double_eq(cfg.defaults.timeout_s, 30);
+	ck_assert_double_eq(cfg.defaults.retention_s, 3600);
+	ck_assert_double_eq(cfg.shutdown_grace_s, 2);
+	ck_assert_int_eq(cfg.nqueues, 2);
+	ck_assert_str_eq(cfg.queues[0].name, "a");
+	ck_assert_int_eq(cfg.queues[0].limit, 1);
+	ck_assert_str_eq(cfg.queues[1].name, "b");
+	ck_assert_int_eq(cfg.queues[1].limit, 2);
+}
+END_TEST
+
+START_TEST(config_load_queue_flag_overrides_queue_environment)
+{
+	setenv("JOBQ_QUEUE", "a=1,b=2", 1);
+	setenv("JOBQ_MAX_ATTEMPTS", "9", 1);
+	char *argv[] = {"jobqd", "--queue", "c=3", "--max-attempts", "4", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.nqueues, 1);
+	ck_assert_str_eq(cfg.queues[0].name, "c");
+	ck_assert_int_eq(cfg.queues[0].limit, 3);
+	ck_assert_int_eq(cfg.defaults.max_attempts, 4);
+
+	/* A good flag also replaces a bad variable. */
+	setenv("JOBQ_QUEUE", "a=zero", 1);
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_int_eq(cfg.nqueues, 1);
+	ck_assert_str_eq(cfg.queues[0].name, "c");
+}
+END_TEST
+
+START_TEST(config_load_queue_environment_takes_many_long_names)
+{
+	/* 20 queues with 60-byte names: well inside 64 queues of 64 bytes. */
+	enum { N = 20 };
+	char env[N * 70 + 1];
+	size_t len = 0;
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(env + len, sizeof env - len, "%sq%02d%s=%d", i ? "," : "",
+		                        i, Q10 Q10 Q10 Q10 Q10 "qqqqqqq", i + 1);
+	ck_assert_uint_gt(len, 1024);
+	setenv("JOBQ_QUEUE", env, 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	enum config_rc rc = config_load(&cfg, ARGC(argv), argv, err, sizeof err);
+	ck_assert_msg(rc == CONFIG_OK, "JOBQ_QUEUE of %zu bytes refused: %s", len, err);
+	ck_assert_int_eq(cfg.nqueues, N);
+	for (int i = 0; i < N; i++) {
+		char want[96];
+		snprintf(want, sizeof want, "q%02d%s", i, Q10 Q10 Q10 Q10 Q10 "qqqqqqq");
+		ck_assert_uint_eq(strlen(want), 60);
+		ck_assert_str_eq(cfg.queues[i].name, want);
+		ck_assert_int_eq(cfg.queues[i].limit, i + 1);
+	}
+}
+END_TEST
+
+START_TEST(config_load_bad_queue_environment_names_the_variable)
+{
+	static const char *const bad[] = {"a=1,b", "a=1,b=0", "a", "a=1;b=2", "=3", "a=1,b=2000"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("JOBQ_QUEUE", bad[i], 1);
+		char *argv[] = {"jobqd", NULL};
+		struct config cfg;
+		char err[256] = "";
+		ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_ERROR,
+		              "JOBQ_QUEUE=%s accepted", bad[i]);
+		ck_assert_msg(strstr(err, "JOBQ_QUEUE") != NULL, "JOBQ_QUEUE=%s: err %s", bad[i], err);
+	}
+	setenv("JOBQ_QUEUE", "a=1", 1);
+	setenv("JOBQ_BACKOFF", "0", 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "JOBQ_BACKOFF") != NULL, "err: %s", err);
+}
+END_TEST
+
+/* server/config.c takes seconds as "a plain decimal number": strtod's hex
+ * forms are not one. */
+static const struct { const char *flag, *value; } non_decimal_seconds[] = {
+	{"--backoff", "0x10"},
+	{"--timeout", "0x1p3"},
+	{"--retention", "0X20"},
+};
+
+START_TEST(config_load_seconds_are_plain_decimal)
+{
+	char *argv[] = {"jobqd", (char *)non_decimal_seconds[_i].flag, (char *)non_decimal_seconds[_i].value, NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_ERROR,
+	              "%s %s accepted (backoff %g, timeout %g, retention %g)", non_decimal_seconds[_i].flag,
+	              non_decimal_seconds[_i].value, cfg.defaults.backoff_s, cfg.defaults.timeout_s,
+	              cfg.defaults.retention_s);
+	ck_assert_msg(strstr(err, non_decimal_seconds[_i].flag) != NULL, "err: %s", err);
+}
+END_TEST
+
+START_TEST(config_load_max_backoff_below_backoff_is_an_error)
+{
+	static const struct { const char *a, *b, *c, *d; } cases[] = {
+		{"--backoff", "10", "--max-backoff", "5"},
+		{"--max-backoff", "0.5", "--max-attempts", "3"},   /* below the default base of 1 */
+		{"--backoff", "400", "--max-attempts", "3"},       /* above the default cap of 300 */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *argv[] = {"jobqd", (char *)cases[i].a, (char *)cases[i].b, (char *)cases[i].c,
+		                (char *)cases[i].d, NULL};
+		struct config cfg;
+		char err[256] = "";
+		ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_ERROR,
+		              "%s %s %s %s accepted", cases[i].a, cases[i].b, cases[i].c, cases[i].d);
+		ck_assert_msg(strstr(err, "--max-backoff") != NULL, "case %zu: err %s", i, err);
+	}
+	/* The same through the environment. */
+	setenv("JOBQ_BACKOFF", "20", 1);
+	setenv("JOBQ_MAX_BACKOFF", "10", 1);
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "max-backoff") != NULL || strstr(err, "MAX_BACKOFF") != NULL, "err: %s", err);
 }
 END_TEST
 
@@ -1482,6 +2197,177 @@ START_TEST(run_progress_clamps_and_copies_into_job)
 }
 END_TEST
 
+/* ---- run timeouts ---------------------------------------------------- */
+
+/* Starts the attempt clock of f's run with the job's timeout_s. */
+static void run_fixture_start(struct run_fixture *f, double timeout_s)
+{
+	f->run->job->timeout_s = timeout_s;
+	run_start_clock(f->run);
+}
+
+START_TEST(run_timeout_stops_a_far_sleep)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	int64_t before = clock_mono_ms();
+	run_fixture_start(&f, 0.05);
+	int64_t after = clock_mono_ms();
+	ck_assert_int_ge(f.run->deadline, before + 50);
+	ck_assert_int_le(f.run->deadline, after + 50);
+	struct sleeper s = {.run = f.run, .deadline = clock_mono_ms() + 600000, .slept = true};
+	atomic_init(&s.started, 0);
+	atomic_init(&s.done, 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, sleeper_main, &s), 0);
+	ck_assert_msg(wait_for_count(&s.done, 1), "sleeper not stopped by its timeout within %d ms", POLL_LIMIT_MS);
+	pthread_join(th, NULL);
+	ck_assert(!s.slept);
+	ck_assert_int_ge(clock_mono_ms(), f.run->deadline);
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_TIMEOUT);
+	/* A later cancel does not rewrite why it stopped. */
+	ck_assert(run_table_stop(f.t, f.id, RUN_STOP_CANCEL));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_TIMEOUT);
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_timeout_reported_by_run_stopping_without_a_sleep)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	run_fixture_start(&f, 0.05);
+	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
+	enum run_stop why = RUN_STOP_NONE;
+	while ((why = run_stopping(f.run)) == RUN_STOP_NONE && clock_mono_ms() < end)
+		sleep_ms(1);
+	ck_assert_int_eq(why, RUN_STOP_TIMEOUT);
+	ck_assert_int_ge(clock_mono_ms(), f.run->deadline);
+	ck_assert(!run_sleep_until(f.run, clock_mono_ms() + 600000));
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_cancel_before_timeout_takes_precedence)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	run_fixture_start(&f, 0.05);
+	ck_assert(run_table_stop(f.t, f.id, RUN_STOP_CANCEL));
+	ck_assert(!run_sleep_until(f.run, clock_mono_ms() + 600000));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_CANCEL);
+	/* Still a cancel once the deadline has passed. */
+	while (clock_mono_ms() <= f.run->deadline)
+		sleep_ms(1);
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_CANCEL);
+	ck_assert(!run_sleep_until(f.run, clock_mono_ms() + 600000));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_CANCEL);
+	run_fixture_close(&f);
+}
+END_TEST
+
+START_TEST(run_without_timeout_sleeps_to_the_end)
+{
+	struct run_fixture f;
+	run_fixture_open(&f);
+	run_fixture_start(&f, 0);
+	ck_assert_int_eq(f.run->deadline, 0);
+	int64_t until = clock_mono_ms() + 30;
+	ck_assert(run_sleep_until(f.run, until));
+	ck_assert_int_ge(clock_mono_ms(), until);
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_NONE);
+
+	/* A sleep that ends before the deadline ends normally. */
+	run_fixture_start(&f, 600);
+	until = clock_mono_ms() + 30;
+	ck_assert(run_sleep_until(f.run, until));
+	ck_assert_int_eq(run_stopping(f.run), RUN_STOP_NONE);
+	run_fixture_close(&f);
+}
+END_TEST
+
+/* ---- meter ------------------------------------------------------------- */
+
+/* A whole second, so bucket edges are where the test expects them. */
+#define METER_T0 INT64_C(1700000000000)
+
+static struct meter *meter_or_die(void)
+{
+	struct meter *m = meter_new();
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+START_TEST(meter_counts_each_key_in_the_last_minute)
+{
+	struct meter *m = meter_or_die();
+	ck_assert_int_eq(meter_last_minute(m, "a", METER_T0), 0);
+	for (int i = 0; i < 3; i++)
+		meter_add(m, "a", METER_T0);
+	meter_add(m, "a", METER_T0 + 999);
+	meter_add(m, "b", METER_T0 + 500);
+	for (int i = 0; i < 5; i++)
+		meter_add(m, "a", METER_T0 + 20000 + i * 1000);
+	ck_assert_int_eq(meter_last_minute(m, "a", METER_T0 + 999), 4);
+	ck_assert_int_eq(meter_last_minute(m, "a", METER_T0 + 24000), 9);
+	ck_assert_int_eq(meter_last_minute(m, "b", METER_T0 + 24000), 1);
+	ck_assert_int_eq(meter_last_minute(m, "c", METER_T0 + 24000), 0);
+	/* 59 s later everything still counts. */
+	ck_assert_int_eq(meter_last_minute(m, "a", METER_T0 + 59000), 9);
+	ck_assert_int_eq(meter_last_minute(m, "b", METER_T0 + 59000), 1);
+	meter_free(m);
+	meter_free(NULL);
+}
+END_TEST
+
+START_TEST(meter_drops_events_older_than_a_minute)
+{
+	struct meter *m = meter_or_die();
+	meter_add(m, "q", METER_T0);
+	meter_add(m, "q", METER_T0);
+	meter_add(m, "q", METER_T0 + 30000);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 59000), 3);
+	/* Sixty one-second buckets: the second of T0 is the oldest counted
+	 * up to T0 + 59.999 s, and out at T0 + 60 s. */
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 59999), 3);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 60000), 1);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 61000), 1);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 89000), 1);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 91000), 0);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 3600000), 0);
+
+	/* A later event in the bucket of an expired one counts only itself. */
+	meter_add(m, "q", METER_T0 + 120000);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 120000), 1);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 150000), 1);
+	meter_add(m, "q", METER_T0 + 180500);
+	ck_assert_int_eq(meter_last_minute(m, "q", METER_T0 + 180500), 1);
+	meter_free(m);
+}
+END_TEST
+
+START_TEST(meter_keys_are_independent)
+{
+	enum { N = 300 }; /* more keys than hash buckets */
+	struct meter *m = meter_or_die();
+	for (int i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "queue-%d", i);
+		for (int k = 0; k <= i % 7; k++)
+			meter_add(m, key, METER_T0 + k * 1000);
+	}
+	for (int i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "queue-%d", i);
+		ck_assert_msg(meter_last_minute(m, key, METER_T0 + 10000) == i % 7 + 1, "%s: %lld, want %d",
+		              key, (long long)meter_last_minute(m, key, METER_T0 + 10000), i % 7 + 1);
+	}
+	ck_assert_int_eq(meter_last_minute(m, "queue-", METER_T0 + 10000), 0);
+	ck_assert_int_eq(meter_last_minute(m, "queue-3000", METER_T0 + 10000), 0);
+	meter_free(m);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -1508,6 +2394,9 @@ Suite *core_suite(void)
 	tc = tcase(s, "clock");
 	tcase_add_test(tc, clock_rfc3339_formats_known_instants);
 	tcase_add_test(tc, clock_mono_ms_never_goes_back);
+	tcase_add_loop_test(tc, clock_parse_rfc3339_gives_exact_unix_ms, 0, NELEMS(good_rfc3339));
+	tcase_add_loop_test(tc, clock_parse_rfc3339_rejects_malformed, 0, NELEMS(bad_rfc3339));
+	tcase_add_test(tc, clock_parse_rfc3339_reads_what_clock_rfc3339_writes);
 
 	tc = tcase(s, "utf8");
 	tcase_add_loop_test(tc, utf8_valid_classifies_sequences, 0, NELEMS(utf8_cases));
@@ -1522,9 +2411,20 @@ Suite *core_suite(void)
 	tcase_add_loop_test(tc, job_from_submission_accepts_edge_values, 0, NELEMS(good_submissions));
 	tcase_add_loop_test(tc, job_from_submission_names_the_bad_field, 0, NELEMS(bad_submissions));
 	tcase_add_test(tc, job_from_submission_gives_each_job_a_new_id);
+	tcase_add_test(tc, job_from_submission_copies_the_defaults_passed);
+	tcase_add_test(tc, job_from_submission_keeps_given_retry_fields);
+	tcase_add_test(tc, job_from_submission_with_delay_is_scheduled);
+	tcase_add_test(tc, job_from_submission_with_future_run_at_is_scheduled);
+	tcase_add_test(tc, job_from_submission_with_past_run_at_is_queued_now);
+	tcase_add_test(tc, job_backoff_ms_stays_within_exponential_cap);
+	tcase_add_test(tc, job_backoff_ms_holds_for_sub_second_base_and_cap);
+	tcase_add_test(tc, job_backoff_ms_large_attempt_stays_at_cap);
 	tcase_add_test(tc, job_to_json_new_job_has_every_key_with_nulls);
 	tcase_add_test(tc, job_to_json_finished_job_renders_json_text_progress_and_times);
 	tcase_add_test(tc, job_to_json_shows_damaged_payload_as_string);
+	tcase_add_test(tc, job_to_json_has_new_keys_and_scheduled_state);
+	tcase_add_test(tc, job_to_json_renders_attempt_history);
+	tcase_add_test(tc, attempt_outcome_names_round_trip);
 	tcase_add_test(tc, job_state_names_round_trip);
 	tcase_add_test(tc, job_state_parse_rejects_unknown_names);
 	tcase_add_test(tc, job_state_terminal_only_for_finished_states);
@@ -1551,6 +2451,15 @@ Suite *core_suite(void)
 	tcase_add_test(tc, config_load_rejects_unknown_option);
 	tcase_add_test(tc, config_load_flag_without_value_is_an_error);
 	tcase_add_test(tc, config_load_help_and_version_exit_ok);
+	tcase_add_test(tc, config_load_reads_each_retry_and_queue_flag);
+	tcase_add_test(tc, config_load_accepts_edge_values_of_new_flags);
+	tcase_add_test(tc, config_load_repeated_queue_flag_keeps_the_last_limit);
+	tcase_add_test(tc, config_load_reads_retry_and_queue_environment);
+	tcase_add_test(tc, config_load_queue_flag_overrides_queue_environment);
+	tcase_add_test(tc, config_load_queue_environment_takes_many_long_names);
+	tcase_add_test(tc, config_load_bad_queue_environment_names_the_variable);
+	tcase_add_test(tc, config_load_max_backoff_below_backoff_is_an_error);
+	tcase_add_loop_test(tc, config_load_seconds_are_plain_decimal, 0, NELEMS(non_decimal_seconds));
 	tcase_add_test(tc, config_parse_listen_accepts_host_port_forms);
 	tcase_add_loop_test(tc, config_parse_listen_rejects_bad_addresses, 0, NELEMS(bad_listens));
 
@@ -1572,6 +2481,15 @@ Suite *core_suite(void)
 	tcase_add_test(tc, run_sleep_until_returns_true_after_deadline);
 	tcase_add_test(tc, run_table_stop_unknown_id_returns_false);
 	tcase_add_test(tc, run_progress_clamps_and_copies_into_job);
+	tcase_add_test(tc, run_timeout_stops_a_far_sleep);
+	tcase_add_test(tc, run_timeout_reported_by_run_stopping_without_a_sleep);
+	tcase_add_test(tc, run_cancel_before_timeout_takes_precedence);
+	tcase_add_test(tc, run_without_timeout_sleeps_to_the_end);
+
+	tc = tcase(s, "meter");
+	tcase_add_test(tc, meter_counts_each_key_in_the_last_minute);
+	tcase_add_test(tc, meter_drops_events_older_than_a_minute);
+	tcase_add_test(tc, meter_keys_are_independent);
 
 	return s;
 }

@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -283,6 +284,116 @@ static size_t count_listed(struct store *st, const struct store_filter *f)
 	return n;
 }
 
+/* Claims with a queue_room() that answers from a table (queues not in it
+ * have no limit); returns the op with nclaimed, next_due and limited. */
+struct room_claim {
+	struct claimed got;     /* first: on_claimed takes op->arg as this */
+	const char *queue[4];
+	int room[4];
+	int nroom;
+};
+
+static int room_of(struct store_op *op, const char *queue)
+{
+	struct room_claim *rc = op->arg;
+	for (int i = 0; i < rc->nroom; i++)
+		if (strcmp(rc->queue[i], queue) == 0)
+			return rc->room[i];
+	return INT_MAX;
+}
+
+static struct store_op claim_op(struct store *st, int max, struct room_claim *rc)
+{
+	int before = rc->got.n;
+	struct store_op op = {.kind = STORE_OP_CLAIM, .claim_max = max, .claimed = on_claimed,
+	                      .queue_room = rc->nroom ? room_of : NULL, .arg = rc, .next_due = -1};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_eq(op.nclaimed, rc->got.n - before);
+	return op;
+}
+
+static struct store_op id_op(struct store *st, enum store_op_kind kind, const char *id)
+{
+	struct store_op op = {.kind = kind, .found = JOB_STATE_COUNT};
+	snprintf(op.id, sizeof op.id, "%s", id);
+	store_run(st, &op);
+	return op;
+}
+
+static void pause_queue(struct store *st, const char *queue, bool paused)
+{
+	struct store_op op = {.kind = STORE_OP_PAUSE, .paused = paused};
+	snprintf(op.queue, sizeof op.queue, "%s", queue);
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+}
+
+static struct queue_info queue_of(struct store *st, const char *name)
+{
+	struct queue_info q;
+	memset(&q, 0x5a, sizeof q);
+	ck_assert_int_eq(store_get_queue(st, name, &q), STORE_OK);
+	ck_assert_str_eq(q.name, name);
+	return q;
+}
+
+/* Fails unless queue's counts are exactly the given ones, in
+ * enum job_state order: queued, running, succeeded, failed, canceled,
+ * scheduled. */
+static void assert_counts(struct store *st, const char *queue, int64_t queued, int64_t running,
+                          int64_t succeeded, int64_t failed, int64_t canceled, int64_t scheduled)
+{
+	struct queue_info q = queue_of(st, queue);
+	const int64_t want[JOB_STATE_COUNT] = {queued, running, succeeded, failed, canceled, scheduled};
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		ck_assert_msg(q.counts[s] == want[s], "queue %s: %s count %lld, want %lld", queue,
+		              job_state_name((enum job_state)s), (long long)q.counts[s], (long long)want[s]);
+}
+
+/* Runs one statement on its own connection to the test database. */
+static void db_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	sqlite3_close(db);
+}
+
+/* The first column of the first row of sql, an integer. */
+static int64_t db_int(const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static int64_t history_rows(int64_t seq)
+{
+	char sql[128];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM job_attempts WHERE job_seq = %lld", (long long)seq);
+	return db_int(sql);
+}
+
+static void count_done_store(struct store_op *op)
+{
+	atomic_fetch_add((atomic_int *)op->arg, 1);
+}
+
+/* Sleeps until the wall clock has passed ms. */
+static void sleep_past(int64_t ms)
+{
+	while (clock_now_ms() <= ms)
+		sleep_ms(1);
+}
+
 /* ---- open -------------------------------------------------------------- */
 
 START_TEST(store_open_creates_schema_version_2)
@@ -365,6 +476,136 @@ START_TEST(store_ping_writes)
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	store_close(st);
+}
+END_TEST
+
+/* Schema version 1 exactly as jobqd 0.1 shipped it (migrations[0] in
+ * store/sqlite.c). */
+static const char v1_schema[] =
+	"CREATE TABLE jobs ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  type TEXT NOT NULL,"
+	"  queue TEXT NOT NULL,"
+	"  priority INTEGER NOT NULL DEFAULT 0,"
+	"  state INTEGER NOT NULL,"
+	"  payload TEXT,"
+	"  result TEXT,"
+	"  error TEXT,"
+	"  progress_percent REAL,"
+	"  progress_message TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER);"
+	"CREATE INDEX jobs_runnable ON jobs(priority DESC, seq) WHERE state = 0;"
+	"CREATE INDEX jobs_by_state ON jobs(state, seq);"
+	"CREATE INDEX jobs_by_queue ON jobs(queue, seq);"
+	"CREATE INDEX jobs_by_type ON jobs(type, seq);"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"PRAGMA user_version = 1;";
+
+#define V1_QUEUED "0190a1b2-c3d4-7e5f-8a6b-000000000001"
+#define V1_RUNNING "0190a1b2-c3d4-7e5f-8a6b-000000000002"
+#define V1_DONE "0190a1b2-c3d4-7e5f-8a6b-000000000003"
+
+START_TEST(store_open_migrates_a_version_1_database)
+{
+	int64_t now = clock_now_ms();
+	int64_t c1 = now - 60000, c2 = now - 50000, c3 = now - 40000;
+	db_exec("PRAGMA journal_mode = WAL");
+	db_exec(v1_schema);
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, attempts, created_at)"
+	         " VALUES (1, '" V1_QUEUED "', 'echo', 'default', 2, 0, '{\"n\":1}', 0, %lld);"
+	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, attempts, created_at, started_at)"
+	         " VALUES (2, '" V1_RUNNING "', 'sleep', 'default', 0, 1, '{\"seconds\":5}', 1, %lld, %lld);"
+	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, result, progress_percent,"
+	         " progress_message, attempts, created_at, started_at, finished_at)"
+	         " VALUES (3, '" V1_DONE "', 'echo', 'old', 0, 2, '[1]', '[1]', 100, 'done', 1, %lld, %lld, %lld);",
+	         (long long)c1, (long long)c2, (long long)(c2 + 10), (long long)c3, (long long)(c3 + 10),
+	         (long long)(c3 + 20));
+	db_exec(sql);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 1);
+
+	int64_t before = clock_now_ms();
+	struct store *st = open_store(NULL);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(store_schema_version(st), 2);
+
+	struct job *q = get_job(st, V1_QUEUED);
+	ck_assert_int_eq(q->seq, 1);
+	ck_assert_str_eq(q->type, "echo");
+	ck_assert_str_eq(q->queue, "default");
+	ck_assert_int_eq(q->priority, 2);
+	ck_assert_int_eq(q->state, JOB_QUEUED);
+	ck_assert_str_eq(q->payload, "{\"n\":1}");
+	ck_assert_int_eq(q->attempts, 0);
+	ck_assert_int_eq(q->created_at, c1);
+	ck_assert_int_eq(q->run_at, c1);
+	ck_assert_int_eq(q->max_attempts, 3);
+	ck_assert_double_eq(q->backoff_s, 1);
+	ck_assert_double_eq(q->max_backoff_s, 300);
+	ck_assert_double_eq(q->timeout_s, 3600);
+	ck_assert_double_eq(q->retention_s, 604800);
+	ck_assert(q->has_history);
+	ck_assert_int_eq(q->nhistory, 0);
+
+	/* Left running by the old process: recovered, its attempt recorded. */
+	struct job *r = get_job(st, V1_RUNNING);
+	ck_assert_int_eq(r->state, JOB_QUEUED);
+	ck_assert_int_eq(r->attempts, 1);
+	ck_assert_int_eq(r->started_at, 0);
+	ck_assert_int_eq(r->created_at, c2);
+	ck_assert_int_eq(r->run_at, c2);
+	ck_assert_int_eq(r->max_attempts, 3);
+	ck_assert_str_eq(r->payload, "{\"seconds\":5}");
+	ck_assert_int_eq(r->nhistory, 1);
+	ck_assert_int_eq(r->history[0].attempt, 1);
+	ck_assert_int_eq(r->history[0].outcome, ATTEMPT_INTERRUPTED);
+	ck_assert_int_eq(r->history[0].started_at, c2 + 10);
+	ck_assert_int_ge(r->history[0].finished_at, before);
+	ck_assert_int_le(r->history[0].finished_at, after);
+
+	struct job *d = get_job(st, V1_DONE);
+	ck_assert_int_eq(d->state, JOB_SUCCEEDED);
+	ck_assert_str_eq(d->queue, "old");
+	ck_assert_str_eq(d->result, "[1]");
+	ck_assert(d->has_progress);
+	ck_assert_double_eq(d->progress_percent, 100);
+	ck_assert_str_eq(d->progress_message, "done");
+	ck_assert_int_eq(d->attempts, 1);
+	ck_assert_int_eq(d->created_at, c3);
+	ck_assert_int_eq(d->run_at, c3);
+	ck_assert_int_eq(d->started_at, c3 + 10);
+	ck_assert_int_eq(d->finished_at, c3 + 20);
+	ck_assert_int_eq(d->nhistory, 0);
+
+	assert_counts(st, "default", 2, 0, 0, 0, 0, 0);
+	assert_counts(st, "old", 0, 0, 1, 0, 0, 0);
+	struct queue_info qi = queue_of(st, "default");
+	ck_assert(!qi.paused);
+	ck_assert_int_eq(qi.oldest_queued_run_at, c1);
+
+	/* The migrated rows run: priority first, the recovered job second. */
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 5, &got), 2);
+	ck_assert_str_eq(got.jobs[0]->id, V1_QUEUED);
+	ck_assert_str_eq(got.jobs[1]->id, V1_RUNNING);
+	ck_assert_int_eq(got.jobs[1]->attempts, 2);
+	assert_counts(st, "default", 0, 2, 0, 0, 0, 0);
+	/* New jobs continue the sequence. */
+	struct job *n = submit(st, "echo", "default", 0, NULL);
+	ck_assert_int_eq(n->seq, 4);
+
+	claimed_free(&got);
+	job_free(n);
+	job_free(q);
+	job_free(r);
+	job_free(d);
+	store_close(st);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 2);
 }
 END_TEST
 
@@ -867,6 +1108,915 @@ START_TEST(store_recovery_requeues_jobs_left_running)
 }
 END_TEST
 
+START_TEST(store_recovery_records_interrupted_attempts)
+{
+	struct store *st = open_store(NULL);
+	struct job *left = make_job("sleep", "default", 1, "{\"seconds\":5}");
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = left};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct job *last = make_job("sleep", "default", 0, "{\"seconds\":5}");
+	last->max_attempts = 1;
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = last};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	ck_assert_str_eq(got.jobs[0]->id, left->id);
+	int64_t started_left = got.jobs[0]->started_at, started_last = got.jobs[1]->started_at;
+	store_close(st); /* as if jobqd died with both running */
+
+	int64_t before = clock_now_ms();
+	st = open_store(NULL);
+	int64_t after = clock_now_ms();
+
+	/* Attempts left: queued at once, the attempt counted and recorded. */
+	struct job *a = get_job(st, left->id);
+	ck_assert_int_eq(a->state, JOB_QUEUED);
+	ck_assert_int_eq(a->attempts, 1);
+	ck_assert_int_eq(a->started_at, 0);
+	ck_assert_int_eq(a->finished_at, 0);
+	ck_assert_ptr_null(a->error);
+	ck_assert(a->has_history);
+	ck_assert_int_eq(a->nhistory, 1);
+	ck_assert_int_eq(a->history[0].attempt, 1);
+	ck_assert_int_eq(a->history[0].outcome, ATTEMPT_INTERRUPTED);
+	ck_assert_int_eq(a->history[0].started_at, started_left);
+	ck_assert_int_ge(a->history[0].finished_at, before);
+	ck_assert_int_le(a->history[0].finished_at, after);
+	ck_assert_ptr_nonnull(a->history[0].error);
+
+	/* No attempts left: failed with the interrupted error. */
+	struct job *b = get_job(st, last->id);
+	ck_assert_int_eq(b->state, JOB_FAILED);
+	ck_assert_int_eq(b->attempts, 1);
+	ck_assert_str_eq(b->error, "interrupted: jobqd stopped while the job ran and no attempts are left");
+	ck_assert_int_ge(b->finished_at, before);
+	ck_assert_int_le(b->finished_at, after);
+	ck_assert_int_eq(b->nhistory, 1);
+	ck_assert_int_eq(b->history[0].attempt, 1);
+	ck_assert_int_eq(b->history[0].outcome, ATTEMPT_INTERRUPTED);
+	ck_assert_int_eq(b->history[0].started_at, started_last);
+
+	assert_counts(st, "default", 1, 0, 0, 1, 0, 0);
+	/* Only the one with attempts left runs again. */
+	struct claimed again = {.n = 0};
+	ck_assert_int_eq(claim(st, 5, &again), 1);
+	ck_assert_str_eq(again.jobs[0]->id, left->id);
+	ck_assert_int_eq(again.jobs[0]->attempts, 2);
+	claimed_free(&again);
+	claimed_free(&got);
+	job_free(a);
+	job_free(b);
+	job_free(left);
+	job_free(last);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_recovery_of_a_job_at_its_last_attempt_fails_it)
+{
+	/* Three attempts, each ended by a crash: failed after the third. */
+	struct store *st = open_store(NULL);
+	struct job *pill = submit(st, "sleep", "default", 0, "{\"seconds\":5}");
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		struct claimed got = {.n = 0};
+		ck_assert_int_eq(claim(st, 1, &got), 1);
+		ck_assert_int_eq(got.jobs[0]->attempts, attempt);
+		claimed_free(&got);
+		store_close(st);
+		st = open_store(NULL);
+		ck_assert_int_eq(state_of(st, pill->id), attempt < 3 ? JOB_QUEUED : JOB_FAILED);
+	}
+	struct job *j = get_job(st, pill->id);
+	ck_assert_int_eq(j->attempts, 3);
+	ck_assert_int_eq(j->nhistory, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(j->history[i].attempt, i + 1);
+		ck_assert_int_eq(j->history[i].outcome, ATTEMPT_INTERRUPTED);
+	}
+	struct claimed none = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &none), 0);
+	job_free(j);
+	job_free(pill);
+	store_close(st);
+}
+END_TEST
+
+/* ---- scheduled jobs ---------------------------------------------------- */
+
+START_TEST(store_scheduled_job_is_claimed_only_when_due)
+{
+	struct store *st = open_store(NULL);
+	struct job *soon = make_job("echo", "default", 0, NULL);
+	soon->state = JOB_SCHEDULED;
+	soon->run_at = soon->created_at + 300;
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = soon};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct job *later = make_job("echo", "default", 0, NULL);
+	later->state = JOB_SCHEDULED;
+	later->run_at = later->created_at + 3600000;
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = later};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+
+	struct job *stored = get_job(st, soon->id);
+	ck_assert_int_eq(stored->state, JOB_SCHEDULED);
+	ck_assert_int_eq(stored->run_at, soon->run_at);
+	job_free(stored);
+	assert_counts(st, "default", 0, 0, 0, 0, 0, 2);
+	ck_assert_int_eq(queue_of(st, "default").oldest_queued_run_at, 0);
+
+	struct room_claim rc = {.got = {.n = 0}};
+	op = claim_op(st, 4, &rc);
+	ck_assert_msg(clock_now_ms() < soon->run_at, "the claim took 300 ms: cannot tell");
+	ck_assert_int_eq(op.nclaimed, 0);
+	ck_assert_int_eq(op.next_due, soon->run_at);
+	ck_assert(!op.limited);
+	ck_assert_int_eq(state_of(st, soon->id), JOB_SCHEDULED);
+
+	sleep_past(soon->run_at);
+	op = claim_op(st, 4, &rc);
+	ck_assert_int_eq(op.nclaimed, 1);
+	ck_assert_str_eq(rc.got.jobs[0]->id, soon->id);
+	ck_assert_int_eq(rc.got.jobs[0]->state, JOB_RUNNING);
+	ck_assert_int_eq(rc.got.jobs[0]->attempts, 1);
+	ck_assert_int_eq(rc.got.jobs[0]->run_at, soon->run_at);
+	/* The other one is still waiting, and now the next due. */
+	ck_assert_int_eq(op.next_due, later->run_at);
+	ck_assert_int_eq(state_of(st, later->id), JOB_SCHEDULED);
+	assert_counts(st, "default", 0, 1, 0, 0, 0, 1);
+
+	/* Canceling a scheduled job cancels it at once. */
+	struct store_op c = cancel(st, later->id);
+	ck_assert_int_eq(c.rc, STORE_OK);
+	ck_assert_int_eq(c.found, JOB_SCHEDULED);
+	ck_assert_int_eq(state_of(st, later->id), JOB_CANCELED);
+	op = claim_op(st, 4, &rc);
+	ck_assert_int_eq(op.nclaimed, 0);
+	ck_assert_int_eq(op.next_due, 0);
+	assert_counts(st, "default", 0, 1, 0, 0, 1, 0);
+
+	claimed_free(&rc.got);
+	job_free(soon);
+	job_free(later);
+	store_close(st);
+}
+END_TEST
+
+/* ---- queues ------------------------------------------------------------ */
+
+START_TEST(store_claim_shares_among_queues)
+{
+	struct store *st = open_store(NULL);
+	static const char *const names[] = {"a", "b", "c"};
+	for (int i = 0; i < 3; i++)
+		for (int q = 0; q < 3; q++)
+			job_free(submit(st, "echo", names[q], 0, NULL));
+
+	struct room_claim rc = {.got = {.n = 0}};
+	struct store_op op = claim_op(st, 3, &rc);
+	ck_assert_int_eq(op.nclaimed, 3);
+	ck_assert(!op.limited);
+	int per[3] = {0, 0, 0};
+	for (int i = 0; i < rc.got.n; i++)
+		for (int q = 0; q < 3; q++)
+			per[q] += strcmp(rc.got.jobs[i]->queue, names[q]) == 0;
+	ck_assert_msg(per[0] == 1 && per[1] == 1 && per[2] == 1, "claimed a:%d b:%d c:%d", per[0], per[1], per[2]);
+	claimed_free(&rc.got);
+
+	/* a has no room, b room for one: nothing from a, one from b, the
+	 * rest from c. */
+	rc = (struct room_claim){.got = {.n = 0}, .queue = {"a", "b"}, .room = {0, 1}, .nroom = 2};
+	op = claim_op(st, 10, &rc);
+	ck_assert(op.limited);
+	memset(per, 0, sizeof per);
+	for (int i = 0; i < rc.got.n; i++)
+		for (int q = 0; q < 3; q++)
+			per[q] += strcmp(rc.got.jobs[i]->queue, names[q]) == 0;
+	ck_assert_msg(per[0] == 0 && per[1] == 1 && per[2] == 2, "claimed a:%d b:%d c:%d", per[0], per[1], per[2]);
+	ck_assert_int_eq(op.nclaimed, 3);
+	assert_counts(st, "a", 2, 1, 0, 0, 0, 0);
+	assert_counts(st, "b", 1, 2, 0, 0, 0, 0);
+	assert_counts(st, "c", 0, 3, 0, 0, 0, 0);
+	claimed_free(&rc.got);
+
+	/* Jobs wait in a and b, but neither has room: nothing, and limited. */
+	rc = (struct room_claim){.got = {.n = 0}, .queue = {"a", "b"}, .room = {0, 0}, .nroom = 2};
+	op = claim_op(st, 10, &rc);
+	ck_assert_int_eq(op.nclaimed, 0);
+	ck_assert(op.limited);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_claim_room_limits_a_queue_among_many_jobs)
+{
+	struct store *st = open_store(NULL);
+	for (int i = 0; i < 6; i++)
+		job_free(submit(st, "echo", "b", 0, NULL));
+	struct room_claim rc = {.got = {.n = 0}, .queue = {"b"}, .room = {2}, .nroom = 1};
+	struct store_op op = claim_op(st, 5, &rc);
+	ck_assert_int_eq(op.nclaimed, 2);
+	ck_assert(op.limited);
+	assert_counts(st, "b", 4, 2, 0, 0, 0, 0);
+	claimed_free(&rc.got);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_claim_serves_every_queue_in_turn)
+{
+	/* Round-robin among all queues with runnable jobs: claims of one job
+	 * at a time reach every queue before any queue gets a second. */
+	enum { NQ = 300 };
+	struct store *st = open_store(NULL);
+	static struct store_op ops[NQ * 2];
+	static struct job *jobs[NQ * 2];
+	atomic_int done;
+	atomic_init(&done, 0);
+	for (int i = 0; i < NQ * 2; i++) {
+		char q[16];
+		snprintf(q, sizeof q, "q%03d", i % NQ);
+		jobs[i] = make_job("echo", q, 0, NULL);
+		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = jobs[i], .done = count_done_store, .arg = &done};
+		store_post(st, &ops[i]);
+	}
+	ck_assert_msg(wait_for_count(&done, NQ * 2), "%d of %d submits done", atomic_load(&done), NQ * 2);
+	static bool served[NQ];
+	memset(served, 0, sizeof served);
+	struct claimed got = {.n = 0};
+	for (int i = 0; i < NQ; i++) {
+		ck_assert_int_eq(claim(st, 1, &got), 1);
+		int q = atoi(got.jobs[0]->queue + 1);
+		ck_assert_msg(!served[q], "claim %d: queue %s served twice before every queue once", i, got.jobs[0]->queue);
+		served[q] = true;
+		claimed_free(&got);
+	}
+	for (int i = 0; i < NQ * 2; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_paused_queue_is_not_claimed_from)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	pause_queue(st, "p", true);
+	pause_queue(st, "p", true); /* idempotent */
+	struct job *j = submit(st, "echo", "p", 0, NULL);
+	struct job *other = submit(st, "echo", "other", 0, NULL);
+	struct queue_info q = queue_of(st, "p");
+	ck_assert(q.paused);
+	ck_assert_int_eq(q.counts[JOB_QUEUED], 1);
+	ck_assert(!queue_of(st, "other").paused);
+
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 5, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, other->id);
+	ck_assert_int_eq(claim(st, 5, &got), 0);
+	ck_assert_int_eq(state_of(st, j->id), JOB_QUEUED);
+	got.jobs[0]->state = JOB_SUCCEEDED;
+	got.jobs[0]->outcome = ATTEMPT_SUCCEEDED;
+	ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
+
+	/* Paused survives a restart. */
+	store_close(st);
+	recorder_init(&rec);
+	st = open_store(&rec);
+	ck_assert(queue_of(st, "p").paused);
+	ck_assert_int_eq(claim(st, 5, &got), 0);
+
+	int before = atomic_load(&rec.submitted);
+	pause_queue(st, "p", false);
+	ck_assert(!queue_of(st, "p").paused);
+	/* Resuming wakes the dispatcher. */
+	ck_assert_msg(wait_for_count(&rec.submitted, before + 1), "submitted called %d times after resume",
+	              atomic_load(&rec.submitted));
+	ck_assert_int_eq(claim(st, 5, &got), 1);
+	ck_assert_str_eq(got.jobs[1]->id, j->id);
+	pause_queue(st, "p", false); /* idempotent */
+	ck_assert(!queue_of(st, "p").paused);
+	claimed_free(&got);
+	job_free(j);
+	job_free(other);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_list_queue_names_has_job_and_paused_queues)
+{
+	struct store *st = open_store(NULL);
+	char (*names)[JOB_NAME_MAX + 1] = NULL;
+	size_t n = 99;
+	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 0);
+	free(names);
+
+	job_free(submit(st, "echo", "zeta", 0, NULL));
+	job_free(submit(st, "echo", "alpha", 0, NULL));
+	job_free(submit(st, "echo", "alpha", 0, NULL));
+	pause_queue(st, "empty", true);
+	pause_queue(st, "alpha", true);
+	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(names[0], "alpha");
+	ck_assert_str_eq(names[1], "empty");
+	ck_assert_str_eq(names[2], "zeta");
+	free(names);
+
+	struct queue_info q = queue_of(st, "empty");
+	ck_assert(q.paused);
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		ck_assert_int_eq(q.counts[s], 0);
+	ck_assert_int_eq(q.oldest_queued_run_at, 0);
+
+	/* Resumed and without jobs: no longer listed. */
+	pause_queue(st, "empty", false);
+	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(names[0], "alpha");
+	ck_assert_str_eq(names[1], "zeta");
+	free(names);
+
+	/* A queue nobody used reads as zeros. */
+	q = queue_of(st, "never");
+	ck_assert(!q.paused);
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		ck_assert_int_eq(q.counts[s], 0);
+	ck_assert_int_eq(q.oldest_queued_run_at, 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_queue_counts_follow_every_change)
+{
+	struct store *st = open_store(NULL);
+	/* Three jobs in q, their run_at out of submission order. */
+	static const int64_t run_ats[] = {1700000005000, 1700000003000, 1700000004000};
+	struct job *j[3];
+	for (int i = 0; i < 3; i++) {
+		j[i] = make_job("echo", "q", 0, NULL);
+		j[i]->created_at = j[i]->run_at = run_ats[i];
+		struct store_op op = {.kind = STORE_OP_SUBMIT, .job = j[i]};
+		ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	}
+	struct job *noise = submit(st, "echo", "other", 0, NULL);
+	assert_counts(st, "q", 3, 0, 0, 0, 0, 0);
+	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 1700000003000);
+
+	/* Queue other has no room, so claims take from q only. */
+	struct room_claim only_q = {.got = {.n = 0}, .queue = {"other"}, .room = {0}, .nroom = 1};
+	claim_op(st, 1, &only_q);
+	ck_assert_int_eq(only_q.got.n, 1);
+	ck_assert_str_eq(only_q.got.jobs[0]->id, j[0]->id);
+	assert_counts(st, "q", 2, 1, 0, 0, 0, 0);
+	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 1700000003000);
+	claim_op(st, 1, &only_q);
+	ck_assert_str_eq(only_q.got.jobs[1]->id, j[1]->id);
+	assert_counts(st, "q", 1, 2, 0, 0, 0, 0);
+	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 1700000004000);
+
+	only_q.got.jobs[0]->state = JOB_SUCCEEDED;
+	ck_assert_int_eq(finish(st, only_q.got.jobs[0]), STORE_OK);
+	assert_counts(st, "q", 1, 1, 1, 0, 0, 0);
+	only_q.got.jobs[1]->state = JOB_FAILED;
+	only_q.got.jobs[1]->outcome = ATTEMPT_FAILED;
+	ck_assert_int_eq(finish(st, only_q.got.jobs[1]), STORE_OK);
+	assert_counts(st, "q", 1, 0, 1, 1, 0, 0);
+	ck_assert_int_eq(cancel(st, j[2]->id).found, JOB_QUEUED);
+	assert_counts(st, "q", 0, 0, 1, 1, 1, 0);
+	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 0);
+
+	struct job *sch = make_job("echo", "q", 0, NULL);
+	sch->state = JOB_SCHEDULED;
+	sch->run_at = sch->created_at + 3600000;
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = sch};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	assert_counts(st, "q", 0, 0, 1, 1, 1, 1);
+	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 0);
+
+	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, j[0]->id).rc, STORE_OK);
+	assert_counts(st, "q", 0, 0, 0, 1, 1, 1);
+	int64_t before = clock_now_ms();
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, j[1]->id).rc, STORE_OK);
+	int64_t after = clock_now_ms();
+	assert_counts(st, "q", 1, 0, 0, 0, 1, 1);
+	int64_t oldest = queue_of(st, "q").oldest_queued_run_at;
+	ck_assert_int_ge(oldest, before);
+	ck_assert_int_le(oldest, after);
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, j[2]->id).rc, STORE_OK);
+	assert_counts(st, "q", 2, 0, 0, 0, 0, 1);
+	ck_assert_int_eq(id_op(st, STORE_OP_CANCEL, sch->id).rc, STORE_OK);
+	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, sch->id).rc, STORE_OK);
+	assert_counts(st, "q", 2, 0, 0, 0, 0, 0);
+
+	/* The other queue never moved. */
+	assert_counts(st, "other", 1, 0, 0, 0, 0, 0);
+	ck_assert_int_eq(queue_of(st, "other").oldest_queued_run_at, noise->run_at);
+
+	claimed_free(&only_q.got);
+	for (int i = 0; i < 3; i++)
+		job_free(j[i]);
+	job_free(sch);
+	job_free(noise);
+	store_close(st);
+}
+END_TEST
+
+/* ---- retries and history ----------------------------------------------- */
+
+/* Submits a job with max_attempts and claims it; returns the claimed copy
+ * (caller frees) and sets *sub to the submitted one. */
+static struct job *submit_and_claim(struct store *st, int max_attempts, struct job **sub)
+{
+	struct job *job = make_job("fail", "default", 0, NULL);
+	job->max_attempts = max_attempts;
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, job->id);
+	*sub = job;
+	return got.jobs[0];
+}
+
+START_TEST(store_finish_scheduled_waits_for_retry_and_records_attempt)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 3, &sub);
+	int64_t started = job->started_at;
+	job->state = JOB_SCHEDULED;
+	job->outcome = ATTEMPT_FAILED;
+	job->error = strdup("boom");
+	job->run_at = clock_now_ms() + 3600000;
+	int64_t before = clock_now_ms();
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_SCHEDULED);
+	ck_assert_int_eq(stored->run_at, job->run_at);
+	ck_assert_int_eq(stored->attempts, 1);
+	ck_assert_str_eq(stored->error, "boom");
+	ck_assert_int_eq(stored->finished_at, 0);
+	ck_assert_int_eq(stored->nhistory, 1);
+	ck_assert_int_eq(stored->history[0].attempt, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_FAILED);
+	ck_assert_str_eq(stored->history[0].error, "boom");
+	ck_assert_int_eq(stored->history[0].started_at, started);
+	ck_assert_int_ge(stored->history[0].finished_at, before);
+	ck_assert_int_le(stored->history[0].finished_at, after);
+	job_free(stored);
+	assert_counts(st, "default", 0, 0, 0, 0, 0, 1);
+
+	struct room_claim rc = {.got = {.n = 0}};
+	struct store_op op = claim_op(st, 1, &rc);
+	ck_assert_int_eq(op.nclaimed, 0);
+	ck_assert_int_eq(op.next_due, job->run_at);
+	claimed_free(&rc.got);
+	job_free(job);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retry_cycle_keeps_history_in_order)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 2, &sub);
+	/* Due at once: the next claim promotes and runs it. */
+	job->state = JOB_SCHEDULED;
+	job->outcome = ATTEMPT_TIMEOUT;
+	job->error = strdup("timeout: ran longer than 0.05 s");
+	job->run_at = clock_now_ms() - 1;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	struct job *second = got.jobs[0];
+	ck_assert_str_eq(second->id, sub->id);
+	ck_assert_int_eq(second->attempts, 2);
+	second->state = JOB_FAILED;
+	second->outcome = ATTEMPT_FAILED;
+	free(second->error);
+	second->error = strdup("boom 2");
+	second->finished_at = clock_now_ms();
+	ck_assert_int_eq(finish(st, second), STORE_OK);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_FAILED);
+	ck_assert_str_eq(stored->error, "boom 2");
+	ck_assert_int_eq(stored->attempts, 2);
+	ck_assert_int_eq(stored->finished_at, second->finished_at);
+	ck_assert_int_eq(stored->nhistory, 2);
+	ck_assert_int_eq(stored->history[0].attempt, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_TIMEOUT);
+	ck_assert_str_eq(stored->history[0].error, "timeout: ran longer than 0.05 s");
+	ck_assert_int_eq(stored->history[1].attempt, 2);
+	ck_assert_int_eq(stored->history[1].outcome, ATTEMPT_FAILED);
+	ck_assert_str_eq(stored->history[1].error, "boom 2");
+	ck_assert_int_eq(stored->history[1].started_at, second->started_at);
+	ck_assert_int_eq(stored->history[1].finished_at, second->finished_at);
+	job_free(stored);
+	claimed_free(&got);
+	job_free(job);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_finish_records_each_outcome)
+{
+	struct store *st = open_store(NULL);
+	static const struct { enum job_state state; enum attempt_outcome outcome; const char *error; } ends[] = {
+		{JOB_SUCCEEDED, ATTEMPT_SUCCEEDED, NULL},
+		{JOB_FAILED, ATTEMPT_FAILED, "boom"},
+		{JOB_FAILED, ATTEMPT_TIMEOUT, "timeout: ran longer than 1 s"},
+		{JOB_CANCELED, ATTEMPT_CANCELED, "canceled"},
+	};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		struct job *sub = NULL;
+		struct job *job = submit_and_claim(st, 3, &sub);
+		job->state = ends[i].state;
+		job->outcome = ends[i].outcome;
+		if (ends[i].error)
+			job->error = strdup(ends[i].error);
+		job->finished_at = clock_now_ms();
+		ck_assert_int_eq(finish(st, job), STORE_OK);
+		struct job *stored = get_job(st, sub->id);
+		ck_assert_int_eq(stored->state, ends[i].state);
+		ck_assert_int_eq(stored->nhistory, 1);
+		ck_assert_int_eq(stored->history[0].attempt, 1);
+		ck_assert_msg(stored->history[0].outcome == ends[i].outcome, "case %zu: outcome %s", i,
+		              attempt_outcome_name(stored->history[0].outcome));
+		if (ends[i].error)
+			ck_assert_str_eq(stored->history[0].error, ends[i].error);
+		else
+			ck_assert_ptr_null(stored->history[0].error);
+		ck_assert_int_eq(stored->history[0].started_at, job->started_at);
+		ck_assert_int_eq(stored->history[0].finished_at, job->finished_at);
+		job_free(stored);
+		job_free(job);
+		job_free(sub);
+	}
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_requeue_records_no_history)
+{
+	struct store *st = open_store(NULL);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 3, &sub);
+	job->state = JOB_QUEUED;
+	job->outcome = ATTEMPT_CANCELED;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_int_eq(stored->attempts, 0);
+	ck_assert(stored->has_history);
+	ck_assert_int_eq(stored->nhistory, 0);
+	job_free(stored);
+	ck_assert_int_eq(history_rows(sub->seq), 0);
+	job_free(job);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retry_requeues_a_failed_job)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	/* Out of attempts: one more is granted. */
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 1, &sub);
+	job->state = JOB_FAILED;
+	job->outcome = ATTEMPT_FAILED;
+	job->error = strdup("boom");
+	job->result = strdup("{\"partial\":true}");
+	job->has_progress = true;
+	job->progress_percent = 50;
+	snprintf(job->progress_message, sizeof job->progress_message, "half");
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	int submitted = atomic_load(&rec.submitted);
+
+	int64_t before = clock_now_ms();
+	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_FAILED);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_int_eq(stored->attempts, 1);
+	ck_assert_int_eq(stored->max_attempts, 2);
+	ck_assert_ptr_null(stored->error);
+	ck_assert_ptr_null(stored->result);
+	ck_assert(!stored->has_progress);
+	ck_assert_int_eq(stored->finished_at, 0);
+	ck_assert_int_ge(stored->run_at, before);
+	ck_assert_int_le(stored->run_at, after);
+	ck_assert_int_eq(stored->nhistory, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_FAILED);
+	ck_assert_str_eq(stored->history[0].error, "boom");
+	job_free(stored);
+	ck_assert_msg(wait_for_count(&rec.submitted, submitted + 1), "submitted not called after a retry");
+
+	/* It runs again as attempt 2. */
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, sub->id);
+	ck_assert_int_eq(got.jobs[0]->attempts, 2);
+	claimed_free(&got);
+	job_free(job);
+	job_free(sub);
+
+	/* Attempts left: max_attempts stays. */
+	job = submit_and_claim(st, 3, &sub);
+	job->state = JOB_FAILED;
+	job->outcome = ATTEMPT_FAILED;
+	job->error = strdup("not retryable");
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, sub->id).found, JOB_FAILED);
+	stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_int_eq(stored->max_attempts, 3);
+	ck_assert_int_eq(stored->attempts, 1);
+	job_free(stored);
+	job_free(job);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retry_requeues_a_canceled_job)
+{
+	struct store *st = open_store(NULL);
+	struct job *sub = submit(st, "echo", "default", 0, NULL);
+	ck_assert_int_eq(cancel(st, sub->id).found, JOB_QUEUED);
+	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_CANCELED);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_ptr_null(stored->error);
+	ck_assert_int_eq(stored->finished_at, 0);
+	ck_assert_int_eq(stored->attempts, 0);
+	ck_assert_int_eq(stored->max_attempts, 3);
+	job_free(stored);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retry_of_other_states_changes_nothing)
+{
+	struct store *st = open_store(NULL);
+	/* succeeded */
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 1, &sub);
+	job->state = JOB_SUCCEEDED;
+	job->outcome = ATTEMPT_SUCCEEDED;
+	job->result = strdup("[42]");
+	job->finished_at = clock_now_ms() - 5;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_SUCCEEDED);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_SUCCEEDED);
+	ck_assert_str_eq(stored->result, "[42]");
+	ck_assert_int_eq(stored->finished_at, job->finished_at);
+	ck_assert_int_eq(stored->attempts, 1);
+	ck_assert_int_eq(stored->max_attempts, 1);
+	ck_assert_int_eq(stored->run_at, sub->run_at);
+	job_free(stored);
+	job_free(job);
+	job_free(sub);
+
+	/* running, queued, scheduled */
+	job = submit_and_claim(st, 3, &sub);
+	op = id_op(st, STORE_OP_RETRY, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_RUNNING);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_RUNNING);
+	job_free(job);
+	job_free(sub);
+	struct job *queued = submit(st, "echo", "default", 0, NULL);
+	op = id_op(st, STORE_OP_RETRY, queued->id);
+	ck_assert_int_eq(op.found, JOB_QUEUED);
+	ck_assert_int_eq(state_of(st, queued->id), JOB_QUEUED);
+	struct job *sch = make_job("echo", "default", 0, NULL);
+	sch->state = JOB_SCHEDULED;
+	sch->run_at = sch->created_at + 3600000;
+	struct store_op sop = {.kind = STORE_OP_SUBMIT, .job = sch};
+	ck_assert_int_eq(store_run(st, &sop), STORE_OK);
+	op = id_op(st, STORE_OP_RETRY, sch->id);
+	ck_assert_int_eq(op.found, JOB_SCHEDULED);
+	stored = get_job(st, sch->id);
+	ck_assert_int_eq(stored->state, JOB_SCHEDULED);
+	ck_assert_int_eq(stored->run_at, sch->run_at);
+	job_free(stored);
+
+	/* unknown */
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, id).rc, STORE_NOT_FOUND);
+	job_free(queued);
+	job_free(sch);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_delete_removes_finished_job_and_history)
+{
+	struct store *st = open_store(NULL);
+	struct job *keep = NULL;
+	struct job *kept = submit_and_claim(st, 3, &keep);
+	kept->state = JOB_FAILED;
+	kept->outcome = ATTEMPT_FAILED;
+	ck_assert_int_eq(finish(st, kept), STORE_OK);
+
+	static const enum job_state ends[] = {JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		struct job *sub = NULL;
+		struct job *job = submit_and_claim(st, 3, &sub);
+		job->state = ends[i];
+		job->outcome = ends[i] == JOB_SUCCEEDED ? ATTEMPT_SUCCEEDED : ATTEMPT_FAILED;
+		ck_assert_int_eq(finish(st, job), STORE_OK);
+		ck_assert_int_eq(history_rows(sub->seq), 1);
+		struct store_op op = id_op(st, STORE_OP_DELETE, sub->id);
+		ck_assert_int_eq(op.rc, STORE_OK);
+		ck_assert_int_eq(op.found, ends[i]);
+		struct job *gone = NULL;
+		ck_assert_int_eq(store_get_job(st, sub->id, &gone), STORE_NOT_FOUND);
+		ck_assert_int_eq(history_rows(sub->seq), 0);
+		/* Deleting again: not found. */
+		ck_assert_int_eq(id_op(st, STORE_OP_DELETE, sub->id).rc, STORE_NOT_FOUND);
+		job_free(job);
+		job_free(sub);
+	}
+	/* The other job and its history are untouched. */
+	struct job *stored = get_job(st, keep->id);
+	ck_assert_int_eq(stored->state, JOB_FAILED);
+	ck_assert_int_eq(stored->nhistory, 1);
+	job_free(stored);
+	assert_counts(st, "default", 0, 0, 0, 1, 0, 0);
+	job_free(kept);
+	job_free(keep);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_delete_of_unfinished_job_changes_nothing)
+{
+	struct store *st = open_store(NULL);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 3, &sub);
+	struct store_op op = id_op(st, STORE_OP_DELETE, sub->id);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert_int_eq(op.found, JOB_RUNNING);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_RUNNING);
+	/* Its attempt can still finish. */
+	job->state = JOB_SUCCEEDED;
+	job->outcome = ATTEMPT_SUCCEEDED;
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_SUCCEEDED);
+
+	struct job *queued = submit(st, "echo", "default", 0, NULL);
+	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, queued->id).found, JOB_QUEUED);
+	ck_assert_int_eq(state_of(st, queued->id), JOB_QUEUED);
+	struct job *sch = make_job("echo", "default", 0, NULL);
+	sch->state = JOB_SCHEDULED;
+	sch->run_at = sch->created_at + 3600000;
+	struct store_op sop = {.kind = STORE_OP_SUBMIT, .job = sch};
+	ck_assert_int_eq(store_run(st, &sop), STORE_OK);
+	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, sch->id).found, JOB_SCHEDULED);
+	ck_assert_int_eq(state_of(st, sch->id), JOB_SCHEDULED);
+
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, id).rc, STORE_NOT_FOUND);
+	assert_counts(st, "default", 1, 0, 1, 0, 0, 1);
+	job_free(job);
+	job_free(sub);
+	job_free(queued);
+	job_free(sch);
+	store_close(st);
+}
+END_TEST
+
+/* ---- retention --------------------------------------------------------- */
+
+/* Polls until id is gone; returns whether it went within POLL_LIMIT_MS. */
+static bool wait_until_gone(struct store *st, const char *id)
+{
+	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
+	for (;;) {
+		struct job *job = NULL;
+		enum store_rc rc = store_get_job(st, id, &job);
+		job_free(job);
+		if (rc == STORE_NOT_FOUND)
+			return true;
+		ck_assert_int_eq(rc, STORE_OK);
+		if (clock_mono_ms() > end)
+			return false;
+		sleep_ms(10);
+	}
+}
+
+START_TEST(store_retention_sweep_deletes_expired_jobs)
+{
+	struct store *st = open_store(NULL);
+	struct job *keep = make_job("echo", "default", 0, NULL);
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = keep};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct job *brief = make_job("echo", "default", 0, NULL);
+	brief->retention_s = 0.2;
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = brief};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	for (int i = 0; i < 2; i++) {
+		got.jobs[i]->state = JOB_SUCCEEDED;
+		got.jobs[i]->outcome = ATTEMPT_SUCCEEDED;
+		ck_assert_int_eq(finish(st, got.jobs[i]), STORE_OK);
+	}
+	ck_assert_int_eq(history_rows(brief->seq), 1);
+	assert_counts(st, "default", 0, 0, 2, 0, 0, 0);
+
+	ck_assert_msg(wait_until_gone(st, brief->id), "job with retention_s 0.2 still there after %d ms",
+	              POLL_LIMIT_MS);
+	ck_assert_int_eq(history_rows(brief->seq), 0);
+	struct job *stored = get_job(st, keep->id);
+	ck_assert_int_eq(stored->state, JOB_SUCCEEDED);
+	ck_assert_int_eq(stored->nhistory, 1);
+	job_free(stored);
+	assert_counts(st, "default", 0, 0, 1, 0, 0, 0);
+	claimed_free(&got);
+	job_free(keep);
+	job_free(brief);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retention_applies_to_canceled_and_not_to_retried_jobs)
+{
+	struct store *st = open_store(NULL);
+	/* Canceled while queued, retention 0: swept. */
+	struct job *gone = make_job("echo", "default", 0, NULL);
+	gone->retention_s = 0;
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = gone};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	/* Failed, then retried before it expired: kept. */
+	struct job *retried = make_job("fail", "default", 0, NULL);
+	retried->retention_s = 0.1;
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = retried};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, gone->id);
+	got.jobs[0]->state = JOB_QUEUED; /* put back */
+	ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	struct job *r = strcmp(got.jobs[1]->id, retried->id) == 0 ? got.jobs[1] : got.jobs[2];
+	ck_assert_str_eq(r->id, retried->id);
+	r->state = JOB_FAILED;
+	r->outcome = ATTEMPT_FAILED;
+	ck_assert_int_eq(finish(st, r), STORE_OK);
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, retried->id).found, JOB_FAILED);
+
+	/* A sentinel that expires after the retried job would have. */
+	struct job *sentinel = make_job("echo", "default", 0, NULL);
+	sentinel->retention_s = 0.2;
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = sentinel};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_eq(cancel(st, sentinel->id).found, JOB_QUEUED);
+	struct job *g = strcmp(got.jobs[1]->id, gone->id) == 0 ? got.jobs[1] : got.jobs[2];
+	ck_assert_str_eq(g->id, gone->id);
+	g->state = JOB_SUCCEEDED;
+	g->outcome = ATTEMPT_SUCCEEDED;
+	ck_assert_int_eq(finish(st, g), STORE_OK);
+
+	ck_assert_msg(wait_until_gone(st, gone->id), "retention_s 0 job still there");
+	ck_assert_msg(wait_until_gone(st, sentinel->id), "canceled job with retention_s 0.2 still there");
+	ck_assert_int_eq(state_of(st, retried->id), JOB_QUEUED);
+	claimed_free(&got);
+	job_free(gone);
+	job_free(retried);
+	job_free(sentinel);
+	store_close(st);
+}
+END_TEST
+
 /* ---- list -------------------------------------------------------------- */
 
 START_TEST(store_list_jobs_newest_first)
@@ -1090,6 +2240,23 @@ START_TEST(store_list_plans_use_their_indexes)
 }
 END_TEST
 
+static const struct { const char *query, *index; bool sorted_by_index; } new_plans[] = {
+	{"promote", "jobs_scheduled", false},
+	{"next_due", "jobs_scheduled", false},
+	{"sweep", "jobs_expiry", false},
+	{"oldest_queued", "jobs_queued_since", true},
+};
+
+START_TEST(store_new_query_plans_use_their_indexes)
+{
+	struct store *st = open_store(NULL);
+	for (int i = 0; i < 3; i++)
+		job_free(submit(st, "echo", "default", 0, NULL));
+	assert_plan(st, new_plans[_i].query, new_plans[_i].index, new_plans[_i].sorted_by_index);
+	store_close(st);
+}
+END_TEST
+
 /* ---- group commit ------------------------------------------------------ */
 
 enum { GC_THREADS = 8, GC_PER_THREAD = 25, GC_OPS = GC_THREADS * GC_PER_THREAD };
@@ -1295,6 +2462,9 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_open_in_missing_directory_fails);
 	tcase_add_test(tc, store_ping_writes);
 	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
+	tcase_add_test(tc, store_open_migrates_a_version_1_database);
+	tcase_add_test(tc, store_recovery_records_interrupted_attempts);
+	tcase_add_test(tc, store_recovery_of_a_job_at_its_last_attempt_fails_it);
 
 	tc = tcase(s, "jobs");
 	tcase_add_test(tc, store_get_job_returns_every_field);
@@ -1312,6 +2482,28 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_cancel_running_job_leaves_it_running);
 	tcase_add_test(tc, store_cancel_finished_job_reports_its_state);
 	tcase_add_test(tc, store_cancel_unknown_id_is_not_found);
+	tcase_add_test(tc, store_scheduled_job_is_claimed_only_when_due);
+	tcase_add_test(tc, store_finish_scheduled_waits_for_retry_and_records_attempt);
+	tcase_add_test(tc, store_retry_cycle_keeps_history_in_order);
+	tcase_add_test(tc, store_finish_records_each_outcome);
+	tcase_add_test(tc, store_requeue_records_no_history);
+	tcase_add_test(tc, store_retry_requeues_a_failed_job);
+	tcase_add_test(tc, store_retry_requeues_a_canceled_job);
+	tcase_add_test(tc, store_retry_of_other_states_changes_nothing);
+	tcase_add_test(tc, store_delete_removes_finished_job_and_history);
+	tcase_add_test(tc, store_delete_of_unfinished_job_changes_nothing);
+
+	tc = tcase(s, "queues");
+	tcase_add_test(tc, store_claim_shares_among_queues);
+	tcase_add_test(tc, store_claim_room_limits_a_queue_among_many_jobs);
+	tcase_add_test(tc, store_claim_serves_every_queue_in_turn);
+	tcase_add_test(tc, store_paused_queue_is_not_claimed_from);
+	tcase_add_test(tc, store_list_queue_names_has_job_and_paused_queues);
+	tcase_add_test(tc, store_queue_counts_follow_every_change);
+
+	tc = tcase(s, "retention");
+	tcase_add_test(tc, store_retention_sweep_deletes_expired_jobs);
+	tcase_add_test(tc, store_retention_applies_to_canceled_and_not_to_retried_jobs);
 
 	tc = tcase(s, "list");
 	tcase_add_test(tc, store_list_jobs_newest_first);
@@ -1325,6 +2517,8 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_claim_plan_uses_runnable_index);
 	tcase_add_test(tc, store_group_commit_puts_queued_submits_in_one_transaction);
 	tcase_add_test(tc, store_list_plans_use_their_indexes);
+	tcase_add_loop_test(tc, store_new_query_plans_use_their_indexes, 0,
+	                    (int)(sizeof new_plans / sizeof new_plans[0]));
 
 	tc = tcase(s, "group_commit");
 	tcase_add_test(tc, store_group_commit_completes_concurrent_posts);

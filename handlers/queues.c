@@ -23,8 +23,7 @@ static cJSON *queue_json(struct req *r, const char *name)
 {
 	struct queue_info q;
 	if (store_get_queue(r->app->store, name, &q) != STORE_OK) {
-		reply_header(r, "Retry-After", "1");
-		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read; try again");
+		handler_reply_unavailable(r);
 		return NULL;
 	}
 	int64_t now = clock_now_ms();
@@ -72,8 +71,7 @@ void queues_list(struct req *r)
 	char (*names)[JOB_NAME_MAX + 1] = NULL;
 	size_t n = 0;
 	if (store_list_queue_names(r->app->store, &names, &n) != STORE_OK) {
-		reply_header(r, "Retry-After", "1");
-		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read; try again");
+		handler_reply_unavailable(r);
 		return;
 	}
 	/* Configured queues are listed even before their first job. */
@@ -116,40 +114,25 @@ void queues_get(struct req *r)
 		reply_json(r, 200, q);
 }
 
-static void pause_done(struct store_op *op)
-{
-	req_resume(op->arg);
-}
-
 static void pause_committed(struct req *r)
 {
 	struct store_op *op = r->ctx;
-	if (op->rc != STORE_OK) {
-		reply_header(r, "Retry-After", "1");
-		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be written; try again");
-		return;
-	}
-	queues_get(r);
+	if (op->rc != STORE_OK)
+		handler_reply_unavailable(r);
+	else
+		queues_get(r);
 }
 
 static void set_paused(struct req *r, bool paused)
 {
 	if (!queue_name_ok(r))
 		return;
-	struct store_op *op = calloc(1, sizeof *op);
-	if (!op) {
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+	struct store_op *op = handler_new_op(r, STORE_OP_PAUSE);
+	if (!op)
 		return;
-	}
-	r->ctx = op;
-	r->ctx_free = free;
-	op->kind = STORE_OP_PAUSE;
 	snprintf(op->queue, sizeof op->queue, "%s", r->param);
 	op->paused = paused;
-	op->done = pause_done;
-	op->arg = r;
-	req_suspend(r, pause_committed);
-	store_post(r->app->store, op);
+	handler_post(r, op, pause_committed);
 }
 
 void queues_pause(struct req *r)

@@ -1,6 +1,4 @@
 /* Operational endpoints: liveness, readiness and the API description. */
-#include <stdlib.h>
-
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -16,17 +14,11 @@ void system_healthz(struct req *r)
 	reply_json(r, 200, o);
 }
 
-static void ready_done(struct store_op *op)
-{
-	req_resume(op->arg);
-}
-
 static void ready_reply(struct req *r)
 {
 	struct store_op *op = r->ctx;
 	if (op->rc != STORE_OK) {
-		reply_header(r, "Retry-After", "1");
-		reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database does not accept writes");
+		handler_reply_unavailable(r);
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
@@ -43,18 +35,9 @@ void system_readyz(struct req *r)
 		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down");
 		return;
 	}
-	struct store_op *op = calloc(1, sizeof *op);
-	if (!op) {
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
-		return;
-	}
-	r->ctx = op;
-	r->ctx_free = free;
-	op->kind = STORE_OP_PING;
-	op->done = ready_done;
-	op->arg = r;
-	req_suspend(r, ready_reply);
-	store_post(r->app->store, op);
+	struct store_op *op = handler_new_op(r, STORE_OP_PING);
+	if (op)
+		handler_post(r, op, ready_reply);
 }
 
 void system_openapi(struct req *r)

@@ -30,7 +30,7 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/pool.c
 SERVER_SRC  := server/config.c server/http.c
-HANDLER_SRC := handlers/jobs.c handlers/queues.c handlers/system.c
+HANDLER_SRC := handlers/common.c handlers/jobs.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
@@ -99,7 +99,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-readme lint-openapi
+test-only: check-unit check-api check-semantics check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit

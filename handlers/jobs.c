@@ -58,18 +58,6 @@ static struct job_req *job_req_new(struct req *r)
 	return jr;
 }
 
-/* Writer thread: the op is committed (or failed); wake the request. */
-static void op_done(struct store_op *op)
-{
-	req_resume(op->arg);
-}
-
-static void reply_unavailable(struct req *r)
-{
-	reply_header(r, "Retry-After", "1");
-	reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read or written; try again");
-}
-
 static void reply_job(struct req *r, int status, struct job *job)
 {
 	if (job->state == JOB_RUNNING)
@@ -84,7 +72,7 @@ static int load_job(struct req *r, const char *id, struct job **out)
 	if (rc == STORE_NOT_FOUND)
 		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %.40s", id ? id : "");
 	else if (rc != STORE_OK)
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 	return rc == STORE_OK ? 0 : -1;
 }
 
@@ -94,7 +82,7 @@ static void create_done(struct req *r)
 {
 	struct job_req *jr = r->ctx;
 	if (jr->op.rc != STORE_OK) {
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 		return;
 	}
 	reply_header(r, "Location", "/v1/jobs/%s", jr->job->id);
@@ -125,10 +113,7 @@ void jobs_create(struct req *r)
 	jr->job = job;
 	jr->op.kind = STORE_OP_SUBMIT;
 	jr->op.job = job;
-	jr->op.done = op_done;
-	jr->op.arg = r;
-	req_suspend(r, create_done);
-	store_post(r->app->store, &jr->op);
+	handler_post(r, &jr->op, create_done);
 }
 
 /* ---- GET /v1/jobs/{id} ---------------------------------------------- */
@@ -274,7 +259,7 @@ void jobs_list(struct req *r)
 	size_t n = 0;
 	int64_t next = 0;
 	if (store_list_jobs(r->app->store, &f, &jobs, &n, &next) != STORE_OK) {
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
@@ -294,15 +279,6 @@ void jobs_list(struct req *r)
 		cJSON_AddNullToObject(o, "next_cursor");
 	}
 	reply_json(r, 200, o);
-}
-
-/* Replies 200 with job id as it is now. */
-static void reply_current(struct req *r, const char *id)
-{
-	struct job *job = NULL;
-	if (load_job(r, id, &job) == 0)
-		reply_job(r, 200, job);
-	job_free(job);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel --------------------------------------- */
@@ -341,7 +317,7 @@ static void cancel_committed(struct req *r)
 	if (jr->op.rc == STORE_NOT_FOUND) {
 		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
 	} else if (jr->op.rc != STORE_OK) {
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 	} else if (job_state_terminal(jr->op.found)) {
 		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.id,
 		            job_state_name(jr->op.found));
@@ -353,7 +329,7 @@ static void cancel_committed(struct req *r)
 }
 
 /* Posts an op on job r->param and suspends until it commits; replies
- * 404 itself for an id that cannot exist. */
+ * 404 itself for an id that cannot exist. done may be NULL. */
 static void post_job_op(struct req *r, enum store_op_kind kind, void (*done)(struct store_op *),
                         req_fn on_commit)
 {
@@ -367,9 +343,7 @@ static void post_job_op(struct req *r, enum store_op_kind kind, void (*done)(str
 	jr->op.kind = kind;
 	memcpy(jr->op.id, r->param, sizeof jr->op.id);
 	jr->op.done = done;
-	jr->op.arg = r;
-	req_suspend(r, on_commit);
-	store_post(r->app->store, &jr->op);
+	handler_post(r, &jr->op, on_commit);
 }
 
 void jobs_cancel(struct req *r)
@@ -382,20 +356,23 @@ void jobs_cancel(struct req *r)
 static void retry_committed(struct req *r)
 {
 	struct job_req *jr = r->ctx;
+	jr->job = jr->op.job; /* freed with the request */
 	if (jr->op.rc == STORE_NOT_FOUND)
 		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
 	else if (jr->op.rc != STORE_OK)
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 	else if (jr->op.found != JOB_FAILED && jr->op.found != JOB_CANCELED)
 		reply_error(r, PROBLEM_JOB_NOT_RETRYABLE, NULL, "job %s is %s; only failed or canceled jobs can be retried",
 		            jr->op.id, job_state_name(jr->op.found));
+	else if (jr->job)
+		reply_job(r, 200, jr->job);
 	else
-		reply_current(r, jr->op.id);
+		handler_reply_unavailable(r);
 }
 
 void jobs_retry(struct req *r)
 {
-	post_job_op(r, STORE_OP_RETRY, op_done, retry_committed);
+	post_job_op(r, STORE_OP_RETRY, NULL, retry_committed);
 }
 
 /* ---- DELETE /v1/jobs/{id} --------------------------------------------- */
@@ -406,7 +383,7 @@ static void delete_committed(struct req *r)
 	if (jr->op.rc == STORE_NOT_FOUND)
 		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
 	else if (jr->op.rc != STORE_OK)
-		reply_unavailable(r);
+		handler_reply_unavailable(r);
 	else if (!job_state_terminal(jr->op.found))
 		reply_error(r, PROBLEM_JOB_NOT_FINISHED, NULL, "job %s is %s; cancel it first, or wait for it to end",
 		            jr->op.id, job_state_name(jr->op.found));
@@ -416,5 +393,5 @@ static void delete_committed(struct req *r)
 
 void jobs_delete(struct req *r)
 {
-	post_job_op(r, STORE_OP_DELETE, op_done, delete_committed);
+	post_job_op(r, STORE_OP_DELETE, NULL, delete_committed);
 }

@@ -168,7 +168,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_RETRY_SET] = "UPDATE jobs SET state = 0, max_attempts = max(max_attempts, attempts + 1),"
 	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
 	                  " finished_at = NULL, expires_at = NULL, run_at = ?2"
-	                  " WHERE id = ?1 AND state IN (3, 4)",
+	                  " WHERE id = ?1 AND state IN (3, 4) RETURNING " JOB_COLUMNS,
 	[SQL_DELETE_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq = ?1",
 	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (2, 3, 4)",
 	[SQL_PAUSE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
@@ -723,9 +723,11 @@ static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
 	return SQLITE_OK;
 }
 
+/* The job as the retry left it goes to op->job (the caller frees it),
+ * so the reply does not race a worker that claims it right after. */
 static int apply_retry(struct store *st, struct store_op *op, bool *runnable)
 {
-	int64_t seq = 0, unused = 0;
+	int64_t seq = 0;
 	int rc = state_of(st, op, &seq);
 	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND ||
 	    (op->found != JOB_FAILED && op->found != JOB_CANCELED))
@@ -733,8 +735,16 @@ static int apply_retry(struct store *st, struct store_op *op, bool *runnable)
 	sqlite3_stmt *s = st->wstmt[SQL_RETRY_SET];
 	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, clock_now_ms());
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		job_free(op->job);
+		op->job = row_to_job(s);
+		rc = op->job ? sqlite3_step(s) : SQLITE_NOMEM;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 	*runnable = true;
-	return step_int64(s, &unused);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static int apply_delete(struct store *st, struct store_op *op)

@@ -55,7 +55,9 @@ enum store_op_kind {
 	 *   QUEUED: put back (shutdown); the attempt is neither recorded nor counted */
 	STORE_OP_FINISH,
 	STORE_OP_CANCEL,   /* in: id; out: found (queued and scheduled ones are now canceled) */
-	STORE_OP_RETRY,    /* in: id; out: found (failed and canceled ones are now queued) */
+	/* in: id; out: found (failed and canceled ones are now queued) and
+	 * job: the job as the retry left it (the caller frees it) */
+	STORE_OP_RETRY,
 	STORE_OP_DELETE,   /* in: id; out: found (finished ones are now deleted) */
 	STORE_OP_PAUSE,    /* in: queue, paused */
 	STORE_OP_PING,     /* a small real write: is the database writable? */
@@ -67,7 +69,7 @@ struct store_op {
 	void (*done)(struct store_op *op);
 	void *arg;                        /* for the caller */
 
-	struct job *job;                  /* SUBMIT, FINISH */
+	struct job *job;                  /* SUBMIT, FINISH (borrowed); RETRY (out, owned by the caller) */
 	char id[UUID_LEN + 1];            /* CANCEL, RETRY, DELETE */
 	enum job_state found;             /* CANCEL, RETRY, DELETE: the state before */
 	char queue[JOB_NAME_MAX + 1];     /* PAUSE */

@@ -191,7 +191,9 @@ static void run_attempt(struct run *run)
 	char *error = NULL;
 	enum run_outcome outcome;
 	run_start_clock(run);
-	if (!kind) {
+	if (run_stopping(run) != RUN_STOP_NONE) {
+		outcome = RUN_STOPPED; /* canceled or shut down before it started */
+	} else if (!kind) {
 		outcome = RUN_FAILED_FINAL;
 		error = strdup("job type is not registered in this jobqd");
 	} else if (job->payload && !payload) {
@@ -375,27 +377,16 @@ void pool_stop(struct pool *pool, int64_t grace_ms)
 	pthread_mutex_unlock(&pool->mu);
 	pthread_join(pool->dispatcher, NULL);
 
-	/* No claim is in flight now. Jobs claimed but not started go back as
-	 * they are; idle workers see stopping and leave. */
+	/* No claim is in flight now. Jobs already claimed count as running
+	 * (the API shows them so): workers take them during the grace period
+	 * like the rest, and leave when the ready list is empty. */
 	pthread_mutex_lock(&pool->mu);
-	struct ready *waiting = pool->ready_head;
-	pool->ready_head = pool->ready_tail = NULL;
 	pthread_cond_broadcast(&pool->work_cv);
 	pthread_mutex_unlock(&pool->mu);
-	while (waiting) {
-		struct ready *next = waiting->next;
-		char queue[JOB_NAME_MAX + 1];
-		memcpy(queue, waiting->run->job->queue, sizeof queue);
-		waiting->run->job->state = JOB_QUEUED;
-		post_outcome(pool, waiting->run);
-		run_table_remove(pool->runs, waiting->run);
-		job_done(pool, queue);
-		free(waiting);
-		waiting = next;
-	}
 
 	/* Running jobs may finish within the grace period; then they are
-	 * asked to stop and requeue themselves without spending an attempt. */
+	 * asked to stop and requeue themselves without spending an attempt
+	 * (a job still on the ready list then ends before it starts). */
 	int64_t until = clock_mono_ms() + grace_ms;
 	pthread_mutex_lock(&pool->mu);
 	while (pool->assigned > 0 && clock_mono_ms() < until)

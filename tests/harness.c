@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -212,15 +213,20 @@ void harness_suite_end(void)
 	suite_root[0] = '\0';
 }
 
-static void jobqd_path(char *out)
+static void bin_path(const char *var, const char *def, char *out)
 {
-	const char *p = getenv("JOBQD");
+	const char *p = getenv(var);
 
 	if (p == NULL || p[0] == '\0')
-		p = "build/jobqd";
+		p = def;
 	ck_assert_msg(realpath(p, out) != NULL,
-		      "jobqd binary '%s' not found (%s); set JOBQD", p,
-		      strerror(errno));
+		      "jobqd binary '%s' not found (%s); set %s", p,
+		      strerror(errno), var);
+}
+
+static void jobqd_path(char *out)
+{
+	bin_path("JOBQD", "build/jobqd", out);
 }
 
 /* The child environment: ours minus JOBQ_*, plus extra. Free the array only. */
@@ -247,10 +253,12 @@ static char **build_env(const char *const *extra)
 }
 
 /* Forks and execs argv[0]; the child dies with us and writes stdout to
- * outfd, stderr to errfd, reads /dev/null. */
+ * outfd, stderr to errfd, reads /dev/null; with nocore it cannot dump core. */
 static pid_t spawn(char *const *argv, char *const *envp, const char *cwd,
-		   int outfd, int errfd)
+		   int outfd, int errfd, int nocore)
 {
+	struct rlimit zero = { 0, 0 };
+
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	int nul;
@@ -263,6 +271,8 @@ static pid_t spawn(char *const *argv, char *const *envp, const char *cwd,
 		_exit(127);
 	if (cwd != NULL && chdir(cwd) != 0)
 		_exit(127);
+	if (nocore)
+		setrlimit(RLIMIT_CORE, &zero);
 	nul = open("/dev/null", O_RDONLY);
 	if (nul >= 0)
 		dup2(nul, 0);
@@ -348,19 +358,21 @@ static int find_port(const char *log)
 	return end == eol ? (int)port : -1;
 }
 
-static void launch(struct jobqd *d, const char *const *extra_args,
-		   const char *const *env)
+/* Forks jobqd on d's DB and log. A daemon started by harness_start_bin
+ * runs its own binary in its temp dir without core dumps. */
+static void launch_spawn(struct jobqd *d, const char *const *extra_args,
+			 const char *const *env)
 {
 	char bin[PATH_MAX];
 	const char *argv[64];
 	char **envp;
 	size_t n = 0, i;
-	int fd, port = 0, status;
-	double end;
-	struct resp r;
-	char why[256];
+	int fd;
 
-	jobqd_path(bin);
+	if (d->bin[0] != '\0')
+		snprintf(bin, sizeof bin, "%s", d->bin);
+	else
+		jobqd_path(bin);
 	argv[n++] = bin;
 	argv[n++] = "--listen";
 	argv[n++] = "127.0.0.1:0";
@@ -377,10 +389,21 @@ static void launch(struct jobqd *d, const char *const *extra_args,
 	fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
 	ck_assert_msg(fd >= 0, "open %s: %s", d->log, strerror(errno));
 	envp = build_env(env);
-	d->pid = spawn((char *const *)argv, envp, NULL, fd, fd);
+	d->pid = spawn((char *const *)argv, envp,
+		       d->bin[0] != '\0' ? d->dir : NULL, fd, fd,
+		       d->bin[0] != '\0');
 	free(envp);
 	close(fd);
 	live_add(d->pid, d->dir);
+}
+
+/* Waits for the listening line and a 200 from /healthz. */
+static void launch_ready(struct jobqd *d)
+{
+	int port = 0, status;
+	double end;
+	struct resp r;
+	char why[256];
 
 	end = now_ms() + START_BOUND_MS;
 	while (port == 0) {
@@ -418,6 +441,26 @@ static void launch(struct jobqd *d, const char *const *extra_args,
 	}
 }
 
+static void launch(struct jobqd *d, const char *const *extra_args,
+		   const char *const *env)
+{
+	launch_spawn(d, extra_args, env);
+	launch_ready(d);
+}
+
+/* The env kept by harness_start_bin as a NULL-terminated array (max 15). */
+static void stored_env(const struct jobqd *d, const char **out, size_t max)
+{
+	const char *p = d->envbuf;
+	size_t n = 0;
+
+	while (*p != '\0' && n + 1 < max) {
+		out[n++] = p;
+		p += strlen(p) + 1;
+	}
+	out[n] = NULL;
+}
+
 void harness_start_env(struct jobqd *d, const char *const *extra_args,
 		       const char *const *env)
 {
@@ -437,10 +480,74 @@ void harness_start(struct jobqd *d, const char *const *extra_args)
 
 void harness_restart(struct jobqd *d, const char *const *extra_args)
 {
+	const char *env[16];
+
 	ck_assert_msg(d->pid < 0 && d->dir[0] != '\0',
 		      "harness_restart needs a stopped jobqd with its temp dir");
 	harness_check_log(d);
-	launch(d, extra_args, NULL);
+	stored_env(d, env, 16);
+	launch(d, extra_args, env[0] != NULL ? env : NULL);
+}
+
+void harness_start_bin(struct jobqd *d, const char *bin_var,
+		       const char *bin_default, const char *const *extra_args,
+		       const char *const *env)
+{
+	size_t len = 0, k, i;
+
+	memset(d, 0, sizeof *d);
+	d->pid = -1;
+	bin_path(bin_var, bin_default, d->bin);
+	for (i = 0; env != NULL && env[i] != NULL; i++) {
+		k = strlen(env[i]) + 1;
+		ck_assert_msg(i < 15 && len + k + 1 < sizeof d->envbuf,
+			      "harness: environment too large");
+		memcpy(d->envbuf + len, env[i], k);
+		len += k;
+	}
+	d->envbuf[len] = '\0';
+	make_tmpdir(d->dir, sizeof d->dir);
+	live_add(-1, d->dir);
+	snprintf(d->db, sizeof d->db, "%s/jobq.db", d->dir);
+	snprintf(d->log, sizeof d->log, "%s/stderr.log", d->dir);
+	launch(d, extra_args, env);
+}
+
+void harness_respawn(struct jobqd *d, const char *const *extra_args)
+{
+	const char *env[16];
+
+	ck_assert_msg(d->pid < 0 && d->dir[0] != '\0',
+		      "harness_respawn needs a stopped jobqd with its temp dir");
+	harness_check_log(d);
+	stored_env(d, env, 16);
+	d->port = 0;
+	d->base[0] = '\0';
+	launch_spawn(d, extra_args, env[0] != NULL ? env : NULL);
+}
+
+void harness_wait_ready(struct jobqd *d)
+{
+	ck_assert_msg(d->pid > 0, "harness_wait_ready: jobqd is not running");
+	launch_ready(d);
+}
+
+void harness_sigterm(const struct jobqd *d)
+{
+	if (d->pid > 0)
+		kill(d->pid, SIGTERM);
+}
+
+int harness_wait_exit(struct jobqd *d, double bound_ms, int *status)
+{
+	if (d->pid <= 0)
+		return 0;
+	if (!wait_bounded(d->pid, bound_ms, status))
+		return 0;
+	live_reaped(d->pid);
+	d->pid = -1;
+	harness_check_log(d);
+	return 1;
 }
 
 int harness_stop_keep(struct jobqd *d)
@@ -522,7 +629,7 @@ void harness_run_cli(const char *const *args, const char *const *env,
 	efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	ck_assert_msg(ofd >= 0 && efd >= 0, "open log: %s", strerror(errno));
 	envp = build_env(env);
-	pid = spawn((char *const *)argv, envp, dir, ofd, efd);
+	pid = spawn((char *const *)argv, envp, dir, ofd, efd, 0);
 	free(envp);
 	close(ofd);
 	close(efd);

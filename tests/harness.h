@@ -22,6 +22,11 @@ struct jobqd {
 	char db[HARNESS_PATH_MAX];   /* <dir>/jobq.db */
 	char log[HARNESS_PATH_MAX];  /* <dir>/stderr.log, stdout and stderr */
 	char base[64];               /* "http://127.0.0.1:PORT" */
+	/* Set by harness_start_bin: the binary's real path and the extra
+	 * environment, reused by harness_restart/harness_respawn. bin is ""
+	 * for harness_start/harness_start_env (then $JOBQD is used). */
+	char bin[HARNESS_PATH_MAX];
+	char envbuf[1024];           /* "NAME=VALUE\0NAME=VALUE\0\0" */
 };
 
 /* One HTTP exchange. status is 0 when the transfer itself failed (then
@@ -66,8 +71,37 @@ void harness_start_env(struct jobqd *d, const char *const *extra_args,
 
 /* Starts jobqd again on the same temp dir and DB after harness_kill9 or
  * harness_stop_keep. The log is checked for sanitizer reports and then
- * truncated. */
+ * truncated. A daemon from harness_start_bin gets the same binary and
+ * environment again (harness_start_env's environment is not kept). */
 void harness_restart(struct jobqd *d, const char *const *extra_args);
+
+/* Like harness_start_env but runs the binary named by the environment
+ * variable bin_var (default bin_default), e.g. "JOBQD_TEST",
+ * "build/jobqd-test". The daemon's working directory is its temp dir and it
+ * cannot dump core (a test job may abort it on purpose). The binary and env
+ * are kept: harness_restart and harness_respawn reuse them. */
+void harness_start_bin(struct jobqd *d, const char *bin_var,
+		       const char *bin_default, const char *const *extra_args,
+		       const char *const *env);
+
+/* Starts jobqd again on the same temp dir and DB (like harness_restart) but
+ * returns right after the fork, without waiting for /healthz: for a daemon
+ * that may die at once. Follow with harness_wait_exit, or harness_wait_ready. */
+void harness_respawn(struct jobqd *d, const char *const *extra_args);
+
+/* Waits (bounded, 10 s) until a respawned jobqd listens and /healthz
+ * answers 200; fails the test otherwise. */
+void harness_wait_ready(struct jobqd *d);
+
+/* Sends SIGTERM and returns at once (the process keeps running until it
+ * has shut down; reap it with harness_wait_exit). */
+void harness_sigterm(const struct jobqd *d);
+
+/* Waits at most bound_ms for jobqd to exit on its own. Returns 1 with the
+ * raw wait status in *status once it has exited (then it is reaped, pid is
+ * -1, the temp dir is kept and the log has been checked for sanitizer
+ * reports); 0 if it still runs after the bound. */
+int harness_wait_exit(struct jobqd *d, double bound_ms, int *status);
 
 /* SIGTERM, bounded wait (SIGKILL after ~10 s), sanitizer check of the log.
  * Returns the raw wait status. harness_stop also removes the temp dir;

@@ -312,11 +312,22 @@ static struct store_op claim_op(struct store *st, int max, struct room_claim *rc
 	return op;
 }
 
+/* Runs an op on one job id. A retry that took returns the job as it left
+ * it: queued, with that id; it is checked and freed here. */
 static struct store_op id_op(struct store *st, enum store_op_kind kind, const char *id)
 {
 	struct store_op op = {.kind = kind, .found = JOB_STATE_COUNT};
 	snprintf(op.id, sizeof op.id, "%s", id);
 	store_run(st, &op);
+	bool retried = kind == STORE_OP_RETRY && op.rc == STORE_OK &&
+	               (op.found == JOB_FAILED || op.found == JOB_CANCELED);
+	ck_assert_msg(retried == (op.job != NULL), "retry returned %s job", op.job ? "a" : "no");
+	if (op.job) {
+		ck_assert_str_eq(op.job->id, id);
+		ck_assert_int_eq(op.job->state, JOB_QUEUED);
+		job_free(op.job);
+		op.job = NULL;
+	}
 	return op;
 }
 

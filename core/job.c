@@ -353,7 +353,7 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 		return -1;
 
 	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
-	if (kind->validate && kind->validate(cJSON_IsNull(payload) ? NULL : payload, p))
+	if (kind->validate && kind->validate(kind, cJSON_IsNull(payload) ? NULL : payload, p))
 		return -1;
 
 	struct job *job = job_new();

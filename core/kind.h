@@ -18,15 +18,26 @@ enum run_outcome {
 	RUN_STOPPED,   /* asked to stop: canceled, timed out or shutting down */
 };
 
+/* A kind either runs an attempt on a worker thread (run), or starts it
+ * and returns at once (start), ending it later from its own thread with
+ * run_finish(): the way to run many slow I/O-bound jobs without a thread
+ * each. */
 struct job_kind {
 	const char *name;
 	/* Checks a payload (NULL when absent). Returns 0, or -1 with p filled
 	 * (invalid_payload, field "payload" or "payload.x"). */
-	int (*validate)(const cJSON *payload, struct problem *p);
-	/* Runs one attempt. Must return promptly (RUN_STOPPED) once
-	 * run_stopping(run) is true. *result and *error pass to the caller. */
-	enum run_outcome (*run)(struct run *run, const cJSON *payload,
+	int (*validate)(const struct job_kind *kind, const cJSON *payload, struct problem *p);
+	/* Runs one attempt on a worker thread. Must return promptly
+	 * (RUN_STOPPED) once run_stopping(run) is true. *result and *error
+	 * pass to the caller. */
+	enum run_outcome (*run)(const struct job_kind *kind, struct run *run, const cJSON *payload,
 	                        cJSON **result, char **error);
+	/* Or: starts one attempt and returns 0; the attempt then ends with
+	 * exactly one run_finish(run, ...) from any thread, and must end
+	 * promptly once the run's stop hook fires (see core/run.h). Returns -1
+	 * with *error set when it cannot start (then no run_finish). */
+	int (*start)(const struct job_kind *kind, struct run *run, const cJSON *payload, char **error);
+	void *arg;  /* the kind's own data, e.g. the path of a command */
 };
 
 #define KIND_MAX 64

@@ -78,6 +78,8 @@ static void stop_locked(struct run *run, enum run_stop why)
 	if (run->stop == RUN_STOP_NONE)
 		run->stop = why;
 	pthread_cond_broadcast(&run->cv);
+	if (run->stop_hook)
+		run->stop_hook(run->stop_hook_arg);
 	pthread_mutex_unlock(&run->mu);
 }
 
@@ -158,6 +160,36 @@ static void check_deadline_locked(struct run *run, int64_t now)
 {
 	if (run->stop == RUN_STOP_NONE && run->deadline && now >= run->deadline)
 		run->stop = RUN_STOP_TIMEOUT;
+}
+
+void run_finish(struct run *run, int outcome, cJSON *result, char *error)
+{
+	run->finish(run, outcome, result, error);
+}
+
+void run_set_stop_hook(struct run *run, void (*hook)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&run->mu);
+	run->stop_hook = hook;
+	run->stop_hook_arg = arg;
+	if (hook && run->stop != RUN_STOP_NONE)
+		hook(arg);
+	pthread_mutex_unlock(&run->mu);
+}
+
+void run_retry_after(struct run *run, int64_t ms)
+{
+	pthread_mutex_lock(&run->mu);
+	run->retry_after_ms = ms;
+	pthread_mutex_unlock(&run->mu);
+}
+
+int64_t run_time_left_ms(struct run *run)
+{
+	pthread_mutex_lock(&run->mu);
+	int64_t left = run->deadline ? run->deadline - clock_mono_ms() : INT64_MAX;
+	pthread_mutex_unlock(&run->mu);
+	return left > 0 ? left : 1;
 }
 
 enum run_stop run_stopping(struct run *run)

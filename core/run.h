@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/job.h"
 
 enum run_stop {
@@ -24,8 +26,18 @@ enum run_stop {
 	RUN_STOP_TIMEOUT,  /* the attempt ran past the job's timeout_s */
 };
 
+struct run;
+
+/* How an asynchronous attempt reports its end (set by the pool). */
+typedef void (*run_finish_fn)(struct run *run, int outcome, cJSON *result, char *error);
+
 struct run {
 	struct job *job;         /* owned */
+	run_finish_fn finish;    /* set by the pool before an async start */
+	void *owner;             /* the pool */
+	void (*stop_hook)(void *arg); /* run->mu; see run_set_stop_hook */
+	void *stop_hook_arg;
+	int64_t retry_after_ms;  /* run->mu; 0: none */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;       /* signalled when stop is set */
 	enum run_stop stop;
@@ -72,6 +84,27 @@ void run_start_clock(struct run *run);
 /* For job kinds: why the run must stop, or RUN_STOP_NONE. Past the
  * attempt's deadline this is RUN_STOP_TIMEOUT. */
 enum run_stop run_stopping(struct run *run);
+
+/* For asynchronous kinds: ends the attempt started by kind->start.
+ * Takes result and error (either may be NULL); outcome is an enum
+ * run_outcome. Any thread; exactly once per started attempt. The run may
+ * be freed before this returns: do not touch it afterwards. */
+void run_finish(struct run *run, int outcome, cJSON *result, char *error);
+
+/* For asynchronous kinds: hook(arg) is called, from whichever thread asks
+ * the run to stop (cancel, shutdown), right after the reason is set, and at
+ * once if a stop was already asked. It must not block (e.g. wake the
+ * kind's event loop); the kind then sees run_stopping() and ends the
+ * attempt. Pass NULL to remove the hook before run_finish. */
+void run_set_stop_hook(struct run *run, void (*hook)(void *arg), void *arg);
+
+/* For job kinds: asks that a retry of this attempt wait at least ms
+ * (e.g. an HTTP Retry-After). */
+void run_retry_after(struct run *run, int64_t ms);
+
+/* Milliseconds left before the attempt's deadline (timeout_s), at least 1;
+ * INT64_MAX when it has none. */
+int64_t run_time_left_ms(struct run *run);
 
 /* For job kinds: sleeps until the monotonic time `until`, a stop request
  * or the attempt's deadline. Returns true when `until` passed, false when

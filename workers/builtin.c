@@ -18,17 +18,19 @@
 #define SLEEP_MAX_S 86400.0
 #define PROGRESS_STEP_MS 100
 
-static enum run_outcome echo_run(struct run *run, const cJSON *payload,
+static enum run_outcome echo_run(const struct job_kind *kind, struct run *run, const cJSON *payload,
                                  cJSON **result, char **error)
 {
+	(void)kind;
 	(void)run;
 	(void)error;
 	*result = payload ? cJSON_Duplicate(payload, 1) : NULL;
 	return RUN_SUCCEEDED;
 }
 
-static int sleep_validate(const cJSON *payload, struct problem *p)
+static int sleep_validate(const struct job_kind *kind, const cJSON *payload, struct problem *p)
 {
+	(void)kind;
 	if (!cJSON_IsObject(payload))
 		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload", "sleep needs a payload object like {\"seconds\": 2.5}");
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(payload, "seconds");
@@ -41,9 +43,10 @@ static int sleep_validate(const cJSON *payload, struct problem *p)
 	return 0;
 }
 
-static enum run_outcome sleep_run(struct run *run, const cJSON *payload,
+static enum run_outcome sleep_run(const struct job_kind *kind, struct run *run, const cJSON *payload,
                                   cJSON **result, char **error)
 {
+	(void)kind;
 	(void)error;
 	double seconds = cJSON_GetObjectItemCaseSensitive(payload, "seconds")->valuedouble;
 	int64_t start = clock_mono_ms();
@@ -64,8 +67,9 @@ static enum run_outcome sleep_run(struct run *run, const cJSON *payload,
 	return RUN_SUCCEEDED;
 }
 
-static int fail_validate(const cJSON *payload, struct problem *p)
+static int fail_validate(const struct job_kind *kind, const cJSON *payload, struct problem *p)
 {
+	(void)kind;
 	if (!payload)
 		return 0;
 	if (!cJSON_IsObject(payload))
@@ -79,9 +83,10 @@ static int fail_validate(const cJSON *payload, struct problem *p)
 	return 0;
 }
 
-static enum run_outcome fail_run(struct run *run, const cJSON *payload,
+static enum run_outcome fail_run(const struct job_kind *kind, struct run *run, const cJSON *payload,
                                  cJSON **result, char **error)
 {
+	(void)kind;
 	(void)run;
 	(void)result;
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(payload, "message");

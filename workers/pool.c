@@ -15,7 +15,11 @@
  * Per-queue limits are applied inside the claim (queue_room), from the
  * counts of jobs of each limited queue that this pool holds.
  *
- * Locking: pool->mu guards ready, assigned, inflight counts, next_due,
+ * Asynchronous kinds (kind->start) hold a worker only while starting: the
+ * attempt then counts in `async` until the kind calls run_finish from its
+ * own thread, which concludes it like a worker would.
+ *
+ * Locking: pool->mu guards ready, assigned, async, inflight counts, next_due,
  * maybe_work, backlog and stopping. `assigned` counts jobs claimed and not
  * yet finished (ready + running). */
 #include "workers/pool.h"
@@ -29,6 +33,8 @@
 #include "core/clock.h"
 #include "core/kind.h"
 #include "core/log.h"
+
+#define ASYNC_STOP_MS 5000
 
 struct ready {
 	struct run *run;
@@ -56,6 +62,7 @@ struct pool {
 	pthread_cond_t work_cv;       /* ready has a job or stopping */
 	struct ready *ready_head, *ready_tail;
 	int assigned;
+	int async;               /* attempts started by async kinds, not yet finished */
 	int64_t next_due;        /* unix ms of the earliest scheduled job; 0: none */
 	bool maybe_work;         /* a submission or requeue since the last claim */
 	bool backlog;            /* runnable jobs were left behind: claim again when a worker frees */
@@ -171,39 +178,27 @@ static void *dispatcher_main(void *arg)
 
 /* A failed attempt: retry after the backoff while attempts are left and
  * the error allows it, else the job has failed. */
-static void fail_attempt(struct job *job, bool retryable, int64_t now)
+static void fail_attempt(struct run *run, bool retryable, int64_t now)
 {
+	struct job *job = run->job;
 	if (retryable && job->attempts < job->max_attempts) {
+		int64_t delay = job_backoff_ms(job, job->attempts);
+		pthread_mutex_lock(&run->mu);
+		if (run->retry_after_ms > delay)
+			delay = run->retry_after_ms; /* the far side asked for it */
+		pthread_mutex_unlock(&run->mu);
 		job->state = JOB_SCHEDULED;
-		job->run_at = now + job_backoff_ms(job, job->attempts);
+		job->run_at = now + delay;
 	} else {
 		job->state = JOB_FAILED;
 	}
 }
 
-/* Runs one attempt and fills job's outcome fields for the store. */
-static void run_attempt(struct run *run)
+/* Fills job's outcome fields for the store from how the attempt ended.
+ * Takes result and error. */
+static void conclude(struct run *run, enum run_outcome outcome, cJSON *result, char *error)
 {
 	struct job *job = run->job;
-	const struct job_kind *kind = kind_find(job->type);
-	cJSON *payload = job->payload ? cJSON_Parse(job->payload) : NULL;
-	cJSON *result = NULL;
-	char *error = NULL;
-	enum run_outcome outcome;
-	run_start_clock(run);
-	if (run_stopping(run) != RUN_STOP_NONE) {
-		outcome = RUN_STOPPED; /* canceled or shut down before it started */
-	} else if (!kind) {
-		outcome = RUN_FAILED_FINAL;
-		error = strdup("job type is not registered in this jobqd");
-	} else if (job->payload && !payload) {
-		outcome = RUN_FAILED_FINAL;
-		error = strdup("stored payload is not valid JSON");
-	} else {
-		outcome = kind->run(run, payload, &result, &error);
-	}
-	cJSON_Delete(payload);
-
 	enum run_stop stop = outcome == RUN_STOPPED ? run_stopping(run) : RUN_STOP_NONE;
 	int64_t now = clock_now_ms();
 	job->finished_at = now;
@@ -224,17 +219,81 @@ static void run_attempt(struct run *run)
 		char msg[128];
 		snprintf(msg, sizeof msg, "timeout: the attempt ran longer than timeout_s (%gs)", job->timeout_s);
 		error = strdup(msg);
-		fail_attempt(job, true, now);
+		fail_attempt(run, true, now);
 	} else {
 		job->outcome = ATTEMPT_FAILED;
 		if (!error)
 			error = strdup(outcome == RUN_STOPPED ? "the job stopped without a result" : "failed");
-		fail_attempt(job, outcome == RUN_FAILED, now);
+		fail_attempt(run, outcome == RUN_FAILED, now);
 	}
 	cJSON_Delete(result);
 	free(job->error);
 	job->error = error;
 	run_copy_progress(run, job);
+}
+
+static void post_outcome(struct pool *pool, struct run *run);
+static void job_done(struct pool *pool, const char *queue, bool was_async);
+
+/* Concludes an attempt, records it and frees its run. */
+static void end_attempt(struct pool *pool, struct run *run, enum run_outcome outcome,
+                        cJSON *result, char *error, bool was_async)
+{
+	conclude(run, outcome, result, error);
+	log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
+	char queue[JOB_NAME_MAX + 1];
+	memcpy(queue, run->job->queue, sizeof queue);
+	post_outcome(pool, run);
+	run_table_remove(pool->runs, run);
+	job_done(pool, queue, was_async);
+}
+
+/* run_finish for asynchronous kinds, on the kind's thread. */
+static void async_finished(struct run *run, int outcome, cJSON *result, char *error)
+{
+	end_attempt(run->owner, run, (enum run_outcome)outcome, result, error, true);
+}
+
+/* Runs (or starts) one attempt on a worker thread. */
+static void run_attempt(struct pool *pool, struct run *run)
+{
+	struct job *job = run->job;
+	const struct job_kind *kind = kind_find(job->type);
+	cJSON *payload = job->payload ? cJSON_Parse(job->payload) : NULL;
+	cJSON *result = NULL;
+	char *error = NULL;
+	enum run_outcome outcome;
+	run_start_clock(run);
+	if (run_stopping(run) != RUN_STOP_NONE) {
+		outcome = RUN_STOPPED; /* canceled or shut down before it started */
+	} else if (!kind) {
+		outcome = RUN_FAILED_FINAL;
+		error = strdup("job type is not registered in this jobqd");
+	} else if (job->payload && !payload) {
+		outcome = RUN_FAILED_FINAL;
+		error = strdup("stored payload is not valid JSON");
+	} else if (kind->start) {
+		run->finish = async_finished;
+		run->owner = pool;
+		/* Counted as async before it starts: the kind may finish it at
+		 * once from its own thread. */
+		pthread_mutex_lock(&pool->mu);
+		pool->async++;
+		pthread_mutex_unlock(&pool->mu);
+		if (kind->start(kind, run, payload, &error) == 0) {
+			cJSON_Delete(payload);
+			job_done(pool, NULL, false); /* the worker is free; the run goes on */
+			return;
+		}
+		pthread_mutex_lock(&pool->mu);
+		pool->async--;
+		pthread_mutex_unlock(&pool->mu);
+		outcome = RUN_FAILED;
+	} else {
+		outcome = kind->run(kind, run, payload, &result, &error);
+	}
+	cJSON_Delete(payload);
+	end_attempt(pool, run, outcome, result, error, false);
 }
 
 static void finish_done(struct store_op *op)
@@ -270,12 +329,18 @@ static void post_outcome(struct pool *pool, struct run *run)
 	store_post(pool->store, op);
 }
 
-/* A claimed job is done with (run, requeued or dropped): free its slot. */
-static void job_done(struct pool *pool, const char *queue)
+/* Frees what a claimed job held. A worker's slot is freed when its
+ * attempt ends or an async kind takes it over (queue NULL: the job goes
+ * on); an async attempt ending frees its async count (was_async). The
+ * queue's share is freed when the attempt ends. */
+static void job_done(struct pool *pool, const char *queue, bool was_async)
 {
 	pthread_mutex_lock(&pool->mu);
-	pool->assigned--;
-	struct limited_queue *q = limit_of(pool, queue);
+	if (was_async)
+		pool->async--;
+	else
+		pool->assigned--;
+	struct limited_queue *q = queue ? limit_of(pool, queue) : NULL;
 	if (q)
 		q->inflight--;
 	if (pool->backlog)
@@ -304,13 +369,7 @@ static void *worker_main(void *arg)
 		free(item);
 
 		log_debug("job %s (%s) attempt %d started", run->job->id, run->job->type, run->job->attempts);
-		run_attempt(run);
-		log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
-		char queue[JOB_NAME_MAX + 1];
-		memcpy(queue, run->job->queue, sizeof queue);
-		post_outcome(pool, run);
-		run_table_remove(pool->runs, run);
-		job_done(pool, queue);
+		run_attempt(pool, run);
 	}
 	return NULL;
 }
@@ -389,9 +448,9 @@ void pool_stop(struct pool *pool, int64_t grace_ms)
 	 * (a job still on the ready list then ends before it starts). */
 	int64_t until = clock_mono_ms() + grace_ms;
 	pthread_mutex_lock(&pool->mu);
-	while (pool->assigned > 0 && clock_mono_ms() < until)
+	while (pool->assigned + pool->async > 0 && clock_mono_ms() < until)
 		clock_cond_wait_until(&pool->dispatch_cv, &pool->mu, until);
-	int left = pool->assigned;
+	int left = pool->assigned + pool->async;
 	pthread_mutex_unlock(&pool->mu);
 	if (left > 0)
 		log_info("shutdown grace over: putting %d running job(s) back in the queue", left);
@@ -399,6 +458,14 @@ void pool_stop(struct pool *pool, int64_t grace_ms)
 	for (int i = 0; i < pool->started_workers; i++)
 		pthread_join(pool->workers[i], NULL);
 	pool->started_workers = 0;
+	/* Async kinds end their attempts promptly once stopped. */
+	pthread_mutex_lock(&pool->mu);
+	int64_t stop_by = clock_mono_ms() + ASYNC_STOP_MS;
+	while (pool->async > 0 && clock_mono_ms() < stop_by)
+		clock_cond_wait_until(&pool->dispatch_cv, &pool->mu, stop_by);
+	if (pool->async > 0)
+		log_error("%d asynchronous job(s) did not stop; they are requeued at the next start", pool->async);
+	pthread_mutex_unlock(&pool->mu);
 }
 
 void pool_free(struct pool *pool)

@@ -18,8 +18,9 @@
 #include "core/kind.h"
 #include "core/run.h"
 
-static enum run_outcome crash_run(struct run *run, const cJSON *payload, cJSON **result, char **error)
+static enum run_outcome crash_run(const struct job_kind *kind, struct run *run, const cJSON *payload, cJSON **result, char **error)
 {
+	(void)kind;
 	(void)run;
 	(void)payload;
 	(void)result;
@@ -29,8 +30,9 @@ static enum run_outcome crash_run(struct run *run, const cJSON *payload, cJSON *
 	abort();
 }
 
-static int tally_validate(const cJSON *payload, struct problem *p)
+static int tally_validate(const struct job_kind *kind, const cJSON *payload, struct problem *p)
 {
+	(void)kind;
 	if (!payload)
 		return 0;
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(payload, "seconds");
@@ -42,8 +44,9 @@ static int tally_validate(const cJSON *payload, struct problem *p)
 	return 0;
 }
 
-static enum run_outcome tally_run(struct run *run, const cJSON *payload, cJSON **result, char **error)
+static enum run_outcome tally_run(const struct job_kind *kind, struct run *run, const cJSON *payload, cJSON **result, char **error)
 {
+	(void)kind;
 	const char *path = getenv("JOBQ_TEST_TALLY");
 	if (path) {
 		char line[64];

@@ -168,7 +168,18 @@ static int add_queue_limit(struct config *cfg, char *item)
 }
 
 /* NAME=N; the environment form is a comma-separated list of these. */
+static int for_each_item(struct config *cfg, const char *v, int (*add)(struct config *cfg, char *item));
+
 static int opt_queue(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_queue_limit);
+}
+
+/* One NAME=N item of --queue. */
+
+/* Splits a comma-separated value and hands each item to add; the
+ * environment form of repeatable options. */
+static int for_each_item(struct config *cfg, const char *v, int (*add)(struct config *cfg, char *item))
 {
 	char *buf = strdup(v);
 	if (!buf)
@@ -176,12 +187,82 @@ static int opt_queue(struct config *cfg, const char *v)
 	char *save = NULL;
 	int n = 0, rc = 0;
 	for (char *item = strtok_r(buf, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save), n++)
-		rc = add_queue_limit(cfg, item);
+		rc = add(cfg, item);
 	free(buf);
 	return rc == 0 && n > 0 ? 0 : -1;
 }
 
-/* One NAME=N item of --queue. */
+static int add_command(struct config *cfg, char *item)
+{
+	char *eq = strchr(item, '=');
+	if (!eq || cfg->ncommands == CONFIG_MAX_LIST)
+		return -1;
+	*eq = '\0';
+	const char *path = eq + 1;
+	if (!job_queue_name_valid(item) || !*path || strlen(path) >= sizeof cfg->commands[0].path)
+		return -1;
+	struct command_spec *c = &cfg->commands[cfg->ncommands++];
+	snprintf(c->name, sizeof c->name, "%s", item);
+	snprintf(c->path, sizeof c->path, "%s", path);
+	return 0;
+}
+
+static int opt_command(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_command);
+}
+
+static int opt_command_grace(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0, 600, &cfg->command_grace_s);
+}
+
+static int opt_http_max_response(struct config *cfg, const char *v)
+{
+	long n;
+	if (parse_int(v, 1, 1L << 30, &n) != 0)
+		return -1;
+	cfg->http_max_response = (size_t)n;
+	return 0;
+}
+
+/* A CIDR or host pattern; checked for shape here, for meaning by the
+ * http kind when it starts. */
+static int add_rule(char (*list)[256], int *n, const char *item)
+{
+	if (*n == CONFIG_MAX_LIST || !*item || strlen(item) >= 256 || strpbrk(item, " \t/,") == item)
+		return -1;
+	snprintf(list[(*n)++], 256, "%s", item);
+	return 0;
+}
+
+static int add_allow(struct config *cfg, char *item)
+{
+	return add_rule(cfg->http_allow, &cfg->nhttp_allow, item);
+}
+
+static int add_deny(struct config *cfg, char *item)
+{
+	return add_rule(cfg->http_deny, &cfg->nhttp_deny, item);
+}
+
+static int opt_http_allow(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_allow);
+}
+
+static int opt_http_deny(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_deny);
+}
+
+static int opt_callback_secret(struct config *cfg, const char *v)
+{
+	if (!*v || strlen(v) >= sizeof cfg->callback_secret)
+		return -1;
+	snprintf(cfg->callback_secret, sizeof cfg->callback_secret, "%s", v);
+	return 0;
+}
 
 struct option_def {
 	const char *flag;
@@ -205,6 +286,12 @@ static const struct option_def options[] = {
 	{"--retention", "JOBQ_RETENTION", "SECONDS", "keep finished jobs this long unless the job says (default 604800)", opt_retention},
 	{"--shutdown-grace", "JOBQ_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, let running jobs finish this long (default 30)", opt_shutdown_grace},
 	{"--queue", "JOBQ_QUEUE", "NAME=N", "run at most N jobs of queue NAME at once; repeatable (env: a=1,b=2)", opt_queue},
+	{"--command", "JOBQ_COMMAND", "NAME=PATH", "register executable PATH as job type NAME; repeatable (env: a=/p,b=/q)", opt_command},
+	{"--command-grace", "JOBQ_COMMAND_GRACE", "SECONDS", "after SIGTERM, wait this long before SIGKILL (default 5)", opt_command_grace},
+	{"--http-max-response", "JOBQ_HTTP_MAX_RESPONSE", "BYTES", "largest response an http job keeps (default 1048576)", opt_http_max_response},
+	{"--http-allow", "JOBQ_HTTP_ALLOW", "RULE", "CIDR or host pattern http jobs may reach despite a deny rule; repeatable", opt_http_allow},
+	{"--http-deny", "JOBQ_HTTP_DENY", "RULE", "CIDR or host pattern http jobs may not reach (metadata ranges are denied by default); repeatable", opt_http_deny},
+	{"--callback-secret", "JOBQ_CALLBACK_SECRET", "SECRET", "sign callbacks with HMAC-SHA256 in X-Jobq-Signature", opt_callback_secret},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -238,6 +325,8 @@ static void defaults(struct config *cfg)
 		.timeout_s = 3600, .retention_s = 604800,
 	};
 	cfg->shutdown_grace_s = 30;
+	cfg->command_grace_s = 5;
+	cfg->http_max_response = 1 << 20;
 }
 
 enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)

@@ -10,10 +10,16 @@
 #include "core/log.h"
 
 #define CONFIG_MAX_QUEUES 64
+#define CONFIG_MAX_LIST 64       /* --command, --http-allow, --http-deny */
 
 struct queue_limit {
 	char name[JOB_NAME_MAX + 1];
 	int limit;                /* jobs of this queue running at once */
+};
+
+struct command_spec {
+	char name[JOB_NAME_MAX + 1];
+	char path[1024];
 };
 
 struct config {
@@ -28,6 +34,15 @@ struct config {
 	double shutdown_grace_s;
 	struct queue_limit queues[CONFIG_MAX_QUEUES];
 	int nqueues;
+	struct command_spec commands[CONFIG_MAX_LIST];
+	int ncommands;
+	double command_grace_s;
+	size_t http_max_response;
+	char http_allow[CONFIG_MAX_LIST][256];
+	int nhttp_allow;
+	char http_deny[CONFIG_MAX_LIST][256];
+	int nhttp_deny;
+	char callback_secret[256];   /* empty: callbacks are not signed */
 };
 
 enum config_rc { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };

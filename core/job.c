@@ -64,7 +64,60 @@ int64_t job_backoff_ms(const struct job *job, int attempt)
 
 struct job *job_new(void)
 {
-	return calloc(1, sizeof(struct job));
+	struct job *job = calloc(1, sizeof(struct job));
+	if (job)
+		job->callback.state = DELIVERY_NONE;
+	return job;
+}
+
+void delivery_clear(struct delivery *d)
+{
+	free(d->url);
+	free(d->last_error);
+	d->url = d->last_error = NULL;
+}
+
+static const char *const delivery_names[] = {"pending", "delivered", "failed"};
+
+cJSON *delivery_to_json(const struct delivery *d)
+{
+	if (!d->url)
+		return cJSON_CreateNull();
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "url", d->url);
+	if (d->state == DELIVERY_NONE)
+		cJSON_AddStringToObject(o, "state", "waiting");
+	else
+		cJSON_AddStringToObject(o, "state", delivery_names[d->state]);
+	cJSON_AddNumberToObject(o, "attempts", d->attempts);
+	if (d->last_status)
+		cJSON_AddNumberToObject(o, "last_status", d->last_status);
+	else
+		cJSON_AddNullToObject(o, "last_status");
+	if (d->last_error)
+		cJSON_AddStringToObject(o, "last_error", d->last_error);
+	else
+		cJSON_AddNullToObject(o, "last_error");
+	return o;
+}
+
+int job_parse_callback_url(const cJSON *body, const char **out, struct problem *p)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "callback_url");
+	*out = NULL;
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "callback_url", "callback_url must be a string");
+	const char *u = v->valuestring;
+	size_t n = strlen(u);
+	bool scheme = strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+	bool host = scheme && u[strncmp(u, "https://", 8) == 0 ? 8 : 7] != '\0';
+	if (!scheme || !host || n > CALLBACK_URL_MAX || strpbrk(u, " \t\r\n"))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "callback_url",
+		                   "callback_url must be an http:// or https:// URL of at most %d bytes", CALLBACK_URL_MAX);
+	*out = u;
+	return 0;
 }
 
 void job_free(struct job *job)
@@ -74,6 +127,8 @@ void job_free(struct job *job)
 	free(job->payload);
 	free(job->result);
 	free(job->error);
+	free(job->idem_key);
+	delivery_clear(&job->callback);
 	for (int i = 0; i < job->nhistory; i++)
 		free(job->history[i].error);
 	free(job->history);
@@ -135,6 +190,11 @@ cJSON *job_to_json(const struct job *job)
 	add_time(o, "run_at", job->run_at);
 	add_time(o, "started_at", job->started_at);
 	add_time(o, "finished_at", job->finished_at);
+	if (job->batch_id[0])
+		cJSON_AddStringToObject(o, "batch_id", job->batch_id);
+	else
+		cJSON_AddNullToObject(o, "batch_id");
+	cJSON_AddItemToObject(o, "callback", delivery_to_json(&job->callback));
 	if (job->has_history) {
 		cJSON *h = cJSON_AddArrayToObject(o, "attempt_history");
 		for (int i = 0; i < job->nhistory; i++) {
@@ -239,7 +299,7 @@ bool job_queue_name_valid(const char *s)
 
 static const char *const submission_keys[] = {
 	"type", "payload", "queue", "priority", "max_attempts", "backoff_s", "max_backoff_s",
-	"timeout_s", "run_at", "delay_s", "retention_s",
+	"timeout_s", "run_at", "delay_s", "retention_s", "callback_url",
 };
 
 static int check_keys(const cJSON *body, struct problem *p)
@@ -351,6 +411,9 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 	int64_t now = clock_now_ms(), run_at = now;
 	if (parse_run_at(body, now, &run_at, p))
 		return -1;
+	const char *callback_url = NULL;
+	if (job_parse_callback_url(body, &callback_url, p))
+		return -1;
 
 	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
 	if (kind->validate && kind->validate(kind, cJSON_IsNull(payload) ? NULL : payload, p))
@@ -376,6 +439,10 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 	job->created_at = now;
 	job->run_at = run_at > now ? run_at : now;
 	job->state = run_at > now ? JOB_SCHEDULED : JOB_QUEUED;
+	if (callback_url && !(job->callback.url = strdup(callback_url))) {
+		job_free(job);
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	}
 	*out = job;
 	return 0;
 }

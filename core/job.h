@@ -41,6 +41,19 @@ struct job_attempt {
 	char *error;                     /* owned, or NULL */
 };
 
+/* A completion callback: where to POST, and how delivery went. */
+enum delivery_state { DELIVERY_NONE = -1, DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED };
+
+struct delivery {
+	char *url;                       /* owned, or NULL: no callback */
+	enum delivery_state state;       /* NONE until the job (or batch) ends */
+	int attempts;
+	int last_status;                 /* HTTP status of the last try, 0: none */
+	char *last_error;                /* owned, or NULL */
+};
+
+#define CALLBACK_URL_MAX 2048
+
 /* Server-wide defaults for what a submission leaves out (flags). */
 struct job_defaults {
 	int max_attempts;
@@ -89,6 +102,11 @@ struct job {
 	/* Set by the worker for the store: how the attempt that just ran
 	 * ended (not stored on the job row). */
 	enum attempt_outcome outcome;
+
+	char batch_id[UUID_LEN + 1];     /* "" when not in a batch */
+	char *idem_key;                  /* Idempotency-Key, owned, or NULL */
+	char idem_hash[65];              /* SHA-256 of the submitted body, hex */
+	struct delivery callback;        /* completion callback */
 };
 
 const char *job_state_name(enum job_state state);
@@ -134,6 +152,16 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p);
  * kind's validator. */
 int job_from_submission(const cJSON *body, const struct job_defaults *d,
                         struct job **out, struct problem *p);
+
+/* Checks an optional callback_url field (http or https, at most
+ * CALLBACK_URL_MAX bytes); *out is its value or NULL. -1 with p filled. */
+int job_parse_callback_url(const cJSON *body, const char **out, struct problem *p);
+
+/* The delivery's JSON: null when there is no callback. */
+cJSON *delivery_to_json(const struct delivery *d);
+
+/* Frees what a delivery owns. */
+void delivery_clear(struct delivery *d);
 
 /* True when s is a valid queue name: 1..JOB_NAME_MAX of [A-Za-z0-9_.:-]. */
 bool job_queue_name_valid(const char *s);

@@ -27,6 +27,10 @@ void jobs_cancel(struct req *r);
 void jobs_retry(struct req *r);
 void jobs_delete(struct req *r);
 
+/* handlers/batches.c */
+void batches_create(struct req *r);
+void batches_get(struct req *r);
+
 /* handlers/queues.c */
 void queues_list(struct req *r);
 void queues_get(struct req *r);

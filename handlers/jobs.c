@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/hub.h"
 #include "core/job.h"
 #include "core/log.h"
@@ -81,12 +82,50 @@ static int load_job(struct req *r, const char *id, struct job **out)
 static void create_done(struct req *r)
 {
 	struct job_req *jr = r->ctx;
+	if (jr->op.rc == STORE_CONFLICT) {
+		reply_error(r, PROBLEM_IDEMPOTENCY_CONFLICT, "Idempotency-Key",
+		            "this Idempotency-Key was used with a different request body");
+		return;
+	}
 	if (jr->op.rc != STORE_OK) {
 		handler_reply_unavailable(r);
 		return;
 	}
 	reply_header(r, "Location", "/v1/jobs/%s", jr->job->id);
-	reply_json(r, 201, job_to_json(jr->job));
+	if (!jr->op.replayed) {
+		reply_json(r, 201, job_to_json(jr->job));
+		return;
+	}
+	/* The same request again: the job it made, as it is now. */
+	struct job *job = NULL;
+	if (load_job(r, jr->job->id, &job) == 0)
+		reply_job(r, 200, job);
+	job_free(job);
+}
+
+#define IDEMPOTENCY_KEY_MAX 255
+
+/* Reads the Idempotency-Key header into job; -1 after replying 400. */
+static int take_idempotency_key(struct req *r, struct job *job)
+{
+	const char *key = req_header(r, "Idempotency-Key");
+	if (!key)
+		return 0;
+	size_t n = strlen(key);
+	bool ok = n > 0 && n <= IDEMPOTENCY_KEY_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = key[i] >= 0x20 && key[i] < 0x7f;
+	if (!ok) {
+		reply_error(r, PROBLEM_INVALID_FIELD, "Idempotency-Key",
+		            "Idempotency-Key must be 1 to %d printable ASCII characters", IDEMPOTENCY_KEY_MAX);
+		return -1;
+	}
+	if (!(job->idem_key = strdup(key))) {
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	digest_sha256_hex(r->body, r->body_len, job->idem_hash);
+	return 0;
 }
 
 void jobs_create(struct req *r)
@@ -105,7 +144,7 @@ void jobs_create(struct req *r)
 		reply_problem(r, &p);
 		return;
 	}
-	struct job_req *jr = job_req_new(r);
+	struct job_req *jr = take_idempotency_key(r, job) == 0 ? job_req_new(r) : NULL;
 	if (!jr) {
 		job_free(job);
 		return;

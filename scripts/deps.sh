@@ -22,12 +22,13 @@ if command -v pkg-config >/dev/null 2>&1; then
 	check_pc sqlite3 libsqlite3-dev
 	check_pc libcjson libcjson-dev
 	check_pc libcurl libcurl4-openssl-dev
+	check_pc libcrypto libssl-dev
 	if [ "$what" = test ]; then
 		check_pc check check
 		check_pc libsubunit libsubunit-dev
 	fi
 else
-	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev"
+	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
 fi
 if [ "$what" = test ]; then

@@ -55,6 +55,8 @@ static const struct route routes[] = {
 	{"DELETE", "/v1/jobs/{id}", jobs_delete, false},
 	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false},
 	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false},
+	{"POST", "/v1/batches", batches_create, true},
+	{"GET", "/v1/batches/{id}", batches_get, false},
 	{"GET", "/v1/queues", queues_list, false},
 	{"GET", "/v1/queues/{id}", queues_get, false},
 	{"POST", "/v1/queues/{id}/pause", queues_pause, false},

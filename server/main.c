@@ -51,6 +51,12 @@ static void on_finished(void *arg, const char *id, const char *queue)
 	hub_notify(w->hub, id);
 }
 
+static void on_batch_done(void *arg, const char *batch_id)
+{
+	struct wiring *w = arg;
+	hub_notify(w->hub, batch_id);
+}
+
 /* Blocks the stop signals in every thread; main takes them with sigwait. */
 static void block_signals(sigset_t *set)
 {
@@ -84,7 +90,8 @@ int main(int argc, char **argv)
 	struct wiring wiring = {0};
 	struct app app = {.cfg = &cfg};
 	struct http *http = NULL;
-	struct store_hooks hooks = {.arg = &wiring, .submitted = on_submitted, .finished = on_finished};
+	struct store_hooks hooks = {.arg = &wiring, .submitted = on_submitted, .finished = on_finished,
+	                            .batch_done = on_batch_done};
 	struct store_options sopts = {.path = cfg.db_path, .sync_full = cfg.sync_full};
 
 	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||

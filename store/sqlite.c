@@ -59,7 +59,8 @@
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
-	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at"
+	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
+	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error"
 
 /* Schema migrations; user_version is the number applied. Never edit one
  * that has shipped: append a new one. */
@@ -126,22 +127,82 @@ static const char *const migrations[] = {
 	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
 	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
 	"END;",
+
+	/* 3: idempotency keys, batches, completion callbacks. */
+	"ALTER TABLE jobs ADD COLUMN idem_key TEXT;"
+	"ALTER TABLE jobs ADD COLUMN idem_hash TEXT;"
+	"ALTER TABLE jobs ADD COLUMN batch_id TEXT;"
+	"ALTER TABLE jobs ADD COLUMN callback_url TEXT;"
+	"ALTER TABLE jobs ADD COLUMN callback_state INTEGER;"       /* NULL, 0 pending, 1 delivered, 2 failed */
+	"ALTER TABLE jobs ADD COLUMN callback_attempts INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN callback_next_at INTEGER;"     /* unix ms, while pending */
+	"ALTER TABLE jobs ADD COLUMN callback_status INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN callback_error TEXT;"
+	"CREATE UNIQUE INDEX jobs_idem ON jobs(idem_key) WHERE idem_key IS NOT NULL;"
+	"CREATE INDEX jobs_batch ON jobs(batch_id, seq) WHERE batch_id IS NOT NULL;"
+	"CREATE INDEX jobs_callback_due ON jobs(callback_next_at) WHERE callback_state = 0;"
+	"CREATE TABLE batches ("
+	"  id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, total INTEGER NOT NULL,"
+	"  finished_at INTEGER, callback_url TEXT, callback_state INTEGER,"
+	"  callback_attempts INTEGER NOT NULL DEFAULT 0, callback_next_at INTEGER,"
+	"  callback_status INTEGER, callback_error TEXT) WITHOUT ROWID;"
+	"CREATE INDEX batches_callback_due ON batches(callback_next_at) WHERE callback_state = 0;"
+	"CREATE TABLE batch_counts ("
+	"  batch_id TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+	"  PRIMARY KEY (batch_id, state)) WITHOUT ROWID;"
+	"CREATE TRIGGER jobs_batch_insert AFTER INSERT ON jobs WHEN NEW.batch_id IS NOT NULL BEGIN"
+	"  INSERT INTO batch_counts VALUES (NEW.batch_id, NEW.state, 1)"
+	"    ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER jobs_batch_delete AFTER DELETE ON jobs WHEN OLD.batch_id IS NOT NULL BEGIN"
+	"  UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;"
+	"END;"
+	"CREATE TRIGGER jobs_batch_update AFTER UPDATE OF state ON jobs"
+	"  WHEN NEW.batch_id IS NOT NULL AND OLD.state <> NEW.state BEGIN"
+	"  UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;"
+	"  INSERT INTO batch_counts VALUES (NEW.batch_id, NEW.state, 1)"
+	"    ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;"
+	"END;",
 };
 
 enum {
 	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
 	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
 	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
-	SQL_NEXT_EXPIRY, SQL_PING, SQL_COUNT
+	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
+	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_COUNT
 };
+
+/* The callback columns of a job finishing at ?F: pending from then on. */
+#define CALLBACK_DUE(F) " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END," \
+	" callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE " F " END"
+
 
 /* The expiry of a job finishing at ?F: retention_s after it. */
 #define EXPIRES(F) F " + CAST(retention_s * 1000 AS INTEGER)"
 
 static const char *const writer_sql[SQL_COUNT] = {
+	/* A repeated Idempotency-Key inserts nothing and returns no row. */
 	[SQL_INSERT] = "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at,"
-	               " max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at)"
-	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING seq",
+	               " max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at,"
+	               " idem_key, idem_hash, batch_id, callback_url)"
+	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+	               " ON CONFLICT DO NOTHING RETURNING seq",
+	[SQL_IDEM_FIND] = "SELECT id, idem_hash FROM jobs WHERE idem_key = ?1",
+	[SQL_BATCH_INSERT] = "INSERT INTO batches (id, created_at, total, callback_url) VALUES (?1, ?2, ?3, ?4)",
+	/* The batch is done when none of its jobs is waiting or running. */
+	[SQL_BATCH_DONE] = "UPDATE batches SET finished_at = ?2,"
+	                   " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END,"
+	                   " callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ?2 END"
+	                   " WHERE id = ?1 AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
+	                   "   WHERE batch_id = ?1 AND state IN (0, 1, 5) AND n > 0)",
+	[SQL_BATCH_UNDONE] = "UPDATE batches SET finished_at = NULL WHERE id = ?1",
+	[SQL_CALLBACK_JOB] = "UPDATE jobs SET callback_state = ?2, callback_attempts = callback_attempts + 1,"
+	                     " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
+	                     " WHERE id = ?1 AND callback_state = 0",
+	[SQL_CALLBACK_BATCH] = "UPDATE batches SET callback_state = ?2, callback_attempts = callback_attempts + 1,"
+	                       " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
+	                       " WHERE id = ?1 AND callback_state = 0",
 	[SQL_PROMOTE] = "UPDATE jobs SET state = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
 	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")",
 	/* Queues after the last one served come first, then the rest from the
@@ -156,18 +217,20 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = 5",
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
 	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
-	               " expires_at = " EXPIRES("?7")
+	               " expires_at = " EXPIRES("?7") "," CALLBACK_DUE("?7")
 	               " WHERE id = ?1 AND state = 1 AND attempts = ?8 RETURNING expires_at",
 	[SQL_REQUEUE] = "UPDATE jobs SET state = 0, attempts = attempts - 1, started_at = NULL"
 	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
 	[SQL_ATTEMPT] = "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[SQL_STATE_OF] = "SELECT state, seq, queue FROM jobs WHERE id = ?1",
+	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id FROM jobs WHERE id = ?1",
 	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2,"
-	                   " expires_at = " EXPIRES("?2") " WHERE id = ?1 AND state IN (0, 5) RETURNING expires_at",
+	                   " expires_at = " EXPIRES("?2") "," CALLBACK_DUE("?2")
+	                   " WHERE id = ?1 AND state IN (0, 5) RETURNING expires_at",
 	[SQL_RETRY_SET] = "UPDATE jobs SET state = 0, max_attempts = max(max_attempts, attempts + 1),"
 	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
-	                  " finished_at = NULL, expires_at = NULL, run_at = ?2"
+	                  " finished_at = NULL, expires_at = NULL, run_at = ?2,"
+	                  " callback_state = NULL, callback_next_at = NULL"
 	                  " WHERE id = ?1 AND state IN (3, 4) RETURNING " JOB_COLUMNS,
 	[SQL_DELETE_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq = ?1",
 	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (2, 3, 4)",
@@ -185,6 +248,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 struct reader {
 	sqlite3 *db;
 	sqlite3_stmt *get, *history, *queue_counts, *queue_paused, *queue_oldest, *queue_names;
+	sqlite3_stmt *batch_get, *batch_counts, *due_jobs, *due_batches, *next_jobs, *next_batches;
 	sqlite3_stmt *list[LIST_VARIANTS];
 	struct reader *next;
 };
@@ -198,6 +262,13 @@ static const char *const reader_sql[] = {
 	"SELECT run_at FROM jobs INDEXED BY jobs_queued_since WHERE state = 0 AND queue = ?1"
 	" ORDER BY run_at LIMIT 1",
 	"SELECT queue FROM queue_counts WHERE n > 0 UNION SELECT name FROM queues WHERE paused ORDER BY 1",
+	"SELECT total, created_at, finished_at, callback_url, callback_state, callback_attempts,"
+	" callback_status, callback_error FROM batches WHERE id = ?1",
+	"SELECT state, n FROM batch_counts WHERE batch_id = ?1",
+	"SELECT id FROM jobs WHERE callback_state = 0 AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
+	"SELECT id FROM batches WHERE callback_state = 0 AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
+	"SELECT min(callback_next_at) FROM jobs WHERE callback_state = 0",
+	"SELECT min(callback_next_at) FROM batches WHERE callback_state = 0",
 };
 
 struct store {
@@ -316,6 +387,10 @@ static void reader_close(struct reader *r)
 	sqlite3_finalize(r->queue_paused);
 	sqlite3_finalize(r->queue_oldest);
 	sqlite3_finalize(r->queue_names);
+	sqlite3_stmt *more[] = {r->batch_get, r->batch_counts, r->due_jobs, r->due_batches,
+	                        r->next_jobs, r->next_batches};
+	for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+		sqlite3_finalize(more[i]);
 	for (int i = 0; i < LIST_VARIANTS; i++)
 		sqlite3_finalize(r->list[i]);
 	sqlite3_close(r->db);
@@ -337,7 +412,8 @@ static struct reader *reader_take(struct store *st)
 	if (!r)
 		return NULL;
 	sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
-	                          &r->queue_oldest, &r->queue_names};
+	                          &r->queue_oldest, &r->queue_names, &r->batch_get, &r->batch_counts,
+	                          &r->due_jobs, &r->due_batches, &r->next_jobs, &r->next_batches};
 	bool ok = r && open_conn(st->path, &r->db) == SQLITE_OK &&
 	          exec_sql(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
 	for (size_t i = 0; ok && i < sizeof stmts / sizeof stmts[0]; i++)
@@ -409,6 +485,17 @@ static int step_int64(sqlite3_stmt *s, int64_t *v)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Reads url, state, attempts, status, error from columns col.. col+4. */
+static void column_delivery(sqlite3_stmt *s, int col, struct delivery *d)
+{
+	d->url = column_strdup(s, col);
+	d->state = sqlite3_column_type(s, col + 1) == SQLITE_NULL ? DELIVERY_NONE
+	           : (enum delivery_state)sqlite3_column_int(s, col + 1);
+	d->attempts = sqlite3_column_int(s, col + 2);
+	d->last_status = sqlite3_column_int(s, col + 3);
+	d->last_error = column_strdup(s, col + 4);
+}
+
 /* Builds a job from a row of JOB_COLUMNS; NULL on OOM. */
 static struct job *row_to_job(sqlite3_stmt *s)
 {
@@ -439,6 +526,8 @@ static struct job *row_to_job(sqlite3_stmt *s)
 	job->timeout_s = sqlite3_column_double(s, 18);
 	job->retention_s = sqlite3_column_double(s, 19);
 	job->run_at = sqlite3_column_int64(s, 20);
+	column_copy(s, 21, job->batch_id, sizeof job->batch_id);
+	column_delivery(s, 22, &job->callback);
 	if ((sqlite3_column_type(s, 6) != SQLITE_NULL && !job->payload) ||
 	    (sqlite3_column_type(s, 7) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(s, 8) != SQLITE_NULL && !job->error)) {
@@ -461,6 +550,8 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
 /* Each apply_* runs inside the group transaction and returns the SQLite
  * result code of the failing step, or SQLITE_OK. */
 
+static int idempotent_replay(struct store *st, struct store_op *op);
+
 static int apply_submit(struct store *st, struct store_op *op)
 {
 	sqlite3_stmt *s = st->wstmt[SQL_INSERT];
@@ -478,7 +569,38 @@ static int apply_submit(struct store *st, struct store_op *op)
 	sqlite3_bind_double(s, 11, job->timeout_s);
 	sqlite3_bind_double(s, 12, job->retention_s);
 	sqlite3_bind_int64(s, 13, job->run_at ? job->run_at : job->created_at);
-	return step_int64(s, &job->seq);
+	bind_text_or_null(s, 14, job->idem_key);
+	bind_text_or_null(s, 15, job->idem_key ? job->idem_hash : NULL);
+	bind_text_or_null(s, 16, job->batch_id[0] ? job->batch_id : NULL);
+	bind_text_or_null(s, 17, job->callback.url);
+	job->seq = 0;
+	int rc = step_int64(s, &job->seq);
+	if (rc != SQLITE_OK || job->seq != 0)
+		return rc;
+	if (!job->idem_key)
+		return SQLITE_CONSTRAINT;
+	return idempotent_replay(st, op);
+}
+
+/* The key was seen before: the same body gets the first job back. */
+static int idempotent_replay(struct store *st, struct store_op *op)
+{
+	sqlite3_stmt *s = st->wstmt[SQL_IDEM_FIND];
+	sqlite3_bind_text(s, 1, op->job->idem_key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *hash = sqlite3_column_text(s, 1);
+		if (hash && strcmp((const char *)hash, op->job->idem_hash) == 0) {
+			column_copy(s, 0, op->job->id, sizeof op->job->id);
+			op->replayed = true;
+		} else {
+			op->rc = STORE_CONFLICT;
+		}
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_CONSTRAINT : rc;
 }
 
 /* Claimed jobs wait here until the COMMIT decides their fate. */
@@ -613,6 +735,8 @@ fail:
 	return rc;
 }
 
+static int check_batch_done(struct store *st, const char *batch_id, bool *done);
+
 /* Records the attempt that just ended. */
 static int record_attempt(struct store *st, const struct job *job)
 {
@@ -635,8 +759,9 @@ static void note_expiry(struct store *st, int64_t expires_at)
 		st->next_sweep = expires_at;
 }
 
-/* Sets *finished when the job reached a terminal state. */
-static int apply_finish(struct store *st, struct store_op *op, bool *finished)
+/* Sets *finished when the job reached a terminal state, *batch_done when
+ * that finished its batch. */
+static int apply_finish(struct store *st, struct store_op *op, bool *finished, bool *batch_done)
 {
 	struct job *job = op->job;
 	int rc;
@@ -682,7 +807,9 @@ static int apply_finish(struct store *st, struct store_op *op, bool *finished)
 	}
 	note_expiry(st, expires_at);
 	*finished = terminal;
-	return record_attempt(st, job);
+	rc = record_attempt(st, job);
+	memcpy(op->batch_id, job->batch_id, sizeof op->batch_id);
+	return rc == SQLITE_OK && terminal ? check_batch_done(st, op->batch_id, batch_done) : rc;
 }
 
 /* Reads the state, seq and queue of op->id; STORE_NOT_FOUND in op->rc
@@ -696,6 +823,7 @@ static int state_of(struct store *st, struct store_op *op, int64_t *seq)
 		op->found = column_state(s, 0);
 		*seq = sqlite3_column_int64(s, 1);
 		column_copy(s, 2, op->queue, sizeof op->queue);
+		column_copy(s, 3, op->batch_id, sizeof op->batch_id);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		op->rc = STORE_NOT_FOUND;
@@ -706,7 +834,7 @@ static int state_of(struct store *st, struct store_op *op, int64_t *seq)
 	return rc;
 }
 
-static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
+static int apply_cancel(struct store *st, struct store_op *op, bool *finished, bool *batch_done)
 {
 	int64_t seq = 0, expires_at = 0;
 	int rc = state_of(st, op, &seq);
@@ -720,7 +848,7 @@ static int apply_cancel(struct store *st, struct store_op *op, bool *finished)
 		return rc;
 	note_expiry(st, expires_at);
 	*finished = true;
-	return SQLITE_OK;
+	return check_batch_done(st, op->batch_id, batch_done);
 }
 
 /* The job as the retry left it goes to op->job (the caller frees it),
@@ -744,6 +872,12 @@ static int apply_retry(struct store *st, struct store_op *op, bool *runnable)
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	*runnable = true;
+	if (rc == SQLITE_DONE && op->batch_id[0]) {
+		/* Its batch is not finished any more. */
+		int64_t unused = 0;
+		sqlite3_bind_text(st->wstmt[SQL_BATCH_UNDONE], 1, op->batch_id, -1, SQLITE_STATIC);
+		return step_int64(st->wstmt[SQL_BATCH_UNDONE], &unused);
+	}
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -776,9 +910,64 @@ static int apply_ping(struct store *st)
 	return step_int64(st->wstmt[SQL_PING], &unused);
 }
 
+/* Inserts the batch and all its jobs, or nothing. */
+static int apply_batch(struct store *st, struct store_op *op)
+{
+	int rc = exec_sql(st->wdb, "SAVEPOINT batch");
+	if (rc != SQLITE_OK)
+		return rc;
+	int64_t unused = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_BATCH_INSERT];
+	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, clock_now_ms());
+	sqlite3_bind_int(s, 3, op->njobs);
+	bind_text_or_null(s, 4, op->url);
+	rc = step_int64(s, &unused);
+	for (int i = 0; rc == SQLITE_OK && i < op->njobs; i++) {
+		struct store_op one = {.kind = STORE_OP_SUBMIT, .job = op->jobs[i]};
+		memcpy(op->jobs[i]->batch_id, op->id, sizeof op->id);
+		free(op->jobs[i]->idem_key); /* keys belong to single submissions */
+		op->jobs[i]->idem_key = NULL;
+		rc = apply_submit(st, &one);
+	}
+	if (rc != SQLITE_OK && !sqlite3_get_autocommit(st->wdb))
+		exec_sql(st->wdb, "ROLLBACK TO batch");
+	if (!sqlite3_get_autocommit(st->wdb))
+		exec_sql(st->wdb, "RELEASE batch");
+	return rc;
+}
+
+/* After a job of batch_id ended: marks the batch finished when none of its
+ * jobs waits or runs any more; *done tells whether it just did. */
+static int check_batch_done(struct store *st, const char *batch_id, bool *done)
+{
+	if (!batch_id[0])
+		return SQLITE_OK;
+	int64_t unused = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_BATCH_DONE];
+	sqlite3_bind_text(s, 1, batch_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, clock_now_ms());
+	int rc = step_int64(s, &unused);
+	*done = rc == SQLITE_OK && sqlite3_changes(st->wdb) > 0;
+	return rc;
+}
+
+static int apply_callback(struct store *st, struct store_op *op)
+{
+	int64_t unused = 0;
+	sqlite3_stmt *s = st->wstmt[op->is_batch ? SQL_CALLBACK_BATCH : SQL_CALLBACK_JOB];
+	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, (int)op->delivery);
+	bind_int64_or_null(s, 3, op->delivery == DELIVERY_PENDING ? op->next_at : 0);
+	bind_int64_or_null(s, 4, op->status);
+	bind_text_or_null(s, 5, op->url);
+	return step_int64(s, &unused);
+}
+
 /* Per-op outcome of the group, kept until the COMMIT decides. */
 struct applied {
 	bool finished;                /* hooks.finished after commit */
+	bool batch_done;              /* hooks.batch_done(op->batch_id) after commit */
 	bool runnable;                /* hooks.submitted after commit */
 	struct claim_scratch claim;
 };
@@ -809,6 +998,8 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 			else
 				st->hooks.finished(st->hooks.arg, op->job->id, op->job->queue);
 		}
+		if (op->rc == STORE_OK && ap[i].batch_done && st->hooks.batch_done)
+			st->hooks.batch_done(st->hooks.arg, op->batch_id);
 		op->done(op);
 	}
 	if (submitted && st->hooks.submitted)
@@ -830,11 +1021,16 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			ap[i].runnable = true;
 			break;
 		case STORE_OP_CLAIM: rc = apply_claim(st, op, &ap[i].claim); break;
+		case STORE_OP_BATCH:
+			rc = apply_batch(st, op);
+			ap[i].runnable = true;
+			break;
+		case STORE_OP_CALLBACK: rc = apply_callback(st, op); break;
 		case STORE_OP_FINISH:
-			rc = apply_finish(st, op, &ap[i].finished);
+			rc = apply_finish(st, op, &ap[i].finished, &ap[i].batch_done);
 			ap[i].runnable = op->job->state == JOB_QUEUED || op->job->state == JOB_SCHEDULED;
 			break;
-		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished); break;
+		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished, &ap[i].batch_done); break;
 		case STORE_OP_RETRY: rc = apply_retry(st, op, &ap[i].runnable); break;
 		case STORE_OP_DELETE: rc = apply_delete(st, op); break;
 		case STORE_OP_PAUSE:
@@ -846,7 +1042,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		if (rc != SQLITE_OK) {
 			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
 			op->rc = STORE_UNAVAILABLE;
-			ap[i].finished = ap[i].runnable = false;
+			ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
 			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
 			 * transaction back: then nothing in the group holds. */
 			if (sqlite3_get_autocommit(st->wdb))
@@ -1026,7 +1222,7 @@ static int open_writer(struct store *st, const struct store_options *opts)
  * every time ends failed after max_attempts runs instead of looping. */
 static int recover(struct store *st)
 {
-	char sql[1024];
+	char sql[2048];
 	int64_t now = clock_now_ms();
 	snprintf(sql, sizeof sql,
 	         "BEGIN IMMEDIATE;"
@@ -1034,11 +1230,18 @@ static int recover(struct store *st)
 	         "  SELECT seq, attempts, started_at, %lld, 'interrupted', 'jobqd stopped while the job ran'"
 	         "  FROM jobs WHERE state = 1;"
 	         "UPDATE jobs SET state = 3, finished_at = %lld, expires_at = " EXPIRES("%lld") ","
+	         CALLBACK_DUE("%lld") ","
 	         "  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
 	         "  WHERE state = 1 AND attempts >= max_attempts;"
 	         "UPDATE jobs SET state = 0, started_at = NULL WHERE state = 1;"
+	         "UPDATE batches SET finished_at = %lld,"
+	         "  callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END,"
+	         "  callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE %lld END"
+	         "  WHERE finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
+	         "    WHERE batch_id = batches.id AND state IN (0, 1, 5) AND n > 0);"
 	         "COMMIT;",
-	         (long long)now, (long long)now, (long long)now);
+	         (long long)now, (long long)now, (long long)now, (long long)now, (long long)now,
+	         (long long)now);
 	int before = sqlite3_total_changes(st->wdb);
 	if (exec_sql(st->wdb, sql) != SQLITE_OK) {
 		exec_sql(st->wdb, "ROLLBACK");
@@ -1319,6 +1522,75 @@ enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_M
 	*names = out;
 	*n = count;
 	return STORE_OK;
+}
+
+/* ---- batches and callbacks ------------------------------------------ */
+
+enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->callback.state = DELIVERY_NONE;
+	snprintf(out->id, sizeof out->id, "%s", id);
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	enum store_rc rc = STORE_OK;
+	sqlite3_stmt *s = r->batch_get;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	int step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		out->total = sqlite3_column_int64(s, 0);
+		out->created_at = sqlite3_column_int64(s, 1);
+		out->finished_at = sqlite3_column_int64(s, 2);
+		column_delivery(s, 3, &out->callback);
+	} else {
+		rc = step == SQLITE_DONE ? STORE_NOT_FOUND : STORE_UNAVAILABLE;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	s = r->batch_counts;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	while (rc == STORE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < JOB_STATE_COUNT)
+			out->counts[state] = sqlite3_column_int64(s, 1);
+	}
+	if (rc == STORE_OK && step != SQLITE_DONE)
+		rc = STORE_UNAVAILABLE;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	reader_give(st, r);
+	return rc;
+}
+
+enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
+                                  int *n, int64_t *next)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	int rc = SQLITE_DONE;
+	*n = 0;
+	sqlite3_stmt *lists[] = {r->due_jobs, r->due_batches};
+	for (int b = 0; b < 2 && rc == SQLITE_DONE; b++) {
+		sqlite3_stmt *s = lists[b];
+		sqlite3_bind_int64(s, 1, now);
+		sqlite3_bind_int(s, 2, max - *n);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+			column_copy(s, 0, out[*n].id, sizeof out[*n].id);
+			out[(*n)++].is_batch = b == 1;
+		}
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+	int64_t a = 0, b = 0;
+	if (rc == SQLITE_DONE && step_int64(r->next_jobs, &a) == SQLITE_OK &&
+	    step_int64(r->next_batches, &b) == SQLITE_OK)
+		*next = a && b ? (a < b ? a : b) : (a ? a : b);
+	else
+		rc = SQLITE_ERROR;
+	reader_give(st, r);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_UNAVAILABLE;
 }
 
 /* ---- introspection for tests ----------------------------------------- */

@@ -23,6 +23,7 @@ enum store_rc {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
 	STORE_UNAVAILABLE, /* could not read or commit: try again later */
+	STORE_CONFLICT,    /* SUBMIT: the Idempotency-Key belongs to a different body */
 };
 
 struct store;
@@ -34,6 +35,8 @@ struct store_hooks {
 	void (*submitted)(void *arg);
 	/* a job reached a terminal state */
 	void (*finished)(void *arg, const char *id, const char *queue);
+	/* every job of a batch is finished; also: a callback became due */
+	void (*batch_done)(void *arg, const char *batch_id);
 };
 
 struct store_options {
@@ -42,7 +45,17 @@ struct store_options {
 };
 
 enum store_op_kind {
-	STORE_OP_SUBMIT,   /* in: job (borrowed) */
+	/* in: job (borrowed). A job with an idem_key already stored with the
+	 * same idem_hash is not inserted: replayed is set and job->id becomes
+	 * the stored job's id; with another hash rc is STORE_CONFLICT. */
+	STORE_OP_SUBMIT,
+	/* in: jobs[njobs] (borrowed; their batch_id is set here), id (the
+	 * batch's), url (its callback or NULL): all or nothing. */
+	STORE_OP_BATCH,
+	/* The outcome of delivering a callback. in: id, is_batch, delivery
+	 * (DELIVERED, FAILED, or PENDING to try again at next_at), status, url
+	 * (the error text or NULL). */
+	STORE_OP_CALLBACK,
 	/* Promotes due scheduled jobs, then claims up to claim_max runnable
 	 * jobs from unpaused queues, sharing them round-robin among queues and
 	 * asking queue_room() how many each may start.
@@ -74,6 +87,15 @@ struct store_op {
 	enum job_state found;             /* CANCEL, RETRY, DELETE: the state before */
 	char queue[JOB_NAME_MAX + 1];     /* PAUSE */
 	bool paused;                      /* PAUSE */
+	bool replayed;                    /* SUBMIT */
+	char batch_id[UUID_LEN + 1];      /* CANCEL, FINISH: the job's batch, "" if none (out) */
+	struct job **jobs;                /* BATCH */
+	int njobs;                        /* BATCH */
+	const char *url;                  /* BATCH: callback; CALLBACK: error text */
+	bool is_batch;                    /* CALLBACK */
+	enum delivery_state delivery;     /* CALLBACK */
+	int status;                       /* CALLBACK */
+	int64_t next_at;                  /* CALLBACK */
 	int claim_max;                    /* CLAIM */
 	/* CLAIM: called on the writer thread after the commit, for each
 	 * claimed job, each queue's in run order (priority, then submission);
@@ -139,6 +161,26 @@ enum store_rc store_get_queue(struct store *st, const char *name, struct queue_i
 /* The names of every queue that has jobs or a paused flag, sorted; the
  * caller frees the array. */
 enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+
+struct batch_info {
+	char id[UUID_LEN + 1];
+	int64_t total;
+	int64_t counts[JOB_STATE_COUNT];
+	int64_t created_at, finished_at;  /* unix ms; finished_at 0 while running */
+	struct delivery callback;         /* the caller clears it */
+};
+
+/* Reads a batch; counts come from trigger-kept rows, not a scan. */
+enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
+
+/* Callbacks due at `now`: up to max ids of jobs (is_batch false) or
+ * batches, and the earliest later due time in *next (0: none). */
+struct due_callback {
+	char id[UUID_LEN + 1];
+	bool is_batch;
+};
+enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
+                                  int *n, int64_t *next);
 
 /* The plan SQLite chose for a query the store runs, one detail per line
  * ("claim", "promote", "next_due", "sweep", "oldest_queued", "list_state",

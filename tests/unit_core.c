@@ -838,7 +838,7 @@ END_TEST
 static const char *const job_keys[] = {
 	"id", "type", "queue", "priority", "state", "payload", "result", "error",
 	"progress", "attempts", "max_attempts", "backoff_s", "max_backoff_s", "timeout_s",
-	"retention_s", "created_at", "run_at", "started_at", "finished_at",
+	"retention_s", "created_at", "run_at", "started_at", "finished_at", "batch_id", "callback",
 };
 #define NJOB_KEYS (int)(sizeof job_keys / sizeof job_keys[0])
 
@@ -1147,6 +1147,8 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_JOB_NOT_RETRYABLE, "job_not_retryable", 409},
 		{PROBLEM_JOB_NOT_FINISHED, "job_not_finished", 409},
 		{PROBLEM_QUEUE_NOT_FOUND, "queue_not_found", 404},
+		{PROBLEM_BATCH_NOT_FOUND, "batch_not_found", 404},
+		{PROBLEM_IDEMPOTENCY_CONFLICT, "idempotency_conflict", 409},
 		{PROBLEM_BODY_TOO_LARGE, "body_too_large", 413},
 		{PROBLEM_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415},
 		{PROBLEM_SHUTTING_DOWN, "shutting_down", 503},

@@ -407,15 +407,15 @@ static void sleep_past(int64_t ms)
 
 /* ---- open -------------------------------------------------------------- */
 
-START_TEST(store_open_creates_schema_version_2)
+START_TEST(store_open_creates_schema_version_3)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 	store_close(st);
 	store_close(NULL);
 }
@@ -543,7 +543,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	int64_t before = clock_now_ms();
 	struct store *st = open_store(NULL);
 	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 2);
+	ck_assert_int_eq(store_schema_version(st), 3);
 
 	struct job *q = get_job(st, V1_QUEUED);
 	ck_assert_int_eq(q->seq, 1);
@@ -616,7 +616,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	job_free(r);
 	job_free(d);
 	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 2);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
 }
 END_TEST
 
@@ -2467,7 +2467,7 @@ Suite *store_suite(void)
 	Suite *s = suite_create("store");
 
 	TCase *tc = tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_2);
+	tcase_add_test(tc, store_open_creates_schema_version_3);
 	tcase_add_test(tc, store_reopen_keeps_jobs);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 	tcase_add_test(tc, store_open_in_missing_directory_fails);

@@ -1,0 +1,233 @@
+/* /v1/batches: many jobs submitted atomically, then waited for together
+ * (the join() of a thread pool). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/hub.h"
+#include "core/job.h"
+#include "handlers/handlers.h"
+#include "server/app.h"
+#include "store/store.h"
+
+#define BATCH_MAX_JOBS 10000
+#define WAIT_MAX_S 60.0
+
+struct batch_req {
+	struct store_op op;
+	struct job **jobs;
+	int njobs;
+	char *callback_url;
+	struct hub_waiter waiter;
+	struct hub *hub;
+	int64_t deadline;          /* monotonic ms, for ?wait */
+};
+
+static void batch_req_free(void *p)
+{
+	struct batch_req *br = p;
+	if (!br)
+		return;
+	if (br->hub)
+		hub_disarm(br->hub, &br->waiter);
+	for (int i = 0; i < br->njobs; i++)
+		job_free(br->jobs[i]);
+	free(br->jobs);
+	free(br->callback_url);
+	free(br);
+}
+
+static struct batch_req *batch_req_new(struct req *r)
+{
+	struct batch_req *br = calloc(1, sizeof *br);
+	if (!br) {
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return NULL;
+	}
+	br->hub = r->app->hub;
+	r->ctx = br;
+	r->ctx_free = batch_req_free;
+	return br;
+}
+
+/* ---- POST /v1/batches -------------------------------------------------- */
+
+/* Validates {jobs: [...], callback_url?} into br; -1 with p filled. A job's
+ * problem names its place: jobs[3].priority. */
+static int parse_batch(const cJSON *body, const struct job_defaults *d, struct batch_req *br,
+                       struct problem *p)
+{
+	const cJSON *item;
+	cJSON_ArrayForEach(item, body) {
+		if (strcmp(item->string, "jobs") != 0 && strcmp(item->string, "callback_url") != 0)
+			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
+			                   "unknown field \"%.60s\"; a batch has jobs and callback_url", item->string);
+	}
+	const char *url = NULL;
+	if (job_parse_callback_url(body, &url, p))
+		return -1;
+	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(body, "jobs");
+	if (!cJSON_IsArray(jobs))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "jobs must be an array of job submissions");
+	int n = cJSON_GetArraySize(jobs);
+	if (n < 1 || n > BATCH_MAX_JOBS)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "a batch holds 1 to %d jobs", BATCH_MAX_JOBS);
+	br->jobs = calloc((size_t)n, sizeof *br->jobs);
+	if (!br->jobs || (url && !(br->callback_url = strdup(url))))
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	int i = 0;
+	cJSON_ArrayForEach(item, jobs) {
+		struct problem inner;
+		if (!cJSON_IsObject(item) || job_from_submission(item, d, &br->jobs[i], &inner) != 0) {
+			if (!cJSON_IsObject(item))
+				return problem_set(p, PROBLEM_INVALID_FIELD, NULL, "jobs[%d] must be an object", i);
+			char field[128];
+			snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
+			problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);
+			if (inner.field[0] == '\0')
+				snprintf(p->field, sizeof p->field, "jobs[%d]", i);
+			return -1;
+		}
+		br->njobs = ++i;
+	}
+	return 0;
+}
+
+static void batch_created(struct req *r)
+{
+	struct batch_req *br = r->ctx;
+	if (br->op.rc != STORE_OK) {
+		handler_reply_unavailable(r);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", br->op.id);
+	cJSON_AddNumberToObject(o, "total", br->njobs);
+	cJSON *ids = cJSON_AddArrayToObject(o, "job_ids");
+	for (int i = 0; i < br->njobs; i++)
+		cJSON_AddItemToArray(ids, cJSON_CreateString(br->jobs[i]->id));
+	reply_header(r, "Location", "/v1/batches/%s", br->op.id);
+	reply_json(r, 201, o);
+}
+
+void batches_create(struct req *r)
+{
+	if (atomic_load(&r->app->stopping)) {
+		reply_header(r, "Retry-After", "5");
+		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down; submit again shortly");
+		return;
+	}
+	struct problem p;
+	cJSON *body = job_parse_body(r->body, r->body_len, &p);
+	struct batch_req *br = body ? batch_req_new(r) : NULL;
+	if (!body) {
+		reply_problem(r, &p);
+		return;
+	}
+	if (!br) {
+		cJSON_Delete(body);
+		return;
+	}
+	int rc = parse_batch(body, &r->app->cfg->defaults, br, &p);
+	cJSON_Delete(body);
+	if (rc != 0) {
+		reply_problem(r, &p);
+		return;
+	}
+	br->op.kind = STORE_OP_BATCH;
+	uuid_v7(br->op.id);
+	br->op.jobs = br->jobs;
+	br->op.njobs = br->njobs;
+	br->op.url = br->callback_url;
+	handler_post(r, &br->op, batch_created);
+}
+
+/* ---- GET /v1/batches/{id} ----------------------------------------------- */
+
+static cJSON *batch_to_json(const struct batch_info *b)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", b->id);
+	cJSON_AddNumberToObject(o, "total", (double)b->total);
+	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
+	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)b->counts[order[i]]);
+	cJSON_AddBoolToObject(o, "done", b->finished_at != 0);
+	char when[32];
+	clock_rfc3339(b->created_at, when);
+	cJSON_AddStringToObject(o, "created_at", when);
+	if (b->finished_at) {
+		clock_rfc3339(b->finished_at, when);
+		cJSON_AddStringToObject(o, "finished_at", when);
+	} else {
+		cJSON_AddNullToObject(o, "finished_at");
+	}
+	cJSON_AddItemToObject(o, "callback", delivery_to_json(&b->callback));
+	return o;
+}
+
+/* Reads the batch into b, or replies 404/503 and returns -1. */
+static int load_batch(struct req *r, struct batch_info *b)
+{
+	enum store_rc rc = r->param && uuid_valid(r->param) ? store_get_batch(r->app->store, r->param, b)
+	                                                     : STORE_NOT_FOUND;
+	if (rc == STORE_NOT_FOUND)
+		reply_error(r, PROBLEM_BATCH_NOT_FOUND, NULL, "no batch with id %.40s", r->param ? r->param : "");
+	else if (rc != STORE_OK)
+		handler_reply_unavailable(r);
+	if (rc != STORE_OK)
+		delivery_clear(&b->callback);
+	return rc == STORE_OK ? 0 : -1;
+}
+
+static void batch_resumed(struct req *r)
+{
+	struct batch_req *br = r->ctx;
+	hub_disarm(br->hub, &br->waiter);
+	struct batch_info b;
+	if (load_batch(r, &b) != 0)
+		return;
+	reply_json(r, 200, batch_to_json(&b));
+	delivery_clear(&b.callback);
+}
+
+void batches_get(struct req *r)
+{
+	double wait_s = 0;
+	const char *q = req_query(r, "wait");
+	if (q) {
+		char *end;
+		wait_s = strtod(q, &end);
+		if (end == q || *end || !isfinite(wait_s) || wait_s < 0) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f", WAIT_MAX_S);
+			return;
+		}
+		if (wait_s > WAIT_MAX_S)
+			wait_s = WAIT_MAX_S;
+	}
+	struct batch_info b;
+	if (load_batch(r, &b) != 0)
+		return;
+	if (b.finished_at || wait_s <= 0 || atomic_load(&r->app->stopping)) {
+		reply_json(r, 200, batch_to_json(&b));
+		delivery_clear(&b.callback);
+		return;
+	}
+	delivery_clear(&b.callback);
+	struct batch_req *br = batch_req_new(r);
+	if (!br)
+		return;
+	/* Woken by the commit that finishes the batch's last job; re-read
+	 * after arming so a finish in between is not missed. */
+	req_suspend(r, batch_resumed);
+	hub_wait(br->hub, &br->waiter, r->param, clock_mono_ms() + (int64_t)llround(wait_s * 1000),
+	         req_resume_cb, r);
+	bool done = store_get_batch(r->app->store, r->param, &b) != STORE_OK || b.finished_at;
+	delivery_clear(&b.callback);
+	if (done || atomic_load(&r->app->stopping))
+		hub_fire(br->hub, &br->waiter);
+}

@@ -54,6 +54,15 @@ struct delivery {
 
 #define CALLBACK_URL_MAX 2048
 
+/* A batch: jobs submitted together and waited for together. */
+struct batch_info {
+	char id[UUID_LEN + 1];
+	int64_t total;
+	int64_t counts[JOB_STATE_COUNT];
+	int64_t created_at, finished_at;  /* unix ms; finished_at 0 until done */
+	struct delivery callback;         /* cleared with delivery_clear */
+};
+
 /* Server-wide defaults for what a submission leaves out (flags). */
 struct job_defaults {
 	int max_attempts;
@@ -156,6 +165,9 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 /* Checks an optional callback_url field (http or https, at most
  * CALLBACK_URL_MAX bytes); *out is its value or NULL. -1 with p filled. */
 int job_parse_callback_url(const cJSON *body, const char **out, struct problem *p);
+
+/* The batch's API representation. NULL on OOM. */
+cJSON *batch_to_json(const struct batch_info *b);
 
 /* The delivery's JSON: null when there is no callback. */
 cJSON *delivery_to_json(const struct delivery *d);

@@ -146,30 +146,6 @@ void batches_create(struct req *r)
 
 /* ---- GET /v1/batches/{id} ----------------------------------------------- */
 
-static cJSON *batch_to_json(const struct batch_info *b)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", b->id);
-	cJSON_AddNumberToObject(o, "total", (double)b->total);
-	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
-	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
-	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
-	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)b->counts[order[i]]);
-	cJSON_AddBoolToObject(o, "done", b->finished_at != 0);
-	char when[32];
-	clock_rfc3339(b->created_at, when);
-	cJSON_AddStringToObject(o, "created_at", when);
-	if (b->finished_at) {
-		clock_rfc3339(b->finished_at, when);
-		cJSON_AddStringToObject(o, "finished_at", when);
-	} else {
-		cJSON_AddNullToObject(o, "finished_at");
-	}
-	cJSON_AddItemToObject(o, "callback", delivery_to_json(&b->callback));
-	return o;
-}
-
 /* Reads the batch into b, or replies 404/503 and returns -1. */
 static int load_batch(struct req *r, struct batch_info *b)
 {

@@ -162,14 +162,6 @@ enum store_rc store_get_queue(struct store *st, const char *name, struct queue_i
  * caller frees the array. */
 enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n);
 
-struct batch_info {
-	char id[UUID_LEN + 1];
-	int64_t total;
-	int64_t counts[JOB_STATE_COUNT];
-	int64_t created_at, finished_at;  /* unix ms; finished_at 0 while running */
-	struct delivery callback;         /* the caller clears it */
-};
-
 /* Reads a batch; counts come from trigger-kept rows, not a scan. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
 

@@ -16,6 +16,9 @@
 #include "server/http.h"
 #include "store/store.h"
 #include "workers/builtin.h"
+#include "workers/callbacks.h"
+#include "workers/command.h"
+#include "workers/http.h"
 #include "workers/pool.h"
 
 #define DRAIN_MS 2000
@@ -34,7 +37,15 @@ struct wiring {
 	struct hub *hub;
 	struct meter *finished;
 	_Atomic(struct pool *) pool;
+	_Atomic(struct callbacks *) callbacks;
 };
+
+static void poke_callbacks(struct wiring *w)
+{
+	struct callbacks *cb = atomic_load(&w->callbacks);
+	if (cb)
+		callbacks_notify(cb);
+}
 
 static void on_submitted(void *arg)
 {
@@ -49,12 +60,41 @@ static void on_finished(void *arg, const char *id, const char *queue)
 	struct wiring *w = arg;
 	meter_add(w->finished, queue, clock_now_ms());
 	hub_notify(w->hub, id);
+	poke_callbacks(w);
 }
 
 static void on_batch_done(void *arg, const char *batch_id)
 {
 	struct wiring *w = arg;
 	hub_notify(w->hub, batch_id);
+	poke_callbacks(w);
+}
+
+/* Registers every job type: built-in, test-only, each --command
+ * NAME=PATH, and http (which starts its engine thread). A command path
+ * that is not an executable file, or a bad --http-allow/--http-deny rule,
+ * is a configuration error. */
+static int register_job_types(const struct config *cfg, char *err, size_t errlen)
+{
+	if (builtin_register() != 0 || TEST_KINDS_REGISTER() != 0) {
+		snprintf(err, errlen, "cannot register the built-in job types");
+		return -1;
+	}
+	struct command_options co = {.grace_s = cfg->command_grace_s};
+	for (int i = 0; i < cfg->ncommands; i++)
+		if (command_register(cfg->commands[i].name, cfg->commands[i].path, &co, err, errlen) != 0)
+			return -1;
+	const char *allow[CONFIG_MAX_LIST], *deny[CONFIG_MAX_LIST];
+	for (int i = 0; i < cfg->nhttp_allow; i++)
+		allow[i] = cfg->http_allow[i];
+	for (int i = 0; i < cfg->nhttp_deny; i++)
+		deny[i] = cfg->http_deny[i];
+	struct http_options ho = {
+		.max_response = cfg->http_max_response,
+		.allow = allow, .nallow = cfg->nhttp_allow,
+		.deny = deny, .ndeny = cfg->nhttp_deny,
+	};
+	return http_engine_start(&ho, err, errlen);
 }
 
 /* Blocks the stop signals in every thread; main takes them with sigwait. */
@@ -81,9 +121,11 @@ int main(int argc, char **argv)
 	sigset_t stop_signals;
 	block_signals(&stop_signals);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (builtin_register() != 0 || TEST_KINDS_REGISTER() != 0) {
-		log_error("cannot register the built-in job types");
-		return 1;
+	if (register_job_types(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "jobqd: %s\n", err);
+		http_engine_stop();
+		curl_global_cleanup();
+		return 2;
 	}
 
 	int status = 1;
@@ -108,6 +150,10 @@ int main(int argc, char **argv)
 	if (!pool)
 		goto out;
 	atomic_store(&wiring.pool, pool);
+	struct callbacks *callbacks = callbacks_start(app.store, cfg.callback_secret);
+	if (!callbacks)
+		goto out;
+	atomic_store(&wiring.callbacks, callbacks);
 	if (http_start(&app, cfg.listen_host, cfg.listen_port, &http) != 0)
 		goto out;
 	log_info("jobqd ready: %d workers, database %s, sync %s", cfg.workers, cfg.db_path,
@@ -124,6 +170,8 @@ int main(int argc, char **argv)
 	atomic_store(&app.stopping, true);
 out:
 	pool_stop(atomic_load(&wiring.pool), (int64_t)(cfg.shutdown_grace_s * 1000));
+	callbacks_stop(atomic_load(&wiring.callbacks));
+	http_engine_stop(); /* ends what is still in flight, through the store */
 	if (app.store) {
 		struct store_op flush = {.kind = STORE_OP_PING};
 		store_run(app.store, &flush);
@@ -137,6 +185,7 @@ out:
 	}
 	store_close(app.store);
 	pool_free(atomic_load(&wiring.pool));
+	callbacks_free(atomic_load(&wiring.callbacks));
 	hub_free(app.hub);
 	meter_free(app.finished);
 	run_table_free(app.runs);

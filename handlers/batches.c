@@ -81,8 +81,11 @@ static int parse_batch(const cJSON *body, const struct job_defaults *d, struct b
 	cJSON_ArrayForEach(item, jobs) {
 		struct problem inner;
 		if (!cJSON_IsObject(item) || job_from_submission(item, d, &br->jobs[i], &inner) != 0) {
-			if (!cJSON_IsObject(item))
-				return problem_set(p, PROBLEM_INVALID_FIELD, NULL, "jobs[%d] must be an object", i);
+			if (!cJSON_IsObject(item)) {
+				char field[32];
+				snprintf(field, sizeof field, "jobs[%d]", i);
+				return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
+			}
 			char field[128];
 			snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
 			problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);
@@ -146,9 +149,11 @@ void batches_create(struct req *r)
 
 /* ---- GET /v1/batches/{id} ----------------------------------------------- */
 
-/* Reads the batch into b, or replies 404/503 and returns -1. */
+/* Reads the batch into b, or replies 404/503 and returns -1 (then b
+ * holds nothing to free). */
 static int load_batch(struct req *r, struct batch_info *b)
 {
+	memset(b, 0, sizeof *b);
 	enum store_rc rc = r->param && uuid_valid(r->param) ? store_get_batch(r->app->store, r->param, b)
 	                                                     : STORE_NOT_FOUND;
 	if (rc == STORE_NOT_FOUND)

@@ -44,8 +44,9 @@ UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
 TORTURE_OBJ := $(BUILD)/tests/torture.o $(BUILD)/tests/harness.o
+DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-torture check-readme \
         lint-openapi deps bench torture clean
 
 all: $(BUILD)/jobqd
@@ -85,6 +86,9 @@ $(BUILD)/tests/api_test: $(API_OBJ)
 $(BUILD)/tests/api_semantics_test: $(SEM_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_delivery_test: $(DELIVERY_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -99,7 +103,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-torture check-readme lint-openapi
+test-only: check-unit check-api check-semantics check-delivery check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -109,6 +113,9 @@ check-api: $(BUILD)/tests/api_test $(BUILD)/jobqd
 
 check-semantics: $(BUILD)/tests/api_semantics_test $(BUILD)/jobqd $(BUILD)/jobqd-test
 	JOBQD=$(BUILD)/jobqd JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/api_semantics_test
+
+check-delivery: $(BUILD)/tests/api_delivery_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_delivery_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

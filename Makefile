@@ -45,8 +45,9 @@ API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
 TORTURE_OBJ := $(BUILD)/tests/torture.o $(BUILD)/tests/harness.o
 DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
+COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-torture check-readme \
         lint-openapi deps bench torture clean
 
 all: $(BUILD)/jobqd
@@ -89,6 +90,9 @@ $(BUILD)/tests/api_semantics_test: $(SEM_OBJ)
 $(BUILD)/tests/api_delivery_test: $(DELIVERY_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_command_test: $(COMMAND_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -103,7 +107,8 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-torture check-readme lint-openapi
+test-only: check-unit check-api check-semantics check-delivery check-command check-torture check-readme \
+           lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -116,6 +121,9 @@ check-semantics: $(BUILD)/tests/api_semantics_test $(BUILD)/jobqd $(BUILD)/jobqd
 
 check-delivery: $(BUILD)/tests/api_delivery_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_delivery_test
+
+check-command: $(BUILD)/tests/api_command_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_command_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

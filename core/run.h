@@ -91,11 +91,12 @@ enum run_stop run_stopping(struct run *run);
  * be freed before this returns: do not touch it afterwards. */
 void run_finish(struct run *run, int outcome, cJSON *result, char *error);
 
-/* For asynchronous kinds: hook(arg) is called, from whichever thread asks
+/* For kinds that wait on something other than run_sleep_until (an event
+ * loop, a child process): hook(arg) is called, from whichever thread asks
  * the run to stop (cancel, shutdown), right after the reason is set, and at
  * once if a stop was already asked. It must not block (e.g. wake the
- * kind's event loop); the kind then sees run_stopping() and ends the
- * attempt. Pass NULL to remove the hook before run_finish. */
+ * kind's loop); the kind then sees run_stopping() and ends the attempt.
+ * Pass NULL to remove the hook before the attempt ends. */
 void run_set_stop_hook(struct run *run, void (*hook)(void *arg), void *arg);
 
 /* For job kinds: asks that a retry of this attempt wait at least ms

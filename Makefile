@@ -46,9 +46,10 @@ SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
 TORTURE_OBJ := $(BUILD)/tests/torture.o $(BUILD)/tests/harness.o
 DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
 COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
+HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-torture check-readme \
-        lint-openapi deps bench torture clean
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-torture check-readme \
+        lint-openapi deps bench bench-http torture clean
 
 all: $(BUILD)/jobqd
 
@@ -93,6 +94,9 @@ $(BUILD)/tests/api_delivery_test: $(DELIVERY_OBJ)
 $(BUILD)/tests/api_command_test: $(COMMAND_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_http_test: $(HTTP_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -107,8 +111,8 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-torture check-readme \
-           lint-openapi
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-torture \
+           check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -124,6 +128,9 @@ check-delivery: $(BUILD)/tests/api_delivery_test $(BUILD)/jobqd
 
 check-command: $(BUILD)/tests/api_command_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_command_test
+
+check-http: $(BUILD)/tests/api_http_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_http_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
@@ -146,6 +153,16 @@ deps:
 $(BUILD)/bench/load: bench/load.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/slow_server: bench/slow_server.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+# How many slow outbound requests one jobqd keeps in flight.
+bench-http:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load $(BUILD)/bench/slow_server
+	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server bench/http_jobs.sh
 
 # Figures, never assertions: see docs/benchmarks.md.
 bench:

@@ -1,7 +1,8 @@
 /* Job kinds: the table of registered job types. A kind validates payloads
  * at submit time and runs jobs on a worker thread. Kinds are registered at
- * start-up, before any thread exists; after that the table is read-only and
- * needs no lock. */
+ * start-up, before the store, pool and HTTP threads exist (a kind's own
+ * thread may run, but never reads the table); after that the table is
+ * read-only and needs no lock. */
 #ifndef JOBQ_KIND_H
 #define JOBQ_KIND_H
 
@@ -33,9 +34,11 @@ struct job_kind {
 	enum run_outcome (*run)(const struct job_kind *kind, struct run *run, const cJSON *payload,
 	                        cJSON **result, char **error);
 	/* Or: starts one attempt and returns 0; the attempt then ends with
-	 * exactly one run_finish(run, ...) from any thread, and must end
-	 * promptly once the run's stop hook fires (see core/run.h). Returns -1
-	 * with *error set when it cannot start (then no run_finish). */
+	 * exactly one run_finish(run, ...) from any thread (possibly before
+	 * start returns, e.g. for a payload it refuses), and must end promptly
+	 * once the run's stop hook fires (see core/run.h). Returns -1 with
+	 * *error set when it cannot start (then no run_finish; the attempt
+	 * fails and is retried). */
 	int (*start)(const struct job_kind *kind, struct run *run, const cJSON *payload, char **error);
 	void *arg;  /* the kind's own data, e.g. the path of a command */
 };

@@ -33,6 +33,7 @@ else
 fi
 if [ "$what" = test ]; then
 	check_cmd curl curl
+	check_cmd python3 python3
 	check_cmd node nodejs
 	check_cmd npm npm
 fi

@@ -13,7 +13,6 @@
 #include "store/store.h"
 
 #define BATCH_MAX_JOBS 10000
-#define WAIT_MAX_S 60.0
 
 struct batch_req {
 	struct store_op op;
@@ -41,14 +40,9 @@ static void batch_req_free(void *p)
 
 static struct batch_req *batch_req_new(struct req *r)
 {
-	struct batch_req *br = calloc(1, sizeof *br);
-	if (!br) {
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
-		return NULL;
-	}
-	br->hub = r->app->hub;
-	r->ctx = br;
-	r->ctx_free = batch_req_free;
+	struct batch_req *br = handler_new_ctx(r, sizeof *br, batch_req_free);
+	if (br)
+		br->hub = r->app->hub;
 	return br;
 }
 
@@ -117,11 +111,8 @@ static void batch_created(struct req *r)
 
 void batches_create(struct req *r)
 {
-	if (atomic_load(&r->app->stopping)) {
-		reply_header(r, "Retry-After", "5");
-		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down; submit again shortly");
+	if (handler_refuse_if_stopping(r))
 		return;
-	}
 	struct problem p;
 	cJSON *body = job_parse_body(r->body, r->body_len, &p);
 	struct batch_req *br = body ? batch_req_new(r) : NULL;
@@ -176,39 +167,29 @@ static void batch_resumed(struct req *r)
 	delivery_clear(&b.callback);
 }
 
+/* For handler_wait: is batch id done (or unreadable)? */
+static bool batch_ended(struct req *r, const char *id)
+{
+	struct batch_info b;
+	bool done = store_get_batch(r->app->store, id, &b) != STORE_OK || b.finished_at;
+	delivery_clear(&b.callback);
+	return done;
+}
+
 void batches_get(struct req *r)
 {
-	double wait_s = 0;
-	const char *q = req_query(r, "wait");
-	if (q) {
-		char *end;
-		wait_s = strtod(q, &end);
-		if (end == q || *end || !isfinite(wait_s) || wait_s < 0) {
-			reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f", WAIT_MAX_S);
-			return;
-		}
-		if (wait_s > WAIT_MAX_S)
-			wait_s = WAIT_MAX_S;
-	}
+	double wait_s;
+	bool prefer;
+	if (handler_parse_wait(r, &wait_s, &prefer) != 0)
+		return;
 	struct batch_info b;
 	if (load_batch(r, &b) != 0)
 		return;
-	if (b.finished_at || wait_s <= 0 || atomic_load(&r->app->stopping)) {
+	bool answer_now = b.finished_at || wait_s <= 0 || atomic_load(&r->app->stopping);
+	if (answer_now)
 		reply_json(r, 200, batch_to_json(&b));
-		delivery_clear(&b.callback);
-		return;
-	}
 	delivery_clear(&b.callback);
-	struct batch_req *br = batch_req_new(r);
-	if (!br)
-		return;
-	/* Woken by the commit that finishes the batch's last job; re-read
-	 * after arming so a finish in between is not missed. */
-	req_suspend(r, batch_resumed);
-	hub_wait(br->hub, &br->waiter, r->param, clock_mono_ms() + (int64_t)llround(wait_s * 1000),
-	         req_resume_cb, r);
-	bool done = store_get_batch(r->app->store, r->param, &b) != STORE_OK || b.finished_at;
-	delivery_clear(&b.callback);
-	if (done || atomic_load(&r->app->stopping))
-		hub_fire(br->hub, &br->waiter);
+	struct batch_req *br = answer_now ? NULL : batch_req_new(r);
+	if (br)
+		handler_wait(r, &br->waiter, r->param, wait_s, batch_resumed, batch_ended);
 }

@@ -1,7 +1,10 @@
 /* What every handler shares: posting a write to the store and resuming
  * when it commits, and the reply when the store is unavailable. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/clock.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -27,15 +30,73 @@ void handler_post(struct req *r, struct store_op *op, req_fn on_commit)
 	store_post(r->app->store, op);
 }
 
-struct store_op *handler_new_op(struct req *r, enum store_op_kind kind)
+void *handler_new_ctx(struct req *r, size_t size, void (*ctx_free)(void *ctx))
 {
-	struct store_op *op = calloc(1, sizeof *op);
-	if (!op) {
+	void *ctx = calloc(1, size);
+	if (!ctx) {
 		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
 		return NULL;
 	}
-	op->kind = kind;
-	r->ctx = op;
-	r->ctx_free = free;
+	r->ctx = ctx;
+	r->ctx_free = ctx_free;
+	return ctx;
+}
+
+struct store_op *handler_new_op(struct req *r, enum store_op_kind kind)
+{
+	struct store_op *op = handler_new_ctx(r, sizeof *op, free);
+	if (op)
+		op->kind = kind;
 	return op;
+}
+
+bool handler_refuse_if_stopping(struct req *r)
+{
+	if (!atomic_load(&r->app->stopping))
+		return false;
+	reply_header(r, "Retry-After", "5");
+	reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down; try again shortly");
+	return true;
+}
+
+int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer)
+{
+	*wait_s = 0;
+	*from_prefer = false;
+	const char *q = req_query(r, "wait");
+	const char *text = q;
+	if (!q) {
+		const char *prefer = req_header(r, "Prefer");
+		const char *w = prefer ? strstr(prefer, "wait=") : NULL;
+		if (!w)
+			return 0;
+		text = w + 5;
+		*from_prefer = true;
+	}
+	char *end;
+	double v = strtod(text, &end);
+	bool bad = end == text || !isfinite(v) || v < 0;
+	if (!bad && !*from_prefer && *end)
+		bad = true;
+	if (bad) {
+		if (*from_prefer)
+			return 0; /* RFC 7240: a preference that cannot be honoured is ignored */
+		reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f",
+		            HANDLER_WAIT_MAX_S);
+		return -1;
+	}
+	*wait_s = v > HANDLER_WAIT_MAX_S ? HANDLER_WAIT_MAX_S : v;
+	return 0;
+}
+
+void handler_wait(struct req *r, struct hub_waiter *w, const char *id, double wait_s,
+                  req_fn on_resume, bool (*ended)(struct req *r, const char *id))
+{
+	req_suspend(r, on_resume);
+	int64_t deadline = clock_mono_ms() + (int64_t)llround(wait_s * 1000);
+	hub_wait(r->app->hub, w, id, deadline, req_resume_cb, r);
+	/* Shutdown fires every waiter once after setting stopping; one armed
+	 * just after that must release itself. */
+	if (ended(r, id) || atomic_load(&r->app->stopping))
+		hub_fire(r->app->hub, w);
 }

@@ -3,6 +3,9 @@
 #ifndef JOBQ_HANDLERS_H
 #define JOBQ_HANDLERS_H
 
+#include <stdbool.h>
+
+#include "core/hub.h"
 #include "server/req.h"
 #include "store/store.h"
 
@@ -10,6 +13,27 @@
 
 /* 503 storage_unavailable with Retry-After. */
 void handler_reply_unavailable(struct req *r);
+
+#define HANDLER_WAIT_MAX_S 60.0
+
+/* A zeroed request context of size bytes, freed with the request by
+ * ctx_free; NULL after replying 500. */
+void *handler_new_ctx(struct req *r, size_t size, void (*ctx_free)(void *ctx));
+
+/* Replies 503 shutting_down with Retry-After and returns true while jobqd
+ * is stopping; for requests that would add work. */
+bool handler_refuse_if_stopping(struct req *r);
+
+/* Reads ?wait=S, or else a Prefer: wait=S header (RFC 7240; an unusable
+ * preference is ignored), clamped to HANDLER_WAIT_MAX_S. Returns -1 after
+ * replying 400 for a bad ?wait. */
+int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer);
+
+/* Suspends r until the hub fires id or wait_s passes, then on_resume runs.
+ * ended(r, id) is asked after arming, so an end that landed between the
+ * caller's read and the arming is not missed. w lives in r's ctx. */
+void handler_wait(struct req *r, struct hub_waiter *w, const char *id, double wait_s,
+                  req_fn on_resume, bool (*ended)(struct req *r, const char *id));
 
 /* A zeroed op of that kind, owned by the request (its ctx); NULL after
  * replying 500. */

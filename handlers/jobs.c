@@ -18,7 +18,6 @@
 #include "server/app.h"
 #include "store/store.h"
 
-#define WAIT_MAX_S 60.0
 #define CANCEL_WAIT_S 10
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
@@ -48,14 +47,9 @@ static void job_req_free(void *p)
 
 static struct job_req *job_req_new(struct req *r)
 {
-	struct job_req *jr = calloc(1, sizeof *jr);
-	if (!jr) {
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
-		return NULL;
-	}
-	jr->hub = r->app->hub;
-	r->ctx = jr;
-	r->ctx_free = job_req_free;
+	struct job_req *jr = handler_new_ctx(r, sizeof *jr, job_req_free);
+	if (jr)
+		jr->hub = r->app->hub;
 	return jr;
 }
 
@@ -130,11 +124,8 @@ static int take_idempotency_key(struct req *r, struct job *job)
 
 void jobs_create(struct req *r)
 {
-	if (atomic_load(&r->app->stopping)) {
-		reply_header(r, "Retry-After", "5");
-		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down; submit again shortly");
+	if (handler_refuse_if_stopping(r))
 		return;
-	}
 	struct problem p;
 	cJSON *body = job_parse_body(r->body, r->body_len, &p);
 	struct job *job = NULL;
@@ -157,36 +148,6 @@ void jobs_create(struct req *r)
 
 /* ---- GET /v1/jobs/{id} ---------------------------------------------- */
 
-/* Parses ?wait=S or Prefer: wait=S. Returns -1 after replying 400. */
-static int parse_wait(struct req *r, double *wait_s, bool *from_prefer)
-{
-	*wait_s = 0;
-	*from_prefer = false;
-	const char *q = req_query(r, "wait");
-	const char *text = q;
-	if (!q) {
-		const char *prefer = req_header(r, "Prefer");
-		const char *w = prefer ? strstr(prefer, "wait=") : NULL;
-		if (!w)
-			return 0;
-		text = w + 5;
-		*from_prefer = true;
-	}
-	char *end;
-	double v = strtod(text, &end);
-	bool bad = end == text || !isfinite(v) || v < 0;
-	if (!bad && !*from_prefer && *end)
-		bad = true;
-	if (bad) {
-		if (*from_prefer)
-			return 0; /* RFC 7240: a preference that cannot be honoured is ignored */
-		reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f", WAIT_MAX_S);
-		return -1;
-	}
-	*wait_s = v > WAIT_MAX_S ? WAIT_MAX_S : v;
-	return 0;
-}
-
 static void get_reply(struct req *r, struct job *job)
 {
 	struct job_req *jr = r->ctx;
@@ -205,30 +166,26 @@ static void get_resumed(struct req *r)
 	job_free(job);
 }
 
-/* Suspends r until job id ends or wait_s passes, then calls on_resume.
- * The job is re-read after arming so a finish that landed between the
- * first read and the arming is not missed. */
+/* For handler_wait: has job id ended (or become unreadable)? */
+static bool job_ended(struct req *r, const char *id)
+{
+	struct job *now = NULL;
+	bool ended = store_get_job(r->app->store, id, &now) != STORE_OK || job_state_terminal(now->state);
+	job_free(now);
+	return ended;
+}
+
 static void wait_for_job(struct req *r, const char *id, double wait_s, req_fn on_resume)
 {
 	struct job_req *jr = r->ctx;
-	req_suspend(r, on_resume);
-	int64_t deadline = clock_mono_ms() + (int64_t)llround(wait_s * 1000);
-	hub_wait(jr->hub, &jr->waiter, id, deadline, req_resume_cb, r);
-	struct job *now = NULL;
-	bool ended = store_get_job(r->app->store, id, &now) != STORE_OK ||
-	             job_state_terminal(now->state);
-	job_free(now);
-	/* Shutdown fires every waiter once after setting stopping; one armed
-	 * just after that must release itself. */
-	if (ended || atomic_load(&r->app->stopping))
-		hub_fire(jr->hub, &jr->waiter);
+	handler_wait(r, &jr->waiter, id, wait_s, on_resume, job_ended);
 }
 
 void jobs_get(struct req *r)
 {
 	double wait_s;
 	bool prefer;
-	if (parse_wait(r, &wait_s, &prefer) != 0)
+	if (handler_parse_wait(r, &wait_s, &prefer) != 0)
 		return;
 	struct job *job = NULL;
 	if (load_job(r, r->param, &job) != 0)

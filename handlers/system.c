@@ -30,11 +30,8 @@ static void ready_reply(struct req *r)
  * takes data. */
 void system_readyz(struct req *r)
 {
-	if (atomic_load(&r->app->stopping)) {
-		reply_header(r, "Retry-After", "5");
-		reply_error(r, PROBLEM_SHUTTING_DOWN, NULL, "jobqd is shutting down");
+	if (handler_refuse_if_stopping(r))
 		return;
-	}
 	struct store_op *op = handler_new_op(r, STORE_OP_PING);
 	if (op)
 		handler_post(r, op, ready_reply);

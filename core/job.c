@@ -136,8 +136,12 @@ int job_parse_callback_url(const cJSON *body, const char **out, struct problem *
 	const char *u = v->valuestring;
 	size_t n = strlen(u);
 	bool scheme = strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
-	bool host = scheme && u[strncmp(u, "https://", 8) == 0 ? 8 : 7] != '\0';
-	if (!scheme || !host || n > CALLBACK_URL_MAX || strpbrk(u, " \t\r\n"))
+	char first = scheme ? u[strncmp(u, "https://", 8) == 0 ? 8 : 7] : '\0';
+	bool host = first != '\0' && first != '/';
+	bool clean = true;
+	for (const char *c = u; *c && clean; c++)
+		clean = (unsigned char)*c > 0x20 && *c != 0x7f;
+	if (!scheme || !host || !clean || n > CALLBACK_URL_MAX)
 		return problem_set(p, PROBLEM_INVALID_FIELD, "callback_url",
 		                   "callback_url must be an http:// or https:// URL of at most %d bytes", CALLBACK_URL_MAX);
 	*out = u;

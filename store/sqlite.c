@@ -196,7 +196,9 @@ static const char *const writer_sql[SQL_COUNT] = {
 	                   " callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ?2 END"
 	                   " WHERE id = ?1 AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
 	                   "   WHERE batch_id = ?1 AND state IN (0, 1, 5) AND n > 0)",
-	[SQL_BATCH_UNDONE] = "UPDATE batches SET finished_at = NULL WHERE id = ?1",
+	/* Not done any more: a pending callback is withdrawn and starts afresh. */
+	[SQL_BATCH_UNDONE] = "UPDATE batches SET finished_at = NULL, callback_state = NULL, callback_next_at = NULL,"
+	                     " callback_attempts = 0 WHERE id = ?1",
 	[SQL_CALLBACK_JOB] = "UPDATE jobs SET callback_state = ?2, callback_attempts = callback_attempts + 1,"
 	                     " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
 	                     " WHERE id = ?1 AND callback_state = 0",
@@ -217,7 +219,10 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = 5",
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
 	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
-	               " expires_at = " EXPIRES("?7") "," CALLBACK_DUE("?7")
+	               " expires_at = " EXPIRES("?7") ","
+	               /* a retry (?7 NULL) leaves the callback waiting */
+	               " callback_state = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_state ELSE 0 END,"
+	               " callback_next_at = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_next_at ELSE ?7 END"
 	               " WHERE id = ?1 AND state = 1 AND attempts = ?8 RETURNING expires_at",
 	[SQL_REQUEUE] = "UPDATE jobs SET state = 0, attempts = attempts - 1, started_at = NULL"
 	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
@@ -230,7 +235,8 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_RETRY_SET] = "UPDATE jobs SET state = 0, max_attempts = max(max_attempts, attempts + 1),"
 	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
 	                  " finished_at = NULL, expires_at = NULL, run_at = ?2,"
-	                  " callback_state = NULL, callback_next_at = NULL"
+	                  " callback_state = NULL, callback_next_at = NULL, callback_attempts = 0,"
+	                  " callback_status = NULL, callback_error = NULL"
 	                  " WHERE id = ?1 AND state IN (3, 4) RETURNING " JOB_COLUMNS,
 	[SQL_DELETE_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq = ?1",
 	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (2, 3, 4)",

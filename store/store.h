@@ -166,7 +166,8 @@ enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_M
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
 
 /* Callbacks due at `now`: up to max ids of jobs (is_batch false) or
- * batches, and the earliest later due time in *next (0: none). */
+ * batches, and in *next the earliest due time of any pending callback
+ * (0: none; it may be `now` or earlier while one is due). */
 struct due_callback {
 	char id[UUID_LEN + 1];
 	bool is_batch;

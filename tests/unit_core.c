@@ -1,8 +1,10 @@
 /* Unit tests for the core layer (ids, time, UTF-8, the job model, meters, the
- * problem table, job states), the configuration parser, the waiter hub and
- * the run table. Thread tests wait on counters with bounded polls; no test
+ * problem table, job states, digests, callback URLs, deliveries, batches and
+ * the callback backoff), the configuration parser, the waiter hub and the
+ * run table. Thread tests wait on counters with bounded polls; no test
  * asserts a timing. */
 #include <check.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/hub.h"
 #include "core/job.h"
 #include "core/kind.h"
@@ -25,6 +28,7 @@
 #include "core/run.h"
 #include "core/uuid.h"
 #include "server/config.h"
+#include "workers/callbacks.h"
 
 /* The server defaults jobqd starts with. */
 static const struct job_defaults test_defaults = {
@@ -1063,6 +1067,342 @@ START_TEST(attempt_outcome_names_round_trip)
 		ck_assert_msg(attempt_outcome_parse(bad[i], &out) == -1, "accepted \"%s\"", bad[i]);
 		ck_assert_int_eq(out, ATTEMPT_TIMEOUT);
 	}
+}
+END_TEST
+
+/* ---- digests ----------------------------------------------------------- */
+
+START_TEST(digest_sha256_hex_matches_known_vectors)
+{
+	char out[DIGEST_HEX_LEN + 1];
+	memset(out, 'x', sizeof out);
+	digest_sha256_hex("", 0, out);
+	ck_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	memset(out, 'x', sizeof out);
+	digest_sha256_hex("abc", 3, out);
+	ck_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	/* Only len bytes count. */
+	digest_sha256_hex("abcdef", 3, out);
+	ck_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+END_TEST
+
+START_TEST(digest_hmac_sha256_hex_matches_rfc4231)
+{
+	char out[DIGEST_HEX_LEN + 1];
+	/* RFC 4231 test case 1: key 20 bytes of 0x0b, data "Hi There". */
+	char key1[21];
+	memset(key1, 0x0b, 20);
+	key1[20] = '\0';
+	memset(out, 'x', sizeof out);
+	digest_hmac_sha256_hex(key1, "Hi There", 8, out);
+	ck_assert_str_eq(out, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	/* Test case 2: key "Jefe". */
+	const char *data2 = "what do ya want for nothing?";
+	memset(out, 'x', sizeof out);
+	digest_hmac_sha256_hex("Jefe", data2, strlen(data2), out);
+	ck_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+END_TEST
+
+/* ---- callback urls ----------------------------------------------------- */
+
+static const char *const good_callback_urls[] = {
+	"http://example.com/hook",
+	"https://example.com/hook",
+	"http://127.0.0.1:8080/cb?x=1&y=%20",
+	"https://h",
+};
+
+START_TEST(job_parse_callback_url_accepts_http_and_https)
+{
+	cJSON *body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "callback_url", good_callback_urls[_i]);
+	const char *url = NULL;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	ck_assert_msg(job_parse_callback_url(body, &url, &p) == 0, "refused %s: %s", good_callback_urls[_i], p.detail);
+	ck_assert_ptr_nonnull(url);
+	ck_assert_str_eq(url, good_callback_urls[_i]);
+	cJSON_Delete(body);
+}
+END_TEST
+
+START_TEST(job_parse_callback_url_absent_is_null)
+{
+	cJSON *body = parse_or_die("{\"type\":\"echo\"}");
+	const char *url = "sentinel";
+	struct problem p;
+	ck_assert_int_eq(job_parse_callback_url(body, &url, &p), 0);
+	ck_assert_ptr_null(url);
+	cJSON_Delete(body);
+}
+END_TEST
+
+static const char *const bad_callback_bodies[] = {
+	"{\"callback_url\":\"ftp://example.com/x\"}",
+	"{\"callback_url\":\"file:///etc/passwd\"}",
+	"{\"callback_url\":\"gopher://example.com\"}",
+	"{\"callback_url\":\"example.com/hook\"}",
+	"{\"callback_url\":\"http:/example.com\"}",
+	"{\"callback_url\":\"\"}",
+	"{\"callback_url\":\"http://\"}",
+	"{\"callback_url\":\"https://\"}",
+	"{\"callback_url\":\" http://example.com\"}",
+	"{\"callback_url\":\"http://example.com/a b\"}",
+	"{\"callback_url\":\"http://example.com/\\t\"}",
+	"{\"callback_url\":\"http://example.com/\\n\"}",
+	"{\"callback_url\":\"http://example.com/\\r\"}",
+	"{\"callback_url\":\"http://example.com \"}",
+	"{\"callback_url\":\"http:///hook\"}",
+	"{\"callback_url\":\"http://example.com/\\u0001\"}",
+	"{\"callback_url\":\"http://example.com/\\u000b\"}",
+	"{\"callback_url\":1}",
+	"{\"callback_url\":true}",
+	"{\"callback_url\":null}",
+	"{\"callback_url\":[\"http://example.com\"]}",
+	"{\"callback_url\":{\"url\":\"http://example.com\"}}",
+};
+
+START_TEST(job_parse_callback_url_refuses_bad_values)
+{
+	cJSON *body = parse_or_die(bad_callback_bodies[_i]);
+	const char *url = "sentinel";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	int rc = job_parse_callback_url(body, &url, &p);
+	cJSON_Delete(body);
+	ck_assert_msg(rc == -1, "%s: accepted", bad_callback_bodies[_i]);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
+	ck_assert_str_eq(p.field, "callback_url");
+	ck_assert_msg(p.detail[0] != '\0', "%s: empty detail", bad_callback_bodies[_i]);
+}
+END_TEST
+
+/* A body {"callback_url": "http://aaa..."} whose URL is len bytes. */
+static cJSON *callback_body_of_len(size_t len)
+{
+	char *url = malloc(len + 1);
+	ck_assert_ptr_nonnull(url);
+	memcpy(url, "http://", 7);
+	memset(url + 7, 'a', len - 7);
+	url[len] = '\0';
+	cJSON *body = cJSON_CreateObject();
+	ck_assert_ptr_nonnull(cJSON_AddStringToObject(body, "callback_url", url));
+	free(url);
+	return body;
+}
+
+START_TEST(job_parse_callback_url_allows_at_most_2048_bytes)
+{
+	cJSON *body = callback_body_of_len(CALLBACK_URL_MAX);
+	const char *url = NULL;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	ck_assert_int_eq(job_parse_callback_url(body, &url, &p), 0);
+	ck_assert_ptr_nonnull(url);
+	ck_assert_uint_eq(strlen(url), CALLBACK_URL_MAX);
+	cJSON_Delete(body);
+
+	body = callback_body_of_len(CALLBACK_URL_MAX + 1);
+	url = "sentinel";
+	ck_assert_int_eq(job_parse_callback_url(body, &url, &p), -1);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
+	ck_assert_str_eq(p.field, "callback_url");
+	cJSON_Delete(body);
+}
+END_TEST
+
+START_TEST(job_from_submission_keeps_callback_url)
+{
+	struct job *job = submission_or_die("{\"type\":\"echo\",\"callback_url\":\"https://example.com/done?j=1\"}",
+	                                    &test_defaults);
+	ck_assert_ptr_nonnull(job->callback.url);
+	ck_assert_str_eq(job->callback.url, "https://example.com/done?j=1");
+	ck_assert_int_eq(job->callback.state, DELIVERY_NONE);
+	ck_assert_int_eq(job->callback.attempts, 0);
+	ck_assert_int_eq(job->callback.last_status, 0);
+	ck_assert_ptr_null(job->callback.last_error);
+	ck_assert_str_eq(job->batch_id, "");
+	ck_assert_ptr_null(job->idem_key);
+	cJSON *o = job_to_json(job);
+	ck_assert_ptr_nonnull(o);
+	assert_json_null(o, "batch_id");
+	const cJSON *cb = cJSON_GetObjectItemCaseSensitive(o, "callback");
+	ck_assert(cJSON_IsObject(cb));
+	assert_json_str(cb, "url", "https://example.com/done?j=1");
+	assert_json_str(cb, "state", "waiting");
+	cJSON_Delete(o);
+	job_free(job);
+
+	job = submission_or_die("{\"type\":\"echo\"}", &test_defaults);
+	ck_assert_ptr_null(job->callback.url);
+	ck_assert_int_eq(job->callback.state, DELIVERY_NONE);
+	o = job_to_json(job);
+	assert_json_null(o, "callback");
+	cJSON_Delete(o);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_from_submission_refuses_bad_callback_url)
+{
+	cJSON *body = parse_or_die("{\"type\":\"echo\",\"callback_url\":\"ftp://example.com\"}");
+	struct job sentinel;
+	struct job *job = &sentinel;
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	ck_assert_int_eq(job_from_submission(body, &test_defaults, &job, &p), -1);
+	ck_assert(job == &sentinel);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
+	ck_assert_str_eq(p.field, "callback_url");
+	cJSON_Delete(body);
+}
+END_TEST
+
+/* ---- deliveries and batches -------------------------------------------- */
+
+/* Fails unless o is a delivery object with exactly these values
+ * (last_status 0 and last_error NULL stand for JSON null). */
+static void assert_delivery_json(const cJSON *o, const char *url, const char *state, int attempts,
+                                 int last_status, const char *last_error)
+{
+	ck_assert_msg(cJSON_IsObject(o), "delivery is not an object");
+	ck_assert_int_eq(cJSON_GetArraySize(o), 5);
+	assert_json_str(o, "url", url);
+	assert_json_str(o, "state", state);
+	assert_json_num(o, "attempts", attempts);
+	if (last_status)
+		assert_json_num(o, "last_status", last_status);
+	else
+		assert_json_null(o, "last_status");
+	if (last_error)
+		assert_json_str(o, "last_error", last_error);
+	else
+		assert_json_null(o, "last_error");
+}
+
+START_TEST(delivery_to_json_renders_each_state)
+{
+	/* No URL: null, whatever the other fields say. */
+	struct delivery d = {.url = NULL, .state = DELIVERY_NONE};
+	cJSON *o = delivery_to_json(&d);
+	ck_assert(cJSON_IsNull(o));
+	cJSON_Delete(o);
+
+	d = (struct delivery){.url = strdup("http://h/cb"), .state = DELIVERY_NONE};
+	o = delivery_to_json(&d);
+	assert_delivery_json(o, "http://h/cb", "waiting", 0, 0, NULL);
+	cJSON_Delete(o);
+
+	d.state = DELIVERY_PENDING;
+	d.attempts = 2;
+	d.last_status = 503;
+	d.last_error = strdup("HTTP 503");
+	o = delivery_to_json(&d);
+	assert_delivery_json(o, "http://h/cb", "pending", 2, 503, "HTTP 503");
+	cJSON_Delete(o);
+	delivery_clear(&d);
+	ck_assert_ptr_null(d.url);
+	ck_assert_ptr_null(d.last_error);
+
+	d = (struct delivery){.url = strdup("https://h/cb"), .state = DELIVERY_DELIVERED, .attempts = 3,
+	                      .last_status = 204};
+	o = delivery_to_json(&d);
+	assert_delivery_json(o, "https://h/cb", "delivered", 3, 204, NULL);
+	cJSON_Delete(o);
+	delivery_clear(&d);
+
+	/* A network error has no status. */
+	d = (struct delivery){.url = strdup("https://h/cb"), .state = DELIVERY_FAILED, .attempts = 10,
+	                      .last_error = strdup("connection refused")};
+	o = delivery_to_json(&d);
+	assert_delivery_json(o, "https://h/cb", "failed", 10, 0, "connection refused");
+	cJSON_Delete(o);
+	delivery_clear(&d);
+	delivery_clear(&d); /* twice is harmless */
+}
+END_TEST
+
+static const char *const batch_keys[] = {
+	"id", "total", "counts", "done", "created_at", "finished_at", "callback",
+};
+
+START_TEST(batch_to_json_running_batch_has_every_key)
+{
+	struct batch_info b;
+	memset(&b, 0, sizeof b);
+	snprintf(b.id, sizeof b.id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	b.total = 21;
+	b.counts[JOB_QUEUED] = 1;
+	b.counts[JOB_RUNNING] = 2;
+	b.counts[JOB_SUCCEEDED] = 3;
+	b.counts[JOB_FAILED] = 4;
+	b.counts[JOB_CANCELED] = 5;
+	b.counts[JOB_SCHEDULED] = 6;
+	b.created_at = 1700000000123;
+	b.callback.state = DELIVERY_NONE;
+	cJSON *o = batch_to_json(&b);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), (int)(sizeof batch_keys / sizeof batch_keys[0]));
+	for (size_t i = 0; i < sizeof batch_keys / sizeof batch_keys[0]; i++)
+		ck_assert_msg(cJSON_HasObjectItem(o, batch_keys[i]), "key %s missing", batch_keys[i]);
+	assert_json_str(o, "id", "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	assert_json_num(o, "total", 21);
+	const cJSON *counts = cJSON_GetObjectItemCaseSensitive(o, "counts");
+	ck_assert(cJSON_IsObject(counts));
+	ck_assert_int_eq(cJSON_GetArraySize(counts), 6);
+	assert_json_num(counts, "queued", 1);
+	assert_json_num(counts, "running", 2);
+	assert_json_num(counts, "succeeded", 3);
+	assert_json_num(counts, "failed", 4);
+	assert_json_num(counts, "canceled", 5);
+	assert_json_num(counts, "scheduled", 6);
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "done")));
+	assert_json_str(o, "created_at", "2023-11-14T22:13:20.123Z");
+	assert_json_null(o, "finished_at");
+	assert_json_null(o, "callback");
+	cJSON_Delete(o);
+}
+END_TEST
+
+START_TEST(batch_to_json_done_batch_has_finished_at_and_callback)
+{
+	struct batch_info b;
+	memset(&b, 0, sizeof b);
+	snprintf(b.id, sizeof b.id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	b.total = 2;
+	b.counts[JOB_SUCCEEDED] = 2;
+	b.created_at = 1000;
+	b.finished_at = 1700000001000;
+	b.callback = (struct delivery){.url = strdup("https://h/batch"), .state = DELIVERY_PENDING};
+	cJSON *o = batch_to_json(&b);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(cJSON_GetArraySize(o), (int)(sizeof batch_keys / sizeof batch_keys[0]));
+	assert_json_num(o, "total", 2);
+	const cJSON *counts = cJSON_GetObjectItemCaseSensitive(o, "counts");
+	assert_json_num(counts, "succeeded", 2);
+	assert_json_num(counts, "queued", 0);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "done")));
+	assert_json_str(o, "created_at", "1970-01-01T00:00:01.000Z");
+	assert_json_str(o, "finished_at", "2023-11-14T22:13:21.000Z");
+	assert_delivery_json(cJSON_GetObjectItemCaseSensitive(o, "callback"), "https://h/batch", "pending", 0, 0,
+	                     NULL);
+	cJSON_Delete(o);
+	delivery_clear(&b.callback);
+}
+END_TEST
+
+START_TEST(callbacks_backoff_ms_doubles_up_to_the_cap)
+{
+	static const int64_t want[] = {
+		1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000, 300000, 300000,
+	};
+	for (int tries = 1; tries <= 12; tries++)
+		ck_assert_msg(callbacks_backoff_ms(tries) == want[tries - 1], "tries %d: %lld, want %lld", tries,
+		              (long long)callbacks_backoff_ms(tries), (long long)want[tries - 1]);
+	ck_assert_int_eq(callbacks_backoff_ms(100), CALLBACK_BACKOFF_CAP_MS);
+	ck_assert_int_eq(callbacks_backoff_ms(INT_MAX), CALLBACK_BACKOFF_CAP_MS);
 }
 END_TEST
 
@@ -2430,6 +2770,20 @@ Suite *core_suite(void)
 	tcase_add_test(tc, job_state_names_round_trip);
 	tcase_add_test(tc, job_state_parse_rejects_unknown_names);
 	tcase_add_test(tc, job_state_terminal_only_for_finished_states);
+
+	tc = tcase(s, "callbacks");
+	tcase_add_test(tc, digest_sha256_hex_matches_known_vectors);
+	tcase_add_test(tc, digest_hmac_sha256_hex_matches_rfc4231);
+	tcase_add_loop_test(tc, job_parse_callback_url_accepts_http_and_https, 0, NELEMS(good_callback_urls));
+	tcase_add_test(tc, job_parse_callback_url_absent_is_null);
+	tcase_add_loop_test(tc, job_parse_callback_url_refuses_bad_values, 0, NELEMS(bad_callback_bodies));
+	tcase_add_test(tc, job_parse_callback_url_allows_at_most_2048_bytes);
+	tcase_add_test(tc, job_from_submission_keeps_callback_url);
+	tcase_add_test(tc, job_from_submission_refuses_bad_callback_url);
+	tcase_add_test(tc, delivery_to_json_renders_each_state);
+	tcase_add_test(tc, batch_to_json_running_batch_has_every_key);
+	tcase_add_test(tc, batch_to_json_done_batch_has_finished_at_and_callback);
+	tcase_add_test(tc, callbacks_backoff_ms_doubles_up_to_the_cap);
 
 	tc = tcase(s, "problem");
 	tcase_add_test(tc, problem_to_json_with_field);

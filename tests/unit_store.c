@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/job.h"
 #include "core/uuid.h"
 #include "store/store.h"
@@ -107,6 +108,8 @@ struct recorder {
 	struct store *st;
 	char watch_id[UUID_LEN + 1];
 	atomic_int watch_seen;                 /* 1 found, -1 not found */
+	atomic_int batch_done;
+	char batch_done_ids[4][UUID_LEN + 1];  /* mu */
 };
 
 static void recorder_init(struct recorder *rec)
@@ -116,6 +119,7 @@ static void recorder_init(struct recorder *rec)
 	atomic_init(&rec->submitted, 0);
 	atomic_init(&rec->finished, 0);
 	atomic_init(&rec->watch_seen, 0);
+	atomic_init(&rec->batch_done, 0);
 }
 
 static void on_submitted(void *arg)
@@ -142,10 +146,22 @@ static void on_finished(void *arg, const char *id, const char *queue)
 	pthread_mutex_unlock(&rec->mu);
 }
 
+static void on_batch_done(void *arg, const char *batch_id)
+{
+	struct recorder *rec = arg;
+	pthread_mutex_lock(&rec->mu);
+	int n = atomic_load(&rec->batch_done);
+	if (n < 4)
+		snprintf(rec->batch_done_ids[n], sizeof rec->batch_done_ids[n], "%s", batch_id);
+	atomic_fetch_add(&rec->batch_done, 1);
+	pthread_mutex_unlock(&rec->mu);
+}
+
 static struct store *open_store(struct recorder *rec)
 {
 	struct store_options opts = {.path = db_path, .sync_full = true};
-	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished};
+	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
+	                            .batch_done = on_batch_done};
 	char err[512] = "";
 	struct store *st = NULL;
 	ck_assert_msg(store_open(&opts, rec ? &hooks : NULL, &st, err, sizeof err) == 0,
@@ -2450,6 +2466,956 @@ START_TEST(store_list_jobs_treats_limit_below_one_as_one)
 }
 END_TEST
 
+/* ---- migration from version 2 ----------------------------------------- */
+
+/* Migration 2 exactly as jobqd shipped it (migrations[1] in
+ * store/sqlite.c), applied on top of v1_schema. */
+static const char v2_upgrade[] =
+	"ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;"
+	"ALTER TABLE jobs ADD COLUMN backoff_s REAL NOT NULL DEFAULT 1;"
+	"ALTER TABLE jobs ADD COLUMN max_backoff_s REAL NOT NULL DEFAULT 300;"
+	"ALTER TABLE jobs ADD COLUMN timeout_s REAL NOT NULL DEFAULT 3600;"
+	"ALTER TABLE jobs ADD COLUMN retention_s REAL NOT NULL DEFAULT 604800;"
+	"ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN expires_at INTEGER;"
+	"UPDATE jobs SET run_at = created_at;"
+	"UPDATE jobs SET expires_at = finished_at + 604800000 WHERE state IN (2, 3, 4);"
+	"DROP INDEX jobs_runnable;"
+	"CREATE INDEX jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
+	"CREATE INDEX jobs_queued_since ON jobs(queue, run_at) WHERE state = 0;"
+	"CREATE INDEX jobs_scheduled ON jobs(run_at) WHERE state = 5;"
+	"CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE expires_at IS NOT NULL;"
+	"CREATE TABLE job_attempts ("
+	"  job_seq INTEGER NOT NULL,"
+	"  attempt INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  outcome TEXT NOT NULL,"
+	"  error TEXT,"
+	"  PRIMARY KEY (job_seq, attempt)) WITHOUT ROWID;"
+	"CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE TABLE queue_counts ("
+	"  queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
+	"  PRIMARY KEY (queue, state)) WITHOUT ROWID;"
+	"INSERT INTO queue_counts SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;"
+	"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
+	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
+	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+	"END;"
+	"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
+	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
+	"END;"
+	"CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN"
+	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
+	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
+	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
+	"END;"
+	"PRAGMA user_version = 2;";
+
+#define V2_QUEUED "0190a1b2-c3d4-7e5f-8a6b-000000000011"
+#define V2_FAILED "0190a1b2-c3d4-7e5f-8a6b-000000000012"
+#define V2_SCHEDULED "0190a1b2-c3d4-7e5f-8a6b-000000000013"
+
+START_TEST(store_open_migrates_a_version_2_database)
+{
+	int64_t now = clock_now_ms();
+	db_exec("PRAGMA journal_mode = WAL");
+	db_exec(v1_schema);
+	db_exec(v2_upgrade);
+	char sql[1024];
+	snprintf(sql, sizeof sql,
+	         "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at, run_at,"
+	         " max_attempts) VALUES ('" V2_QUEUED "', 'echo', 'default', 1, 0, '{\"n\":1}', 0, %lld, %lld, 5);"
+	         "INSERT INTO jobs (id, type, queue, state, error, attempts, created_at, run_at, started_at,"
+	         " finished_at, expires_at) VALUES ('" V2_FAILED "', 'fail', 'default', 3, 'boom', 3, %lld, %lld,"
+	         " %lld, %lld, %lld);"
+	         "INSERT INTO jobs (id, type, queue, state, attempts, created_at, run_at)"
+	         " VALUES ('" V2_SCHEDULED "', 'echo', 'later', 5, 0, %lld, %lld);",
+	         (long long)(now - 3000), (long long)(now - 3000), (long long)(now - 2000),
+	         (long long)(now - 2000), (long long)(now - 1900), (long long)(now - 1800),
+	         (long long)(now + 604800000), (long long)(now - 1000), (long long)(now + 3600000));
+	db_exec(sql);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 2);
+
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
+
+	/* Old rows: no batch, no callback; everything else kept. */
+	static const char *const ids[] = {V2_QUEUED, V2_FAILED, V2_SCHEDULED};
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		struct job *job = get_job(st, ids[i]);
+		ck_assert_str_eq(job->batch_id, "");
+		ck_assert_ptr_null(job->callback.url);
+		ck_assert_int_eq(job->callback.state, DELIVERY_NONE);
+		ck_assert_int_eq(job->callback.attempts, 0);
+		job_free(job);
+	}
+	struct job *q = get_job(st, V2_QUEUED);
+	ck_assert_int_eq(q->state, JOB_QUEUED);
+	ck_assert_int_eq(q->priority, 1);
+	ck_assert_int_eq(q->max_attempts, 5);
+	ck_assert_str_eq(q->payload, "{\"n\":1}");
+	job_free(q);
+	struct job *f = get_job(st, V2_FAILED);
+	ck_assert_int_eq(f->state, JOB_FAILED);
+	ck_assert_str_eq(f->error, "boom");
+	ck_assert_int_eq(f->finished_at, now - 1800);
+	job_free(f);
+	assert_counts(st, "default", 1, 0, 0, 1, 0, 0);
+	assert_counts(st, "later", 0, 0, 0, 0, 0, 1);
+
+	/* Nothing is due; no batch exists. */
+	struct due_callback due[4];
+	int n = -1;
+	int64_t next = -1;
+	ck_assert_int_eq(store_due_callbacks(st, clock_now_ms(), due, 4, &n, &next), STORE_OK);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(next, 0);
+	char id[UUID_LEN + 1];
+	uuid_v7(id);
+	struct batch_info b;
+	ck_assert_int_eq(store_get_batch(st, id, &b), STORE_NOT_FOUND);
+
+	/* The new columns and tables work on the migrated database. */
+	struct job *k = make_job("echo", "default", 0, "{}");
+	k->idem_key = strdup("k");
+	snprintf(k->idem_hash, sizeof k->idem_hash, "%064d", 1);
+	k->callback.url = strdup("http://example.com/cb");
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = k};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	ck_assert_int_gt(k->seq, 3);
+	struct job *stored = get_job(st, k->id);
+	ck_assert_str_eq(stored->callback.url, "http://example.com/cb");
+	job_free(stored);
+	/* The migrated queued job still runs first (priority 1). */
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, V2_QUEUED);
+	claimed_free(&got);
+	job_free(k);
+	store_close(st);
+}
+END_TEST
+
+/* ---- idempotency keys -------------------------------------------------- */
+
+/* A job submitted with Idempotency-Key key for a request body. */
+static struct job *make_keyed_job(const char *key, const char *body)
+{
+	struct job *job = make_job("echo", "default", 0, body);
+	job->idem_key = strdup(key);
+	ck_assert_ptr_nonnull(job->idem_key);
+	digest_sha256_hex(body, strlen(body), job->idem_hash);
+	return job;
+}
+
+static struct store_op submit_op(struct store *st, struct job *job)
+{
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	store_run(st, &op);
+	return op;
+}
+
+static int64_t rows_with_key(const char *key)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE idem_key = '%s'", key);
+	return db_int(sql);
+}
+
+START_TEST(store_submit_with_idempotency_key_inserts_once)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *first = make_keyed_job("key-1", "{\"type\":\"echo\"}");
+	struct store_op op = submit_op(st, first);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert(!op.replayed);
+	ck_assert_int_gt(first->seq, 0);
+	ck_assert_int_eq(rows_with_key("key-1"), 1);
+
+	/* The same key and body: the first job, nothing inserted. */
+	struct job *again = make_keyed_job("key-1", "{\"type\":\"echo\"}");
+	char fresh_id[UUID_LEN + 1];
+	memcpy(fresh_id, again->id, sizeof fresh_id);
+	ck_assert_str_ne(fresh_id, first->id);
+	op = submit_op(st, again);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert(op.replayed);
+	ck_assert_str_eq(again->id, first->id);
+	struct job *gone = NULL;
+	ck_assert_int_eq(store_get_job(st, fresh_id, &gone), STORE_NOT_FOUND);
+	ck_assert_int_eq(rows_with_key("key-1"), 1);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 1);
+
+	/* The same key with another body: a conflict, nothing inserted. */
+	struct job *other = make_keyed_job("key-1", "{\"type\":\"echo\",\"priority\":1}");
+	char other_id[UUID_LEN + 1];
+	memcpy(other_id, other->id, sizeof other_id);
+	op = submit_op(st, other);
+	ck_assert_int_eq(op.rc, STORE_CONFLICT);
+	ck_assert(!op.replayed);
+	ck_assert_str_eq(other->id, other_id);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 1);
+	assert_counts(st, "default", 1, 0, 0, 0, 0, 0);
+
+	/* The stored job is the first one as submitted. */
+	struct job *stored = get_job(st, first->id);
+	ck_assert_int_eq(stored->seq, first->seq);
+	ck_assert_str_eq(stored->payload, "{\"type\":\"echo\"}");
+	job_free(stored);
+	job_free(first);
+	job_free(again);
+	job_free(other);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_idempotency_key_is_free_again_after_delete)
+{
+	struct store *st = open_store(NULL);
+	struct job *first = make_keyed_job("key-d", "{\"a\":1}");
+	ck_assert_int_eq(submit_op(st, first).rc, STORE_OK);
+	ck_assert_int_eq(cancel(st, first->id).found, JOB_QUEUED);
+	struct store_op del = id_op(st, STORE_OP_DELETE, first->id);
+	ck_assert_int_eq(del.rc, STORE_OK);
+	ck_assert_int_eq(del.found, JOB_CANCELED);
+	ck_assert_int_eq(rows_with_key("key-d"), 0);
+
+	/* Even another body: the key is new again. */
+	struct job *second = make_keyed_job("key-d", "{\"a\":2}");
+	struct store_op op = submit_op(st, second);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert(!op.replayed);
+	ck_assert_str_ne(second->id, first->id);
+	ck_assert_int_gt(second->seq, 0);
+	ck_assert_int_eq(state_of(st, second->id), JOB_QUEUED);
+	ck_assert_int_eq(rows_with_key("key-d"), 1);
+	job_free(first);
+	job_free(second);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_idempotency_keys_are_independent)
+{
+	struct store *st = open_store(NULL);
+	/* The same body under two keys, and without a key twice: four jobs. */
+	struct job *a = make_keyed_job("key-a", "{}");
+	struct job *b = make_keyed_job("key-b", "{}");
+	struct job *c = make_job("echo", "default", 0, "{}");
+	struct job *d = make_job("echo", "default", 0, "{}");
+	struct job *jobs[] = {a, b, c, d};
+	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+		struct store_op op = submit_op(st, jobs[i]);
+		ck_assert_int_eq(op.rc, STORE_OK);
+		ck_assert(!op.replayed);
+		ck_assert_int_gt(jobs[i]->seq, 0);
+	}
+	ck_assert_str_ne(a->id, b->id);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 4);
+	/* Replaying one key answers with its own job only. */
+	struct job *again = make_keyed_job("key-b", "{}");
+	struct store_op op = submit_op(st, again);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	ck_assert(op.replayed);
+	ck_assert_str_eq(again->id, b->id);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 4);
+	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
+		job_free(jobs[i]);
+	job_free(again);
+	store_close(st);
+}
+END_TEST
+
+/* ---- batches ------------------------------------------------------------ */
+
+/* Runs a BATCH op over jobs[n] with a fresh batch id (in op.id). */
+static struct store_op batch_op(struct store *st, struct job **jobs, int n, const char *url)
+{
+	struct store_op op = {.kind = STORE_OP_BATCH, .jobs = jobs, .njobs = n, .url = url};
+	uuid_v7(op.id);
+	store_run(st, &op);
+	return op;
+}
+
+static struct batch_info get_batch(struct store *st, const char *id)
+{
+	struct batch_info b;
+	memset(&b, 0x5a, sizeof b);
+	ck_assert_int_eq(store_get_batch(st, id, &b), STORE_OK);
+	ck_assert_str_eq(b.id, id);
+	return b;
+}
+
+/* Fails unless the batch's counts are exactly these, in enum job_state
+ * order: queued, running, succeeded, failed, canceled, scheduled. */
+static void assert_batch_counts(const struct batch_info *b, int64_t queued, int64_t running,
+                                int64_t succeeded, int64_t failed, int64_t canceled, int64_t scheduled)
+{
+	const int64_t want[JOB_STATE_COUNT] = {queued, running, succeeded, failed, canceled, scheduled};
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		ck_assert_msg(b->counts[s] == want[s], "batch %s: %s count %lld, want %lld", b->id,
+		              job_state_name((enum job_state)s), (long long)b->counts[s], (long long)want[s]);
+}
+
+START_TEST(store_batch_inserts_every_job_with_its_batch_id)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *jobs[3] = {
+		make_job("echo", "bq", 0, "{\"i\":0}"),
+		make_keyed_job("ignored-in-batches", "{}"),
+		make_job("echo", "bq", 0, NULL),
+	};
+	jobs[2]->state = JOB_SCHEDULED;
+	jobs[2]->run_at = jobs[2]->created_at + 3600000;
+	int64_t before = clock_now_ms();
+	struct store_op op = batch_op(st, jobs, 3, NULL);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(op.rc, STORE_OK);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_str_eq(jobs[i]->batch_id, op.id);
+		ck_assert_int_gt(jobs[i]->seq, 0);
+		struct job *stored = get_job(st, jobs[i]->id);
+		ck_assert_str_eq(stored->batch_id, op.id);
+		ck_assert_ptr_null(stored->callback.url);
+		job_free(stored);
+	}
+	ck_assert_int_lt(jobs[0]->seq, jobs[1]->seq);
+	ck_assert_int_lt(jobs[1]->seq, jobs[2]->seq);
+	/* Keys belong to single submissions. */
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs WHERE idem_key IS NOT NULL"), 0);
+
+	struct batch_info b = get_batch(st, op.id);
+	ck_assert_int_eq(b.total, 3);
+	assert_batch_counts(&b, 2, 0, 0, 0, 0, 1);
+	ck_assert_int_ge(b.created_at, before);
+	ck_assert_int_le(b.created_at, after);
+	ck_assert_int_eq(b.finished_at, 0);
+	ck_assert_ptr_null(b.callback.url);
+	ck_assert_int_eq(b.callback.state, DELIVERY_NONE);
+	delivery_clear(&b.callback);
+	ck_assert_msg(wait_for_count(&rec.submitted, 1), "submitted not called after a batch");
+
+	/* A batch with a callback keeps its URL; it waits until done. */
+	struct job *more[1] = {make_job("echo", "bq", 0, NULL)};
+	struct store_op op2 = batch_op(st, more, 1, "https://example.com/batch");
+	ck_assert_int_eq(op2.rc, STORE_OK);
+	b = get_batch(st, op2.id);
+	ck_assert_int_eq(b.total, 1);
+	ck_assert_str_eq(b.callback.url, "https://example.com/batch");
+	ck_assert_int_eq(b.callback.state, DELIVERY_NONE);
+	ck_assert_int_eq(b.callback.attempts, 0);
+	delivery_clear(&b.callback);
+	assert_counts(st, "bq", 2, 0, 0, 0, 0, 1);
+	assert_counts(st, "default", 1, 0, 0, 0, 0, 0);
+
+	char unknown[UUID_LEN + 1];
+	uuid_v7(unknown);
+	struct batch_info none;
+	ck_assert_int_eq(store_get_batch(st, unknown, &none), STORE_NOT_FOUND);
+	for (int i = 0; i < 3; i++)
+		job_free(jobs[i]);
+	job_free(more[0]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group)
+{
+	struct store *st = open_store(NULL);
+	/* Hold the writer in a first op's done() so the three ops below are
+	 * applied in one group transaction. */
+	struct gate g = {.entered = false, .open = false};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	struct store_op first = {.kind = STORE_OP_PING, .done = gate_done, .arg = &g};
+	store_post(st, &first);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	struct store_stats before;
+	store_get_stats(st, &before);
+
+	atomic_int done;
+	atomic_init(&done, 0);
+	struct job *x = make_job("echo", "default", 0, NULL);
+	struct job *y = make_job("echo", "default", 0, NULL);
+	/* The second job repeats the first one's id: UNIQUE(id) fails it (the
+	 * writer logs that constraint error). */
+	struct job *jobs[3] = {make_job("echo", "bad", 0, NULL), make_job("echo", "bad", 0, NULL),
+	                       make_job("echo", "bad", 0, NULL)};
+	memcpy(jobs[1]->id, jobs[0]->id, sizeof jobs[1]->id);
+	struct store_op ops[3] = {
+		{.kind = STORE_OP_SUBMIT, .job = x, .done = count_done, .arg = &done},
+		{.kind = STORE_OP_BATCH, .jobs = jobs, .njobs = 3, .url = "http://example.com/b",
+		 .done = count_done, .arg = &done},
+		{.kind = STORE_OP_SUBMIT, .job = y, .done = count_done, .arg = &done},
+	};
+	uuid_v7(ops[1].id);
+	for (int i = 0; i < 3; i++)
+		store_post(st, &ops[i]);
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	ck_assert_msg(wait_for_count(&done, 3), "%d of 3 ops done", atomic_load(&done));
+	struct store_stats after;
+	store_get_stats(st, &after);
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+
+	ck_assert_int_ne(ops[1].rc, STORE_OK);
+	struct batch_info b;
+	ck_assert_int_eq(store_get_batch(st, ops[1].id, &b), STORE_NOT_FOUND);
+	for (int i = 0; i < 3; i++) {
+		struct job *gone = NULL;
+		ck_assert_msg(store_get_job(st, jobs[i]->id, &gone) == STORE_NOT_FOUND, "batch job %d was kept", i);
+	}
+	ck_assert_int_eq(db_int("SELECT count(*) FROM batches"), 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM batch_counts WHERE n <> 0"), 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs WHERE batch_id IS NOT NULL"), 0);
+	assert_counts(st, "bad", 0, 0, 0, 0, 0, 0);
+
+	/* The rest of the group committed. */
+	ck_assert_int_eq(ops[0].rc, STORE_OK);
+	ck_assert_int_eq(ops[2].rc, STORE_OK);
+	ck_assert_int_eq(state_of(st, x->id), JOB_QUEUED);
+	ck_assert_int_eq(state_of(st, y->id), JOB_QUEUED);
+	assert_counts(st, "default", 2, 0, 0, 0, 0, 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 2);
+	store_close(st);
+	job_free(x);
+	job_free(y);
+	for (int i = 0; i < 3; i++)
+		job_free(jobs[i]);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+END_TEST
+
+/* Submits a batch of n plain jobs in queue "bq"; returns the op (batch id
+ * in op.id). The jobs go to out[n] (caller frees). */
+static struct store_op submit_batch(struct store *st, int n, const char *url, struct job **out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = make_job("echo", "bq", 0, NULL);
+	struct store_op op = batch_op(st, out, n, url);
+	ck_assert_int_eq(op.rc, STORE_OK);
+	return op;
+}
+
+/* Ends a claimed job with state (succeeded, failed or canceled). */
+static void end_job(struct store *st, struct job *job, enum job_state state)
+{
+	job->state = state;
+	job->outcome = state == JOB_SUCCEEDED ? ATTEMPT_SUCCEEDED
+	               : state == JOB_CANCELED ? ATTEMPT_CANCELED : ATTEMPT_FAILED;
+	job->finished_at = clock_now_ms();
+	ck_assert_int_eq(finish(st, job), STORE_OK);
+}
+
+START_TEST(store_batch_done_when_its_last_job_ends)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *jobs[3];
+	struct store_op bop = submit_batch(st, 3, NULL, jobs);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	ck_assert_str_eq(got.jobs[0]->batch_id, bop.id);
+
+	end_job(st, got.jobs[0], JOB_SUCCEEDED);
+	struct batch_info b = get_batch(st, bop.id);
+	assert_batch_counts(&b, 1, 1, 1, 0, 0, 0);
+	ck_assert_int_eq(b.finished_at, 0);
+	delivery_clear(&b.callback);
+	/* A retry's wait does not end the batch. */
+	got.jobs[1]->state = JOB_SCHEDULED;
+	got.jobs[1]->outcome = ATTEMPT_FAILED;
+	got.jobs[1]->run_at = clock_now_ms() - 1;
+	ck_assert_int_eq(finish(st, got.jobs[1]), STORE_OK);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 0);
+	struct claimed again = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &again), 1);
+	ck_assert_str_eq(again.jobs[0]->id, got.jobs[1]->id);
+	end_job(st, again.jobs[0], JOB_FAILED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 0);
+	b = get_batch(st, bop.id);
+	ck_assert_int_eq(b.finished_at, 0);
+	delivery_clear(&b.callback);
+
+	/* Canceling the last queued job ends the batch: the hook runs once,
+	 * before done(), with the batch id. */
+	int64_t before = clock_now_ms();
+	struct store_op cop = cancel(st, jobs[2]->id);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(cop.rc, STORE_OK);
+	ck_assert_int_eq(cop.found, JOB_QUEUED);
+	ck_assert_str_eq(cop.batch_id, bop.id);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
+	ck_assert_str_eq(rec.batch_done_ids[0], bop.id);
+	b = get_batch(st, bop.id);
+	assert_batch_counts(&b, 0, 0, 1, 1, 1, 0);
+	ck_assert_int_ge(b.finished_at, before);
+	ck_assert_int_le(b.finished_at, after);
+	delivery_clear(&b.callback);
+
+	/* Nothing more calls it. */
+	struct store_op ping = {.kind = STORE_OP_PING};
+	ck_assert_int_eq(store_run(st, &ping), STORE_OK);
+	ck_assert_int_eq(cancel(st, jobs[2]->id).found, JOB_CANCELED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
+	claimed_free(&got);
+	claimed_free(&again);
+	for (int i = 0; i < 3; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_batch_done_by_finishing_its_last_job)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	/* A job outside any batch finishing calls nothing. */
+	struct job *plain = NULL;
+	struct job *pj = submit_and_claim(st, 1, &plain);
+	end_job(st, pj, JOB_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 0);
+	struct job *jobs[1];
+	struct store_op bop = submit_batch(st, 1, NULL, jobs);
+
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, jobs[0]->id);
+	int64_t before = clock_now_ms();
+	end_job(st, got.jobs[0], JOB_SUCCEEDED);
+	int64_t after = clock_now_ms();
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
+	ck_assert_str_eq(rec.batch_done_ids[0], bop.id);
+	struct batch_info b = get_batch(st, bop.id);
+	assert_batch_counts(&b, 0, 0, 1, 0, 0, 0);
+	ck_assert_int_ge(b.finished_at, before);
+	ck_assert_int_le(b.finished_at, after);
+	delivery_clear(&b.callback);
+	claimed_free(&got);
+	job_free(jobs[0]);
+	job_free(pj);
+	job_free(plain);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_retry_in_a_done_batch_makes_it_not_done)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	struct job *jobs[2];
+	struct store_op bop = submit_batch(st, 2, NULL, jobs);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 2, &got), 2);
+	end_job(st, got.jobs[0], JOB_SUCCEEDED);
+	end_job(st, got.jobs[1], JOB_FAILED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
+	struct batch_info b = get_batch(st, bop.id);
+	ck_assert_int_gt(b.finished_at, 0);
+	delivery_clear(&b.callback);
+
+	struct store_op rop = id_op(st, STORE_OP_RETRY, got.jobs[1]->id);
+	ck_assert_int_eq(rop.rc, STORE_OK);
+	ck_assert_int_eq(rop.found, JOB_FAILED);
+	b = get_batch(st, bop.id);
+	ck_assert_int_eq(b.finished_at, 0);
+	assert_batch_counts(&b, 1, 0, 1, 0, 0, 0);
+	delivery_clear(&b.callback);
+	cJSON *o = batch_to_json(&b);
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "done")));
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "finished_at")));
+	cJSON_Delete(o);
+
+	/* It ends again, and says so again. */
+	struct claimed again = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &again), 1);
+	end_job(st, again.jobs[0], JOB_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 2);
+	ck_assert_str_eq(rec.batch_done_ids[1], bop.id);
+	b = get_batch(st, bop.id);
+	ck_assert_int_gt(b.finished_at, 0);
+	assert_batch_counts(&b, 0, 0, 2, 0, 0, 0);
+	delivery_clear(&b.callback);
+	claimed_free(&got);
+	claimed_free(&again);
+	for (int i = 0; i < 2; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+#define DUE_MAX 8
+
+struct due_list {
+	struct due_callback items[DUE_MAX];
+	int n;
+	int64_t next;
+};
+
+static struct due_list due_at(struct store *st, int64_t now)
+{
+	struct due_list d;
+	memset(&d, 0x5a, sizeof d);
+	ck_assert_int_eq(store_due_callbacks(st, now, d.items, DUE_MAX, &d.n, &d.next), STORE_OK);
+	ck_assert_int_ge(d.n, 0);
+	ck_assert_int_le(d.n, DUE_MAX);
+	return d;
+}
+
+/* The job with a callback to url, submitted. */
+static struct job *submit_with_callback(struct store *st, const char *url)
+{
+	struct job *job = make_job("echo", "default", 0, NULL);
+	if (url) {
+		job->callback.url = strdup(url);
+		ck_assert_ptr_nonnull(job->callback.url);
+	}
+	ck_assert_int_eq(submit_op(st, job).rc, STORE_OK);
+	return job;
+}
+
+/* Claims the one queued job, which must be want, and ends it. */
+static void run_to_end(struct store *st, const char *want, enum job_state state)
+{
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, want);
+	end_job(st, got.jobs[0], state);
+	claimed_free(&got);
+}
+
+static struct store_op record_callback(struct store *st, const char *id, bool is_batch,
+                                       enum delivery_state state, int status, const char *error,
+                                       int64_t next_at)
+{
+	struct store_op op = {.kind = STORE_OP_CALLBACK, .is_batch = is_batch, .delivery = state,
+	                      .status = status, .url = error, .next_at = next_at};
+	snprintf(op.id, sizeof op.id, "%s", id);
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	return op;
+}
+
+static struct delivery callback_of(struct store *st, const char *id)
+{
+	struct job *job = get_job(st, id);
+	struct delivery d = job->callback;
+	memset(&job->callback, 0, sizeof job->callback);
+	job_free(job);
+	return d;
+}
+
+START_TEST(store_finished_job_with_callback_becomes_due)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = submit_with_callback(st, "http://example.com/cb");
+	struct delivery d = callback_of(st, job->id);
+	ck_assert_str_eq(d.url, "http://example.com/cb");
+	ck_assert_int_eq(d.state, DELIVERY_NONE);
+	delivery_clear(&d);
+	struct due_list due = due_at(st, clock_now_ms() + 3600000);
+	ck_assert_int_eq(due.n, 0);
+	ck_assert_int_eq(due.next, 0);
+
+	run_to_end(st, job->id, JOB_SUCCEEDED);
+	struct job *stored = get_job(st, job->id);
+	ck_assert_int_eq(stored->callback.state, DELIVERY_PENDING);
+	ck_assert_int_eq(stored->callback.attempts, 0);
+	ck_assert_int_eq(stored->callback.last_status, 0);
+	ck_assert_ptr_null(stored->callback.last_error);
+	int64_t finished_at = stored->finished_at;
+	job_free(stored);
+	due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 1);
+	ck_assert_str_eq(due.items[0].id, job->id);
+	ck_assert(!due.items[0].is_batch);
+	/* Due from the moment it finished. */
+	ck_assert_int_eq(due_at(st, finished_at - 1).n, 0);
+	ck_assert_int_eq(due_at(st, finished_at).n, 1);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_job_without_callback_never_becomes_due)
+{
+	struct store *st = open_store(NULL);
+	static const enum job_state ends[] = {JOB_SUCCEEDED, JOB_FAILED};
+	for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+		struct job *job = submit_with_callback(st, NULL);
+		run_to_end(st, job->id, ends[i]);
+		job_free(job);
+	}
+	struct job *c = submit_with_callback(st, NULL);
+	ck_assert_int_eq(cancel(st, c->id).found, JOB_QUEUED);
+	struct delivery d = callback_of(st, c->id);
+	ck_assert_ptr_null(d.url);
+	ck_assert_int_eq(d.state, DELIVERY_NONE);
+	delivery_clear(&d);
+	struct due_list due = due_at(st, clock_now_ms() + 86400000);
+	ck_assert_int_eq(due.n, 0);
+	ck_assert_int_eq(due.next, 0);
+	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs WHERE callback_state IS NOT NULL"), 0);
+	job_free(c);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_canceled_job_with_callback_becomes_due)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = submit_with_callback(st, "https://example.com/cb");
+	ck_assert_int_eq(cancel(st, job->id).found, JOB_QUEUED);
+	struct due_list due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 1);
+	ck_assert_str_eq(due.items[0].id, job->id);
+	ck_assert(!due.items[0].is_batch);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_callback_pending_waits_until_next_at)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = submit_with_callback(st, "http://example.com/cb");
+	run_to_end(st, job->id, JOB_FAILED);
+	int64_t now = clock_now_ms();
+	ck_assert_int_eq(due_at(st, now).n, 1);
+
+	int64_t next_at = now + 3600000;
+	record_callback(st, job->id, false, DELIVERY_PENDING, 503, "HTTP 503", next_at);
+	struct due_list due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 0);
+	ck_assert_int_eq(due.next, next_at);
+	struct delivery d = callback_of(st, job->id);
+	ck_assert_int_eq(d.state, DELIVERY_PENDING);
+	ck_assert_int_eq(d.attempts, 1);
+	ck_assert_int_eq(d.last_status, 503);
+	ck_assert_str_eq(d.last_error, "HTTP 503");
+	delivery_clear(&d);
+
+	/* At next_at it is due again. */
+	due = due_at(st, next_at);
+	ck_assert_int_eq(due.n, 1);
+	ck_assert_str_eq(due.items[0].id, job->id);
+
+	/* A network error has no status. */
+	record_callback(st, job->id, false, DELIVERY_PENDING, 0, "connection refused", next_at + 1000);
+	d = callback_of(st, job->id);
+	ck_assert_int_eq(d.attempts, 2);
+	ck_assert_int_eq(d.last_status, 0);
+	ck_assert_str_eq(d.last_error, "connection refused");
+	delivery_clear(&d);
+	ck_assert_int_eq(due_at(st, clock_now_ms()).next, next_at + 1000);
+
+	/* Giving up: failed, never due again. */
+	record_callback(st, job->id, false, DELIVERY_FAILED, 500, "HTTP 500", 0);
+	d = callback_of(st, job->id);
+	ck_assert_int_eq(d.state, DELIVERY_FAILED);
+	ck_assert_int_eq(d.attempts, 3);
+	ck_assert_int_eq(d.last_status, 500);
+	ck_assert_str_eq(d.last_error, "HTTP 500");
+	delivery_clear(&d);
+	due = due_at(st, next_at + 86400000);
+	ck_assert_int_eq(due.n, 0);
+	ck_assert_int_eq(due.next, 0);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_callback_delivered_records_attempt_and_status)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = submit_with_callback(st, "http://example.com/cb");
+	run_to_end(st, job->id, JOB_SUCCEEDED);
+	record_callback(st, job->id, false, DELIVERY_DELIVERED, 200, NULL, 0);
+	struct delivery d = callback_of(st, job->id);
+	ck_assert_str_eq(d.url, "http://example.com/cb");
+	ck_assert_int_eq(d.state, DELIVERY_DELIVERED);
+	ck_assert_int_eq(d.attempts, 1);
+	ck_assert_int_eq(d.last_status, 200);
+	ck_assert_ptr_null(d.last_error);
+	delivery_clear(&d);
+	struct due_list due = due_at(st, clock_now_ms() + 86400000);
+	ck_assert_int_eq(due.n, 0);
+	ck_assert_int_eq(due.next, 0);
+
+	/* A late second outcome for a delivered callback changes nothing. */
+	record_callback(st, job->id, false, DELIVERY_FAILED, 500, "late", 0);
+	d = callback_of(st, job->id);
+	ck_assert_int_eq(d.state, DELIVERY_DELIVERED);
+	ck_assert_int_eq(d.attempts, 1);
+	ck_assert_int_eq(d.last_status, 200);
+	delivery_clear(&d);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_due_callbacks_respects_max)
+{
+	struct store *st = open_store(NULL);
+	struct job *jobs[3];
+	for (int i = 0; i < 3; i++) {
+		jobs[i] = submit_with_callback(st, "http://example.com/cb");
+		run_to_end(st, jobs[i]->id, JOB_SUCCEEDED);
+		sleep_past(clock_now_ms()); /* distinct due times */
+	}
+	struct due_callback due[2];
+	int n = -1;
+	int64_t next = -1;
+	ck_assert_int_eq(store_due_callbacks(st, clock_now_ms(), due, 2, &n, &next), STORE_OK);
+	ck_assert_int_eq(n, 2);
+	/* Oldest due first. */
+	ck_assert_str_eq(due[0].id, jobs[0]->id);
+	ck_assert_str_eq(due[1].id, jobs[1]->id);
+	ck_assert_int_eq(due_at(st, clock_now_ms()).n, 3);
+	for (int i = 0; i < 3; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_done_batch_with_callback_becomes_due)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	/* Its jobs have no callback of their own. */
+	struct job *jobs[1];
+	struct store_op bop = submit_batch(st, 1, "https://example.com/batch", jobs);
+	ck_assert_int_eq(due_at(st, clock_now_ms() + 3600000).n, 0);
+	run_to_end(st, jobs[0]->id, JOB_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
+
+	struct batch_info b = get_batch(st, bop.id);
+	ck_assert_int_eq(b.callback.state, DELIVERY_PENDING);
+	ck_assert_int_eq(b.callback.attempts, 0);
+	delivery_clear(&b.callback);
+	struct due_list due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 1);
+	ck_assert_str_eq(due.items[0].id, bop.id);
+	ck_assert(due.items[0].is_batch);
+
+	record_callback(st, bop.id, true, DELIVERY_DELIVERED, 204, NULL, 0);
+	b = get_batch(st, bop.id);
+	ck_assert_int_eq(b.callback.state, DELIVERY_DELIVERED);
+	ck_assert_int_eq(b.callback.attempts, 1);
+	ck_assert_int_eq(b.callback.last_status, 204);
+	ck_assert_ptr_null(b.callback.last_error);
+	delivery_clear(&b.callback);
+	ck_assert_int_eq(due_at(st, clock_now_ms() + 86400000).n, 0);
+	job_free(jobs[0]);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_due_callbacks_lists_jobs_and_batches)
+{
+	struct store *st = open_store(NULL);
+	struct job *jobs[1];
+	struct store_op bop = submit_batch(st, 1, "https://example.com/batch", jobs);
+	run_to_end(st, jobs[0]->id, JOB_CANCELED);
+	struct job *job = submit_with_callback(st, "http://example.com/cb");
+	run_to_end(st, job->id, JOB_SUCCEEDED);
+	struct due_list due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 2);
+	bool saw_job = false, saw_batch = false;
+	for (int i = 0; i < due.n; i++) {
+		if (strcmp(due.items[i].id, job->id) == 0) {
+			ck_assert(!due.items[i].is_batch);
+			saw_job = true;
+		} else {
+			ck_assert_str_eq(due.items[i].id, bop.id);
+			ck_assert(due.items[i].is_batch);
+			saw_batch = true;
+		}
+	}
+	ck_assert(saw_job && saw_batch);
+	/* The earliest of a job's and a batch's retry times. */
+	int64_t now = clock_now_ms();
+	record_callback(st, job->id, false, DELIVERY_PENDING, 502, "HTTP 502", now + 5000);
+	record_callback(st, bop.id, true, DELIVERY_PENDING, 502, "HTTP 502", now + 3000);
+	ck_assert_int_eq(due_at(st, now).next, now + 3000);
+	record_callback(st, bop.id, true, DELIVERY_DELIVERED, 200, NULL, 0);
+	ck_assert_int_eq(due_at(st, now).next, now + 5000);
+	job_free(job);
+	job_free(jobs[0]);
+	store_close(st);
+}
+END_TEST
+
+/* Spec: "waiting = the job has not finished yet". A failed attempt that
+ * will be retried does not finish the job. */
+START_TEST(store_callback_waits_while_a_retry_is_scheduled)
+{
+	struct store *st = open_store(NULL);
+	struct job *job = submit_with_callback(st, "http://example.com/cb");
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	got.jobs[0]->state = JOB_SCHEDULED;
+	got.jobs[0]->outcome = ATTEMPT_FAILED;
+	got.jobs[0]->run_at = clock_now_ms() + 3600000;
+	ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
+	ck_assert_int_eq(state_of(st, job->id), JOB_SCHEDULED);
+	struct delivery d = callback_of(st, job->id);
+	enum delivery_state state = d.state;
+	delivery_clear(&d);
+	ck_assert_msg(state == DELIVERY_NONE, "callback of a job waiting for its retry is %d, not waiting",
+	              (int)state);
+	ck_assert_int_eq(due_at(st, clock_now_ms() + 86400000).n, 0);
+	claimed_free(&got);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+/* A batch that is not done any more is not due for its batch.finished
+ * callback (spec: it POSTs "when it becomes done"). */
+START_TEST(store_retry_in_a_done_batch_withdraws_its_pending_callback)
+{
+	struct store *st = open_store(NULL);
+	struct job *jobs[1];
+	struct store_op bop = submit_batch(st, 1, "https://example.com/batch", jobs);
+	run_to_end(st, jobs[0]->id, JOB_FAILED);
+	struct due_list due = due_at(st, clock_now_ms());
+	ck_assert_int_eq(due.n, 1);
+	ck_assert(due.items[0].is_batch);
+
+	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, jobs[0]->id).found, JOB_FAILED);
+	struct batch_info b = get_batch(st, bop.id);
+	enum delivery_state state = b.callback.state;
+	delivery_clear(&b.callback);
+	ck_assert_int_eq(b.finished_at, 0);
+	ck_assert_msg(state == DELIVERY_NONE, "callback of a batch that is not done is %d, not waiting",
+	              (int)state);
+	due = due_at(st, clock_now_ms() + 86400000);
+	ck_assert_msg(due.n == 0, "a batch that is not done is due for its callback");
+	job_free(jobs[0]);
+	store_close(st);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2476,6 +3442,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_open_migrates_a_version_1_database);
 	tcase_add_test(tc, store_recovery_records_interrupted_attempts);
 	tcase_add_test(tc, store_recovery_of_a_job_at_its_last_attempt_fails_it);
+	tcase_add_test(tc, store_open_migrates_a_version_2_database);
 
 	tc = tcase(s, "jobs");
 	tcase_add_test(tc, store_get_job_returns_every_field);
@@ -2530,6 +3497,30 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_list_plans_use_their_indexes);
 	tcase_add_loop_test(tc, store_new_query_plans_use_their_indexes, 0,
 	                    (int)(sizeof new_plans / sizeof new_plans[0]));
+
+	tc = tcase(s, "idempotency");
+	tcase_add_test(tc, store_submit_with_idempotency_key_inserts_once);
+	tcase_add_test(tc, store_idempotency_key_is_free_again_after_delete);
+	tcase_add_test(tc, store_idempotency_keys_are_independent);
+
+	tc = tcase(s, "batches");
+	tcase_add_test(tc, store_batch_inserts_every_job_with_its_batch_id);
+	tcase_add_test(tc, store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group);
+	tcase_add_test(tc, store_batch_done_when_its_last_job_ends);
+	tcase_add_test(tc, store_batch_done_by_finishing_its_last_job);
+	tcase_add_test(tc, store_retry_in_a_done_batch_makes_it_not_done);
+
+	tc = tcase(s, "callbacks");
+	tcase_add_test(tc, store_finished_job_with_callback_becomes_due);
+	tcase_add_test(tc, store_job_without_callback_never_becomes_due);
+	tcase_add_test(tc, store_canceled_job_with_callback_becomes_due);
+	tcase_add_test(tc, store_callback_pending_waits_until_next_at);
+	tcase_add_test(tc, store_callback_delivered_records_attempt_and_status);
+	tcase_add_test(tc, store_due_callbacks_respects_max);
+	tcase_add_test(tc, store_done_batch_with_callback_becomes_due);
+	tcase_add_test(tc, store_due_callbacks_lists_jobs_and_batches);
+	tcase_add_test(tc, store_callback_waits_while_a_retry_is_scheduled);
+	tcase_add_test(tc, store_retry_in_a_done_batch_withdraws_its_pending_callback);
 
 	tc = tcase(s, "group_commit");
 	tcase_add_test(tc, store_group_commit_completes_concurrent_posts);

@@ -170,7 +170,7 @@ void hub_free(struct hub *hub)
 void hub_wait(struct hub *hub, struct hub_waiter *w, const char *id,
               int64_t deadline, void (*wake)(void *arg), void *arg)
 {
-	size_t n = strnlen(id, UUID_LEN);
+	size_t n = strnlen(id, HUB_KEY_MAX);
 	memcpy(w->id, id, n);
 	w->id[n] = '\0';
 	w->deadline = deadline;

@@ -23,8 +23,10 @@
 
 struct hub;
 
+#define HUB_KEY_MAX 48
+
 struct hub_waiter {
-	char id[UUID_LEN + 1];       /* job waited on */
+	char id[HUB_KEY_MAX + 1];    /* what is waited on: a job or batch id, or an event key */
 	int64_t deadline;            /* monotonic ms */
 	void (*wake)(void *arg);
 	void *arg;

@@ -13,7 +13,17 @@
 struct run_table {
 	pthread_mutex_t mu;
 	struct run *buckets[RUN_BUCKETS];
+	void (*progress_hook)(void *arg, const struct job *job, double percent, const char *message);
+	void *progress_arg;
 };
+
+void run_table_on_progress(struct run_table *t,
+                           void (*hook)(void *arg, const struct job *job, double percent, const char *message),
+                           void *arg)
+{
+	t->progress_hook = hook;
+	t->progress_arg = arg;
+}
 
 static size_t bucket_of(const char *id)
 {
@@ -47,6 +57,7 @@ struct run *run_table_add(struct run_table *t, struct job *job)
 		return NULL;
 	}
 	run->job = job;
+	run->table = t;
 	pthread_mutex_init(&run->mu, NULL);
 	clock_cond_init(&run->cv);
 	size_t b = bucket_of(job->id);
@@ -140,11 +151,17 @@ void run_progress(struct run *run, double percent, const char *message)
 		percent = 0;
 	if (percent > 100)
 		percent = 100;
+	int64_t now = clock_mono_ms();
 	pthread_mutex_lock(&run->mu);
 	run->has_progress = true;
 	run->percent = percent;
 	snprintf(run->message, sizeof run->message, "%s", message ? message : "");
+	bool tell = run->table->progress_hook && now - run->progress_told >= RUN_PROGRESS_HOOK_MS;
+	if (tell)
+		run->progress_told = now;
 	pthread_mutex_unlock(&run->mu);
+	if (tell)
+		run->table->progress_hook(run->table->progress_arg, run->job, percent, message ? message : "");
 }
 
 void run_start_clock(struct run *run)

@@ -38,6 +38,8 @@ struct run {
 	void (*stop_hook)(void *arg); /* run->mu; see run_set_stop_hook */
 	void *stop_hook_arg;
 	int64_t retry_after_ms;  /* run->mu; 0: none */
+	struct run_table *table; /* set when added */
+	int64_t progress_told;   /* run->mu: monotonic ms of the last progress hook call */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;       /* signalled when stop is set */
 	enum run_stop stop;
@@ -54,6 +56,16 @@ struct run_table *run_table_new(void);
 
 /* Frees the table; every run must have been removed. NULL is a no-op. */
 void run_table_free(struct run_table *t);
+
+#define RUN_PROGRESS_HOOK_MS 100
+
+/* hook(arg, job, percent, message) is called from run_progress at most
+ * every RUN_PROGRESS_HOOK_MS per run (a report within that time of the
+ * previous one is not passed on), on the reporting thread, without locks
+ * held. Set before any run is added. */
+void run_table_on_progress(struct run_table *t,
+                           void (*hook)(void *arg, const struct job *job, double percent, const char *message),
+                           void *arg);
 
 /* Creates a run for job (taking it) and adds it. NULL on OOM (job freed). */
 struct run *run_table_add(struct run_table *t, struct job *job);

@@ -55,6 +55,10 @@ void jobs_delete(struct req *r);
 void batches_create(struct req *r);
 void batches_get(struct req *r);
 
+/* handlers/events.c */
+void events_job_stream(struct req *r);
+void events_stream(struct req *r);
+
 /* handlers/queues.c */
 void queues_list(struct req *r);
 void queues_get(struct req *r);

@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 
+#include "core/events.h"
 #include "core/hub.h"
 #include "core/meter.h"
 #include "core/run.h"
@@ -17,6 +18,7 @@ struct app {
 	struct hub *hub;
 	struct run_table *runs;
 	struct meter *finished;   /* jobs finished per queue, last minute */
+	struct events *events;    /* recent transitions, for event streams */
 	atomic_bool stopping;     /* set on SIGTERM: refuse new work */
 };
 

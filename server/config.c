@@ -264,6 +264,11 @@ static int opt_callback_secret(struct config *cfg, const char *v)
 	return 0;
 }
 
+static int opt_sse_heartbeat(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0.05, 3600, &cfg->sse_heartbeat_s);
+}
+
 struct option_def {
 	const char *flag;
 	const char *env;
@@ -292,6 +297,7 @@ static const struct option_def options[] = {
 	{"--http-allow", "JOBQ_HTTP_ALLOW", "RULE", "CIDR or host pattern http jobs may reach despite a deny rule; repeatable", opt_http_allow},
 	{"--http-deny", "JOBQ_HTTP_DENY", "RULE", "CIDR or host pattern http jobs may not reach (metadata ranges are denied by default); repeatable", opt_http_deny},
 	{"--callback-secret", "JOBQ_CALLBACK_SECRET", "SECRET", "sign callbacks with HMAC-SHA256 in X-Jobq-Signature", opt_callback_secret},
+	{"--sse-heartbeat", "JOBQ_SSE_HEARTBEAT", "SECONDS", "idle event streams get a keep-alive comment this often (default 15)", opt_sse_heartbeat},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -327,6 +333,7 @@ static void defaults(struct config *cfg)
 	cfg->shutdown_grace_s = 30;
 	cfg->command_grace_s = 5;
 	cfg->http_max_response = 1 << 20;
+	cfg->sse_heartbeat_s = 15;
 }
 
 enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen)

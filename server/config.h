@@ -43,6 +43,7 @@ struct config {
 	char http_deny[CONFIG_MAX_LIST][256];
 	int nhttp_deny;
 	char callback_secret[256];   /* empty: callbacks are not signed */
+	double sse_heartbeat_s;      /* idle event streams get a comment this often */
 };
 
 enum config_rc { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };

@@ -55,6 +55,8 @@ static const struct route routes[] = {
 	{"DELETE", "/v1/jobs/{id}", jobs_delete, false},
 	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false},
 	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false},
+	{"GET", "/v1/jobs/{id}/events", events_job_stream, false},
+	{"GET", "/v1/events", events_stream, false},
 	{"POST", "/v1/batches", batches_create, true},
 	{"GET", "/v1/batches/{id}", batches_get, false},
 	{"GET", "/v1/queues", queues_list, false},
@@ -201,11 +203,34 @@ static void body_append(struct exchange *x, const char *data, size_t n)
 
 /* ---- responses ------------------------------------------------------ */
 
+#define STREAM_BLOCK 4096
+
+/* Content reader of a streamed reply. With nothing to send it suspends the
+ * connection from inside the reader (returning 0 unsuspended would make
+ * libmicrohttpd call it again at once, in a loop) and lets the handler arm
+ * its wake-up; libmicrohttpd calls it again after the resume. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct exchange *x = cls;
+	long n = x->req.stream_fill(&x->req, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n > 0)
+		return (ssize_t)n;
+	atomic_fetch_add(&x->http->suspended, 1);
+	MHD_suspend_connection(x->req.conn);
+	x->req.stream_arm(&x->req);
+	return 0;
+}
+
 static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 {
 	struct req *r = &x->req;
 	struct MHD_Response *resp;
-	if (r->reply_static)
+	if (r->stream_fill)
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, x, NULL);
+	else if (r->reply_static)
 		resp = MHD_create_response_from_buffer(r->reply_len, r->reply_body, MHD_RESPMEM_PERSISTENT);
 	else
 		resp = MHD_create_response_from_buffer(r->reply_len, r->reply_body, MHD_RESPMEM_MUST_FREE);
@@ -359,6 +384,13 @@ void reply_error(struct req *r, enum problem_kind kind, const char *field, const
 	reply_problem(r, &p);
 }
 
+void reply_stream(struct req *r, const char *content_type, req_fill_fn fill, req_fn arm)
+{
+	reply_set(r, 200, content_type, NULL, 0, true);
+	r->stream_fill = fill;
+	r->stream_arm = arm;
+}
+
 void reply_static(struct req *r, int status, const char *content_type, const char *body, size_t len)
 {
 	reply_set(r, status, content_type, (char *)body, len, true);
@@ -412,7 +444,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
-	log_warn("http: %s", msg);
+	log_debug("http: %s", msg); /* about clients: closed streams, bad requests */
 }
 
 /* Creates, binds and listens on host:port; fills the printable address. */

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/clock.h"
 #include "core/hub.h"
@@ -35,6 +36,7 @@
  * sets it, hence atomic; the pool is freed only after the store closes. */
 struct wiring {
 	struct hub *hub;
+	struct events *events;
 	struct meter *finished;
 	_Atomic(struct pool *) pool;
 	_Atomic(struct callbacks *) callbacks;
@@ -61,6 +63,27 @@ static void on_finished(void *arg, const char *id, const char *queue)
 	meter_add(w->finished, queue, clock_now_ms());
 	hub_notify(w->hub, id);
 	poke_callbacks(w);
+}
+
+static void on_transition(void *arg, const struct job_change *c)
+{
+	struct wiring *w = arg;
+	struct event e = {.kind = EVENT_JOB, .state = c->state, .attempts = c->attempts};
+	snprintf(e.id, sizeof e.id, "%s", c->id);
+	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
+	snprintf(e.type, sizeof e.type, "%s", c->type);
+	events_publish(w->events, &e);
+}
+
+static void on_progress(void *arg, const struct job *job, double percent, const char *message)
+{
+	struct wiring *w = arg;
+	struct event e = {.kind = EVENT_PROGRESS, .percent = percent};
+	memcpy(e.id, job->id, sizeof e.id);
+	memcpy(e.queue, job->queue, sizeof e.queue);
+	memcpy(e.type, job->type, sizeof e.type);
+	snprintf(e.message, sizeof e.message, "%s", message);
+	events_publish(w->events, &e);
 }
 
 static void on_batch_done(void *arg, const char *batch_id)
@@ -132,13 +155,15 @@ int main(int argc, char **argv)
 	struct wiring wiring = {0};
 	struct app app = {.cfg = &cfg};
 	struct http *http = NULL;
-	struct store_hooks hooks = {.arg = &wiring, .submitted = on_submitted, .finished = on_finished,
-	                            .batch_done = on_batch_done};
+	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
+	                            .finished = on_finished, .batch_done = on_batch_done};
 	struct store_options sopts = {.path = cfg.db_path, .sync_full = cfg.sync_full};
 
 	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||
-	    !(wiring.finished = app.finished = meter_new()))
+	    !(wiring.finished = app.finished = meter_new()) ||
+	    !(wiring.events = app.events = events_new(app.hub)))
 		goto out;
+	run_table_on_progress(app.runs, on_progress, &wiring);
 	if (store_open(&sopts, &hooks, &app.store, err, sizeof err) != 0) {
 		log_error("%s", err);
 		goto out;
@@ -187,6 +212,7 @@ out:
 	pool_free(atomic_load(&wiring.pool));
 	callbacks_free(atomic_load(&wiring.callbacks));
 	hub_free(app.hub);
+	events_free(app.events);
 	meter_free(app.finished);
 	run_table_free(app.runs);
 	curl_global_cleanup();

@@ -19,6 +19,12 @@ struct req;
 
 typedef void (*req_fn)(struct req *r);
 
+/* A streamed body: writes up to max bytes into buf and returns how many;
+ * 0 when there is nothing to send now (the request is then suspended and
+ * arm runs, which must arrange exactly one req_resume, e.g. a hub waiter
+ * with a deadline); -1 to end the stream. Runs on the HTTP thread. */
+typedef long (*req_fill_fn)(struct req *r, char *buf, size_t max);
+
 struct req_header {
 	char *name, *value;
 };
@@ -50,6 +56,8 @@ struct req {
 	/* glue (server/http.c) */
 	void *conn;
 	req_fn on_resume;
+	req_fill_fn stream_fill;      /* set by reply_stream */
+	req_fn stream_arm;
 };
 
 /* Request header or query parameter value; NULL when absent. */
@@ -69,6 +77,10 @@ void reply_error(struct req *r, enum problem_kind kind, const char *field,
 /* Replies with static bytes (not copied, not freed). */
 void reply_static(struct req *r, int status, const char *content_type,
                   const char *body, size_t len);
+
+/* Replies 200 with a body produced by fill as the client reads it (see
+ * req_fill_fn), e.g. Server-Sent Events. */
+void reply_stream(struct req *r, const char *content_type, req_fill_fn fill, req_fn arm);
 
 /* Adds a response header (copied). */
 void reply_header(struct req *r, const char *name, const char *fmt, ...)

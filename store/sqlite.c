@@ -206,7 +206,8 @@ static const char *const writer_sql[SQL_COUNT] = {
 	                       " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
 	                       " WHERE id = ?1 AND callback_state = 0",
 	[SQL_PROMOTE] = "UPDATE jobs SET state = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
-	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")",
+	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")"
+	                " RETURNING id, queue, type, attempts",
 	/* Queues after the last one served come first, then the rest from the
 	 * start: every queue gets its turn however many there are. */
 	[SQL_READY_QUEUES] = "SELECT c.queue FROM queue_counts c WHERE c.state = 0 AND c.n > 0"
@@ -228,7 +229,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
 	[SQL_ATTEMPT] = "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id FROM jobs WHERE id = ?1",
+	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id, type FROM jobs WHERE id = ?1",
 	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2,"
 	                   " expires_at = " EXPIRES("?2") "," CALLBACK_DUE("?2")
 	                   " WHERE id = ?1 AND state IN (0, 5) RETURNING expires_at",
@@ -609,10 +610,20 @@ static int idempotent_replay(struct store *st, struct store_op *op)
 	return rc == SQLITE_DONE ? SQLITE_CONSTRAINT : rc;
 }
 
-/* Claimed jobs wait here until the COMMIT decides their fate. */
+/* A job promoted from scheduled to queued by a claim. */
+struct promoted {
+	char id[UUID_LEN + 1];
+	char queue[JOB_NAME_MAX + 1];
+	char type[JOB_NAME_MAX + 1];
+	int attempts;
+};
+
+/* Claimed (and promoted) jobs wait here until the COMMIT decides. */
 struct claim_scratch {
 	struct job **jobs;
 	int n;
+	struct promoted *promoted;
+	int npromoted;
 };
 
 static int claim_order(const void *a, const void *b)
@@ -692,7 +703,23 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	int64_t now = clock_now_ms();
 	sqlite3_stmt *promote = st->wstmt[SQL_PROMOTE];
 	sqlite3_bind_int64(promote, 1, now);
-	int rc = sqlite3_step(promote);
+	int rc, cap = 0;
+	while ((rc = sqlite3_step(promote)) == SQLITE_ROW) {
+		if (cs->npromoted == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct promoted *grown = realloc(cs->promoted, (size_t)cap * sizeof *grown);
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			cs->promoted = grown;
+		}
+		struct promoted *p = &cs->promoted[cs->npromoted++];
+		column_copy(promote, 0, p->id, sizeof p->id);
+		column_copy(promote, 1, p->queue, sizeof p->queue);
+		column_copy(promote, 2, p->type, sizeof p->type);
+		p->attempts = sqlite3_column_int(promote, 3);
+	}
 	sqlite3_reset(promote);
 	if (rc != SQLITE_DONE)
 		return rc;
@@ -767,7 +794,8 @@ static void note_expiry(struct store *st, int64_t expires_at)
 
 /* Sets *finished when the job reached a terminal state, *batch_done when
  * that finished its batch. */
-static int apply_finish(struct store *st, struct store_op *op, bool *finished, bool *batch_done)
+static int apply_finish(struct store *st, struct store_op *op, bool *changed, bool *finished,
+                        bool *batch_done)
 {
 	struct job *job = op->job;
 	int rc;
@@ -776,6 +804,7 @@ static int apply_finish(struct store *st, struct store_op *op, bool *finished, b
 		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, job->attempts);
 		rc = sqlite3_step(s);
+		*changed = rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 1;
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -796,10 +825,9 @@ static int apply_finish(struct store *st, struct store_op *op, bool *finished, b
 	if (job->state == JOB_SCHEDULED)
 		sqlite3_bind_int64(s, 9, job->run_at);
 	int64_t expires_at = 0;
-	bool changed = false;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		changed = true;
+		*changed = true;
 		expires_at = sqlite3_column_int64(s, 0);
 		rc = sqlite3_step(s);
 	}
@@ -807,7 +835,7 @@ static int apply_finish(struct store *st, struct store_op *op, bool *finished, b
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
 		return rc;
-	if (!changed) {
+	if (!*changed) {
 		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
 		return SQLITE_OK;
 	}
@@ -830,6 +858,7 @@ static int state_of(struct store *st, struct store_op *op, int64_t *seq)
 		*seq = sqlite3_column_int64(s, 1);
 		column_copy(s, 2, op->queue, sizeof op->queue);
 		column_copy(s, 3, op->batch_id, sizeof op->batch_id);
+		column_copy(s, 4, op->type, sizeof op->type);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		op->rc = STORE_NOT_FOUND;
@@ -972,11 +1001,64 @@ static int apply_callback(struct store *st, struct store_op *op)
 
 /* Per-op outcome of the group, kept until the COMMIT decides. */
 struct applied {
+	bool changed;                 /* hooks.transition after commit */
 	bool finished;                /* hooks.finished after commit */
 	bool batch_done;              /* hooks.batch_done(op->batch_id) after commit */
 	bool runnable;                /* hooks.submitted after commit */
 	struct claim_scratch claim;
 };
+
+static void report(struct store *st, const char *id, const char *queue, const char *type,
+                   enum job_state state, int attempts)
+{
+	struct job_change c = {.id = id, .queue = queue, .type = type, .state = state, .attempts = attempts};
+	st->hooks.transition(st->hooks.arg, &c);
+}
+
+static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts)
+{
+	report(st, job->id, job->queue, job->type, state, attempts);
+}
+
+/* Reports the state changes an op committed, in order. */
+static void report_changes(struct store *st, struct store_op *op, const struct applied *ap)
+{
+	if (!st->hooks.transition || op->rc != STORE_OK)
+		return;
+	switch (op->kind) {
+	case STORE_OP_SUBMIT:
+		if (!op->replayed)
+			report_job(st, op->job, op->job->state, 0);
+		break;
+	case STORE_OP_BATCH:
+		for (int j = 0; j < op->njobs; j++)
+			report_job(st, op->jobs[j], op->jobs[j]->state, 0);
+		break;
+	case STORE_OP_CLAIM:
+		for (int j = 0; j < ap->claim.npromoted; j++) {
+			const struct promoted *p = &ap->claim.promoted[j];
+			report(st, p->id, p->queue, p->type, JOB_QUEUED, p->attempts);
+		}
+		for (int j = 0; j < ap->claim.n; j++)
+			report_job(st, ap->claim.jobs[j], JOB_RUNNING, ap->claim.jobs[j]->attempts);
+		break;
+	case STORE_OP_FINISH:
+		if (ap->changed)
+			report_job(st, op->job, op->job->state,
+			           op->job->state == JOB_QUEUED ? op->job->attempts - 1 : op->job->attempts);
+		break;
+	case STORE_OP_CANCEL:
+		if (ap->finished)
+			report(st, op->id, op->queue, op->type, JOB_CANCELED, 0);
+		break;
+	case STORE_OP_RETRY:
+		if (op->job)
+			report_job(st, op->job, JOB_QUEUED, op->job->attempts);
+		break;
+	default:
+		break;
+	}
+}
 
 static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
                            int n, bool committed)
@@ -986,6 +1068,7 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 		struct store_op *op = ops[i];
 		if (!committed)
 			op->rc = STORE_UNAVAILABLE;
+		report_changes(st, op, &ap[i]);
 		if (op->kind == STORE_OP_CLAIM) {
 			op->nclaimed = op->rc == STORE_OK ? ap[i].claim.n : 0;
 			for (int j = 0; j < ap[i].claim.n; j++) {
@@ -995,6 +1078,7 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 					job_free(ap[i].claim.jobs[j]);
 			}
 			free(ap[i].claim.jobs);
+			free(ap[i].claim.promoted);
 		}
 		if (op->rc == STORE_OK && ap[i].runnable)
 			submitted = true;
@@ -1033,7 +1117,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			break;
 		case STORE_OP_CALLBACK: rc = apply_callback(st, op); break;
 		case STORE_OP_FINISH:
-			rc = apply_finish(st, op, &ap[i].finished, &ap[i].batch_done);
+			rc = apply_finish(st, op, &ap[i].changed, &ap[i].finished, &ap[i].batch_done);
 			ap[i].runnable = op->job->state == JOB_QUEUED || op->job->state == JOB_SCHEDULED;
 			break;
 		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished, &ap[i].batch_done); break;
@@ -1048,7 +1132,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		if (rc != SQLITE_OK) {
 			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
 			op->rc = STORE_UNAVAILABLE;
-			ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
+			ap[i].changed = ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
 			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
 			 * transaction back: then nothing in the group holds. */
 			if (sqlite3_get_autocommit(st->wdb))

@@ -28,8 +28,17 @@ enum store_rc {
 
 struct store;
 
+/* A job's new state, as committed. */
+struct job_change {
+	const char *id, *queue, *type;
+	enum job_state state;
+	int attempts;
+};
+
 /* Called on the writer thread after a commit; must not block. */
 struct store_hooks {
+	/* every committed state change of a job, in commit order */
+	void (*transition)(void *arg, const struct job_change *c);
 	void *arg;
 	/* jobs may have become runnable (submitted, requeued, retried, resumed) */
 	void (*submitted)(void *arg);
@@ -89,6 +98,7 @@ struct store_op {
 	bool paused;                      /* PAUSE */
 	bool replayed;                    /* SUBMIT */
 	char batch_id[UUID_LEN + 1];      /* CANCEL, FINISH: the job's batch, "" if none (out) */
+	char type[JOB_NAME_MAX + 1];      /* CANCEL, RETRY, DELETE: the job's type (out) */
 	struct job **jobs;                /* BATCH */
 	int njobs;                        /* BATCH */
 	const char *url;                  /* BATCH: callback; CALLBACK: error text */

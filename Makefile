@@ -47,8 +47,9 @@ TORTURE_OBJ := $(BUILD)/tests/torture.o $(BUILD)/tests/harness.o
 DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
 COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
+EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme \
         lint-openapi deps bench bench-http torture clean
 
 all: $(BUILD)/jobqd
@@ -97,6 +98,9 @@ $(BUILD)/tests/api_command_test: $(COMMAND_OBJ)
 $(BUILD)/tests/api_http_test: $(HTTP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -111,8 +115,8 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-http check-torture \
-           check-readme lint-openapi
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events \
+           check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -131,6 +135,9 @@ check-command: $(BUILD)/tests/api_command_test $(BUILD)/jobqd
 
 check-http: $(BUILD)/tests/api_http_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_http_test
+
+check-events: $(BUILD)/tests/api_events_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_events_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

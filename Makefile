@@ -50,7 +50,7 @@ HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme \
-        lint-openapi deps bench bench-http torture clean
+        lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
 
@@ -164,6 +164,16 @@ $(BUILD)/bench/load: bench/load.c
 $(BUILD)/bench/slow_server: bench/slow_server.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/waiters: bench/waiters.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+# 10,000 long-polls on one job: memory per waiter, time to answer them all.
+bench-waiters:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/waiters
+	JOBQD=$(BUILD)/jobqd WAITERS=$(BUILD)/bench/waiters bench/waiters.sh
 
 # How many slow outbound requests one jobqd keeps in flight.
 bench-http:

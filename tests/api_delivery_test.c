@@ -34,168 +34,12 @@
 
 /* ---- small JSON, time and format helpers ---- */
 
-static const cJSON *jget(const cJSON *o, const char *k)
-{
-	return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = jget(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* Never NULL, for messages. */
-static const char *jstr_or(const cJSON *o, const char *k)
-{
-	const char *s = jstr(o, k);
-
-	return s != NULL ? s : "(not a string)";
-}
-
-static int jnull(const cJSON *o, const char *k)
-{
-	return cJSON_IsNull(jget(o, k));
-}
-
-static int jint(const cJSON *o, const char *k, long *out)
-{
-	const cJSON *v = jget(o, k);
-
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
-		return 0;
-	*out = (long)v->valuedouble;
-	return 1;
-}
-
-/* The integer k of o, or -999999 when it is not an integer. */
-static long jlong(const cJSON *o, const char *k)
-{
-	long n;
-
-	return jint(o, k, &n) ? n : -999999;
-}
-
-static int str_eq(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
-static int is_digits(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* "2026-11-21T13:05:11.123Z" exactly. */
-static int is_rfc3339_ms(const char *s)
-{
-	return s != NULL && strlen(s) == 24 && is_digits(s, 4) && s[4] == '-' &&
-	       is_digits(s + 5, 2) && s[7] == '-' && is_digits(s + 8, 2) &&
-	       s[10] == 'T' && is_digits(s + 11, 2) && s[13] == ':' &&
-	       is_digits(s + 14, 2) && s[16] == ':' && is_digits(s + 17, 2) &&
-	       s[19] == '.' && is_digits(s + 20, 3) && s[23] == 'Z';
-}
-
-/* Milliseconds since the epoch of an RFC 3339 ms timestamp, -1 if not one. */
-static long long ts_ms(const char *s)
-{
-	struct tm tm;
-	int ms = 0;
-
-	memset(&tm, 0, sizeof tm);
-	if (!is_rfc3339_ms(s) ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (long long)timegm(&tm) * 1000 + ms;
-}
-
-static long long jts(const cJSON *o, const char *k)
-{
-	return ts_ms(jstr(o, k));
-}
-
-static int is_uuidv7(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-			     (s[i] >= 'a' && s[i] <= 'f'))) {
-			return 0;
-		}
-	}
-	return s[14] == '7' && strchr("89ab", s[19]) != NULL;
-}
-
-static int in_list(const char *s, const char *const *set)
-{
-	size_t i;
-
-	for (i = 0; s != NULL && set[i] != NULL; i++)
-		if (strcmp(s, set[i]) == 0)
-			return 1;
-	return 0;
-}
-
 static const char *const job_states[] = { "scheduled", "queued", "running",
 	"succeeded", "failed", "canceled", NULL };
 static const char *const count_keys[] = { "scheduled", "queued", "running",
 	"succeeded", "failed", "canceled", NULL };
 static const char *const delivery_states[] = { "waiting", "pending",
 	"delivered", "failed", NULL };
-
-static int is_terminal(const char *s)
-{
-	return s != NULL && (strcmp(s, "succeeded") == 0 ||
-			     strcmp(s, "failed") == 0 ||
-			     strcmp(s, "canceled") == 0);
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static cJSON *take_json(struct resp *r)
-{
-	cJSON *j = r->json;
-
-	r->json = NULL;
-	return j;
-}
-
-static int json_equal_text(const cJSON *a, const char *text)
-{
-	cJSON *b = cJSON_Parse(text);
-	int eq = b != NULL && a != NULL && cJSON_Compare(a, b, 1);
-
-	cJSON_Delete(b);
-	return eq;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -371,15 +215,6 @@ static cJSON *wait_state(const struct jobqd *d, const char *id, const char *stat
 		cJSON_Delete(j);
 		nap_ms(10);
 	}
-}
-
-static void job_action(const struct jobqd *d, const char *id,
-		       const char *action, struct resp *r)
-{
-	char path[256];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s/%s", id, action);
-	harness_request(d, "POST", path, NULL, NULL, NULL, r);
 }
 
 static void cancel_ok(const struct jobqd *d, const char *id)
@@ -1379,16 +1214,6 @@ static const struct bad_case bad_cases[] = {
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
-
-static void expand_id(char *out, size_t n, const char *path, const char *id)
-{
-	const char *p = strstr(path, "{id}");
-
-	if (p == NULL)
-		snprintf(out, n, "%s", path);
-	else
-		snprintf(out, n, "%.*s%s%s", (int)(p - path), path, id, p + 4);
-}
 
 /* Runs one case; appends a line to report if it does not match. */
 static int run_bad_case(const struct jobqd *d, const struct bad_case *c,

@@ -21,86 +21,6 @@
 
 /* ---- small JSON and format helpers ---- */
 
-static const cJSON *jget(const cJSON *o, const char *k)
-{
-	return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = jget(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int jnull(const cJSON *o, const char *k)
-{
-	return cJSON_IsNull(jget(o, k));
-}
-
-static int jint(const cJSON *o, const char *k, long *out)
-{
-	const cJSON *v = jget(o, k);
-
-	if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long)v->valuedouble)
-		return 0;
-	*out = (long)v->valuedouble;
-	return 1;
-}
-
-static int is_digits(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return 1;
-}
-
-/* "2026-11-21T13:05:11.123Z" exactly. */
-static int is_rfc3339_ms(const char *s)
-{
-	return s != NULL && strlen(s) == 24 && is_digits(s, 4) && s[4] == '-' &&
-	       is_digits(s + 5, 2) && s[7] == '-' && is_digits(s + 8, 2) &&
-	       s[10] == 'T' && is_digits(s + 11, 2) && s[13] == ':' &&
-	       is_digits(s + 14, 2) && s[16] == ':' && is_digits(s + 17, 2) &&
-	       s[19] == '.' && is_digits(s + 20, 3) && s[23] == 'Z';
-}
-
-static long long ts_ms(const char *s)
-{
-	struct tm tm;
-	int ms = 0;
-
-	memset(&tm, 0, sizeof tm);
-	if (!is_rfc3339_ms(s) ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
-		   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (long long)timegm(&tm) * 1000 + ms;
-}
-
-static int is_uuidv7(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-			     (s[i] >= 'a' && s[i] <= 'f'))) {
-			return 0;
-		}
-	}
-	return s[14] == '7' && strchr("89ab", s[19]) != NULL;
-}
-
 static int is_state(const char *s)
 {
 	static const char *const states[] = { "queued", "running", "succeeded",
@@ -111,28 +31,6 @@ static int is_state(const char *s)
 		if (strcmp(s, states[i]) == 0)
 			return 1;
 	return 0;
-}
-
-static int is_terminal(const char *s)
-{
-	return s != NULL && (strcmp(s, "succeeded") == 0 ||
-			     strcmp(s, "failed") == 0 ||
-			     strcmp(s, "canceled") == 0);
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 /* ---- assertions ---- */
@@ -196,14 +94,6 @@ static void stop_ok(struct jobqd *d)
 			     strlen(log) > 3000 ? log + strlen(log) - 3000 : log);
 	}
 	harness_cleanup(d);
-}
-
-static cJSON *take_json(struct resp *r)
-{
-	cJSON *j = r->json;
-
-	r->json = NULL;
-	return j;
 }
 
 /* POSTs a job and returns its id (malloc'd); asserts 201 and a queued job. */
@@ -335,15 +225,6 @@ static void assert_list_ids(const cJSON *l, char *const *ids, int n,
 				     ids[i]) == 0,
 			      "%s: job %d is %s, want %s", what, i,
 			      jstr(cJSON_GetArrayItem(jobs, i), "id"), ids[i]);
-}
-
-static int json_equal_text(const cJSON *a, const char *text)
-{
-	cJSON *b = cJSON_Parse(text);
-	int eq = b != NULL && a != NULL && cJSON_Compare(a, b, 1);
-
-	cJSON_Delete(b);
-	return eq;
 }
 
 /* ---- submit and get ---- */
@@ -1162,16 +1043,6 @@ static const struct bad_case bad_cases[] = {
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
-
-static void expand_id(char *out, size_t n, const char *path, const char *id)
-{
-	const char *p = strstr(path, "{id}");
-
-	if (p == NULL)
-		snprintf(out, n, "%s", path);
-	else
-		snprintf(out, n, "%.*s%s%s", (int)(p - path), path, id, p + 4);
-}
 
 /* Runs one case; appends a line to report if it does not match. */
 static int run_bad_case(const struct jobqd *d, const struct bad_case *c,

@@ -166,4 +166,77 @@ int harness_problem_mismatch(const struct resp *r, long status, const char *code
 			      "%s", why_);                                   \
 	} while (0)
 
+/* ---- small helpers shared by the suites ---- */
+
+/* Member k of object o (case sensitive), NULL if absent. */
+const cJSON *jget(const cJSON *o, const char *k);
+
+/* String member k of o, NULL if absent or not a string. */
+const char *jstr(const cJSON *o, const char *k);
+
+/* Like jstr but never NULL ("(not a string)"), for messages. */
+const char *jstr_or(const cJSON *o, const char *k);
+
+/* 1 if member k of o is JSON null. */
+int jnull(const cJSON *o, const char *k);
+
+/* 1 with the value in *out if member k of o is an integral number; else 0. */
+int jint(const cJSON *o, const char *k, long *out);
+
+/* The integer k of o, or -999999 when it is not an integer. */
+long jlong(const cJSON *o, const char *k);
+
+/* 1 if both strings are non-NULL and equal. */
+int str_eq(const char *a, const char *b);
+
+/* 1 if the n first characters of s are all ASCII digits. */
+int is_digits(const char *s, size_t n);
+
+/* 1 if s is "2026-11-21T13:05:11.123Z" exactly (RFC 3339, ms, UTC). */
+int is_rfc3339_ms(const char *s);
+
+/* Milliseconds since the epoch of an RFC 3339 ms timestamp, -1 if not one. */
+long long ts_ms(const char *s);
+
+/* Like ts_ms but without the strict format check first: whatever sscanf
+ * reads as "YYYY-MM-DDTHH:MM:SS.mmmZ" at the start of s; -1 if NULL or it
+ * does not parse. */
+long long ts_ms_lax(const char *s);
+
+/* ts_ms of the string member k of o. */
+long long jts(const cJSON *o, const char *k);
+
+/* 1 if s is a lowercase hyphenated UUID of version 7 (RFC 9562 variant). */
+int is_uuidv7(const char *s);
+
+/* 1 if s is one of the NULL-terminated set (0 for a NULL s). */
+int in_list(const char *s, const char *const *set);
+
+/* 1 if s is a terminal job state: succeeded, failed or canceled. */
+int is_terminal(const char *s);
+
+/* Sleeps ms milliseconds. */
+void nap_ms(long ms);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+double mono_ms(void);
+
+/* Takes the parsed body out of r (the caller frees it with cJSON_Delete;
+ * harness_resp_free then leaves it alone). */
+cJSON *take_json(struct resp *r);
+
+/* 1 if a is non-NULL and equals the JSON text (case-sensitive keys). */
+int json_equal_text(const cJSON *a, const char *text);
+
+/* POST /v1/jobs/<id>/<action> with no body into *r. */
+void job_action(const struct jobqd *d, const char *id, const char *action,
+		struct resp *r);
+
+/* Copies path into out with its first "{id}" replaced by id. */
+void expand_id(char *out, size_t n, const char *path, const char *id);
+
+/* Entry i of the attempt_history array of a single-job GET, or NULL. */
+const cJSON *history_at(const cJSON *j, int i);
+
+
 #endif

@@ -220,25 +220,12 @@ static int rng_below(uint64_t *s, int n)
 	return (int)(rng_next(s) % (uint64_t)n);
 }
 
-static const char *jstr(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int jint(const cJSON *o, const char *key, int def)
+/* Integer member key of o, or def when absent or not a number. */
+static int jint_or(const cJSON *o, const char *key, int def)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
 	return cJSON_IsNumber(v) ? v->valueint : def;
-}
-
-static int is_terminal(const char *state)
-{
-	return state != NULL && (strcmp(state, "succeeded") == 0 ||
-				 strcmp(state, "failed") == 0 ||
-				 strcmp(state, "canceled") == 0);
 }
 
 /* 1 if pid is a live process (not gone, not a zombie that exited). */
@@ -427,7 +414,7 @@ static void take_reply(struct client *c, struct job_rec *rec,
 	}
 	snprintf(rec->id, sizeof rec->id, "%s", id);
 	state = jstr(r->json, "state");
-	ma = jint(r->json, "max_attempts", -1);
+	ma = jint_or(r->json, "max_attempts", -1);
 	if (state == NULL || strcmp(state, "queued") != 0 || ma < 1 ||
 	    (rec->kind == KIND_TALLY && ma != rec->max_attempts)) {
 		check_fail(F_SUBMIT, "round %d: 201 for %s has state %s, "
@@ -580,7 +567,7 @@ static void drain(const struct jobqd *d, double bound_s)
 			   "%.0f s: last GET %ld%s, state %s, attempts %d",
 			   j->id, kind_names[j->kind], j->round, bound_s,
 			   j->final_status, j->final_status ? "" : " (no reply)",
-			   state ? state : "?", jint(j->final, "attempts", -1));
+			   state ? state : "?", jint_or(j->final, "attempts", -1));
 		evidence_add(j->id);
 	}
 	check_count(F_TERMINAL, (long)acked.n);
@@ -718,7 +705,7 @@ static void check_history(const struct job_rec *j, const char *state,
 
 		if (o != NULL && strcmp(o, "interrupted") == 0)
 			t->interrupted++;
-		if (jint(e, "attempt", -1) != k)
+		if (jint_or(e, "attempt", -1) != k)
 			bad = 1;
 		else if (!last && !outcome_is_failure(o))
 			bad = 1;
@@ -756,7 +743,7 @@ static void check_result(const struct job_rec *j, const char *state,
 
 	if (strcmp(state, "succeeded") == 0) {
 		if (j->kind == KIND_TALLY) {
-			ok = jint(result, "attempt", -1) == attempts &&
+			ok = jint_or(result, "attempt", -1) == attempts &&
 			     tally_has(runs, nruns, attempts);
 		} else if (j->kind == KIND_ECHO) {
 			want = cJSON_Parse(j->payload);
@@ -789,8 +776,8 @@ static void check_result(const struct job_rec *j, const char *state,
 static void check_job(const struct job_rec *j, struct totals *t)
 {
 	const char *state = jstr(j->final, "state");
-	int attempts = jint(j->final, "attempts", -1);
-	int max = jint(j->final, "max_attempts", -1);
+	int attempts = jint_or(j->final, "attempts", -1);
+	int max = jint_or(j->final, "max_attempts", -1);
 	const struct tally_run *runs = NULL;
 	size_t nruns = 0, k;
 

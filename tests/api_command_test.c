@@ -26,6 +26,7 @@
 
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define TEST_TIMEOUT_S 60
+#define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define MAX_OUTPUT 1048576
 #define STDERR_TAIL 2000
 #define GONE_BOUND_MS 10000.0   /* a stopped group must vanish within this */
@@ -211,21 +212,7 @@ static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
 	return j;
 }
 
-/* Long-polls until the job is terminal (at most ~30 s). */
-static cJSON *wait_terminal(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 30000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, "wait=5");
-		if (is_terminal(jstr(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
-			      id, jstr_or(j, "state"));
-		cJSON_Delete(j);
-	}
-}
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
 
 /* Polls (10 ms steps, at most 10 s) until the job is running. */
 static void wait_running(const struct jobqd *d, const char *id)
@@ -901,15 +888,6 @@ START_TEST(command_bad_path_or_name_exits_2_with_one_line)
 END_TEST
 
 /* ---- suite ---- */
-
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *command_suite(void)
 {

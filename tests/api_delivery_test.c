@@ -29,6 +29,7 @@
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
 #define TEST_TIMEOUT_S 60
+#define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define BATCH_MAX 10000
 #define SECRET "s3cret-key-for-tests"
 
@@ -183,39 +184,8 @@ static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
 	return j;
 }
 
-/* Long-polls until the job is terminal (at most ~30 s). */
-static cJSON *wait_terminal(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 30000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, "wait=5");
-		if (is_terminal(jstr(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
-			      id, jstr_or(j, "state"));
-		cJSON_Delete(j);
-	}
-}
-
-/* Polls (10 ms steps, at most 10 s) until the job is in a non-terminal state. */
-static cJSON *wait_state(const struct jobqd *d, const char *id, const char *state)
-{
-	double end = mono_ms() + 10000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, NULL);
-		if (str_eq(jstr(j, "state"), state))
-			return j;
-		ck_assert_msg(!is_terminal(jstr(j, "state")) && mono_ms() < end,
-			      "job %s never reached %s (now %s)", id, state,
-			      jstr_or(j, "state"));
-		cJSON_Delete(j);
-		nap_ms(10);
-	}
-}
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
+#define wait_state(d, id, state) harness_wait_state((d), (id), (state), get_job)
 
 static void cancel_ok(const struct jobqd *d, const char *id)
 {
@@ -1715,15 +1685,6 @@ START_TEST(callbacks_pending_delivery_survives_kill9)
 END_TEST
 
 /* ---- suite ---- */
-
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *delivery_suite(void)
 {

@@ -22,6 +22,7 @@
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
 #define TEST_TIMEOUT_S 60
+#define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define POLL_MS 5              /* reader loop and waits poll this often */
 #define MANY_STREAMS 200
 #define MANY_THREADS_SLACK 4   /* threads jobqd may add for 199 more streams */
@@ -1354,15 +1355,6 @@ START_TEST(hung_up_waiters_and_streams_release_descriptors)
 	stop_ok(&d);
 }
 END_TEST
-
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *events_suite(void)
 {

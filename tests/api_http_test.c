@@ -29,6 +29,7 @@
 
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define TEST_TIMEOUT_S 60
+#define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define SLOW_STEP_MS 20          /* the slow route sends a byte this often */
 #define SLOW_MAX_MS 30000        /* and never runs longer */
 #define BIN_LEN 256
@@ -1126,15 +1127,6 @@ START_TEST(http_bad_rule_flag_exits_2_with_one_line)
 END_TEST
 
 /* ---- suite ---- */
-
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *http_suite(void)
 {

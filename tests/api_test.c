@@ -18,6 +18,7 @@
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
 #define TEST_TIMEOUT_S 90
+#define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 
 /* ---- small JSON and format helpers ---- */
 
@@ -132,39 +133,8 @@ static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
 	return j;
 }
 
-/* Long-polls until the job is terminal (at most ~30 s). */
-static cJSON *wait_terminal(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 30000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, "wait=5");
-		if (is_terminal(jstr(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
-			      id, jstr(j, "state"));
-		cJSON_Delete(j);
-	}
-}
-
-/* Polls (10 ms steps, at most 10 s) until the job is in state. */
-static cJSON *wait_state(const struct jobqd *d, const char *id, const char *state)
-{
-	double end = mono_ms() + 10000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, NULL);
-		if (strcmp(jstr(j, "state"), state) == 0)
-			return j;
-		ck_assert_msg(!is_terminal(jstr(j, "state")) && mono_ms() < end,
-			      "job %s never reached %s (now %s)", id, state,
-			      jstr(j, "state"));
-		cJSON_Delete(j);
-		nap_ms(10);
-	}
-}
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
+#define wait_state(d, id, state) harness_wait_state((d), (id), (state), get_job)
 
 static void cancel(const struct jobqd *d, const char *id, struct resp *r)
 {
@@ -1323,15 +1293,6 @@ START_TEST(cli_env_max_body_applies_and_flag_wins)
 END_TEST
 
 /* ---- suite ---- */
-
-static TCase *tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *api_suite(void)
 {

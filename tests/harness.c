@@ -1107,3 +1107,45 @@ const cJSON *history_at(const cJSON *j, int i)
 {
 	return cJSON_GetArrayItem(jget(j, "attempt_history"), i);
 }
+
+TCase *harness_tcase(Suite *s, const char *name, int timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout_s);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get)
+{
+	double end = mono_ms() + 30000.0;
+	cJSON *j;
+
+	for (;;) {
+		j = get(d, id, "wait=5");
+		if (is_terminal(jstr(j, "state")))
+			return j;
+		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
+			      id, jstr_or(j, "state"));
+		cJSON_Delete(j);
+	}
+}
+
+cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *state,
+			  harness_get_fn get)
+{
+	double end = mono_ms() + 10000.0;
+	cJSON *j;
+
+	for (;;) {
+		j = get(d, id, NULL);
+		if (str_eq(jstr(j, "state"), state))
+			return j;
+		ck_assert_msg(!is_terminal(jstr(j, "state")) && mono_ms() < end,
+			      "job %s never reached %s (now %s, error %s)", id,
+			      state, jstr_or(j, "state"), jstr_or(j, "error"));
+		cJSON_Delete(j);
+		nap_ms(10);
+	}
+}

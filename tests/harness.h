@@ -168,6 +168,21 @@ int harness_problem_mismatch(const struct resp *r, long status, const char *code
 
 /* ---- small helpers shared by the suites ---- */
 
+/* A test case named name in suite s, with a timeout in seconds. */
+TCase *harness_tcase(Suite *s, const char *name, int timeout_s);
+
+/* Reads a job (GET /v1/jobs/{id}[?query]) with a suite's own checks. */
+typedef cJSON *(*harness_get_fn)(const struct jobqd *d, const char *id, const char *query);
+
+/* Long-polls with get until the job is terminal; fails the test after
+ * about 30 s. The caller frees the job. */
+cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get);
+
+/* Polls with get every 10 ms until the job is in state (not a terminal
+ * one); fails the test on a terminal state first or after 10 s. */
+cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *state,
+			  harness_get_fn get);
+
 /* Member k of object o (case sensitive), NULL if absent. */
 const cJSON *jget(const cJSON *o, const char *k);
 

@@ -70,6 +70,11 @@ struct run *run_table_add(struct run_table *t, struct job *job)
 
 void run_table_remove(struct run_table *t, struct run *run)
 {
+	job_free(run_table_take(t, run));
+}
+
+struct job *run_table_take(struct run_table *t, struct run *run)
+{
 	pthread_mutex_lock(&t->mu);
 	struct run **pp = &t->buckets[bucket_of(run->job->id)];
 	while (*pp && *pp != run)
@@ -79,8 +84,9 @@ void run_table_remove(struct run_table *t, struct run *run)
 	pthread_mutex_unlock(&t->mu);
 	pthread_cond_destroy(&run->cv);
 	pthread_mutex_destroy(&run->mu);
-	job_free(run->job);
+	struct job *job = run->job;
 	free(run);
+	return job;
 }
 
 static void stop_locked(struct run *run, enum run_stop why)

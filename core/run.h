@@ -73,6 +73,9 @@ struct run *run_table_add(struct run_table *t, struct job *job);
 /* Unlinks and frees a run and its job. */
 void run_table_remove(struct run_table *t, struct run *run);
 
+/* Unlinks and frees a run, handing its job to the caller. */
+struct job *run_table_take(struct run_table *t, struct run *run);
+
 /* Asks the run of job id to stop; false when no such run is here. */
 bool run_table_stop(struct run_table *t, const char *id, enum run_stop why);
 

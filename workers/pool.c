@@ -93,12 +93,14 @@ static int queue_room(struct store_op *op, const char *queue)
 static void on_claimed(struct store_op *op, struct job *job)
 {
 	struct pool *pool = op->arg;
+	char id[UUID_LEN + 1];
+	memcpy(id, job->id, sizeof id);
 	struct ready *item = malloc(sizeof *item);
-	struct run *run = item ? run_table_add(pool->runs, job) : NULL;
+	struct run *run = item ? run_table_add(pool->runs, job) : NULL; /* takes job */
 	if (!run) {
-		/* Out of memory: the row stays running and is requeued by the
-		 * next start-up's recovery. */
-		log_error("out of memory handing job %s to a worker", item ? "(freed)" : job->id);
+		/* The row stays running and is requeued by the next start's
+		 * recovery. */
+		log_error("out of memory handing job %s to a worker", id);
 		if (!item)
 			job_free(job);
 		free(item);
@@ -232,7 +234,7 @@ static void conclude(struct run *run, enum run_outcome outcome, cJSON *result, c
 	run_copy_progress(run, job);
 }
 
-static void post_outcome(struct pool *pool, struct run *run);
+static void post_outcome(struct pool *pool, struct job *job);
 static void job_done(struct pool *pool, const char *queue, bool was_async);
 
 /* Concludes an attempt, records it and frees its run. */
@@ -243,8 +245,7 @@ static void end_attempt(struct pool *pool, struct run *run, enum run_outcome out
 	log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
 	char queue[JOB_NAME_MAX + 1];
 	memcpy(queue, run->job->queue, sizeof queue);
-	post_outcome(pool, run);
-	run_table_remove(pool->runs, run);
+	post_outcome(pool, run_table_take(pool->runs, run));
 	job_done(pool, queue, was_async);
 }
 
@@ -305,27 +306,18 @@ static void finish_done(struct store_op *op)
 	free(op);
 }
 
-/* Hands the outcome to the writer; the run's job moves into the op. */
-static void post_outcome(struct pool *pool, struct run *run)
+/* Hands the job, with its outcome, to the writer (takes job). */
+static void post_outcome(struct pool *pool, struct job *job)
 {
 	struct store_op *op = calloc(1, sizeof *op);
 	if (!op) {
-		log_error("out of memory recording job %s; it will be requeued at the next start", run->job->id);
+		log_error("out of memory recording job %s; it will be requeued at the next start", job->id);
+		job_free(job);
 		return;
 	}
 	op->kind = STORE_OP_FINISH;
-	op->job = run->job;
+	op->job = job;
 	op->done = finish_done;
-	run->job = job_new();
-	if (!run->job) {
-		/* run_table_remove needs the id to unlink the run. */
-		run->job = op->job;
-		op->job = NULL;
-		free(op);
-		log_error("out of memory recording job %s", run->job->id);
-		return;
-	}
-	memcpy(run->job->id, op->job->id, sizeof run->job->id);
 	store_post(pool->store, op);
 }
 

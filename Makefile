@@ -182,10 +182,12 @@ bench-http:
 	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server bench/http_jobs.sh
 
 # Figures, never assertions: see docs/benchmarks.md.
+# One part alone: make bench PARTS="submit growth" (see bench/bench.sh).
 bench:
-	@scripts/deps.sh build
-	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load
-	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load bench/run.sh
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load $(BUILD)/bench/slow_server $(BUILD)/bench/waiters
+	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server \
+		WAITERS=$(BUILD)/bench/waiters bench/bench.sh $(PARTS)
 
 clean:
 	rm -rf build

@@ -7,7 +7,7 @@
 # the peak concurrency the server saw, jobqd's threads and peak RSS.
 # Figures, never assertions. Loopback only; every wait is bounded.
 set -euo pipefail
-jobqd=${JOBQD:-build/jobqd}
+. "$(dirname "$0")/lib.sh"
 load=${LOAD:-build/bench/load}
 server=${SLOW_SERVER:-build/bench/slow_server}
 levels=${LEVELS:-250 1000 2000}
@@ -16,9 +16,8 @@ workers=${WORKERS:-4}
 bound_s=${BOUND_S:-120}      # per level: give up after this long
 dir=$(mktemp -d)
 spid=''
-jpid=''
 cleanup() {
-	if [ -n "$jpid" ]; then kill "$jpid" 2>/dev/null; wait "$jpid" 2>/dev/null || true; fi
+	stop_jobqd
 	if [ -n "$spid" ]; then kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; fi
 	rm -rf "$dir"
 }
@@ -46,10 +45,9 @@ for n in $levels; do
 	spid=$!
 	sport=$(wait_line "$dir/server.out" 's|^slow_server: listening on http://127.0.0.1:\([0-9]*\)$|\1|p')
 	rm -f "$dir"/jobq.db*
-	"$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" --workers "$workers" --sync normal \
-		--log-level warn 2> "$dir/jobqd.log" &
-	jpid=$!
-	jport=$(wait_line "$dir/jobqd.log" 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p')
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers "$workers"
+	jport=$JQ_PORT
+	jpid=$JQ_PID
 
 	body="{\"type\":\"http\",\"payload\":{\"url\":\"http://127.0.0.1:$sport/slow\",\"timeout_s\":120},\"timeout_s\":120}"
 	t0=$(now_ms)
@@ -75,7 +73,7 @@ for n in $levels; do
 		[ "${succeeded:-0}" -ge "$n" ] && break
 		sleep 0.1
 	done
-	kill -TERM "$jpid"; wait "$jpid" || true; jpid=
+	stop_jobqd
 	kill -TERM "$spid"; wait "$spid" || true; spid=
 
 	printf '{"workload":"http_slow_%dms","jobs":%d,"workers":%d,"submit_ms":%d,"all_answered_ms":%d,' \

@@ -3,26 +3,19 @@
 # jobqd's RSS per waiting connection and how long after the job finished
 # the last client was answered. Loopback only; bounded in time.
 set -euo pipefail
-jobqd=${JOBQD:-build/jobqd}
+. "$(dirname "$0")/lib.sh"
 waiters=${WAITERS:-build/bench/waiters}
 n=${N:-10000}
 dir=$(mktemp -d)
-pid=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	stop_jobqd
 	rm -rf "$dir"
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"
-"$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" --log-level warn 2> "$dir/log" &
-pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || { echo "bench: jobqd did not start" >&2; exit 1; }
+start_jobqd "$dir/jobq.db" "$dir/log"
+port=$JQ_PORT
+pid=$JQ_PID
 id=$(curl -s -H 'Content-Type: application/json' -d '{"type":"sleep","payload":{"seconds":4}}' \
 	"http://127.0.0.1:$port/v1/jobs" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 out=$("$waiters" "$port" "$id" "$n" "$pid")

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs what jobq needs to build (`deps.sh build`) or to build and test
-# (`deps.sh test`) on Debian 12. As root it runs apt-get; otherwise it
+# Installs what jobq needs to build (`deps.sh build`), to build and test
+# (`deps.sh test`) or to run the benchmarks (`deps.sh bench`) on Debian 12. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -eu
 what=${1:-test}
@@ -30,6 +30,11 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
+fi
+if [ "$what" = bench ]; then
+	check_cmd curl curl
+	check_cmd python3 python3
+	check_cmd wrk wrk
 fi
 if [ "$what" = test ]; then
 	check_cmd curl curl

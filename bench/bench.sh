@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# make bench: every jobq benchmark in one run, each against a fresh jobqd and
+# database, then a table and bench/results/latest.json (bench/report.py).
+#
+#   bench/bench.sh [PART...]     default: all parts, in this order
+#     machine   cores, CPU, and the data disk's fdatasync rate
+#     ceiling   wrk against GET /healthz (64 and 256 connections)
+#     submit    wrk, single-job POST /v1/jobs at 64 and 256 connections
+#     batch     wrk, POST /v1/batches of 1,000 jobs (queue paused)
+#     e2e       100,000 no-op jobs from 64 connections, submitted and finished
+#     peers     the peers' three workloads with their producer shape
+#               (enqueue, end to end, round trip; bench/peers/jobq_peer.py)
+#     waiters   10,000 long-polls on one job (bench/waiters.sh)
+#     growth    submit rate and GET latency with 0, 1M and 5M rows stored
+#     outbound  1,000 concurrent http jobs against a server answering in 1 s
+# Each part writes bench/results/parts/PART.json; report.py joins whatever
+# parts exist. Figures, never assertions. Loopback only; bounded waits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+SECS=${BENCH_SECONDS:-5}
+parts_dir=bench/results/parts
+mkdir -p "$parts_dir"
+dir=$(mktemp -d)
+cleanup() {
+	stop_jobqd
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+echo_job='{"type":"echo","queue":"bench","payload":{}}'
+printf '%s' "$echo_job" > "$dir/job.json"
+python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(json.dumps({"jobs": [j] * 1000}))' \
+	"$echo_job" > "$dir/batch.json"
+
+fresh() { # fresh [FLAG...]: a new database and jobqd
+	stop_jobqd
+	rm -f "$dir"/jobq.db*
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" "$@"
+}
+url() { echo "http://127.0.0.1:$JQ_PORT$1"; }
+post_wrk() { # post_wrk CONNS SECONDS BODY_FILE [ENV...]
+	local c=$1 s=$2 b=$3
+	shift 3
+	wrk_json post.lua "$c" "$s" "$(url /v1/jobs)" JOBQ_BODY_FILE="$b" "$@"
+}
+say() { echo "bench: $*" >&2; }
+
+part_machine() {
+	python3 - "$dir" <<'PY'
+import json, os, platform, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+t0 = time.perf_counter()
+for _ in range(300):
+    os.write(fd, b"x" * 4096)
+    os.fdatasync(fd)
+dt = time.perf_counter() - t0
+os.close(fd)
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+print(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu, "cores": os.cpu_count(),
+                  "mem_gb": round(mem / 1048576, 1), "kernel": platform.release(),
+                  "fdatasync_per_s": round(300 / dt),
+                  "loadavg_before": open("/proc/loadavg").read().split()[:3]}))
+PY
+}
+
+part_ceiling() {
+	fresh --workers 2
+	local a b
+	a=$(wrk_json get.lua 64 "$SECS" "$(url /healthz)")
+	b=$(wrk_json get.lua 256 "$SECS" "$(url /healthz)")
+	echo "{\"c64\":$a,\"c256\":$b}"
+}
+
+part_submit() {
+	local a b
+	fresh --workers 2
+	a=$(post_wrk 64 "$SECS" "$dir/job.json")
+	fresh --workers 2
+	b=$(post_wrk 256 "$SECS" "$dir/job.json")
+	echo "{\"c64\":$a,\"c256\":$b,\"sync\":\"full\",\"workers\":2,\"note\":\"echo jobs run while they are submitted\"}"
+}
+
+part_batch() {
+	fresh --workers 2
+	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url /v1/jobs)"
+	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/pause)"
+	local r
+	r=$(wrk_json post.lua 4 "$SECS" "$(url /v1/batches)" JOBQ_BODY_FILE="$dir/batch.json")
+	local queued
+	queued=$(json_get "$(queue_counts "$JQ_PORT" bench)" queued)
+	echo "{\"c4\":$r,\"jobs_per_batch\":1000,\"jobs_queued\":$queued,\"note\":\"queue paused: ingestion only\"}"
+}
+
+part_e2e() {
+	# wrk knows only durations: it runs in the background, each thread
+	# stops sending at its share of the jobs, and it is interrupted once
+	# jobqd holds them all. The queue's own counts say when all are done.
+	local n=${E2E_JOBS:-100000}
+	fresh
+	local t0 t1 t2 c total=0 done=0 wpid
+	t0=$(now_ms)
+	post_wrk 64 600 "$dir/job.json" JOBQ_PER_THREAD=$((n / 2)) > "$dir/wrk.out" &
+	wpid=$!
+	for _ in $(seq 1 60000); do
+		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{"queued":0}')
+		read -r total done < <(python3 -c 'import json, sys; c = json.loads(sys.argv[1]); print(sum(c.values()), c.get("succeeded", 0))' "$c")
+		[ "$total" -ge "$n" ] && [ -z "${t1:-}" ] && { t1=$(now_ms); kill -INT "$wpid" 2>/dev/null || true; }
+		[ -n "${t1:-}" ] && [ "$done" -ge "$total" ] && break
+		sleep 0.02
+	done
+	t2=$(now_ms)
+	wait "$wpid" || true
+	python3 -c 'import json, sys
+n, done, t0, t1, t2 = map(int, sys.argv[1:6])
+print(json.dumps({"submitted": n, "succeeded": done, "submit_phase_s": (t1 - t0) / 1000,
+                  "wall_s": (t2 - t0) / 1000, "per_second": round(done / ((t2 - t0) / 1000), 1),
+                  "connections": 64, "workers": "default (one per core)"}))' "$total" "$done" "$t0" "${t1:-$t2}" "$t2"
+}
+
+part_peers() {
+	fresh --workers 2
+	timeout 900 python3 bench/peers/jobq_peer.py "$JQ_PORT"
+}
+
+part_waiters() {
+	stop_jobqd
+	JOBQD=$jobqd bench/waiters.sh | python3 -c 'import json, sys
+d = {}
+for line in sys.stdin:
+    d.update(json.loads(line))
+print(json.dumps(d))'
+}
+
+part_growth() {
+	local levels=${GROWTH_ROWS:-"0 1000000 5000000"} rows out=() sub get
+	stop_jobqd
+	rm -f "$dir"/jobq.db*
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url '/v1/jobs')"
+	sleep 0.5
+	stop_jobqd
+	# Levels grow one database: fill.py tops the jobs table up to N rows
+	# (copies of one finished job, with its attempt history).
+	for rows in $levels; do
+		say "growth: $rows rows"
+		python3 bench/fill.py "$dir/jobq.db" "$rows" "$dir/ids.txt" >&2
+		start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+		sub=$(post_wrk 64 "$SECS" "$dir/job.json")
+		get=$(wrk_json get_ids.lua 64 "$SECS" "$(url /v1/jobs)" JOBQ_IDS_FILE="$dir/ids.txt")
+		stop_jobqd
+		out+=("{\"rows\":$rows,\"submit\":$sub,\"get\":$get}")
+	done
+	local IFS=,
+	echo "{\"levels\":[${out[*]}]}"
+}
+
+part_outbound() {
+	stop_jobqd
+	LEVELS=1000 JOBQD=$jobqd bench/http_jobs.sh | tail -1
+}
+
+all=(machine ceiling submit batch e2e peers waiters growth outbound)
+[ "$#" -gt 0 ] && all=("$@")
+for p in "${all[@]}"; do
+	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers waiters growth outbound)" >&2; exit 2; }
+done
+for p in "${all[@]}"; do
+	say "$p ..."
+	"part_$p" > "$dir/part.json"
+	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$dir/part.json"
+	mv "$dir/part.json" "$parts_dir/$p.json"
+	say "$p: $(cat "$parts_dir/$p.json")"
+done
+stop_jobqd
+python3 bench/report.py "$parts_dir" bench/results/latest.json

@@ -652,27 +652,35 @@ START_TEST(etag_on_job_list_and_queues)
 {
 	struct jobqd d;
 	struct resp r;
-	char e1[64], e2[64];
+	char e1[64], e2[64], l1[64];
 	char *id;
 
 	harness_start(&d, NULL);
+	/* queues without queued jobs: their age field does not move */
+	call(&d, "POST", "/v1/queues/idle/pause", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	get_etag(&d, "/v1/queues", NULL, 200, e1, sizeof e1);
+	get_etag(&d, "/v1/queues", e1, 304, e2, sizeof e2);
+	get_etag(&d, "/v1/queues/idle", NULL, 200, e1, sizeof e1);
+	get_etag(&d, "/v1/queues/idle", e1, 304, e2, sizeof e2);
+	/* the job list of a paused queue */
 	call(&d, "POST", "/v1/queues/held/pause", NULL, NULL, NULL, NULL, NULL, &r);
 	assert_status(&r, 200);
 	harness_resp_free(&r);
 	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"held\"}", NULL);
 	free(id);
-	get_etag(&d, "/v1/jobs?queue=held", NULL, 200, e1, sizeof e1);
-	get_etag(&d, "/v1/jobs?queue=held", e1, 304, e2, sizeof e2);
-	get_etag(&d, "/v1/queues", NULL, 200, e1, sizeof e1);
-	get_etag(&d, "/v1/queues", e1, 304, e2, sizeof e2);
-	get_etag(&d, "/v1/queues/held", NULL, 200, e1, sizeof e1);
-	get_etag(&d, "/v1/queues/held", e1, 304, e2, sizeof e2);
-	/* a new job changes the list and the queue */
+	get_etag(&d, "/v1/jobs?queue=held", NULL, 200, l1, sizeof l1);
+	get_etag(&d, "/v1/jobs?queue=held", l1, 304, e2, sizeof e2);
+	/* a new job changes the list and its queue */
 	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"held\"}", NULL);
 	free(id);
-	get_etag(&d, "/v1/queues/held", e1, 200, e2, sizeof e2);
+	get_etag(&d, "/v1/jobs?queue=held", l1, 200, e2, sizeof e2);
+	ck_assert_str_ne(l1, e2);
+	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"idle\"}", NULL);
+	free(id);
+	get_etag(&d, "/v1/queues/idle", e1, 200, e2, sizeof e2);
 	ck_assert_str_ne(e1, e2);
-	get_etag(&d, "/v1/jobs?queue=held", NULL, 200, e2, sizeof e2);
 	/* no ETag where there is nothing to compare */
 	call(&d, "POST", "/v1/jobs", ECHO_JOB, JSON_CT, NULL, NULL, NULL, &r);
 	assert_status(&r, 201);

@@ -110,11 +110,14 @@ static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
 {
 	struct resp r;
 	char path[256];
+	cJSON *j;
 
 	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
 	call(d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
 	assert_status(&r, 200);
-	return take_json(&r);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
 }
 
 /* ---- log lines ---- */

@@ -29,7 +29,7 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/meter.c core/problem.c core/run.c core/uuid.c
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
-SERVER_SRC  := server/config.c server/http.c
+SERVER_SRC  := server/auth.c server/config.c server/http.c server/netaddr.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/events.c handlers/jobs.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
@@ -39,7 +39,7 @@ MAIN_OBJ := $(BUILD)/server/main.o
 # The test build: jobqd plus job types that crash or count their runs.
 TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
 
-UNIT_TESTS := tests/unit_core.c tests/unit_store.c
+UNIT_TESTS := tests/unit_core.c tests/unit_server.c tests/unit_store.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
@@ -48,8 +48,9 @@ DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
 COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
+OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-torture check-readme \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -101,6 +102,9 @@ $(BUILD)/tests/api_http_test: $(HTTP_OBJ)
 $(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_ops_test: $(OPS_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -115,7 +119,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events \
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops \
            check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
@@ -138,6 +142,9 @@ check-http: $(BUILD)/tests/api_http_test $(BUILD)/jobqd
 
 check-events: $(BUILD)/tests/api_events_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_events_test
+
+check-ops: $(BUILD)/tests/api_ops_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_ops_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

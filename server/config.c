@@ -269,10 +269,75 @@ static int opt_sse_heartbeat(struct config *cfg, const char *v)
 	return parse_seconds(v, 0.05, 3600, &cfg->sse_heartbeat_s);
 }
 
+static int opt_log_format(struct config *cfg, const char *v)
+{
+	return log_format_parse(v, &cfg->log_format);
+}
+
+static int opt_api_key_file(struct config *cfg, const char *v)
+{
+	if (!*v || strlen(v) >= sizeof cfg->api_key_file)
+		return -1;
+	snprintf(cfg->api_key_file, sizeof cfg->api_key_file, "%s", v);
+	return 0;
+}
+
+/* A switch: the flag alone sets it; its variable takes 1/0, true/false,
+ * yes/no. */
+static int parse_switch(const char *v, bool *out)
+{
+	if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		*out = true;
+	else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static int opt_insecure_no_auth(struct config *cfg, const char *v)
+{
+	return parse_switch(v, &cfg->insecure_no_auth);
+}
+
+static int opt_metrics_public(struct config *cfg, const char *v)
+{
+	return parse_switch(v, &cfg->metrics_public);
+}
+
+/* An origin as browsers send it: scheme://host[:port], nothing after. */
+static int add_cors_origin(struct config *cfg, char *item)
+{
+	const char *rest = strncmp(item, "http://", 7) == 0 ? item + 7
+	                 : strncmp(item, "https://", 8) == 0 ? item + 8 : NULL;
+	if (!rest || !*rest || strpbrk(rest, "/?#@ \t") || strlen(item) >= sizeof cfg->cors_origins[0] ||
+	    cfg->ncors_origins == CONFIG_MAX_LIST)
+		return -1;
+	snprintf(cfg->cors_origins[cfg->ncors_origins++], sizeof cfg->cors_origins[0], "%s", item);
+	return 0;
+}
+
+static int opt_cors_origin(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_cors_origin);
+}
+
+static int add_trust_proxy(struct config *cfg, char *item)
+{
+	if (cfg->ntrust_proxy == CONFIG_MAX_LIST)
+		return -1;
+	return netaddr_cidr_parse(item, &cfg->trust_proxy[cfg->ntrust_proxy++]);
+}
+
+static int opt_trust_proxy(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_trust_proxy);
+}
+
 struct option_def {
 	const char *flag;
 	const char *env;
-	const char *arg;
+	const char *arg;            /* NULL: a switch, the flag takes no value */
 	const char *help;
 	int (*parse)(struct config *cfg, const char *value);
 };
@@ -298,6 +363,12 @@ static const struct option_def options[] = {
 	{"--http-deny", "JOBQ_HTTP_DENY", "RULE", "CIDR or host pattern http jobs may not reach (metadata ranges are denied by default); repeatable", opt_http_deny},
 	{"--callback-secret", "JOBQ_CALLBACK_SECRET", "SECRET", "sign callbacks with HMAC-SHA256 in X-Jobq-Signature", opt_callback_secret},
 	{"--sse-heartbeat", "JOBQ_SSE_HEARTBEAT", "SECONDS", "idle event streams get a keep-alive comment this often (default 15)", opt_sse_heartbeat},
+	{"--log-format", "JOBQ_LOG_FORMAT", "logfmt|json", "log lines as logfmt or JSON objects (default logfmt)", opt_log_format},
+	{"--api-key-file", "JOBQ_API_KEY_FILE", "PATH", "API keys, one ROLE:KEY per line (roles admin, submit, read); also JOBQ_API_KEYS", opt_api_key_file},
+	{"--insecure-no-auth", "JOBQ_INSECURE_NO_AUTH", NULL, "allow listening beyond loopback with no API key", opt_insecure_no_auth},
+	{"--metrics-public", "JOBQ_METRICS_PUBLIC", NULL, "serve /metrics without a key", opt_metrics_public},
+	{"--cors-origin", "JOBQ_CORS_ORIGIN", "ORIGIN", "let browser pages from ORIGIN (https://host[:port]) call the API; repeatable", opt_cors_origin},
+	{"--trust-proxy", "JOBQ_TRUST_PROXY", "CIDR", "take the client address from X-Forwarded-For when the peer is in CIDR; repeatable", opt_trust_proxy},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -308,7 +379,7 @@ static void usage(void)
 	       "A durable job queue that speaks HTTP/JSON.\n\noptions:\n");
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		char left[64];
-		snprintf(left, sizeof left, "%s %s", options[i].flag, options[i].arg);
+		snprintf(left, sizeof left, "%s %s", options[i].flag, options[i].arg ? options[i].arg : "");
 		printf("  %-24s %s [env %s]\n", left, options[i].help, options[i].env);
 	}
 	printf("  %-24s %s\n  %-24s %s\n", "--help", "show this help and exit",
@@ -362,7 +433,8 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 			snprintf(err, errlen, "unknown option %.100s (see --help)", arg);
 			return CONFIG_ERROR;
 		}
-		const char *value = arg[n] == '=' ? arg + n + 1 : a + 1 < argc ? argv[++a] : NULL;
+		const char *value = !options[i].arg ? (arg[n] == '=' ? arg + n + 1 : "1")
+		                  : arg[n] == '=' ? arg + n + 1 : a + 1 < argc ? argv[++a] : NULL;
 		if (value && ngiven[i] < CONFIG_MAX_QUEUES) {
 			given[i][ngiven[i]++] = value;
 		} else if (value) {
@@ -377,13 +449,14 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const char *env = ngiven[i] ? NULL : getenv(options[i].env);
 		if (env && options[i].parse(cfg, env) != 0) {
-			snprintf(err, errlen, "invalid %s=%.100s: expected %s", options[i].env, env, options[i].arg);
+			snprintf(err, errlen, "invalid %s=%.100s: expected %s", options[i].env, env,
+			         options[i].arg ? options[i].arg : "1 or 0");
 			return CONFIG_ERROR;
 		}
 		for (int k = 0; k < ngiven[i]; k++) {
 			if (options[i].parse(cfg, given[i][k]) != 0) {
 				snprintf(err, errlen, "invalid %s %.100s: expected %s", options[i].flag,
-				         given[i][k], options[i].arg);
+				         given[i][k], options[i].arg ? options[i].arg : "1 or 0");
 				return CONFIG_ERROR;
 			}
 		}
@@ -393,5 +466,19 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 		         cfg->defaults.max_backoff_s, cfg->defaults.backoff_s);
 		return CONFIG_ERROR;
 	}
+	if (cfg->api_key_file[0] && auth_load_file(&cfg->api_keys, cfg->api_key_file, err, errlen) != 0)
+		return CONFIG_ERROR;
+	const char *keys = getenv("JOBQ_API_KEYS");
+	if (keys && *keys && auth_load_list(&cfg->api_keys, keys, "JOBQ_API_KEYS", err, errlen) != 0)
+		return CONFIG_ERROR;
 	return CONFIG_OK;
+}
+
+int config_check_exposure(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->api_keys.n > 0 || cfg->insecure_no_auth || netaddr_is_loopback_host(cfg->listen_host))
+		return 0;
+	snprintf(err, errlen, "refusing to listen on %.200s with no API key: set --api-key-file or "
+	         "JOBQ_API_KEYS, or pass --insecure-no-auth", cfg->listen_host[0] ? cfg->listen_host : "all addresses");
+	return -1;
 }

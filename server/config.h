@@ -8,6 +8,8 @@
 
 #include "core/job.h"
 #include "core/log.h"
+#include "server/auth.h"
+#include "server/netaddr.h"
 
 #define CONFIG_MAX_QUEUES 64
 #define CONFIG_MAX_LIST 64       /* --command, --http-allow, --http-deny */
@@ -44,6 +46,17 @@ struct config {
 	int nhttp_deny;
 	char callback_secret[256];   /* empty: callbacks are not signed */
 	double sse_heartbeat_s;      /* idle event streams get a comment this often */
+	enum log_format log_format;
+
+	/* access: --api-key-file and JOBQ_API_KEYS; no keys means auth is off */
+	struct auth_keys api_keys;
+	char api_key_file[4096];     /* "" when not given */
+	bool insecure_no_auth;       /* allow a non-loopback listen without keys */
+	bool metrics_public;         /* /metrics needs no key */
+	char cors_origins[CONFIG_MAX_LIST][256];
+	int ncors_origins;
+	struct netaddr_cidr trust_proxy[CONFIG_MAX_LIST];
+	int ntrust_proxy;
 };
 
 enum config_rc { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };
@@ -52,6 +65,10 @@ enum config_rc { CONFIG_OK, CONFIG_EXIT_OK, CONFIG_ERROR };
  * one-line message naming the flag or variable. --help and --version print
  * to stdout and return CONFIG_EXIT_OK. */
 enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* The safe default: with no API key, jobqd listens only on a loopback
+ * address unless --insecure-no-auth. -1 with a one-line err otherwise. */
+int config_check_exposure(const struct config *cfg, char *err, size_t errlen);
 
 /* Splits "HOST:PORT" or "[V6]:PORT" into cfg's listen fields; -1 if bad. */
 int config_parse_listen(struct config *cfg, const char *value);

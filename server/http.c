@@ -11,7 +11,13 @@
  *
  * Suspended connections never time out and never see a disconnect, so
  * every suspend has a bounded deadline (the hub) and shutdown resumes them
- * all before MHD_stop_daemon. */
+ * all before MHD_stop_daemon.
+ *
+ * The first call also settles what every route shares: the client address
+ * (behind --trust-proxy), the request id, the CORS origin, CORS preflights
+ * and the API key check against the route's role. send_reply adds the
+ * shared response headers and turns a matching If-None-Match into 304;
+ * on_completed writes the request log line. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
@@ -31,7 +37,9 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/log.h"
+#include "core/uuid.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/req.h"
@@ -45,32 +53,50 @@
 #define IDLE_TIMEOUT_S 60
 #define LISTEN_BACKLOG 4096
 
+#define REQUEST_ID_MAX 128
+#define XFF_MAX 2048
+#define CORS_MAX_AGE_S 600
+#define CORS_ALLOW_HEADERS "Authorization, Content-Type, If-None-Match, Last-Event-ID, X-Request-Id"
+#define CORS_EXPOSE_HEADERS "ETag, Location, X-Request-Id, Retry-After"
+#define ETAG_HEX 32            /* 128 bits of the body's SHA-256 */
+
+/* Who may call a route when API keys are configured. */
+enum access {
+	ACCESS_PUBLIC,         /* no key: probes, the API description, the dashboard */
+	ACCESS_READ,
+	ACCESS_SUBMIT,
+	ACCESS_ADMIN,
+	ACCESS_METRICS,        /* read, or public with --metrics-public */
+};
+
 struct route {
 	const char *method;
 	const char *pattern;   /* "{id}" matches one non-empty segment */
 	req_fn fn;
 	bool json_body;        /* requires Content-Type: application/json */
+	enum access access;
+	bool etag;             /* a 200 carries an ETag; If-None-Match may give 304 */
 };
 
 static const struct route routes[] = {
 	/* Allow lists methods in table order: GET before POST. */
-	{"GET", "/v1/jobs", jobs_list, false},
-	{"POST", "/v1/jobs", jobs_create, true},
-	{"GET", "/v1/jobs/{id}", jobs_get, false},
-	{"DELETE", "/v1/jobs/{id}", jobs_delete, false},
-	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false},
-	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false},
-	{"GET", "/v1/jobs/{id}/events", events_job_stream, false},
-	{"GET", "/v1/events", events_stream, false},
-	{"POST", "/v1/batches", batches_create, true},
-	{"GET", "/v1/batches/{id}", batches_get, false},
-	{"GET", "/v1/queues", queues_list, false},
-	{"GET", "/v1/queues/{id}", queues_get, false},
-	{"POST", "/v1/queues/{id}/pause", queues_pause, false},
-	{"POST", "/v1/queues/{id}/resume", queues_resume, false},
-	{"GET", "/healthz", system_healthz, false},
-	{"GET", "/readyz", system_readyz, false},
-	{"GET", "/openapi.yaml", system_openapi, false},
+	{"GET", "/v1/jobs", jobs_list, false, ACCESS_READ, true},
+	{"POST", "/v1/jobs", jobs_create, true, ACCESS_SUBMIT, false},
+	{"GET", "/v1/jobs/{id}", jobs_get, false, ACCESS_READ, true},
+	{"DELETE", "/v1/jobs/{id}", jobs_delete, false, ACCESS_ADMIN, false},
+	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false, ACCESS_SUBMIT, false},
+	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false, ACCESS_SUBMIT, false},
+	{"GET", "/v1/jobs/{id}/events", events_job_stream, false, ACCESS_READ, false},
+	{"GET", "/v1/events", events_stream, false, ACCESS_READ, false},
+	{"POST", "/v1/batches", batches_create, true, ACCESS_SUBMIT, false},
+	{"GET", "/v1/batches/{id}", batches_get, false, ACCESS_READ, false},
+	{"GET", "/v1/queues", queues_list, false, ACCESS_READ, true},
+	{"GET", "/v1/queues/{id}", queues_get, false, ACCESS_READ, true},
+	{"POST", "/v1/queues/{id}/pause", queues_pause, false, ACCESS_ADMIN, false},
+	{"POST", "/v1/queues/{id}/resume", queues_resume, false, ACCESS_ADMIN, false},
+	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
+	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
+	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -88,7 +114,14 @@ struct exchange {
 	struct req req;
 	struct http *http;
 	const struct route *route;
+	const char *route_pattern;  /* for the log: the route, or the preflight's */
 	char *param;
+	char client[NETADDR_TEXT_MAX];
+	char request_id[REQUEST_ID_MAX + 1];
+	const char *origin;     /* the request's Origin when CORS allows it */
+	char etag[ETAG_HEX + 3];  /* "" or the quoted ETag of the reply */
+	struct timespec started;
+	uint64_t bytes;         /* body bytes handed to libmicrohttpd */
 	size_t body_cap;
 	bool too_large;
 	bool handled;           /* the route's handler has been called */
@@ -135,6 +168,7 @@ static void route_pick(struct exchange *x)
 			continue;
 		if (strcmp(routes[i].method, x->req.method) == 0) {
 			x->route = &routes[i];
+			x->route_pattern = routes[i].pattern;
 			x->param = param;
 			x->req.param = param;
 			return;
@@ -149,6 +183,162 @@ static void route_pick(struct exchange *x)
 		            "%s is not allowed on %s; allowed: %s", x->req.method, x->req.path, allow);
 	} else {
 		reply_error(&x->req, PROBLEM_NOT_FOUND, NULL, "no resource at %s", x->req.path);
+	}
+}
+
+/* ---- who is asking ---------------------------------------------------- */
+
+struct xff_buf {
+	char text[XFF_MAX];
+	size_t len;
+	bool overflow;
+};
+
+/* Joins every X-Forwarded-For line with commas. */
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct xff_buf *b = cls;
+	if (!key || !value || strcasecmp(key, "X-Forwarded-For") != 0)
+		return MHD_YES;
+	size_t n = strlen(value);
+	if (b->len + n + 2 > sizeof b->text) {
+		b->overflow = true;
+		return MHD_NO;
+	}
+	if (b->len)
+		b->text[b->len++] = ',';
+	memcpy(b->text + b->len, value, n + 1);
+	b->len += n;
+	return MHD_YES;
+}
+
+/* The right-most X-Forwarded-Proto value, when it is http or https. */
+static const char *forwarded_proto(struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Proto");
+	if (!v)
+		return NULL;
+	const char *last = strrchr(v, ',');
+	last = last ? last + 1 : v;
+	last += strspn(last, " \t");
+	size_t n = strcspn(last, " \t");
+	if (n == 5 && strncasecmp(last, "https", 5) == 0 && last[5 + strspn(last + 5, " \t")] == '\0')
+		return "https";
+	if (n == 4 && strncasecmp(last, "http", 4) == 0 && last[4 + strspn(last + 4, " \t")] == '\0')
+		return "http";
+	return NULL;
+}
+
+/* 1-128 visible ASCII characters. */
+static bool request_id_ok(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 0x7f)
+			return false;
+	return n >= 1 && n <= REQUEST_ID_MAX;
+}
+
+/* Client address, scheme, request id and CORS origin of the request. */
+static void identify(struct exchange *x, struct MHD_Connection *c)
+{
+	const struct config *cfg = x->http->app->cfg;
+	char peer[NETADDR_TEXT_MAX] = "-";
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, peer, sizeof peer);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer, sizeof peer);
+	snprintf(x->client, sizeof x->client, "%s", peer);
+	x->req.scheme = "http";
+	int family;
+	unsigned char addr[16];
+	if (cfg->ntrust_proxy > 0 && netaddr_parse(peer, &family, addr) == 0 &&
+	    netaddr_in(cfg->trust_proxy, cfg->ntrust_proxy, family, addr)) {
+		struct xff_buf xff = {.len = 0};
+		MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &xff);
+		if (!xff.overflow)
+			netaddr_client(cfg->trust_proxy, cfg->ntrust_proxy, peer, xff.text, x->client, sizeof x->client);
+		const char *proto = forwarded_proto(c);
+		if (proto)
+			x->req.scheme = proto;
+	}
+	x->req.client = x->client;
+
+	const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+	if (rid && request_id_ok(rid))
+		snprintf(x->request_id, sizeof x->request_id, "%s", rid);
+	else
+		uuid_v7(x->request_id);
+	x->req.request_id = x->request_id;
+
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	for (int i = 0; origin && i < cfg->ncors_origins && !x->origin; i++)
+		if (strcmp(origin, cfg->cors_origins[i]) == 0)
+			x->origin = cfg->cors_origins[i];
+}
+
+/* A CORS preflight (OPTIONS with an Origin): 204 with what the path allows
+ * when the origin is allowed, 403 origin_not_allowed when not, 404 when no
+ * route has the path. Needs no key: browsers send none with a preflight. */
+static void preflight(struct exchange *x)
+{
+	char allow[128] = "";
+	for (size_t i = 0; i < NROUTES; i++) {
+		char *param = NULL;
+		if (!route_match(routes[i].pattern, x->req.path, &param))
+			continue;
+		free(param);
+		x->route_pattern = routes[i].pattern;
+		size_t len = strlen(allow);
+		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
+	}
+	if (!allow[0]) {
+		reply_error(&x->req, PROBLEM_NOT_FOUND, NULL, "no resource at %s", x->req.path);
+		return;
+	}
+	if (!x->origin) {
+		reply_error(&x->req, PROBLEM_ORIGIN_NOT_ALLOWED, "Origin",
+		            "cross-origin requests from this origin are not allowed (see --cors-origin)");
+		return;
+	}
+	reply_header(&x->req, "Access-Control-Allow-Methods", "%s", allow);
+	reply_header(&x->req, "Access-Control-Allow-Headers", "%s", CORS_ALLOW_HEADERS);
+	reply_header(&x->req, "Access-Control-Max-Age", "%d", CORS_MAX_AGE_S);
+	reply_static(&x->req, 204, NULL, "", 0);
+}
+
+static enum auth_role access_role(enum access a, const struct config *cfg)
+{
+	switch (a) {
+	case ACCESS_PUBLIC: return AUTH_NONE;
+	case ACCESS_READ: return AUTH_READ;
+	case ACCESS_SUBMIT: return AUTH_SUBMIT;
+	case ACCESS_ADMIN: return AUTH_ADMIN;
+	case ACCESS_METRICS: return cfg->metrics_public ? AUTH_NONE : AUTH_READ;
+	}
+	return AUTH_ADMIN;
+}
+
+/* With API keys configured: 401 without a known key, 403 when its role is
+ * below the route's. */
+static void authorize(struct exchange *x)
+{
+	const struct config *cfg = x->http->app->cfg;
+	enum auth_role need = access_role(x->route->access, cfg);
+	if (cfg->api_keys.n == 0 || need == AUTH_NONE)
+		return;
+	const char *h = req_header(&x->req, "Authorization");
+	enum auth_role have = auth_check(&cfg->api_keys, h);
+	if (have == AUTH_NONE) {
+		reply_header(&x->req, "WWW-Authenticate", "Bearer realm=\"jobq\"");
+		reply_error(&x->req, PROBLEM_UNAUTHORIZED, "Authorization", "%s",
+		            h ? "the API key is not valid" : "send an API key as Authorization: Bearer KEY");
+	} else if (have < need) {
+		reply_error(&x->req, PROBLEM_FORBIDDEN, "Authorization", "%s %s needs the %s role; the key has %s",
+		            x->req.method, x->route->pattern, auth_role_name(need), auth_role_name(have));
 	}
 }
 
@@ -221,18 +411,72 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	long n = x->req.stream_fill(&x->req, buf, max);
 	if (n < 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (n > 0)
+	if (n > 0) {
+		x->bytes += (uint64_t)n;
 		return (ssize_t)n;
+	}
 	atomic_fetch_add(&x->http->suspended, 1);
 	MHD_suspend_connection(x->req.conn);
 	x->req.stream_arm(&x->req);
 	return 0;
 }
 
+/* True when an If-None-Match value lists etag (weak comparison, as RFC
+ * 9110 asks for If-None-Match) or is "*". */
+static bool etag_listed(const char *header, const char *etag)
+{
+	size_t elen = strlen(etag);
+	for (const char *p = header; p && *p;) {
+		p += strspn(p, " \t,");
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		size_t n = strcspn(p, ",");
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == elen && strncmp(p, etag, n) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+static void reply_set(struct req *r, int status, const char *ctype, char *body, size_t len, bool is_static);
+
+/* A 200 of an ETag route gets a strong ETag from its body; a request that
+ * already holds it gets 304 with no body. */
+static void etag_apply(struct exchange *x)
+{
+	struct req *r = &x->req;
+	if (!x->route || !x->route->etag || r->status != 200 || r->stream_fill || !r->reply_body)
+		return;
+	char hex[DIGEST_HEX_LEN + 1];
+	digest_sha256_hex(r->reply_body, r->reply_len, hex);
+	snprintf(x->etag, sizeof x->etag, "\"%.*s\"", ETAG_HEX, hex);
+	if (etag_listed(req_header(r, "If-None-Match"), x->etag))
+		reply_set(r, 304, NULL, (char *)"", 0, true);
+}
+
+/* Headers every reply carries: the request id, the ETag, CORS. */
+static void add_common_headers(struct exchange *x, struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Request-Id", x->request_id);
+	if (x->etag[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, x->etag);
+	if (x->http->app->cfg->ncors_origins > 0)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+	if (x->origin) {
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", x->origin);
+		MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+	}
+}
+
 static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 {
 	struct req *r = &x->req;
 	struct MHD_Response *resp;
+	etag_apply(x);
 	if (r->stream_fill)
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, x, NULL);
 	else if (r->reply_static)
@@ -242,6 +486,8 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 	if (!resp)
 		return MHD_NO;
 	r->reply_body = NULL; /* the response owns it now */
+	x->bytes = r->stream_fill ? 0 : r->reply_len;
+	add_common_headers(x, resp);
 	if (r->content_type)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
 	for (int i = 0; i < r->nheaders; i++)
@@ -249,7 +495,6 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 	enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	x->sent = true;
-	log_debug("%s %s -> %d", r->method, r->path, r->status);
 	return ok;
 }
 
@@ -271,9 +516,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		x->req.method = method;
 		x->req.path = url;
 		x->req.conn = c;
-		route_pick(x);
-		if (x->route)
-			early_checks(x, c);
+		clock_gettime(CLOCK_MONOTONIC, &x->started);
+		identify(x, c);
+		if (strcmp(method, "OPTIONS") == 0 && req_header(&x->req, "Origin")) {
+			preflight(x);
+		} else {
+			route_pick(x);
+			if (x->route)
+				authorize(x);
+			if (x->route && !x->req.replied)
+				early_checks(x, c);
+		}
 		return x->req.replied ? send_reply(x, c) : MHD_YES;
 	}
 	if (*upload_size) {
@@ -303,6 +556,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 	return send_reply(x, c);
 }
 
+/* The request line of the log: one per request, at info. */
+static void log_request(const struct exchange *x)
+{
+	if (log_threshold < LOG_INFO)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double ms = (double)(now.tv_sec - x->started.tv_sec) * 1e3 +
+	            (double)(now.tv_nsec - x->started.tv_nsec) / 1e6;
+	char status[16], bytes[32], duration[32];
+	snprintf(status, sizeof status, "%d", x->sent ? x->req.status : 0);
+	snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)x->bytes);
+	snprintf(duration, sizeof duration, "%.3f", ms);
+	const struct log_field f[] = {
+		{"method", x->req.method, false},
+		{"route", x->route_pattern ? x->route_pattern : "-", false},
+		{"path", x->req.path, false},
+		{"status", status, true},
+		{"bytes", bytes, true},
+		{"duration_ms", duration, true},
+		{"client", x->client, false},
+		{"request_id", x->request_id, false},
+	};
+	log_fields(LOG_INFO, "request", f, sizeof f / sizeof f[0]);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
@@ -313,6 +592,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!x)
 		return;
 	*con_cls = NULL;
+	log_request(x);
 	if (x->req.ctx_free)
 		x->req.ctx_free(x->req.ctx);
 	if (!x->req.reply_static)

@@ -73,6 +73,13 @@ static void on_transition(void *arg, const struct job_change *c)
 	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
 	snprintf(e.type, sizeof e.type, "%s", c->type);
 	events_publish(w->events, &e);
+	char attempt[16];
+	snprintf(attempt, sizeof attempt, "%d", c->attempts);
+	const struct log_field f[] = {
+		{"id", c->id, false}, {"queue", c->queue, false}, {"type", c->type, false},
+		{"state", job_state_name(c->state), false}, {"attempt", attempt, true},
+	};
+	log_fields(LOG_INFO, "job", f, sizeof f / sizeof f[0]);
 }
 
 static void on_progress(void *arg, const struct job *job, double percent, const char *message)
@@ -139,7 +146,12 @@ int main(int argc, char **argv)
 	case CONFIG_ERROR: fprintf(stderr, "jobqd: %s\n", err); return 2;
 	case CONFIG_OK: break;
 	}
+	if (config_check_exposure(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "jobqd: %s\n", err);
+		return 2;
+	}
 	log_threshold = cfg.log_level;
+	log_format = cfg.log_format;
 
 	sigset_t stop_signals;
 	block_signals(&stop_signals);

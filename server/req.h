@@ -36,6 +36,9 @@ struct req {
 	const char *method;
 	const char *path;
 	const char *param;            /* the {id} path segment, or NULL */
+	const char *client;           /* client address (behind trusted proxies) */
+	const char *scheme;           /* "http", or X-Forwarded-Proto from a trusted proxy */
+	const char *request_id;       /* X-Request-Id, the client's or a new one */
 	char *body;                   /* NUL-terminated, body_len bytes */
 	size_t body_len;
 

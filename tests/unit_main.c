@@ -1,4 +1,4 @@
-/* The unit test runner: the core and store suites in one SRunner. The
+/* The unit test runner: the core, server and store suites in one SRunner. The
  * built-in job kinds are registered once here, before Check forks a child
  * per test, so every test sees the same kind table jobqd starts with. */
 #include <check.h>
@@ -10,6 +10,7 @@
 #include "workers/builtin.h"
 
 Suite *core_suite(void);
+Suite *server_suite(void);
 Suite *store_suite(void);
 
 int main(void)
@@ -22,6 +23,7 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	SRunner *sr = srunner_create(core_suite());
+	srunner_add_suite(sr, server_suite());
 	srunner_add_suite(sr, store_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,482 @@
+/* Unit tests for the server's access pieces: CIDR blocks and the loopback
+ * test, the X-Forwarded-For walk behind trusted proxies, API key files and
+ * lists, bearer checks, the access flags of the configuration, and the two
+ * log line formats. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/log.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "server/netaddr.h"
+
+Suite *server_suite(void);
+
+#define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
+
+/* ---- CIDR -------------------------------------------------------------- */
+
+static const struct {
+	const char *text;
+	int family;
+	const char *net;
+	int prefix;
+} good_cidrs[] = {
+	{"127.0.0.1/32", AF_INET, "127.0.0.1", 32},
+	{"10.0.0.0/8", AF_INET, "10.0.0.0", 8},
+	{"10.1.2.3/8", AF_INET, "10.0.0.0", 8},       /* host bits cleared */
+	{"192.168.7.200/23", AF_INET, "192.168.6.0", 23},
+	{"0.0.0.0/0", AF_INET, "0.0.0.0", 0},
+	{"203.0.113.9", AF_INET, "203.0.113.9", 32},  /* bare: one host */
+	{"::1/128", AF_INET6, "::1", 128},
+	{"::1", AF_INET6, "::1", 128},
+	{"2001:db8::/32", AF_INET6, "2001:db8::", 32},
+	{"2001:db8:ffff::1/33", AF_INET6, "2001:db8:8000::", 33},
+	{"fd00::/8", AF_INET6, "fd00::", 8},
+};
+
+START_TEST(cidr_parse_reads_blocks)
+{
+	struct netaddr_cidr c;
+	char shown[NETADDR_TEXT_MAX];
+	ck_assert_msg(netaddr_cidr_parse(good_cidrs[_i].text, &c) == 0, "%s refused", good_cidrs[_i].text);
+	ck_assert_int_eq(c.family, good_cidrs[_i].family);
+	ck_assert_int_eq(c.prefix, good_cidrs[_i].prefix);
+	ck_assert_ptr_nonnull(inet_ntop(c.family, c.net, shown, sizeof shown));
+	ck_assert_str_eq(shown, good_cidrs[_i].net);
+}
+END_TEST
+
+static const char *const bad_cidrs[] = {
+	"", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x", "10.0.0.0/+8", "::/129",
+	"10.0.0/8", "localhost", "10.0.0.0/8/8", " 10.0.0.0/8", "10.0.0.0 /8", "[::1]/128",
+	"10.0.0.0/0008",
+};
+
+START_TEST(cidr_parse_refuses_malformed)
+{
+	struct netaddr_cidr c;
+	ck_assert_msg(netaddr_cidr_parse(bad_cidrs[_i], &c) == -1, "'%s' accepted", bad_cidrs[_i]);
+}
+END_TEST
+
+static bool in_blocks(const char *blocks, const char *addr)
+{
+	struct netaddr_cidr v[8];
+	int n = 0, family;
+	unsigned char a[16];
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", blocks);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		ck_assert_int_eq(netaddr_cidr_parse(t, &v[n++]), 0);
+	ck_assert_int_eq(netaddr_parse(addr, &family, a), 0);
+	return netaddr_in(v, n, family, a);
+}
+
+START_TEST(cidr_membership)
+{
+	ck_assert(in_blocks("10.0.0.0/8", "10.255.1.2"));
+	ck_assert(!in_blocks("10.0.0.0/8", "11.0.0.1"));
+	ck_assert(in_blocks("192.168.6.0/23", "192.168.7.255"));
+	ck_assert(!in_blocks("192.168.6.0/23", "192.168.8.0"));
+	ck_assert(in_blocks("127.0.0.1/32", "127.0.0.1"));
+	ck_assert(!in_blocks("127.0.0.1/32", "127.0.0.3"));
+	ck_assert(in_blocks("2001:db8::/32", "2001:db8:1::5"));
+	ck_assert(!in_blocks("2001:db8::/32", "2001:db9::5"));
+	ck_assert(!in_blocks("10.0.0.0/8", "::1"));            /* families do not mix */
+	ck_assert(!in_blocks("::/0", "10.0.0.1"));
+	ck_assert(in_blocks("10.0.0.0/8", "::ffff:10.9.9.9")); /* IPv4-mapped */
+	ck_assert(in_blocks("0.0.0.0/0,::1", "::1"));
+}
+END_TEST
+
+START_TEST(addresses_parse_with_ports_and_brackets)
+{
+	int family;
+	unsigned char a[16];
+	ck_assert_int_eq(netaddr_parse("1.2.3.4:8080", &family, a), 0);
+	ck_assert_int_eq(family, AF_INET);
+	ck_assert_int_eq(netaddr_parse("[2001:db8::1]:443", &family, a), 0);
+	ck_assert_int_eq(family, AF_INET6);
+	ck_assert_int_eq(netaddr_parse("[::1]", &family, a), 0);
+	ck_assert_int_eq(netaddr_parse("2001:db8::1", &family, a), 0);
+	ck_assert_int_eq(netaddr_parse("unknown", &family, a), -1);
+	ck_assert_int_eq(netaddr_parse("1.2.3.4:", &family, a), -1);
+	ck_assert_int_eq(netaddr_parse("1.2.3.4:http", &family, a), -1);
+	ck_assert_int_eq(netaddr_parse("[::1", &family, a), -1);
+	ck_assert_int_eq(netaddr_parse("[::1]x", &family, a), -1);
+	ck_assert_int_eq(netaddr_parse("", &family, a), -1);
+}
+END_TEST
+
+START_TEST(loopback_hosts)
+{
+	ck_assert(netaddr_is_loopback_host("127.0.0.1"));
+	ck_assert(netaddr_is_loopback_host("127.200.0.9"));
+	ck_assert(netaddr_is_loopback_host("::1"));
+	ck_assert(netaddr_is_loopback_host("localhost"));
+	ck_assert(netaddr_is_loopback_host("LocalHost"));
+	ck_assert(!netaddr_is_loopback_host("0.0.0.0"));
+	ck_assert(!netaddr_is_loopback_host("::"));
+	ck_assert(!netaddr_is_loopback_host(""));
+	ck_assert(!netaddr_is_loopback_host("10.0.0.1"));
+	ck_assert(!netaddr_is_loopback_host("128.0.0.1"));
+	ck_assert(!netaddr_is_loopback_host("localhost.example.com"));
+	ck_assert(!netaddr_is_loopback_host("::2"));
+}
+END_TEST
+
+/* ---- X-Forwarded-For --------------------------------------------------- */
+
+static const struct {
+	const char *trusted;  /* comma-separated blocks */
+	const char *peer;
+	const char *xff;      /* NULL: no header */
+	const char *client;
+} xff_cases[] = {
+	/* the peer is not a trusted proxy: the header is ignored */
+	{"127.0.0.1/32", "127.0.0.2", "203.0.113.9", "127.0.0.2"},
+	/* one proxy in front: the entry it added */
+	{"127.0.0.1/32", "127.0.0.1", "127.0.0.3", "127.0.0.3"},
+	{"127.0.0.1/32", "127.0.0.1", "1.1.1.1, 127.0.0.3", "127.0.0.3"},
+	/* a chain of trusted proxies is skipped from the right */
+	{"10.0.0.0/8,127.0.0.1", "127.0.0.1", "6.6.6.6, 203.0.113.9, 10.0.0.2, 10.0.0.7", "203.0.113.9"},
+	/* every entry trusted: the left-most one */
+	{"10.0.0.0/8,127.0.0.1", "127.0.0.1", "10.0.0.5,10.0.0.6", "10.0.0.5"},
+	/* several header lines arrive joined with commas */
+	{"127.0.0.1/32", "127.0.0.1", "9.9.9.9,198.51.100.1", "198.51.100.1"},
+	/* something that is not an address stops the walk to its right */
+	{"10.0.0.0/8,127.0.0.1", "127.0.0.1", "203.0.113.9, junk, 10.0.0.2", "10.0.0.2"},
+	{"127.0.0.1/32", "127.0.0.1", "203.0.113.9, not-an-ip", "127.0.0.1"},
+	{"127.0.0.1/32", "127.0.0.1", "203.0.113.9,", "127.0.0.1"},
+	/* no header, or an empty one: the peer */
+	{"127.0.0.1/32", "127.0.0.1", NULL, "127.0.0.1"},
+	{"127.0.0.1/32", "127.0.0.1", "", "127.0.0.1"},
+	/* ports, brackets and IPv6 are written canonically */
+	{"127.0.0.1/32", "127.0.0.1", "198.51.100.7:5555", "198.51.100.7"},
+	{"::1/128", "::1", "[2001:DB8::1]:443", "2001:db8::1"},
+	{"::1/128", "::1", " 2001:db8:0::2 ", "2001:db8::2"},
+	/* a trusted IPv6 proxy for an IPv4 client */
+	{"::1/128", "::1", "192.0.2.4", "192.0.2.4"},
+	/* no trusted block at all */
+	{"", "127.0.0.1", "203.0.113.9", "127.0.0.1"},
+};
+
+START_TEST(xff_walk_finds_the_client)
+{
+	struct netaddr_cidr v[8];
+	int n = 0;
+	char buf[256], out[NETADDR_TEXT_MAX];
+	snprintf(buf, sizeof buf, "%s", xff_cases[_i].trusted);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		ck_assert_int_eq(netaddr_cidr_parse(t, &v[n++]), 0);
+	netaddr_client(v, n, xff_cases[_i].peer, xff_cases[_i].xff, out, sizeof out);
+	ck_assert_msg(strcmp(out, xff_cases[_i].client) == 0, "case %d: peer %s xff '%s': got %s, want %s",
+	              _i, xff_cases[_i].peer, xff_cases[_i].xff ? xff_cases[_i].xff : "(none)", out,
+	              xff_cases[_i].client);
+}
+END_TEST
+
+/* ---- API keys ---------------------------------------------------------- */
+
+#define SECRET "s3cret-never-shown"
+
+static char *write_temp(const char *text)
+{
+	char *path = strdup("/tmp/jobq-keys-XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+START_TEST(key_file_reads_roles_skipping_blanks_and_comments)
+{
+	char *path = write_temp("# jobq keys\n\nadmin:adm-" SECRET "\n   \n  # indented comment\n"
+	                        "submit:sub-" SECRET "\r\nread:read-" SECRET "   \n");
+	struct auth_keys keys = {.n = 0};
+	char err[256] = "";
+	ck_assert_msg(auth_load_file(&keys, path, err, sizeof err) == 0, "%s", err);
+	unlink(path);
+	free(path);
+	ck_assert_int_eq(keys.n, 3);
+	ck_assert_int_eq(auth_check(&keys, "Bearer adm-" SECRET), AUTH_ADMIN);
+	ck_assert_int_eq(auth_check(&keys, "Bearer sub-" SECRET), AUTH_SUBMIT);
+	ck_assert_int_eq(auth_check(&keys, "bearer read-" SECRET), AUTH_READ);
+	ck_assert_int_eq(auth_check(&keys, "BEARER  read-" SECRET " "), AUTH_READ);
+	/* the digest is kept, never the key */
+	for (int i = 0; i < keys.n; i++)
+		ck_assert_ptr_null(strstr(keys.v[i].digest, SECRET));
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	int line;
+	const char *why;
+} bad_key_files[] = {
+	{"admin:a-" SECRET "\nnocolon" SECRET "\n", 2, "expected ROLE:KEY"},
+	{"# c\n\nroot:" SECRET "\n", 3, "the role must be admin, submit or read"},
+	{"Admin:" SECRET "\n", 1, "the role must be admin, submit or read"},
+	{"read:\n", 1, "the key is empty"},
+	{"read:" SECRET " more\n", 1, "no blanks"},
+	{"read:" SECRET "\nadmin:" SECRET "\n", 2, "listed twice"},
+};
+
+START_TEST(key_file_errors_name_the_line_never_the_key)
+{
+	char *path = write_temp(bad_key_files[_i].text);
+	struct auth_keys keys = {.n = 0};
+	char err[256] = "", want[64];
+	ck_assert_int_eq(auth_load_file(&keys, path, err, sizeof err), -1);
+	snprintf(want, sizeof want, " line %d: ", bad_key_files[_i].line);
+	ck_assert_msg(strstr(err, want) && strstr(err, bad_key_files[_i].why) && strstr(err, path),
+	              "case %d: %s", _i, err);
+	ck_assert_msg(!strstr(err, SECRET), "the key leaked: %s", err);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+START_TEST(key_file_missing_names_the_path)
+{
+	struct auth_keys keys = {.n = 0};
+	char err[256] = "";
+	ck_assert_int_eq(auth_load_file(&keys, "/nonexistent/jobq.keys", err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "/nonexistent/jobq.keys") && strstr(err, "No such file"), "%s", err);
+}
+END_TEST
+
+START_TEST(key_list_reads_items_and_names_the_bad_one)
+{
+	struct auth_keys keys = {.n = 0};
+	char err[256] = "";
+	ck_assert_int_eq(auth_load_list(&keys, "read:r-" SECRET ", submit:s-" SECRET, "JOBQ_API_KEYS", err,
+	                                sizeof err), 0);
+	ck_assert_int_eq(keys.n, 2);
+	ck_assert_int_eq(auth_check(&keys, "Bearer s-" SECRET), AUTH_SUBMIT);
+	keys.n = 0;
+	ck_assert_int_eq(auth_load_list(&keys, "read:r-" SECRET ",boss:" SECRET, "JOBQ_API_KEYS", err,
+	                                sizeof err), -1);
+	ck_assert_msg(strstr(err, "JOBQ_API_KEYS item 2: the role") && !strstr(err, SECRET), "%s", err);
+}
+END_TEST
+
+START_TEST(bearer_check_refuses_what_is_not_a_known_key)
+{
+	struct auth_keys keys = {.n = 0};
+	char why[128];
+	ck_assert_int_eq(auth_add(&keys, "admin:" SECRET, why, sizeof why), 0);
+	ck_assert_int_eq(auth_check(&keys, NULL), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, ""), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, SECRET), AUTH_NONE);            /* no scheme */
+	ck_assert_int_eq(auth_check(&keys, "Basic " SECRET), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, "Bearer"), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, "Bearer "), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, "Bearer " SECRET "x"), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, "Bearer " "s3cret-never-show"), AUTH_NONE);
+	ck_assert_int_eq(auth_check(&keys, "Bearer " SECRET), AUTH_ADMIN);
+}
+END_TEST
+
+/* ---- configuration ----------------------------------------------------- */
+
+START_TEST(config_reads_the_access_flags)
+{
+	char *path = write_temp("read:r-" SECRET "\n");
+	char *argv[] = {"jobqd", "--api-key-file", path, "--metrics-public", "--insecure-no-auth",
+	                "--cors-origin", "https://app.example", "--cors-origin=http://localhost:3000",
+	                "--trust-proxy", "127.0.0.1/32", "--trust-proxy", "fd00::/8",
+	                "--log-format", "json", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "%s", err);
+	unlink(path);
+	free(path);
+	ck_assert_int_eq(cfg.api_keys.n, 1);
+	ck_assert(cfg.metrics_public);
+	ck_assert(cfg.insecure_no_auth);
+	ck_assert_int_eq(cfg.ncors_origins, 2);
+	ck_assert_str_eq(cfg.cors_origins[1], "http://localhost:3000");
+	ck_assert_int_eq(cfg.ntrust_proxy, 2);
+	ck_assert_int_eq(cfg.trust_proxy[1].family, AF_INET6);
+	ck_assert_int_eq(cfg.log_format, LOG_FORMAT_JSON);
+}
+END_TEST
+
+START_TEST(config_access_defaults_are_closed)
+{
+	char *argv[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert(!cfg.metrics_public);
+	ck_assert(!cfg.insecure_no_auth);
+	ck_assert_int_eq(cfg.ncors_origins, 0);
+	ck_assert_int_eq(cfg.ntrust_proxy, 0);
+	ck_assert_int_eq(cfg.log_format, LOG_FORMAT_LOGFMT);
+}
+END_TEST
+
+static const char *const bad_access_flags[][2] = {
+	{"--cors-origin", "app.example"},
+	{"--cors-origin", "https://app.example/"},
+	{"--cors-origin", "https://app.example/path"},
+	{"--cors-origin", "*"},
+	{"--cors-origin", "https://"},
+	{"--trust-proxy", "10.0.0.0/33"},
+	{"--trust-proxy", "proxy.internal"},
+	{"--log-format", "text"},
+	{"--insecure-no-auth=maybe", NULL},
+};
+
+START_TEST(config_refuses_bad_access_flags)
+{
+	char *argv[] = {"jobqd", (char *)bad_access_flags[_i][0], (char *)bad_access_flags[_i][1], NULL};
+	struct config cfg;
+	char err[256] = "";
+	int argc = bad_access_flags[_i][1] ? 3 : 2;
+	ck_assert_int_eq(config_load(&cfg, argc, argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, bad_access_flags[_i][1] ? bad_access_flags[_i][1] : "maybe"), "%s", err);
+}
+END_TEST
+
+START_TEST(config_exposure_needs_a_key_or_the_insecure_switch)
+{
+	struct config cfg;
+	char err[256] = "";
+	char *argv[] = {"jobqd", "--listen", "0.0.0.0:8080", NULL};
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+	ck_assert_int_eq(config_check_exposure(&cfg, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "0.0.0.0") && strstr(err, "--insecure-no-auth"), "%s", err);
+	cfg.insecure_no_auth = true;
+	ck_assert_int_eq(config_check_exposure(&cfg, err, sizeof err), 0);
+	cfg.insecure_no_auth = false;
+	char why[128];
+	ck_assert_int_eq(auth_add(&cfg.api_keys, "read:" SECRET, why, sizeof why), 0);
+	ck_assert_int_eq(config_check_exposure(&cfg, err, sizeof err), 0);
+	char *loop[] = {"jobqd", "--listen", "[::1]:0", NULL};
+	ck_assert_int_eq(config_load(&cfg, ARGC(loop), loop, err, sizeof err), CONFIG_OK);
+	ck_assert_int_eq(config_check_exposure(&cfg, err, sizeof err), 0);
+}
+END_TEST
+
+/* ---- log lines --------------------------------------------------------- */
+
+static const struct log_field request_fields[] = {
+	{"method", "GET", false}, {"route", "/v1/jobs/{id}", false},
+	{"path", "/v1/jobs/a b\"c\n", false}, {"status", "200", true},
+	{"duration_ms", "0.125", true}, {"client", "", false},
+};
+
+START_TEST(logfmt_quotes_only_what_needs_it)
+{
+	char out[512];
+	log_format_line(out, sizeof out, LOG_FORMAT_LOGFMT, "2026-01-02T03:04:05.678Z", "info", "request",
+	                request_fields, NELEMS(request_fields));
+	ck_assert_str_eq(out, "ts=2026-01-02T03:04:05.678Z level=info msg=request method=GET "
+	                      "route=/v1/jobs/{id} path=\"/v1/jobs/a b\\\"c\\n\" status=200 "
+	                      "duration_ms=0.125 client=\"\"\n");
+}
+END_TEST
+
+START_TEST(json_lines_are_one_object_each)
+{
+	char out[512];
+	log_format_line(out, sizeof out, LOG_FORMAT_JSON, "2026-01-02T03:04:05.678Z", "info", "request",
+	                request_fields, NELEMS(request_fields));
+	size_t n = strlen(out);
+	ck_assert(n > 2 && out[n - 1] == '\n' && !memchr(out, '\n', n - 1));
+	cJSON *j = cJSON_Parse(out);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(cJSON_GetObjectItem(j, "msg")->valuestring, "request");
+	ck_assert_str_eq(cJSON_GetObjectItem(j, "path")->valuestring, "/v1/jobs/a b\"c\n");
+	ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "status")));
+	ck_assert_double_eq(cJSON_GetObjectItem(j, "duration_ms")->valuedouble, 0.125);
+	cJSON_Delete(j);
+}
+END_TEST
+
+START_TEST(a_line_too_long_drops_whole_fields)
+{
+	char big[600], out[256];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	const struct log_field f[] = {{"a", "1", true}, {"path", big, false}, {"b", "2", true}};
+	for (int fmt = 0; fmt < 2; fmt++) {
+		size_t n = log_format_line(out, sizeof out, (enum log_format)fmt, "t", "info", "m", f, 3);
+		ck_assert_uint_eq(n, strlen(out));
+		ck_assert(out[n - 1] == '\n');
+		ck_assert_ptr_null(strstr(out, "xxx"));
+		if (fmt == LOG_FORMAT_JSON) {
+			cJSON *j = cJSON_Parse(out);
+			ck_assert_msg(j != NULL, "%s", out);
+			ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "a")));
+			cJSON_Delete(j);
+		}
+	}
+}
+END_TEST
+
+START_TEST(invalid_utf8_is_replaced)
+{
+	char out[256];
+	const struct log_field f[] = {{"path", "/\xff\xc3\xa9", false}};
+	log_format_line(out, sizeof out, LOG_FORMAT_JSON, "t", "info", "m", f, 1);
+	cJSON *j = cJSON_Parse(out);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(cJSON_GetObjectItem(j, "path")->valuestring, "/\xef\xbf\xbd\xc3\xa9");
+	cJSON_Delete(j);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------- */
+
+static TCase *tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+
+	TCase *tc = tcase(s, "netaddr");
+	tcase_add_loop_test(tc, cidr_parse_reads_blocks, 0, NELEMS(good_cidrs));
+	tcase_add_loop_test(tc, cidr_parse_refuses_malformed, 0, NELEMS(bad_cidrs));
+	tcase_add_test(tc, cidr_membership);
+	tcase_add_test(tc, addresses_parse_with_ports_and_brackets);
+	tcase_add_test(tc, loopback_hosts);
+	tcase_add_loop_test(tc, xff_walk_finds_the_client, 0, NELEMS(xff_cases));
+
+	tc = tcase(s, "auth");
+	tcase_add_test(tc, key_file_reads_roles_skipping_blanks_and_comments);
+	tcase_add_loop_test(tc, key_file_errors_name_the_line_never_the_key, 0, NELEMS(bad_key_files));
+	tcase_add_test(tc, key_file_missing_names_the_path);
+	tcase_add_test(tc, key_list_reads_items_and_names_the_bad_one);
+	tcase_add_test(tc, bearer_check_refuses_what_is_not_a_known_key);
+
+	tc = tcase(s, "config");
+	tcase_add_test(tc, config_reads_the_access_flags);
+	tcase_add_test(tc, config_access_defaults_are_closed);
+	tcase_add_loop_test(tc, config_refuses_bad_access_flags, 0, NELEMS(bad_access_flags));
+	tcase_add_test(tc, config_exposure_needs_a_key_or_the_insecure_switch);
+
+	tc = tcase(s, "log");
+	tcase_add_test(tc, logfmt_quotes_only_what_needs_it);
+	tcase_add_test(tc, json_lines_are_one_object_each);
+	tcase_add_test(tc, a_line_too_long_drops_whole_fields);
+	tcase_add_test(tc, invalid_utf8_is_replaced);
+	return s;
+}

@@ -9,6 +9,8 @@
 #include "core/job.h"
 #include "core/log.h"
 
+#define JOBQ_VERSION "0.1.0"
+
 #define CONFIG_MAX_QUEUES 64
 #define CONFIG_MAX_LIST 64       /* --command, --http-allow, --http-deny */
 

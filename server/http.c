@@ -32,6 +32,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/req.h"
@@ -71,6 +72,7 @@ static const struct route routes[] = {
 	{"GET", "/healthz", system_healthz, false},
 	{"GET", "/readyz", system_readyz, false},
 	{"GET", "/openapi.yaml", system_openapi, false},
+	{"GET", "/metrics", metrics_get, false},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -89,6 +91,7 @@ struct exchange {
 	struct http *http;
 	const struct route *route;
 	char *param;
+	double began;           /* metrics_clock() at the first call */
 	size_t body_cap;
 	bool too_large;
 	bool handled;           /* the route's handler has been called */
@@ -267,6 +270,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		*con_cls = x;
 		atomic_fetch_add(&h->active, 1);
 		x->http = h;
+		x->began = metrics_clock();
 		x->req.app = h->app;
 		x->req.method = method;
 		x->req.path = url;
@@ -313,6 +317,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (!x)
 		return;
 	*con_cls = NULL;
+	if (x->sent)
+		metrics_http(h->app->metrics, x->req.method, x->route ? x->route->pattern : NULL, x->req.status,
+		             metrics_clock() - x->began);
 	if (x->req.ctx_free)
 		x->req.ctx_free(x->req.ctx);
 	if (!x->req.reply_static)
@@ -399,6 +406,19 @@ void reply_stream(struct req *r, const char *content_type, req_fill_fn fill, req
 void reply_static(struct req *r, int status, const char *content_type, const char *body, size_t len)
 {
 	reply_set(r, status, content_type, (char *)body, len, true);
+}
+
+void reply_text(struct req *r, int status, const char *content_type, char *body, size_t len)
+{
+	reply_set(r, status, content_type, body, len, false);
+}
+
+unsigned req_connections(struct req *r)
+{
+	struct exchange *x = (struct exchange *)r;
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(x->http->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
 }
 
 void reply_header(struct req *r, const char *name, const char *fmt, ...)

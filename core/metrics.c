@@ -62,7 +62,8 @@ struct metrics {
 
 /* ---- key tables ----------------------------------------------------- */
 
-static int table_init(struct table *t, const char *name, int cap)
+/* A table of keys with nparts label values (the rest stay ""). */
+static int table_init(struct table *t, const char *name, int cap, int nparts)
 {
 	t->name = name;
 	t->cap = cap;
@@ -77,7 +78,7 @@ static int table_init(struct table *t, const char *name, int cap)
 		return -1;
 	}
 	pthread_mutex_init(&t->mu, NULL);
-	for (int k = 0; k < KEY_PARTS; k++)
+	for (int k = 0; k < nparts; k++)
 		snprintf(t->keys[cap - 1].part[k], sizeof t->keys[0].part[k], "%s", METRICS_OTHER);
 	return 0;
 }
@@ -113,14 +114,6 @@ static uint64_t key_hash(const char *const part[KEY_PARTS])
 	return h;
 }
 
-static bool key_is_other(const char *const part[KEY_PARTS])
-{
-	for (int i = 0; i < KEY_PARTS; i++)
-		if (strcmp(part[i], METRICS_OTHER) != 0)
-			return false;
-	return true;
-}
-
 /* The probe position of part: its slot + 1 in *found, or 0 where it
  * would go. order: acquire for lock-free readers. */
 static size_t table_probe(struct table *t, const char *const part[KEY_PARTS], uint64_t h,
@@ -146,7 +139,7 @@ static int table_slot(struct table *t, const char *const part[KEY_PARTS])
 	if (found)
 		return found - 1;
 	int overflow = t->cap - 1;
-	if (key_is_other(part)) {
+	if (key_equal(&t->keys[overflow], part)) {
 		atomic_store_explicit(&t->overflow_used, true, memory_order_relaxed);
 		return overflow;
 	}
@@ -206,9 +199,9 @@ struct metrics *metrics_new(void)
 	if (!m)
 		return NULL;
 	m->start_time = (double)clock_now_ms() / 1000;
-	if (table_init(&m->jobs, "jobs", METRICS_JOB_SERIES) != 0 ||
-	    table_init(&m->http, "http", METRICS_HTTP_SERIES) != 0 ||
-	    table_init(&m->routes, "routes", METRICS_ROUTE_SERIES) != 0 ||
+	if (table_init(&m->jobs, "jobs", METRICS_JOB_SERIES, 2) != 0 ||
+	    table_init(&m->http, "http", METRICS_HTTP_SERIES, 3) != 0 ||
+	    table_init(&m->routes, "routes", METRICS_ROUTE_SERIES, 2) != 0 ||
 	    !(m->job = calloc(METRICS_JOB_SERIES, sizeof *m->job)) ||
 	    !(m->requests = calloc(METRICS_HTTP_SERIES, sizeof *m->requests)) ||
 	    !(m->latency = calloc(METRICS_ROUTE_SERIES, sizeof *m->latency))) {

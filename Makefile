@@ -48,8 +48,10 @@ DELIVERY_OBJ := $(BUILD)/tests/api_delivery_test.o $(BUILD)/tests/harness.o
 COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
+# The metrics suite also renders a registry itself (label escaping).
+METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-metrics check-torture check-readme \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -101,6 +103,9 @@ $(BUILD)/tests/api_http_test: $(HTTP_OBJ)
 $(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_metrics_test: $(METRICS_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -115,7 +120,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events \
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-metrics \
            check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
@@ -138,6 +143,10 @@ check-http: $(BUILD)/tests/api_http_test $(BUILD)/jobqd
 
 check-events: $(BUILD)/tests/api_events_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_events_test
+
+# Needs promtool (Debian package prometheus; scripts/deps.sh installs it).
+check-metrics: $(BUILD)/tests/api_metrics_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_metrics_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

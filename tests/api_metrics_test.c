@@ -41,11 +41,14 @@ static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
 {
 	char path[256];
 	struct resp r;
+	cJSON *j;
 
 	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
 	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
 	ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-	return take_json(&r);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
 }
 
 /* Waits for the job to end in state want; frees id. */

@@ -26,11 +26,11 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
 LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
-               core/digest.c core/events.c core/meter.c core/problem.c core/run.c core/uuid.c
+               core/digest.c core/events.c core/meter.c core/metrics.c core/problem.c core/run.c core/uuid.c
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c server/netaddr.c
-HANDLER_SRC := handlers/batches.c handlers/common.c handlers/events.c handlers/jobs.c handlers/queues.c handlers/system.c
+HANDLER_SRC := handlers/batches.c handlers/common.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
@@ -50,7 +50,10 @@ HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-torture check-readme \
+# The metrics suite also renders a registry itself (label escaping).
+METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
+
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -105,6 +108,9 @@ $(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
 $(BUILD)/tests/api_ops_test: $(OPS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_metrics_test: $(METRICS_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -119,7 +125,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops \
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics \
            check-torture check-readme lint-openapi
 
 check-unit: $(BUILD)/tests/unit
@@ -145,6 +151,10 @@ check-events: $(BUILD)/tests/api_events_test $(BUILD)/jobqd
 
 check-ops: $(BUILD)/tests/api_ops_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_ops_test
+
+# Needs promtool (Debian package prometheus; scripts/deps.sh installs it).
+check-metrics: $(BUILD)/tests/api_metrics_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_metrics_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

@@ -59,6 +59,9 @@ void batches_get(struct req *r);
 void events_job_stream(struct req *r);
 void events_stream(struct req *r);
 
+/* handlers/metrics.c */
+void metrics_get(struct req *r);
+
 /* handlers/queues.c */
 void queues_list(struct req *r);
 void queues_get(struct req *r);

@@ -41,6 +41,7 @@ if [ "$what" = test ]; then
 	check_cmd python3 python3
 	check_cmd node nodejs
 	check_cmd npm npm
+	check_cmd promtool prometheus   # `promtool check metrics` in check-metrics
 fi
 
 [ -z "$need_pkgs" ] && exit 0

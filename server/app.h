@@ -8,6 +8,7 @@
 #include "core/events.h"
 #include "core/hub.h"
 #include "core/meter.h"
+#include "core/metrics.h"
 #include "core/run.h"
 #include "server/config.h"
 #include "store/store.h"
@@ -19,6 +20,7 @@ struct app {
 	struct run_table *runs;
 	struct meter *finished;   /* jobs finished per queue, last minute */
 	struct events *events;    /* recent transitions, for event streams */
+	struct metrics *metrics;  /* counters and histograms for GET /metrics */
 	atomic_bool stopping;     /* set on SIGTERM: refuse new work */
 };
 

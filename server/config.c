@@ -8,8 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JOBQ_VERSION "0.1.0"
-
 #define MAX_BODY_LIMIT ((size_t)64 << 20)
 
 static int parse_int(const char *s, long min, long max, long *out)

@@ -11,6 +11,8 @@
 #include "server/auth.h"
 #include "server/netaddr.h"
 
+#define JOBQ_VERSION "0.1.0"
+
 #define CONFIG_MAX_QUEUES 64
 #define CONFIG_MAX_LIST 64       /* --command, --http-allow, --http-deny */
 

@@ -40,6 +40,7 @@
 #include "core/digest.h"
 #include "core/log.h"
 #include "core/uuid.h"
+#include "core/metrics.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/req.h"
@@ -97,6 +98,7 @@ static const struct route routes[] = {
 	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
 	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
+	{"GET", "/metrics", metrics_get, false, ACCESS_METRICS, false},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -122,6 +124,7 @@ struct exchange {
 	char etag[ETAG_HEX + 3];  /* "" or the quoted ETag of the reply */
 	struct timespec started;
 	uint64_t bytes;         /* body bytes handed to libmicrohttpd */
+	double began;           /* metrics_clock() at the first call */
 	size_t body_cap;
 	bool too_large;
 	bool handled;           /* the route's handler has been called */
@@ -512,6 +515,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		*con_cls = x;
 		atomic_fetch_add(&h->active, 1);
 		x->http = h;
+		x->began = metrics_clock();
 		x->req.app = h->app;
 		x->req.method = method;
 		x->req.path = url;
@@ -593,6 +597,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	*con_cls = NULL;
 	log_request(x);
+	if (x->sent)
+		metrics_http(h->app->metrics, x->req.method, x->route ? x->route->pattern : NULL, x->req.status,
+		             metrics_clock() - x->began);
 	if (x->req.ctx_free)
 		x->req.ctx_free(x->req.ctx);
 	if (!x->req.reply_static)
@@ -679,6 +686,19 @@ void reply_stream(struct req *r, const char *content_type, req_fill_fn fill, req
 void reply_static(struct req *r, int status, const char *content_type, const char *body, size_t len)
 {
 	reply_set(r, status, content_type, (char *)body, len, true);
+}
+
+void reply_text(struct req *r, int status, const char *content_type, char *body, size_t len)
+{
+	reply_set(r, status, content_type, body, len, false);
+}
+
+unsigned req_connections(struct req *r)
+{
+	struct exchange *x = (struct exchange *)r;
+	const union MHD_DaemonInfo *info =
+		MHD_get_daemon_info(x->http->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
 }
 
 void reply_header(struct req *r, const char *name, const char *fmt, ...)

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/hub.h"
 #include "core/meter.h"
+#include "core/metrics.h"
 #include "core/log.h"
 #include "core/run.h"
 #include "server/app.h"
@@ -38,6 +39,7 @@ struct wiring {
 	struct hub *hub;
 	struct events *events;
 	struct meter *finished;
+	struct metrics *metrics;
 	_Atomic(struct pool *) pool;
 	_Atomic(struct callbacks *) callbacks;
 };
@@ -65,9 +67,35 @@ static void on_finished(void *arg, const char *id, const char *queue)
 	poke_callbacks(w);
 }
 
+/* An attempt's run time in seconds. */
+static double ran_s(const struct job *j)
+{
+	return (double)(j->finished_at - j->started_at) / 1000;
+}
+
+/* Counts a committed change: a submission, a claim (with its wait since
+ * the job was due), or the end of an attempt (with its run time). */
+static void count_change(struct metrics *m, const struct job_change *c)
+{
+	const struct job *j = c->job;
+	if (c->created)
+		metrics_job(m, c->queue, c->type, METRICS_JOB_SUBMITTED, -1);
+	else if (c->state == JOB_RUNNING)
+		metrics_job(m, c->queue, c->type, METRICS_JOB_STARTED, j ? (double)(j->started_at - j->run_at) / 1000 : -1);
+	else if (c->state == JOB_SCHEDULED && j)
+		metrics_job(m, c->queue, c->type, METRICS_JOB_RETRIED, ran_s(j));
+	else if (job_state_terminal(c->state))
+		metrics_job(m, c->queue, c->type,
+		            c->state == JOB_SUCCEEDED ? METRICS_JOB_SUCCEEDED
+		            : c->state == JOB_FAILED  ? METRICS_JOB_FAILED
+		                                      : METRICS_JOB_CANCELED,
+		            j ? ran_s(j) : -1);
+}
+
 static void on_transition(void *arg, const struct job_change *c)
 {
 	struct wiring *w = arg;
+	count_change(w->metrics, c);
 	struct event e = {.kind = EVENT_JOB, .state = c->state, .attempts = c->attempts};
 	snprintf(e.id, sizeof e.id, "%s", c->id);
 	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
@@ -173,6 +201,7 @@ int main(int argc, char **argv)
 
 	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||
 	    !(wiring.finished = app.finished = meter_new()) ||
+	    !(wiring.metrics = app.metrics = metrics_new()) ||
 	    !(wiring.events = app.events = events_new(app.hub)))
 		goto out;
 	run_table_on_progress(app.runs, on_progress, &wiring);
@@ -226,6 +255,7 @@ out:
 	hub_free(app.hub);
 	events_free(app.events);
 	meter_free(app.finished);
+	metrics_free(app.metrics);
 	run_table_free(app.runs);
 	curl_global_cleanup();
 	log_info("jobqd stopped");

@@ -81,6 +81,12 @@ void reply_error(struct req *r, enum problem_kind kind, const char *field,
 void reply_static(struct req *r, int status, const char *content_type,
                   const char *body, size_t len);
 
+/* Replies with a malloc'd body (taken, freed with the request). */
+void reply_text(struct req *r, int status, const char *content_type, char *body, size_t len);
+
+/* Connections the HTTP server has open now. */
+unsigned req_connections(struct req *r);
+
 /* Replies 200 with a body produced by fill as the client reads it (see
  * req_fill_fn), e.g. Server-Sent Events. */
 void reply_stream(struct req *r, const char *content_type, req_fill_fn fill, req_fn arm);

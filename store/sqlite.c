@@ -1015,9 +1015,12 @@ static void report(struct store *st, const char *id, const char *queue, const ch
 	st->hooks.transition(st->hooks.arg, &c);
 }
 
-static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts)
+static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts,
+                       bool created)
 {
-	report(st, job->id, job->queue, job->type, state, attempts);
+	struct job_change c = {.id = job->id, .queue = job->queue, .type = job->type, .state = state,
+	                       .attempts = attempts, .created = created, .job = job};
+	st->hooks.transition(st->hooks.arg, &c);
 }
 
 /* Reports the state changes an op committed, in order. */
@@ -1028,11 +1031,11 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 	switch (op->kind) {
 	case STORE_OP_SUBMIT:
 		if (!op->replayed)
-			report_job(st, op->job, op->job->state, 0);
+			report_job(st, op->job, op->job->state, 0, true);
 		break;
 	case STORE_OP_BATCH:
 		for (int j = 0; j < op->njobs; j++)
-			report_job(st, op->jobs[j], op->jobs[j]->state, 0);
+			report_job(st, op->jobs[j], op->jobs[j]->state, 0, true);
 		break;
 	case STORE_OP_CLAIM:
 		for (int j = 0; j < ap->claim.npromoted; j++) {
@@ -1040,12 +1043,12 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 			report(st, p->id, p->queue, p->type, JOB_QUEUED, p->attempts);
 		}
 		for (int j = 0; j < ap->claim.n; j++)
-			report_job(st, ap->claim.jobs[j], JOB_RUNNING, ap->claim.jobs[j]->attempts);
+			report_job(st, ap->claim.jobs[j], JOB_RUNNING, ap->claim.jobs[j]->attempts, false);
 		break;
 	case STORE_OP_FINISH:
 		if (ap->changed)
 			report_job(st, op->job, op->job->state,
-			           op->job->state == JOB_QUEUED ? op->job->attempts - 1 : op->job->attempts);
+			           op->job->state == JOB_QUEUED ? op->job->attempts - 1 : op->job->attempts, false);
 		break;
 	case STORE_OP_CANCEL:
 		if (ap->finished)
@@ -1053,7 +1056,7 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 		break;
 	case STORE_OP_RETRY:
 		if (op->job)
-			report_job(st, op->job, JOB_QUEUED, op->job->attempts);
+			report_job(st, op->job, JOB_QUEUED, op->job->attempts, false);
 		break;
 	default:
 		break;

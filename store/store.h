@@ -33,6 +33,11 @@ struct job_change {
 	const char *id, *queue, *type;
 	enum job_state state;
 	int attempts;
+	bool created;          /* the change is the job's submission */
+	/* The job row when the op had one (submit, batch, claim, finish,
+	 * retry): a claim's has started_at and run_at, a finish's also
+	 * finished_at. NULL for promotions and cancels of waiting jobs. */
+	const struct job *job;
 };
 
 /* Called on the writer thread after a commit; must not block. */

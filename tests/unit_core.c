@@ -1,6 +1,6 @@
 /* Unit tests for the core layer (ids, time, UTF-8, the job model, meters, the
- * problem table, job states, digests, callback URLs, deliveries, batches and
- * the callback backoff), the configuration parser, the waiter hub and the
+ * problem table, job states, digests, callback URLs, deliveries, batches,
+ * the callback backoff and the metrics registry), the configuration parser, the waiter hub and the
  * run table. Thread tests wait on counters with bounded polls; no test
  * asserts a timing. */
 #include <check.h>
@@ -24,6 +24,7 @@
 #include "core/job.h"
 #include "core/kind.h"
 #include "core/meter.h"
+#include "core/metrics.h"
 #include "core/problem.h"
 #include "core/run.h"
 #include "core/uuid.h"
@@ -2713,6 +2714,212 @@ START_TEST(meter_keys_are_independent)
 }
 END_TEST
 
+/* ---- metrics ----------------------------------------------------------- */
+
+static struct metrics *metrics_or_die(void)
+{
+	struct metrics *m = metrics_new();
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+/* The rendered registry; the caller frees it. */
+static char *metrics_text_of(struct metrics *m)
+{
+	struct metrics_text t = {0};
+	metrics_render(m, &t);
+	ck_assert(!t.failed);
+	ck_assert_ptr_nonnull(t.buf);
+	return t.buf;
+}
+
+/* The value of the sample line "series value" in text; fails the test
+ * when there is no such line. */
+static double sample_of(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			return strtod(line + n + 1, NULL);
+	ck_abort_msg("no sample %s in:\n%s", series, text);
+	return -1;
+}
+
+START_TEST(metrics_bucket_places_values_at_their_upper_bound)
+{
+	ck_assert(metrics_bucket_bounds[0] == 0.001);
+	ck_assert(metrics_bucket_bounds[METRICS_NBUCKETS - 1] == 3600);
+	for (int i = 1; i < METRICS_NBUCKETS; i++)
+		ck_assert_msg(metrics_bucket_bounds[i] > metrics_bucket_bounds[i - 1], "bound %d", i);
+	ck_assert_int_eq(metrics_bucket(0), 0);
+	ck_assert_int_eq(metrics_bucket(-5), 0);          /* a clock step back counts as 0 */
+	ck_assert_int_eq(metrics_bucket(0.001), 0);       /* le: the bound itself belongs to it */
+	ck_assert_int_eq(metrics_bucket(0.0011), 1);
+	ck_assert_int_eq(metrics_bucket(0.0025), 1);
+	ck_assert_int_eq(metrics_bucket(0.003), 2);
+	ck_assert_int_eq(metrics_bucket(1), 9);
+	ck_assert_int_eq(metrics_bucket(1.5), 10);
+	ck_assert_int_eq(metrics_bucket(3600), METRICS_NBUCKETS - 1);
+	ck_assert_int_eq(metrics_bucket(3600.001), METRICS_NBUCKETS);
+	ck_assert_int_eq(metrics_bucket(INFINITY), METRICS_NBUCKETS);
+	ck_assert_int_eq(metrics_bucket(NAN), METRICS_NBUCKETS);
+	for (int i = 0; i < METRICS_NBUCKETS; i++)
+		ck_assert_int_eq(metrics_bucket(metrics_bucket_bounds[i]), i);
+}
+END_TEST
+
+START_TEST(metrics_histogram_buckets_are_cumulative_and_count_is_inf)
+{
+	struct metrics *m = metrics_or_die();
+	static const double waits[] = {0.0005, 0.002, 0.002, 0.5, 7200};
+	for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+		metrics_job(m, "q", "t", METRICS_JOB_STARTED, waits[i]);
+	metrics_job(m, "q", "t", METRICS_JOB_STARTED, -1); /* counted, not observed */
+	char *text = metrics_text_of(m);
+#define WAIT(suffix) "jobq_job_queue_wait_seconds" suffix "{queue=\"q\",type=\"t\""
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"0.001\"}") == 1);
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"0.0025\"}") == 3);
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"0.25\"}") == 3);
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"0.5\"}") == 4);
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"3600\"}") == 4);
+	ck_assert(sample_of(text, WAIT("_bucket") ",le=\"+Inf\"}") == 5);
+	ck_assert(sample_of(text, WAIT("_count") "}") == 5);
+	ck_assert_double_eq_tol(sample_of(text, WAIT("_sum") "}"), 7200.5045, 1e-6);
+#undef WAIT
+	ck_assert(sample_of(text, "jobq_jobs_started_total{queue=\"q\",type=\"t\"}") == 6);
+	/* The duration histogram of the same series saw nothing. */
+	ck_assert(sample_of(text, "jobq_job_duration_seconds_count{queue=\"q\",type=\"t\"}") == 0);
+	ck_assert(strstr(text, "# TYPE jobq_job_queue_wait_seconds histogram\n") != NULL);
+	free(text);
+	metrics_free(m);
+	metrics_free(NULL);
+}
+END_TEST
+
+START_TEST(metrics_text_label_value_escapes_backslash_quote_and_newline)
+{
+	struct metrics_text t = {0};
+	metrics_text_label_value(&t, "plain-name_1.2:3");
+	metrics_text_printf(&t, "|");
+	metrics_text_label_value(&t, "a\"b\\c\nd");
+	metrics_text_printf(&t, "|");
+	metrics_text_label_value(&t, "");
+	metrics_text_printf(&t, "|%s", "end");
+	ck_assert(!t.failed);
+	ck_assert_str_eq(t.buf, "plain-name_1.2:3|a\\\"b\\\\c\\nd||end");
+	ck_assert_uint_eq(t.len, strlen(t.buf));
+	free(t.buf);
+}
+END_TEST
+
+START_TEST(metrics_render_escapes_label_values_of_every_series)
+{
+	struct metrics *m = metrics_or_die();
+	metrics_job(m, "we\"ird\\q", "ty\npe", METRICS_JOB_SUCCEEDED, 0.01);
+	char *text = metrics_text_of(m);
+	ck_assert(sample_of(text, "jobq_jobs_finished_total{queue=\"we\\\"ird\\\\q\",type=\"ty\\npe\",state=\"succeeded\"}") == 1);
+	ck_assert(sample_of(text, "jobq_jobs_submitted_total{queue=\"we\\\"ird\\\\q\",type=\"ty\\npe\"}") == 0);
+	ck_assert(sample_of(text, "jobq_job_duration_seconds_bucket{queue=\"we\\\"ird\\\\q\",type=\"ty\\npe\",le=\"0.01\"}") == 1);
+	/* No raw newline inside a label: every line starts a sample or a comment. */
+	for (const char *line = text; *line; line = strchr(line, '\n') + 1)
+		ck_assert_msg(strncmp(line, "jobq_", 5) == 0 || line[0] == '#', "stray line: %.40s", line);
+	free(text);
+	metrics_free(m);
+}
+END_TEST
+
+START_TEST(metrics_job_table_overflow_counts_in_other_series)
+{
+	struct metrics *m = metrics_or_die();
+	enum { EXTRA = 10 };
+	for (int i = 0; i < METRICS_JOB_SERIES + EXTRA; i++) {
+		char queue[32];
+		snprintf(queue, sizeof queue, "q%d", i);
+		metrics_job(m, queue, "echo", METRICS_JOB_SUBMITTED, -1);
+		metrics_job(m, queue, "echo", METRICS_JOB_SUBMITTED, -1);
+	}
+	/* One slot is the overflow series: METRICS_JOB_SERIES - 1 keep their own. */
+	metrics_job(m, "other", "other", METRICS_JOB_SUBMITTED, -1); /* lands there, no overflow */
+	char *text = metrics_text_of(m);
+	ck_assert(sample_of(text, "jobq_jobs_submitted_total{queue=\"q0\",type=\"echo\"}") == 2);
+	char series[128];
+	snprintf(series, sizeof series, "jobq_jobs_submitted_total{queue=\"q%d\",type=\"echo\"}", METRICS_JOB_SERIES - 2);
+	ck_assert(sample_of(text, series) == 2);
+	snprintf(series, sizeof series, "jobq_jobs_submitted_total{queue=\"q%d\",type=\"echo\"}", METRICS_JOB_SERIES - 1);
+	ck_assert_ptr_null(strstr(text, series));
+	ck_assert(sample_of(text, "jobq_jobs_submitted_total{queue=\"other\",type=\"other\"}") == 2 * (EXTRA + 1) + 1);
+	double overflows = sample_of(text, "jobq_metrics_overflow_total{table=\"jobs\"}");
+	ck_assert_msg(overflows == 2 * (EXTRA + 1), "overflows %g", overflows);
+	ck_assert(sample_of(text, "jobq_metrics_overflow_total{table=\"http\"}") == 0);
+	/* Each label set appears once. */
+	const char *first = strstr(text, "jobq_jobs_submitted_total{queue=\"other\"");
+	ck_assert_ptr_null(strstr(first + 1, "jobq_jobs_submitted_total{queue=\"other\""));
+	free(text);
+	metrics_free(m);
+}
+END_TEST
+
+START_TEST(metrics_http_labels_route_pattern_and_bounded_methods)
+{
+	struct metrics *m = metrics_or_die();
+	metrics_http(m, "GET", "/v1/jobs/{id}", 404, 0.0001);
+	metrics_http(m, "GET", "/v1/jobs/{id}", 404, 0.2);
+	metrics_http(m, "GET", "/v1/jobs/{id}", 200, 2);
+	metrics_http(m, "BREW", NULL, 404, 0.001);
+	metrics_http(m, "PUT", NULL, 404, 0.001);
+	char *text = metrics_text_of(m);
+	ck_assert(sample_of(text, "jobq_http_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",code=\"404\"}") == 2);
+	ck_assert(sample_of(text, "jobq_http_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",code=\"200\"}") == 1);
+	ck_assert(sample_of(text, "jobq_http_requests_total{method=\"other\",route=\"unmatched\",code=\"404\"}") == 1);
+	ck_assert(sample_of(text, "jobq_http_requests_total{method=\"PUT\",route=\"unmatched\",code=\"404\"}") == 1);
+	ck_assert(sample_of(text, "jobq_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/jobs/{id}\"}") == 3);
+	ck_assert(sample_of(text, "jobq_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/jobs/{id}\",le=\"0.25\"}") == 2);
+	ck_assert_ptr_null(strstr(text, "BREW"));
+	free(text);
+	metrics_free(m);
+}
+END_TEST
+
+enum { METRICS_THREADS = 4, METRICS_ROUNDS = 20000, METRICS_KEYS = 40 };
+
+static void *metrics_hammer(void *arg)
+{
+	struct metrics *m = arg;
+	for (int i = 0; i < METRICS_ROUNDS; i++) {
+		char queue[16];
+		snprintf(queue, sizeof queue, "q%d", i % METRICS_KEYS);
+		metrics_job(m, queue, "echo", METRICS_JOB_SUCCEEDED, 0.001 * (i % 7));
+	}
+	return NULL;
+}
+
+START_TEST(metrics_counts_exactly_from_many_threads)
+{
+	struct metrics *m = metrics_or_die();
+	pthread_t th[METRICS_THREADS];
+	for (int i = 0; i < METRICS_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, metrics_hammer, m), 0);
+	for (int i = 0; i < METRICS_THREADS; i++)
+		pthread_join(th[i], NULL);
+	char *text = metrics_text_of(m);
+	for (int k = 0; k < METRICS_KEYS; k++) {
+		char series[128];
+		snprintf(series, sizeof series, "jobq_jobs_finished_total{queue=\"q%d\",type=\"echo\",state=\"succeeded\"}", k);
+		ck_assert(sample_of(text, series) == METRICS_THREADS * METRICS_ROUNDS / METRICS_KEYS);
+		snprintf(series, sizeof series, "jobq_job_duration_seconds_count{queue=\"q%d\",type=\"echo\"}", k);
+		ck_assert(sample_of(text, series) == METRICS_THREADS * METRICS_ROUNDS / METRICS_KEYS);
+		/* Each key was added once, however the threads raced. */
+		snprintf(series, sizeof series, "jobq_jobs_submitted_total{queue=\"q%d\",type=\"echo\"} ", k);
+		const char *first = strstr(text, series);
+		ck_assert_ptr_nonnull(first);
+		ck_assert_ptr_null(strstr(first + 1, series));
+	}
+	ck_assert(sample_of(text, "jobq_metrics_overflow_total{table=\"jobs\"}") == 0);
+	free(text);
+	metrics_free(m);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -2849,6 +3056,15 @@ Suite *core_suite(void)
 	tcase_add_test(tc, meter_counts_each_key_in_the_last_minute);
 	tcase_add_test(tc, meter_drops_events_older_than_a_minute);
 	tcase_add_test(tc, meter_keys_are_independent);
+
+	tc = tcase(s, "metrics");
+	tcase_add_test(tc, metrics_bucket_places_values_at_their_upper_bound);
+	tcase_add_test(tc, metrics_histogram_buckets_are_cumulative_and_count_is_inf);
+	tcase_add_test(tc, metrics_text_label_value_escapes_backslash_quote_and_newline);
+	tcase_add_test(tc, metrics_render_escapes_label_values_of_every_series);
+	tcase_add_test(tc, metrics_job_table_overflow_counts_in_other_series);
+	tcase_add_test(tc, metrics_http_labels_route_pattern_and_bounded_methods);
+	tcase_add_test(tc, metrics_counts_exactly_from_many_threads);
 
 	return s;
 }

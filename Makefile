@@ -30,10 +30,11 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/config.c server/http.c
-HANDLER_SRC := handlers/batches.c handlers/common.c handlers/events.c handlers/jobs.c handlers/queues.c handlers/system.c
+HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
+WEB_FILES := web/index.html web/app.js web/style.css
 MAIN_OBJ := $(BUILD)/server/main.o
 
 # The test build: jobqd plus job types that crash or count their runs.
@@ -77,6 +78,16 @@ $(BUILD)/gen/openapi.c: openapi.yaml scripts/embed.sh
 	scripts/embed.sh openapi_yaml openapi.yaml > $@
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The dashboard, embedded as web_index_html, web_app_js, web_style_css.
+$(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	{ scripts/embed.sh web_index_html web/index.html && \
+	  scripts/embed.sh web_app_js web/app.js && \
+	  scripts/embed.sh web_style_css web/style.css; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # The test binaries link the same objects as jobqd (all but main.o).

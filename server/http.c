@@ -73,7 +73,23 @@ static const struct route routes[] = {
 	{"GET", "/openapi.yaml", system_openapi, false},
 };
 
+/* Public routes: served to anyone, even once API keys are required. They
+ * are the dashboard's files, which hold no data: the page loads, then asks
+ * for a key when an API call answers 401, and sends it on every call. */
+static const struct route public_routes[] = {
+	{"GET", "/", dashboard_get, false},
+	{"GET", "/app.js", dashboard_get, false},
+	{"GET", "/style.css", dashboard_get, false},
+};
+
 #define NROUTES (sizeof routes / sizeof routes[0])
+#define NPUBLIC (sizeof public_routes / sizeof public_routes[0])
+
+/* Route i of both tables, the public ones first. */
+static const struct route *route_at(size_t i)
+{
+	return i < NPUBLIC ? &public_routes[i] : &routes[i - NPUBLIC];
+}
 
 struct http {
 	struct app *app;
@@ -129,19 +145,20 @@ static bool route_match(const char *pattern, const char *path, char **param)
 static void route_pick(struct exchange *x)
 {
 	char allow[128] = "";
-	for (size_t i = 0; i < NROUTES; i++) {
+	for (size_t i = 0; i < NPUBLIC + NROUTES; i++) {
+		const struct route *rt = route_at(i);
 		char *param = NULL;
-		if (!route_match(routes[i].pattern, x->req.path, &param))
+		if (!route_match(rt->pattern, x->req.path, &param))
 			continue;
-		if (strcmp(routes[i].method, x->req.method) == 0) {
-			x->route = &routes[i];
+		if (strcmp(rt->method, x->req.method) == 0) {
+			x->route = rt;
 			x->param = param;
 			x->req.param = param;
 			return;
 		}
 		free(param);
 		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
+		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", rt->method);
 	}
 	if (allow[0]) {
 		reply_header(&x->req, "Allow", "%s", allow);

@@ -50,7 +50,7 @@ COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme check-web \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -121,13 +121,14 @@ run:
 	$(BUILD)/jobqd
 
 # The whole suite: unit, API (a real jobqd over real sockets), the README
-# quickstart against a live jobqd, and the OpenAPI lint.
+# quickstart against a live jobqd, the dashboard in a browser, and the
+# OpenAPI lint.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events \
-           check-torture check-readme lint-openapi
+           check-torture check-readme check-web lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -161,6 +162,11 @@ torture:
 
 check-readme: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md
+
+# The dashboard in Debian's chromium against a real jobqd; the screenshot
+# goes to $(BUILD)/test-output/dashboard.png.
+check-web: $(BUILD)/jobqd-test
+	JOBQD=$(BUILD)/jobqd-test OUT_DIR=$(BUILD)/test-output scripts/test-web.sh
 
 lint-openapi:
 	scripts/lint-openapi.sh

@@ -36,6 +36,8 @@ if [ "$what" = test ]; then
 	check_cmd python3 python3
 	check_cmd node nodejs
 	check_cmd npm npm
+	# the dashboard's browser test drives Debian's chromium
+	[ -x /usr/bin/chromium ] || need_pkgs="$need_pkgs chromium"
 fi
 
 [ -z "$need_pkgs" ] && exit 0

@@ -30,10 +30,11 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
 STORE_SRC   := store/sqlite.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c server/netaddr.c
-HANDLER_SRC := handlers/batches.c handlers/common.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c
+HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
+WEB_FILES := web/index.html web/app.js web/style.css
 MAIN_OBJ := $(BUILD)/server/main.o
 
 # The test build: jobqd plus job types that crash or count their runs.
@@ -53,7 +54,7 @@ OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme check-web \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -81,6 +82,16 @@ $(BUILD)/gen/openapi.c: openapi.yaml scripts/embed.sh
 	scripts/embed.sh openapi_yaml openapi.yaml > $@
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The dashboard, embedded as web_index_html, web_app_js, web_style_css.
+$(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	{ scripts/embed.sh web_index_html web/index.html && \
+	  scripts/embed.sh web_app_js web/app.js && \
+	  scripts/embed.sh web_style_css web/style.css; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # The test binaries link the same objects as jobqd (all but main.o).
@@ -120,13 +131,14 @@ run:
 	$(BUILD)/jobqd
 
 # The whole suite: unit, API (a real jobqd over real sockets), the README
-# quickstart against a live jobqd, and the OpenAPI lint.
+# quickstart against a live jobqd, the dashboard in a browser, and the
+# OpenAPI lint.
 test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics \
-           check-torture check-readme lint-openapi
+           check-torture check-readme check-web lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -167,6 +179,11 @@ torture:
 
 check-readme: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md
+
+# The dashboard in Debian's chromium against a real jobqd; the screenshot
+# goes to $(BUILD)/test-output/dashboard.png.
+check-web: $(BUILD)/jobqd-test
+	JOBQD=$(BUILD)/jobqd-test OUT_DIR=$(BUILD)/test-output scripts/test-web.sh
 
 lint-openapi:
 	scripts/lint-openapi.sh

@@ -1,5 +1,6 @@
-/* Per-key one-minute event meters: a hash of keys, each a ring of 60
- * one-second buckets stamped with the second they count. */
+/* Per-key event meters: a hash of keys, each with a ring of 60 one-second
+ * buckets and a ring of METER_MINUTES one-minute buckets, each bucket
+ * stamped with the second or minute it counts (a stale stamp reads as 0). */
 #include "core/meter.h"
 
 #include <pthread.h>
@@ -14,6 +15,8 @@ struct meter_key {
 	char key[72];
 	int64_t second[METER_SECONDS];
 	int64_t count[METER_SECONDS];
+	int64_t minute[METER_MINUTES];
+	int64_t per_minute[METER_MINUTES];
 	struct meter_key *next;
 };
 
@@ -81,6 +84,13 @@ void meter_add(struct meter *m, const char *key, int64_t now_ms)
 			k->count[slot] = 0;
 		}
 		k->count[slot]++;
+		int64_t min = sec / 60;
+		int mslot = (int)(min % METER_MINUTES);
+		if (k->minute[mslot] != min) {
+			k->minute[mslot] = min;
+			k->per_minute[mslot] = 0;
+		}
+		k->per_minute[mslot]++;
 	}
 	pthread_mutex_unlock(&m->mu);
 }
@@ -95,4 +105,19 @@ int64_t meter_last_minute(struct meter *m, const char *key, int64_t now_ms)
 			sum += k->count[i];
 	pthread_mutex_unlock(&m->mu);
 	return sum;
+}
+
+void meter_minutes(struct meter *m, const char *key, int64_t now_ms,
+                   int64_t minute_ms[METER_MINUTES], int64_t count[METER_MINUTES])
+{
+	int64_t now_min = now_ms / 60000;
+	pthread_mutex_lock(&m->mu);
+	struct meter_key *k = find(m, key, 0);
+	for (int i = 0; i < METER_MINUTES; i++) {
+		int64_t min = now_min - (METER_MINUTES - 1) + i;
+		int slot = (int)(min % METER_MINUTES);
+		minute_ms[i] = min * 60000;
+		count[i] = k && k->minute[slot] == min ? k->per_minute[slot] : 0;
+	}
+	pthread_mutex_unlock(&m->mu);
 }

@@ -68,6 +68,9 @@ void queues_get(struct req *r);
 void queues_pause(struct req *r);
 void queues_resume(struct req *r);
 
+/* handlers/dashboard.c: the dashboard's files at /, /app.js, /style.css */
+void dashboard_get(struct req *r);
+
 /* handlers/system.c */
 void system_healthz(struct req *r);
 void system_readyz(struct req *r);

@@ -18,6 +18,23 @@ static const struct queue_limit *configured(const struct config *cfg, const char
 	return NULL;
 }
 
+/* "throughput": jobs finished in each of the last METER_MINUTES minutes,
+ * oldest first, the current (partial) minute last. */
+static void add_throughput(cJSON *o, struct meter *finished, const char *name, int64_t now)
+{
+	int64_t minute[METER_MINUTES], n[METER_MINUTES];
+	meter_minutes(finished, name, now, minute, n);
+	cJSON *arr = cJSON_AddArrayToObject(o, "throughput");
+	for (int i = 0; i < METER_MINUTES; i++) {
+		char at[32];
+		clock_rfc3339(minute[i], at);
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "minute", at);
+		cJSON_AddNumberToObject(m, "finished", (double)n[i]);
+		cJSON_AddItemToArray(arr, m);
+	}
+}
+
 /* The queue's JSON; NULL after replying 503. */
 static cJSON *queue_json(struct req *r, const char *name)
 {
@@ -47,6 +64,7 @@ static cJSON *queue_json(struct req *r, const char *name)
 		cJSON_AddNullToObject(o, "oldest_queued_age_s");
 	}
 	cJSON_AddNumberToObject(o, "finished_last_minute", (double)meter_last_minute(r->app->finished, name, now));
+	add_throughput(o, r->app->finished, name, now);
 	return o;
 }
 

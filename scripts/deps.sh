@@ -42,6 +42,8 @@ if [ "$what" = test ]; then
 	check_cmd node nodejs
 	check_cmd npm npm
 	check_cmd promtool prometheus   # `promtool check metrics` in check-metrics
+	# the dashboard's browser test drives Debian's chromium
+	[ -x /usr/bin/chromium ] || need_pkgs="$need_pkgs chromium"
 fi
 
 [ -z "$need_pkgs" ] && exit 0

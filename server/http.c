@@ -81,6 +81,10 @@ struct route {
 
 static const struct route routes[] = {
 	/* Allow lists methods in table order: GET before POST. */
+	/* The dashboard's files hold no data; the page asks for a key. */
+	{"GET", "/", dashboard_get, false, ACCESS_PUBLIC, false},
+	{"GET", "/app.js", dashboard_get, false, ACCESS_PUBLIC, false},
+	{"GET", "/style.css", dashboard_get, false, ACCESS_PUBLIC, false},
 	{"GET", "/v1/jobs", jobs_list, false, ACCESS_READ, true},
 	{"POST", "/v1/jobs", jobs_create, true, ACCESS_SUBMIT, false},
 	{"GET", "/v1/jobs/{id}", jobs_get, false, ACCESS_READ, true},
@@ -100,6 +104,10 @@ static const struct route routes[] = {
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
 	{"GET", "/metrics", metrics_get, false, ACCESS_METRICS, false},
 };
+
+/* Public routes: served to anyone, even once API keys are required. They
+ * are the dashboard's files, which hold no data: the page loads, then asks
+ * for a key when an API call answers 401, and sends it on every call. */
 
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -166,19 +174,20 @@ static void route_pick(struct exchange *x)
 {
 	char allow[128] = "";
 	for (size_t i = 0; i < NROUTES; i++) {
+		const struct route *rt = &routes[i];
 		char *param = NULL;
-		if (!route_match(routes[i].pattern, x->req.path, &param))
+		if (!route_match(rt->pattern, x->req.path, &param))
 			continue;
-		if (strcmp(routes[i].method, x->req.method) == 0) {
-			x->route = &routes[i];
-			x->route_pattern = routes[i].pattern;
+		if (strcmp(rt->method, x->req.method) == 0) {
+			x->route = rt;
+			x->route_pattern = rt->pattern;
 			x->param = param;
 			x->req.param = param;
 			return;
 		}
 		free(param);
 		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
+		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", rt->method);
 	}
 	if (allow[0]) {
 		reply_header(&x->req, "Allow", "%s", allow);

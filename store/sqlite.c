@@ -1706,6 +1706,12 @@ char *store_explain(struct store *st, const char *query)
 		static const struct { const char *name; int variant; } lists[] = {
 			{"list_all", LIST_BEFORE}, {"list_state", LIST_STATE | LIST_BEFORE},
 			{"list_queue", LIST_QUEUE | LIST_BEFORE}, {"list_type", LIST_TYPE | LIST_BEFORE},
+			{"list_state_queue", LIST_STATE | LIST_QUEUE | LIST_BEFORE},
+			{"list_state_type", LIST_STATE | LIST_TYPE | LIST_BEFORE},
+			{"list_queue_type", LIST_QUEUE | LIST_TYPE | LIST_BEFORE},
+			{"list_state_queue_type", LIST_STATE | LIST_QUEUE | LIST_TYPE | LIST_BEFORE},
+			{"list_first_page", 0},
+			{"list_state_queue_first_page", LIST_STATE | LIST_QUEUE},
 		};
 		int variant = -1;
 		for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)

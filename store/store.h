@@ -192,7 +192,11 @@ enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_call
 
 /* The plan SQLite chose for a query the store runs, one detail per line
  * ("claim", "promote", "next_due", "sweep", "oldest_queued", "list_state",
- * "list_queue", "list_type", "list_all"); for tests that guard the indexes.
+ * "list_queue", "list_type", "list_all", the combined filters the dashboard
+ * offers "list_state_queue", "list_state_type", "list_queue_type",
+ * "list_state_queue_type", and first pages without a cursor
+ * "list_first_page", "list_state_queue_first_page"); for tests that guard
+ * the indexes.
  * The caller frees the string. */
 char *store_explain(struct store *st, const char *query);
 

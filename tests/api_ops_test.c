@@ -350,17 +350,42 @@ END_TEST
 
 START_TEST(auth_probes_and_description_stay_open)
 {
-	static const char *const open_paths[] = { "/healthz", "/readyz", "/openapi.yaml" };
+	static const char *const open_paths[] = { "/healthz", "/readyz", "/openapi.yaml", "/", "/app.js", "/style.css" };
 	struct jobqd d;
 	struct resp r;
 	size_t i;
 
 	start_with_keys(&d, NULL);
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < sizeof open_paths / sizeof open_paths[0]; i++) {
 		call(&d, "GET", open_paths[i], NULL, NULL, NULL, NULL, NULL, &r);
 		assert_status(&r, 200);
 		harness_resp_free(&r);
 	}
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(auth_metrics_need_a_key_unless_public)
+{
+	struct jobqd d;
+	struct resp r;
+
+	start_with_keys(&d, NULL);
+	call(&d, "GET", "/metrics", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_problem(&r, 401, "unauthorized", "Authorization");
+	harness_resp_free(&r);
+	call(&d, "GET", "/metrics", NULL, AS_READ, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	stop_ok(&d);
+
+	harness_start_env(&d, ARGS("--metrics-public"), ARGS(KEYS_ENV));
+	call(&d, "GET", "/metrics", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	call(&d, "GET", "/v1/jobs", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_problem(&r, 401, "unauthorized", "Authorization");
+	harness_resp_free(&r);
 	stop_ok(&d);
 }
 END_TEST
@@ -931,6 +956,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, auth_read_key_reads_but_cannot_post);
 	tcase_add_test(tc, auth_admin_can_pause_submit_cannot);
 	tcase_add_test(tc, auth_probes_and_description_stay_open);
+	tcase_add_test(tc, auth_metrics_need_a_key_unless_public);
 	tcase_add_test(tc, auth_key_file_gives_roles);
 	tcase_add_loop_test(tc, auth_bad_key_file_line_is_a_startup_error_without_the_key, 0,
 			    (int)(sizeof bad_key_files / sizeof bad_key_files[0]));

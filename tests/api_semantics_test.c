@@ -1502,6 +1502,60 @@ START_TEST(queues_get_one_reports_age_and_finished_last_minute)
 }
 END_TEST
 
+/* throughput: 15 whole minutes, oldest first, one minute apart, the last
+ * the current one; the finished jobs appear in it (or, at a minute's
+ * edge, in the one before). */
+START_TEST(queues_throughput_counts_finished_jobs_per_minute)
+{
+	struct jobqd d;
+	char *ids[3], *s;
+	cJSON *q;
+
+	harness_start(&d, NULL);
+	q = get_queue(&d, "tp");
+	s = dump(q);
+	const cJSON *tp = jget(q, "throughput");
+	ck_assert_msg(cJSON_IsArray(tp) && cJSON_GetArraySize(tp) == 15, "throughput: %s", s);
+	for (int i = 0; i < 15; i++)
+		ck_assert_msg(jlong(cJSON_GetArrayItem(tp, i), "finished") == 0, "no job yet: %s", s);
+	free(s);
+	cJSON_Delete(q);
+
+	long long before = (long long)time(NULL) * 1000;
+	ids[0] = submit(&d, "{\"type\":\"echo\",\"queue\":\"tp\"}");
+	ids[1] = submit(&d, "{\"type\":\"echo\",\"queue\":\"tp\"}");
+	ids[2] = submit(&d, "{\"type\":\"fail\",\"queue\":\"tp\",\"max_attempts\":1}");
+	for (int i = 0; i < 3; i++)
+		cJSON_Delete(wait_terminal(&d, ids[i]));
+	q = get_queue(&d, "tp");
+	long long after = (long long)time(NULL) * 1000 + 1000;
+	s = dump(q);
+	tp = jget(q, "throughput");
+	ck_assert_msg(cJSON_IsArray(tp) && cJSON_GetArraySize(tp) == 15, "throughput: %s", s);
+	long long prev = -1, sum = 0, last_minute = -1;
+	for (int i = 0; i < 15; i++) {
+		const cJSON *m = cJSON_GetArrayItem(tp, i);
+		long long at = jts(m, "minute");
+		ck_assert_msg(at > 0 && at % 60000 == 0, "minute %d is not a whole minute: %s", i, s);
+		ck_assert_msg(prev < 0 || at == prev + 60000, "minute %d does not follow the one before: %s", i, s);
+		long n = jlong(m, "finished");
+		ck_assert_msg(n >= 0, "finished %d: %s", i, s);
+		if (n > 0)
+			ck_assert_msg(i >= 13, "jobs counted %d minutes ago: %s", 14 - i, s);
+		sum += n;
+		prev = last_minute = at;
+	}
+	ck_assert_msg(sum == 3, "three finished jobs, throughput sums to %lld: %s", sum, s);
+	ck_assert_msg(last_minute <= after && last_minute > before - 60000,
+		      "the last entry is not the current minute: %s", s);
+	free(s);
+	cJSON_Delete(q);
+	for (int i = 0; i < 3; i++)
+		free(ids[i]);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- crash recovery (test build) ---- */
 
 /* Waits for the daemon to die by SIGABRT (the crash job). */
@@ -2341,6 +2395,7 @@ static Suite *semantics_suite(void)
 	tcase_add_test(tc, queues_pause_persists_across_graceful_restart);
 	tcase_add_test(tc, queues_list_sorted_with_counts_per_state);
 	tcase_add_test(tc, queues_get_one_reports_age_and_finished_last_minute);
+	tcase_add_test(tc, queues_throughput_counts_finished_jobs_per_minute);
 
 	tc = tcase(s, "recovery");
 	tcase_add_test(tc, recovery_crash_job_fails_after_max_attempts_interrupted);

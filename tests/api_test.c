@@ -909,6 +909,74 @@ START_TEST(service_healthz_readyz_and_openapi)
 }
 END_TEST
 
+/* The dashboard's files: the bytes of web/, exact types, no-cache with a
+ * strong ETag, and 304 when If-None-Match holds it. */
+START_TEST(dashboard_files_served_with_etag_and_revalidated)
+{
+	static const struct { const char *path, *file, *type; } files[] = {
+		{ "/", "web/index.html", "text/html; charset=utf-8" },
+		{ "/app.js", "web/app.js", "text/javascript; charset=utf-8" },
+		{ "/style.css", "web/style.css", "text/css; charset=utf-8" },
+	};
+	struct jobqd d;
+	struct resp r;
+	char ct[256], cc[256], etag[3][64], again[64], hdr[128], csp[512];
+
+	harness_start(&d, NULL);
+	for (int i = 0; i < 3; i++) {
+		char *want = harness_read_file(files[i].file);
+		ck_assert_msg(strlen(want) > 100, "%s is missing or tiny", files[i].file);
+		harness_request(&d, "GET", files[i].path, NULL, NULL, NULL, &r);
+		assert_status(&r, 200);
+		ck_assert_msg(harness_header(&r, "Content-Type", ct, sizeof ct) &&
+			      strcmp(ct, files[i].type) == 0, "%s Content-Type '%s'", files[i].path, ct);
+		ck_assert_msg(harness_header(&r, "Cache-Control", cc, sizeof cc) &&
+			      strcmp(cc, "no-cache") == 0, "%s Cache-Control '%s'", files[i].path, cc);
+		ck_assert_msg(harness_header(&r, "ETag", etag[i], sizeof etag[i]) &&
+			      strlen(etag[i]) == 18 && etag[i][0] == '"' && etag[i][17] == '"',
+			      "%s ETag '%s'", files[i].path, etag[i]);
+		ck_assert_msg(r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0,
+			      "%s is not the bytes of %s", files[i].path, files[i].file);
+		ck_assert_int_eq(harness_header(&r, "Content-Security-Policy", csp, sizeof csp), i == 0);
+		if (i == 0)
+			ck_assert_msg(strstr(csp, "default-src 'self'") && strstr(csp, "object-src 'none'"),
+				      "index CSP: %s", csp);
+		free(want);
+		harness_resp_free(&r);
+
+		snprintf(hdr, sizeof hdr, "If-None-Match: %s", etag[i]);
+		harness_request(&d, "GET", files[i].path, NULL, NULL, hdr, &r);
+		assert_status(&r, 304);
+		ck_assert_msg(r.body_len == 0, "304 with a body: %s", r.body);
+		ck_assert_msg(harness_header(&r, "ETag", again, sizeof again) && strcmp(again, etag[i]) == 0,
+			      "304 ETag '%s', want %s", again, etag[i]);
+		harness_resp_free(&r);
+
+		snprintf(hdr, sizeof hdr, "If-None-Match: \"0000\", W/%s", etag[i]);
+		harness_request(&d, "GET", files[i].path, NULL, NULL, hdr, &r);
+		assert_status(&r, 304);
+		harness_resp_free(&r);
+	}
+	ck_assert_str_ne(etag[0], etag[1]);
+	ck_assert_str_ne(etag[1], etag[2]);
+
+	harness_request(&d, "GET", "/", NULL, NULL, "If-None-Match: \"0123456789abcdef\"", &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	harness_request(&d, "GET", "/app.js", NULL, NULL, "If-None-Match: *", &r);
+	assert_status(&r, 304);
+	harness_resp_free(&r);
+	harness_request(&d, "POST", "/", "application/json", "{}", NULL, &r);
+	assert_problem(&r, 405, "method_not_allowed", NULL);
+	ck_assert_msg(harness_header(&r, "Allow", hdr, sizeof hdr) && strcmp(hdr, "GET") == 0, "Allow '%s'", hdr);
+	harness_resp_free(&r);
+	harness_request(&d, "GET", "/index.html", NULL, NULL, NULL, &r);
+	assert_problem(&r, 404, "not_found", NULL);
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 struct bad_case {
@@ -1327,6 +1395,7 @@ static Suite *api_suite(void)
 
 	tc = tcase(s, "service");
 	tcase_add_test(tc, service_healthz_readyz_and_openapi);
+	tcase_add_test(tc, dashboard_files_served_with_etag_and_revalidated);
 
 	tc = tcase(s, "bad_input");
 	tcase_add_test(tc, api_rejects_bad_input_with_exact_problems);

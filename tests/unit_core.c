@@ -2692,6 +2692,56 @@ START_TEST(meter_drops_events_older_than_a_minute)
 }
 END_TEST
 
+/* METER_T0 is 1700000000 s, which is 20 s into its minute. */
+#define METER_MIN0 (METER_T0 - 20000)
+
+START_TEST(meter_minutes_count_the_last_fifteen_minutes)
+{
+	struct meter *m = meter_or_die();
+	int64_t at[METER_MINUTES], n[METER_MINUTES];
+	meter_minutes(m, "q", METER_T0, at, n);
+	for (int i = 0; i < METER_MINUTES; i++) {
+		ck_assert_int_eq(n[i], 0);
+		ck_assert_int_eq(at[i], METER_MIN0 - (METER_MINUTES - 1 - i) * 60000);
+	}
+	meter_add(m, "q", METER_MIN0);               /* first ms of minute 0 */
+	meter_add(m, "q", METER_MIN0 + 59999);       /* last ms of minute 0 */
+	meter_add(m, "q", METER_MIN0 + 60000);       /* minute 1 */
+	for (int i = 0; i < 4; i++)
+		meter_add(m, "q", METER_MIN0 + 5 * 60000 + i); /* minute 5 */
+	meter_add(m, "other", METER_MIN0 + 5 * 60000);
+
+	/* Seen from minute 5: minute 0 is 6th from the end, minute 5 last. */
+	meter_minutes(m, "q", METER_MIN0 + 5 * 60000 + 30000, at, n);
+	ck_assert_int_eq(at[METER_MINUTES - 1], METER_MIN0 + 5 * 60000);
+	ck_assert_int_eq(n[METER_MINUTES - 1], 4);
+	ck_assert_int_eq(n[METER_MINUTES - 5], 1);
+	ck_assert_int_eq(at[METER_MINUTES - 6], METER_MIN0);
+	ck_assert_int_eq(n[METER_MINUTES - 6], 2);
+	int64_t total = 0;
+	for (int i = 0; i < METER_MINUTES; i++)
+		total += n[i];
+	ck_assert_int_eq(total, 7);
+
+	/* Fourteen minutes on, minute 0 is the oldest shown; at fifteen it is gone. */
+	meter_minutes(m, "q", METER_MIN0 + 14 * 60000, at, n);
+	ck_assert_int_eq(at[0], METER_MIN0);
+	ck_assert_int_eq(n[0], 2);
+	meter_minutes(m, "q", METER_MIN0 + 15 * 60000, at, n);
+	ck_assert_int_eq(at[0], METER_MIN0 + 60000);
+	ck_assert_int_eq(n[0], 1);
+	ck_assert_int_eq(n[METER_MINUTES - 1], 0);
+
+	/* An event a ring-length later reuses minute 0's slot from zero. */
+	meter_add(m, "q", METER_MIN0 + METER_MINUTES * 60000);
+	meter_minutes(m, "q", METER_MIN0 + METER_MINUTES * 60000, at, n);
+	ck_assert_int_eq(n[METER_MINUTES - 1], 1);
+	meter_minutes(m, "nobody", METER_T0, at, n);
+	ck_assert_int_eq(n[METER_MINUTES - 1], 0);
+	meter_free(m);
+}
+END_TEST
+
 START_TEST(meter_keys_are_independent)
 {
 	enum { N = 300 }; /* more keys than hash buckets */
@@ -3054,6 +3104,7 @@ Suite *core_suite(void)
 
 	tc = tcase(s, "meter");
 	tcase_add_test(tc, meter_counts_each_key_in_the_last_minute);
+	tcase_add_test(tc, meter_minutes_count_the_last_fifteen_minutes);
 	tcase_add_test(tc, meter_drops_events_older_than_a_minute);
 	tcase_add_test(tc, meter_keys_are_independent);
 

@@ -36,6 +36,10 @@ if [ "$what" = test ]; then
 	check_cmd python3 python3
 	check_cmd node nodejs
 	check_cmd npm npm
+	# the reverse-proxy test puts Debian's nginx in front of jobqd
+	# (in /usr/sbin, which is not on every user's PATH)
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs="$need_pkgs nginx"
+	check_cmd systemd-analyze systemd
 fi
 
 [ -z "$need_pkgs" ] && exit 0

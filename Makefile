@@ -49,7 +49,7 @@ COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme check-proxy \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-torture check-readme check-proxy check-deploy \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -116,7 +116,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events \
-           check-torture check-readme check-proxy lint-openapi
+           check-torture check-readme check-proxy check-deploy lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -154,6 +154,10 @@ check-readme: $(BUILD)/jobqd
 # deploy/nginx/jobq.conf in Debian's nginx in front of a real jobqd.
 check-proxy: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/proxy_test.sh deploy/nginx/jobq.conf
+
+# The Dockerfile and the systemd unit, checked against the built jobqd.
+check-deploy: $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd tests/deploy_test.sh
 
 lint-openapi:
 	scripts/lint-openapi.sh

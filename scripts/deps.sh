@@ -34,6 +34,7 @@ fi
 if [ "$what" = test ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
+	python3 -c 'import yaml' 2>/dev/null || need_pkgs="$need_pkgs python3-yaml"
 	check_cmd node nodejs
 	check_cmd npm npm
 	# the reverse-proxy test puts Debian's nginx in front of jobqd

@@ -90,9 +90,9 @@ missing=$(grep -vx libc6 "$dir/needed.pkgs" | comm -23 - "$dir/runtime.pkgs" | t
 extra=$(comm -13 "$dir/needed.pkgs" "$dir/runtime.pkgs" | grep -vx -e ca-certificates -e curl | tr '\n' ' ' || true)
 [ -z "$extra" ] || fail "the runtime stage installs packages jobqd does not link: $extra"
 grep -qE -- '-dev$' "$dir/runtime.pkgs" && fail "the runtime stage installs -dev packages"
-for pkg in $(cat "$dir/runtime.pkgs"); do
+while read -r pkg; do
 	apt-cache show --no-all-versions "$pkg" > /dev/null 2>&1 || fail "no Debian package $pkg"
-done
+done < "$dir/runtime.pkgs"
 pass "runtime stage: exactly the packages of jobqd's libraries ($(tr '\n' ' ' < "$dir/needed.pkgs")) + ca-certificates, curl"
 
 user=$(sed -n 's/^USER \(.*\)$/\1/p' "$dir/runtime.stage" | tail -n 1)

@@ -54,7 +54,7 @@ OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme check-web \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme check-web check-proxy check-deploy \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -138,7 +138,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics \
-           check-torture check-readme check-web lint-openapi
+           check-torture check-readme check-web check-proxy check-deploy lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -184,6 +184,14 @@ check-readme: $(BUILD)/jobqd
 # goes to $(BUILD)/test-output/dashboard.png.
 check-web: $(BUILD)/jobqd-test
 	JOBQD=$(BUILD)/jobqd-test OUT_DIR=$(BUILD)/test-output scripts/test-web.sh
+
+# deploy/nginx/jobq.conf in Debian's nginx in front of a real jobqd.
+check-proxy: $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd tests/proxy_test.sh deploy/nginx/jobq.conf
+
+# The Dockerfile and the systemd unit, checked against the built jobqd.
+check-deploy: $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd tests/deploy_test.sh
 
 lint-openapi:
 	scripts/lint-openapi.sh

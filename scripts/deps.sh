@@ -39,11 +39,16 @@ fi
 if [ "$what" = test ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
+	python3 -c 'import yaml' 2>/dev/null || need_pkgs="$need_pkgs python3-yaml"
 	check_cmd node nodejs
 	check_cmd npm npm
 	check_cmd promtool prometheus   # `promtool check metrics` in check-metrics
 	# the dashboard's browser test drives Debian's chromium
 	[ -x /usr/bin/chromium ] || need_pkgs="$need_pkgs chromium"
+	# the reverse-proxy test puts Debian's nginx in front of jobqd
+	# (in /usr/sbin, which is not on every user's PATH)
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs="$need_pkgs nginx"
+	check_cmd systemd-analyze systemd
 fi
 
 [ -z "$need_pkgs" ] && exit 0

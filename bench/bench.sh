@@ -99,11 +99,12 @@ part_e2e() {
 	# wrk knows only durations: it runs in the background, each thread
 	# stops sending at its share of the jobs, and it is interrupted once
 	# jobqd holds them all. The queue's own counts say when all are done.
-	local n=${E2E_JOBS:-100000}
-	fresh
+	local n=${E2E_JOBS:-100000} workers=${E2E_WORKERS:-16}
+	fresh --workers "$workers"
 	local t0 t1 t2 c total=0 done=0 wpid
 	t0=$(now_ms)
-	post_wrk 64 600 "$dir/job.json" JOBQ_PER_THREAD=$((n / 2)) > "$dir/wrk.out" &
+	env JOBQ_WRK_DIR="$BENCH_DIR/wrk" JOBQ_BODY_FILE="$dir/job.json" JOBQ_PER_THREAD=$((n / 2)) \
+		wrk -t2 -c64 -d600s --timeout 30s -s "$BENCH_DIR/wrk/post.lua" "$(url /v1/jobs)" > "$dir/wrk.out" &
 	wpid=$!
 	for _ in $(seq 1 60000); do
 		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{"queued":0}')
@@ -118,7 +119,7 @@ part_e2e() {
 n, done, t0, t1, t2 = map(int, sys.argv[1:6])
 print(json.dumps({"submitted": n, "succeeded": done, "submit_phase_s": (t1 - t0) / 1000,
                   "wall_s": (t2 - t0) / 1000, "per_second": round(done / ((t2 - t0) / 1000), 1),
-                  "connections": 64, "workers": "default (one per core)"}))' "$total" "$done" "$t0" "${t1:-$t2}" "$t2"
+                  "connections": 64, "workers": int(sys.argv[6])}))' "$total" "$done" "$t0" "${t1:-$t2}" "$t2" "$workers"
 }
 
 part_peers() {

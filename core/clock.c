@@ -21,6 +21,13 @@ int64_t clock_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t clock_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void clock_rfc3339(int64_t ms, char out[32])
 {
 	time_t secs = (time_t)(ms / 1000);

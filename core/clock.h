@@ -13,6 +13,9 @@ int64_t clock_now_ms(void);
 /* Monotonic milliseconds, for deadlines only. */
 int64_t clock_mono_ms(void);
 
+/* Monotonic microseconds, to order events (e.g. a wake-up and a read). */
+int64_t clock_mono_us(void);
+
 /* Formats unix ms as RFC 3339 UTC with milliseconds: 2026-11-21T13:05:11.123Z. */
 void clock_rfc3339(int64_t ms, char out[32]);
 

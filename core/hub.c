@@ -103,9 +103,11 @@ static struct hub_waiter *detach_due(struct hub *hub, int64_t until)
  * hold mu; each waiter may be freed by its owner once woken. */
 static void wake_list(struct hub_waiter *list)
 {
+	int64_t now = clock_mono_us();
 	while (list) {
 		struct hub_waiter *next = list->next;
 		list->next = NULL;
+		list->woke_us = now;
 		list->wake(list->arg);
 		list = next;
 	}
@@ -185,6 +187,7 @@ void hub_wait(struct hub *hub, struct hub_waiter *w, const char *id,
 			 * answers with the current state instead of hanging. */
 			pthread_mutex_unlock(&hub->mu);
 			log_error("out of memory arming a waiter");
+			w->woke_us = clock_mono_us();
 			wake(arg);
 			return;
 		}
@@ -231,8 +234,10 @@ bool hub_fire(struct hub *hub, struct hub_waiter *w)
 	if (armed)
 		detach(hub, w);
 	pthread_mutex_unlock(&hub->mu);
-	if (armed)
+	if (armed) {
+		w->woke_us = clock_mono_us();
 		w->wake(w->arg);
+	}
 	return armed;
 }
 

@@ -30,6 +30,7 @@ struct hub_waiter {
 	int64_t deadline;            /* monotonic ms */
 	void (*wake)(void *arg);
 	void *arg;
+	int64_t woke_us;             /* clock_mono_us() when it was fired */
 	/* owned by the hub while armed */
 	bool armed;
 	struct hub_waiter *prev, *next;

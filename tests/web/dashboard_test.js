@@ -27,10 +27,11 @@ let proxy = null;
 
 /* ---- jobqd ---- */
 
-function startJobqd() {
+function startJobqd(extraEnv = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "jobq-web-"));
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("JOBQ_")) env[k] = v;
+  Object.assign(env, extraEnv);
   const child = spawn(JOBQD, ["--listen", "127.0.0.1:0", "--db", path.join(dir, "jobq.db"),
     "--workers", "4", "--shutdown-grace", "1", "--log-level", "warn"], { env, stdio: ["ignore", "ignore", "pipe"] });
   const d = { child, dir, log: "", base: null, exited: null };
@@ -273,6 +274,50 @@ step("the page works under a proxy path prefix", async () => {
   assert.deepEqual(outside, [], "requests outside /jobq/");
   assert.deepEqual(p.problems, []);
   await p.close();
+});
+
+step("with API keys the page asks for one and keeps it in the tab's session only", async () => {
+  const ADMIN = "admin-key-web-5b1f", READ = "read-key-web-9c2e";
+  const keyed = await startJobqd({ JOBQ_API_KEYS: "admin:" + ADMIN + ",read:" + READ });
+  const contexts = [];
+  try {
+    const as = (key) => ({ Authorization: "Bearer " + key });
+    let r = await fetch(keyed.base + "/v1/jobs", { method: "POST",
+      headers: { "Content-Type": "application/json", ...as(ADMIN) },
+      body: JSON.stringify({ type: "echo", queue: "keyed", payload: {} }) });
+    assert.equal(r.status, 201);
+    const id = (await r.json()).id;
+    const open = async () => {
+      const ctx = await browser.newContext();
+      contexts.push(ctx);
+      const p = await ctx.newPage();
+      p.setDefaultTimeout(WAIT_MS);
+      await p.goto(keyed.base + "/");
+      await p.locator("#auth").waitFor({ state: "visible" });
+      assert.equal(await p.locator("#overview").isVisible(), false, "data shown without a key");
+      return p;
+    };
+    const p = await open();
+    const useKey = async (key) => {
+      await p.fill("#auth-key", key);
+      await p.locator('#auth-form button[type="submit"]').click();
+    };
+    await useKey("wrong-key");   // 401: the key is dropped and asked for again
+    await p.waitForFunction(() => !sessionStorage.getItem("jobq.key") && !document.getElementById("auth").hidden);
+    await useKey(READ);
+    await row(p, id).waitFor();
+    await p.locator('#queues-body tr[data-queue="keyed"] button.pause').click();
+    await waitText(p.locator("#notice"), "this key cannot do that");
+    r = await fetch(keyed.base + "/v1/queues/keyed", { headers: as(ADMIN) });
+    assert.equal((await r.json()).paused, false, "a read key paused a queue");
+    assert.equal(await p.evaluate(() => sessionStorage.getItem("jobq.key")), READ);
+    assert.equal(await p.evaluate(() => localStorage.length), 0, "the key reached localStorage");
+    await open();                // another browser session asks again
+  } finally {
+    for (const c of contexts) await c.close().catch(() => {});
+    await stopJobqd(keyed);
+    fs.rmSync(keyed.dir, { recursive: true, force: true });
+  }
 });
 
 step("screenshot", async () => {

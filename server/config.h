@@ -9,7 +9,7 @@
 #include "core/job.h"
 #include "core/log.h"
 #include "server/auth.h"
-#include "server/netaddr.h"
+#include "core/netaddr.h"
 
 #define JOBQ_VERSION "0.1.0"
 

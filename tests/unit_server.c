@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "server/auth.h"
 #include "server/config.h"
-#include "server/netaddr.h"
+#include "core/netaddr.h"
 
 Suite *server_suite(void);
 

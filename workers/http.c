@@ -42,6 +42,7 @@
 #include "core/clock.h"
 #include "core/kind.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/run.h"
 
 #define TIMEOUT_DEFAULT_S 30.0
@@ -73,9 +74,7 @@ static const char *const payload_fields[] = {
 struct rule {
 	char *text;              /* as written, for messages */
 	bool cidr;
-	int family;              /* AF_INET or AF_INET6 (cidr) */
-	unsigned char net[16];
-	int prefix;
+	struct netaddr_cidr block;
 	bool suffix;             /* "*.x": pattern holds ".x" */
 	char *pattern;           /* lowercase host name (not cidr) */
 };
@@ -127,23 +126,7 @@ static int rule_parse(const char *text, struct rule *r)
 		return -1;
 	snprintf(buf, sizeof buf, "%s", text);
 	char *slash = strchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-	if (inet_pton(AF_INET, buf, r->net) == 1) {
-		r->family = AF_INET;
-		r->prefix = 32;
-	} else if (inet_pton(AF_INET6, buf, r->net) == 1) {
-		r->family = AF_INET6;
-		r->prefix = 128;
-	}
-	if (r->family) {
-		if (slash) {
-			char *end;
-			long p = strtol(slash + 1, &end, 10);
-			if (slash[1] < '0' || slash[1] > '9' || *end || p < 0 || p > r->prefix)
-				return -1;
-			r->prefix = (int)p;
-		}
+	if (netaddr_cidr_parse(buf, &r->block) == 0) {
 		r->cidr = true;
 	} else {
 		if (slash)
@@ -193,36 +176,20 @@ static int rules_add(struct rules *r, const char *const *texts, int n, const cha
 	return 0;
 }
 
-static bool prefix_match(const unsigned char *a, const unsigned char *net, int prefix)
-{
-	int bytes = prefix / 8, bits = prefix % 8;
-	if (memcmp(a, net, (size_t)bytes) != 0)
-		return false;
-	if (!bits)
-		return true;
-	unsigned char mask = (unsigned char)(0xff << (8 - bits));
-	return (a[bytes] & mask) == (net[bytes] & mask);
-}
-
 /* The first rule whose CIDR holds sa (an IPv4-mapped IPv6 address also
  * counts as its IPv4 address). */
 static const struct rule *match_addr(const struct rules *r, const struct sockaddr *sa)
 {
-	const unsigned char *v4 = NULL, *v6 = NULL;
-	if (sa->sa_family == AF_INET) {
-		v4 = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		v6 = a6->s6_addr;
-		if (IN6_IS_ADDR_V4MAPPED(a6))
-			v4 = v6 + 12;
-	}
+	unsigned char addr[16] = {0};
+	if (sa->sa_family == AF_INET)
+		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	else if (sa->sa_family == AF_INET6)
+		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+	else
+		return NULL;
 	for (int i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
-		if (!x->cidr)
-			continue;
-		if ((x->family == AF_INET && v4 && prefix_match(v4, x->net, x->prefix)) ||
-		    (x->family == AF_INET6 && v6 && prefix_match(v6, x->net, x->prefix)))
+		if (x->cidr && netaddr_in(&x->block, 1, sa->sa_family, addr))
 			return x;
 	}
 	return NULL;

@@ -1,6 +1,7 @@
-/* Addresses for the HTTP front: CIDR blocks (--trust-proxy), the loopback
- * test for --listen, and the client address behind trusted proxies taken
- * from X-Forwarded-For. Pure functions, no I/O. */
+/* IP addresses and CIDR blocks: --trust-proxy and the http job type's
+ * --http-allow/--http-deny rules, the loopback test for --listen, and the
+ * client address behind trusted proxies taken from X-Forwarded-For. Pure
+ * functions, no I/O. */
 #ifndef JOBQ_NETADDR_H
 #define JOBQ_NETADDR_H
 

@@ -1,5 +1,5 @@
 /* CIDR blocks, the loopback test and the X-Forwarded-For walk. */
-#include "server/netaddr.h"
+#include "core/netaddr.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -930,9 +930,7 @@ int main(void)
 {
 	const char *dir = getenv("TESTS_DIR");
 	char path[PATH_MAX + 64];
-	SRunner *sr;
 	size_t i;
-	int failed;
 
 	if (realpath(dir != NULL && dir[0] != '\0' ? dir : "tests", tests_dir) == NULL) {
 		fprintf(stderr, "api_command_test: tests dir: %s (run from the repo root "
@@ -948,13 +946,5 @@ int main(void)
 		snprintf(command_specs[i], sizeof command_specs[i], "%s=%s",
 			 commands[i][0], path);
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	harness_suite_begin();
-	sr = srunner_create(command_suite());
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	harness_suite_end();
-	curl_global_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return harness_run(command_suite());
 }

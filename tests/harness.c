@@ -213,6 +213,22 @@ void harness_suite_end(void)
 	suite_root[0] = '\0';
 }
 
+int harness_run(Suite *s)
+{
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	harness_suite_begin();
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	harness_suite_end();
+	curl_global_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 static void bin_path(const char *var, const char *def, char *out)
 {
 	const char *p = getenv(var);

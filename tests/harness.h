@@ -60,6 +60,11 @@ struct cli_result {
 void harness_suite_begin(void);
 void harness_suite_end(void);
 
+/* The whole of an API suite's main: curl and the suite's temp dir set up,
+ * the suite run (CK_FORK etc. from the environment), everything cleaned up.
+ * Returns EXIT_SUCCESS when no test failed. */
+int harness_run(Suite *s);
+
 /* Makes a temp dir and starts jobqd with --listen 127.0.0.1:0 --db
  * <dir>/jobq.db --log-level info and extra_args (NULL-terminated, may be
  * NULL). env (NULL-terminated "NAME=VALUE", may be NULL) is added to the

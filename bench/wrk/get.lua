@@ -2,5 +2,5 @@
 -- line as the other scripts (see report.lua).
 local report = dofile(os.getenv("JOBQ_WRK_DIR") .. "/report.lua")
 function done(summary, latency)
-	report(summary, latency, summary.errors.status)
+	report.line(summary, latency, summary.errors.status)
 end

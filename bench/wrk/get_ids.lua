@@ -29,10 +29,4 @@ function response(status)
 	end
 end
 
-function done(summary, latency)
-	local bad = 0
-	for _, t in ipairs(threads) do
-		bad = bad + t:get("unexpected")
-	end
-	report(summary, latency, bad)
-end
+done = report.done_counting(threads)

@@ -1,7 +1,9 @@
--- Returns the function the scripts' done() calls: one JSON line with the
--- rate, latency percentiles in ms and the error counts. Socket errors and
--- answers with an unexpected status are reported, never hidden.
-return function(summary, latency, unexpected)
+-- The scripts' report: one JSON line with the rate, latency percentiles in
+-- ms and the error counts. Socket errors and answers with an unexpected
+-- status are reported, never hidden.
+local M = {}
+
+function M.line(summary, latency, unexpected)
 	local s = summary.duration / 1e6
 	local e = summary.errors
 	io.write(string.format(
@@ -13,3 +15,17 @@ return function(summary, latency, unexpected)
 		latency:percentile(99) / 1000, latency.max / 1000,
 		e.connect + e.read + e.write + e.timeout, unexpected))
 end
+
+-- A done() for scripts whose threads count answers with an unexpected
+-- status in their global "unexpected".
+function M.done_counting(threads)
+	return function(summary, latency)
+		local bad = 0
+		for _, t in ipairs(threads) do
+			bad = bad + t:get("unexpected")
+		end
+		M.line(summary, latency, bad)
+	end
+end
+
+return M

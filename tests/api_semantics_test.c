@@ -1901,6 +1901,34 @@ START_TEST(retry_failed_job_runs_again_with_one_more_attempt)
 }
 END_TEST
 
+/* Long-polls woken by one finish share one read of the job; a long-poll
+ * woken by a later finish (after a retry) must read it again. */
+START_TEST(retry_then_long_poll_sees_the_new_outcome)
+{
+	struct jobqd d;
+	char *id, *s;
+	cJSON *j;
+	int round;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30},"
+		    "\"timeout_s\":0.4,\"max_attempts\":1}");
+	for (round = 1; round <= 2; round++) {
+		if (round == 2)
+			cJSON_Delete(retry_ok(&d, id));
+		j = get_job(&d, id, "wait=20");
+		s = dump(j);
+		ck_assert_msg(str_eq(jstr(j, "state"), "failed") &&
+			      jlong(j, "attempts") == round && history_len(j) == round,
+			      "long-poll %d: want failed after attempt %d: %s", round, round, s);
+		free(s);
+		cJSON_Delete(j);
+	}
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
 START_TEST(retry_canceled_job_is_queued_and_runs)
 {
 	struct jobqd d;
@@ -2411,6 +2439,7 @@ static Suite *semantics_suite(void)
 	tc = tcase(s, "operator");
 	tcase_add_test(tc, retry_failed_job_runs_again_with_one_more_attempt);
 	tcase_add_test(tc, retry_canceled_job_is_queued_and_runs);
+	tcase_add_test(tc, retry_then_long_poll_sees_the_new_outcome);
 	tcase_add_test(tc, retry_other_states_conflict_and_unknown_is_404);
 	tcase_add_test(tc, delete_finished_jobs_then_404);
 	tcase_add_test(tc, delete_unfinished_job_conflicts);

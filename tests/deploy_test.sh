@@ -175,6 +175,14 @@ for _ in $(seq 1 100); do
 	sleep 0.02
 done
 [ -n "$running" ] || fail "the job did not start"
+# The long-poll must be waiting inside jobqd before SIGTERM: one that
+# arrives during the shutdown is answered at once with the running job.
+waiting=
+for _ in $(seq 1 250); do
+	curl -s "${auth[@]}" "http://127.0.0.1:$port/metrics" | grep -q '^jobq_waiters [1-9]' && waiting=1 && break
+	sleep 0.02
+done
+[ -n "$waiting" ] || fail "the long-poll never waited in jobqd"
 kill -TERM "$jobqd_pid"
 status=0
 if [ -n "$ns_pid" ]; then

@@ -13,16 +13,26 @@
 #include "core/problem.h"
 #include "core/uuid.h"
 
-/* The values are stored in the database: never renumber. */
+/* The values are stored in the database: never renumber. They are macros
+ * too so that the store can spell them in SQL (JOBQ_STR(JOB_QUEUED_V)). */
+#define JOB_QUEUED_V 0
+#define JOB_RUNNING_V 1
+#define JOB_SUCCEEDED_V 2
+#define JOB_FAILED_V 3
+#define JOB_CANCELED_V 4
+#define JOB_SCHEDULED_V 5
 enum job_state {
-	JOB_QUEUED,
-	JOB_RUNNING,
-	JOB_SUCCEEDED,
-	JOB_FAILED,
-	JOB_CANCELED,
-	JOB_SCHEDULED,   /* waiting for run_at: a delay or a retry's backoff */
+	JOB_QUEUED = JOB_QUEUED_V,
+	JOB_RUNNING = JOB_RUNNING_V,
+	JOB_SUCCEEDED = JOB_SUCCEEDED_V,
+	JOB_FAILED = JOB_FAILED_V,
+	JOB_CANCELED = JOB_CANCELED_V,
+	JOB_SCHEDULED = JOB_SCHEDULED_V,   /* waiting for run_at: a delay or a retry's backoff */
 	JOB_STATE_COUNT
 };
+_Static_assert(JOB_QUEUED == 0 && JOB_RUNNING == 1 && JOB_SUCCEEDED == 2 && JOB_FAILED == 3 &&
+               JOB_CANCELED == 4 && JOB_SCHEDULED == 5 && JOB_STATE_COUNT == 6,
+               "job states are stored by number: never renumber");
 
 /* How one attempt ended (stored as its name). */
 enum attempt_outcome {
@@ -42,7 +52,18 @@ struct job_attempt {
 };
 
 /* A completion callback: where to POST, and how delivery went. */
-enum delivery_state { DELIVERY_NONE = -1, DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED };
+/* Stored by number (NONE as NULL): never renumber. */
+#define DELIVERY_PENDING_V 0
+#define DELIVERY_DELIVERED_V 1
+#define DELIVERY_FAILED_V 2
+enum delivery_state {
+	DELIVERY_NONE = -1,
+	DELIVERY_PENDING = DELIVERY_PENDING_V,
+	DELIVERY_DELIVERED = DELIVERY_DELIVERED_V,
+	DELIVERY_FAILED = DELIVERY_FAILED_V,
+};
+_Static_assert(DELIVERY_PENDING == 0 && DELIVERY_DELIVERED == 1 && DELIVERY_FAILED == 2,
+               "delivery states are stored by number: never renumber");
 
 struct delivery {
 	char *url;                       /* owned, or NULL: no callback */

@@ -100,12 +100,12 @@ static void batch_created(struct req *r)
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", br->op.id);
+	cJSON_AddStringToObject(o, "id", br->op.batch.id);
 	cJSON_AddNumberToObject(o, "total", br->njobs);
 	cJSON *ids = cJSON_AddArrayToObject(o, "job_ids");
 	for (int i = 0; i < br->njobs; i++)
 		cJSON_AddItemToArray(ids, cJSON_CreateString(br->jobs[i]->id));
-	reply_header(r, "Location", "/v1/batches/%s", br->op.id);
+	reply_header(r, "Location", "/v1/batches/%s", br->op.batch.id);
 	reply_json(r, 201, o);
 }
 
@@ -131,10 +131,10 @@ void batches_create(struct req *r)
 		return;
 	}
 	br->op.kind = STORE_OP_BATCH;
-	uuid_v7(br->op.id);
-	br->op.jobs = br->jobs;
-	br->op.njobs = br->njobs;
-	br->op.url = br->callback_url;
+	uuid_v7(br->op.batch.id);
+	br->op.batch.jobs = br->jobs;
+	br->op.batch.njobs = br->njobs;
+	br->op.batch.url = br->callback_url;
 	handler_post(r, &br->op, batch_created);
 }
 

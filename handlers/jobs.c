@@ -87,7 +87,7 @@ static void create_done(struct req *r)
 		return;
 	}
 	reply_header(r, "Location", "/v1/jobs/%s", jr->job->id);
-	if (!jr->op.replayed) {
+	if (!jr->op.submit.replayed) {
 		reply_json(r, 201, job_to_json(jr->job));
 		return;
 	}
@@ -143,7 +143,7 @@ void jobs_create(struct req *r)
 	}
 	jr->job = job;
 	jr->op.kind = STORE_OP_SUBMIT;
-	jr->op.job = job;
+	jr->op.submit.job = job;
 	handler_post(r, &jr->op, create_done);
 }
 
@@ -369,7 +369,7 @@ static void cancel_finished(struct req *r)
 	struct job_req *jr = r->ctx;
 	hub_disarm(jr->hub, &jr->waiter);
 	struct job *job = NULL;
-	if (load_job(r, jr->op.id, &job) != 0)
+	if (load_job(r, jr->op.cancel.id, &job) != 0)
 		return;
 	if (job->state == JOB_CANCELED)
 		reply_job(r, 200, job);
@@ -386,8 +386,8 @@ static void cancel_finished(struct req *r)
 static void cancel_op_done(struct store_op *op)
 {
 	struct req *r = op->arg;
-	if (op->rc == STORE_OK && op->found == JOB_RUNNING)
-		run_table_stop(r->app->runs, op->id, RUN_STOP_CANCEL);
+	if (op->rc == STORE_OK && op->cancel.found == JOB_RUNNING)
+		run_table_stop(r->app->runs, op->cancel.id, RUN_STOP_CANCEL);
 	req_resume(r);
 }
 
@@ -395,16 +395,16 @@ static void cancel_committed(struct req *r)
 {
 	struct job_req *jr = r->ctx;
 	if (jr->op.rc == STORE_NOT_FOUND) {
-		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.cancel.id);
 	} else if (jr->op.rc != STORE_OK) {
 		handler_reply_unavailable(r);
-	} else if (job_state_terminal(jr->op.found)) {
-		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.id,
-		            job_state_name(jr->op.found));
-	} else if (jr->op.found == JOB_QUEUED || jr->op.found == JOB_SCHEDULED) {
+	} else if (job_state_terminal(jr->op.cancel.found)) {
+		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.cancel.id,
+		            job_state_name(jr->op.cancel.found));
+	} else if (jr->op.cancel.found == JOB_QUEUED || jr->op.cancel.found == JOB_SCHEDULED) {
 		cancel_finished(r);
 	} else {
-		wait_for_job(r, jr->op.id, CANCEL_WAIT_S, cancel_finished);
+		wait_for_job(r, jr->op.cancel.id, CANCEL_WAIT_S, cancel_finished);
 	}
 }
 
@@ -421,7 +421,7 @@ static void post_job_op(struct req *r, enum store_op_kind kind, void (*done)(str
 	if (!jr)
 		return;
 	jr->op.kind = kind;
-	memcpy(jr->op.id, r->param, sizeof jr->op.id);
+	memcpy(store_op_target(&jr->op)->id, r->param, sizeof store_op_target(&jr->op)->id);
 	jr->op.done = done;
 	handler_post(r, &jr->op, on_commit);
 }
@@ -436,14 +436,14 @@ void jobs_cancel(struct req *r)
 static void retry_committed(struct req *r)
 {
 	struct job_req *jr = r->ctx;
-	jr->job = jr->op.job; /* freed with the request */
+	jr->job = jr->op.retry.job; /* freed with the request */
 	if (jr->op.rc == STORE_NOT_FOUND)
-		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.retry.id);
 	else if (jr->op.rc != STORE_OK)
 		handler_reply_unavailable(r);
-	else if (jr->op.found != JOB_FAILED && jr->op.found != JOB_CANCELED)
+	else if (jr->op.retry.found != JOB_FAILED && jr->op.retry.found != JOB_CANCELED)
 		reply_error(r, PROBLEM_JOB_NOT_RETRYABLE, NULL, "job %s is %s; only failed or canceled jobs can be retried",
-		            jr->op.id, job_state_name(jr->op.found));
+		            jr->op.retry.id, job_state_name(jr->op.retry.found));
 	else if (jr->job)
 		reply_job(r, 200, jr->job);
 	else
@@ -461,12 +461,12 @@ static void delete_committed(struct req *r)
 {
 	struct job_req *jr = r->ctx;
 	if (jr->op.rc == STORE_NOT_FOUND)
-		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.id);
+		reply_error(r, PROBLEM_JOB_NOT_FOUND, NULL, "no job with id %s", jr->op.del.id);
 	else if (jr->op.rc != STORE_OK)
 		handler_reply_unavailable(r);
-	else if (!job_state_terminal(jr->op.found))
+	else if (!job_state_terminal(jr->op.del.found))
 		reply_error(r, PROBLEM_JOB_NOT_FINISHED, NULL, "job %s is %s; cancel it first, or wait for it to end",
-		            jr->op.id, job_state_name(jr->op.found));
+		            jr->op.del.id, job_state_name(jr->op.del.found));
 	else
 		reply_static(r, 204, NULL, "", 0);
 }

@@ -148,8 +148,8 @@ static void set_paused(struct req *r, bool paused)
 	struct store_op *op = handler_new_op(r, STORE_OP_PAUSE);
 	if (!op)
 		return;
-	snprintf(op->queue, sizeof op->queue, "%s", r->param);
-	op->paused = paused;
+	snprintf(op->pause.queue, sizeof op->pause.queue, "%s", r->param);
+	op->pause.paused = paused;
 	handler_post(r, op, pause_committed);
 }
 

@@ -827,6 +827,12 @@ static unsigned connection_limit(void)
 	return room < CONNECTION_LIMIT ? (unsigned)room : CONNECTION_LIMIT;
 }
 
+unsigned http_threads(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (unsigned)cores : 1;
+}
+
 int http_start(struct app *app, const char *host, int port, struct http **out)
 {
 	struct http *h = calloc(1, sizeof *h);
@@ -840,8 +846,7 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 		free(h);
 		return -1;
 	}
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned threads = cores > 0 ? (unsigned)cores : 1;
+	unsigned threads = http_threads();
 	h->daemon = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_access, h,

@@ -9,6 +9,10 @@
 struct app;
 struct http;
 
+/* The request threads http_start runs: one per core. Each may read the
+ * store at once, so the store's reader pool is sized from it. */
+unsigned http_threads(void);
+
 /* Binds host:port (port 0 picks one), starts serving and prints
  * "jobqd: listening on http://HOST:PORT" on stderr. -1 on failure (logged). */
 int http_start(struct app *app, const char *host, int port, struct http **out);

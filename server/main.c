@@ -24,6 +24,8 @@
 #include "workers/pool.h"
 
 #define DRAIN_MS 2000
+/* Readers beside the HTTP threads: callback delivery, the writer's hooks. */
+#define SPARE_READERS 8
 
 /* The test build (jobqd-test) adds job types that crash or count runs. */
 #ifdef JOBQ_TEST_KINDS
@@ -197,7 +199,12 @@ int main(int argc, char **argv)
 	struct http *http = NULL;
 	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
 	                            .finished = on_finished, .batch_done = on_batch_done};
-	struct store_options sopts = {.path = cfg.db_path, .sync_full = cfg.sync_full};
+	struct store_options sopts = {
+		.path = cfg.db_path,
+		.durability = cfg.sync_full ? STORE_DURABLE_POWER_LOSS : STORE_DURABLE_CRASH,
+		/* a reader for every thread that may read at once */
+		.readers = (int)http_threads() + SPARE_READERS,
+	};
 
 	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||
 	    !(wiring.finished = app.finished = meter_new()) ||

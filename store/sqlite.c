@@ -1,17 +1,11 @@
-/* The SQLite store.
+/* The SQLite backend: one database file, one write connection (driven by
+ * store/writer.c on its thread), a pool of read-only connections.
  *
- * DESIGN. One writer thread owns the only read-write connection. Callers
- * post ops to a mutex-guarded queue; the writer takes everything queued (up
- * to WRITER_BATCH ops), applies it inside one BEGIN IMMEDIATE transaction
- * and COMMITs: with synchronous=FULL that is one WAL fsync for the whole
- * group, which is what makes durable submits fast under concurrency. Only
- * after the COMMIT returns does it complete the ops (done(), hooks), so a
- * 201 is never sent for a job that is not on disk. Batches grow with load on
- * their own; no linger timer is needed.
- *
- * Readers borrow connections from a pool (WAL lets them read beside the
- * writer) and hold no transaction longer than one statement, so the WAL can
- * always be checkpointed.
+ * Readers borrow connections from the pool (WAL lets them read beside the
+ * writer) and hold no transaction longer than one statement, so the WAL
+ * can always be checkpointed. The pool is sized by store_options.readers
+ * (one per thread that may read at once); a reader beyond it waits for a
+ * connection to come back rather than failing.
  *
  * Runnable jobs are found through a partial index WHERE state = 0. The claim
  * query names the state as a literal: with a bound parameter SQLite cannot
@@ -28,17 +22,16 @@
  * Per-queue counts live in queue_counts, kept by triggers in the same
  * transactions that change jobs, so queue statistics never scan the table.
  *
- * Retention: finishing a job sets expires_at; the writer deletes expired
- * jobs in batches of SWEEP_BATCH in their own short transactions, between
- * groups, sleeping until the next expiry when idle. */
-#include "store/store.h"
+ * Each op runs inside a SAVEPOINT within the group transaction, so an op
+ * that fails halfway (a claim that runs out of memory reading its rows)
+ * is rolled back alone. */
+#include "store/sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,14 +40,13 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "store/backend.h"
+#include "store/sqlite_schema.h"
 
-#define JOBQ_STR_(x) #x
-#define JOBQ_STR(x) JOBQ_STR_(x)
-
-#define WRITER_BATCH 1024
 #define PROMOTE_BATCH 1000
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
+#define DEFAULT_READERS 64
 #define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
@@ -62,121 +54,17 @@
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
 	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error"
 
-/* Schema migrations; user_version is the number applied. Never edit one
- * that has shipped: append a new one. */
-static const char *const migrations[] = {
-	"CREATE TABLE jobs ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  id TEXT NOT NULL UNIQUE,"
-	"  type TEXT NOT NULL,"
-	"  queue TEXT NOT NULL,"
-	"  priority INTEGER NOT NULL DEFAULT 0,"
-	"  state INTEGER NOT NULL,"              /* enum job_state */
-	"  payload TEXT,"
-	"  result TEXT,"
-	"  error TEXT,"
-	"  progress_percent REAL,"
-	"  progress_message TEXT,"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  created_at INTEGER NOT NULL,"         /* unix ms */
-	"  started_at INTEGER,"
-	"  finished_at INTEGER);"
-	"CREATE INDEX jobs_runnable ON jobs(priority DESC, seq) WHERE state = 0;"
-	"CREATE INDEX jobs_by_state ON jobs(state, seq);"
-	"CREATE INDEX jobs_by_queue ON jobs(queue, seq);"
-	"CREATE INDEX jobs_by_type ON jobs(type, seq);"
-	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
-
-	/* 2: retries, timeouts, scheduling, queues, retention. */
-	"ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;"
-	"ALTER TABLE jobs ADD COLUMN backoff_s REAL NOT NULL DEFAULT 1;"
-	"ALTER TABLE jobs ADD COLUMN max_backoff_s REAL NOT NULL DEFAULT 300;"
-	"ALTER TABLE jobs ADD COLUMN timeout_s REAL NOT NULL DEFAULT 3600;"
-	"ALTER TABLE jobs ADD COLUMN retention_s REAL NOT NULL DEFAULT 604800;"
-	"ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE jobs ADD COLUMN expires_at INTEGER;"          /* unix ms; set when finished */
-	"UPDATE jobs SET run_at = created_at;"
-	"UPDATE jobs SET expires_at = finished_at + 604800000 WHERE state IN (2, 3, 4);"
-	"DROP INDEX jobs_runnable;"
-	"CREATE INDEX jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
-	"CREATE INDEX jobs_queued_since ON jobs(queue, run_at) WHERE state = 0;"
-	"CREATE INDEX jobs_scheduled ON jobs(run_at) WHERE state = 5;"
-	"CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE expires_at IS NOT NULL;"
-	"CREATE TABLE job_attempts ("
-	"  job_seq INTEGER NOT NULL,"
-	"  attempt INTEGER NOT NULL,"
-	"  started_at INTEGER,"
-	"  finished_at INTEGER,"
-	"  outcome TEXT NOT NULL,"
-	"  error TEXT,"
-	"  PRIMARY KEY (job_seq, attempt)) WITHOUT ROWID;"
-	"CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	"CREATE TABLE queue_counts ("
-	"  queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
-	"  PRIMARY KEY (queue, state)) WITHOUT ROWID;"
-	"INSERT INTO queue_counts SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;"
-	"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
-	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
-	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-	"END;"
-	"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
-	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
-	"END;"
-	"CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN"
-	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
-	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
-	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-	"END;",
-
-	/* 3: idempotency keys, batches, completion callbacks. */
-	"ALTER TABLE jobs ADD COLUMN idem_key TEXT;"
-	"ALTER TABLE jobs ADD COLUMN idem_hash TEXT;"
-	"ALTER TABLE jobs ADD COLUMN batch_id TEXT;"
-	"ALTER TABLE jobs ADD COLUMN callback_url TEXT;"
-	"ALTER TABLE jobs ADD COLUMN callback_state INTEGER;"       /* NULL, 0 pending, 1 delivered, 2 failed */
-	"ALTER TABLE jobs ADD COLUMN callback_attempts INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE jobs ADD COLUMN callback_next_at INTEGER;"     /* unix ms, while pending */
-	"ALTER TABLE jobs ADD COLUMN callback_status INTEGER;"
-	"ALTER TABLE jobs ADD COLUMN callback_error TEXT;"
-	"CREATE UNIQUE INDEX jobs_idem ON jobs(idem_key) WHERE idem_key IS NOT NULL;"
-	"CREATE INDEX jobs_batch ON jobs(batch_id, seq) WHERE batch_id IS NOT NULL;"
-	"CREATE INDEX jobs_callback_due ON jobs(callback_next_at) WHERE callback_state = 0;"
-	"CREATE TABLE batches ("
-	"  id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, total INTEGER NOT NULL,"
-	"  finished_at INTEGER, callback_url TEXT, callback_state INTEGER,"
-	"  callback_attempts INTEGER NOT NULL DEFAULT 0, callback_next_at INTEGER,"
-	"  callback_status INTEGER, callback_error TEXT) WITHOUT ROWID;"
-	"CREATE INDEX batches_callback_due ON batches(callback_next_at) WHERE callback_state = 0;"
-	"CREATE TABLE batch_counts ("
-	"  batch_id TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
-	"  PRIMARY KEY (batch_id, state)) WITHOUT ROWID;"
-	"CREATE TRIGGER jobs_batch_insert AFTER INSERT ON jobs WHEN NEW.batch_id IS NOT NULL BEGIN"
-	"  INSERT INTO batch_counts VALUES (NEW.batch_id, NEW.state, 1)"
-	"    ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;"
-	"END;"
-	"CREATE TRIGGER jobs_batch_delete AFTER DELETE ON jobs WHEN OLD.batch_id IS NOT NULL BEGIN"
-	"  UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;"
-	"END;"
-	"CREATE TRIGGER jobs_batch_update AFTER UPDATE OF state ON jobs"
-	"  WHEN NEW.batch_id IS NOT NULL AND OLD.state <> NEW.state BEGIN"
-	"  UPDATE batch_counts SET n = n - 1 WHERE batch_id = OLD.batch_id AND state = OLD.state;"
-	"  INSERT INTO batch_counts VALUES (NEW.batch_id, NEW.state, 1)"
-	"    ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;"
-	"END;",
-};
-
 enum {
 	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
 	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
 	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
 	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
-	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_COUNT
+	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO, SQL_COUNT
 };
 
 /* The callback columns of a job finishing at ?F: pending from then on. */
-#define CALLBACK_DUE(F) " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END," \
+#define CALLBACK_DUE(F) " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END," \
 	" callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE " F " END"
-
 
 /* The expiry of a job finishing at ?F: retention_s after it. */
 #define EXPIRES(F) F " + CAST(retention_s * 1000 AS INTEGER)"
@@ -192,55 +80,55 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_BATCH_INSERT] = "INSERT INTO batches (id, created_at, total, callback_url) VALUES (?1, ?2, ?3, ?4)",
 	/* The batch is done when none of its jobs is waiting or running. */
 	[SQL_BATCH_DONE] = "UPDATE batches SET finished_at = ?2,"
-	                   " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END,"
+	                   " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END,"
 	                   " callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ?2 END"
 	                   " WHERE id = ?1 AND finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
-	                   "   WHERE batch_id = ?1 AND state IN (0, 1, 5) AND n > 0)",
+	                   "   WHERE batch_id = ?1 AND state IN (" S_WAITING ") AND n > 0)",
 	/* Not done any more: a pending callback is withdrawn and starts afresh. */
 	[SQL_BATCH_UNDONE] = "UPDATE batches SET finished_at = NULL, callback_state = NULL, callback_next_at = NULL,"
 	                     " callback_attempts = 0 WHERE id = ?1",
 	[SQL_CALLBACK_JOB] = "UPDATE jobs SET callback_state = ?2, callback_attempts = callback_attempts + 1,"
 	                     " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
-	                     " WHERE id = ?1 AND callback_state = 0",
+	                     " WHERE id = ?1 AND callback_state = " S_PENDING,
 	[SQL_CALLBACK_BATCH] = "UPDATE batches SET callback_state = ?2, callback_attempts = callback_attempts + 1,"
 	                       " callback_next_at = ?3, callback_status = ?4, callback_error = ?5"
-	                       " WHERE id = ?1 AND callback_state = 0",
-	[SQL_PROMOTE] = "UPDATE jobs SET state = 0 WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
-	                " WHERE state = 5 AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")"
+	                       " WHERE id = ?1 AND callback_state = " S_PENDING,
+	[SQL_PROMOTE] = "UPDATE jobs SET state = " S_QUEUED " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_scheduled"
+	                " WHERE state = " S_SCHEDULED " AND run_at <= ?1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")"
 	                " RETURNING id, queue, type, attempts",
 	/* Queues after the last one served come first, then the rest from the
 	 * start: every queue gets its turn however many there are. */
-	[SQL_READY_QUEUES] = "SELECT c.queue FROM queue_counts c WHERE c.state = 0 AND c.n > 0"
+	[SQL_READY_QUEUES] = "SELECT c.queue FROM queue_counts c WHERE c.state = " S_QUEUED " AND c.n > 0"
 	                     " AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = c.queue AND q.paused)"
 	                     " ORDER BY c.queue <= ?1, c.queue",
-	[SQL_CLAIM] = "UPDATE jobs SET state = 1, attempts = attempts + 1, started_at = ?1"
-	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state = 0 AND queue = ?3"
+	[SQL_CLAIM] = "UPDATE jobs SET state = " S_RUNNING ", attempts = attempts + 1, started_at = ?1"
+	              " WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_ready WHERE state = " S_QUEUED " AND queue = ?3"
 	              "   ORDER BY priority DESC, seq LIMIT ?2)"
 	              " RETURNING " JOB_COLUMNS,
-	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = 5",
+	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = " S_SCHEDULED,
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
 	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
 	               " expires_at = " EXPIRES("?7") ","
 	               /* a retry (?7 NULL) leaves the callback waiting */
-	               " callback_state = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_state ELSE 0 END,"
+	               " callback_state = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_state ELSE " S_PENDING " END,"
 	               " callback_next_at = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_next_at ELSE ?7 END"
-	               " WHERE id = ?1 AND state = 1 AND attempts = ?8 RETURNING expires_at",
-	[SQL_REQUEUE] = "UPDATE jobs SET state = 0, attempts = attempts - 1, started_at = NULL"
-	                " WHERE id = ?1 AND state = 1 AND attempts = ?2",
+	               " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?8 RETURNING expires_at",
+	[SQL_REQUEUE] = "UPDATE jobs SET state = " S_QUEUED ", attempts = attempts - 1, started_at = NULL"
+	                " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?2",
 	[SQL_ATTEMPT] = "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id, type FROM jobs WHERE id = ?1",
-	[SQL_CANCEL_SET] = "UPDATE jobs SET state = 4, error = 'canceled', finished_at = ?2,"
+	[SQL_CANCEL_SET] = "UPDATE jobs SET state = " S_CANCELED ", error = 'canceled', finished_at = ?2,"
 	                   " expires_at = " EXPIRES("?2") "," CALLBACK_DUE("?2")
-	                   " WHERE id = ?1 AND state IN (0, 5) RETURNING expires_at",
-	[SQL_RETRY_SET] = "UPDATE jobs SET state = 0, max_attempts = max(max_attempts, attempts + 1),"
+	                   " WHERE id = ?1 AND state IN (" S_QUEUED ", " S_SCHEDULED ") RETURNING expires_at",
+	[SQL_RETRY_SET] = "UPDATE jobs SET state = " S_QUEUED ", max_attempts = max(max_attempts, attempts + 1),"
 	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
 	                  " finished_at = NULL, expires_at = NULL, run_at = ?2,"
 	                  " callback_state = NULL, callback_next_at = NULL, callback_attempts = 0,"
 	                  " callback_status = NULL, callback_error = NULL"
-	                  " WHERE id = ?1 AND state IN (3, 4) RETURNING " JOB_COLUMNS,
+	                  " WHERE id = ?1 AND state IN (" S_FAILED ", " S_CANCELED ") RETURNING " JOB_COLUMNS,
 	[SQL_DELETE_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq = ?1",
-	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (2, 3, 4)",
+	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (" S_FINISHED ")",
 	[SQL_PAUSE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
 	              " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
 	[SQL_SWEEP_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq IN (SELECT seq FROM jobs"
@@ -250,6 +138,10 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_NEXT_EXPIRY] = "SELECT min(expires_at) FROM jobs WHERE expires_at IS NOT NULL",
 	[SQL_PING] = "INSERT INTO meta (key, value) VALUES ('ready_check', ?1)"
 	             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	/* Each op's scope: the UNDO leaves the savepoint open, END closes it. */
+	[SQL_OP_BEGIN] = "SAVEPOINT op",
+	[SQL_OP_END] = "RELEASE op",
+	[SQL_OP_UNDO] = "ROLLBACK TO op",
 };
 
 struct reader {
@@ -257,7 +149,8 @@ struct reader {
 	sqlite3_stmt *get, *history, *queue_counts, *queue_paused, *queue_oldest, *queue_names;
 	sqlite3_stmt *batch_get, *batch_counts, *due_jobs, *due_batches, *next_jobs, *next_batches;
 	sqlite3_stmt *list[LIST_VARIANTS];
-	struct reader *next;
+	struct reader *next;              /* idle list */
+	struct reader *all_next;          /* every reader, for close */
 };
 
 static const char *const reader_sql[] = {
@@ -266,62 +159,35 @@ static const char *const reader_sql[] = {
 	" WHERE job_seq = ?1 ORDER BY attempt",
 	"SELECT state, n FROM queue_counts WHERE queue = ?1",
 	"SELECT paused FROM queues WHERE name = ?1",
-	"SELECT run_at FROM jobs INDEXED BY jobs_queued_since WHERE state = 0 AND queue = ?1"
+	"SELECT run_at FROM jobs INDEXED BY jobs_queued_since WHERE state = " S_QUEUED " AND queue = ?1"
 	" ORDER BY run_at LIMIT 1",
 	"SELECT queue FROM queue_counts WHERE n > 0 UNION SELECT name FROM queues WHERE paused ORDER BY 1",
 	"SELECT total, created_at, finished_at, callback_url, callback_state, callback_attempts,"
 	" callback_status, callback_error FROM batches WHERE id = ?1",
 	"SELECT state, n FROM batch_counts WHERE batch_id = ?1",
-	"SELECT id FROM jobs WHERE callback_state = 0 AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
-	"SELECT id FROM batches WHERE callback_state = 0 AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
-	"SELECT min(callback_next_at) FROM jobs WHERE callback_state = 0",
-	"SELECT min(callback_next_at) FROM batches WHERE callback_state = 0",
+	"SELECT id FROM jobs WHERE callback_state = " S_PENDING " AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
+	"SELECT id FROM batches WHERE callback_state = " S_PENDING " AND callback_next_at <= ?1 ORDER BY callback_next_at LIMIT ?2",
+	"SELECT min(callback_next_at) FROM jobs WHERE callback_state = " S_PENDING,
+	"SELECT min(callback_next_at) FROM batches WHERE callback_state = " S_PENDING,
 };
 
-struct store {
+struct sqlite_store {
 	char *path;
 	int lock_fd;
-	struct store_hooks hooks;
 
 	sqlite3 *wdb;                     /* writer thread only (after open) */
 	sqlite3_stmt *wstmt[SQL_COUNT];
-
-	pthread_t writer;
-	bool writer_started;
-	pthread_mutex_t mu;               /* guards head, tail, stopping */
-	pthread_cond_t cv;
-	struct store_op *head, *tail;
-	bool stopping;
-
-	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
-	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
-	struct ready_queue *ready;        /* writer only: scratch for claims */
-	size_t ready_cap;
-
 	const char *sync_pragma;          /* the configured PRAGMA synchronous */
 	bool sync_relaxed;                /* writer only: synchronous is OFF now */
 
-	atomic_uint_fast64_t commits;     /* written by the writer only */
-	atomic_uint_fast64_t committed_ops;
-
-	pthread_mutex_t readers_mu;       /* guards idle, all */
+	pthread_mutex_t readers_mu;       /* guards idle, all_readers, nreaders */
+	pthread_cond_t readers_cv;        /* a reader came back */
 	struct reader *idle;
-	struct reader *all_readers[64];   /* every reader opened, for close */
-	int nreaders;
+	struct reader *all_readers;       /* every reader opened, for close */
+	int nreaders, max_readers;
 };
 
 /* ---- connections ---------------------------------------------------- */
-
-static int exec_sql(sqlite3 *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK) {
-		log_error("sqlite: %s: %s", msg ? msg : sqlite3_errstr(rc), sql);
-		sqlite3_free(msg);
-	}
-	return rc;
-}
 
 static int open_conn(const char *path, sqlite3 **out)
 {
@@ -347,46 +213,6 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 	return rc;
 }
 
-static int user_version(sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	int v = -1;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-static int migrate(sqlite3 *db)
-{
-	int have = user_version(db);
-	int want = (int)(sizeof migrations / sizeof migrations[0]);
-	if (have < 0)
-		return -1;
-	if (have > want) {
-		log_error("database schema version %d is newer than this jobqd knows (%d)", have, want);
-		return -1;
-	}
-	/* Freed pages go back to the OS in steps, not in one long VACUUM;
-	 * this only takes effect before the first table is created. */
-	if (have == 0 && exec_sql(db, "PRAGMA auto_vacuum = INCREMENTAL") != SQLITE_OK)
-		return -1;
-	for (int v = have; v < want; v++) {
-		char bump[64];
-		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-		if (exec_sql(db, "BEGIN IMMEDIATE") != SQLITE_OK)
-			return -1;
-		if (exec_sql(db, migrations[v]) != SQLITE_OK || exec_sql(db, bump) != SQLITE_OK ||
-		    exec_sql(db, "COMMIT") != SQLITE_OK) {
-			exec_sql(db, "ROLLBACK");
-			return -1;
-		}
-		log_info("database migrated to schema version %d", v + 1);
-	}
-	return 0;
-}
-
 static void reader_close(struct reader *r)
 {
 	if (!r)
@@ -407,49 +233,54 @@ static void reader_close(struct reader *r)
 	free(r);
 }
 
-/* Takes an idle reader or opens a new one; NULL on failure. */
-static struct reader *reader_take(struct store *st)
+/* Takes an idle reader, opens a new one while there are fewer than
+ * max_readers, or waits for one to come back; NULL on failure. */
+static struct reader *reader_take(struct sqlite_store *st)
 {
 	pthread_mutex_lock(&st->readers_mu);
+	while (!st->idle && st->nreaders >= st->max_readers)
+		pthread_cond_wait(&st->readers_cv, &st->readers_mu);
 	struct reader *r = st->idle;
 	if (r)
 		st->idle = r->next;
+	else
+		st->nreaders++;           /* this thread opens one: its slot */
 	pthread_mutex_unlock(&st->readers_mu);
 	if (r)
 		return r;
 
 	r = calloc(1, sizeof *r);
-	if (!r)
-		return NULL;
-	sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
-	                          &r->queue_oldest, &r->queue_names, &r->batch_get, &r->batch_counts,
-	                          &r->due_jobs, &r->due_batches, &r->next_jobs, &r->next_batches};
 	bool ok = r && open_conn(st->path, &r->db) == SQLITE_OK &&
-	          exec_sql(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
-	for (size_t i = 0; ok && i < sizeof stmts / sizeof stmts[0]; i++)
-		ok = prepare(r->db, reader_sql[i], stmts[i]) == SQLITE_OK;
-	if (!ok) {
-		reader_close(r);
-		return NULL;
+	          sqlite_exec(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
+	if (ok) {
+		sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
+		                          &r->queue_oldest, &r->queue_names, &r->batch_get, &r->batch_counts,
+		                          &r->due_jobs, &r->due_batches, &r->next_jobs, &r->next_batches};
+		for (size_t i = 0; ok && i < sizeof stmts / sizeof stmts[0]; i++)
+			ok = prepare(r->db, reader_sql[i], stmts[i]) == SQLITE_OK;
 	}
 	pthread_mutex_lock(&st->readers_mu);
-	bool room = st->nreaders < (int)(sizeof st->all_readers / sizeof st->all_readers[0]);
-	if (room)
-		st->all_readers[st->nreaders++] = r;
+	if (ok) {
+		r->all_next = st->all_readers;
+		st->all_readers = r;
+	} else {
+		st->nreaders--;           /* the slot is free again */
+		pthread_cond_signal(&st->readers_cv);
+	}
 	pthread_mutex_unlock(&st->readers_mu);
-	if (!room) {
-		log_error("too many concurrent database readers");
+	if (!ok) {
 		reader_close(r);
 		return NULL;
 	}
 	return r;
 }
 
-static void reader_give(struct store *st, struct reader *r)
+static void reader_give(struct sqlite_store *st, struct reader *r)
 {
 	pthread_mutex_lock(&st->readers_mu);
 	r->next = st->idle;
 	st->idle = r;
+	pthread_cond_signal(&st->readers_cv);
 	pthread_mutex_unlock(&st->readers_mu);
 }
 
@@ -555,17 +386,78 @@ static void bind_text_or_null(sqlite3_stmt *s, int i, const char *t)
 		sqlite3_bind_null(s, i);
 }
 
-/* ---- writer --------------------------------------------------------- */
+/* ---- the group and each op's scope ---------------------------------- */
 
-/* Each apply_* runs inside the group transaction and returns the SQLite
- * result code of the failing step, or SQLITE_OK. */
+static const char *sqlite_errstr(int rc)
+{
+	return rc < 0 ? "out of memory" : sqlite3_errstr(rc);
+}
 
-static int idempotent_replay(struct store *st, struct store_op *op);
+/* Steps a statement that yields no row, and resets it. */
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
 
-static int apply_submit(struct store *st, struct store_op *op)
+/* A group of claims and pings only is committed unsynced (see writer.c);
+ * a durable group is never committed while synchronous is OFF. */
+static int sqlite_begin(void *be, bool durable)
+{
+	struct sqlite_store *st = be;
+	if (durable != !st->sync_relaxed &&
+	    sqlite_exec(st->wdb, durable ? st->sync_pragma : "PRAGMA synchronous = OFF") == SQLITE_OK)
+		st->sync_relaxed = !durable;
+	if (durable && st->sync_relaxed)
+		return SQLITE_ERROR;
+	return sqlite_exec(st->wdb, "BEGIN IMMEDIATE");
+}
+
+static int sqlite_commit(void *be)
+{
+	return sqlite_exec(((struct sqlite_store *)be)->wdb, "COMMIT");
+}
+
+static void sqlite_rollback(void *be)
+{
+	sqlite_exec(((struct sqlite_store *)be)->wdb, "ROLLBACK");
+}
+
+/* FULL, IOERR, NOMEM and BUSY may roll the whole transaction back. */
+static bool sqlite_in_transaction(void *be)
+{
+	return !sqlite3_get_autocommit(((struct sqlite_store *)be)->wdb);
+}
+
+static int sqlite_op_begin(void *be)
+{
+	return step_done(((struct sqlite_store *)be)->wstmt[SQL_OP_BEGIN]);
+}
+
+static int sqlite_op_end(void *be)
+{
+	return step_done(((struct sqlite_store *)be)->wstmt[SQL_OP_END]);
+}
+
+static int sqlite_op_undo(void *be)
+{
+	struct sqlite_store *st = be;
+	int rc = step_done(st->wstmt[SQL_OP_UNDO]);
+	return rc == SQLITE_OK ? step_done(st->wstmt[SQL_OP_END]) : rc;
+}
+
+/* ---- writes ---------------------------------------------------------- */
+
+/* Each apply_* runs inside the op's savepoint and returns the SQLite
+ * result code of the failing step (SQLITE_NOMEM where the fault seam
+ * says so), or SQLITE_OK. */
+
+static int idempotent_replay(struct sqlite_store *st, struct store_op *op);
+
+static int insert_job(struct sqlite_store *st, struct job *job)
 {
 	sqlite3_stmt *s = st->wstmt[SQL_INSERT];
-	struct job *job = op->job;
 	sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, job->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, job->queue, -1, SQLITE_STATIC);
@@ -584,7 +476,17 @@ static int apply_submit(struct store *st, struct store_op *op)
 	bind_text_or_null(s, 16, job->batch_id[0] ? job->batch_id : NULL);
 	bind_text_or_null(s, 17, job->callback.url);
 	job->seq = 0;
-	int rc = step_int64(s, &job->seq);
+	return step_int64(s, &job->seq);
+}
+
+static int apply_submit(void *be, struct store_op *op, struct store_effects *fx)
+{
+	(void)fx;
+	struct sqlite_store *st = be;
+	struct job *job = op->submit.job;
+	int rc = insert_job(st, job);
+	if (rc == SQLITE_OK && store_fault_hit())
+		rc = SQLITE_NOMEM;
 	if (rc != SQLITE_OK || job->seq != 0)
 		return rc;
 	if (!job->idem_key)
@@ -593,16 +495,17 @@ static int apply_submit(struct store *st, struct store_op *op)
 }
 
 /* The key was seen before: the same body gets the first job back. */
-static int idempotent_replay(struct store *st, struct store_op *op)
+static int idempotent_replay(struct sqlite_store *st, struct store_op *op)
 {
+	struct job *job = op->submit.job;
 	sqlite3_stmt *s = st->wstmt[SQL_IDEM_FIND];
-	sqlite3_bind_text(s, 1, op->job->idem_key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, job->idem_key, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *hash = sqlite3_column_text(s, 1);
-		if (hash && strcmp((const char *)hash, op->job->idem_hash) == 0) {
-			column_copy(s, 0, op->job->id, sizeof op->job->id);
-			op->replayed = true;
+		if (hash && strcmp((const char *)hash, job->idem_hash) == 0) {
+			column_copy(s, 0, job->id, sizeof job->id);
+			op->submit.replayed = true;
 		} else {
 			op->rc = STORE_CONFLICT;
 		}
@@ -613,21 +516,54 @@ static int idempotent_replay(struct store *st, struct store_op *op)
 	return rc == SQLITE_DONE ? SQLITE_CONSTRAINT : rc;
 }
 
-/* A job promoted from scheduled to queued by a claim. */
-struct promoted {
-	char id[UUID_LEN + 1];
-	char queue[JOB_NAME_MAX + 1];
-	char type[JOB_NAME_MAX + 1];
-	int attempts;
-};
+static int sqlite_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *cap)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = st->wstmt[SQL_PROMOTE];
+	sqlite3_bind_int64(s, 1, now);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == *cap) {
+			int grow = *cap ? *cap * 2 : 16;
+			struct store_promoted *grown = realloc(*out, (size_t)grow * sizeof *grown);
+			if (!grown || store_fault_hit()) {
+				if (grown)
+					*out = grown;
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			*out = grown;
+			*cap = grow;
+		}
+		struct store_promoted *p = &(*out)[(*n)++];
+		column_copy(s, 0, p->id, sizeof p->id);
+		column_copy(s, 1, p->queue, sizeof p->queue);
+		column_copy(s, 2, p->type, sizeof p->type);
+		p->attempts = sqlite3_column_int(s, 3);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
 
-/* Claimed (and promoted) jobs wait here until the COMMIT decides. */
-struct claim_scratch {
-	struct job **jobs;
-	int n;
-	struct promoted *promoted;
-	int npromoted;
-};
+static int sqlite_ready_queues(void *be, const char *after, int (*each)(void *arg, const char *queue),
+                               void *arg)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = st->wstmt[SQL_READY_QUEUES];
+	sqlite3_bind_text(s, 1, after, -1, SQLITE_TRANSIENT);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char name[JOB_NAME_MAX + 1];
+		column_copy(s, 0, name, sizeof name);
+		if (each(arg, name) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
 
 static int claim_order(const void *a, const void *b)
 {
@@ -637,144 +573,43 @@ static int claim_order(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-/* Claims up to n jobs of one queue into cs; returns the SQLite code. */
-static int claim_from(struct store *st, const char *queue, int n, int64_t now, struct claim_scratch *cs)
+/* The UPDATE changes every row in its first step; RETURNING then hands
+ * them out. Failing to read one leaves the rows updated: the op's
+ * savepoint takes them back. */
+static int sqlite_claim(void *be, const char *queue, int n, int64_t now, struct job **out, int *got)
 {
+	struct sqlite_store *st = be;
 	sqlite3_stmt *s = st->wstmt[SQL_CLAIM];
 	sqlite3_bind_int64(s, 1, now);
 	sqlite3_bind_int(s, 2, n);
 	sqlite3_bind_text(s, 3, queue, -1, SQLITE_TRANSIENT);
-	int first = cs->n, rc;
+	int first = *got, rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct job *job = row_to_job(s);
+		struct job *job = store_fault_hit() ? NULL : row_to_job(s);
 		if (!job) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		cs->jobs[cs->n++] = job;
+		out[(*got)++] = job;
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
 		return rc;
 	/* RETURNING yields rows in no set order. */
-	qsort(cs->jobs + first, (size_t)(cs->n - first), sizeof *cs->jobs, claim_order);
+	qsort(out + first, (size_t)(*got - first), sizeof *out, claim_order);
 	return SQLITE_OK;
 }
 
-struct ready_queue {
-	char name[JOB_NAME_MAX + 1];
-	int room;
-};
-
-/* Unpaused queues with runnable jobs, in turn order, with how many each
- * may start, into st->ready. */
-static int ready_queues(struct store *st, struct store_op *op, int *nq)
+static int sqlite_next_due(void *be, int64_t *out)
 {
-	sqlite3_stmt *s = st->wstmt[SQL_READY_QUEUES];
-	sqlite3_bind_text(s, 1, st->last_served, -1, SQLITE_STATIC);
-	int rc;
-	*nq = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((size_t)*nq == st->ready_cap) {
-			size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
-			struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
-			if (!grown) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			st->ready = grown;
-			st->ready_cap = cap;
-		}
-		struct ready_queue *r = &st->ready[*nq];
-		column_copy(s, 0, r->name, sizeof r->name);
-		r->room = op->queue_room ? op->queue_room(op, r->name) : INT_MAX;
-		if (r->room > 0)
-			(*nq)++;
-		else
-			op->limited = true;
-	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	return step_int64(((struct sqlite_store *)be)->wstmt[SQL_NEXT_DUE], out);
 }
 
-/* Promote, then share claim_max among ready queues round-robin, starting
- * after the queue the last claim served last, so no queue starves. */
-static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
-{
-	int64_t now = clock_now_ms();
-	sqlite3_stmt *promote = st->wstmt[SQL_PROMOTE];
-	sqlite3_bind_int64(promote, 1, now);
-	int rc, cap = 0;
-	while ((rc = sqlite3_step(promote)) == SQLITE_ROW) {
-		if (cs->npromoted == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct promoted *grown = realloc(cs->promoted, (size_t)cap * sizeof *grown);
-			if (!grown) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			cs->promoted = grown;
-		}
-		struct promoted *p = &cs->promoted[cs->npromoted++];
-		column_copy(promote, 0, p->id, sizeof p->id);
-		column_copy(promote, 1, p->queue, sizeof p->queue);
-		column_copy(promote, 2, p->type, sizeof p->type);
-		p->attempts = sqlite3_column_int(promote, 3);
-	}
-	sqlite3_reset(promote);
-	if (rc != SQLITE_DONE)
-		return rc;
-
-	cs->n = 0;
-	cs->jobs = op->claim_max > 0 ? calloc((size_t)op->claim_max, sizeof *cs->jobs) : NULL;
-	if (op->claim_max > 0 && !cs->jobs)
-		return SQLITE_NOMEM;
-	int nq = 0;
-	if (op->claim_max > 0 && (rc = ready_queues(st, op, &nq)) != SQLITE_OK)
-		goto fail;
-	bool progress = true;
-	while (cs->n < op->claim_max && progress) {
-		progress = false;
-		int left = op->claim_max - cs->n;
-		int share = left / (nq ? nq : 1) > 0 ? left / (nq ? nq : 1) : 1;
-		for (int k = 0; k < nq && cs->n < op->claim_max; k++) {
-			struct ready_queue *q = &st->ready[k];
-			int want = share < q->room ? share : q->room;
-			if (want > op->claim_max - cs->n)
-				want = op->claim_max - cs->n;
-			if (want <= 0)
-				continue;
-			int before = cs->n;
-			if ((rc = claim_from(st, q->name, want, now, cs)) != SQLITE_OK)
-				goto fail;
-			int got = cs->n - before;
-			if (got > 0)
-				memcpy(st->last_served, q->name, sizeof st->last_served);
-			if (q->room != INT_MAX)
-				q->room -= got;
-			if (got == want)
-				progress = true;   /* this queue may have more */
-			else
-				q->room = 0;       /* drained */
-			if (q->room == 0 && got == want)
-				op->limited = true;
-		}
-	}
-	return step_int64(st->wstmt[SQL_NEXT_DUE], &op->next_due);
-fail:
-	/* A failed UPDATE...RETURNING is undone by SQLite as a whole. */
-	for (int i = 0; i < cs->n; i++)
-		job_free(cs->jobs[i]);
-	cs->n = 0;
-	return rc;
-}
-
-static int check_batch_done(struct store *st, const char *batch_id, bool *done);
+static int check_batch_done(struct sqlite_store *st, const char *batch_id, bool *done);
 
 /* Records the attempt that just ended. */
-static int record_attempt(struct store *st, const struct job *job)
+static int record_attempt(struct sqlite_store *st, const struct job *job)
 {
 	sqlite3_stmt *s = st->wstmt[SQL_ATTEMPT];
 	sqlite3_bind_int64(s, 1, job->seq);
@@ -789,27 +624,21 @@ static int record_attempt(struct store *st, const struct job *job)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void note_expiry(struct store *st, int64_t expires_at)
+static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 {
-	if (expires_at && expires_at < st->next_sweep)
-		st->next_sweep = expires_at;
-}
-
-/* Sets *finished when the job reached a terminal state, *batch_done when
- * that finished its batch. */
-static int apply_finish(struct store *st, struct store_op *op, bool *changed, bool *finished,
-                        bool *batch_done)
-{
-	struct job *job = op->job;
+	struct sqlite_store *st = be;
+	struct job *job = op->finish.job;
 	int rc;
 	if (job->state == JOB_QUEUED) {
 		sqlite3_stmt *s = st->wstmt[SQL_REQUEUE];
 		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, job->attempts);
 		rc = sqlite3_step(s);
-		*changed = rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 1;
+		fx->changed = rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 1;
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
+		if (rc == SQLITE_DONE && store_fault_hit())
+			rc = SQLITE_NOMEM;
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	bool terminal = job_state_terminal(job->state);
@@ -830,7 +659,7 @@ static int apply_finish(struct store *st, struct store_op *op, bool *changed, bo
 	int64_t expires_at = 0;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*changed = true;
+		fx->changed = true;
 		expires_at = sqlite3_column_int64(s, 0);
 		rc = sqlite3_step(s);
 	}
@@ -838,30 +667,35 @@ static int apply_finish(struct store *st, struct store_op *op, bool *changed, bo
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
 		return rc;
-	if (!*changed) {
+	if (!fx->changed) {
 		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
 		return SQLITE_OK;
 	}
-	note_expiry(st, expires_at);
-	*finished = terminal;
+	fx->expires_at = expires_at;
+	fx->finished = terminal;
+	memcpy(op->finish.batch_id, job->batch_id, sizeof op->finish.batch_id);
+	if (store_fault_hit())
+		return SQLITE_NOMEM;
 	rc = record_attempt(st, job);
-	memcpy(op->batch_id, job->batch_id, sizeof op->batch_id);
-	return rc == SQLITE_OK && terminal ? check_batch_done(st, op->batch_id, batch_done) : rc;
+	if (rc == SQLITE_OK && terminal && op->finish.batch_id[0] && store_fault_hit())
+		return SQLITE_NOMEM;
+	return rc == SQLITE_OK && terminal ? check_batch_done(st, op->finish.batch_id, &fx->batch_done) : rc;
 }
 
-/* Reads the state, seq and queue of op->id; STORE_NOT_FOUND in op->rc
- * when there is no such job. */
-static int state_of(struct store *st, struct store_op *op, int64_t *seq)
+/* Reads the state, seq, queue, batch and type of t->id; STORE_NOT_FOUND
+ * in op->rc when there is no such job. */
+static int state_of(struct sqlite_store *st, struct store_op *op, int64_t *seq)
 {
+	struct store_op_target *t = store_op_target(op);
 	sqlite3_stmt *s = st->wstmt[SQL_STATE_OF];
-	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		op->found = column_state(s, 0);
+		t->found = column_state(s, 0);
 		*seq = sqlite3_column_int64(s, 1);
-		column_copy(s, 2, op->queue, sizeof op->queue);
-		column_copy(s, 3, op->batch_id, sizeof op->batch_id);
-		column_copy(s, 4, op->type, sizeof op->type);
+		column_copy(s, 2, t->queue, sizeof t->queue);
+		column_copy(s, 3, t->batch_id, sizeof t->batch_id);
+		column_copy(s, 4, t->type, sizeof t->type);
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		op->rc = STORE_NOT_FOUND;
@@ -872,112 +706,127 @@ static int state_of(struct store *st, struct store_op *op, int64_t *seq)
 	return rc;
 }
 
-static int apply_cancel(struct store *st, struct store_op *op, bool *finished, bool *batch_done)
+static int apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 {
-	int64_t seq = 0, expires_at = 0;
-	int rc = state_of(st, op, &seq);
-	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND ||
-	    (op->found != JOB_QUEUED && op->found != JOB_SCHEDULED))
-		return rc;
-	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_SET];
-	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, clock_now_ms());
-	if ((rc = step_int64(s, &expires_at)) != SQLITE_OK)
-		return rc;
-	note_expiry(st, expires_at);
-	*finished = true;
-	return check_batch_done(st, op->batch_id, batch_done);
-}
-
-/* The job as the retry left it goes to op->job (the caller frees it),
- * so the reply does not race a worker that claims it right after. */
-static int apply_retry(struct store *st, struct store_op *op, bool *runnable)
-{
+	struct sqlite_store *st = be;
+	struct store_op_target *t = &op->cancel;
 	int64_t seq = 0;
 	int rc = state_of(st, op, &seq);
-	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND ||
-	    (op->found != JOB_FAILED && op->found != JOB_CANCELED))
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED))
+		return rc;
+	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_SET];
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, clock_now_ms());
+	if ((rc = step_int64(s, &fx->expires_at)) != SQLITE_OK)
+		return rc;
+	fx->finished = true;
+	if (t->batch_id[0] && store_fault_hit())
+		return SQLITE_NOMEM;
+	return check_batch_done(st, t->batch_id, &fx->batch_done);
+}
+
+/* The job as the retry left it goes to op->retry.job (the caller frees
+ * it), so the reply does not race a worker that claims it right after. */
+static int apply_retry(void *be, struct store_op *op, struct store_effects *fx)
+{
+	struct sqlite_store *st = be;
+	struct store_op_retry *t = &op->retry;
+	int64_t seq = 0;
+	int rc = state_of(st, op, &seq);
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || (t->found != JOB_FAILED && t->found != JOB_CANCELED))
 		return rc;
 	sqlite3_stmt *s = st->wstmt[SQL_RETRY_SET];
-	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, clock_now_ms());
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		job_free(op->job);
-		op->job = row_to_job(s);
-		rc = op->job ? sqlite3_step(s) : SQLITE_NOMEM;
+		job_free(t->job);
+		t->job = store_fault_hit() ? NULL : row_to_job(s);
+		rc = t->job ? sqlite3_step(s) : SQLITE_NOMEM;
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	*runnable = true;
-	if (rc == SQLITE_DONE && op->batch_id[0]) {
+	fx->runnable = true;
+	if (rc == SQLITE_DONE && t->batch_id[0]) {
 		/* Its batch is not finished any more. */
 		int64_t unused = 0;
-		sqlite3_bind_text(st->wstmt[SQL_BATCH_UNDONE], 1, op->batch_id, -1, SQLITE_STATIC);
+		if (store_fault_hit())
+			return SQLITE_NOMEM;
+		sqlite3_bind_text(st->wstmt[SQL_BATCH_UNDONE], 1, t->batch_id, -1, SQLITE_STATIC);
 		return step_int64(st->wstmt[SQL_BATCH_UNDONE], &unused);
 	}
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int apply_delete(struct store *st, struct store_op *op)
+static int apply_delete(void *be, struct store_op *op, struct store_effects *fx)
 {
+	(void)fx;
+	struct sqlite_store *st = be;
 	int64_t seq = 0, unused = 0;
 	int rc = state_of(st, op, &seq);
-	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || !job_state_terminal(op->found))
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || !job_state_terminal(op->del.found))
 		return rc;
 	sqlite3_bind_int64(st->wstmt[SQL_DELETE_ATTEMPTS], 1, seq);
 	if ((rc = step_int64(st->wstmt[SQL_DELETE_ATTEMPTS], &unused)) != SQLITE_OK)
 		return rc;
+	if (store_fault_hit())
+		return SQLITE_NOMEM;
 	sqlite3_bind_int64(st->wstmt[SQL_DELETE_JOB], 1, seq);
 	return step_int64(st->wstmt[SQL_DELETE_JOB], &unused);
 }
 
-static int apply_pause(struct store *st, struct store_op *op)
+static int apply_pause(void *be, struct store_op *op, struct store_effects *fx)
 {
+	(void)fx;
+	struct sqlite_store *st = be;
 	int64_t unused = 0;
 	sqlite3_stmt *s = st->wstmt[SQL_PAUSE];
-	sqlite3_bind_text(s, 1, op->queue, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, op->paused);
-	return step_int64(s, &unused);
+	sqlite3_bind_text(s, 1, op->pause.queue, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, op->pause.paused);
+	int rc = step_int64(s, &unused);
+	return rc == SQLITE_OK && store_fault_hit() ? SQLITE_NOMEM : rc;
 }
 
-static int apply_ping(struct store *st)
+static int apply_ping(void *be, struct store_op *op, struct store_effects *fx)
 {
+	(void)op;
+	(void)fx;
+	struct sqlite_store *st = be;
 	int64_t unused = 0;
 	sqlite3_bind_int64(st->wstmt[SQL_PING], 1, clock_now_ms());
-	return step_int64(st->wstmt[SQL_PING], &unused);
+	int rc = step_int64(st->wstmt[SQL_PING], &unused);
+	return rc == SQLITE_OK && store_fault_hit() ? SQLITE_NOMEM : rc;
 }
 
-/* Inserts the batch and all its jobs, or nothing. */
-static int apply_batch(struct store *st, struct store_op *op)
+/* Inserts the batch and all its jobs; the op's savepoint makes it all or
+ * nothing. */
+static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 {
-	int rc = exec_sql(st->wdb, "SAVEPOINT batch");
-	if (rc != SQLITE_OK)
-		return rc;
+	(void)fx;
+	struct sqlite_store *st = be;
+	struct store_op_batch *b = &op->batch;
 	int64_t unused = 0;
 	sqlite3_stmt *s = st->wstmt[SQL_BATCH_INSERT];
-	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, b->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, clock_now_ms());
-	sqlite3_bind_int(s, 3, op->njobs);
-	bind_text_or_null(s, 4, op->url);
-	rc = step_int64(s, &unused);
-	for (int i = 0; rc == SQLITE_OK && i < op->njobs; i++) {
-		struct store_op one = {.kind = STORE_OP_SUBMIT, .job = op->jobs[i]};
-		memcpy(op->jobs[i]->batch_id, op->id, sizeof op->id);
-		free(op->jobs[i]->idem_key); /* keys belong to single submissions */
-		op->jobs[i]->idem_key = NULL;
-		rc = apply_submit(st, &one);
+	sqlite3_bind_int(s, 3, b->njobs);
+	bind_text_or_null(s, 4, b->url);
+	int rc = step_int64(s, &unused);
+	for (int i = 0; rc == SQLITE_OK && i < b->njobs; i++) {
+		struct job *job = b->jobs[i];
+		memcpy(job->batch_id, b->id, sizeof b->id);
+		free(job->idem_key); /* keys belong to single submissions */
+		job->idem_key = NULL;
+		rc = store_fault_hit() ? SQLITE_NOMEM : insert_job(st, job);
+		if (rc == SQLITE_OK && job->seq == 0)
+			rc = SQLITE_CONSTRAINT;
 	}
-	if (rc != SQLITE_OK && !sqlite3_get_autocommit(st->wdb))
-		exec_sql(st->wdb, "ROLLBACK TO batch");
-	if (!sqlite3_get_autocommit(st->wdb))
-		exec_sql(st->wdb, "RELEASE batch");
 	return rc;
 }
 
 /* After a job of batch_id ended: marks the batch finished when none of its
  * jobs waits or runs any more; *done tells whether it just did. */
-static int check_batch_done(struct store *st, const char *batch_id, bool *done)
+static int check_batch_done(struct sqlite_store *st, const char *batch_id, bool *done)
 {
 	if (!batch_id[0])
 		return SQLITE_OK;
@@ -990,313 +839,49 @@ static int check_batch_done(struct store *st, const char *batch_id, bool *done)
 	return rc;
 }
 
-static int apply_callback(struct store *st, struct store_op *op)
+static int apply_callback(void *be, struct store_op *op, struct store_effects *fx)
 {
+	(void)fx;
+	struct sqlite_store *st = be;
+	struct store_op_callback *c = &op->callback;
 	int64_t unused = 0;
-	sqlite3_stmt *s = st->wstmt[op->is_batch ? SQL_CALLBACK_BATCH : SQL_CALLBACK_JOB];
-	sqlite3_bind_text(s, 1, op->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, (int)op->delivery);
-	bind_int64_or_null(s, 3, op->delivery == DELIVERY_PENDING ? op->next_at : 0);
-	bind_int64_or_null(s, 4, op->status);
-	bind_text_or_null(s, 5, op->url);
-	return step_int64(s, &unused);
+	sqlite3_stmt *s = st->wstmt[c->is_batch ? SQL_CALLBACK_BATCH : SQL_CALLBACK_JOB];
+	sqlite3_bind_text(s, 1, c->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, (int)c->delivery);
+	bind_int64_or_null(s, 3, c->delivery == DELIVERY_PENDING ? c->next_at : 0);
+	bind_int64_or_null(s, 4, c->status);
+	bind_text_or_null(s, 5, c->error);
+	int rc = step_int64(s, &unused);
+	return rc == SQLITE_OK && store_fault_hit() ? SQLITE_NOMEM : rc;
 }
 
-/* Per-op outcome of the group, kept until the COMMIT decides. */
-struct applied {
-	bool changed;                 /* hooks.transition after commit */
-	bool finished;                /* hooks.finished after commit */
-	bool batch_done;              /* hooks.batch_done(op->batch_id) after commit */
-	bool runnable;                /* hooks.submitted after commit */
-	struct claim_scratch claim;
-};
-
-static void report(struct store *st, const char *id, const char *queue, const char *type,
-                   enum job_state state, int attempts)
+/* Deletes up to SWEEP_BATCH expired jobs in one short transaction. */
+static int sqlite_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 {
-	struct job_change c = {.id = id, .queue = queue, .type = type, .state = state, .attempts = attempts};
-	st->hooks.transition(st->hooks.arg, &c);
-}
-
-static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts,
-                       bool created)
-{
-	struct job_change c = {.id = job->id, .queue = job->queue, .type = job->type, .state = state,
-	                       .attempts = attempts, .created = created, .job = job};
-	st->hooks.transition(st->hooks.arg, &c);
-}
-
-/* Reports the state changes an op committed, in order. */
-static void report_changes(struct store *st, struct store_op *op, const struct applied *ap)
-{
-	if (!st->hooks.transition || op->rc != STORE_OK)
-		return;
-	switch (op->kind) {
-	case STORE_OP_SUBMIT:
-		if (!op->replayed)
-			report_job(st, op->job, op->job->state, 0, true);
-		break;
-	case STORE_OP_BATCH:
-		for (int j = 0; j < op->njobs; j++)
-			report_job(st, op->jobs[j], op->jobs[j]->state, 0, true);
-		break;
-	case STORE_OP_CLAIM:
-		for (int j = 0; j < ap->claim.npromoted; j++) {
-			const struct promoted *p = &ap->claim.promoted[j];
-			report(st, p->id, p->queue, p->type, JOB_QUEUED, p->attempts);
-		}
-		for (int j = 0; j < ap->claim.n; j++)
-			report_job(st, ap->claim.jobs[j], JOB_RUNNING, ap->claim.jobs[j]->attempts, false);
-		break;
-	case STORE_OP_FINISH:
-		if (ap->changed)
-			report_job(st, op->job, op->job->state,
-			           op->job->state == JOB_QUEUED ? op->job->attempts - 1 : op->job->attempts, false);
-		break;
-	case STORE_OP_CANCEL:
-		if (ap->finished)
-			report(st, op->id, op->queue, op->type, JOB_CANCELED, 0);
-		break;
-	case STORE_OP_RETRY:
-		if (op->job)
-			report_job(st, op->job, JOB_QUEUED, op->job->attempts, false);
-		break;
-	default:
-		break;
-	}
-}
-
-static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
-                           int n, bool committed)
-{
-	bool submitted = false;
-	for (int i = 0; i < n; i++) {
-		struct store_op *op = ops[i];
-		if (!committed)
-			op->rc = STORE_UNAVAILABLE;
-		report_changes(st, op, &ap[i]);
-		if (op->kind == STORE_OP_CLAIM) {
-			op->nclaimed = op->rc == STORE_OK ? ap[i].claim.n : 0;
-			for (int j = 0; j < ap[i].claim.n; j++) {
-				if (op->rc == STORE_OK)
-					op->claimed(op, ap[i].claim.jobs[j]);
-				else
-					job_free(ap[i].claim.jobs[j]);
-			}
-			free(ap[i].claim.jobs);
-			free(ap[i].claim.promoted);
-		}
-		if (op->rc == STORE_OK && ap[i].runnable)
-			submitted = true;
-		if (op->rc == STORE_OK && ap[i].finished && st->hooks.finished) {
-			if (op->kind == STORE_OP_CANCEL)
-				st->hooks.finished(st->hooks.arg, op->id, op->queue);
-			else
-				st->hooks.finished(st->hooks.arg, op->job->id, op->job->queue);
-		}
-		if (op->rc == STORE_OK && ap[i].batch_done && st->hooks.batch_done)
-			st->hooks.batch_done(st->hooks.arg, op->batch_id);
-		op->done(op);
-	}
-	if (submitted && st->hooks.submitted)
-		st->hooks.submitted(st->hooks.arg);
-}
-
-/* Whether a group needs its COMMIT synced: only claims (and pings) do
- * not. A claim lost in a crash leaves its jobs queued; one that survives
- * is requeued by recovery; either way nothing acknowledged is lost. And
- * the WAL is one file written in order, so the next synced COMMIT makes
- * every earlier one durable too. Sparing those fsyncs takes one off
- * every job's path from submit to finished. */
-static bool set_sync_for(struct store *st, struct store_op **ops, int n)
-{
-	bool durable = false;
-	for (int i = 0; i < n && !durable; i++)
-		durable = ops[i]->kind != STORE_OP_CLAIM && ops[i]->kind != STORE_OP_PING;
-	if (durable != !st->sync_relaxed &&
-	    exec_sql(st->wdb, durable ? st->sync_pragma : "PRAGMA synchronous = OFF") == SQLITE_OK)
-		st->sync_relaxed = !durable;
-	return !durable || !st->sync_relaxed; /* never commit a durable group unsynced */
-}
-
-static void apply_group(struct store *st, struct store_op **ops, int n)
-{
-	struct applied ap[WRITER_BATCH];
-	memset(ap, 0, sizeof(struct applied) * (size_t)n);
-	bool ok = set_sync_for(st, ops, n) && exec_sql(st->wdb, "BEGIN IMMEDIATE") == SQLITE_OK;
-	for (int i = 0; ok && i < n; i++) {
-		struct store_op *op = ops[i];
-		op->rc = STORE_OK;
-		int rc = SQLITE_OK;
-		switch (op->kind) {
-		case STORE_OP_SUBMIT:
-			rc = apply_submit(st, op);
-			ap[i].runnable = true;
-			break;
-		case STORE_OP_CLAIM: rc = apply_claim(st, op, &ap[i].claim); break;
-		case STORE_OP_BATCH:
-			rc = apply_batch(st, op);
-			ap[i].runnable = true;
-			break;
-		case STORE_OP_CALLBACK: rc = apply_callback(st, op); break;
-		case STORE_OP_FINISH:
-			rc = apply_finish(st, op, &ap[i].changed, &ap[i].finished, &ap[i].batch_done);
-			ap[i].runnable = op->job->state == JOB_QUEUED || op->job->state == JOB_SCHEDULED;
-			break;
-		case STORE_OP_CANCEL: rc = apply_cancel(st, op, &ap[i].finished, &ap[i].batch_done); break;
-		case STORE_OP_RETRY: rc = apply_retry(st, op, &ap[i].runnable); break;
-		case STORE_OP_DELETE: rc = apply_delete(st, op); break;
-		case STORE_OP_PAUSE:
-			rc = apply_pause(st, op);
-			ap[i].runnable = !op->paused;
-			break;
-		case STORE_OP_PING: rc = apply_ping(st); break;
-		}
-		if (rc != SQLITE_OK) {
-			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
-			op->rc = STORE_UNAVAILABLE;
-			ap[i].changed = ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
-			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
-			 * transaction back: then nothing in the group holds. */
-			if (sqlite3_get_autocommit(st->wdb))
-				ok = false;
-		}
-	}
-	if (ok && exec_sql(st->wdb, "COMMIT") != SQLITE_OK)
-		ok = false;
-	if (ok) {
-		atomic_fetch_add(&st->commits, 1);
-		atomic_fetch_add(&st->committed_ops, (uint_fast64_t)n);
-	}
-	if (!ok && !sqlite3_get_autocommit(st->wdb))
-		exec_sql(st->wdb, "ROLLBACK");
-	complete_group(st, ops, ap, n, ok);
-}
-
-/* Deletes up to SWEEP_BATCH expired jobs in one short transaction and
- * sets the next sweep time: now again if the batch was full, else the
- * next expiry. */
-static void sweep(struct store *st)
-{
-	int64_t now = clock_now_ms(), next = 0;
+	struct sqlite_store *st = be;
 	sqlite3_stmt *a = st->wstmt[SQL_SWEEP_ATTEMPTS], *j = st->wstmt[SQL_SWEEP_JOBS];
 	sqlite3_bind_int64(a, 1, now);
 	sqlite3_bind_int64(j, 1, now);
 	int64_t unused = 0;
-	int deleted = 0;
-	bool ok = exec_sql(st->wdb, "BEGIN IMMEDIATE") == SQLITE_OK &&
+	bool ok = sqlite_exec(st->wdb, "BEGIN IMMEDIATE") == SQLITE_OK &&
 	          step_int64(a, &unused) == SQLITE_OK &&
 	          step_int64(j, &unused) == SQLITE_OK &&
-	          (deleted = sqlite3_changes(st->wdb), exec_sql(st->wdb, "COMMIT") == SQLITE_OK);
+	          (*deleted = sqlite3_changes(st->wdb), sqlite_exec(st->wdb, "COMMIT") == SQLITE_OK);
 	if (!ok) {
 		if (!sqlite3_get_autocommit(st->wdb))
-			exec_sql(st->wdb, "ROLLBACK");
-		st->next_sweep = now + 1000; /* try again in a second */
-		return;
+			sqlite_exec(st->wdb, "ROLLBACK");
+		return SQLITE_ERROR;
 	}
-	if (deleted > 0)
-		log_debug("retention: deleted %d finished job(s)", deleted);
-	if (deleted >= SWEEP_BATCH)
-		st->next_sweep = now;
-	else if (step_int64(st->wstmt[SQL_NEXT_EXPIRY], &next) == SQLITE_OK)
-		st->next_sweep = next ? next : INT64_MAX;
-	else
-		st->next_sweep = now + 1000;
-}
-
-/* Waits for ops or the next sweep, whichever comes first. Caller holds
- * st->mu. The sweep time is on the wall clock (expiry is a timestamp);
- * waits are at most a minute so a clock jump cannot stall it long. */
-static void writer_wait(struct store *st)
-{
-	int64_t wait_ms = st->next_sweep == INT64_MAX ? 60000 : st->next_sweep - clock_now_ms();
-	if (wait_ms > 60000)
-		wait_ms = 60000;
-	if (wait_ms > 0)
-		clock_cond_wait_until(&st->cv, &st->mu, clock_mono_ms() + wait_ms);
-}
-
-static void *writer_main(void *arg)
-{
-	struct store *st = arg;
-	struct store_op *ops[WRITER_BATCH];
-	for (;;) {
-		pthread_mutex_lock(&st->mu);
-		while (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)
-			writer_wait(st);
-		if (!st->head && !st->stopping) {
-			pthread_mutex_unlock(&st->mu);
-			sweep(st);
-			continue;
-		}
-		if (!st->head) {
-			pthread_mutex_unlock(&st->mu);
-			break;
-		}
-		int n = 0;
-		while (st->head && n < WRITER_BATCH) {
-			ops[n++] = st->head;
-			st->head = st->head->next;
-		}
-		if (!st->head)
-			st->tail = NULL;
-		pthread_mutex_unlock(&st->mu);
-		apply_group(st, ops, n);
-		if (clock_now_ms() >= st->next_sweep)
-			sweep(st);
+	if (*deleted >= SWEEP_BATCH) {
+		*next = now;
+		return SQLITE_OK;
 	}
-	return NULL;
-}
-
-void store_post(struct store *st, struct store_op *op)
-{
-	op->next = NULL;
-	pthread_mutex_lock(&st->mu);
-	if (st->tail)
-		st->tail->next = op;
-	else
-		st->head = op;
-	st->tail = op;
-	pthread_cond_signal(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-}
-
-struct sync_wait {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-};
-
-static void sync_done(struct store_op *op)
-{
-	struct sync_wait *w = op->sync;
-	pthread_mutex_lock(&w->mu);
-	w->done = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-enum store_rc store_run(struct store *st, struct store_op *op)
-{
-	struct sync_wait w = {.done = false};
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	op->done = sync_done;
-	op->sync = &w;
-	store_post(st, op);
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
-	op->sync = NULL;
-	return op->rc;
+	return step_int64(st->wstmt[SQL_NEXT_EXPIRY], next);
 }
 
 /* ---- open and close ------------------------------------------------- */
 
-static int take_lock(struct store *st, char *err, size_t errlen)
+static int take_lock(struct sqlite_store *st, char *err, size_t errlen)
 {
 	char lock_path[4096];
 	snprintf(lock_path, sizeof lock_path, "%s.lock", st->path);
@@ -1313,25 +898,27 @@ static int take_lock(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-static int open_writer(struct store *st, const struct store_options *opts)
+static int open_writer(struct sqlite_store *st, const struct store_options *opts)
 {
 	if (open_conn(st->path, &st->wdb) != SQLITE_OK)
 		return -1;
-	st->sync_pragma = opts->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-	if (exec_sql(st->wdb, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
-	    exec_sql(st->wdb, st->sync_pragma) != SQLITE_OK ||
-	    exec_sql(st->wdb, "PRAGMA journal_size_limit = 67108864") != SQLITE_OK ||
+	st->sync_pragma = opts->durability == STORE_DURABLE_CRASH ? "PRAGMA synchronous = NORMAL"
+	                                                          : "PRAGMA synchronous = FULL";
+	if (sqlite_exec(st->wdb, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
+	    sqlite_exec(st->wdb, st->sync_pragma) != SQLITE_OK ||
+	    sqlite_exec(st->wdb, "PRAGMA journal_size_limit = 67108864") != SQLITE_OK ||
 	    /* A group (a 10,000-job batch, or a thousand submits) dirties
 	     * thousands of pages; with the default 2 MiB cache SQLite spills
 	     * them to the WAL mid-transaction and writes many pages several
 	     * times over. 64 MiB keeps a whole group in memory. */
-	    exec_sql(st->wdb, "PRAGMA cache_size = -65536") != SQLITE_OK ||
-	    /* Inside a group every INSERT or UPDATE that may fail alone (a
-	     * UNIQUE id, the count triggers) keeps a statement journal: the
-	     * old copy of every page it touches. In a temp file that was two
-	     * write() calls per page, 20,000 for a 1,000-job batch. */
-	    exec_sql(st->wdb, "PRAGMA temp_store = MEMORY") != SQLITE_OK ||
-	    migrate(st->wdb) != 0)
+	    sqlite_exec(st->wdb, "PRAGMA cache_size = -65536") != SQLITE_OK ||
+	    /* Inside a group every op keeps a savepoint, and every INSERT or
+	     * UPDATE that may fail alone (a UNIQUE id, the count triggers) a
+	     * statement journal: the old copy of every page it touches. In a
+	     * temp file that was two write() calls per page, 20,000 for a
+	     * 1,000-job batch. */
+	    sqlite_exec(st->wdb, "PRAGMA temp_store = MEMORY") != SQLITE_OK ||
+	    sqlite_schema_migrate(st->wdb) != 0)
 		return -1;
 	for (int i = 0; i < SQL_COUNT; i++)
 		if (prepare(st->wdb, writer_sql[i], &st->wstmt[i]) != SQLITE_OK)
@@ -1339,60 +926,97 @@ static int open_writer(struct store *st, const struct store_options *opts)
 	return 0;
 }
 
+/* Runs one recovery statement; *changed gets the rows it changed itself
+ * (sqlite3_changes: rows written by the count triggers are not counted). */
+static int recover_step(struct sqlite_store *st, const char *sql, int64_t now, int *changed)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->wdb, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		for (int i = 1; i <= sqlite3_bind_parameter_count(s); i++)
+			sqlite3_bind_int64(s, i, now);
+		rc = sqlite3_step(s);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc != SQLITE_OK)
+		log_error("recovery: %s: %s", sqlite3_errmsg(st->wdb), sql);
+	else if (changed)
+		*changed = sqlite3_changes(st->wdb);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 /* Jobs left running belong to a process that died (we hold the lock, so
  * no other jobqd runs them). Their attempt is recorded as interrupted; the
  * attempt was counted when they were claimed, so a job that crashes jobqd
  * every time ends failed after max_attempts runs instead of looping. */
-static int recover(struct store *st)
+static int recover(struct sqlite_store *st)
 {
-	char sql[2048];
+	static const char *const steps[] = {
+		"INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
+		"  SELECT seq, attempts, started_at, ?1, 'interrupted', 'jobqd stopped while the job ran'"
+		"  FROM jobs WHERE state = " S_RUNNING,
+		"UPDATE jobs SET state = " S_FAILED ", finished_at = ?1, expires_at = " EXPIRES("?1") ","
+		CALLBACK_DUE("?1") ","
+		"  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
+		"  WHERE state = " S_RUNNING " AND attempts >= max_attempts",
+		"UPDATE jobs SET state = " S_QUEUED ", started_at = NULL WHERE state = " S_RUNNING,
+		"UPDATE batches SET finished_at = ?1,"
+		"  callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END,"
+		"  callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ?1 END"
+		"  WHERE finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
+		"    WHERE batch_id = batches.id AND state IN (" S_WAITING ") AND n > 0)",
+	};
 	int64_t now = clock_now_ms();
-	snprintf(sql, sizeof sql,
-	         "BEGIN IMMEDIATE;"
-	         "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
-	         "  SELECT seq, attempts, started_at, %lld, 'interrupted', 'jobqd stopped while the job ran'"
-	         "  FROM jobs WHERE state = 1;"
-	         "UPDATE jobs SET state = 3, finished_at = %lld, expires_at = " EXPIRES("%lld") ","
-	         CALLBACK_DUE("%lld") ","
-	         "  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
-	         "  WHERE state = 1 AND attempts >= max_attempts;"
-	         "UPDATE jobs SET state = 0, started_at = NULL WHERE state = 1;"
-	         "UPDATE batches SET finished_at = %lld,"
-	         "  callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 0 END,"
-	         "  callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE %lld END"
-	         "  WHERE finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
-	         "    WHERE batch_id = batches.id AND state IN (0, 1, 5) AND n > 0);"
-	         "COMMIT;",
-	         (long long)now, (long long)now, (long long)now, (long long)now, (long long)now,
-	         (long long)now);
-	int before = sqlite3_total_changes(st->wdb);
-	if (exec_sql(st->wdb, sql) != SQLITE_OK) {
-		exec_sql(st->wdb, "ROLLBACK");
+	int failed = 0, requeued = 0;
+	if (sqlite_exec(st->wdb, "BEGIN IMMEDIATE") != SQLITE_OK)
+		return -1;
+	if (recover_step(st, steps[0], now, NULL) != SQLITE_OK ||
+	    recover_step(st, steps[1], now, &failed) != SQLITE_OK ||
+	    recover_step(st, steps[2], now, &requeued) != SQLITE_OK ||
+	    recover_step(st, steps[3], now, NULL) != SQLITE_OK ||
+	    sqlite_exec(st->wdb, "COMMIT") != SQLITE_OK) {
+		sqlite_exec(st->wdb, "ROLLBACK");
 		return -1;
 	}
-	int n = (sqlite3_total_changes(st->wdb) - before) / 2;
-	if (n > 0)
-		log_warn("recovered %d job(s) left running by a previous process", n);
+	if (failed + requeued > 0)
+		log_warn("recovered %d job(s) left running by a previous process", failed + requeued);
 	return 0;
 }
 
-int store_open(const struct store_options *opts, const struct store_hooks *hooks,
-               struct store **out, char *err, size_t errlen)
+static void sqlite_close(void *be)
 {
-	struct store *st = calloc(1, sizeof *st);
+	struct sqlite_store *st = be;
+	if (!st)
+		return;
+	for (struct reader *r = st->all_readers, *next; r; r = next) {
+		next = r->all_next;
+		reader_close(r);
+	}
+	for (int i = 0; i < SQL_COUNT; i++)
+		sqlite3_finalize(st->wstmt[i]);
+	if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
+		log_error("closing the database: %s", sqlite3_errmsg(st->wdb));
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
+	pthread_cond_destroy(&st->readers_cv);
+	pthread_mutex_destroy(&st->readers_mu);
+	free(st->path);
+	free(st);
+}
+
+static int sqlite_open(const struct store_options *opts, void **out, char *err, size_t errlen)
+{
+	struct sqlite_store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	st->lock_fd = -1;
-	st->path = strdup(opts->path);
-	if (hooks)
-		st->hooks = *hooks;
-	pthread_mutex_init(&st->mu, NULL);
-	clock_cond_init(&st->cv);
+	st->max_readers = opts->readers > 0 ? opts->readers : DEFAULT_READERS;
 	pthread_mutex_init(&st->readers_mu, NULL);
-	st->next_sweep = 0; /* sweep once right after start */
-	if (!st->path) {
+	pthread_cond_init(&st->readers_cv, NULL);
+	if (!(st->path = strdup(opts->path))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1403,43 +1027,11 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		         st->wdb ? sqlite3_errmsg(st->wdb) : "open failed");
 		goto fail;
 	}
-	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
-		snprintf(err, errlen, "cannot start the store writer thread");
-		goto fail;
-	}
-	st->writer_started = true;
 	*out = st;
 	return 0;
 fail:
-	store_close(st);
+	sqlite_close(st);
 	return -1;
-}
-
-void store_close(struct store *st)
-{
-	if (!st)
-		return;
-	if (st->writer_started) {
-		pthread_mutex_lock(&st->mu);
-		st->stopping = true;
-		pthread_cond_signal(&st->cv);
-		pthread_mutex_unlock(&st->mu);
-		pthread_join(st->writer, NULL);
-	}
-	for (int i = 0; i < st->nreaders; i++)
-		reader_close(st->all_readers[i]);
-	for (int i = 0; i < SQL_COUNT; i++)
-		sqlite3_finalize(st->wstmt[i]);
-	if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
-		log_error("closing the database: %s", sqlite3_errmsg(st->wdb));
-	if (st->lock_fd >= 0)
-		close(st->lock_fd);
-	pthread_mutex_destroy(&st->readers_mu);
-	pthread_cond_destroy(&st->cv);
-	pthread_mutex_destroy(&st->mu);
-	free(st->ready);
-	free(st->path);
-	free(st);
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -1476,8 +1068,9 @@ static int read_history(struct reader *r, struct job *job)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
+static enum store_rc sqlite_get_job(void *be, const char *id, struct job **out)
 {
+	struct sqlite_store *st = be;
 	struct reader *r = reader_take(st);
 	if (!r)
 		return STORE_UNAVAILABLE;
@@ -1515,9 +1108,10 @@ static void list_sql(int variant, char *sql, size_t n)
 	         variant & LIST_BEFORE ? " AND seq < ?4" : "");
 }
 
-enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
+static enum store_rc sqlite_list_jobs(void *be, const struct store_filter *f,
                               struct job ***jobs, size_t *n, int64_t *next_seq)
 {
+	struct sqlite_store *st = be;
 	int limit = f->limit < 1 ? 1 : f->limit;
 	int variant = (f->has_state ? LIST_STATE : 0) | (f->queue ? LIST_QUEUE : 0) |
 	              (f->type ? LIST_TYPE : 0) | (f->before_seq > 0 ? LIST_BEFORE : 0);
@@ -1582,8 +1176,9 @@ out:
 
 /* ---- queues --------------------------------------------------------- */
 
-enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out)
+static enum store_rc sqlite_get_queue(void *be, const char *name, struct queue_info *out)
 {
+	struct sqlite_store *st = be;
 	memset(out, 0, sizeof *out);
 	snprintf(out->name, sizeof out->name, "%s", name);
 	struct reader *r = reader_take(st);
@@ -1616,8 +1211,9 @@ enum store_rc store_get_queue(struct store *st, const char *name, struct queue_i
 	return STORE_OK;
 }
 
-enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n)
+static enum store_rc sqlite_list_queue_names(void *be, char (**names)[JOB_NAME_MAX + 1], size_t *n)
 {
+	struct sqlite_store *st = be;
 	struct reader *r = reader_take(st);
 	if (!r)
 		return STORE_UNAVAILABLE;
@@ -1649,8 +1245,9 @@ enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_M
 
 /* ---- batches and callbacks ------------------------------------------ */
 
-enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out)
+static enum store_rc sqlite_get_batch(void *be, const char *id, struct batch_info *out)
 {
+	struct sqlite_store *st = be;
 	memset(out, 0, sizeof *out);
 	out->callback.state = DELIVERY_NONE;
 	snprintf(out->id, sizeof out->id, "%s", id);
@@ -1686,9 +1283,10 @@ enum store_rc store_get_batch(struct store *st, const char *id, struct batch_inf
 	return rc;
 }
 
-enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
+static enum store_rc sqlite_due_callbacks(void *be, int64_t now, struct due_callback *out, int max,
                                   int *n, int64_t *next)
 {
+	struct sqlite_store *st = be;
 	struct reader *r = reader_take(st);
 	if (!r)
 		return STORE_UNAVAILABLE;
@@ -1718,8 +1316,11 @@ enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_call
 
 /* ---- introspection for tests ----------------------------------------- */
 
-char *store_explain(struct store *st, const char *query)
+char *store_explain(struct store *store, const char *query)
 {
+	struct sqlite_store *st = store_backend_state(store, &store_sqlite_backend);
+	if (!st)
+		return NULL;
 	static const struct { const char *name; const char *sql; } named[] = {
 		{"claim", writer_sql[SQL_CLAIM]}, {"promote", writer_sql[SQL_PROMOTE]},
 		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},
@@ -1770,18 +1371,50 @@ char *store_explain(struct store *st, const char *query)
 	return plan;
 }
 
-void store_get_stats(struct store *st, struct store_stats *out)
+static int sqlite_version(void *be)
 {
-	out->commits = atomic_load(&st->commits);
-	out->ops = atomic_load(&st->committed_ops);
-}
-
-int store_schema_version(struct store *st)
-{
+	struct sqlite_store *st = be;
 	struct reader *r = reader_take(st);
 	if (!r)
 		return -1;
-	int v = user_version(r->db);
+	int v = sqlite_schema_version(r->db);
 	reader_give(st, r);
 	return v;
 }
+
+const struct store_backend store_sqlite_backend = {
+	.name = "sqlite",
+	.open = sqlite_open,
+	.close = sqlite_close,
+	.errstr = sqlite_errstr,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.in_transaction = sqlite_in_transaction,
+	.op_begin = sqlite_op_begin,
+	.op_end = sqlite_op_end,
+	.op_undo = sqlite_op_undo,
+	.apply = {
+		[STORE_OP_SUBMIT] = apply_submit,
+		[STORE_OP_BATCH] = apply_batch,
+		[STORE_OP_CALLBACK] = apply_callback,
+		[STORE_OP_FINISH] = apply_finish,
+		[STORE_OP_CANCEL] = apply_cancel,
+		[STORE_OP_RETRY] = apply_retry,
+		[STORE_OP_DELETE] = apply_delete,
+		[STORE_OP_PAUSE] = apply_pause,
+		[STORE_OP_PING] = apply_ping,
+	},
+	.promote = sqlite_promote,
+	.ready_queues = sqlite_ready_queues,
+	.claim = sqlite_claim,
+	.next_due = sqlite_next_due,
+	.sweep = sqlite_sweep,
+	.get_job = sqlite_get_job,
+	.list_jobs = sqlite_list_jobs,
+	.get_queue = sqlite_get_queue,
+	.list_queue_names = sqlite_list_queue_names,
+	.get_batch = sqlite_get_batch,
+	.due_callbacks = sqlite_due_callbacks,
+	.schema_version = sqlite_version,
+};

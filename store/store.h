@@ -9,7 +9,10 @@
  * the group is visible.
  *
  * Reads (store_get_job, store_list_jobs) may be called from any thread; each
- * call borrows a read-only connection from a pool. */
+ * call borrows a read-only connection from a pool.
+ *
+ * The writer (store/writer.c) is shared by every backend; a backend
+ * (store/sqlite.c) implements struct store_backend (store/backend.h). */
 #ifndef JOBQ_STORE_H
 #define JOBQ_STORE_H
 
@@ -53,41 +56,117 @@ struct store_hooks {
 	void (*batch_done)(void *arg, const char *batch_id);
 };
 
+/* How durable a commit is before an op's done() runs. */
+enum store_durability {
+	STORE_DURABLE_POWER_LOSS = 0, /* survives power loss (the default) */
+	STORE_DURABLE_CRASH,          /* survives a crash of jobqd, maybe not of the machine */
+};
+
 struct store_options {
-	const char *path;
-	bool sync_full;       /* synchronous=FULL (default) or NORMAL */
+	const char *backend;          /* "sqlite" (NULL: "sqlite") */
+	const char *path;             /* where the backend keeps its data */
+	enum store_durability durability;
+	int readers;                  /* read connections at most, one per thread that
+	                               * may read at once (below 1: 64); more readers
+	                               * wait for one to come back */
 };
 
 enum store_op_kind {
-	/* in: job (borrowed). A job with an idem_key already stored with the
-	 * same idem_hash is not inserted: replayed is set and job->id becomes
-	 * the stored job's id; with another hash rc is STORE_CONFLICT. */
 	STORE_OP_SUBMIT,
-	/* in: jobs[njobs] (borrowed; their batch_id is set here), id (the
-	 * batch's), url (its callback or NULL): all or nothing. */
 	STORE_OP_BATCH,
-	/* The outcome of delivering a callback. in: id, is_batch, delivery
-	 * (DELIVERED, FAILED, or PENDING to try again at next_at), status, url
-	 * (the error text or NULL). */
 	STORE_OP_CALLBACK,
-	/* Promotes due scheduled jobs, then claims up to claim_max runnable
-	 * jobs from unpaused queues, sharing them round-robin among queues and
-	 * asking queue_room() how many each may start.
-	 * in: claim_max, claimed(), queue_room(); out: nclaimed, next_due, limited */
 	STORE_OP_CLAIM,
-	/* The outcome of an attempt. in: job (borrowed) with id, seq, queue,
-	 * attempts, state and the outcome fields:
-	 *   SUCCEEDED/FAILED/CANCELED: finished; the attempt is recorded
-	 *   SCHEDULED: retry at run_at; the attempt is recorded
-	 *   QUEUED: put back (shutdown); the attempt is neither recorded nor counted */
 	STORE_OP_FINISH,
-	STORE_OP_CANCEL,   /* in: id; out: found (queued and scheduled ones are now canceled) */
-	/* in: id; out: found (failed and canceled ones are now queued) and
-	 * job: the job as the retry left it (the caller frees it) */
+	STORE_OP_CANCEL,
 	STORE_OP_RETRY,
-	STORE_OP_DELETE,   /* in: id; out: found (finished ones are now deleted) */
-	STORE_OP_PAUSE,    /* in: queue, paused */
-	STORE_OP_PING,     /* a small real write: is the database writable? */
+	STORE_OP_DELETE,
+	STORE_OP_PAUSE,
+	STORE_OP_PING,     /* a small real write: is the database writable? no fields */
+	STORE_OP_KINDS
+};
+
+struct store_op;
+
+/* in: job (borrowed). A job with an idem_key already stored with the same
+ * idem_hash is not inserted: replayed is set and job->id becomes the
+ * stored job's id; with another hash rc is STORE_CONFLICT. */
+struct store_op_submit {
+	struct job *job;
+	bool replayed;                    /* out */
+};
+
+/* in: jobs[njobs] (borrowed; their batch_id is set here), id (the
+ * batch's), url (its callback or NULL): all or nothing. */
+struct store_op_batch {
+	char id[UUID_LEN + 1];
+	struct job **jobs;
+	int njobs;
+	const char *url;
+};
+
+/* The outcome of delivering a callback. in: id, is_batch, delivery
+ * (DELIVERED, FAILED, or PENDING to try again at next_at), status, error
+ * (its text or NULL). */
+struct store_op_callback {
+	char id[UUID_LEN + 1];
+	bool is_batch;
+	enum delivery_state delivery;
+	int status;
+	const char *error;
+	int64_t next_at;
+};
+
+/* Promotes due scheduled jobs, then claims up to max runnable jobs from
+ * unpaused queues, sharing them round-robin among queues and asking
+ * queue_room() how many each may start. */
+struct store_op_claim {
+	int max;
+	/* called on the writer thread after the commit, for each claimed
+	 * job, each queue's in run order (priority, then submission); takes
+	 * job */
+	void (*claimed)(struct store_op *op, struct job *job);
+	/* how many more jobs of queue may start now (INT_MAX: no limit);
+	 * called on the writer thread inside the transaction; NULL: no limit */
+	int (*queue_room)(struct store_op *op, const char *queue);
+	int nclaimed;                     /* out */
+	int64_t next_due;                 /* out: earliest scheduled run_at (unix ms), 0: none */
+	bool limited;                     /* out: a queue had runnable jobs but no room */
+};
+
+/* The outcome of an attempt. in: job (borrowed) with id, seq, queue,
+ * attempts, state and the outcome fields:
+ *   SUCCEEDED/FAILED/CANCELED: finished; the attempt is recorded
+ *   SCHEDULED: retry at run_at; the attempt is recorded
+ *   QUEUED: put back (shutdown); the attempt is neither recorded nor counted */
+struct store_op_finish {
+	struct job *job;
+	char batch_id[UUID_LEN + 1];      /* out: the job's batch, "" if none */
+};
+
+/* CANCEL, RETRY and DELETE name one job by id and say what it was. */
+#define STORE_OP_TARGET_FIELDS \
+	char id[UUID_LEN + 1];            /* in */ \
+	enum job_state found;             /* out: the state before */ \
+	char queue[JOB_NAME_MAX + 1];     /* out */ \
+	char batch_id[UUID_LEN + 1];      /* out: "" if none */ \
+	char type[JOB_NAME_MAX + 1];      /* out */
+
+/* CANCEL: queued and scheduled ones are now canceled. DELETE: finished
+ * ones are now deleted. */
+struct store_op_target {
+	STORE_OP_TARGET_FIELDS
+};
+
+/* Failed and canceled ones are now queued; job is the job as the retry
+ * left it (the caller frees it). */
+struct store_op_retry {
+	STORE_OP_TARGET_FIELDS
+	struct job *job;                  /* out */
+};
+
+struct store_op_pause {
+	char queue[JOB_NAME_MAX + 1];
+	bool paused;
 };
 
 struct store_op {
@@ -95,41 +174,31 @@ struct store_op {
 	enum store_rc rc;                 /* out */
 	void (*done)(struct store_op *op);
 	void *arg;                        /* for the caller */
-
-	struct job *job;                  /* SUBMIT, FINISH (borrowed); RETRY (out, owned by the caller) */
-	char id[UUID_LEN + 1];            /* CANCEL, RETRY, DELETE */
-	enum job_state found;             /* CANCEL, RETRY, DELETE: the state before */
-	char queue[JOB_NAME_MAX + 1];     /* PAUSE */
-	bool paused;                      /* PAUSE */
-	bool replayed;                    /* SUBMIT */
-	char batch_id[UUID_LEN + 1];      /* CANCEL, FINISH: the job's batch, "" if none (out) */
-	char type[JOB_NAME_MAX + 1];      /* CANCEL, RETRY, DELETE: the job's type (out) */
-	struct job **jobs;                /* BATCH */
-	int njobs;                        /* BATCH */
-	const char *url;                  /* BATCH: callback; CALLBACK: error text */
-	bool is_batch;                    /* CALLBACK */
-	enum delivery_state delivery;     /* CALLBACK */
-	int status;                       /* CALLBACK */
-	int64_t next_at;                  /* CALLBACK */
-	int claim_max;                    /* CLAIM */
-	/* CLAIM: called on the writer thread after the commit, for each
-	 * claimed job, each queue's in run order (priority, then submission);
-	 * takes job. */
-	void (*claimed)(struct store_op *op, struct job *job);
-	/* CLAIM: how many more jobs of queue may start now (INT_MAX: no
-	 * limit). Called on the writer thread inside the transaction. */
-	int (*queue_room)(struct store_op *op, const char *queue);
-	int nclaimed;                     /* CLAIM */
-	int64_t next_due;                 /* CLAIM: earliest scheduled run_at (unix ms), 0: none */
-	bool limited;                     /* CLAIM: a queue had runnable jobs but no room */
+	union {                           /* the one named by kind */
+		struct store_op_submit submit;
+		struct store_op_batch batch;
+		struct store_op_callback callback;
+		struct store_op_claim claim;
+		struct store_op_finish finish;
+		struct store_op_target cancel;
+		struct store_op_retry retry;
+		struct store_op_target del;
+		struct store_op_pause pause;
+	};
 
 	struct store_op *next;            /* writer queue, internal */
 	void *sync;                       /* store_run's wait, internal */
 };
 
-/* Opens (creating and migrating) the database, takes its lock file,
- * requeues jobs left running by a dead process, and starts the writer.
- * On failure returns -1 with a message in err. */
+/* The target of a CANCEL, RETRY or DELETE op (their fields begin alike). */
+static inline struct store_op_target *store_op_target(struct store_op *op)
+{
+	return &op->cancel;
+}
+
+/* Opens the backend named in opts (creating and migrating its database,
+ * taking its lock, requeueing jobs left running by a dead process) and
+ * starts the writer. On failure returns -1 with a message in err. */
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
                struct store **out, char *err, size_t errlen);
 
@@ -189,16 +258,6 @@ struct due_callback {
 };
 enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
                                   int *n, int64_t *next);
-
-/* The plan SQLite chose for a query the store runs, one detail per line
- * ("claim", "promote", "next_due", "sweep", "oldest_queued", "list_state",
- * "list_queue", "list_type", "list_all", the combined filters the dashboard
- * offers "list_state_queue", "list_state_type", "list_queue_type",
- * "list_state_queue_type", and first pages without a cursor
- * "list_first_page", "list_state_queue_first_page"); for tests that guard
- * the indexes.
- * The caller frees the string. */
-char *store_explain(struct store *st, const char *query);
 
 /* Writer counters since open: transactions committed and ops applied in
  * them. ops / commits is the mean group size. */

@@ -20,6 +20,7 @@
 #include "core/digest.h"
 #include "core/job.h"
 #include "core/uuid.h"
+#include "store/sqlite.h"
 #include "store/store.h"
 
 Suite *store_suite(void);
@@ -159,7 +160,7 @@ static void on_batch_done(void *arg, const char *batch_id)
 
 static struct store *open_store(struct recorder *rec)
 {
-	struct store_options opts = {.path = db_path, .sync_full = true};
+	struct store_options opts = {.path = db_path, .durability = STORE_DURABLE_POWER_LOSS};
 	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
 	                            .batch_done = on_batch_done};
 	char err[512] = "";
@@ -201,7 +202,7 @@ static struct job *submit(struct store *st, const char *type, const char *queue,
                           const char *payload)
 {
 	struct job *job = make_job(type, queue, priority, payload);
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_gt(job->seq, 0);
 	return job;
@@ -244,10 +245,10 @@ static void on_claimed(struct store_op *op, struct job *job)
 static int claim(struct store *st, int max, struct claimed *c)
 {
 	int before = c->n;
-	struct store_op op = {.kind = STORE_OP_CLAIM, .claim_max = max, .claimed = on_claimed, .arg = c};
+	struct store_op op = {.kind = STORE_OP_CLAIM, .claim.max = max, .claim.claimed = on_claimed, .arg = c};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_eq(op.nclaimed, c->n - before);
-	return op.nclaimed;
+	ck_assert_int_eq(op.claim.nclaimed, c->n - before);
+	return op.claim.nclaimed;
 }
 
 static void claimed_free(struct claimed *c)
@@ -260,16 +261,33 @@ static void claimed_free(struct claimed *c)
 /* Finishes job as it stands (state, attempts, outcome fields). */
 static enum store_rc finish(struct store *st, struct job *job)
 {
-	struct store_op op = {.kind = STORE_OP_FINISH, .job = job};
+	struct store_op op = {.kind = STORE_OP_FINISH, .finish.job = job};
 	return store_run(st, &op);
 }
 
-static struct store_op cancel(struct store *st, const char *id)
+/* What a CANCEL, RETRY or DELETE op reported. */
+struct target_reply {
+	enum store_rc rc;
+	STORE_OP_TARGET_FIELDS
+};
+
+static struct target_reply target_reply(const struct store_op *op)
 {
-	struct store_op op = {.kind = STORE_OP_CANCEL, .found = JOB_STATE_COUNT};
-	snprintf(op.id, sizeof op.id, "%s", id);
+	const struct store_op_target *t = &op->cancel;
+	struct target_reply r = {.rc = op->rc, .found = t->found};
+	memcpy(r.id, t->id, sizeof r.id);
+	memcpy(r.queue, t->queue, sizeof r.queue);
+	memcpy(r.batch_id, t->batch_id, sizeof r.batch_id);
+	memcpy(r.type, t->type, sizeof r.type);
+	return r;
+}
+
+static struct target_reply cancel(struct store *st, const char *id)
+{
+	struct store_op op = {.kind = STORE_OP_CANCEL, .cancel.found = JOB_STATE_COUNT};
+	snprintf(op.cancel.id, sizeof op.cancel.id, "%s", id);
 	store_run(st, &op);
-	return op;
+	return target_reply(&op);
 }
 
 static void list(struct store *st, const struct store_filter *f, struct job ***jobs, size_t *n,
@@ -321,36 +339,38 @@ static int room_of(struct store_op *op, const char *queue)
 static struct store_op claim_op(struct store *st, int max, struct room_claim *rc)
 {
 	int before = rc->got.n;
-	struct store_op op = {.kind = STORE_OP_CLAIM, .claim_max = max, .claimed = on_claimed,
-	                      .queue_room = rc->nroom ? room_of : NULL, .arg = rc, .next_due = -1};
+	struct store_op op = {.kind = STORE_OP_CLAIM, .claim.max = max, .claim.claimed = on_claimed,
+	                      .claim.queue_room = rc->nroom ? room_of : NULL, .arg = rc, .claim.next_due = -1};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_eq(op.nclaimed, rc->got.n - before);
+	ck_assert_int_eq(op.claim.nclaimed, rc->got.n - before);
 	return op;
 }
 
 /* Runs an op on one job id. A retry that took returns the job as it left
  * it: queued, with that id; it is checked and freed here. */
-static struct store_op id_op(struct store *st, enum store_op_kind kind, const char *id)
+static struct target_reply id_op(struct store *st, enum store_op_kind kind, const char *id)
 {
-	struct store_op op = {.kind = kind, .found = JOB_STATE_COUNT};
-	snprintf(op.id, sizeof op.id, "%s", id);
+	struct store_op op = {.kind = kind};
+	struct store_op_target *t = store_op_target(&op);
+	t->found = JOB_STATE_COUNT;
+	snprintf(t->id, sizeof t->id, "%s", id);
 	store_run(st, &op);
+	struct job *job = kind == STORE_OP_RETRY ? op.retry.job : NULL;
 	bool retried = kind == STORE_OP_RETRY && op.rc == STORE_OK &&
-	               (op.found == JOB_FAILED || op.found == JOB_CANCELED);
-	ck_assert_msg(retried == (op.job != NULL), "retry returned %s job", op.job ? "a" : "no");
-	if (op.job) {
-		ck_assert_str_eq(op.job->id, id);
-		ck_assert_int_eq(op.job->state, JOB_QUEUED);
-		job_free(op.job);
-		op.job = NULL;
+	               (t->found == JOB_FAILED || t->found == JOB_CANCELED);
+	ck_assert_msg(retried == (job != NULL), "retry returned %s job", job ? "a" : "no");
+	if (job) {
+		ck_assert_str_eq(job->id, id);
+		ck_assert_int_eq(job->state, JOB_QUEUED);
+		job_free(job);
 	}
-	return op;
+	return target_reply(&op);
 }
 
 static void pause_queue(struct store *st, const char *queue, bool paused)
 {
-	struct store_op op = {.kind = STORE_OP_PAUSE, .paused = paused};
-	snprintf(op.queue, sizeof op.queue, "%s", queue);
+	struct store_op op = {.kind = STORE_OP_PAUSE, .pause.paused = paused};
+	snprintf(op.pause.queue, sizeof op.pause.queue, "%s", queue);
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 }
 
@@ -468,7 +488,7 @@ END_TEST
 START_TEST(store_open_second_time_fails_while_in_use)
 {
 	struct store *st = open_store(NULL);
-	struct store_options opts = {.path = db_path, .sync_full = true};
+	struct store_options opts = {.path = db_path, .durability = STORE_DURABLE_POWER_LOSS};
 	struct store *second = NULL;
 	char err[512] = "";
 	ck_assert_int_eq(store_open(&opts, NULL, &second, err, sizeof err), -1);
@@ -487,7 +507,7 @@ START_TEST(store_open_in_missing_directory_fails)
 {
 	char path[sizeof test_dir + 32];
 	snprintf(path, sizeof path, "%s/no/such/dir/jobq.db", test_dir);
-	struct store_options opts = {.path = path, .sync_full = true};
+	struct store_options opts = {.path = path, .durability = STORE_DURABLE_POWER_LOSS};
 	struct store *st = NULL;
 	char err[512] = "";
 	ck_assert_int_eq(store_open(&opts, NULL, &st, err, sizeof err), -1);
@@ -643,7 +663,7 @@ START_TEST(store_get_job_returns_every_field)
 	struct store *st = open_store(NULL);
 	struct job *job = make_job("echo", "q1", 7, "{\"a\":[1,2]}");
 	job->created_at = 1700000000123;
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_gt(job->seq, 0);
 
@@ -699,7 +719,7 @@ START_TEST(store_submitted_hook_runs_after_commit)
 	struct store *st = open_store(&rec);
 	struct job *job = make_job("echo", "default", 0, NULL);
 	memcpy(rec.watch_id, job->id, sizeof rec.watch_id);
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_msg(wait_for_count(&rec.submitted, 1), "submitted called %d times",
 	              atomic_load(&rec.submitted));
@@ -994,7 +1014,7 @@ START_TEST(store_cancel_queued_job_cancels_it)
 	struct store *st = open_store(&rec);
 	struct job *sub = submit(st, "echo", "default", 0, NULL);
 	int64_t before = clock_now_ms();
-	struct store_op op = cancel(st, sub->id);
+	struct target_reply op = cancel(st, sub->id);
 	int64_t after = clock_now_ms();
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_QUEUED);
@@ -1029,7 +1049,7 @@ START_TEST(store_cancel_running_job_leaves_it_running)
 	struct job *sub = submit(st, "sleep", "default", 0, "{\"seconds\":5}");
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 1, &got), 1);
-	struct store_op op = cancel(st, sub->id);
+	struct target_reply op = cancel(st, sub->id);
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_RUNNING);
 	ck_assert_int_eq(atomic_load(&rec.finished), 0);
@@ -1057,7 +1077,7 @@ START_TEST(store_cancel_finished_job_reports_its_state)
 		got.jobs[0]->state = ends[i];
 		ck_assert_int_eq(finish(st, got.jobs[0]), STORE_OK);
 		int finished = atomic_load(&rec.finished);
-		struct store_op op = cancel(st, sub->id);
+		struct target_reply op = cancel(st, sub->id);
 		ck_assert_int_eq(op.rc, STORE_OK);
 		ck_assert_int_eq(op.found, ends[i]);
 		ck_assert_int_eq(state_of(st, sub->id), ends[i]);
@@ -1077,7 +1097,7 @@ START_TEST(store_cancel_unknown_id_is_not_found)
 	struct job *sub = submit(st, "echo", "default", 0, NULL);
 	char id[UUID_LEN + 1];
 	uuid_v7(id);
-	struct store_op op = cancel(st, id);
+	struct target_reply op = cancel(st, id);
 	ck_assert_int_eq(op.rc, STORE_NOT_FOUND);
 	ck_assert_int_eq(atomic_load(&rec.finished), 0);
 	ck_assert_int_eq(state_of(st, sub->id), JOB_QUEUED);
@@ -1139,11 +1159,11 @@ START_TEST(store_recovery_records_interrupted_attempts)
 {
 	struct store *st = open_store(NULL);
 	struct job *left = make_job("sleep", "default", 1, "{\"seconds\":5}");
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = left};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = left};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct job *last = make_job("sleep", "default", 0, "{\"seconds\":5}");
 	last->max_attempts = 1;
-	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = last};
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = last};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 2, &got), 2);
@@ -1236,12 +1256,12 @@ START_TEST(store_scheduled_job_is_claimed_only_when_due)
 	struct job *soon = make_job("echo", "default", 0, NULL);
 	soon->state = JOB_SCHEDULED;
 	soon->run_at = soon->created_at + 300;
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = soon};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = soon};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct job *later = make_job("echo", "default", 0, NULL);
 	later->state = JOB_SCHEDULED;
 	later->run_at = later->created_at + 3600000;
-	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = later};
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = later};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 
 	struct job *stored = get_job(st, soon->id);
@@ -1254,31 +1274,31 @@ START_TEST(store_scheduled_job_is_claimed_only_when_due)
 	struct room_claim rc = {.got = {.n = 0}};
 	op = claim_op(st, 4, &rc);
 	ck_assert_msg(clock_now_ms() < soon->run_at, "the claim took 300 ms: cannot tell");
-	ck_assert_int_eq(op.nclaimed, 0);
-	ck_assert_int_eq(op.next_due, soon->run_at);
-	ck_assert(!op.limited);
+	ck_assert_int_eq(op.claim.nclaimed, 0);
+	ck_assert_int_eq(op.claim.next_due, soon->run_at);
+	ck_assert(!op.claim.limited);
 	ck_assert_int_eq(state_of(st, soon->id), JOB_SCHEDULED);
 
 	sleep_past(soon->run_at);
 	op = claim_op(st, 4, &rc);
-	ck_assert_int_eq(op.nclaimed, 1);
+	ck_assert_int_eq(op.claim.nclaimed, 1);
 	ck_assert_str_eq(rc.got.jobs[0]->id, soon->id);
 	ck_assert_int_eq(rc.got.jobs[0]->state, JOB_RUNNING);
 	ck_assert_int_eq(rc.got.jobs[0]->attempts, 1);
 	ck_assert_int_eq(rc.got.jobs[0]->run_at, soon->run_at);
 	/* The other one is still waiting, and now the next due. */
-	ck_assert_int_eq(op.next_due, later->run_at);
+	ck_assert_int_eq(op.claim.next_due, later->run_at);
 	ck_assert_int_eq(state_of(st, later->id), JOB_SCHEDULED);
 	assert_counts(st, "default", 0, 1, 0, 0, 0, 1);
 
 	/* Canceling a scheduled job cancels it at once. */
-	struct store_op c = cancel(st, later->id);
+	struct target_reply c = cancel(st, later->id);
 	ck_assert_int_eq(c.rc, STORE_OK);
 	ck_assert_int_eq(c.found, JOB_SCHEDULED);
 	ck_assert_int_eq(state_of(st, later->id), JOB_CANCELED);
 	op = claim_op(st, 4, &rc);
-	ck_assert_int_eq(op.nclaimed, 0);
-	ck_assert_int_eq(op.next_due, 0);
+	ck_assert_int_eq(op.claim.nclaimed, 0);
+	ck_assert_int_eq(op.claim.next_due, 0);
 	assert_counts(st, "default", 0, 1, 0, 0, 1, 0);
 
 	claimed_free(&rc.got);
@@ -1300,8 +1320,8 @@ START_TEST(store_claim_shares_among_queues)
 
 	struct room_claim rc = {.got = {.n = 0}};
 	struct store_op op = claim_op(st, 3, &rc);
-	ck_assert_int_eq(op.nclaimed, 3);
-	ck_assert(!op.limited);
+	ck_assert_int_eq(op.claim.nclaimed, 3);
+	ck_assert(!op.claim.limited);
 	int per[3] = {0, 0, 0};
 	for (int i = 0; i < rc.got.n; i++)
 		for (int q = 0; q < 3; q++)
@@ -1313,13 +1333,13 @@ START_TEST(store_claim_shares_among_queues)
 	 * rest from c. */
 	rc = (struct room_claim){.got = {.n = 0}, .queue = {"a", "b"}, .room = {0, 1}, .nroom = 2};
 	op = claim_op(st, 10, &rc);
-	ck_assert(op.limited);
+	ck_assert(op.claim.limited);
 	memset(per, 0, sizeof per);
 	for (int i = 0; i < rc.got.n; i++)
 		for (int q = 0; q < 3; q++)
 			per[q] += strcmp(rc.got.jobs[i]->queue, names[q]) == 0;
 	ck_assert_msg(per[0] == 0 && per[1] == 1 && per[2] == 2, "claimed a:%d b:%d c:%d", per[0], per[1], per[2]);
-	ck_assert_int_eq(op.nclaimed, 3);
+	ck_assert_int_eq(op.claim.nclaimed, 3);
 	assert_counts(st, "a", 2, 1, 0, 0, 0, 0);
 	assert_counts(st, "b", 1, 2, 0, 0, 0, 0);
 	assert_counts(st, "c", 0, 3, 0, 0, 0, 0);
@@ -1328,8 +1348,8 @@ START_TEST(store_claim_shares_among_queues)
 	/* Jobs wait in a and b, but neither has room: nothing, and limited. */
 	rc = (struct room_claim){.got = {.n = 0}, .queue = {"a", "b"}, .room = {0, 0}, .nroom = 2};
 	op = claim_op(st, 10, &rc);
-	ck_assert_int_eq(op.nclaimed, 0);
-	ck_assert(op.limited);
+	ck_assert_int_eq(op.claim.nclaimed, 0);
+	ck_assert(op.claim.limited);
 	store_close(st);
 }
 END_TEST
@@ -1341,8 +1361,8 @@ START_TEST(store_claim_room_limits_a_queue_among_many_jobs)
 		job_free(submit(st, "echo", "b", 0, NULL));
 	struct room_claim rc = {.got = {.n = 0}, .queue = {"b"}, .room = {2}, .nroom = 1};
 	struct store_op op = claim_op(st, 5, &rc);
-	ck_assert_int_eq(op.nclaimed, 2);
-	ck_assert(op.limited);
+	ck_assert_int_eq(op.claim.nclaimed, 2);
+	ck_assert(op.claim.limited);
 	assert_counts(st, "b", 4, 2, 0, 0, 0, 0);
 	claimed_free(&rc.got);
 	store_close(st);
@@ -1363,7 +1383,7 @@ START_TEST(store_claim_serves_every_queue_in_turn)
 		char q[16];
 		snprintf(q, sizeof q, "q%03d", i % NQ);
 		jobs[i] = make_job("echo", q, 0, NULL);
-		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = jobs[i], .done = count_done_store, .arg = &done};
+		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = jobs[i], .done = count_done_store, .arg = &done};
 		store_post(st, &ops[i]);
 	}
 	ck_assert_msg(wait_for_count(&done, NQ * 2), "%d of %d submits done", atomic_load(&done), NQ * 2);
@@ -1484,7 +1504,7 @@ START_TEST(store_queue_counts_follow_every_change)
 	for (int i = 0; i < 3; i++) {
 		j[i] = make_job("echo", "q", 0, NULL);
 		j[i]->created_at = j[i]->run_at = run_ats[i];
-		struct store_op op = {.kind = STORE_OP_SUBMIT, .job = j[i]};
+		struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = j[i]};
 		ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	}
 	struct job *noise = submit(st, "echo", "other", 0, NULL);
@@ -1517,7 +1537,7 @@ START_TEST(store_queue_counts_follow_every_change)
 	struct job *sch = make_job("echo", "q", 0, NULL);
 	sch->state = JOB_SCHEDULED;
 	sch->run_at = sch->created_at + 3600000;
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = sch};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = sch};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	assert_counts(st, "q", 0, 0, 1, 1, 1, 1);
 	ck_assert_int_eq(queue_of(st, "q").oldest_queued_run_at, 0);
@@ -1558,7 +1578,7 @@ static struct job *submit_and_claim(struct store *st, int max_attempts, struct j
 {
 	struct job *job = make_job("fail", "default", 0, NULL);
 	job->max_attempts = max_attempts;
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 1, &got), 1);
@@ -1602,8 +1622,8 @@ START_TEST(store_finish_scheduled_waits_for_retry_and_records_attempt)
 
 	struct room_claim rc = {.got = {.n = 0}};
 	struct store_op op = claim_op(st, 1, &rc);
-	ck_assert_int_eq(op.nclaimed, 0);
-	ck_assert_int_eq(op.next_due, job->run_at);
+	ck_assert_int_eq(op.claim.nclaimed, 0);
+	ck_assert_int_eq(op.claim.next_due, job->run_at);
 	claimed_free(&rc.got);
 	job_free(job);
 	job_free(sub);
@@ -1737,7 +1757,7 @@ START_TEST(store_retry_requeues_a_failed_job)
 	int submitted = atomic_load(&rec.submitted);
 
 	int64_t before = clock_now_ms();
-	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	struct target_reply op = id_op(st, STORE_OP_RETRY, sub->id);
 	int64_t after = clock_now_ms();
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_FAILED);
@@ -1789,7 +1809,7 @@ START_TEST(store_retry_requeues_a_canceled_job)
 	struct store *st = open_store(NULL);
 	struct job *sub = submit(st, "echo", "default", 0, NULL);
 	ck_assert_int_eq(cancel(st, sub->id).found, JOB_QUEUED);
-	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	struct target_reply op = id_op(st, STORE_OP_RETRY, sub->id);
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_CANCELED);
 	struct job *stored = get_job(st, sub->id);
@@ -1815,7 +1835,7 @@ START_TEST(store_retry_of_other_states_changes_nothing)
 	job->result = strdup("[42]");
 	job->finished_at = clock_now_ms() - 5;
 	ck_assert_int_eq(finish(st, job), STORE_OK);
-	struct store_op op = id_op(st, STORE_OP_RETRY, sub->id);
+	struct target_reply op = id_op(st, STORE_OP_RETRY, sub->id);
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_SUCCEEDED);
 	struct job *stored = get_job(st, sub->id);
@@ -1844,7 +1864,7 @@ START_TEST(store_retry_of_other_states_changes_nothing)
 	struct job *sch = make_job("echo", "default", 0, NULL);
 	sch->state = JOB_SCHEDULED;
 	sch->run_at = sch->created_at + 3600000;
-	struct store_op sop = {.kind = STORE_OP_SUBMIT, .job = sch};
+	struct store_op sop = {.kind = STORE_OP_SUBMIT, .submit.job = sch};
 	ck_assert_int_eq(store_run(st, &sop), STORE_OK);
 	op = id_op(st, STORE_OP_RETRY, sch->id);
 	ck_assert_int_eq(op.found, JOB_SCHEDULED);
@@ -1880,7 +1900,7 @@ START_TEST(store_delete_removes_finished_job_and_history)
 		job->outcome = ends[i] == JOB_SUCCEEDED ? ATTEMPT_SUCCEEDED : ATTEMPT_FAILED;
 		ck_assert_int_eq(finish(st, job), STORE_OK);
 		ck_assert_int_eq(history_rows(sub->seq), 1);
-		struct store_op op = id_op(st, STORE_OP_DELETE, sub->id);
+		struct target_reply op = id_op(st, STORE_OP_DELETE, sub->id);
 		ck_assert_int_eq(op.rc, STORE_OK);
 		ck_assert_int_eq(op.found, ends[i]);
 		struct job *gone = NULL;
@@ -1908,7 +1928,7 @@ START_TEST(store_delete_of_unfinished_job_changes_nothing)
 	struct store *st = open_store(NULL);
 	struct job *sub = NULL;
 	struct job *job = submit_and_claim(st, 3, &sub);
-	struct store_op op = id_op(st, STORE_OP_DELETE, sub->id);
+	struct target_reply op = id_op(st, STORE_OP_DELETE, sub->id);
 	ck_assert_int_eq(op.rc, STORE_OK);
 	ck_assert_int_eq(op.found, JOB_RUNNING);
 	ck_assert_int_eq(state_of(st, sub->id), JOB_RUNNING);
@@ -1924,7 +1944,7 @@ START_TEST(store_delete_of_unfinished_job_changes_nothing)
 	struct job *sch = make_job("echo", "default", 0, NULL);
 	sch->state = JOB_SCHEDULED;
 	sch->run_at = sch->created_at + 3600000;
-	struct store_op sop = {.kind = STORE_OP_SUBMIT, .job = sch};
+	struct store_op sop = {.kind = STORE_OP_SUBMIT, .submit.job = sch};
 	ck_assert_int_eq(store_run(st, &sop), STORE_OK);
 	ck_assert_int_eq(id_op(st, STORE_OP_DELETE, sch->id).found, JOB_SCHEDULED);
 	ck_assert_int_eq(state_of(st, sch->id), JOB_SCHEDULED);
@@ -1964,11 +1984,11 @@ START_TEST(store_retention_sweep_deletes_expired_jobs)
 {
 	struct store *st = open_store(NULL);
 	struct job *keep = make_job("echo", "default", 0, NULL);
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = keep};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = keep};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct job *brief = make_job("echo", "default", 0, NULL);
 	brief->retention_s = 0.2;
-	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = brief};
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = brief};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 2, &got), 2);
@@ -2001,12 +2021,12 @@ START_TEST(store_retention_applies_to_canceled_and_not_to_retried_jobs)
 	/* Canceled while queued, retention 0: swept. */
 	struct job *gone = make_job("echo", "default", 0, NULL);
 	gone->retention_s = 0;
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = gone};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = gone};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	/* Failed, then retried before it expired: kept. */
 	struct job *retried = make_job("fail", "default", 0, NULL);
 	retried->retention_s = 0.1;
-	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = retried};
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = retried};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 1, &got), 1);
@@ -2024,7 +2044,7 @@ START_TEST(store_retention_applies_to_canceled_and_not_to_retried_jobs)
 	/* A sentinel that expires after the retried job would have. */
 	struct job *sentinel = make_job("echo", "default", 0, NULL);
 	sentinel->retention_s = 0.2;
-	op = (struct store_op){.kind = STORE_OP_SUBMIT, .job = sentinel};
+	op = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = sentinel};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_eq(cancel(st, sentinel->id).found, JOB_QUEUED);
 	struct job *g = strcmp(got.jobs[1]->id, gone->id) == 0 ? got.jobs[1] : got.jobs[2];
@@ -2362,7 +2382,7 @@ START_TEST(store_group_commit_completes_concurrent_posts)
 		char payload[32];
 		snprintf(payload, sizeof payload, "{\"i\":%d}", i);
 		g.jobs[i] = make_job("echo", i % 2 ? "odd" : "even", i % 7, payload);
-		g.ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = g.jobs[i],
+		g.ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = g.jobs[i],
 		                             .done = group_done, .arg = &g};
 	}
 	pthread_t th[GC_THREADS];
@@ -2449,7 +2469,7 @@ START_TEST(store_group_commit_puts_queued_submits_in_one_transaction)
 	atomic_init(&done, 0);
 	for (int i = 0; i < N; i++) {
 		jobs[i] = make_job("echo", "default", 0, "{}");
-		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .job = jobs[i], .done = count_done, .arg = &done};
+		ops[i] = (struct store_op){.kind = STORE_OP_SUBMIT, .submit.job = jobs[i], .done = count_done, .arg = &done};
 		store_post(st, &ops[i]);
 	}
 	pthread_mutex_lock(&g.mu);
@@ -2481,7 +2501,7 @@ START_TEST(store_list_jobs_treats_limit_below_one_as_one)
 	struct store *st = open_store(&rec);
 	for (int i = 0; i < 3; i++) {
 		struct job *job = make_job("echo", "default", 0, "{}");
-		struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+		struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 		ck_assert_int_eq(store_run(st, &op), STORE_OK);
 		job_free(job);
 	}
@@ -2616,7 +2636,7 @@ START_TEST(store_open_migrates_a_version_2_database)
 	k->idem_key = strdup("k");
 	snprintf(k->idem_hash, sizeof k->idem_hash, "%064d", 1);
 	k->callback.url = strdup("http://example.com/cb");
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = k};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = k};
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_gt(k->seq, 3);
 	struct job *stored = get_job(st, k->id);
@@ -2646,7 +2666,7 @@ static struct job *make_keyed_job(const char *key, const char *body)
 
 static struct store_op submit_op(struct store *st, struct job *job)
 {
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .job = job};
+	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
 	store_run(st, &op);
 	return op;
 }
@@ -2666,7 +2686,7 @@ START_TEST(store_submit_with_idempotency_key_inserts_once)
 	struct job *first = make_keyed_job("key-1", "{\"type\":\"echo\"}");
 	struct store_op op = submit_op(st, first);
 	ck_assert_int_eq(op.rc, STORE_OK);
-	ck_assert(!op.replayed);
+	ck_assert(!op.submit.replayed);
 	ck_assert_int_gt(first->seq, 0);
 	ck_assert_int_eq(rows_with_key("key-1"), 1);
 
@@ -2677,7 +2697,7 @@ START_TEST(store_submit_with_idempotency_key_inserts_once)
 	ck_assert_str_ne(fresh_id, first->id);
 	op = submit_op(st, again);
 	ck_assert_int_eq(op.rc, STORE_OK);
-	ck_assert(op.replayed);
+	ck_assert(op.submit.replayed);
 	ck_assert_str_eq(again->id, first->id);
 	struct job *gone = NULL;
 	ck_assert_int_eq(store_get_job(st, fresh_id, &gone), STORE_NOT_FOUND);
@@ -2690,7 +2710,7 @@ START_TEST(store_submit_with_idempotency_key_inserts_once)
 	memcpy(other_id, other->id, sizeof other_id);
 	op = submit_op(st, other);
 	ck_assert_int_eq(op.rc, STORE_CONFLICT);
-	ck_assert(!op.replayed);
+	ck_assert(!op.submit.replayed);
 	ck_assert_str_eq(other->id, other_id);
 	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 1);
 	assert_counts(st, "default", 1, 0, 0, 0, 0, 0);
@@ -2713,7 +2733,7 @@ START_TEST(store_idempotency_key_is_free_again_after_delete)
 	struct job *first = make_keyed_job("key-d", "{\"a\":1}");
 	ck_assert_int_eq(submit_op(st, first).rc, STORE_OK);
 	ck_assert_int_eq(cancel(st, first->id).found, JOB_QUEUED);
-	struct store_op del = id_op(st, STORE_OP_DELETE, first->id);
+	struct target_reply del = id_op(st, STORE_OP_DELETE, first->id);
 	ck_assert_int_eq(del.rc, STORE_OK);
 	ck_assert_int_eq(del.found, JOB_CANCELED);
 	ck_assert_int_eq(rows_with_key("key-d"), 0);
@@ -2722,7 +2742,7 @@ START_TEST(store_idempotency_key_is_free_again_after_delete)
 	struct job *second = make_keyed_job("key-d", "{\"a\":2}");
 	struct store_op op = submit_op(st, second);
 	ck_assert_int_eq(op.rc, STORE_OK);
-	ck_assert(!op.replayed);
+	ck_assert(!op.submit.replayed);
 	ck_assert_str_ne(second->id, first->id);
 	ck_assert_int_gt(second->seq, 0);
 	ck_assert_int_eq(state_of(st, second->id), JOB_QUEUED);
@@ -2745,7 +2765,7 @@ START_TEST(store_idempotency_keys_are_independent)
 	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
 		struct store_op op = submit_op(st, jobs[i]);
 		ck_assert_int_eq(op.rc, STORE_OK);
-		ck_assert(!op.replayed);
+		ck_assert(!op.submit.replayed);
 		ck_assert_int_gt(jobs[i]->seq, 0);
 	}
 	ck_assert_str_ne(a->id, b->id);
@@ -2754,7 +2774,7 @@ START_TEST(store_idempotency_keys_are_independent)
 	struct job *again = make_keyed_job("key-b", "{}");
 	struct store_op op = submit_op(st, again);
 	ck_assert_int_eq(op.rc, STORE_OK);
-	ck_assert(op.replayed);
+	ck_assert(op.submit.replayed);
 	ck_assert_str_eq(again->id, b->id);
 	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs"), 4);
 	for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
@@ -2766,11 +2786,11 @@ END_TEST
 
 /* ---- batches ------------------------------------------------------------ */
 
-/* Runs a BATCH op over jobs[n] with a fresh batch id (in op.id). */
+/* Runs a BATCH op over jobs[n] with a fresh batch id (in op.batch.id). */
 static struct store_op batch_op(struct store *st, struct job **jobs, int n, const char *url)
 {
-	struct store_op op = {.kind = STORE_OP_BATCH, .jobs = jobs, .njobs = n, .url = url};
-	uuid_v7(op.id);
+	struct store_op op = {.kind = STORE_OP_BATCH, .batch.jobs = jobs, .batch.njobs = n, .batch.url = url};
+	uuid_v7(op.batch.id);
 	store_run(st, &op);
 	return op;
 }
@@ -2812,10 +2832,10 @@ START_TEST(store_batch_inserts_every_job_with_its_batch_id)
 	int64_t after = clock_now_ms();
 	ck_assert_int_eq(op.rc, STORE_OK);
 	for (int i = 0; i < 3; i++) {
-		ck_assert_str_eq(jobs[i]->batch_id, op.id);
+		ck_assert_str_eq(jobs[i]->batch_id, op.batch.id);
 		ck_assert_int_gt(jobs[i]->seq, 0);
 		struct job *stored = get_job(st, jobs[i]->id);
-		ck_assert_str_eq(stored->batch_id, op.id);
+		ck_assert_str_eq(stored->batch_id, op.batch.id);
 		ck_assert_ptr_null(stored->callback.url);
 		job_free(stored);
 	}
@@ -2824,7 +2844,7 @@ START_TEST(store_batch_inserts_every_job_with_its_batch_id)
 	/* Keys belong to single submissions. */
 	ck_assert_int_eq(db_int("SELECT count(*) FROM jobs WHERE idem_key IS NOT NULL"), 0);
 
-	struct batch_info b = get_batch(st, op.id);
+	struct batch_info b = get_batch(st, op.batch.id);
 	ck_assert_int_eq(b.total, 3);
 	assert_batch_counts(&b, 2, 0, 0, 0, 0, 1);
 	ck_assert_int_ge(b.created_at, before);
@@ -2839,7 +2859,7 @@ START_TEST(store_batch_inserts_every_job_with_its_batch_id)
 	struct job *more[1] = {make_job("echo", "bq", 0, NULL)};
 	struct store_op op2 = batch_op(st, more, 1, "https://example.com/batch");
 	ck_assert_int_eq(op2.rc, STORE_OK);
-	b = get_batch(st, op2.id);
+	b = get_batch(st, op2.batch.id);
 	ck_assert_int_eq(b.total, 1);
 	ck_assert_str_eq(b.callback.url, "https://example.com/batch");
 	ck_assert_int_eq(b.callback.state, DELIVERY_NONE);
@@ -2886,12 +2906,12 @@ START_TEST(store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group)
 	                       make_job("echo", "bad", 0, NULL)};
 	memcpy(jobs[1]->id, jobs[0]->id, sizeof jobs[1]->id);
 	struct store_op ops[3] = {
-		{.kind = STORE_OP_SUBMIT, .job = x, .done = count_done, .arg = &done},
-		{.kind = STORE_OP_BATCH, .jobs = jobs, .njobs = 3, .url = "http://example.com/b",
+		{.kind = STORE_OP_SUBMIT, .submit.job = x, .done = count_done, .arg = &done},
+		{.kind = STORE_OP_BATCH, .batch.jobs = jobs, .batch.njobs = 3, .batch.url = "http://example.com/b",
 		 .done = count_done, .arg = &done},
-		{.kind = STORE_OP_SUBMIT, .job = y, .done = count_done, .arg = &done},
+		{.kind = STORE_OP_SUBMIT, .submit.job = y, .done = count_done, .arg = &done},
 	};
-	uuid_v7(ops[1].id);
+	uuid_v7(ops[1].batch.id);
 	for (int i = 0; i < 3; i++)
 		store_post(st, &ops[i]);
 	pthread_mutex_lock(&g.mu);
@@ -2905,7 +2925,7 @@ START_TEST(store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group)
 
 	ck_assert_int_ne(ops[1].rc, STORE_OK);
 	struct batch_info b;
-	ck_assert_int_eq(store_get_batch(st, ops[1].id, &b), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_get_batch(st, ops[1].batch.id, &b), STORE_NOT_FOUND);
 	for (int i = 0; i < 3; i++) {
 		struct job *gone = NULL;
 		ck_assert_msg(store_get_job(st, jobs[i]->id, &gone) == STORE_NOT_FOUND, "batch job %d was kept", i);
@@ -2933,7 +2953,7 @@ START_TEST(store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group)
 END_TEST
 
 /* Submits a batch of n plain jobs in queue "bq"; returns the op (batch id
- * in op.id). The jobs go to out[n] (caller frees). */
+ * in op.batch.id). The jobs go to out[n] (caller frees). */
 static struct store_op submit_batch(struct store *st, int n, const char *url, struct job **out)
 {
 	for (int i = 0; i < n; i++)
@@ -2962,10 +2982,10 @@ START_TEST(store_batch_done_when_its_last_job_ends)
 	struct store_op bop = submit_batch(st, 3, NULL, jobs);
 	struct claimed got = {.n = 0};
 	ck_assert_int_eq(claim(st, 2, &got), 2);
-	ck_assert_str_eq(got.jobs[0]->batch_id, bop.id);
+	ck_assert_str_eq(got.jobs[0]->batch_id, bop.batch.id);
 
 	end_job(st, got.jobs[0], JOB_SUCCEEDED);
-	struct batch_info b = get_batch(st, bop.id);
+	struct batch_info b = get_batch(st, bop.batch.id);
 	assert_batch_counts(&b, 1, 1, 1, 0, 0, 0);
 	ck_assert_int_eq(b.finished_at, 0);
 	delivery_clear(&b.callback);
@@ -2980,21 +3000,21 @@ START_TEST(store_batch_done_when_its_last_job_ends)
 	ck_assert_str_eq(again.jobs[0]->id, got.jobs[1]->id);
 	end_job(st, again.jobs[0], JOB_FAILED);
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 0);
-	b = get_batch(st, bop.id);
+	b = get_batch(st, bop.batch.id);
 	ck_assert_int_eq(b.finished_at, 0);
 	delivery_clear(&b.callback);
 
 	/* Canceling the last queued job ends the batch: the hook runs once,
 	 * before done(), with the batch id. */
 	int64_t before = clock_now_ms();
-	struct store_op cop = cancel(st, jobs[2]->id);
+	struct target_reply cop = cancel(st, jobs[2]->id);
 	int64_t after = clock_now_ms();
 	ck_assert_int_eq(cop.rc, STORE_OK);
 	ck_assert_int_eq(cop.found, JOB_QUEUED);
-	ck_assert_str_eq(cop.batch_id, bop.id);
+	ck_assert_str_eq(cop.batch_id, bop.batch.id);
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
-	ck_assert_str_eq(rec.batch_done_ids[0], bop.id);
-	b = get_batch(st, bop.id);
+	ck_assert_str_eq(rec.batch_done_ids[0], bop.batch.id);
+	b = get_batch(st, bop.batch.id);
 	assert_batch_counts(&b, 0, 0, 1, 1, 1, 0);
 	ck_assert_int_ge(b.finished_at, before);
 	ck_assert_int_le(b.finished_at, after);
@@ -3033,8 +3053,8 @@ START_TEST(store_batch_done_by_finishing_its_last_job)
 	end_job(st, got.jobs[0], JOB_SUCCEEDED);
 	int64_t after = clock_now_ms();
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
-	ck_assert_str_eq(rec.batch_done_ids[0], bop.id);
-	struct batch_info b = get_batch(st, bop.id);
+	ck_assert_str_eq(rec.batch_done_ids[0], bop.batch.id);
+	struct batch_info b = get_batch(st, bop.batch.id);
 	assert_batch_counts(&b, 0, 0, 1, 0, 0, 0);
 	ck_assert_int_ge(b.finished_at, before);
 	ck_assert_int_le(b.finished_at, after);
@@ -3059,14 +3079,14 @@ START_TEST(store_retry_in_a_done_batch_makes_it_not_done)
 	end_job(st, got.jobs[0], JOB_SUCCEEDED);
 	end_job(st, got.jobs[1], JOB_FAILED);
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
-	struct batch_info b = get_batch(st, bop.id);
+	struct batch_info b = get_batch(st, bop.batch.id);
 	ck_assert_int_gt(b.finished_at, 0);
 	delivery_clear(&b.callback);
 
-	struct store_op rop = id_op(st, STORE_OP_RETRY, got.jobs[1]->id);
+	struct target_reply rop = id_op(st, STORE_OP_RETRY, got.jobs[1]->id);
 	ck_assert_int_eq(rop.rc, STORE_OK);
 	ck_assert_int_eq(rop.found, JOB_FAILED);
-	b = get_batch(st, bop.id);
+	b = get_batch(st, bop.batch.id);
 	ck_assert_int_eq(b.finished_at, 0);
 	assert_batch_counts(&b, 1, 0, 1, 0, 0, 0);
 	delivery_clear(&b.callback);
@@ -3080,8 +3100,8 @@ START_TEST(store_retry_in_a_done_batch_makes_it_not_done)
 	ck_assert_int_eq(claim(st, 1, &again), 1);
 	end_job(st, again.jobs[0], JOB_SUCCEEDED);
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 2);
-	ck_assert_str_eq(rec.batch_done_ids[1], bop.id);
-	b = get_batch(st, bop.id);
+	ck_assert_str_eq(rec.batch_done_ids[1], bop.batch.id);
+	b = get_batch(st, bop.batch.id);
 	ck_assert_int_gt(b.finished_at, 0);
 	assert_batch_counts(&b, 0, 0, 2, 0, 0, 0);
 	delivery_clear(&b.callback);
@@ -3139,9 +3159,9 @@ static struct store_op record_callback(struct store *st, const char *id, bool is
                                        enum delivery_state state, int status, const char *error,
                                        int64_t next_at)
 {
-	struct store_op op = {.kind = STORE_OP_CALLBACK, .is_batch = is_batch, .delivery = state,
-	                      .status = status, .url = error, .next_at = next_at};
-	snprintf(op.id, sizeof op.id, "%s", id);
+	struct store_op op = {.kind = STORE_OP_CALLBACK, .callback = {.is_batch = is_batch, .delivery = state,
+	                      .status = status, .error = error, .next_at = next_at}};
+	snprintf(op.callback.id, sizeof op.callback.id, "%s", id);
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	return op;
 }
@@ -3340,17 +3360,17 @@ START_TEST(store_done_batch_with_callback_becomes_due)
 	run_to_end(st, jobs[0]->id, JOB_SUCCEEDED);
 	ck_assert_int_eq(atomic_load(&rec.batch_done), 1);
 
-	struct batch_info b = get_batch(st, bop.id);
+	struct batch_info b = get_batch(st, bop.batch.id);
 	ck_assert_int_eq(b.callback.state, DELIVERY_PENDING);
 	ck_assert_int_eq(b.callback.attempts, 0);
 	delivery_clear(&b.callback);
 	struct due_list due = due_at(st, clock_now_ms());
 	ck_assert_int_eq(due.n, 1);
-	ck_assert_str_eq(due.items[0].id, bop.id);
+	ck_assert_str_eq(due.items[0].id, bop.batch.id);
 	ck_assert(due.items[0].is_batch);
 
-	record_callback(st, bop.id, true, DELIVERY_DELIVERED, 204, NULL, 0);
-	b = get_batch(st, bop.id);
+	record_callback(st, bop.batch.id, true, DELIVERY_DELIVERED, 204, NULL, 0);
+	b = get_batch(st, bop.batch.id);
 	ck_assert_int_eq(b.callback.state, DELIVERY_DELIVERED);
 	ck_assert_int_eq(b.callback.attempts, 1);
 	ck_assert_int_eq(b.callback.last_status, 204);
@@ -3378,7 +3398,7 @@ START_TEST(store_due_callbacks_lists_jobs_and_batches)
 			ck_assert(!due.items[i].is_batch);
 			saw_job = true;
 		} else {
-			ck_assert_str_eq(due.items[i].id, bop.id);
+			ck_assert_str_eq(due.items[i].id, bop.batch.id);
 			ck_assert(due.items[i].is_batch);
 			saw_batch = true;
 		}
@@ -3387,9 +3407,9 @@ START_TEST(store_due_callbacks_lists_jobs_and_batches)
 	/* The earliest of a job's and a batch's retry times. */
 	int64_t now = clock_now_ms();
 	record_callback(st, job->id, false, DELIVERY_PENDING, 502, "HTTP 502", now + 5000);
-	record_callback(st, bop.id, true, DELIVERY_PENDING, 502, "HTTP 502", now + 3000);
+	record_callback(st, bop.batch.id, true, DELIVERY_PENDING, 502, "HTTP 502", now + 3000);
 	ck_assert_int_eq(due_at(st, now).next, now + 3000);
-	record_callback(st, bop.id, true, DELIVERY_DELIVERED, 200, NULL, 0);
+	record_callback(st, bop.batch.id, true, DELIVERY_DELIVERED, 200, NULL, 0);
 	ck_assert_int_eq(due_at(st, now).next, now + 5000);
 	job_free(job);
 	job_free(jobs[0]);
@@ -3435,7 +3455,7 @@ START_TEST(store_retry_in_a_done_batch_withdraws_its_pending_callback)
 	ck_assert(due.items[0].is_batch);
 
 	ck_assert_int_eq(id_op(st, STORE_OP_RETRY, jobs[0]->id).found, JOB_FAILED);
-	struct batch_info b = get_batch(st, bop.id);
+	struct batch_info b = get_batch(st, bop.batch.id);
 	enum delivery_state state = b.callback.state;
 	delivery_clear(&b.callback);
 	ck_assert_int_eq(b.finished_at, 0);

@@ -71,8 +71,8 @@ static void land(struct delivery_try *t)
 static void record_done(struct store_op *op)
 {
 	if (op->rc != STORE_OK)
-		log_warn("could not record a callback delivery for %s; it will be sent again", op->id);
-	free((char *)op->url);
+		log_warn("could not record a callback delivery for %s; it will be sent again", op->callback.id);
+	free((char *)op->callback.error);
 	land(op->arg);
 	free(op);
 }
@@ -100,12 +100,12 @@ static void post_done(void *arg, long status, const char *error)
 	else
 		snprintf(why, sizeof why, "HTTP %ld", status);
 	op->kind = STORE_OP_CALLBACK;
-	memcpy(op->id, t->id, sizeof op->id);
-	op->is_batch = t->is_batch;
-	op->status = (int)status;
-	op->url = ok ? NULL : strdup(why);
-	op->delivery = ok ? DELIVERY_DELIVERED : tries >= CALLBACK_MAX_TRIES ? DELIVERY_FAILED : DELIVERY_PENDING;
-	op->next_at = clock_now_ms() + callbacks_backoff_ms(tries);
+	memcpy(op->callback.id, t->id, sizeof op->callback.id);
+	op->callback.is_batch = t->is_batch;
+	op->callback.status = (int)status;
+	op->callback.error = ok ? NULL : strdup(why);
+	op->callback.delivery = ok ? DELIVERY_DELIVERED : tries >= CALLBACK_MAX_TRIES ? DELIVERY_FAILED : DELIVERY_PENDING;
+	op->callback.next_at = clock_now_ms() + callbacks_backoff_ms(tries);
 	op->done = record_done;
 	op->arg = t;
 	store_post(cb->store, op);

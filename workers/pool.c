@@ -155,24 +155,24 @@ static void *dispatcher_main(void *arg)
 		pthread_mutex_unlock(&pool->mu);
 
 		struct store_op op = {
-			.kind = STORE_OP_CLAIM, .claim_max = free_slots,
-			.claimed = on_claimed, .queue_room = queue_room, .arg = pool,
+			.kind = STORE_OP_CLAIM, .arg = pool,
+			.claim = {.max = free_slots, .claimed = on_claimed, .queue_room = queue_room},
 		};
 		enum store_rc rc = store_run(pool->store, &op);
 
 		pthread_mutex_lock(&pool->mu);
-		pool->assigned -= free_slots - op.nclaimed;
+		pool->assigned -= free_slots - op.claim.nclaimed;
 		if (rc != STORE_OK) {
 			log_warn("claiming jobs failed; will retry on the next submission or completion");
 			pool->backlog = true;
 			continue;
 		}
-		pool->next_due = op.next_due;
+		pool->next_due = op.claim.next_due;
 		/* Jobs may be waiting still: the claim came back full, a queue
 		 * hit its limit, or due jobs were promoted with no slot free. */
-		pool->backlog = (free_slots > 0 && op.nclaimed == free_slots) || op.limited ||
+		pool->backlog = (free_slots > 0 && op.claim.nclaimed == free_slots) || op.claim.limited ||
 		                (due && free_slots == 0);
-		pool->maybe_work |= free_slots > 0 && op.nclaimed == free_slots;
+		pool->maybe_work |= free_slots > 0 && op.claim.nclaimed == free_slots;
 	}
 	pthread_mutex_unlock(&pool->mu);
 	return NULL;
@@ -301,8 +301,8 @@ static void finish_done(struct store_op *op)
 {
 	if (op->rc != STORE_OK)
 		log_error("could not record the outcome of job %s; it will be requeued at the next start",
-		          op->job->id);
-	job_free(op->job);
+		          op->finish.job->id);
+	job_free(op->finish.job);
 	free(op);
 }
 
@@ -316,7 +316,7 @@ static void post_outcome(struct pool *pool, struct job *job)
 		return;
 	}
 	op->kind = STORE_OP_FINISH;
-	op->job = job;
+	op->finish.job = job;
 	op->done = finish_done;
 	store_post(pool->store, op);
 }

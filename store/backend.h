@@ -1,0 +1,104 @@
+/* What a store backend implements, for store/writer.c: a group transaction
+ * with an all-or-nothing scope per op, the write ops but the claim, the two
+ * primitives the writer builds its fair claim from, retention, and the
+ * reads. Only store/ includes this header.
+ *
+ * Every write function runs on the writer thread inside the group
+ * transaction and returns 0 or a backend error code (errstr() names it);
+ * the writer undoes the op's scope on an error. An op that finds its job
+ * missing sets op->rc = STORE_NOT_FOUND (or STORE_CONFLICT) and returns 0. */
+#ifndef JOBQ_STORE_BACKEND_H
+#define JOBQ_STORE_BACKEND_H
+
+#include "store/store.h"
+
+/* What an applied op changed; the writer turns it into hooks after the
+ * COMMIT, or drops it with the op's scope. */
+struct store_effects {
+	bool changed;                 /* FINISH: the job was running that attempt */
+	bool finished;                /* the job reached a terminal state */
+	bool batch_done;              /* ... and that finished its batch */
+	bool runnable;                /* jobs may have become runnable */
+	int64_t expires_at;           /* an expiry the op set (unix ms), 0: none */
+};
+
+/* A job a claim moved from scheduled to queued. */
+struct store_promoted {
+	char id[UUID_LEN + 1];
+	char queue[JOB_NAME_MAX + 1];
+	char type[JOB_NAME_MAX + 1];
+	int attempts;
+};
+
+typedef int (*store_apply_fn)(void *be, struct store_op *op, struct store_effects *fx);
+
+struct store_backend {
+	const char *name;
+
+	/* Connects, creates or migrates the schema, takes whatever makes this
+	 * process the only writer, and recovers jobs left running; -1 with a
+	 * message in err. close accepts NULL. */
+	int (*open)(const struct store_options *opts, void **be, char *err, size_t errlen);
+	void (*close)(void *be);
+	const char *(*errstr)(int rc);
+
+	/* The group transaction. durable false: the group holds only claims
+	 * and pings, which may be lost in a power cut (see writer.c).
+	 * in_transaction() is false once a failure ended the transaction on
+	 * its own: then nothing of the group holds. */
+	int (*begin)(void *be, bool durable);
+	int (*commit)(void *be);
+	void (*rollback)(void *be);
+	bool (*in_transaction)(void *be);
+
+	/* One op's scope inside the group: op_undo() takes back everything
+	 * since op_begin(); op_end() keeps it. */
+	int (*op_begin)(void *be);
+	int (*op_end)(void *be);
+	int (*op_undo)(void *be);
+
+	/* Every kind but STORE_OP_CLAIM, indexed by kind. */
+	store_apply_fn apply[STORE_OP_KINDS];
+
+	/* The claim's parts. promote: due scheduled jobs become queued
+	 * (appended to *out, *n, *cap; the writer frees). ready_queues: the
+	 * names of unpaused queues with runnable jobs, those after `after` in
+	 * name order first, then the rest; each() may stop the walk by
+	 * returning nonzero (that is returned). claim: up to n runnable jobs of
+	 * queue, in run order, become running with started_at now and their
+	 * attempt counted; appended to out[*got]. next_due: the earliest
+	 * run_at of a scheduled job, 0: none. */
+	int (*promote)(void *be, int64_t now, struct store_promoted **out, int *n, int *cap);
+	int (*ready_queues)(void *be, const char *after, int (*each)(void *arg, const char *queue), void *arg);
+	int (*claim)(void *be, const char *queue, int n, int64_t now, struct job **out, int *got);
+	int (*next_due)(void *be, int64_t *out);
+
+	/* Retention, in its own transaction, outside any group: deletes up to
+	 * a batch of jobs expired at now; *deleted how many, *next the next
+	 * expiry (0: none). */
+	int (*sweep)(void *be, int64_t now, int *deleted, int64_t *next);
+
+	/* Reads, from any thread (see store.h). */
+	enum store_rc (*get_job)(void *be, const char *id, struct job **out);
+	enum store_rc (*list_jobs)(void *be, const struct store_filter *f, struct job ***jobs, size_t *n,
+	                           int64_t *next_seq);
+	enum store_rc (*get_queue)(void *be, const char *name, struct queue_info *out);
+	enum store_rc (*list_queue_names)(void *be, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+	enum store_rc (*get_batch)(void *be, const char *id, struct batch_info *out);
+	enum store_rc (*due_callbacks)(void *be, int64_t now, struct due_callback *out, int max, int *n,
+	                               int64_t *next);
+	int (*schema_version)(void *be);
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+/* The backend state of st when its backend is `backend`, else NULL; for
+ * backend-only extras (store/sqlite.h). */
+void *store_backend_state(struct store *st, const struct store_backend *backend);
+
+/* The fault seam (store/fault.h): backends call it at each step of an op
+ * that may fail halfway; true means fail this step as out of memory.
+ * Writer thread only. */
+bool store_fault_hit(void);
+
+#endif

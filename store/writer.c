@@ -1,0 +1,588 @@
+/* The store writer, shared by every backend: the op queue, group commit,
+ * each op all or nothing, the fair claim, hooks in commit order, stats.
+ *
+ * DESIGN. One writer thread owns the backend's only write connection.
+ * Callers post ops to a mutex-guarded queue; the writer takes everything
+ * queued (up to WRITER_BATCH ops), applies it inside one transaction and
+ * commits: with a durable commit that is one fsync for the whole group,
+ * which is what makes durable submits fast under concurrency. Only after
+ * the commit returns does it complete the ops (done(), hooks), so a 201 is
+ * never sent for a job that is not on disk. Batches grow with load on
+ * their own; no linger timer is needed.
+ *
+ * Each op runs in its own scope (a savepoint): an op that fails halfway is
+ * undone alone and the rest of the group commits. If the transaction
+ * itself fails (disk full, I/O error), every op of the group fails.
+ *
+ * The claim is built here from two backend primitives, "which queues have
+ * runnable jobs" and "claim n from queue q": claim_max is shared among the
+ * ready queues round-robin, starting after the queue the last claim served
+ * last, so no queue starves however many there are.
+ *
+ * Retention: the writer asks the backend to delete expired jobs in short
+ * transactions of their own, between groups, sleeping until the next
+ * expiry when idle. */
+#include "store/backend.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#define WRITER_BATCH 1024
+
+struct ready_queue {
+	char name[JOB_NAME_MAX + 1];
+	int room;
+};
+
+struct store {
+	const struct store_backend *be;
+	void *impl;                       /* the backend's state */
+	struct store_hooks hooks;
+
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t mu;               /* guards head, tail, stopping */
+	pthread_cond_t cv;
+	struct store_op *head, *tail;
+	bool stopping;
+
+	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
+	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
+	struct ready_queue *ready;        /* writer only: scratch for claims */
+	size_t nready, ready_cap;
+	struct store_op *claiming;        /* writer only: the claim asking queue_room */
+
+	atomic_uint_fast64_t commits;     /* written by the writer only */
+	atomic_uint_fast64_t committed_ops;
+};
+
+static const struct store_backend *const backends[] = {&store_sqlite_backend};
+
+/* ---- the fault seam ---------------------------------------------------- */
+
+static atomic_int fault_kind = -1;    /* armed kind, -1: none */
+static atomic_int fault_step;
+static atomic_bool fault_fired;
+static int fault_current = -1;        /* writer only: the kind being applied */
+static int fault_count;               /* writer only: steps of the current op */
+
+void store_fault_arm(enum store_op_kind kind, int step)
+{
+	atomic_store(&fault_fired, false);
+	atomic_store(&fault_step, step);
+	atomic_store(&fault_kind, (int)kind);
+}
+
+bool store_fault_disarm(void)
+{
+	atomic_store(&fault_kind, -1);
+	return atomic_load(&fault_fired);
+}
+
+bool store_fault_hit(void)
+{
+	if (fault_current < 0 || atomic_load(&fault_kind) != fault_current)
+		return false;
+	if (++fault_count != atomic_load(&fault_step))
+		return false;
+	atomic_store(&fault_kind, -1);
+	atomic_store(&fault_fired, true);
+	return true;
+}
+
+/* ---- the claim --------------------------------------------------------- */
+
+/* Claimed (and promoted) jobs wait here until the COMMIT decides. */
+struct claim_scratch {
+	struct job **jobs;
+	int n;
+	struct store_promoted *promoted;
+	int npromoted, promoted_cap;
+};
+
+static void claim_scratch_free(struct claim_scratch *cs)
+{
+	for (int i = 0; i < cs->n; i++)
+		job_free(cs->jobs[i]);
+	free(cs->jobs);
+	free(cs->promoted);
+	memset(cs, 0, sizeof *cs);
+}
+
+/* ready_queues' each(): keeps queues with room, in turn order. */
+static int add_ready(void *arg, const char *queue)
+{
+	struct store *st = arg;
+	struct store_op *op = st->claiming;
+	if (st->nready == st->ready_cap) {
+		size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
+		struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
+		if (!grown)
+			return -1;
+		st->ready = grown;
+		st->ready_cap = cap;
+	}
+	struct ready_queue *r = &st->ready[st->nready];
+	snprintf(r->name, sizeof r->name, "%s", queue);
+	r->room = op->claim.queue_room ? op->claim.queue_room(op, r->name) : INT_MAX;
+	if (r->room > 0)
+		st->nready++;
+	else
+		op->claim.limited = true;
+	return 0;
+}
+
+/* Promote, then share claim.max among ready queues round-robin. */
+static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
+{
+	const struct store_backend *be = st->be;
+	struct store_op_claim *c = &op->claim;
+	int64_t now = clock_now_ms();
+	int rc = be->promote(st->impl, now, &cs->promoted, &cs->npromoted, &cs->promoted_cap);
+	if (rc != 0)
+		return rc;
+	if (c->max > 0) {
+		if (!(cs->jobs = calloc((size_t)c->max, sizeof *cs->jobs)))
+			return -1;
+		st->nready = 0;
+		st->claiming = op;
+		rc = be->ready_queues(st->impl, st->last_served, add_ready, st);
+		st->claiming = NULL;
+		if (rc != 0)
+			return rc;
+	}
+	int nq = (int)st->nready;
+	bool progress = true;
+	while (cs->n < c->max && progress) {
+		progress = false;
+		int left = c->max - cs->n;
+		int share = left / (nq ? nq : 1) > 0 ? left / (nq ? nq : 1) : 1;
+		for (int k = 0; k < nq && cs->n < c->max; k++) {
+			struct ready_queue *q = &st->ready[k];
+			int want = share < q->room ? share : q->room;
+			if (want > c->max - cs->n)
+				want = c->max - cs->n;
+			if (want <= 0)
+				continue;
+			int before = cs->n;
+			if ((rc = be->claim(st->impl, q->name, want, now, cs->jobs, &cs->n)) != 0)
+				return rc;
+			int got = cs->n - before;
+			if (got > 0)
+				memcpy(st->last_served, q->name, sizeof st->last_served);
+			if (q->room != INT_MAX)
+				q->room -= got;
+			if (got == want)
+				progress = true;   /* this queue may have more */
+			else
+				q->room = 0;       /* drained */
+			if (q->room == 0 && got == want)
+				c->limited = true;
+		}
+	}
+	return be->next_due(st->impl, &c->next_due);
+}
+
+/* ---- the group --------------------------------------------------------- */
+
+/* Per-op outcome of the group, kept until the COMMIT decides. */
+struct applied {
+	struct store_effects fx;
+	struct claim_scratch claim;
+};
+
+static void report(struct store *st, const char *id, const char *queue, const char *type,
+                   enum job_state state, int attempts)
+{
+	struct job_change c = {.id = id, .queue = queue, .type = type, .state = state, .attempts = attempts};
+	st->hooks.transition(st->hooks.arg, &c);
+}
+
+static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts,
+                       bool created)
+{
+	struct job_change c = {.id = job->id, .queue = job->queue, .type = job->type, .state = state,
+	                       .attempts = attempts, .created = created, .job = job};
+	st->hooks.transition(st->hooks.arg, &c);
+}
+
+/* Reports the state changes an op committed, in order. */
+static void report_changes(struct store *st, struct store_op *op, const struct applied *ap)
+{
+	if (!st->hooks.transition || op->rc != STORE_OK)
+		return;
+	switch (op->kind) {
+	case STORE_OP_SUBMIT:
+		if (!op->submit.replayed)
+			report_job(st, op->submit.job, op->submit.job->state, 0, true);
+		break;
+	case STORE_OP_BATCH:
+		for (int j = 0; j < op->batch.njobs; j++)
+			report_job(st, op->batch.jobs[j], op->batch.jobs[j]->state, 0, true);
+		break;
+	case STORE_OP_CLAIM:
+		for (int j = 0; j < ap->claim.npromoted; j++) {
+			const struct store_promoted *p = &ap->claim.promoted[j];
+			report(st, p->id, p->queue, p->type, JOB_QUEUED, p->attempts);
+		}
+		for (int j = 0; j < ap->claim.n; j++)
+			report_job(st, ap->claim.jobs[j], JOB_RUNNING, ap->claim.jobs[j]->attempts, false);
+		break;
+	case STORE_OP_FINISH: {
+		const struct job *job = op->finish.job;
+		if (ap->fx.changed)
+			report_job(st, job, job->state, job->state == JOB_QUEUED ? job->attempts - 1 : job->attempts,
+			           false);
+		break;
+	}
+	case STORE_OP_CANCEL:
+		if (ap->fx.finished)
+			report(st, op->cancel.id, op->cancel.queue, op->cancel.type, JOB_CANCELED, 0);
+		break;
+	case STORE_OP_RETRY:
+		if (op->retry.job)
+			report_job(st, op->retry.job, JOB_QUEUED, op->retry.job->attempts, false);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The batch an op's job belongs to, for hooks.batch_done. */
+static const char *batch_of(struct store_op *op)
+{
+	return op->kind == STORE_OP_FINISH ? op->finish.batch_id : store_op_target(op)->batch_id;
+}
+
+static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
+                           int n, bool committed)
+{
+	bool submitted = false;
+	for (int i = 0; i < n; i++) {
+		struct store_op *op = ops[i];
+		if (!committed)
+			op->rc = STORE_UNAVAILABLE;
+		report_changes(st, op, &ap[i]);
+		if (op->kind == STORE_OP_CLAIM) {
+			op->claim.nclaimed = op->rc == STORE_OK ? ap[i].claim.n : 0;
+			if (op->rc == STORE_OK) {
+				for (int j = 0; j < ap[i].claim.n; j++)
+					op->claim.claimed(op, ap[i].claim.jobs[j]);
+				ap[i].claim.n = 0;
+			}
+			claim_scratch_free(&ap[i].claim);
+		}
+		if (op->rc == STORE_OK && ap[i].fx.runnable)
+			submitted = true;
+		if (op->rc == STORE_OK && ap[i].fx.finished && st->hooks.finished) {
+			if (op->kind == STORE_OP_CANCEL)
+				st->hooks.finished(st->hooks.arg, op->cancel.id, op->cancel.queue);
+			else
+				st->hooks.finished(st->hooks.arg, op->finish.job->id, op->finish.job->queue);
+		}
+		if (op->rc == STORE_OK && ap[i].fx.batch_done && st->hooks.batch_done)
+			st->hooks.batch_done(st->hooks.arg, batch_of(op));
+		op->done(op);
+	}
+	if (submitted && st->hooks.submitted)
+		st->hooks.submitted(st->hooks.arg);
+}
+
+/* Whether a group needs a durable commit: only claims (and pings) do not.
+ * A claim lost in a crash leaves its jobs queued; one that survives is
+ * requeued by recovery; either way nothing acknowledged is lost. And the
+ * next durable commit makes every earlier one durable too (the log is
+ * written in order). Sparing those fsyncs takes one off every job's path
+ * from submit to finished. */
+static bool group_durable(struct store_op **ops, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ops[i]->kind != STORE_OP_CLAIM && ops[i]->kind != STORE_OP_PING)
+			return true;
+	return false;
+}
+
+/* Applies one op in its own scope; returns 0 or the backend's error. */
+static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
+{
+	const struct store_backend *be = st->be;
+	fault_current = (int)op->kind;
+	fault_count = 0;
+	int rc = be->op_begin(st->impl);
+	if (rc == 0) {
+		if (op->kind == STORE_OP_CLAIM)
+			rc = apply_claim(st, op, &ap->claim);
+		else
+			rc = be->apply[op->kind](st->impl, op, &ap->fx);
+	}
+	fault_current = -1;
+	if (rc == 0)
+		return be->op_end(st->impl);
+	if (be->in_transaction(st->impl) && be->op_undo(st->impl) != 0)
+		log_error("store: could not undo a failed op");
+	return rc;
+}
+
+static void apply_group(struct store *st, struct store_op **ops, int n)
+{
+	const struct store_backend *be = st->be;
+	struct applied ap[WRITER_BATCH];
+	memset(ap, 0, sizeof(struct applied) * (size_t)n);
+	bool ok = be->begin(st->impl, group_durable(ops, n)) == 0;
+	for (int i = 0; ok && i < n; i++) {
+		struct store_op *op = ops[i];
+		op->rc = STORE_OK;
+		if (op->kind == STORE_OP_SUBMIT || op->kind == STORE_OP_BATCH)
+			ap[i].fx.runnable = true;
+		else if (op->kind == STORE_OP_FINISH)
+			ap[i].fx.runnable = op->finish.job->state == JOB_QUEUED ||
+			                    op->finish.job->state == JOB_SCHEDULED;
+		else if (op->kind == STORE_OP_PAUSE)
+			ap[i].fx.runnable = !op->pause.paused;
+		int rc = apply_op(st, op, &ap[i]);
+		if (rc != 0) {
+			log_error("store op %d failed: %s", (int)op->kind, be->errstr(rc));
+			op->rc = STORE_UNAVAILABLE;
+			claim_scratch_free(&ap[i].claim);
+			memset(&ap[i].fx, 0, sizeof ap[i].fx);
+			if (op->kind == STORE_OP_RETRY) {
+				job_free(op->retry.job);
+				op->retry.job = NULL;
+			}
+			/* A failure that ended the transaction (disk full, I/O)
+			 * took the whole group with it. */
+			if (!be->in_transaction(st->impl))
+				ok = false;
+		} else if (ap[i].fx.expires_at && ap[i].fx.expires_at < st->next_sweep) {
+			st->next_sweep = ap[i].fx.expires_at;
+		}
+	}
+	if (ok && be->commit(st->impl) != 0)
+		ok = false;
+	if (ok) {
+		atomic_fetch_add(&st->commits, 1);
+		atomic_fetch_add(&st->committed_ops, (uint_fast64_t)n);
+	}
+	if (!ok && be->in_transaction(st->impl))
+		be->rollback(st->impl);
+	complete_group(st, ops, ap, n, ok);
+}
+
+/* Deletes a batch of expired jobs and sets the next sweep time: now again
+ * if there may be more, else the next expiry. */
+static void sweep(struct store *st)
+{
+	int64_t now = clock_now_ms(), next = 0;
+	int deleted = 0;
+	if (st->be->sweep(st->impl, now, &deleted, &next) != 0) {
+		st->next_sweep = now + 1000; /* try again in a second */
+		return;
+	}
+	if (deleted > 0)
+		log_debug("retention: deleted %d finished job(s)", deleted);
+	st->next_sweep = next ? next : INT64_MAX;
+}
+
+/* Waits for ops or the next sweep, whichever comes first. Caller holds
+ * st->mu. The sweep time is on the wall clock (expiry is a timestamp);
+ * waits are at most a minute so a clock jump cannot stall it long. */
+static void writer_wait(struct store *st)
+{
+	int64_t wait_ms = st->next_sweep == INT64_MAX ? 60000 : st->next_sweep - clock_now_ms();
+	if (wait_ms > 60000)
+		wait_ms = 60000;
+	if (wait_ms > 0)
+		clock_cond_wait_until(&st->cv, &st->mu, clock_mono_ms() + wait_ms);
+}
+
+static void *writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_op *ops[WRITER_BATCH];
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		while (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)
+			writer_wait(st);
+		if (!st->head && !st->stopping) {
+			pthread_mutex_unlock(&st->mu);
+			sweep(st);
+			continue;
+		}
+		if (!st->head) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		}
+		int n = 0;
+		while (st->head && n < WRITER_BATCH) {
+			ops[n++] = st->head;
+			st->head = st->head->next;
+		}
+		if (!st->head)
+			st->tail = NULL;
+		pthread_mutex_unlock(&st->mu);
+		apply_group(st, ops, n);
+		if (clock_now_ms() >= st->next_sweep)
+			sweep(st);
+	}
+	return NULL;
+}
+
+void store_post(struct store *st, struct store_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (st->tail)
+		st->tail->next = op;
+	else
+		st->head = op;
+	st->tail = op;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+struct sync_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+static void sync_done(struct store_op *op)
+{
+	struct sync_wait *w = op->sync;
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+enum store_rc store_run(struct store *st, struct store_op *op)
+{
+	struct sync_wait w = {.done = false};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	op->done = sync_done;
+	op->sync = &w;
+	store_post(st, op);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	op->sync = NULL;
+	return op->rc;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+int store_open(const struct store_options *opts, const struct store_hooks *hooks,
+               struct store **out, char *err, size_t errlen)
+{
+	const char *name = opts->backend ? opts->backend : "sqlite";
+	const struct store_backend *be = NULL;
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			be = backends[i];
+	if (!be) {
+		snprintf(err, errlen, "unknown store backend %s", name);
+		return -1;
+	}
+	struct store *st = calloc(1, sizeof *st);
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	st->be = be;
+	if (hooks)
+		st->hooks = *hooks;
+	pthread_mutex_init(&st->mu, NULL);
+	clock_cond_init(&st->cv);
+	st->next_sweep = 0; /* sweep once right after start */
+	if (be->open(opts, &st->impl, err, errlen) != 0)
+		goto fail;
+	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+		snprintf(err, errlen, "cannot start the store writer thread");
+		goto fail;
+	}
+	st->writer_started = true;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return -1;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->writer_started) {
+		pthread_mutex_lock(&st->mu);
+		st->stopping = true;
+		pthread_cond_signal(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->writer, NULL);
+	}
+	st->be->close(st->impl);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st->ready);
+	free(st);
+}
+
+void *store_backend_state(struct store *st, const struct store_backend *backend)
+{
+	return st->be == backend ? st->impl : NULL;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
+{
+	return st->be->get_job(st->impl, id, out);
+}
+
+enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
+                              struct job ***jobs, size_t *n, int64_t *next_seq)
+{
+	return st->be->list_jobs(st->impl, f, jobs, n, next_seq);
+}
+
+enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out)
+{
+	return st->be->get_queue(st->impl, name, out);
+}
+
+enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n)
+{
+	return st->be->list_queue_names(st->impl, names, n);
+}
+
+enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out)
+{
+	return st->be->get_batch(st->impl, id, out);
+}
+
+enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
+                                  int *n, int64_t *next)
+{
+	return st->be->due_callbacks(st->impl, now, out, max, n, next);
+}
+
+void store_get_stats(struct store *st, struct store_stats *out)
+{
+	out->commits = atomic_load(&st->commits);
+	out->ops = atomic_load(&st->committed_ops);
+}
+
+int store_schema_version(struct store *st)
+{
+	return st->be->schema_version(st->impl);
+}

@@ -11,7 +11,8 @@
 
 Suite *core_suite(void);
 Suite *server_suite(void);
-Suite *store_suite(void);
+Suite *store_contract_suite(const char *backend);
+Suite *store_sqlite_suite(void);
 
 int main(void)
 {
@@ -24,7 +25,11 @@ int main(void)
 	}
 	SRunner *sr = srunner_create(core_suite());
 	srunner_add_suite(sr, server_suite());
-	srunner_add_suite(sr, store_suite());
+	/* The store contract runs against the backend named in
+	 * JOBQ_TEST_BACKEND (default sqlite). */
+	const char *backend = getenv("JOBQ_TEST_BACKEND");
+	srunner_add_suite(sr, store_contract_suite(backend && *backend ? backend : "sqlite"));
+	srunner_add_suite(sr, store_sqlite_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -1,461 +1,33 @@
-/* Unit tests for the SQLite store, each on a real database file in a fresh
- * temp dir. The tcase's unchecked fixture (in the runner process) owns one
- * root dir and removes it whole, so a test that fails half-way through
- * (Check ends its child at once) still leaves nothing behind. */
+/* The store contract: what every backend must do, through store.h, run
+ * against the backend named by store_contract_suite's caller
+ * (JOBQ_TEST_BACKEND, default sqlite). Each test gets a fresh temp dir; the
+ * tcase's unchecked fixture (in the runner process) owns one root dir and
+ * removes it whole, so a test that fails half-way through (Check ends its
+ * child at once) still leaves nothing behind. SQLite-only tests (plans,
+ * migrations, the lock file) are in unit_store_sqlite.c. */
 #include <check.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/digest.h"
 #include "core/job.h"
+#include "core/log.h"
 #include "core/uuid.h"
-#include "store/sqlite.h"
+#include "store/fault.h"
 #include "store/store.h"
+#include "tests/store_test.h"
 
-Suite *store_suite(void);
-
-#define TEST_TIMEOUT_S 30
-#define POLL_LIMIT_MS 20000
-
-/* ---- temp dirs --------------------------------------------------------- */
-
-/* Each buffer has room for the one before it plus a suffix. */
-static char root_dir[1024];
-static char test_dir[sizeof root_dir + 16];
-static char db_path[sizeof test_dir + 16];
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void remove_tree(const char *dir)
-{
-	if (dir[0])
-		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void root_setup(void)
-{
-	const char *tmp = getenv("TMPDIR");
-	int n = snprintf(root_dir, sizeof root_dir, "%s/jobq-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (n < 0 || (size_t)n >= sizeof root_dir || !mkdtemp(root_dir)) {
-		perror("unit_store: mkdtemp");
-		abort();
-	}
-}
-
-static void root_teardown(void)
-{
-	remove_tree(root_dir);
-	root_dir[0] = '\0';
-}
-
-static void dir_setup(void)
-{
-	snprintf(test_dir, sizeof test_dir, "%s/t-XXXXXX", root_dir);
-	ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp %s failed", test_dir);
-	snprintf(db_path, sizeof db_path, "%s/jobq.db", test_dir);
-}
-
-static void dir_teardown(void)
-{
-	remove_tree(test_dir);
-	test_dir[0] = '\0';
-}
-
-/* ---- helpers ----------------------------------------------------------- */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
-
-static bool wait_for_count(atomic_int *v, int want)
-{
-	int64_t end = clock_mono_ms() + POLL_LIMIT_MS;
-	while (atomic_load(v) < want) {
-		if (clock_mono_ms() > end)
-			return false;
-		sleep_ms(1);
-	}
-	return atomic_load(v) == want;
-}
-
-/* Records the store hooks. finished ids are kept in call order. */
-struct recorder {
-	pthread_mutex_t mu;
-	atomic_int submitted;
-	atomic_int finished;
-	char finished_ids[16][UUID_LEN + 1];   /* mu */
-	/* When watch_id is set, submitted() reads it back through a reader
-	 * connection: it sees only what was committed. */
-	struct store *st;
-	char watch_id[UUID_LEN + 1];
-	atomic_int watch_seen;                 /* 1 found, -1 not found */
-	atomic_int batch_done;
-	char batch_done_ids[4][UUID_LEN + 1];  /* mu */
-};
-
-static void recorder_init(struct recorder *rec)
-{
-	memset(rec, 0, sizeof *rec);
-	pthread_mutex_init(&rec->mu, NULL);
-	atomic_init(&rec->submitted, 0);
-	atomic_init(&rec->finished, 0);
-	atomic_init(&rec->watch_seen, 0);
-	atomic_init(&rec->batch_done, 0);
-}
-
-static void on_submitted(void *arg)
-{
-	struct recorder *rec = arg;
-	if (rec->watch_id[0] && atomic_load(&rec->watch_seen) == 0) {
-		struct job *job = NULL;
-		enum store_rc rc = store_get_job(rec->st, rec->watch_id, &job);
-		atomic_store(&rec->watch_seen, rc == STORE_OK ? 1 : -1);
-		job_free(job);
-	}
-	atomic_fetch_add(&rec->submitted, 1);
-}
-
-static void on_finished(void *arg, const char *id, const char *queue)
-{
-	(void)queue;
-	struct recorder *rec = arg;
-	pthread_mutex_lock(&rec->mu);
-	int n = atomic_load(&rec->finished);
-	if (n < 16)
-		snprintf(rec->finished_ids[n], sizeof rec->finished_ids[n], "%s", id);
-	atomic_fetch_add(&rec->finished, 1);
-	pthread_mutex_unlock(&rec->mu);
-}
-
-static void on_batch_done(void *arg, const char *batch_id)
-{
-	struct recorder *rec = arg;
-	pthread_mutex_lock(&rec->mu);
-	int n = atomic_load(&rec->batch_done);
-	if (n < 4)
-		snprintf(rec->batch_done_ids[n], sizeof rec->batch_done_ids[n], "%s", batch_id);
-	atomic_fetch_add(&rec->batch_done, 1);
-	pthread_mutex_unlock(&rec->mu);
-}
-
-static struct store *open_store(struct recorder *rec)
-{
-	struct store_options opts = {.path = db_path, .durability = STORE_DURABLE_POWER_LOSS};
-	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
-	                            .batch_done = on_batch_done};
-	char err[512] = "";
-	struct store *st = NULL;
-	ck_assert_msg(store_open(&opts, rec ? &hooks : NULL, &st, err, sizeof err) == 0,
-	              "store_open %s: %s", db_path, err);
-	ck_assert_ptr_nonnull(st);
-	if (rec)
-		rec->st = st;
-	return st;
-}
-
-static struct job *make_job(const char *type, const char *queue, int priority, const char *payload)
-{
-	struct job *job = job_new();
-	ck_assert_ptr_nonnull(job);
-	uuid_v7(job->id);
-	snprintf(job->type, sizeof job->type, "%s", type);
-	snprintf(job->queue, sizeof job->queue, "%s", queue);
-	job->priority = priority;
-	job->state = JOB_QUEUED;
-	if (payload) {
-		job->payload = strdup(payload);
-		ck_assert_ptr_nonnull(job->payload);
-	}
-	job->created_at = clock_now_ms();
-	job->run_at = job->created_at;
-	/* What a submission gets from the server defaults. */
-	job->max_attempts = 3;
-	job->backoff_s = 1;
-	job->max_backoff_s = 300;
-	job->timeout_s = 3600;
-	job->retention_s = 604800;
-	return job;
-}
-
-/* Submits a new job and returns it (caller frees), seq filled in. */
-static struct job *submit(struct store *st, const char *type, const char *queue, int priority,
-                          const char *payload)
-{
-	struct job *job = make_job(type, queue, priority, payload);
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = job};
-	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_gt(job->seq, 0);
-	return job;
-}
-
-static struct job *get_job(struct store *st, const char *id)
-{
-	struct job *job = NULL;
-	ck_assert_int_eq(store_get_job(st, id, &job), STORE_OK);
-	ck_assert_ptr_nonnull(job);
-	ck_assert_str_eq(job->id, id);
-	return job;
-}
-
-static enum job_state state_of(struct store *st, const char *id)
-{
-	struct job *job = get_job(st, id);
-	enum job_state s = job->state;
-	job_free(job);
-	return s;
-}
-
-#define CLAIM_CAP 64
-
-struct claimed {
-	struct job *jobs[CLAIM_CAP];
-	int n;
-};
-
-static void on_claimed(struct store_op *op, struct job *job)
-{
-	struct claimed *c = op->arg;
-	if (c->n < CLAIM_CAP)
-		c->jobs[c->n++] = job;
-	else
-		job_free(job);
-}
-
-/* Claims up to max jobs into c (appending); returns nclaimed. */
-static int claim(struct store *st, int max, struct claimed *c)
-{
-	int before = c->n;
-	struct store_op op = {.kind = STORE_OP_CLAIM, .claim.max = max, .claim.claimed = on_claimed, .arg = c};
-	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_eq(op.claim.nclaimed, c->n - before);
-	return op.claim.nclaimed;
-}
-
-static void claimed_free(struct claimed *c)
-{
-	for (int i = 0; i < c->n; i++)
-		job_free(c->jobs[i]);
-	c->n = 0;
-}
-
-/* Finishes job as it stands (state, attempts, outcome fields). */
-static enum store_rc finish(struct store *st, struct job *job)
-{
-	struct store_op op = {.kind = STORE_OP_FINISH, .finish.job = job};
-	return store_run(st, &op);
-}
-
-/* What a CANCEL, RETRY or DELETE op reported. */
-struct target_reply {
-	enum store_rc rc;
-	STORE_OP_TARGET_FIELDS
-};
-
-static struct target_reply target_reply(const struct store_op *op)
-{
-	const struct store_op_target *t = &op->cancel;
-	struct target_reply r = {.rc = op->rc, .found = t->found};
-	memcpy(r.id, t->id, sizeof r.id);
-	memcpy(r.queue, t->queue, sizeof r.queue);
-	memcpy(r.batch_id, t->batch_id, sizeof r.batch_id);
-	memcpy(r.type, t->type, sizeof r.type);
-	return r;
-}
-
-static struct target_reply cancel(struct store *st, const char *id)
-{
-	struct store_op op = {.kind = STORE_OP_CANCEL, .cancel.found = JOB_STATE_COUNT};
-	snprintf(op.cancel.id, sizeof op.cancel.id, "%s", id);
-	store_run(st, &op);
-	return target_reply(&op);
-}
-
-static void list(struct store *st, const struct store_filter *f, struct job ***jobs, size_t *n,
-                 int64_t *next_seq)
-{
-	*jobs = NULL;
-	*n = 0;
-	*next_seq = -1;
-	ck_assert_int_eq(store_list_jobs(st, f, jobs, n, next_seq), STORE_OK);
-	ck_assert(*n == 0 || *jobs != NULL);
-}
-
-static void jobs_free(struct job **jobs, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		job_free(jobs[i]);
-	free(jobs);
-}
-
-static size_t count_listed(struct store *st, const struct store_filter *f)
-{
-	struct job **jobs;
-	size_t n;
-	int64_t next;
-	list(st, f, &jobs, &n, &next);
-	ck_assert_int_eq(next, 0);
-	jobs_free(jobs, n);
-	return n;
-}
-
-/* Claims with a queue_room() that answers from a table (queues not in it
- * have no limit); returns the op with nclaimed, next_due and limited. */
-struct room_claim {
-	struct claimed got;     /* first: on_claimed takes op->arg as this */
-	const char *queue[4];
-	int room[4];
-	int nroom;
-};
-
-static int room_of(struct store_op *op, const char *queue)
-{
-	struct room_claim *rc = op->arg;
-	for (int i = 0; i < rc->nroom; i++)
-		if (strcmp(rc->queue[i], queue) == 0)
-			return rc->room[i];
-	return INT_MAX;
-}
-
-static struct store_op claim_op(struct store *st, int max, struct room_claim *rc)
-{
-	int before = rc->got.n;
-	struct store_op op = {.kind = STORE_OP_CLAIM, .claim.max = max, .claim.claimed = on_claimed,
-	                      .claim.queue_room = rc->nroom ? room_of : NULL, .arg = rc, .claim.next_due = -1};
-	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_eq(op.claim.nclaimed, rc->got.n - before);
-	return op;
-}
-
-/* Runs an op on one job id. A retry that took returns the job as it left
- * it: queued, with that id; it is checked and freed here. */
-static struct target_reply id_op(struct store *st, enum store_op_kind kind, const char *id)
-{
-	struct store_op op = {.kind = kind};
-	struct store_op_target *t = store_op_target(&op);
-	t->found = JOB_STATE_COUNT;
-	snprintf(t->id, sizeof t->id, "%s", id);
-	store_run(st, &op);
-	struct job *job = kind == STORE_OP_RETRY ? op.retry.job : NULL;
-	bool retried = kind == STORE_OP_RETRY && op.rc == STORE_OK &&
-	               (t->found == JOB_FAILED || t->found == JOB_CANCELED);
-	ck_assert_msg(retried == (job != NULL), "retry returned %s job", job ? "a" : "no");
-	if (job) {
-		ck_assert_str_eq(job->id, id);
-		ck_assert_int_eq(job->state, JOB_QUEUED);
-		job_free(job);
-	}
-	return target_reply(&op);
-}
-
-static void pause_queue(struct store *st, const char *queue, bool paused)
-{
-	struct store_op op = {.kind = STORE_OP_PAUSE, .pause.paused = paused};
-	snprintf(op.pause.queue, sizeof op.pause.queue, "%s", queue);
-	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-}
-
-static struct queue_info queue_of(struct store *st, const char *name)
-{
-	struct queue_info q;
-	memset(&q, 0x5a, sizeof q);
-	ck_assert_int_eq(store_get_queue(st, name, &q), STORE_OK);
-	ck_assert_str_eq(q.name, name);
-	return q;
-}
-
-/* Fails unless queue's counts are exactly the given ones, in
- * enum job_state order: queued, running, succeeded, failed, canceled,
- * scheduled. */
-static void assert_counts(struct store *st, const char *queue, int64_t queued, int64_t running,
-                          int64_t succeeded, int64_t failed, int64_t canceled, int64_t scheduled)
-{
-	struct queue_info q = queue_of(st, queue);
-	const int64_t want[JOB_STATE_COUNT] = {queued, running, succeeded, failed, canceled, scheduled};
-	for (int s = 0; s < JOB_STATE_COUNT; s++)
-		ck_assert_msg(q.counts[s] == want[s], "queue %s: %s count %lld, want %lld", queue,
-		              job_state_name((enum job_state)s), (long long)q.counts[s], (long long)want[s]);
-}
-
-/* Runs one statement on its own connection to the test database. */
-static void db_exec(const char *sql)
-{
-	sqlite3 *db = NULL;
-	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
-	sqlite3_free(msg);
-	sqlite3_close(db);
-}
-
-/* The first column of the first row of sql, an integer. */
-static int64_t db_int(const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
-static int64_t history_rows(int64_t seq)
-{
-	char sql[128];
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM job_attempts WHERE job_seq = %lld", (long long)seq);
-	return db_int(sql);
-}
-
-static void count_done_store(struct store_op *op)
-{
-	atomic_fetch_add((atomic_int *)op->arg, 1);
-}
-
-/* Sleeps until the wall clock has passed ms. */
-static void sleep_past(int64_t ms)
-{
-	while (clock_now_ms() <= ms)
-		sleep_ms(1);
-}
+Suite *store_contract_suite(const char *backend);
 
 /* ---- open -------------------------------------------------------------- */
-
-START_TEST(store_open_creates_schema_version_3)
-{
-	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
-	store_close(st);
-	ck_assert_int_eq(access(db_path, F_OK), 0);
-
-	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
-	store_close(st);
-	store_close(NULL);
-}
-END_TEST
 
 START_TEST(store_reopen_keeps_jobs)
 {
@@ -485,24 +57,6 @@ START_TEST(store_reopen_keeps_jobs)
 }
 END_TEST
 
-START_TEST(store_open_second_time_fails_while_in_use)
-{
-	struct store *st = open_store(NULL);
-	struct store_options opts = {.path = db_path, .durability = STORE_DURABLE_POWER_LOSS};
-	struct store *second = NULL;
-	char err[512] = "";
-	ck_assert_int_eq(store_open(&opts, NULL, &second, err, sizeof err), -1);
-	ck_assert_ptr_null(second);
-	ck_assert_msg(strstr(err, "in use") != NULL, "err: %s", err);
-	store_close(st);
-
-	/* Closing releases the lock. */
-	err[0] = '\0';
-	ck_assert_msg(store_open(&opts, NULL, &second, err, sizeof err) == 0, "reopen: %s", err);
-	store_close(second);
-}
-END_TEST
-
 START_TEST(store_open_in_missing_directory_fails)
 {
 	char path[sizeof test_dir + 32];
@@ -523,136 +77,6 @@ START_TEST(store_ping_writes)
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	ck_assert_int_eq(store_run(st, &op), STORE_OK);
 	store_close(st);
-}
-END_TEST
-
-/* Schema version 1 exactly as jobqd 0.1 shipped it (migrations[0] in
- * store/sqlite.c). */
-static const char v1_schema[] =
-	"CREATE TABLE jobs ("
-	"  seq INTEGER PRIMARY KEY,"
-	"  id TEXT NOT NULL UNIQUE,"
-	"  type TEXT NOT NULL,"
-	"  queue TEXT NOT NULL,"
-	"  priority INTEGER NOT NULL DEFAULT 0,"
-	"  state INTEGER NOT NULL,"
-	"  payload TEXT,"
-	"  result TEXT,"
-	"  error TEXT,"
-	"  progress_percent REAL,"
-	"  progress_message TEXT,"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  created_at INTEGER NOT NULL,"
-	"  started_at INTEGER,"
-	"  finished_at INTEGER);"
-	"CREATE INDEX jobs_runnable ON jobs(priority DESC, seq) WHERE state = 0;"
-	"CREATE INDEX jobs_by_state ON jobs(state, seq);"
-	"CREATE INDEX jobs_by_queue ON jobs(queue, seq);"
-	"CREATE INDEX jobs_by_type ON jobs(type, seq);"
-	"CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
-	"PRAGMA user_version = 1;";
-
-#define V1_QUEUED "0190a1b2-c3d4-7e5f-8a6b-000000000001"
-#define V1_RUNNING "0190a1b2-c3d4-7e5f-8a6b-000000000002"
-#define V1_DONE "0190a1b2-c3d4-7e5f-8a6b-000000000003"
-
-START_TEST(store_open_migrates_a_version_1_database)
-{
-	int64_t now = clock_now_ms();
-	int64_t c1 = now - 60000, c2 = now - 50000, c3 = now - 40000;
-	db_exec("PRAGMA journal_mode = WAL");
-	db_exec(v1_schema);
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, attempts, created_at)"
-	         " VALUES (1, '" V1_QUEUED "', 'echo', 'default', 2, 0, '{\"n\":1}', 0, %lld);"
-	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, attempts, created_at, started_at)"
-	         " VALUES (2, '" V1_RUNNING "', 'sleep', 'default', 0, 1, '{\"seconds\":5}', 1, %lld, %lld);"
-	         "INSERT INTO jobs (seq, id, type, queue, priority, state, payload, result, progress_percent,"
-	         " progress_message, attempts, created_at, started_at, finished_at)"
-	         " VALUES (3, '" V1_DONE "', 'echo', 'old', 0, 2, '[1]', '[1]', 100, 'done', 1, %lld, %lld, %lld);",
-	         (long long)c1, (long long)c2, (long long)(c2 + 10), (long long)c3, (long long)(c3 + 10),
-	         (long long)(c3 + 20));
-	db_exec(sql);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 1);
-
-	int64_t before = clock_now_ms();
-	struct store *st = open_store(NULL);
-	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 3);
-
-	struct job *q = get_job(st, V1_QUEUED);
-	ck_assert_int_eq(q->seq, 1);
-	ck_assert_str_eq(q->type, "echo");
-	ck_assert_str_eq(q->queue, "default");
-	ck_assert_int_eq(q->priority, 2);
-	ck_assert_int_eq(q->state, JOB_QUEUED);
-	ck_assert_str_eq(q->payload, "{\"n\":1}");
-	ck_assert_int_eq(q->attempts, 0);
-	ck_assert_int_eq(q->created_at, c1);
-	ck_assert_int_eq(q->run_at, c1);
-	ck_assert_int_eq(q->max_attempts, 3);
-	ck_assert_double_eq(q->backoff_s, 1);
-	ck_assert_double_eq(q->max_backoff_s, 300);
-	ck_assert_double_eq(q->timeout_s, 3600);
-	ck_assert_double_eq(q->retention_s, 604800);
-	ck_assert(q->has_history);
-	ck_assert_int_eq(q->nhistory, 0);
-
-	/* Left running by the old process: recovered, its attempt recorded. */
-	struct job *r = get_job(st, V1_RUNNING);
-	ck_assert_int_eq(r->state, JOB_QUEUED);
-	ck_assert_int_eq(r->attempts, 1);
-	ck_assert_int_eq(r->started_at, 0);
-	ck_assert_int_eq(r->created_at, c2);
-	ck_assert_int_eq(r->run_at, c2);
-	ck_assert_int_eq(r->max_attempts, 3);
-	ck_assert_str_eq(r->payload, "{\"seconds\":5}");
-	ck_assert_int_eq(r->nhistory, 1);
-	ck_assert_int_eq(r->history[0].attempt, 1);
-	ck_assert_int_eq(r->history[0].outcome, ATTEMPT_INTERRUPTED);
-	ck_assert_int_eq(r->history[0].started_at, c2 + 10);
-	ck_assert_int_ge(r->history[0].finished_at, before);
-	ck_assert_int_le(r->history[0].finished_at, after);
-
-	struct job *d = get_job(st, V1_DONE);
-	ck_assert_int_eq(d->state, JOB_SUCCEEDED);
-	ck_assert_str_eq(d->queue, "old");
-	ck_assert_str_eq(d->result, "[1]");
-	ck_assert(d->has_progress);
-	ck_assert_double_eq(d->progress_percent, 100);
-	ck_assert_str_eq(d->progress_message, "done");
-	ck_assert_int_eq(d->attempts, 1);
-	ck_assert_int_eq(d->created_at, c3);
-	ck_assert_int_eq(d->run_at, c3);
-	ck_assert_int_eq(d->started_at, c3 + 10);
-	ck_assert_int_eq(d->finished_at, c3 + 20);
-	ck_assert_int_eq(d->nhistory, 0);
-
-	assert_counts(st, "default", 2, 0, 0, 0, 0, 0);
-	assert_counts(st, "old", 0, 0, 1, 0, 0, 0);
-	struct queue_info qi = queue_of(st, "default");
-	ck_assert(!qi.paused);
-	ck_assert_int_eq(qi.oldest_queued_run_at, c1);
-
-	/* The migrated rows run: priority first, the recovered job second. */
-	struct claimed got = {.n = 0};
-	ck_assert_int_eq(claim(st, 5, &got), 2);
-	ck_assert_str_eq(got.jobs[0]->id, V1_QUEUED);
-	ck_assert_str_eq(got.jobs[1]->id, V1_RUNNING);
-	ck_assert_int_eq(got.jobs[1]->attempts, 2);
-	assert_counts(st, "default", 0, 2, 0, 0, 0, 0);
-	/* New jobs continue the sequence. */
-	struct job *n = submit(st, "echo", "default", 0, NULL);
-	ck_assert_int_eq(n->seq, 4);
-
-	claimed_free(&got);
-	job_free(n);
-	job_free(q);
-	job_free(r);
-	job_free(d);
-	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
 }
 END_TEST
 
@@ -2236,106 +1660,6 @@ START_TEST(store_list_jobs_pages_visit_every_job_once)
 }
 END_TEST
 
-/* ---- query plans ------------------------------------------------------- */
-
-/* Fails when plan has a line that scans jobs without an index. */
-static void assert_no_bare_scan(const char *query, const char *plan)
-{
-	const char *line = plan;
-	while (*line) {
-		const char *eol = strchr(line, '\n');
-		size_t len = eol ? (size_t)(eol - line) : strlen(line);
-		char buf[512];
-		snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-		ck_assert_msg(!(strstr(buf, "SCAN jobs") && !strstr(buf, "USING")),
-		              "%s scans jobs without an index:\n%s", query, plan);
-		line += len + (eol ? 1 : 0);
-	}
-}
-
-static void assert_plan(struct store *st, const char *query, const char *index, bool sorted_by_index)
-{
-	char *plan = store_explain(st, query);
-	ck_assert_msg(plan != NULL, "no plan for %s", query);
-	ck_assert_msg(strstr(plan, index) != NULL, "%s does not use %s:\n%s", query, index, plan);
-	if (sorted_by_index)
-		ck_assert_msg(strstr(plan, "USE TEMP B-TREE") == NULL, "%s sorts in a temp b-tree:\n%s", query, plan);
-	assert_no_bare_scan(query, plan);
-	free(plan);
-}
-
-START_TEST(store_claim_plan_uses_runnable_index)
-{
-	struct store *st = open_store(NULL);
-	assert_plan(st, "claim", "jobs_ready", true);
-	store_close(st);
-}
-END_TEST
-
-START_TEST(store_list_plans_use_their_indexes)
-{
-	struct store *st = open_store(NULL);
-	/* Plans are the same on an empty and a filled table (no ANALYZE). */
-	for (int i = 0; i < 3; i++)
-		job_free(submit(st, "echo", "default", 0, NULL));
-	assert_plan(st, "list_state", "jobs_by_state", true);
-	assert_plan(st, "list_queue", "jobs_by_queue", true);
-	assert_plan(st, "list_type", "jobs_by_type", true);
-	assert_plan(st, "list_all", "PRIMARY KEY", true);
-	ck_assert_ptr_null(store_explain(st, "no_such_query"));
-	store_close(st);
-}
-END_TEST
-
-/* The dashboard combines the filters and pages with the cursor: each
- * combination walks one of the list indexes in seq order (no sort, no scan
- * of the table), so a page costs the same with millions of jobs. */
-START_TEST(store_combined_list_filters_use_an_index)
-{
-	static const char *const queries[] = {
-		"list_state_queue", "list_state_type", "list_queue_type", "list_state_queue_type",
-		"list_first_page", "list_state_queue_first_page",
-	};
-	struct store *st = open_store(NULL);
-	for (int i = 0; i < 3; i++)
-		job_free(submit(st, "echo", "default", 0, NULL));
-	for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
-		char *plan = store_explain(st, queries[i]);
-		ck_assert_msg(plan != NULL, "no plan for %s", queries[i]);
-		/* Unfiltered, the first page reads the newest rows off the end of
-		 * the table's own b-tree (seq is its key) and stops at the limit. */
-		if (strcmp(queries[i], "list_first_page") == 0)
-			ck_assert_msg(strcmp(plan, "SCAN jobs\n") == 0, "%s:\n%s", queries[i], plan);
-		else
-			ck_assert_msg(strstr(plan, "jobs_by_") || strstr(plan, "PRIMARY KEY"),
-			              "%s uses no list index:\n%s", queries[i], plan);
-		ck_assert_msg(strstr(plan, "USE TEMP B-TREE") == NULL, "%s sorts in a temp b-tree:\n%s",
-		              queries[i], plan);
-		if (strcmp(queries[i], "list_first_page") != 0)
-			assert_no_bare_scan(queries[i], plan);
-		free(plan);
-	}
-	store_close(st);
-}
-END_TEST
-
-static const struct { const char *query, *index; bool sorted_by_index; } new_plans[] = {
-	{"promote", "jobs_scheduled", false},
-	{"next_due", "jobs_scheduled", false},
-	{"sweep", "jobs_expiry", false},
-	{"oldest_queued", "jobs_queued_since", true},
-};
-
-START_TEST(store_new_query_plans_use_their_indexes)
-{
-	struct store *st = open_store(NULL);
-	for (int i = 0; i < 3; i++)
-		job_free(submit(st, "echo", "default", 0, NULL));
-	assert_plan(st, new_plans[_i].query, new_plans[_i].index, new_plans[_i].sorted_by_index);
-	store_close(st);
-}
-END_TEST
-
 /* ---- group commit ------------------------------------------------------ */
 
 enum { GC_THREADS = 8, GC_PER_THREAD = 25, GC_OPS = GC_THREADS * GC_PER_THREAD };
@@ -2514,140 +1838,6 @@ START_TEST(store_list_jobs_treats_limit_below_one_as_one)
 	ck_assert_int_gt(next, 0);
 	job_free(jobs[0]);
 	free(jobs);
-	store_close(st);
-}
-END_TEST
-
-/* ---- migration from version 2 ----------------------------------------- */
-
-/* Migration 2 exactly as jobqd shipped it (migrations[1] in
- * store/sqlite.c), applied on top of v1_schema. */
-static const char v2_upgrade[] =
-	"ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;"
-	"ALTER TABLE jobs ADD COLUMN backoff_s REAL NOT NULL DEFAULT 1;"
-	"ALTER TABLE jobs ADD COLUMN max_backoff_s REAL NOT NULL DEFAULT 300;"
-	"ALTER TABLE jobs ADD COLUMN timeout_s REAL NOT NULL DEFAULT 3600;"
-	"ALTER TABLE jobs ADD COLUMN retention_s REAL NOT NULL DEFAULT 604800;"
-	"ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE jobs ADD COLUMN expires_at INTEGER;"
-	"UPDATE jobs SET run_at = created_at;"
-	"UPDATE jobs SET expires_at = finished_at + 604800000 WHERE state IN (2, 3, 4);"
-	"DROP INDEX jobs_runnable;"
-	"CREATE INDEX jobs_ready ON jobs(queue, priority DESC, seq) WHERE state = 0;"
-	"CREATE INDEX jobs_queued_since ON jobs(queue, run_at) WHERE state = 0;"
-	"CREATE INDEX jobs_scheduled ON jobs(run_at) WHERE state = 5;"
-	"CREATE INDEX jobs_expiry ON jobs(expires_at) WHERE expires_at IS NOT NULL;"
-	"CREATE TABLE job_attempts ("
-	"  job_seq INTEGER NOT NULL,"
-	"  attempt INTEGER NOT NULL,"
-	"  started_at INTEGER,"
-	"  finished_at INTEGER,"
-	"  outcome TEXT NOT NULL,"
-	"  error TEXT,"
-	"  PRIMARY KEY (job_seq, attempt)) WITHOUT ROWID;"
-	"CREATE TABLE queues (name TEXT PRIMARY KEY, paused INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	"CREATE TABLE queue_counts ("
-	"  queue TEXT NOT NULL, state INTEGER NOT NULL, n INTEGER NOT NULL,"
-	"  PRIMARY KEY (queue, state)) WITHOUT ROWID;"
-	"INSERT INTO queue_counts SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;"
-	"CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN"
-	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
-	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-	"END;"
-	"CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN"
-	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
-	"END;"
-	"CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN"
-	"  UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;"
-	"  INSERT INTO queue_counts VALUES (NEW.queue, NEW.state, 1)"
-	"    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;"
-	"END;"
-	"PRAGMA user_version = 2;";
-
-#define V2_QUEUED "0190a1b2-c3d4-7e5f-8a6b-000000000011"
-#define V2_FAILED "0190a1b2-c3d4-7e5f-8a6b-000000000012"
-#define V2_SCHEDULED "0190a1b2-c3d4-7e5f-8a6b-000000000013"
-
-START_TEST(store_open_migrates_a_version_2_database)
-{
-	int64_t now = clock_now_ms();
-	db_exec("PRAGMA journal_mode = WAL");
-	db_exec(v1_schema);
-	db_exec(v2_upgrade);
-	char sql[1024];
-	snprintf(sql, sizeof sql,
-	         "INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at, run_at,"
-	         " max_attempts) VALUES ('" V2_QUEUED "', 'echo', 'default', 1, 0, '{\"n\":1}', 0, %lld, %lld, 5);"
-	         "INSERT INTO jobs (id, type, queue, state, error, attempts, created_at, run_at, started_at,"
-	         " finished_at, expires_at) VALUES ('" V2_FAILED "', 'fail', 'default', 3, 'boom', 3, %lld, %lld,"
-	         " %lld, %lld, %lld);"
-	         "INSERT INTO jobs (id, type, queue, state, attempts, created_at, run_at)"
-	         " VALUES ('" V2_SCHEDULED "', 'echo', 'later', 5, 0, %lld, %lld);",
-	         (long long)(now - 3000), (long long)(now - 3000), (long long)(now - 2000),
-	         (long long)(now - 2000), (long long)(now - 1900), (long long)(now - 1800),
-	         (long long)(now + 604800000), (long long)(now - 1000), (long long)(now + 3600000));
-	db_exec(sql);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 2);
-
-	struct recorder rec;
-	recorder_init(&rec);
-	struct store *st = open_store(&rec);
-	ck_assert_int_eq(store_schema_version(st), 3);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
-
-	/* Old rows: no batch, no callback; everything else kept. */
-	static const char *const ids[] = {V2_QUEUED, V2_FAILED, V2_SCHEDULED};
-	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-		struct job *job = get_job(st, ids[i]);
-		ck_assert_str_eq(job->batch_id, "");
-		ck_assert_ptr_null(job->callback.url);
-		ck_assert_int_eq(job->callback.state, DELIVERY_NONE);
-		ck_assert_int_eq(job->callback.attempts, 0);
-		job_free(job);
-	}
-	struct job *q = get_job(st, V2_QUEUED);
-	ck_assert_int_eq(q->state, JOB_QUEUED);
-	ck_assert_int_eq(q->priority, 1);
-	ck_assert_int_eq(q->max_attempts, 5);
-	ck_assert_str_eq(q->payload, "{\"n\":1}");
-	job_free(q);
-	struct job *f = get_job(st, V2_FAILED);
-	ck_assert_int_eq(f->state, JOB_FAILED);
-	ck_assert_str_eq(f->error, "boom");
-	ck_assert_int_eq(f->finished_at, now - 1800);
-	job_free(f);
-	assert_counts(st, "default", 1, 0, 0, 1, 0, 0);
-	assert_counts(st, "later", 0, 0, 0, 0, 0, 1);
-
-	/* Nothing is due; no batch exists. */
-	struct due_callback due[4];
-	int n = -1;
-	int64_t next = -1;
-	ck_assert_int_eq(store_due_callbacks(st, clock_now_ms(), due, 4, &n, &next), STORE_OK);
-	ck_assert_int_eq(n, 0);
-	ck_assert_int_eq(next, 0);
-	char id[UUID_LEN + 1];
-	uuid_v7(id);
-	struct batch_info b;
-	ck_assert_int_eq(store_get_batch(st, id, &b), STORE_NOT_FOUND);
-
-	/* The new columns and tables work on the migrated database. */
-	struct job *k = make_job("echo", "default", 0, "{}");
-	k->idem_key = strdup("k");
-	snprintf(k->idem_hash, sizeof k->idem_hash, "%064d", 1);
-	k->callback.url = strdup("http://example.com/cb");
-	struct store_op op = {.kind = STORE_OP_SUBMIT, .submit.job = k};
-	ck_assert_int_eq(store_run(st, &op), STORE_OK);
-	ck_assert_int_gt(k->seq, 3);
-	struct job *stored = get_job(st, k->id);
-	ck_assert_str_eq(stored->callback.url, "http://example.com/cb");
-	job_free(stored);
-	/* The migrated queued job still runs first (priority 1). */
-	struct claimed got = {.n = 0};
-	ck_assert_int_eq(claim(st, 1, &got), 1);
-	ck_assert_str_eq(got.jobs[0]->id, V2_QUEUED);
-	claimed_free(&got);
-	job_free(k);
 	store_close(st);
 }
 END_TEST
@@ -3468,35 +2658,370 @@ START_TEST(store_retry_in_a_done_batch_withdraws_its_pending_callback)
 }
 END_TEST
 
-/* ---- suite ------------------------------------------------------------- */
+/* ---- each op all or nothing --------------------------------------------- */
 
-static TCase *tcase(Suite *s, const char *name)
+/* Appends to out everything the store API shows of the store but queue
+ * "sentinel": every job with its history, every queue's counts and pause,
+ * every batch of those jobs. */
+static void snapshot(struct store *st, char *out, size_t len)
 {
-	TCase *tc = tcase_create(name);
-	tcase_set_timeout(tc, TEST_TIMEOUT_S);
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
-	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
-	suite_add_tcase(s, tc);
-	return tc;
+	FILE *f = fmemopen(out, len, "w");
+	ck_assert_ptr_nonnull(f);
+	struct store_filter all = {.limit = 1000};
+	struct job **jobs;
+	size_t n;
+	int64_t next;
+	list(st, &all, &jobs, &n, &next);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(jobs[i]->queue, "sentinel") == 0)
+			continue;
+		struct job *j = get_job(st, jobs[i]->id);
+		fprintf(f, "job %s %s %s a%d/%d s%lld f%lld r%lld e[%s] res[%s] b[%s] cb%d/%d\n", j->id, j->queue,
+		        job_state_name(j->state), j->attempts, j->max_attempts, (long long)j->started_at,
+		        (long long)j->finished_at, (long long)j->run_at, j->error ? j->error : "",
+		        j->result ? j->result : "", j->batch_id, (int)j->callback.state, j->callback.attempts);
+		for (int h = 0; h < j->nhistory; h++)
+			fprintf(f, "  attempt %d %s\n", j->history[h].attempt, attempt_outcome_name(j->history[h].outcome));
+		if (j->batch_id[0]) {
+			struct batch_info b;
+			ck_assert_int_eq(store_get_batch(st, j->batch_id, &b), STORE_OK);
+			fprintf(f, "  batch total %lld finished %lld cb%d/%d", (long long)b.total,
+			        (long long)b.finished_at, (int)b.callback.state, b.callback.attempts);
+			for (int s = 0; s < JOB_STATE_COUNT; s++)
+				fprintf(f, " %lld", (long long)b.counts[s]);
+			fprintf(f, "\n");
+			delivery_clear(&b.callback);
+		}
+		job_free(j);
+	}
+	jobs_free(jobs, n);
+	char (*names)[JOB_NAME_MAX + 1] = NULL;
+	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], "sentinel") == 0)
+			continue;
+		struct queue_info q = queue_of(st, names[i]);
+		fprintf(f, "queue %s paused %d", q.name, q.paused);
+		for (int s = 0; s < JOB_STATE_COUNT; s++)
+			fprintf(f, " %lld", (long long)q.counts[s]);
+		fprintf(f, "\n");
+	}
+	free(names);
+	ck_assert_int_eq(fclose(f), 0);
 }
 
-Suite *store_suite(void)
-{
-	Suite *s = suite_create("store");
+/* One op kind failing halfway: the state it starts from, the op, and the
+ * step the fault seam fails. */
+struct halfway {
+	struct claimed got;       /* first: on_claimed takes op->arg as this */
+	struct store_op op;
+	struct job *own[4];       /* freed at the end */
+	int step;
+	atomic_int *done;
+};
 
-	TCase *tc = tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_3);
+static void halfway_done(struct store_op *op)
+{
+	atomic_fetch_add(((struct halfway *)op->arg)->done, 1);
+}
+
+/* Claims the one runnable job and ends it with state; returns it (caller
+ * frees). */
+static struct job *finished_job(struct store *st, enum job_state end)
+{
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	end_job(st, got.jobs[0], end);
+	return got.jobs[0];
+}
+
+static void halfway_setup(struct store *st, int kind, struct halfway *h)
+{
+	struct store_op *op = &h->op;
+	memset(h, 0, sizeof *h);
+	op->kind = (enum store_op_kind)kind;
+	switch (kind) {
+	case STORE_OP_SUBMIT:
+		h->own[0] = make_job("echo", "q", 0, NULL);
+		op->submit.job = h->own[0];
+		h->step = 1;                      /* after the INSERT */
+		break;
+	case STORE_OP_BATCH:
+		for (int i = 0; i < 3; i++)
+			h->own[i] = make_job("echo", "q", 0, NULL);
+		op->batch.jobs = h->own;
+		op->batch.njobs = 3;
+		op->batch.url = "http://example.com/b";
+		uuid_v7(op->batch.id);
+		h->step = 3;                      /* the batch and two jobs are in */
+		break;
+	case STORE_OP_CALLBACK: {
+		struct job *j = make_job("echo", "q", 0, NULL);
+		j->callback.url = strdup("http://example.com/cb");
+		struct store_op sub = {.kind = STORE_OP_SUBMIT, .submit.job = j};
+		ck_assert_int_eq(store_run(st, &sub), STORE_OK);
+		job_free(j);
+		h->own[0] = finished_job(st, JOB_SUCCEEDED);
+		memcpy(op->callback.id, h->own[0]->id, sizeof op->callback.id);
+		op->callback.delivery = DELIVERY_DELIVERED;
+		op->callback.status = 200;
+		h->step = 1;                      /* after the UPDATE */
+		break;
+	}
+	case STORE_OP_CLAIM: {
+		struct job *due = make_job("echo", "q", 0, NULL);
+		due->state = JOB_SCHEDULED;
+		due->run_at = clock_now_ms() - 1;
+		struct store_op sub = {.kind = STORE_OP_SUBMIT, .submit.job = due};
+		ck_assert_int_eq(store_run(st, &sub), STORE_OK);
+		job_free(due);
+		for (int i = 0; i < 3; i++)
+			job_free(submit(st, "echo", i == 2 ? "q2" : "q", 0, NULL));
+		op->claim.max = 4;
+		op->claim.claimed = on_claimed;
+		h->step = 3;                      /* promoted, one row read, the next fails */
+		break;
+	}
+	case STORE_OP_FINISH: {
+		struct job *jobs[2];
+		submit_batch(st, 2, "http://example.com/b", jobs);
+		struct claimed got = {.n = 0};
+		ck_assert_int_eq(claim(st, 2, &got), 2);
+		end_job(st, got.jobs[1], JOB_SUCCEEDED);
+		h->own[0] = got.jobs[0];            /* the batch's last job */
+		h->own[1] = got.jobs[1];
+		h->own[2] = jobs[0];
+		h->own[3] = jobs[1];
+		h->own[0]->state = JOB_SUCCEEDED;
+		h->own[0]->outcome = ATTEMPT_SUCCEEDED;
+		h->own[0]->finished_at = clock_now_ms();
+		op->finish.job = h->own[0];
+		h->step = 2;                      /* finished and recorded; the batch fails */
+		break;
+	}
+	case STORE_OP_CANCEL:
+		submit_batch(st, 1, "http://example.com/b", h->own);
+		memcpy(op->cancel.id, h->own[0]->id, sizeof op->cancel.id);
+		h->step = 1;                      /* canceled; the batch fails */
+		break;
+	case STORE_OP_RETRY: {
+		struct job *jobs[1];
+		submit_batch(st, 1, "http://example.com/b", jobs);
+		h->own[1] = jobs[0];
+		h->own[0] = finished_job(st, JOB_FAILED);
+		memcpy(op->retry.id, h->own[0]->id, sizeof op->retry.id);
+		h->step = 2;                      /* requeued and read back; the batch fails */
+		break;
+	}
+	case STORE_OP_DELETE:
+		job_free(submit(st, "echo", "q", 0, NULL));
+		h->own[0] = finished_job(st, JOB_SUCCEEDED);
+		memcpy(op->del.id, h->own[0]->id, sizeof op->del.id);
+		h->step = 1;                      /* history deleted; the job fails */
+		break;
+	case STORE_OP_PAUSE:
+		job_free(submit(st, "echo", "q", 0, NULL));
+		snprintf(op->pause.queue, sizeof op->pause.queue, "q");
+		op->pause.paused = true;
+		h->step = 1;
+		break;
+	case STORE_OP_PING:
+		h->step = 1;
+		break;
+	}
+}
+
+/* Hold the writer, post the op (failing at its step) and two submits, so
+ * all three share one group. The op fails and leaves
+ * the store as it was; the submits around it commit. */
+START_TEST(store_op_failing_halfway_leaves_nothing_and_spares_the_group)
+{
+	struct store *st = open_store(NULL);
+	struct halfway h;
+	halfway_setup(st, _i, &h);
+	char before[16384], after[16384];
+	snapshot(st, before, sizeof before);
+
+	struct gate g = {.entered = false, .open = false};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	struct store_op first = {.kind = STORE_OP_PING, .done = gate_done, .arg = &g};
+	store_post(st, &first);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	struct store_stats stats_before, stats_after;
+	store_get_stats(st, &stats_before);
+
+	atomic_int done;
+	atomic_init(&done, 0);
+	struct job *x = make_job("echo", "sentinel", 0, NULL), *y = make_job("echo", "sentinel", 0, NULL);
+	struct store_op sx = {.kind = STORE_OP_SUBMIT, .submit.job = x, .done = count_done, .arg = &done};
+	struct store_op sy = {.kind = STORE_OP_SUBMIT, .submit.job = y, .done = count_done, .arg = &done};
+	h.done = &done;
+	h.op.done = halfway_done;
+	h.op.arg = &h;
+	store_fault_arm((enum store_op_kind)_i, h.step);
+	/* The op goes first: the armed fault is for the first op of its kind. */
+	store_post(st, &h.op);
+	store_post(st, &sx);
+	store_post(st, &sy);
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	ck_assert_msg(wait_for_count(&done, 3), "%d of 3 ops done", atomic_load(&done));
+	ck_assert_msg(store_fault_disarm(), "the %d op never reached step %d", _i, h.step);
+	store_get_stats(st, &stats_after);
+
+	ck_assert_int_eq(h.op.rc, STORE_UNAVAILABLE);
+	snapshot(st, after, sizeof after);
+	ck_assert_msg(strcmp(before, after) == 0, "op %d left a trace:\nbefore:\n%s\nafter:\n%s", _i, before, after);
+	if (_i == STORE_OP_CLAIM) {
+		ck_assert_int_eq(h.op.claim.nclaimed, 0);
+		ck_assert_int_eq(h.got.n, 0);
+	}
+	if (_i == STORE_OP_RETRY)
+		ck_assert_ptr_null(h.op.retry.job);
+	if (_i == STORE_OP_SUBMIT || _i == STORE_OP_BATCH) {
+		struct job *gone = NULL;
+		ck_assert_int_eq(store_get_job(st, h.own[0]->id, &gone), STORE_NOT_FOUND);
+	}
+	/* The rest of the group committed, in one transaction. */
+	ck_assert_int_eq(sx.rc, STORE_OK);
+	ck_assert_int_eq(sy.rc, STORE_OK);
+	ck_assert_int_eq(state_of(st, x->id), JOB_QUEUED);
+	ck_assert_int_eq(state_of(st, y->id), JOB_QUEUED);
+	ck_assert_uint_eq(stats_after.commits - stats_before.commits, 1);
+	store_close(st);
+	job_free(x);
+	job_free(y);
+	for (int i = 0; i < 4; i++)
+		job_free(h.own[i]);
+	claimed_free(&h.got);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+END_TEST
+
+/* ---- small fixes ---------------------------------------------------------- */
+
+/* Opens the store with stderr going to a file; returns what was logged
+ * (caller frees). */
+static char *open_logged(struct store **st)
+{
+	char path[sizeof test_dir + 16];
+	snprintf(path, sizeof path, "%s/stderr", test_dir);
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *f = fopen(path, "w+");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(dup2(fileno(f), 2), 0);
+	*st = open_store(NULL);
+	fflush(stderr);
+	ck_assert_int_ge(dup2(saved, 2), 0);
+	close(saved);
+	long n = ftell(f);
+	char *text = calloc(1, (size_t)n + 1);
+	ck_assert_ptr_nonnull(text);
+	rewind(f);
+	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return text;
+}
+
+/* The count triggers write rows too; the log counts jobs. */
+START_TEST(store_recovery_logs_the_number_of_jobs_recovered)
+{
+	struct store *st = open_store(NULL);
+	struct job *jobs[3];
+	for (int i = 0; i < 3; i++)
+		jobs[i] = submit(st, "echo", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 3, &got), 3);
+	got.jobs[2]->attempts = got.jobs[2]->max_attempts; /* this one fails */
+	store_close(st);
+	char sql[160];
+	snprintf(sql, sizeof sql, "UPDATE jobs SET attempts = max_attempts WHERE id = '%s'", got.jobs[2]->id);
+	db_exec(sql);
+
+	log_threshold = LOG_WARN; /* this child only */
+	char *log = open_logged(&st);
+	ck_assert_msg(strstr(log, "recovered 3 job(s) left running") != NULL, "logged: %s", log);
+	free(log);
+	ck_assert_int_eq(state_of(st, got.jobs[2]->id), JOB_FAILED);
+	store_close(st);
+	claimed_free(&got);
+	for (int i = 0; i < 3; i++)
+		job_free(jobs[i]);
+}
+END_TEST
+
+#define READ_THREADS 100
+
+struct reads {
+	struct store *st;
+	const char *id;
+	pthread_barrier_t *start;
+	atomic_int *failed;
+};
+
+static void *read_many(void *arg)
+{
+	struct reads *r = arg;
+	pthread_barrier_wait(r->start);
+	for (int i = 0; i < 20; i++) {
+		struct job *job = NULL;
+		if (store_get_job(r->st, r->id, &job) != STORE_OK)
+			atomic_fetch_add(r->failed, 1);
+		job_free(job);
+	}
+	return NULL;
+}
+
+/* More threads read at once than the pool has connections (a host with
+ * many cores): they wait for one, and none fails. */
+START_TEST(store_readers_beyond_the_pool_wait_instead_of_failing)
+{
+	struct store_options opts = {.backend = test_backend, .path = db_path, .readers = 4};
+	char err[512] = "";
+	struct store *st = NULL;
+	ck_assert_msg(store_open(&opts, NULL, &st, err, sizeof err) == 0, "store_open: %s", err);
+	struct job *job = submit(st, "echo", "default", 0, NULL);
+	pthread_barrier_t start;
+	pthread_barrier_init(&start, NULL, READ_THREADS);
+	atomic_int failed;
+	atomic_init(&failed, 0);
+	pthread_t threads[READ_THREADS];
+	struct reads r = {.st = st, .id = job->id, .start = &start, .failed = &failed};
+	for (int i = 0; i < READ_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&threads[i], NULL, read_many, &r), 0);
+	for (int i = 0; i < READ_THREADS; i++)
+		pthread_join(threads[i], NULL);
+	ck_assert_int_eq(atomic_load(&failed), 0);
+	pthread_barrier_destroy(&start);
+	job_free(job);
+	store_close(st);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------- */
+
+Suite *store_contract_suite(const char *backend)
+{
+	test_backend = backend;
+	Suite *s = suite_create("store contract");
+
+	TCase *tc = store_tcase(s, "open");
 	tcase_add_test(tc, store_reopen_keeps_jobs);
-	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 	tcase_add_test(tc, store_open_in_missing_directory_fails);
 	tcase_add_test(tc, store_ping_writes);
 	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
-	tcase_add_test(tc, store_open_migrates_a_version_1_database);
 	tcase_add_test(tc, store_recovery_records_interrupted_attempts);
 	tcase_add_test(tc, store_recovery_of_a_job_at_its_last_attempt_fails_it);
-	tcase_add_test(tc, store_open_migrates_a_version_2_database);
 
-	tc = tcase(s, "jobs");
+	tc = store_tcase(s, "jobs");
 	tcase_add_test(tc, store_get_job_returns_every_field);
 	tcase_add_test(tc, store_get_job_unknown_id_is_not_found);
 	tcase_add_test(tc, store_submitted_hook_runs_after_commit);
@@ -3523,7 +3048,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_delete_removes_finished_job_and_history);
 	tcase_add_test(tc, store_delete_of_unfinished_job_changes_nothing);
 
-	tc = tcase(s, "queues");
+	tc = store_tcase(s, "queues");
 	tcase_add_test(tc, store_claim_shares_among_queues);
 	tcase_add_test(tc, store_claim_room_limits_a_queue_among_many_jobs);
 	tcase_add_test(tc, store_claim_serves_every_queue_in_turn);
@@ -3531,11 +3056,11 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_list_queue_names_has_job_and_paused_queues);
 	tcase_add_test(tc, store_queue_counts_follow_every_change);
 
-	tc = tcase(s, "retention");
+	tc = store_tcase(s, "retention");
 	tcase_add_test(tc, store_retention_sweep_deletes_expired_jobs);
 	tcase_add_test(tc, store_retention_applies_to_canceled_and_not_to_retried_jobs);
 
-	tc = tcase(s, "list");
+	tc = store_tcase(s, "list");
 	tcase_add_test(tc, store_list_jobs_newest_first);
 	tcase_add_test(tc, store_list_jobs_on_empty_store);
 	tcase_add_test(tc, store_list_jobs_treats_limit_below_one_as_one);
@@ -3543,27 +3068,22 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, store_list_jobs_pages_visit_every_job_once, 0,
 	                    (int)(sizeof pagings / sizeof pagings[0]));
 
-	tc = tcase(s, "plans");
-	tcase_add_test(tc, store_claim_plan_uses_runnable_index);
+	tc = store_tcase(s, "plans");
 	tcase_add_test(tc, store_group_commit_puts_queued_submits_in_one_transaction);
-	tcase_add_test(tc, store_list_plans_use_their_indexes);
-	tcase_add_test(tc, store_combined_list_filters_use_an_index);
-	tcase_add_loop_test(tc, store_new_query_plans_use_their_indexes, 0,
-	                    (int)(sizeof new_plans / sizeof new_plans[0]));
 
-	tc = tcase(s, "idempotency");
+	tc = store_tcase(s, "idempotency");
 	tcase_add_test(tc, store_submit_with_idempotency_key_inserts_once);
 	tcase_add_test(tc, store_idempotency_key_is_free_again_after_delete);
 	tcase_add_test(tc, store_idempotency_keys_are_independent);
 
-	tc = tcase(s, "batches");
+	tc = store_tcase(s, "batches");
 	tcase_add_test(tc, store_batch_inserts_every_job_with_its_batch_id);
 	tcase_add_test(tc, store_batch_with_a_failing_job_leaves_nothing_and_spares_the_group);
 	tcase_add_test(tc, store_batch_done_when_its_last_job_ends);
 	tcase_add_test(tc, store_batch_done_by_finishing_its_last_job);
 	tcase_add_test(tc, store_retry_in_a_done_batch_makes_it_not_done);
 
-	tc = tcase(s, "callbacks");
+	tc = store_tcase(s, "callbacks");
 	tcase_add_test(tc, store_finished_job_with_callback_becomes_due);
 	tcase_add_test(tc, store_job_without_callback_never_becomes_due);
 	tcase_add_test(tc, store_canceled_job_with_callback_becomes_due);
@@ -3575,8 +3095,15 @@ Suite *store_suite(void)
 	tcase_add_test(tc, store_callback_waits_while_a_retry_is_scheduled);
 	tcase_add_test(tc, store_retry_in_a_done_batch_withdraws_its_pending_callback);
 
-	tc = tcase(s, "group_commit");
+	tc = store_tcase(s, "group_commit");
 	tcase_add_test(tc, store_group_commit_completes_concurrent_posts);
+
+	tc = store_tcase(s, "all_or_nothing");
+	tcase_add_loop_test(tc, store_op_failing_halfway_leaves_nothing_and_spares_the_group, 0, STORE_OP_KINDS);
+
+	tc = store_tcase(s, "fixes");
+	tcase_add_test(tc, store_recovery_logs_the_number_of_jobs_recovered);
+	tcase_add_test(tc, store_readers_beyond_the_pool_wait_instead_of_failing);
 
 	return s;
 }

@@ -7,7 +7,8 @@
 #include "core/log.h"
 
 /* Schema migrations; user_version is the number applied. Never edit one
- * that has shipped: append a new one. */
+ * that has shipped: append a new one. (The stored values are spelled
+ * through S_QUEUED and its kin; they expand to the same text as ever.) */
 static const char *const migrations[] = {
 	"CREATE TABLE jobs ("
 	"  seq INTEGER PRIMARY KEY,"

@@ -238,7 +238,7 @@ struct queue_info {
 	int64_t oldest_queued_run_at;      /* unix ms; 0: nothing queued */
 };
 
-/* Reads one queue's counts (kept by triggers, so no table scan), paused
+/* Reads one queue's counts (kept as jobs change, so no table scan), paused
  * flag and oldest queued job. A queue without jobs reads as zeros. */
 enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out);
 
@@ -246,7 +246,7 @@ enum store_rc store_get_queue(struct store *st, const char *name, struct queue_i
  * caller frees the array. */
 enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n);
 
-/* Reads a batch; counts come from trigger-kept rows, not a scan. */
+/* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
 
 /* Callbacks due at `now`: up to max ids of jobs (is_batch false) or

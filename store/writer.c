@@ -24,6 +24,7 @@
  * expiry when idle. */
 #include "store/backend.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -65,13 +66,20 @@ struct store {
 
 static const struct store_backend *const backends[] = {&store_sqlite_backend};
 
+static const char *const op_names[STORE_OP_KINDS] = {
+	[STORE_OP_SUBMIT] = "submit", [STORE_OP_BATCH] = "batch", [STORE_OP_CALLBACK] = "callback",
+	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
+	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
+	[STORE_OP_PING] = "ping",
+};
+
 /* ---- the fault seam ---------------------------------------------------- */
 
 static atomic_int fault_kind = -1;    /* armed kind, -1: none */
 static atomic_int fault_step;
 static atomic_bool fault_fired;
-static int fault_current = -1;        /* writer only: the kind being applied */
-static int fault_count;               /* writer only: steps of the current op */
+static _Thread_local int fault_current = -1; /* this writer: the kind being applied */
+static _Thread_local int fault_count;       /* this writer: steps of the current op */
 
 void store_fault_arm(enum store_op_kind kind, int step)
 {
@@ -348,7 +356,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			ap[i].fx.runnable = !op->pause.paused;
 		int rc = apply_op(st, op, &ap[i]);
 		if (rc != 0) {
-			log_error("store op %d failed: %s", (int)op->kind, be->errstr(rc));
+			log_error("store %s failed: %s", op_names[op->kind], be->errstr(rc));
 			op->rc = STORE_UNAVAILABLE;
 			claim_scratch_free(&ap[i].claim);
 			memset(&ap[i].fx, 0, sizeof ap[i].fx);
@@ -494,6 +502,8 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		snprintf(err, errlen, "unknown store backend %s", name);
 		return -1;
 	}
+	for (int k = 0; k < STORE_OP_KINDS; k++)
+		assert(k == STORE_OP_CLAIM || be->apply[k]);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");

@@ -70,6 +70,17 @@ START_TEST(store_open_in_missing_directory_fails)
 }
 END_TEST
 
+START_TEST(store_open_unknown_backend_fails)
+{
+	struct store_options opts = {.backend = "no-such-backend", .path = db_path};
+	char err[512] = "";
+	struct store *st = NULL;
+	ck_assert_int_eq(store_open(&opts, NULL, &st, err, sizeof err), -1);
+	ck_assert_ptr_null(st);
+	ck_assert_str_eq(err, "unknown store backend no-such-backend");
+}
+END_TEST
+
 START_TEST(store_ping_writes)
 {
 	struct store *st = open_store(NULL);
@@ -3016,6 +3027,7 @@ Suite *store_contract_suite(const char *backend)
 	TCase *tc = store_tcase(s, "open");
 	tcase_add_test(tc, store_reopen_keeps_jobs);
 	tcase_add_test(tc, store_open_in_missing_directory_fails);
+	tcase_add_test(tc, store_open_unknown_backend_fails);
 	tcase_add_test(tc, store_ping_writes);
 	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
 	tcase_add_test(tc, store_recovery_records_interrupted_attempts);

@@ -18,6 +18,7 @@
 #include "harness.h"
 
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define TEST_TIMEOUT_S 60
 #define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -350,6 +351,75 @@ START_TEST(metrics_queue_gauges_show_depth_and_oldest_age)
 }
 END_TEST
 
+/* The lines of text that start with prefix. */
+static int count_lines(const char *text, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	int count = 0;
+
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, prefix, n) == 0)
+			count++;
+	return count;
+}
+
+/* Past the cap, the deepest queues keep their gauges and the rest add up
+ * in "other": one worker is kept busy, so every job below stays queued. */
+START_TEST(metrics_queue_gauges_are_bounded_to_the_deepest_queues)
+{
+	enum { SHALLOW = METRICS_QUEUE_SERIES + 88, SHOWN = METRICS_QUEUE_SERIES - 1 };
+	struct jobqd d;
+	struct resp r;
+	char out[4096], series[128], *blocker, *text, *body;
+	size_t cap = (size_t)(SHALLOW + 16) * 64, len = 0;
+	double age;
+
+	harness_start(&d, ARGS("--workers", "1"));
+	blocker = submit(&d, "{\"type\":\"sleep\",\"queue\":\"blocker\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(harness_wait_state(&d, blocker, "running", get_job));
+	/* s0000.. one job each; zz-a 3 and zz-b 5, whose names sort last */
+	body = malloc(cap);
+	ck_assert_ptr_nonnull(body);
+	len += (size_t)snprintf(body + len, cap - len, "{\"jobs\":[");
+	for (int i = 0; i < SHALLOW; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"type\":\"echo\",\"queue\":\"s%04d\"}",
+					i ? "," : "", i);
+	for (int i = 0; i < 8; i++)
+		len += (size_t)snprintf(body + len, cap - len, ",{\"type\":\"echo\",\"queue\":\"%s\"}",
+					i < 3 ? "zz-a" : "zz-b");
+	snprintf(body + len, cap - len, "]}");
+	harness_request(&d, "POST", "/v1/batches", "application/json", body, NULL, &r);
+	ck_assert_msg(r.status == 201, "batch: %ld %.300s", r.status, r.body);
+	harness_resp_free(&r);
+	free(body);
+
+	text = scrape(&d);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_depth{"), METRICS_QUEUE_SERIES);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_oldest_age_seconds{"), METRICS_QUEUE_SERIES);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-b\"}", 5);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-a\"}", 3);
+	/* ties go by name: s0000 .. the last that fits keep theirs */
+	assert_sample(text, "jobq_queue_depth{queue=\"s0000\"}", 1);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 3);
+	assert_sample(text, series, 1);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 2);
+	assert_sample(text, series, -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"blocker\"}", -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", SHALLOW - (SHOWN - 2));
+	age = sample_or(text, "jobq_queue_oldest_age_seconds{queue=\"other\"}");
+	ck_assert_msg(age >= 0 && age < TEST_TIMEOUT_S, "other's oldest age %g", age);
+	ck_assert_msg(promtool_check(d.dir, "bounded.txt", text, out, sizeof out) == 0 && out[0] == '\0',
+		      "promtool: %s", out);
+	free(text);
+
+	job_action(&d, blocker, "cancel", &r);
+	ck_assert_int_eq(r.status, 200);
+	harness_resp_free(&r);
+	free(blocker);
+	harness_stop(&d);
+}
+END_TEST
+
 struct long_poll {
 	const struct jobqd *d;
 	char path[128];
@@ -486,6 +556,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, metrics_count_known_jobs_of_each_queue_and_type_exactly);
 	tcase_add_test(tc, metrics_count_requests_under_their_route_pattern);
 	tcase_add_test(tc, metrics_queue_gauges_show_depth_and_oldest_age);
+	tcase_add_test(tc, metrics_queue_gauges_are_bounded_to_the_deepest_queues);
 	tcase_add_test(tc, metrics_gauge_waiters_and_connections_of_a_long_poll);
 	tcase_add_test(tc, metrics_process_gauges_and_build_info);
 	tcase_add_test(tc, metrics_label_values_are_escaped_and_promtool_accepts_them);

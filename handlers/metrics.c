@@ -79,7 +79,8 @@ static int shown_queues(struct req *r, struct queue_info *g, size_t *n, struct q
  * per queue with queued jobs; it never scans the jobs. */
 static int render_queues(struct req *r, struct metrics_text *t)
 {
-	struct queue_info *g = calloc(QUEUE_GAUGES, sizeof *g), rest;
+	struct queue_info *g = calloc(QUEUE_GAUGES, sizeof *g);
+	struct queue_info rest;
 	size_t n = 0;
 	bool more = false;
 	if (!g) {

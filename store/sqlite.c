@@ -1691,6 +1691,7 @@ enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int
 	reader_give(st, r);
 	if (rc != SQLITE_DONE) {
 		log_error("reading queue depths: %s", sqlite3_errstr(rc));
+		*n = 0;
 		return STORE_UNAVAILABLE;
 	}
 	return STORE_OK;

@@ -363,49 +363,79 @@ static int count_lines(const char *text, const char *prefix)
 	return count;
 }
 
-/* Past the cap, the deepest queues keep their gauges and the rest add up
- * in "other": one worker is kept busy, so every job below stays queued. */
+/* POSTs a batch of n jobs on queues prefix0000, prefix0001, ... (delay_s
+ * > 0: scheduled, not queued) and then extra jobs on queue `deep`. */
+static void batch_on_queues(const struct jobqd *d, const char *prefix, int n, double delay_s,
+			    const char *deep, int extra)
+{
+	size_t cap = (size_t)(n + extra + 1) * 80, len = 0;
+	char *body = malloc(cap);
+	struct resp r;
+
+	ck_assert_ptr_nonnull(body);
+	len += (size_t)snprintf(body + len, cap - len, "{\"jobs\":[");
+	for (int i = 0; i < n + extra; i++) {
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"type\":\"echo\",\"queue\":\"", i ? "," : "");
+		if (i < n)
+			len += (size_t)snprintf(body + len, cap - len, "%s%04d\",\"delay_s\":%g}", prefix, i, delay_s);
+		else
+			len += (size_t)snprintf(body + len, cap - len, "%s\"}", deep);
+	}
+	snprintf(body + len, cap - len, "]}");
+	harness_request(d, "POST", "/v1/batches", "application/json", body, NULL, &r);
+	ck_assert_msg(r.status == 201, "batch: %ld %.300s", r.status, r.body);
+	harness_resp_free(&r);
+	free(body);
+}
+
+/* Past the cap, the deepest queues keep their gauges, idle ones fill up by
+ * name, and the rest add up in "other". One worker is kept busy, so every
+ * job below that is ready stays queued. */
 START_TEST(metrics_queue_gauges_are_bounded_to_the_deepest_queues)
 {
-	enum { SHALLOW = METRICS_QUEUE_SERIES + 88, SHOWN = METRICS_QUEUE_SERIES - 1 };
+	enum { MANY = METRICS_QUEUE_SERIES + 88, SHOWN = METRICS_QUEUE_SERIES - 1 };
 	struct jobqd d;
 	struct resp r;
-	char out[4096], series[128], *blocker, *text, *body;
-	size_t cap = (size_t)(SHALLOW + 16) * 64, len = 0;
+	char out[4096], series[128], *blocker, *text;
 	double age;
 
 	harness_start(&d, ARGS("--workers", "1"));
 	blocker = submit(&d, "{\"type\":\"sleep\",\"queue\":\"blocker\",\"payload\":{\"seconds\":30}}");
 	cJSON_Delete(harness_wait_state(&d, blocker, "running", get_job));
-	/* s0000.. one job each; zz-a 3 and zz-b 5, whose names sort last */
-	body = malloc(cap);
-	ck_assert_ptr_nonnull(body);
-	len += (size_t)snprintf(body + len, cap - len, "{\"jobs\":[");
-	for (int i = 0; i < SHALLOW; i++)
-		len += (size_t)snprintf(body + len, cap - len, "%s{\"type\":\"echo\",\"queue\":\"s%04d\"}",
-					i ? "," : "", i);
-	for (int i = 0; i < 8; i++)
-		len += (size_t)snprintf(body + len, cap - len, ",{\"type\":\"echo\",\"queue\":\"%s\"}",
-					i < 3 ? "zz-a" : "zz-b");
-	snprintf(body + len, cap - len, "]}");
-	harness_request(&d, "POST", "/v1/batches", "application/json", body, NULL, &r);
-	ck_assert_msg(r.status == 201, "batch: %ld %.300s", r.status, r.body);
-	harness_resp_free(&r);
-	free(body);
 
+	/* idle0000.. with a scheduled job each, and 3 queued on zz-a, whose
+	 * name sorts last: zz-a, then blocker and the first idle ones */
+	batch_on_queues(&d, "idle", MANY, 600, "zz-a", 3);
+	text = scrape(&d);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_depth{"), METRICS_QUEUE_SERIES);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_oldest_age_seconds{"), METRICS_QUEUE_SERIES);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-a\"}", 3);
+	assert_sample(text, "jobq_queue_depth{queue=\"blocker\"}", 0);
+	assert_sample(text, "jobq_queue_depth{queue=\"idle0000\"}", 0);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"idle%04d\"}", SHOWN - 3);
+	assert_sample(text, series, 0);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"idle%04d\"}", SHOWN - 2);
+	assert_sample(text, series, -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", 0);
+	assert_sample(text, "jobq_queue_oldest_age_seconds{queue=\"other\"}", 0);
+	free(text);
+
+	/* s0000.. with a queued job each, and 5 on zz-b: the queued ones
+	 * take every series, ties by name; the idle ones have none left */
+	batch_on_queues(&d, "s", MANY, 0, "zz-b", 5);
 	text = scrape(&d);
 	ck_assert_int_eq(count_lines(text, "jobq_queue_depth{"), METRICS_QUEUE_SERIES);
 	ck_assert_int_eq(count_lines(text, "jobq_queue_oldest_age_seconds{"), METRICS_QUEUE_SERIES);
 	assert_sample(text, "jobq_queue_depth{queue=\"zz-b\"}", 5);
 	assert_sample(text, "jobq_queue_depth{queue=\"zz-a\"}", 3);
-	/* ties go by name: s0000 .. the last that fits keep theirs */
 	assert_sample(text, "jobq_queue_depth{queue=\"s0000\"}", 1);
 	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 3);
 	assert_sample(text, series, 1);
 	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 2);
 	assert_sample(text, series, -1);
 	assert_sample(text, "jobq_queue_depth{queue=\"blocker\"}", -1);
-	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", SHALLOW - (SHOWN - 2));
+	assert_sample(text, "jobq_queue_depth{queue=\"idle0000\"}", -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", MANY - (SHOWN - 2));
 	age = sample_or(text, "jobq_queue_oldest_age_seconds{queue=\"other\"}");
 	ck_assert_msg(age >= 0 && age < TEST_TIMEOUT_S, "other's oldest age %g", age);
 	ck_assert_msg(promtool_check(d.dir, "bounded.txt", text, out, sizeof out) == 0 && out[0] == '\0',

@@ -18,9 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define METRICS_JOB_SERIES 512     /* (queue, type) pairs, overflow included */
+#define METRICS_JOB_SERIES 128     /* (queue, type) pairs, overflow included */
 #define METRICS_HTTP_SERIES 1024   /* (method, route, code) triples */
 #define METRICS_ROUTE_SERIES 128   /* (method, route) pairs for latencies */
+#define METRICS_QUEUE_SERIES 256   /* queues with depth gauges, "other" included */
 #define METRICS_LABEL_MAX 64       /* longest label value kept, bytes */
 #define METRICS_OTHER "other"      /* every label of the overflow series */
 

@@ -63,6 +63,12 @@ void events_stream(struct req *r);
 void metrics_get(struct req *r);
 
 /* handlers/queues.c */
+typedef char queue_name[JOB_NAME_MAX + 1];
+
+/* Up to max queue names after `after` (NULL: from the first), sorted:
+ * those the store knows (with jobs, or paused) and the configured ones.
+ * The caller frees *names. -1 after replying 503 or 500. */
+int queues_names_page(struct req *r, const char *after, int max, queue_name **names, size_t *n);
 void queues_list(struct req *r);
 void queues_get(struct req *r);
 void queues_pause(struct req *r);

@@ -16,46 +16,12 @@
 #include "store/store.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define QUEUE_GAUGES_MAX 1000   /* queues shown by name; the rest add up in "other" */
-
-typedef char queue_name[JOB_NAME_MAX + 1];
+#define QUEUE_GAUGES (METRICS_QUEUE_SERIES - 1) /* queues with gauges of their own */
 
 static int name_order(const void *a, const void *b)
 {
-	return strcmp(a, b);
+	return strcmp(((const struct queue_info *)a)->name, ((const struct queue_info *)b)->name);
 }
-
-/* The stored queue names plus the configured ones, sorted; NULL on
- * failure (after replying). */
-static queue_name *queue_names(struct req *r, size_t *n)
-{
-	queue_name *names = NULL;
-	if (store_list_queue_names(r->app->store, &names, n) != STORE_OK) {
-		handler_reply_unavailable(r);
-		return NULL;
-	}
-	const struct config *cfg = r->app->cfg;
-	queue_name *all = realloc(names, (*n + (size_t)cfg->nqueues + 1) * sizeof *names);
-	if (!all) {
-		free(names);
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
-		return NULL;
-	}
-	for (int i = 0; i < cfg->nqueues; i++) {
-		bool seen = false;
-		for (size_t k = 0; k < *n && !seen; k++)
-			seen = strcmp(all[k], cfg->queues[i].name) == 0;
-		if (!seen)
-			memcpy(all[(*n)++], cfg->queues[i].name, sizeof all[0]);
-	}
-	qsort(all, *n, sizeof all[0], name_order);
-	return all;
-}
-
-struct queue_gauge {
-	int64_t depth;
-	double oldest_s;
-};
 
 /* name{queue="queue"} v, with v printed as an integer when whole. */
 static void gauge_line(struct metrics_text *t, const char *name, const char *queue, double v)
@@ -65,58 +31,90 @@ static void gauge_line(struct metrics_text *t, const char *name, const char *que
 	metrics_text_printf(t, v == (double)(int64_t)v ? "\"} %.0f\n" : "\"} %.3f\n", v);
 }
 
-/* jobq_queue_depth and jobq_queue_oldest_age_seconds; -1 after replying. */
+static double oldest_s(const struct queue_info *q, int64_t now)
+{
+	return q->oldest_queued_run_at && now > q->oldest_queued_run_at
+	       ? (double)(now - q->oldest_queued_run_at) / 1000 : 0;
+}
+
+/* The queues that get gauges of their own, sorted by name, in g[0..*n-1]:
+ * the QUEUE_GAUGES deepest; while fewer than that have queued jobs, the
+ * first idle ones by name fill up. Every other queue adds up in *rest,
+ * and *more says whether there is any. -1 after replying. */
+static int shown_queues(struct req *r, struct queue_info *g, size_t *n, struct queue_info *rest, bool *more)
+{
+	int deep = 0;
+	if (store_deepest_queues(r->app->store, g, QUEUE_GAUGES, &deep, rest) != STORE_OK) {
+		handler_reply_unavailable(r);
+		return -1;
+	}
+	*n = (size_t)deep;
+	qsort(g, *n, sizeof *g, name_order);
+	/* QUEUE_GAUGES + 1 names: if fewer come back, every queue is shown. */
+	queue_name *names = NULL;
+	size_t nn = 0;
+	if (queues_names_page(r, NULL, QUEUE_GAUGES + 1, &names, &nn) != 0)
+		return -1;
+	*more = nn > QUEUE_GAUGES || rest->counts[JOB_QUEUED] > 0;
+	size_t ranked = *n;
+	for (size_t i = 0; i < nn && *n < QUEUE_GAUGES; i++) {
+		struct queue_info key;
+		memcpy(key.name, names[i], sizeof key.name);
+		if (bsearch(&key, g, ranked, sizeof *g, name_order))
+			continue;
+		memset(&g[*n], 0, sizeof g[0]);
+		memcpy(g[*n].name, names[i], sizeof g[0].name);
+		(*n)++;
+	}
+	free(names);
+	qsort(g, *n, sizeof *g, name_order);
+	return 0;
+}
+
+/* jobq_queue_depth and jobq_queue_oldest_age_seconds; -1 after replying.
+ * Like the label tables of the registry, they are bounded: past
+ * QUEUE_GAUGES queues, the deepest keep their series and the rest add up
+ * in "other" (or in a shown queue of that name, so no series appears
+ * twice). The scrape reads the trigger-kept counts and one index probe
+ * per queue with queued jobs; it never scans the jobs. */
 static int render_queues(struct req *r, struct metrics_text *t)
 {
+	struct queue_info *g = calloc(QUEUE_GAUGES, sizeof *g);
+	struct queue_info rest;
 	size_t n = 0;
-	queue_name *names = queue_names(r, &n);
-	if (!names)
-		return -1;
-	struct queue_gauge *g = calloc(n + 1, sizeof *g);
+	bool more = false;
 	if (!g) {
-		free(names);
 		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
 		return -1;
 	}
+	if (shown_queues(r, g, &n, &rest, &more) != 0) {
+		free(g);
+		return -1;
+	}
 	int64_t now = clock_now_ms();
-	for (size_t i = 0; i < n; i++) {
-		struct queue_info q;
-		if (store_get_queue(r->app->store, names[i], &q) != STORE_OK) {
-			free(g);
-			free(names);
-			handler_reply_unavailable(r);
-			return -1;
-		}
-		g[i].depth = q.counts[JOB_QUEUED];
-		if (q.oldest_queued_run_at && now > q.oldest_queued_run_at)
-			g[i].oldest_s = (double)(now - q.oldest_queued_run_at) / 1000;
+	struct queue_info key;
+	snprintf(key.name, sizeof key.name, "%s", METRICS_OTHER);
+	struct queue_info *other = bsearch(&key, g, n, sizeof *g, name_order);
+	if (more && other) {
+		other->counts[JOB_QUEUED] += rest.counts[JOB_QUEUED];
+		if (rest.oldest_queued_run_at && (!other->oldest_queued_run_at ||
+		                                  rest.oldest_queued_run_at < other->oldest_queued_run_at))
+			other->oldest_queued_run_at = rest.oldest_queued_run_at;
 	}
-	/* Past the cap, queues add up in the "other" series (or in a real
-	 * queue of that name, so no series appears twice). */
-	size_t shown = n < QUEUE_GAUGES_MAX ? n : QUEUE_GAUGES_MAX, other = n;
-	for (size_t i = 0; i < shown; i++)
-		if (strcmp(names[i], METRICS_OTHER) == 0)
-			other = i;
-	for (size_t i = shown; i < n; i++) {
-		g[other].depth += g[i].depth;
-		if (g[i].oldest_s > g[other].oldest_s)
-			g[other].oldest_s = g[i].oldest_s;
-	}
-	bool other_extra = n > shown && other == n;
+	bool other_extra = more && !other;
 	const char *name = "jobq_queue_depth";
 	metrics_text_family(t, name, "gauge", "Jobs queued (ready to run) in the queue.");
-	for (size_t i = 0; i < shown; i++)
-		gauge_line(t, name, names[i], (double)g[i].depth);
+	for (size_t i = 0; i < n; i++)
+		gauge_line(t, name, g[i].name, (double)g[i].counts[JOB_QUEUED]);
 	if (other_extra)
-		gauge_line(t, name, METRICS_OTHER, (double)g[n].depth);
+		gauge_line(t, name, METRICS_OTHER, (double)rest.counts[JOB_QUEUED]);
 	name = "jobq_queue_oldest_age_seconds";
 	metrics_text_family(t, name, "gauge", "How long the oldest queued job of the queue has been ready; 0 when none.");
-	for (size_t i = 0; i < shown; i++)
-		gauge_line(t, name, names[i], g[i].oldest_s);
+	for (size_t i = 0; i < n; i++)
+		gauge_line(t, name, g[i].name, oldest_s(&g[i], now));
 	if (other_extra)
-		gauge_line(t, name, METRICS_OTHER, g[n].oldest_s);
+		gauge_line(t, name, METRICS_OTHER, oldest_s(&rest, now));
 	free(g);
-	free(names);
 	return 0;
 }
 

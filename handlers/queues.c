@@ -1,5 +1,6 @@
 /* /v1/queues: per-queue counts, limits and the pause switch. Queues exist
- * implicitly: any valid name has a queue, empty until jobs arrive. */
+ * implicitly: any valid name has a queue, empty until jobs arrive. The
+ * list is paged by name, so its cost follows the page, not the queues. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 1000
 
 static const struct queue_limit *configured(const struct config *cfg, const char *name)
 {
@@ -84,42 +88,96 @@ static int name_order(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+int queues_names_page(struct req *r, const char *after, int max, queue_name **names, size_t *n)
+{
+	queue_name *page = NULL;
+	if (store_list_queue_names(r->app->store, after, max, &page, n) != STORE_OK) {
+		handler_reply_unavailable(r);
+		return -1;
+	}
+	/* Configured queues are listed even before their first job. They
+	 * are few, so they are merged into each page: any of them that
+	 * sorts before the page's end belongs in it. */
+	const struct config *cfg = r->app->cfg;
+	queue_name *all = realloc(page, (*n + (size_t)cfg->nqueues + 1) * sizeof *page);
+	if (!all) {
+		free(page);
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	size_t stored = *n;
+	for (int i = 0; i < cfg->nqueues; i++) {
+		const char *name = cfg->queues[i].name;
+		bool seen = after && strcmp(name, after) <= 0;
+		for (size_t k = 0; k < stored && !seen; k++)
+			seen = strcmp(all[k], name) == 0;
+		if (!seen)
+			memcpy(all[(*n)++], name, sizeof all[0]);
+	}
+	qsort(all, *n, sizeof all[0], name_order);
+	if (*n > (size_t)max)
+		*n = (size_t)max;
+	*names = all;
+	return 0;
+}
+
+/* ?limit and ?cursor, as for GET /v1/jobs; -1 after replying 400. The
+ * cursor is opaque to clients; it is the page's last queue name, so the
+ * next page starts after it even if queues came or went meanwhile. */
+static int parse_list_query(struct req *r, int *limit, const char **after)
+{
+	*limit = LIST_DEFAULT;
+	*after = NULL;
+	const char *v;
+	if ((v = req_query(r, "limit"))) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (end == v || *end || n < 1 || n > LIST_MAX) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "limit", "limit must be an integer from 1 to %d", LIST_MAX);
+			return -1;
+		}
+		*limit = (int)n;
+	}
+	if ((v = req_query(r, "cursor"))) {
+		if (!job_queue_name_valid(v)) {
+			reply_error(r, PROBLEM_INVALID_QUERY, "cursor", "cursor must be a next_cursor value from a previous page");
+			return -1;
+		}
+		*after = v;
+	}
+	return 0;
+}
+
 void queues_list(struct req *r)
 {
-	char (*names)[JOB_NAME_MAX + 1] = NULL;
+	int limit;
+	const char *after;
+	if (parse_list_query(r, &limit, &after) != 0)
+		return;
+	/* One name more than asked tells whether another page exists. */
+	queue_name *names = NULL;
 	size_t n = 0;
-	if (store_list_queue_names(r->app->store, &names, &n) != STORE_OK) {
-		handler_reply_unavailable(r);
+	if (queues_names_page(r, after, limit + 1, &names, &n) != 0)
 		return;
-	}
-	/* Configured queues are listed even before their first job. */
-	const struct config *cfg = r->app->cfg;
-	char (*all)[JOB_NAME_MAX + 1] = realloc(names, (n + (size_t)cfg->nqueues + 1) * sizeof *names);
-	if (!all) {
-		free(names);
-		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
-		return;
-	}
-	for (int i = 0; i < cfg->nqueues; i++) {
-		bool seen = false;
-		for (size_t k = 0; k < n && !seen; k++)
-			seen = strcmp(all[k], cfg->queues[i].name) == 0;
-		if (!seen)
-			memcpy(all[n++], cfg->queues[i].name, sizeof all[0]);
-	}
-	qsort(all, n, sizeof all[0], name_order);
+	bool more = n > (size_t)limit;
+	if (more)
+		n = (size_t)limit;
 	cJSON *o = cJSON_CreateObject();
 	cJSON *arr = cJSON_AddArrayToObject(o, "queues");
 	for (size_t i = 0; i < n; i++) {
-		cJSON *q = queue_json(r, all[i]);
+		cJSON *q = queue_json(r, names[i]);
 		if (!q) {
 			cJSON_Delete(o);
-			free(all);
+			free(names);
 			return;
 		}
 		cJSON_AddItemToArray(arr, q);
 	}
-	free(all);
+	if (more)
+		cJSON_AddStringToObject(o, "next_cursor", names[n - 1]);
+	else
+		cJSON_AddNullToObject(o, "next_cursor");
+	free(names);
 	reply_json(r, 200, o);
 }
 

@@ -83,7 +83,10 @@ struct store_backend {
 	enum store_rc (*list_jobs)(void *be, const struct store_filter *f, struct job ***jobs, size_t *n,
 	                           int64_t *next_seq);
 	enum store_rc (*get_queue)(void *be, const char *name, struct queue_info *out);
-	enum store_rc (*list_queue_names)(void *be, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+	enum store_rc (*list_queue_names)(void *be, const char *after, int max,
+	                                  char (**names)[JOB_NAME_MAX + 1], size_t *n);
+	enum store_rc (*deepest_queues)(void *be, struct queue_info *out, int top, int *n,
+	                                struct queue_info *rest);
 	enum store_rc (*get_batch)(void *be, const char *id, struct batch_info *out);
 	enum store_rc (*due_callbacks)(void *be, int64_t now, struct due_callback *out, int max, int *n,
 	                               int64_t *next);

@@ -161,7 +161,8 @@ static const char *const reader_sql[] = {
 	"SELECT paused FROM queues WHERE name = ?1",
 	"SELECT run_at FROM jobs INDEXED BY jobs_queued_since WHERE state = " S_QUEUED " AND queue = ?1"
 	" ORDER BY run_at LIMIT 1",
-	"SELECT queue FROM queue_counts WHERE n > 0 UNION SELECT name FROM queues WHERE paused ORDER BY 1",
+	"SELECT queue FROM queue_counts WHERE queue > ?1 AND n > 0"
+	" UNION SELECT name FROM queues WHERE name > ?1 AND paused ORDER BY 1 LIMIT ?2",
 	"SELECT total, created_at, finished_at, callback_url, callback_state, callback_attempts,"
 	" callback_status, callback_error FROM batches WHERE id = ?1",
 	"SELECT state, n FROM batch_counts WHERE batch_id = ?1",
@@ -1211,7 +1212,8 @@ static enum store_rc sqlite_get_queue(void *be, const char *name, struct queue_i
 	return STORE_OK;
 }
 
-static enum store_rc sqlite_list_queue_names(void *be, char (**names)[JOB_NAME_MAX + 1], size_t *n)
+static enum store_rc sqlite_list_queue_names(void *be, const char *after, int max,
+                                             char (**names)[JOB_NAME_MAX + 1], size_t *n)
 {
 	struct sqlite_store *st = be;
 	struct reader *r = reader_take(st);
@@ -1220,6 +1222,11 @@ static enum store_rc sqlite_list_queue_names(void *be, char (**names)[JOB_NAME_M
 	char (*out)[JOB_NAME_MAX + 1] = NULL;
 	size_t count = 0, cap = 0;
 	int rc;
+	/* Both halves of the UNION walk a primary key from `after` on and are
+	 * merged in order, so a page reads about max rows however many
+	 * queues there are. */
+	sqlite3_bind_text(r->queue_names, 1, after ? after : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(r->queue_names, 2, max < 1 ? 1 : max);
 	while ((rc = sqlite3_step(r->queue_names)) == SQLITE_ROW) {
 		if (count == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -1233,13 +1240,57 @@ static enum store_rc sqlite_list_queue_names(void *be, char (**names)[JOB_NAME_M
 		column_copy(r->queue_names, 0, out[count++], sizeof out[0]);
 	}
 	sqlite3_reset(r->queue_names);
+	sqlite3_clear_bindings(r->queue_names);
 	reader_give(st, r);
 	if (rc != SQLITE_DONE) {
+		log_error("listing queues: %s", sqlite3_errstr(rc));
 		free(out);
 		return STORE_UNAVAILABLE;
 	}
 	*names = out;
 	*n = count;
+	return STORE_OK;
+}
+
+/* Every queue with queued jobs, deepest first, with its oldest queued
+ * job: one index probe per such queue, no scan of the jobs. */
+static const char deepest_sql[] =
+	"SELECT c.queue, c.n, (SELECT run_at FROM jobs INDEXED BY jobs_queued_since"
+	"  WHERE state = " S_QUEUED " AND queue = c.queue ORDER BY run_at LIMIT 1)"
+	" FROM queue_counts c WHERE c.state = " S_QUEUED " AND c.n > 0 ORDER BY c.n DESC, c.queue";
+
+static enum store_rc sqlite_deepest_queues(void *be, struct queue_info *out, int top, int *n,
+                                           struct queue_info *rest)
+{
+	struct sqlite_store *st = be;
+	*n = 0;
+	memset(rest, 0, sizeof *rest);
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	/* Prepared per call: a scrape runs it seldom, and the reader's
+	 * statements stay the ones every request needs. */
+	sqlite3_stmt *s = NULL;
+	int rc = prepare(r->db, deepest_sql, &s);
+	while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct queue_info *q = rest;
+		if (*n < top) {
+			q = &out[(*n)++];
+			memset(q, 0, sizeof *q);
+			column_copy(s, 0, q->name, sizeof q->name);
+		}
+		q->counts[JOB_QUEUED] += sqlite3_column_int64(s, 1);
+		int64_t oldest = sqlite3_column_int64(s, 2);
+		if (oldest && (!q->oldest_queued_run_at || oldest < q->oldest_queued_run_at))
+			q->oldest_queued_run_at = oldest;
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE) {
+		log_error("reading queue depths: %s", sqlite3_errstr(rc));
+		*n = 0;
+		return STORE_UNAVAILABLE;
+	}
 	return STORE_OK;
 }
 
@@ -1414,6 +1465,7 @@ const struct store_backend store_sqlite_backend = {
 	.list_jobs = sqlite_list_jobs,
 	.get_queue = sqlite_get_queue,
 	.list_queue_names = sqlite_list_queue_names,
+	.deepest_queues = sqlite_deepest_queues,
 	.get_batch = sqlite_get_batch,
 	.due_callbacks = sqlite_due_callbacks,
 	.schema_version = sqlite_version,

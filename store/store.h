@@ -242,9 +242,19 @@ struct queue_info {
  * flag and oldest queued job. A queue without jobs reads as zeros. */
 enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out);
 
-/* The names of every queue that has jobs or a paused flag, sorted; the
- * caller frees the array. */
-enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+/* A page of the names of the queues that have jobs or a paused flag, in
+ * byte order: at most max (below 1 counts as 1) of those after `after`
+ * (NULL or "": from the first). The caller frees the array. */
+enum store_rc store_list_queue_names(struct store *st, const char *after, int max,
+                                     char (**names)[JOB_NAME_MAX + 1], size_t *n);
+
+/* The queues with queued jobs, deepest first (ties by name): the first
+ * top of them in out[0..*n-1], and every other one summed into *rest.
+ * Each has its name (rest's is ""), counts[JOB_QUEUED] and
+ * oldest_queued_run_at (rest's: the earliest of them); the other fields
+ * are zero. On failure *n is 0. */
+enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int top, int *n,
+                                   struct queue_info *rest);
 
 /* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);

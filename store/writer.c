@@ -570,9 +570,16 @@ enum store_rc store_get_queue(struct store *st, const char *name, struct queue_i
 	return st->be->get_queue(st->impl, name, out);
 }
 
-enum store_rc store_list_queue_names(struct store *st, char (**names)[JOB_NAME_MAX + 1], size_t *n)
+enum store_rc store_list_queue_names(struct store *st, const char *after, int max,
+                                     char (**names)[JOB_NAME_MAX + 1], size_t *n)
 {
-	return st->be->list_queue_names(st->impl, names, n);
+	return st->be->list_queue_names(st->impl, after, max, names, n);
+}
+
+enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int top, int *n,
+                                   struct queue_info *rest)
+{
+	return st->be->deepest_queues(st->impl, out, top, n, rest);
 }
 
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out)

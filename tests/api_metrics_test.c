@@ -18,6 +18,7 @@
 #include "harness.h"
 
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
+#define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define TEST_TIMEOUT_S 60
 #define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -296,13 +297,20 @@ START_TEST(metrics_count_requests_under_their_route_pattern)
 	ck_assert_int_eq(r.status, 405);
 	harness_resp_free(&r);
 
-	free(scrape(&d)); /* counted once it is answered: the next scrape shows it */
+	/* A request is counted once it is answered, which may be just after the
+	 * client read it: scrape until the first scrape shows (bounded). */
+	free(scrape(&d));
 	text = scrape(&d);
+	for (int i = 0; i < 100 && sample_or(text, "jobq_http_requests_total{method=\"GET\",route=\"/metrics\",code=\"200\"}") < 1; i++) {
+		free(text);
+		text = scrape(&d);
+	}
 	assert_sample(text, "jobq_http_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",code=\"404\"}", 3);
 	assert_sample(text, "jobq_http_requests_total{method=\"GET\",route=\"unmatched\",code=\"404\"}", 1);
 	assert_sample(text, "jobq_http_requests_total{method=\"other\",route=\"unmatched\",code=\"404\"}", 1);
 	assert_sample(text, "jobq_http_requests_total{method=\"PUT\",route=\"unmatched\",code=\"405\"}", 1);
-	assert_sample(text, "jobq_http_requests_total{method=\"GET\",route=\"/metrics\",code=\"200\"}", 1);
+	ck_assert_msg(sample_or(text, "jobq_http_requests_total{method=\"GET\",route=\"/metrics\",code=\"200\"}") >= 1,
+		      "the first scrape was never counted");
 	assert_sample(text, "jobq_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/jobs/{id}\"}", 3);
 	assert_sample(text, "jobq_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/jobs/{id}\",le=\"+Inf\"}", 3);
 	/* Raw paths never become labels. */
@@ -346,6 +354,105 @@ START_TEST(metrics_queue_gauges_show_depth_and_oldest_age)
 	assert_sample(text, "jobq_queue_depth{queue=\"pq\"}", 0);
 	assert_sample(text, "jobq_queue_oldest_age_seconds{queue=\"pq\"}", 0);
 	free(text);
+	harness_stop(&d);
+}
+END_TEST
+
+/* The lines of text that start with prefix. */
+static int count_lines(const char *text, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	int count = 0;
+
+	for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (strncmp(line, prefix, n) == 0)
+			count++;
+	return count;
+}
+
+/* POSTs a batch of n jobs on queues prefix0000, prefix0001, ... (delay_s
+ * > 0: scheduled, not queued) and then extra jobs on queue `deep`. */
+static void batch_on_queues(const struct jobqd *d, const char *prefix, int n, double delay_s,
+			    const char *deep, int extra)
+{
+	size_t cap = (size_t)(n + extra + 1) * 80, len = 0;
+	char *body = malloc(cap);
+	struct resp r;
+
+	ck_assert_ptr_nonnull(body);
+	len += (size_t)snprintf(body + len, cap - len, "{\"jobs\":[");
+	for (int i = 0; i < n + extra; i++) {
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"type\":\"echo\",\"queue\":\"", i ? "," : "");
+		if (i < n)
+			len += (size_t)snprintf(body + len, cap - len, "%s%04d\",\"delay_s\":%g}", prefix, i, delay_s);
+		else
+			len += (size_t)snprintf(body + len, cap - len, "%s\"}", deep);
+	}
+	snprintf(body + len, cap - len, "]}");
+	harness_request(d, "POST", "/v1/batches", "application/json", body, NULL, &r);
+	ck_assert_msg(r.status == 201, "batch: %ld %.300s", r.status, r.body);
+	harness_resp_free(&r);
+	free(body);
+}
+
+/* Past the cap, the deepest queues keep their gauges, idle ones fill up by
+ * name, and the rest add up in "other". One worker is kept busy, so every
+ * job below that is ready stays queued. */
+START_TEST(metrics_queue_gauges_are_bounded_to_the_deepest_queues)
+{
+	enum { MANY = METRICS_QUEUE_SERIES + 88, SHOWN = METRICS_QUEUE_SERIES - 1 };
+	struct jobqd d;
+	struct resp r;
+	char out[4096], series[128], *blocker, *text;
+	double age;
+
+	harness_start(&d, ARGS("--workers", "1"));
+	blocker = submit(&d, "{\"type\":\"sleep\",\"queue\":\"blocker\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(harness_wait_state(&d, blocker, "running", get_job));
+
+	/* idle0000.. with a scheduled job each, and 3 queued on zz-a, whose
+	 * name sorts last: zz-a, then blocker and the first idle ones */
+	batch_on_queues(&d, "idle", MANY, 600, "zz-a", 3);
+	text = scrape(&d);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_depth{"), METRICS_QUEUE_SERIES);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_oldest_age_seconds{"), METRICS_QUEUE_SERIES);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-a\"}", 3);
+	assert_sample(text, "jobq_queue_depth{queue=\"blocker\"}", 0);
+	assert_sample(text, "jobq_queue_depth{queue=\"idle0000\"}", 0);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"idle%04d\"}", SHOWN - 3);
+	assert_sample(text, series, 0);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"idle%04d\"}", SHOWN - 2);
+	assert_sample(text, series, -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", 0);
+	assert_sample(text, "jobq_queue_oldest_age_seconds{queue=\"other\"}", 0);
+	free(text);
+
+	/* s0000.. with a queued job each, and 5 on zz-b: the queued ones
+	 * take every series, ties by name; the idle ones have none left */
+	batch_on_queues(&d, "s", MANY, 0, "zz-b", 5);
+	text = scrape(&d);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_depth{"), METRICS_QUEUE_SERIES);
+	ck_assert_int_eq(count_lines(text, "jobq_queue_oldest_age_seconds{"), METRICS_QUEUE_SERIES);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-b\"}", 5);
+	assert_sample(text, "jobq_queue_depth{queue=\"zz-a\"}", 3);
+	assert_sample(text, "jobq_queue_depth{queue=\"s0000\"}", 1);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 3);
+	assert_sample(text, series, 1);
+	snprintf(series, sizeof series, "jobq_queue_depth{queue=\"s%04d\"}", SHOWN - 2);
+	assert_sample(text, series, -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"blocker\"}", -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"idle0000\"}", -1);
+	assert_sample(text, "jobq_queue_depth{queue=\"other\"}", MANY - (SHOWN - 2));
+	age = sample_or(text, "jobq_queue_oldest_age_seconds{queue=\"other\"}");
+	ck_assert_msg(age >= 0 && age < TEST_TIMEOUT_S, "other's oldest age %g", age);
+	ck_assert_msg(promtool_check(d.dir, "bounded.txt", text, out, sizeof out) == 0 && out[0] == '\0',
+		      "promtool: %s", out);
+	free(text);
+
+	job_action(&d, blocker, "cancel", &r);
+	ck_assert_int_eq(r.status, 200);
+	harness_resp_free(&r);
+	free(blocker);
 	harness_stop(&d);
 }
 END_TEST
@@ -486,6 +593,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, metrics_count_known_jobs_of_each_queue_and_type_exactly);
 	tcase_add_test(tc, metrics_count_requests_under_their_route_pattern);
 	tcase_add_test(tc, metrics_queue_gauges_show_depth_and_oldest_age);
+	tcase_add_test(tc, metrics_queue_gauges_are_bounded_to_the_deepest_queues);
 	tcase_add_test(tc, metrics_gauge_waiters_and_connections_of_a_long_poll);
 	tcase_add_test(tc, metrics_process_gauges_and_build_info);
 	tcase_add_test(tc, metrics_label_values_are_escaped_and_promtool_accepts_them);

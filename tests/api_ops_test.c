@@ -945,6 +945,141 @@ END_TEST
 
 /* ---- suite ---- */
 
+/* ---- queue list pages ---- */
+
+#define MANY_QUEUES 250
+
+/* Walks GET /v1/queues in pages of limit (0: the default) and appends
+ * each name to names; asserts each page's exact size and cursor. */
+static int walk_queues(const struct jobqd *d, int limit, int total, int want_page, char (*names)[72])
+{
+	char path[160], cursor[72] = "";
+	int n = 0, pages = 0;
+	struct resp r;
+	const cJSON *it, *next;
+
+	do {
+		int want = total - n < want_page ? total - n : want_page, got = 0;
+
+		if (limit)
+			snprintf(path, sizeof path, "/v1/queues?limit=%d%s%s", limit,
+				 cursor[0] ? "&cursor=" : "", cursor);
+		else
+			snprintf(path, sizeof path, "/v1/queues%s%s", cursor[0] ? "?cursor=" : "", cursor);
+		call(d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
+		assert_status(&r, 200);
+		cJSON_ArrayForEach(it, jget(r.json, "queues")) {
+			ck_assert_int_lt(n, total);
+			snprintf(names[n++], 72, "%s", jstr(it, "name"));
+			got++;
+		}
+		ck_assert_msg(got == want, "page %d of %s: %d queues, want %d", pages, path, got, want);
+		next = jget(r.json, "next_cursor");
+		if (n < total) {
+			ck_assert_msg(cJSON_IsString(next), "no next_cursor after %d of %d: %.200s", n, total, r.body);
+			snprintf(cursor, sizeof cursor, "%s", next->valuestring);
+		} else {
+			ck_assert_msg(cJSON_IsNull(next), "next_cursor on the last page: %.200s", r.body);
+			cursor[0] = '\0';
+		}
+		harness_resp_free(&r);
+		pages++;
+	} while (cursor[0]);
+	return pages;
+}
+
+START_TEST(queue_list_pages_walk_every_queue_once)
+{
+	enum { TOTAL = MANY_QUEUES + 2 };
+	static char names[TOTAL][72], want[TOTAL][72];
+	struct jobqd d;
+	struct resp r;
+	size_t cap = MANY_QUEUES * 80 + 32, len = 0;
+	char *body = malloc(cap);
+	int k = 0;
+
+	ck_assert_ptr_nonnull(body);
+	/* q000..q249 with a job each (scheduled, so nothing runs), a paused
+	 * queue with no jobs and a configured one without jobs between them */
+	harness_start(&d, ARGS("--queue", "q100a=2"));
+	len += (size_t)snprintf(body + len, cap - len, "{\"jobs\":[");
+	for (int i = 0; i < MANY_QUEUES; i++)
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"type\":\"echo\",\"queue\":\"q%03d\",\"delay_s\":600}",
+					i ? "," : "", i);
+	snprintf(body + len, cap - len, "]}");
+	call(&d, "POST", "/v1/batches", body, JSON_CT, NULL, NULL, NULL, &r);
+	assert_status(&r, 201);
+	harness_resp_free(&r);
+	free(body);
+	call(&d, "POST", "/v1/queues/q200p/pause", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	harness_resp_free(&r);
+	for (int i = 0; i < MANY_QUEUES; i++) {
+		snprintf(want[k++], 72, "q%03d", i);
+		if (i == 100)
+			snprintf(want[k++], 72, "q100a");
+		if (i == 200)
+			snprintf(want[k++], 72, "q200p");
+	}
+
+	/* the default page is 50; pages of 100, 7 and the most allowed walk
+	 * all of them in order, each exactly once */
+	ck_assert_int_eq(walk_queues(&d, 0, TOTAL, 50, names), 6);
+	for (int i = 0; i < TOTAL; i++)
+		ck_assert_str_eq(names[i], want[i]);
+	memset(names, 0, sizeof names);
+	ck_assert_int_eq(walk_queues(&d, 100, TOTAL, 100, names), 3);
+	for (int i = 0; i < TOTAL; i++)
+		ck_assert_str_eq(names[i], want[i]);
+	memset(names, 0, sizeof names);
+	ck_assert_int_eq(walk_queues(&d, 7, TOTAL, 7, names), (TOTAL + 6) / 7);
+	for (int i = 0; i < TOTAL; i++)
+		ck_assert_str_eq(names[i], want[i]);
+	ck_assert_int_eq(walk_queues(&d, 1000, TOTAL, 1000, names), 1);
+
+	/* a page's counts are the queue's own */
+	call(&d, "GET", "/v1/queues?limit=1&cursor=q099", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(r.json, "queues")), 1);
+	ck_assert_str_eq(jstr(cJSON_GetArrayItem(jget(r.json, "queues"), 0), "name"), "q100");
+	ck_assert_int_eq(jget(jget(cJSON_GetArrayItem(jget(r.json, "queues"), 0), "counts"),
+			      "scheduled")->valueint, 1);
+	ck_assert_str_eq(jstr(r.json, "next_cursor"), "q100");
+	harness_resp_free(&r);
+	/* past the end: an empty last page */
+	call(&d, "GET", "/v1/queues?cursor=zzz", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(r.json, "queues")), 0);
+	ck_assert(cJSON_IsNull(jget(r.json, "next_cursor")));
+	harness_resp_free(&r);
+	harness_stop(&d);
+}
+END_TEST
+
+static const struct {
+	const char *query, *field;
+} bad_queue_pages[] = {
+	{ "limit=0", "limit" }, { "limit=1001", "limit" }, { "limit=ten", "limit" },
+	{ "limit=", "limit" }, { "limit=5x", "limit" }, { "cursor=", "cursor" },
+	{ "cursor=a%20b", "cursor" }, { "cursor=caf%C3%A9", "cursor" },
+	{ "limit=10&cursor=%2F..", "cursor" },
+};
+
+START_TEST(queue_list_bad_limit_or_cursor_is_400)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[128];
+
+	harness_start(&d, NULL);
+	snprintf(path, sizeof path, "/v1/queues?%s", bad_queue_pages[_i].query);
+	call(&d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
+	assert_problem(&r, 400, "invalid_query", bad_queue_pages[_i].field);
+	harness_resp_free(&r);
+	harness_stop(&d);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("ops");
@@ -974,6 +1109,11 @@ static Suite *ops_suite(void)
 	tc = tcase(s, "etag");
 	tcase_add_test(tc, etag_then_if_none_match_is_304_until_the_job_changes);
 	tcase_add_test(tc, etag_on_job_list_and_queues);
+
+	tc = tcase(s, "queue_pages");
+	tcase_add_test(tc, queue_list_pages_walk_every_queue_once);
+	tcase_add_loop_test(tc, queue_list_bad_limit_or_cursor_is_400, 0,
+			    (int)(sizeof bad_queue_pages / sizeof bad_queue_pages[0]));
 
 	tc = tcase(s, "logs");
 	tcase_add_test(tc, request_id_is_honoured_generated_or_replaced);

@@ -885,12 +885,49 @@ START_TEST(store_paused_queue_is_not_claimed_from)
 }
 END_TEST
 
+START_TEST(store_deepest_queues_ranks_by_depth_and_sums_the_rest)
+{
+	struct store *st = open_store(NULL);
+	struct queue_info top[2], rest;
+	int n = 99;
+	ck_assert_int_eq(store_deepest_queues(st, top, 2, &n, &rest), STORE_OK);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(rest.counts[JOB_QUEUED], 0);
+	ck_assert_int_eq(rest.oldest_queued_run_at, 0);
+
+	/* depths: c 1 (submitted first), b 2, a 2, d 3; e has none queued */
+	const char *queues[] = {"c", "b", "a", "d", "b", "a", "d", "d"};
+	struct job *first = NULL;
+	for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++) {
+		struct job *j = submit(st, "echo", queues[i], 0, NULL);
+		if (i == 0)
+			first = j;
+		else
+			job_free(j);
+	}
+	pause_queue(st, "e", true);
+	ck_assert_int_eq(store_deepest_queues(st, top, 2, &n, &rest), STORE_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_str_eq(top[0].name, "d");
+	ck_assert_int_eq(top[0].counts[JOB_QUEUED], 3);
+	ck_assert_int_gt(top[0].oldest_queued_run_at, 0);
+	ck_assert_str_eq(top[1].name, "a");    /* a and b tie: by name */
+	ck_assert_int_eq(top[1].counts[JOB_QUEUED], 2);
+	ck_assert_str_eq(rest.name, "");
+	ck_assert_int_eq(rest.counts[JOB_QUEUED], 3); /* b 2 + c 1 */
+	ck_assert_int_eq(rest.oldest_queued_run_at, first->run_at); /* c's job came first */
+	ck_assert_int_eq(rest.counts[JOB_SUCCEEDED], 0);
+	job_free(first);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(store_list_queue_names_has_job_and_paused_queues)
 {
 	struct store *st = open_store(NULL);
 	char (*names)[JOB_NAME_MAX + 1] = NULL;
 	size_t n = 99;
-	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_int_eq(store_list_queue_names(st, NULL, 100, &names, &n), STORE_OK);
 	ck_assert_uint_eq(n, 0);
 	free(names);
 
@@ -899,7 +936,7 @@ START_TEST(store_list_queue_names_has_job_and_paused_queues)
 	job_free(submit(st, "echo", "alpha", 0, NULL));
 	pause_queue(st, "empty", true);
 	pause_queue(st, "alpha", true);
-	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_int_eq(store_list_queue_names(st, NULL, 100, &names, &n), STORE_OK);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(names[0], "alpha");
 	ck_assert_str_eq(names[1], "empty");
@@ -912,9 +949,22 @@ START_TEST(store_list_queue_names_has_job_and_paused_queues)
 		ck_assert_int_eq(q.counts[s], 0);
 	ck_assert_int_eq(q.oldest_queued_run_at, 0);
 
+	/* Pages: after a name, at most max. */
+	ck_assert_int_eq(store_list_queue_names(st, "alpha", 1, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(names[0], "empty");
+	free(names);
+	ck_assert_int_eq(store_list_queue_names(st, "empty", 5, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(names[0], "zeta");
+	free(names);
+	ck_assert_int_eq(store_list_queue_names(st, "zeta", 5, &names, &n), STORE_OK);
+	ck_assert_uint_eq(n, 0);
+	free(names);
+
 	/* Resumed and without jobs: no longer listed. */
 	pause_queue(st, "empty", false);
-	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_int_eq(store_list_queue_names(st, NULL, 100, &names, &n), STORE_OK);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_str_eq(names[0], "alpha");
 	ck_assert_str_eq(names[1], "zeta");
@@ -2707,7 +2757,7 @@ static void snapshot(struct store *st, char *out, size_t len)
 	}
 	jobs_free(jobs, n);
 	char (*names)[JOB_NAME_MAX + 1] = NULL;
-	ck_assert_int_eq(store_list_queue_names(st, &names, &n), STORE_OK);
+	ck_assert_int_eq(store_list_queue_names(st, NULL, 1000, &names, &n), STORE_OK);
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(names[i], "sentinel") == 0)
 			continue;
@@ -3066,6 +3116,7 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_claim_serves_every_queue_in_turn);
 	tcase_add_test(tc, store_paused_queue_is_not_claimed_from);
 	tcase_add_test(tc, store_list_queue_names_has_job_and_paused_queues);
+	tcase_add_test(tc, store_deepest_queues_ranks_by_depth_and_sums_the_rest);
 	tcase_add_test(tc, store_queue_counts_follow_every_change);
 
 	tc = store_tcase(s, "retention");

@@ -216,12 +216,29 @@
       el("td", {}, button));
   }
 
+  /* Queues come a page at a time, by name, like jobs: a jobqd with
+   * thousands of queues costs the page no more than one with a few. */
+  let queueCursors = [null];  // queueCursors[i] is the cursor of page i; the last is shown
+  let queueNext = null;
   let lastQueues = "";
   async function refreshQueues(force) {
-    const { data, text } = await api("GET", "v1/queues");
+    const p = new URLSearchParams();
+    p.set("limit", String(PAGE_SIZE));
+    const c = queueCursors[queueCursors.length - 1];
+    if (c) p.set("cursor", c);
+    const { data, text } = await api("GET", "v1/queues?" + p.toString());
+    const queues = (data && data.queues) || [];
+    if (queues.length === 0 && queueCursors.length > 1) {
+      queueCursors.pop();  // the queues of this page went away: show the one before
+      return refreshQueues(true);
+    }
+    queueNext = (data && data.next_cursor) || null;
+    $("queues-next").disabled = !queueNext;
+    $("queues-prev").disabled = queueCursors.length <= 1;
+    $("queues-page").textContent = "page " + queueCursors.length;
+    show($("queues-pager"), queueNext !== null || queueCursors.length > 1);
     if (text === lastQueues && !force) return;
     lastQueues = text;
-    const queues = (data && data.queues) || [];
     $("queues-body").replaceChildren(...queues.map(queueRow));
     show($("queues-empty"), queues.length === 0);
     $("queue-names").replaceChildren(...queues.map((q) => el("option", { value: q.name })));
@@ -310,6 +327,16 @@
   });
   $("page-newer").addEventListener("click", () => {
     if (cursors.length > 1) cursors.pop();
+    refresh(true);
+  });
+
+  $("queues-next").addEventListener("click", () => {
+    if (!queueNext) return;
+    queueCursors.push(queueNext);
+    refresh(true);
+  });
+  $("queues-prev").addEventListener("click", () => {
+    if (queueCursors.length > 1) queueCursors.pop();
     refresh(true);
   });
 

@@ -333,6 +333,37 @@ step("screenshot", async () => {
   await page.screenshot({ path: path.join(OUT_DIR, "dashboard.png"), fullPage: true });
 });
 
+step("the queue table pages by name when there are many queues", async () => {
+  const jobs = [];
+  for (let i = 0; i < 60; i++) jobs.push({ type: "echo", queue: "zz-page-" + String(i).padStart(2, "0"), delay_s: 600 });
+  const r = await api("POST", "v1/batches", { jobs });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const names = () => page.locator("#queues-body tr").evaluateAll((rows) => rows.map((x) => x.dataset.queue));
+  const seen = [];
+  await page.waitForFunction(() => !document.getElementById("queues-next").disabled, null, { timeout: WAIT_MS });
+  assert.ok(await page.locator("#queues-pager").isVisible(), "pager shown");
+  assert.ok(await page.locator("#queues-prev").isDisabled(), "no page before the first");
+  const first = await names();
+  assert.equal(first.length, 25);
+  assert.ok(first.includes("web"), "web on the first page: " + first);
+  seen.push(...first);
+  for (let n = 2; !(await page.locator("#queues-next").isDisabled()); n++) {
+    const before = seen[seen.length - 1];
+    await page.locator("#queues-next").click();
+    await page.waitForFunction((b) => {
+      const rows = document.querySelectorAll("#queues-body tr");
+      return rows.length > 0 && rows[0].dataset.queue > b;
+    }, before, { timeout: WAIT_MS });
+    await waitText(page.locator("#queues-page"), "page " + n);
+    seen.push(...await names());
+  }
+  assert.deepEqual(seen, [...seen].sort(), "queues in name order");
+  assert.equal(new Set(seen).size, seen.length, "no queue twice");
+  for (const j of jobs) assert.ok(seen.includes(j.queue), j.queue + " never shown");
+  await page.locator("#queues-prev").click();
+  await page.waitForFunction(() => !document.getElementById("queues-next").disabled, null, { timeout: WAIT_MS });
+});
+
 /* ---- run ---- */
 
 async function main() {

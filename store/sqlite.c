@@ -57,6 +57,7 @@
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
 #define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
+#define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
@@ -301,6 +302,9 @@ struct store {
 
 	const char *sync_pragma;          /* the configured PRAGMA synchronous */
 	bool sync_relaxed;                /* writer only: synchronous is OFF now */
+	int64_t probe_ok_at;              /* writer only: monotonic ms of the last probe that
+	                                   * wrote and committed; 0 after any failed write */
+	bool probe_wrote;                 /* writer only: this group's probe wrote */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t committed_ops;
@@ -1021,6 +1025,11 @@ static int apply_probe(struct store *st, struct store_op *op)
 		op->rc = STORE_UNAVAILABLE;
 		return SQLITE_OK;
 	}
+	/* /readyz needs no key: a flood of probes must not become a flood of
+	 * 64 KiB synced writes. Any failed write since voids the answer. */
+	if (st->probe_ok_at && clock_mono_ms() - st->probe_ok_at < PROBE_REUSE_MS)
+		return SQLITE_OK;
+	st->probe_wrote = true;
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(st->wdb, "INSERT INTO meta (key, value) VALUES ('ready_probe', randomblob(?1))"
 	                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1, &s, NULL);
@@ -1246,6 +1255,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		}
 		if (rc != SQLITE_OK) {
 			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
+			st->probe_ok_at = 0;
+			st->probe_wrote = false;
 			op->rc = STORE_UNAVAILABLE;
 			ap[i].changed = ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
 			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
@@ -1262,6 +1273,11 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	}
 	if (!ok && !sqlite3_get_autocommit(st->wdb))
 		exec_sql(st->wdb, "ROLLBACK");
+	if (!ok)
+		st->probe_ok_at = 0;
+	else if (st->probe_wrote)
+		st->probe_ok_at = clock_mono_ms();
+	st->probe_wrote = false;
 	complete_group(st, ops, ap, n, ok);
 }
 
@@ -1283,6 +1299,7 @@ static void sweep(struct store *st)
 	if (!ok) {
 		if (!sqlite3_get_autocommit(st->wdb))
 			exec_sql(st->wdb, "ROLLBACK");
+		st->probe_ok_at = 0;
 		st->next_sweep = now + 1000; /* try again in a second */
 		return;
 	}

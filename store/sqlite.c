@@ -320,9 +320,9 @@ struct store {
 
 /* SQLite reports every corrupt page it meets to its error log, on the
  * thread that met it, whatever the statement. The store keeps that per
- * thread and moves it to the store when the thread is done with its
- * connection (reader_give, after each writer transaction), so readiness
- * can tell that the file is damaged without a check after every step. */
+ * thread and moves it to the store at the next reader_take or
+ * reader_give and after each writer transaction, so readiness can tell
+ * that the file is damaged without a check after every step. */
 static _Thread_local bool met_damage;
 
 static void sqlite_log(void *arg, int code, const char *msg)
@@ -478,7 +478,7 @@ static void reader_close(struct reader *r)
 /* Takes an idle reader or opens a new one; NULL on failure. */
 static struct reader *reader_take(struct store *st)
 {
-	met_damage = false; /* what this thread met before was not this store's */
+	note_damage(st); /* e.g. a hook that reads on the writer thread, mid-group */
 	pthread_mutex_lock(&st->readers_mu);
 	struct reader *r = st->idle;
 	if (r)

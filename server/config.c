@@ -138,6 +138,11 @@ static int opt_retention(struct config *cfg, const char *v)
 	return parse_seconds(v, 0, JOB_RETENTION_LIMIT_S, &cfg->defaults.retention_s);
 }
 
+static int opt_integrity_check(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0, 86400, &cfg->integrity_check_s);
+}
+
 static int opt_shutdown_grace(struct config *cfg, const char *v)
 {
 	return parse_seconds(v, 0, 3600, &cfg->shutdown_grace_s);
@@ -345,6 +350,7 @@ static const struct option_def options[] = {
 	{"--db", "JOBQ_DB", "PATH", "SQLite database file (default ./jobq.db)", opt_db},
 	{"--workers", "JOBQ_WORKERS", "N", "worker threads, 1-1024 (default: number of cores)", opt_workers},
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
+	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long; 0 skips it (default 10)", opt_integrity_check},
 	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted (default 1048576)", opt_max_body},
 	{"--log-level", "JOBQ_LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", opt_log_level},
 	{"--max-attempts", "JOBQ_MAX_ATTEMPTS", "N", "attempts a job gets unless it says (1-100, default 3)", opt_max_attempts},
@@ -393,6 +399,7 @@ static void defaults(struct config *cfg)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->workers = cores > 0 ? (int)cores : 1;
 	cfg->sync_full = true;
+	cfg->integrity_check_s = 10;
 	cfg->max_body = 1 << 20;
 	cfg->log_level = LOG_INFO;
 	cfg->defaults = (struct job_defaults){

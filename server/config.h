@@ -32,6 +32,7 @@ struct config {
 	char db_path[4096];
 	int workers;
 	bool sync_full;
+	double integrity_check_s; /* start-up quick_check budget; 0: none */
 	size_t max_body;          /* bytes */
 	enum log_level log_level;
 	struct job_defaults defaults; /* for submissions that leave them out */

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -56,6 +57,7 @@
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
 #define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
+#define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
@@ -301,15 +303,61 @@ struct store {
 
 	const char *sync_pragma;          /* the configured PRAGMA synchronous */
 	bool sync_relaxed;                /* writer only: synchronous is OFF now */
+	int64_t probe_ok_at;              /* writer only: monotonic ms of the last probe that
+	                                   * wrote and committed; 0 after any failed write */
+	bool probe_wrote;                 /* writer only: this group's probe wrote */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t committed_ops;
+	atomic_bool damaged;              /* a read or write met a corrupt page */
 
 	pthread_mutex_t readers_mu;       /* guards idle, all */
 	struct reader *idle;
 	struct reader *all_readers[64];   /* every reader opened, for close */
 	int nreaders;
 };
+
+/* ---- damage ----------------------------------------------------------- */
+
+/* SQLite reports every corrupt page it meets to its error log, on the
+ * thread that met it, whatever the statement. The store keeps that per
+ * thread and moves it to the store at the next reader_take or
+ * reader_give and after each writer transaction, so readiness can tell
+ * that the file is damaged without a check after every step. */
+static _Thread_local bool met_damage;
+
+static void sqlite_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB)
+		met_damage = true;
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+/* Must run before SQLite initialises; the first store_open does it. */
+static void install_log(void)
+{
+	if (sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL) != SQLITE_OK)
+		log_warn("SQLite was initialised before the store: damage met at run time goes unnoticed");
+}
+
+/* Moves what this thread met to st, logging the first time. */
+static void note_damage(struct store *st)
+{
+	if (!met_damage)
+		return;
+	met_damage = false;
+	if (!atomic_exchange(&st->damaged, true))
+		log_error("database %s is damaged (database disk image is malformed): readiness fails from now on; "
+		          "stop jobqd and restore the file from a backup", st->path);
+}
+
+bool store_damaged(struct store *st)
+{
+	return atomic_load(&st->damaged);
+}
 
 /* ---- connections ---------------------------------------------------- */
 
@@ -324,13 +372,27 @@ static int exec_sql(sqlite3 *db, const char *sql)
 	return rc;
 }
 
-static int open_conn(const char *path, sqlite3 **out)
+/* exec_sql for start-up: nothing is logged; on failure why gets SQLite's
+ * reason (never the SQL) for the caller's one line. */
+static int open_exec(sqlite3 *db, const char *sql, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		snprintf(why, whylen, "%s", msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return rc;
+}
+
+/* Opens a connection; on failure nothing is logged and why gets SQLite's
+ * reason. */
+static int open_conn(const char *path, sqlite3 **out, char *why, size_t whylen)
 {
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	                         SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		log_error("cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		snprintf(why, whylen, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return rc;
 	}
@@ -359,33 +421,39 @@ static int user_version(sqlite3 *db)
 	return v;
 }
 
-static int migrate(sqlite3 *db)
+/* Applies the migrations this database lacks; returns the SQLite code,
+ * with the reason in why on failure. */
+static int migrate(sqlite3 *db, char *why, size_t whylen)
 {
 	int have = user_version(db);
 	int want = (int)(sizeof migrations / sizeof migrations[0]);
-	if (have < 0)
-		return -1;
+	int rc = SQLITE_OK;
+	if (have < 0) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+		return sqlite3_extended_errcode(db) != SQLITE_OK ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
+	}
 	if (have > want) {
-		log_error("database schema version %d is newer than this jobqd knows (%d)", have, want);
-		return -1;
+		snprintf(why, whylen, "its schema version %d is newer than this jobqd knows (%d)", have, want);
+		return SQLITE_ERROR;
 	}
 	/* Freed pages go back to the OS in steps, not in one long VACUUM;
 	 * this only takes effect before the first table is created. */
-	if (have == 0 && exec_sql(db, "PRAGMA auto_vacuum = INCREMENTAL") != SQLITE_OK)
-		return -1;
+	if (have == 0 && (rc = open_exec(db, "PRAGMA auto_vacuum = INCREMENTAL", why, whylen)) != SQLITE_OK)
+		return rc;
 	for (int v = have; v < want; v++) {
 		char bump[64];
 		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-		if (exec_sql(db, "BEGIN IMMEDIATE") != SQLITE_OK)
-			return -1;
-		if (exec_sql(db, migrations[v]) != SQLITE_OK || exec_sql(db, bump) != SQLITE_OK ||
-		    exec_sql(db, "COMMIT") != SQLITE_OK) {
-			exec_sql(db, "ROLLBACK");
-			return -1;
+		if ((rc = open_exec(db, "BEGIN IMMEDIATE", why, whylen)) != SQLITE_OK)
+			return rc;
+		if ((rc = open_exec(db, migrations[v], why, whylen)) != SQLITE_OK ||
+		    (rc = open_exec(db, bump, why, whylen)) != SQLITE_OK ||
+		    (rc = open_exec(db, "COMMIT", why, whylen)) != SQLITE_OK) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
 		}
 		log_info("database migrated to schema version %d", v + 1);
 	}
-	return 0;
+	return SQLITE_OK;
 }
 
 static void reader_close(struct reader *r)
@@ -411,6 +479,7 @@ static void reader_close(struct reader *r)
 /* Takes an idle reader or opens a new one; NULL on failure. */
 static struct reader *reader_take(struct store *st)
 {
+	note_damage(st); /* e.g. a hook that reads on the writer thread, mid-group */
 	pthread_mutex_lock(&st->readers_mu);
 	struct reader *r = st->idle;
 	if (r)
@@ -425,8 +494,11 @@ static struct reader *reader_take(struct store *st)
 	sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
 	                          &r->queue_oldest, &r->queue_names, &r->batch_get, &r->batch_counts,
 	                          &r->due_jobs, &r->due_batches, &r->next_jobs, &r->next_batches};
-	bool ok = r && open_conn(st->path, &r->db) == SQLITE_OK &&
+	char why[256] = "";
+	bool ok = open_conn(st->path, &r->db, why, sizeof why) == SQLITE_OK &&
 	          exec_sql(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
+	if (why[0])
+		log_error("cannot open database %s: %s", st->path, why);
 	for (size_t i = 0; ok && i < sizeof stmts / sizeof stmts[0]; i++)
 		ok = prepare(r->db, reader_sql[i], stmts[i]) == SQLITE_OK;
 	if (!ok) {
@@ -448,6 +520,7 @@ static struct reader *reader_take(struct store *st)
 
 static void reader_give(struct store *st, struct reader *r)
 {
+	note_damage(st);
 	pthread_mutex_lock(&st->readers_mu);
 	r->next = st->idle;
 	st->idle = r;
@@ -942,6 +1015,33 @@ static int apply_pause(struct store *st, struct store_op *op)
 	return step_int64(s, &unused);
 }
 
+/* Rewrites a row of STORE_PROBE_BYTES: at COMMIT its pages go to the
+ * WAL as a job's would. Random bytes, because SQLite overwrites a row of
+ * the same size in place and leaves every page whose bytes are unchanged
+ * clean: rewriting zeros wrote nothing at all. Prepared each time: probes
+ * are seconds apart. */
+static int apply_probe(struct store *st, struct store_op *op)
+{
+	if (atomic_load(&st->damaged)) {
+		op->rc = STORE_UNAVAILABLE;
+		return SQLITE_OK;
+	}
+	/* /readyz needs no key: a flood of probes must not become a flood of
+	 * 64 KiB synced writes. Any failed write since voids the answer. */
+	if (st->probe_ok_at && clock_mono_ms() - st->probe_ok_at < PROBE_REUSE_MS)
+		return SQLITE_OK;
+	st->probe_wrote = true;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->wdb, "INSERT INTO meta (key, value) VALUES ('ready_probe', randomblob(?1))"
+	                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(s, 1, STORE_PROBE_BYTES);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static int apply_ping(struct store *st)
 {
 	int64_t unused = 0;
@@ -1152,9 +1252,12 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			ap[i].runnable = !op->paused;
 			break;
 		case STORE_OP_PING: rc = apply_ping(st); break;
+		case STORE_OP_PROBE: rc = apply_probe(st, op); break;
 		}
 		if (rc != SQLITE_OK) {
 			log_error("store %d failed: %s", (int)op->kind, sqlite3_errstr(rc));
+			st->probe_ok_at = 0;
+			st->probe_wrote = false;
 			op->rc = STORE_UNAVAILABLE;
 			ap[i].changed = ap[i].finished = ap[i].runnable = ap[i].batch_done = false;
 			/* FULL, IOERR, NOMEM and BUSY may have rolled the whole
@@ -1171,6 +1274,11 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	}
 	if (!ok && !sqlite3_get_autocommit(st->wdb))
 		exec_sql(st->wdb, "ROLLBACK");
+	if (!ok)
+		st->probe_ok_at = 0;
+	else if (st->probe_wrote)
+		st->probe_ok_at = clock_mono_ms();
+	st->probe_wrote = false;
 	complete_group(st, ops, ap, n, ok);
 }
 
@@ -1192,6 +1300,7 @@ static void sweep(struct store *st)
 	if (!ok) {
 		if (!sqlite3_get_autocommit(st->wdb))
 			exec_sql(st->wdb, "ROLLBACK");
+		st->probe_ok_at = 0;
 		st->next_sweep = now + 1000; /* try again in a second */
 		return;
 	}
@@ -1217,10 +1326,27 @@ static void writer_wait(struct store *st)
 		clock_cond_wait_until(&st->cv, &st->mu, clock_mono_ms() + wait_ms);
 }
 
+/* Moves the probes among ops[n] to the end, keeping the order of the
+ * rest; returns how many ops are not probes. */
+static int probes_last(struct store_op **ops, int n)
+{
+	struct store_op *probes[WRITER_BATCH];
+	int k = 0, p = 0;
+	for (int i = 0; i < n; i++) {
+		if (ops[i]->kind == STORE_OP_PROBE)
+			probes[p++] = ops[i];
+		else
+			ops[k++] = ops[i];
+	}
+	memcpy(ops + k, probes, (size_t)p * sizeof *probes);
+	return k;
+}
+
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
 	struct store_op *ops[WRITER_BATCH];
+	met_damage = false;
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
 		while (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)
@@ -1228,6 +1354,7 @@ static void *writer_main(void *arg)
 		if (!st->head && !st->stopping) {
 			pthread_mutex_unlock(&st->mu);
 			sweep(st);
+			note_damage(st);
 			continue;
 		}
 		if (!st->head) {
@@ -1242,9 +1369,16 @@ static void *writer_main(void *arg)
 		if (!st->head)
 			st->tail = NULL;
 		pthread_mutex_unlock(&st->mu);
-		apply_group(st, ops, n);
+		/* Probes commit on their own, after the rest: their write must
+		 * never be what fails real work on a nearly full disk. */
+		int k = probes_last(ops, n);
+		if (k > 0)
+			apply_group(st, ops, k);
+		if (k < n)
+			apply_group(st, ops + k, n - k);
 		if (clock_now_ms() >= st->next_sweep)
 			sweep(st);
+		note_damage(st);
 	}
 	return NULL;
 }
@@ -1297,54 +1431,184 @@ enum store_rc store_run(struct store *st, struct store_op *op)
 
 /* ---- open and close ------------------------------------------------- */
 
-static int take_lock(struct store *st, char *err, size_t errlen)
+/* The directory must exist: said plainly, that is the commonest mistake. */
+static int check_dir(const char *path, char *why, size_t whylen)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct stat sb;
+	if (stat(dir, &sb) != 0) {
+		snprintf(why, whylen, "directory %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		snprintf(why, whylen, "%.300s is not a directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int take_lock(struct store *st, char *why, size_t whylen)
 {
 	char lock_path[4096];
 	snprintf(lock_path, sizeof lock_path, "%s.lock", st->path);
 	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (st->lock_fd < 0) {
-		snprintf(err, errlen, "cannot open lock file %s: %s", lock_path, strerror(errno));
+		snprintf(why, whylen, "cannot create its lock file %.300s: %s", lock_path, strerror(errno));
 		return -1;
 	}
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(err, errlen, "database %s is in use by another jobqd (%s is locked)",
-		         st->path, lock_path);
+		snprintf(why, whylen, "it is in use by another jobqd (%.300s is locked)", lock_path);
 		return -1;
 	}
 	return 0;
 }
 
-static int open_writer(struct store *st, const struct store_options *opts)
+/* SQLite opens a file it may not write read-only, without a word; jobqd
+ * must write, so that is a start-up error, with the system's reason. */
+static int check_writable(struct store *st, char *why, size_t whylen)
 {
-	if (open_conn(st->path, &st->wdb) != SQLITE_OK)
-		return -1;
+	if (sqlite3_db_readonly(st->wdb, "main") != 1)
+		return SQLITE_OK;
+	int fd = open(st->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "the file is read-only: %s", strerror(errno));
+	} else {
+		snprintf(why, whylen, "SQLite opened the file read-only");
+		close(fd);
+	}
+	return SQLITE_READONLY;
+}
+
+/* Interrupts a quick_check that outlives its budget. */
+struct check_watch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;        /* the check is over */
+	bool fired;       /* the watch interrupted it */
+	int64_t deadline; /* monotonic ms */
+	sqlite3 *db;
+};
+
+static void *check_watch_main(void *arg)
+{
+	struct check_watch *w = arg;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done && clock_mono_ms() < w->deadline)
+		clock_cond_wait_until(&w->cv, &w->mu, w->deadline);
+	/* Again every 5 ms until it ends: an interrupt that lands before
+	 * the statement starts is forgotten. */
+	while (!w->done) {
+		sqlite3_interrupt(w->db);
+		w->fired = true;
+		clock_cond_wait_until(&w->cv, &w->mu, clock_mono_ms() + 5);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* PRAGMA quick_check (every page of every table and index is read and its
+ * structure checked, without comparing indexes to tables) for at most
+ * budget_s: a watch thread interrupts it then, and a warning says the
+ * check was cut short. Returns SQLITE_CORRUPT with the first finding in
+ * why when it finds damage, another SQLite code when it cannot run. */
+static int check_integrity(struct store *st, double budget_s, char *why, size_t whylen)
+{
+	struct check_watch w = {.db = st->wdb, .deadline = clock_mono_ms() + (int64_t)(budget_s * 1000)};
+	pthread_mutex_init(&w.mu, NULL);
+	clock_cond_init(&w.cv);
+	pthread_t watch;
+	bool watching = pthread_create(&watch, NULL, check_watch_main, &w) == 0;
+	int64_t started = clock_mono_ms();
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->wdb, "PRAGMA quick_check(1)", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *found = (const char *)sqlite3_column_text(s, 0);
+		if (found && strcmp(found, "ok") != 0) {
+			/* Findings span lines ("*** in database main ***\n..."). */
+			snprintf(why, whylen, "quick_check: %s", found);
+			for (char *c = why; *c; c++)
+				if (*c == '\n' || *c == '\r' || *c == '\t')
+					*c = ' ';
+			rc = SQLITE_CORRUPT;
+		} else {
+			rc = SQLITE_OK;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	} else if (rc != SQLITE_OK) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(st->wdb));
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_lock(&w.mu);
+	w.done = true;
+	pthread_cond_signal(&w.cv);
+	pthread_mutex_unlock(&w.mu);
+	if (watching)
+		pthread_join(watch, NULL);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	if ((rc & 0xff) == SQLITE_INTERRUPT && w.fired) {
+		log_warn("database %s: the integrity check stopped after %.1f s (--integrity-check); "
+		         "it found no damage in what it read", st->path, (double)(clock_mono_ms() - started) / 1000);
+		return SQLITE_OK;
+	}
+	return rc;
+}
+
+/* Opens the writer connection, sets it up and migrates; returns the
+ * SQLite code, with the reason in why on failure. */
+static int open_writer(struct store *st, const struct store_options *opts, char *why, size_t whylen)
+{
+	int rc = open_conn(st->path, &st->wdb, why, whylen);
+	if (rc != SQLITE_OK || (rc = check_writable(st, why, whylen)) != SQLITE_OK)
+		return rc;
 	st->sync_pragma = opts->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-	if (exec_sql(st->wdb, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
-	    exec_sql(st->wdb, st->sync_pragma) != SQLITE_OK ||
-	    exec_sql(st->wdb, "PRAGMA journal_size_limit = 67108864") != SQLITE_OK ||
-	    /* A group (a 10,000-job batch, or a thousand submits) dirties
-	     * thousands of pages; with the default 2 MiB cache SQLite spills
-	     * them to the WAL mid-transaction and writes many pages several
-	     * times over. 64 MiB keeps a whole group in memory. */
-	    exec_sql(st->wdb, "PRAGMA cache_size = -65536") != SQLITE_OK ||
-	    /* Inside a group every INSERT or UPDATE that may fail alone (a
-	     * UNIQUE id, the count triggers) keeps a statement journal: the
-	     * old copy of every page it touches. In a temp file that was two
-	     * write() calls per page, 20,000 for a 1,000-job batch. */
-	    exec_sql(st->wdb, "PRAGMA temp_store = MEMORY") != SQLITE_OK ||
-	    migrate(st->wdb) != 0)
-		return -1;
-	for (int i = 0; i < SQL_COUNT; i++)
-		if (prepare(st->wdb, writer_sql[i], &st->wstmt[i]) != SQLITE_OK)
-			return -1;
-	return 0;
+	const char *setup[] = {
+		"PRAGMA journal_mode = WAL", st->sync_pragma, "PRAGMA journal_size_limit = 67108864",
+		/* A group (a 10,000-job batch, or a thousand submits) dirties
+		 * thousands of pages; with the default 2 MiB cache SQLite spills
+		 * them to the WAL mid-transaction and writes many pages several
+		 * times over. 64 MiB keeps a whole group in memory. */
+		"PRAGMA cache_size = -65536",
+		/* Inside a group every INSERT or UPDATE that may fail alone (a
+		 * UNIQUE id, the count triggers) keeps a statement journal: the
+		 * old copy of every page it touches. In a temp file that was two
+		 * write() calls per page, 20,000 for a 1,000-job batch. */
+		"PRAGMA temp_store = MEMORY",
+	};
+	for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++)
+		if ((rc = open_exec(st->wdb, setup[i], why, whylen)) != SQLITE_OK)
+			return rc;
+	if (opts->integrity_check_s > 0 && (rc = check_integrity(st, opts->integrity_check_s, why, whylen)) != SQLITE_OK)
+		return rc;
+	if ((rc = migrate(st->wdb, why, whylen)) != SQLITE_OK)
+		return rc;
+	for (int i = 0; i < SQL_COUNT; i++) {
+		rc = sqlite3_prepare_v3(st->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->wstmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(why, whylen, "%s", sqlite3_errmsg(st->wdb));
+			return rc;
+		}
+	}
+	return SQLITE_OK;
 }
 
 /* Jobs left running belong to a process that died (we hold the lock, so
  * no other jobqd runs them). Their attempt is recorded as interrupted; the
  * attempt was counted when they were claimed, so a job that crashes jobqd
- * every time ends failed after max_attempts runs instead of looping. */
-static int recover(struct store *st)
+ * every time ends failed after max_attempts runs instead of looping.
+ * Returns the SQLite code, with the reason in why on failure. */
+static int recover(struct store *st, char *why, size_t whylen)
 {
 	char sql[2048];
 	int64_t now = clock_now_ms();
@@ -1367,24 +1631,34 @@ static int recover(struct store *st)
 	         (long long)now, (long long)now, (long long)now, (long long)now, (long long)now,
 	         (long long)now);
 	int before = sqlite3_total_changes(st->wdb);
-	if (exec_sql(st->wdb, sql) != SQLITE_OK) {
-		exec_sql(st->wdb, "ROLLBACK");
-		return -1;
+	int rc = open_exec(st->wdb, sql, why, whylen);
+	if (rc != SQLITE_OK) {
+		sqlite3_exec(st->wdb, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
 	}
 	int n = (sqlite3_total_changes(st->wdb) - before) / 2;
 	if (n > 0)
 		log_warn("recovered %d job(s) left running by a previous process", n);
-	return 0;
+	return SQLITE_OK;
+}
+
+/* Whether an SQLite code says the file itself is damaged. */
+static bool is_damage(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
 
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
                struct store **out, char *err, size_t errlen)
 {
+	pthread_once(&log_once, install_log);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return STORE_OPEN_FAILED;
 	}
+	int result = STORE_OPEN_FAILED;
+	char why[512] = "";
 	st->lock_fd = -1;
 	st->path = strdup(opts->path);
 	if (hooks)
@@ -1397,13 +1671,24 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (take_lock(st, err, errlen) != 0)
-		goto fail;
-	if (open_writer(st, opts) != 0 || recover(st) != 0) {
-		snprintf(err, errlen, "cannot open database %s: %s", st->path,
-		         st->wdb ? sqlite3_errmsg(st->wdb) : "open failed");
+	if (check_dir(st->path, why, sizeof why) != 0 || take_lock(st, why, sizeof why) != 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", st->path, why);
 		goto fail;
 	}
+	int rc = open_writer(st, opts, why, sizeof why);
+	if (rc == SQLITE_OK)
+		rc = recover(st, why, sizeof why);
+	if (rc != SQLITE_OK && is_damage(rc)) {
+		snprintf(err, errlen, "database %s is damaged (%s): restore it from a backup, or salvage "
+		         "what is left with sqlite3's .recover", st->path, why);
+		result = STORE_OPEN_DAMAGED;
+		goto fail;
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", st->path, why);
+		goto fail;
+	}
+	met_damage = false; /* reported above, or nothing */
 	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
 		snprintf(err, errlen, "cannot start the store writer thread");
 		goto fail;
@@ -1412,8 +1697,9 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	*out = st;
 	return 0;
 fail:
+	met_damage = false;
 	store_close(st);
-	return -1;
+	return result;
 }
 
 void store_close(struct store *st)

@@ -56,6 +56,9 @@ struct store_hooks {
 struct store_options {
 	const char *path;
 	bool sync_full;       /* synchronous=FULL (default) or NORMAL */
+	/* At open, PRAGMA quick_check runs for at most this long (seconds);
+	 * 0 skips it. */
+	double integrity_check_s;
 };
 
 enum store_op_kind {
@@ -88,7 +91,17 @@ enum store_op_kind {
 	STORE_OP_DELETE,   /* in: id; out: found (finished ones are now deleted) */
 	STORE_OP_PAUSE,    /* in: queue, paused */
 	STORE_OP_PING,     /* a small real write: is the database writable? */
+	/* What readiness asks: would a submission commit now? A synced commit
+	 * of STORE_PROBE_BYTES, more than a job with its index entries takes,
+	 * in a transaction of its own (it never fails other ops). rc is
+	 * STORE_UNAVAILABLE when it fails or the database is damaged
+	 * (store_damaged). */
+	STORE_OP_PROBE,
 };
+
+/* The size of STORE_OP_PROBE's write: 16 pages. A job with a small
+ * payload takes about 7 (its row and index entries). */
+#define STORE_PROBE_BYTES 65536
 
 struct store_op {
 	enum store_op_kind kind;
@@ -127,9 +140,17 @@ struct store_op {
 	void *sync;                       /* store_run's wait, internal */
 };
 
+/* store_open's failures. */
+enum {
+	STORE_OPEN_FAILED = -1,  /* cannot open or write it: missing directory, read-only, in use */
+	STORE_OPEN_DAMAGED = -2, /* the file is corrupt (quick_check, or SQLite says so) */
+};
+
 /* Opens (creating and migrating) the database, takes its lock file,
- * requeues jobs left running by a dead process, and starts the writer.
- * On failure returns -1 with a message in err. */
+ * checks it (integrity_check_s), requeues jobs left running by a dead
+ * process, and starts the writer. On failure returns STORE_OPEN_FAILED or
+ * STORE_OPEN_DAMAGED with one line in err (what failed, the path, the
+ * reason); nothing is logged. */
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
                struct store **out, char *err, size_t errlen);
 
@@ -218,6 +239,10 @@ struct store_stats {
 };
 
 void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Whether a read or a write has met a damaged page since open: the file
+ * is corrupt, and stays so until it is restored or repaired. */
+bool store_damaged(struct store *st);
 
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);

@@ -1596,6 +1596,7 @@ START_TEST(config_load_defaults)
 	ck_assert_double_eq(cfg.defaults.timeout_s, 3600);
 	ck_assert_double_eq(cfg.defaults.retention_s, 604800);
 	ck_assert_double_eq(cfg.shutdown_grace_s, 30);
+	ck_assert_double_eq(cfg.integrity_check_s, 10);
 	ck_assert_int_eq(cfg.nqueues, 0);
 }
 END_TEST
@@ -1604,7 +1605,7 @@ START_TEST(config_load_reads_each_flag)
 {
 	char *argv[] = {"jobqd", "--listen", "0.0.0.0:9000", "--db", "/tmp/x/jobs.db",
 	                "--workers", "4", "--sync", "normal", "--max-body", "2048",
-	                "--log-level", "debug", NULL};
+	                "--log-level", "debug", "--integrity-check", "0.5", NULL};
 	struct config cfg;
 	char err[256] = "";
 	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
@@ -1615,6 +1616,7 @@ START_TEST(config_load_reads_each_flag)
 	ck_assert(!cfg.sync_full);
 	ck_assert_uint_eq(cfg.max_body, 2048);
 	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+	ck_assert_double_eq(cfg.integrity_check_s, 0.5);
 }
 END_TEST
 
@@ -1716,6 +1718,9 @@ static const struct { const char *flag, *value; } bad_flags[] = {
 	{"--listen", "1.2.3.4: 80"},
 	{"--sync", "FULL"},
 	{"--sync", "off"},
+	{"--integrity-check", "-1"},
+	{"--integrity-check", "86401"},
+	{"--integrity-check", "1e3"},
 	{"--max-body", "0"},
 	{"--max-body", "67108865"},
 	{"--max-body", "1k"},

@@ -1497,6 +1497,9 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415},
 		{PROBLEM_SHUTTING_DOWN, "shutting_down", 503},
 		{PROBLEM_STORAGE_UNAVAILABLE, "storage_unavailable", 503},
+		{PROBLEM_BAD_REQUEST, "bad_request", 400},
+		{PROBLEM_REQUEST_TIMEOUT, "request_timeout", 408},
+		{PROBLEM_TOO_MANY_CONNECTIONS, "too_many_connections", 503},
 		{PROBLEM_INTERNAL, "internal", 500},
 	};
 	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);

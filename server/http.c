@@ -626,10 +626,13 @@ static bool conn_answer(struct conn *k)
 	return !k || atomic_compare_exchange_strong(&k->phase, &want, CONN_ANSWERING) || want == CONN_ANSWERING;
 }
 
-/* The next request on a kept-alive connection has its own deadline. */
+/* The next request on a kept-alive connection has its own deadline. Till
+ * its request line comes the connection is idle, and a proxy keeps idle
+ * connections to reuse: they get the idle timeout, if it is longer. */
 static void conn_rearm(struct http *h, struct conn *k)
 {
-	atomic_store(&k->deadline_ms, clock_mono_ms() + h->timeout_ms);
+	int64_t idle_ms = (int64_t)IDLE_TIMEOUT_S * 1000;
+	atomic_store(&k->deadline_ms, clock_mono_ms() + (h->timeout_ms > idle_ms ? h->timeout_ms : idle_ms));
 	atomic_store(&k->begun, false);
 	int want = CONN_ANSWERING;
 	atomic_compare_exchange_strong(&k->phase, &want, CONN_RECEIVING);
@@ -828,11 +831,17 @@ static struct exchange *exchange_new(struct http *h, struct MHD_Connection *c)
  * return value is the request's con_cls. */
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
 {
-	struct exchange *x = exchange_new(cls, c);
+	struct http *h = cls;
+	struct exchange *x = exchange_new(h, c);
 	if (!x)
 		return NULL;
-	if (x->conn)
+	if (x->conn) {
+		/* From the request line on, the rest must come within the timeout. */
+		int64_t until = clock_mono_ms() + h->timeout_ms;
+		if (until < atomic_load(&x->conn->deadline_ms))
+			atomic_store(&x->conn->deadline_ms, until);
 		atomic_store(&x->conn->begun, true);
+	}
 	if (!uri)
 		return x;
 	/* Read now: the library unescapes the target in place afterwards. */

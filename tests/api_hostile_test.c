@@ -445,6 +445,30 @@ START_TEST(deadline_slow_headers_get_408)
 }
 END_TEST
 
+/* On a kept-alive connection the clock restarts with each request line. */
+START_TEST(deadline_slow_second_request_on_a_kept_connection_gets_408)
+{
+	static const char fast[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct jobqd d;
+	struct raw r;
+	int fd;
+
+	harness_start(&d, ARGS("--request-timeout", "1"));
+	fd = raw_connect(&d);
+	raw_send(fd, fast, sizeof fast - 1);
+	raw_read(fd, &r, 0);
+	ck_assert_int_eq(r.status, 200);
+	raw_free(&r);
+	raw_send(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32);
+	drip(fd, "X-A: b\r\n", &r);
+	close(fd);
+	assert_raw_problem(&r, 408, "request_timeout", NULL);
+	ck_assert(r.closed);
+	raw_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
 START_TEST(deadline_slow_body_gets_408)
 {
 	struct jobqd d;
@@ -708,6 +732,7 @@ static Suite *hostile_suite(void)
 
 	tc = tcase(s, "deadline");
 	tcase_add_test(tc, deadline_slow_headers_get_408);
+	tcase_add_test(tc, deadline_slow_second_request_on_a_kept_connection_gets_408);
 	tcase_add_test(tc, deadline_slow_body_gets_408);
 	tcase_add_test(tc, deadline_stalled_body_gets_408);
 	tcase_add_test(tc, deadline_does_not_cut_a_long_poll);

@@ -491,8 +491,8 @@ static void frame_refuse(struct frame_scan *f, const char *field, const char *wh
  * LF after a value become NULs and the next name starts right after, and
  * the value's length is its strlen. So anything but one or two NULs
  * between one value and the next name is a value cut short by a NUL byte
- * (a folded line is copied elsewhere and skipped here). Later versions
- * refuse a NUL themselves and lay the buffer out differently. */
+ * (a folded line is copied elsewhere and skipped here). The check is
+ * compiled only against the versions whose layout it knows. */
 #if MHD_VERSION <= 0x00097500
 #define FRAME_CHECK_NUL 1
 #else

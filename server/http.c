@@ -1230,13 +1230,21 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 	}
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cores > 0 ? (unsigned)cores : 1;
+	unsigned limit = connection_limit(h->max_conns);
+	unsigned headroom = CONNECTION_HEADROOM(limit) < limit / 2 ? CONNECTION_HEADROOM(limit) : limit / 2;
+	if (limit < (unsigned)h->max_conns + CONNECTION_HEADROOM((unsigned)h->max_conns)) {
+		/* Too few descriptors: keep room for the 503s below them. */
+		h->max_conns = (int)(limit - headroom);
+		log_warn("only %u descriptors for connections: serving %d at once, not %d (--max-connections)",
+		         limit, h->max_conns, app->cfg->max_connections);
+	}
 	h->daemon = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_access, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, connection_limit(h->max_conns),
+		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,

@@ -1567,7 +1567,7 @@ END_TEST
 static const char *const config_env[] = {
 	"JOBQ_LISTEN", "JOBQ_DB", "JOBQ_WORKERS", "JOBQ_SYNC", "JOBQ_MAX_BODY", "JOBQ_LOG_LEVEL",
 	"JOBQ_MAX_ATTEMPTS", "JOBQ_BACKOFF", "JOBQ_MAX_BACKOFF", "JOBQ_TIMEOUT", "JOBQ_RETENTION",
-	"JOBQ_SHUTDOWN_GRACE", "JOBQ_QUEUE",
+	"JOBQ_SHUTDOWN_GRACE", "JOBQ_QUEUE", "JOBQ_REQUEST_TIMEOUT", "JOBQ_MAX_CONNECTIONS",
 };
 
 static void config_env_clear(void)
@@ -1600,6 +1600,21 @@ START_TEST(config_load_defaults)
 	ck_assert_double_eq(cfg.defaults.retention_s, 604800);
 	ck_assert_double_eq(cfg.shutdown_grace_s, 30);
 	ck_assert_int_eq(cfg.nqueues, 0);
+	ck_assert_double_eq(cfg.request_timeout_s, 30);
+	ck_assert_int_eq(cfg.max_connections, 10000);
+}
+END_TEST
+
+START_TEST(config_load_reads_request_timeout_and_max_connections)
+{
+	setenv("JOBQ_REQUEST_TIMEOUT", "2.5", 1);
+	setenv("JOBQ_MAX_CONNECTIONS", "50", 1);
+	char *argv[] = {"jobqd", "--max-connections", "7", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_double_eq(cfg.request_timeout_s, 2.5);
+	ck_assert_int_eq(cfg.max_connections, 7);
 }
 END_TEST
 
@@ -1752,6 +1767,14 @@ static const struct { const char *flag, *value; } bad_flags[] = {
 	{"--retention", "315360001"},
 	{"--retention", "7d"},
 	{"--retention", ""},
+	{"--request-timeout", "0"},
+	{"--request-timeout", "0.05"},
+	{"--request-timeout", "3601"},
+	{"--request-timeout", "1e1"},
+	{"--request-timeout", "0x10"},
+	{"--max-connections", "0"},
+	{"--max-connections", "1000001"},
+	{"--max-connections", "many"},
 	{"--shutdown-grace", "-1"},
 	{"--shutdown-grace", "soon"},
 	{"--shutdown-grace", ""},
@@ -3062,6 +3085,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, config_load_reads_each_flag);
 	tcase_add_test(tc, config_load_reads_flag_equals_value);
 	tcase_add_test(tc, config_load_reads_environment);
+	tcase_add_test(tc, config_load_reads_request_timeout_and_max_connections);
 	tcase_add_test(tc, config_load_flags_win_over_environment);
 	tcase_add_test(tc, config_load_good_flag_overrides_bad_environment);
 	tcase_add_test(tc, config_load_bad_environment_names_the_variable);

@@ -50,11 +50,13 @@ COMMAND_OBJ := $(BUILD)/tests/api_command_test.o $(BUILD)/tests/harness.o
 HTTP_OBJ    := $(BUILD)/tests/api_http_test.o $(BUILD)/tests/harness.o
 EVENTS_OBJ  := $(BUILD)/tests/api_events_test.o $(BUILD)/tests/harness.o
 OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
+DISK_OBJ    := $(BUILD)/tests/api_disk_test.o $(BUILD)/tests/harness.o
+HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme check-web check-proxy check-deploy \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-torture check-readme check-web check-proxy check-deploy \
         lint-openapi deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
@@ -119,6 +121,12 @@ $(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
 $(BUILD)/tests/api_ops_test: $(OPS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_disk_test: $(DISK_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/api_hostile_test: $(HOSTILE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/api_metrics_test: $(METRICS_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -137,7 +145,7 @@ test:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory test-only
 
-test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics \
+test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
            check-torture check-readme check-web check-proxy check-deploy lint-openapi
 
 check-unit: $(BUILD)/tests/unit
@@ -163,6 +171,15 @@ check-events: $(BUILD)/tests/api_events_test $(BUILD)/jobqd
 
 check-ops: $(BUILD)/tests/api_ops_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_ops_test
+
+# A full disk (a tmpfs), damaged files, start-up errors; the mounts need
+# root and are skipped, saying so, without it.
+check-disk: $(BUILD)/tests/api_disk_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_disk_test
+
+# Raw-socket clients that misbehave: framing, deadlines, the connection limit.
+check-hostile: $(BUILD)/tests/api_hostile_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_hostile_test
 
 # Needs promtool (Debian package prometheus; scripts/deps.sh installs it).
 check-metrics: $(BUILD)/tests/api_metrics_test $(BUILD)/jobqd

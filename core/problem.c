@@ -26,6 +26,9 @@ static const struct problem_info problems[PROBLEM_KIND_COUNT] = {
 	[PROBLEM_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415, "Unsupported media type"},
 	[PROBLEM_SHUTTING_DOWN] = {"shutting_down", 503, "Shutting down"},
 	[PROBLEM_STORAGE_UNAVAILABLE] = {"storage_unavailable", 503, "Storage unavailable"},
+	[PROBLEM_BAD_REQUEST] = {"bad_request", 400, "Bad request"},
+	[PROBLEM_REQUEST_TIMEOUT] = {"request_timeout", 408, "Request timeout"},
+	[PROBLEM_TOO_MANY_CONNECTIONS] = {"too_many_connections", 503, "Too many connections"},
 	[PROBLEM_INTERNAL] = {"internal", 500, "Internal error"},
 };
 

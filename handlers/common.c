@@ -75,7 +75,8 @@ int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer)
 	}
 	char *end;
 	double v = strtod(text, &end);
-	bool bad = end == text || !isfinite(v) || v < 0;
+	/* strtod also takes hex, exponents, inf and nan: S is plain decimal. */
+	bool bad = end == text || !isfinite(v) || v < 0 || strspn(text, "0123456789.") != (size_t)(end - text);
 	if (!bad && !*from_prefer && *end)
 		bad = true;
 	if (bad) {

@@ -4,6 +4,7 @@
  * writer and suspends; the writer resumes the request after its commit.
  * A long-poll suspends on the hub until the job finishes or the deadline
  * passes; it holds no database read while suspended. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -320,8 +321,9 @@ static int parse_list_query(struct req *r, struct store_filter *f)
 	if ((v = req_query(r, "cursor"))) {
 		/* The cursor is opaque to clients; it is the last row's seq. */
 		char *end;
+		errno = 0;
 		long long seq = strtoll(v, &end, 10);
-		if (end == v || *end || seq < 1) {
+		if (end == v || *end || seq < 1 || errno || v[strspn(v, "0123456789")] != '\0') {
 			reply_error(r, PROBLEM_INVALID_QUERY, "cursor", "cursor must be a next_cursor value from a previous page");
 			return -1;
 		}

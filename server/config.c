@@ -109,6 +109,20 @@ static int parse_seconds(const char *s, double min, double max, double *out)
 	return 0;
 }
 
+static int opt_request_timeout(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0.1, 3600, &cfg->request_timeout_s);
+}
+
+static int opt_max_connections(struct config *cfg, const char *v)
+{
+	long n;
+	if (parse_int(v, 1, CONFIG_MAX_CONNECTIONS, &n) != 0)
+		return -1;
+	cfg->max_connections = (int)n;
+	return 0;
+}
+
 static int opt_max_attempts(struct config *cfg, const char *v)
 {
 	long n;
@@ -136,6 +150,11 @@ static int opt_timeout(struct config *cfg, const char *v)
 static int opt_retention(struct config *cfg, const char *v)
 {
 	return parse_seconds(v, 0, JOB_RETENTION_LIMIT_S, &cfg->defaults.retention_s);
+}
+
+static int opt_integrity_check(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 0, 86400, &cfg->integrity_check_s);
 }
 
 static int opt_shutdown_grace(struct config *cfg, const char *v)
@@ -345,7 +364,10 @@ static const struct option_def options[] = {
 	{"--db", "JOBQ_DB", "PATH", "SQLite database file (default ./jobq.db)", opt_db},
 	{"--workers", "JOBQ_WORKERS", "N", "worker threads, 1-1024 (default: number of cores)", opt_workers},
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
+	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long; 0 skips it (default 10)", opt_integrity_check},
 	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted (default 1048576)", opt_max_body},
+	{"--request-timeout", "JOBQ_REQUEST_TIMEOUT", "SECONDS", "a request's line, headers and body must arrive within this, else 408 (default 30)", opt_request_timeout},
+	{"--max-connections", "JOBQ_MAX_CONNECTIONS", "N", "open connections served; past it a new one gets 503 (default 10000)", opt_max_connections},
 	{"--log-level", "JOBQ_LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", opt_log_level},
 	{"--max-attempts", "JOBQ_MAX_ATTEMPTS", "N", "attempts a job gets unless it says (1-100, default 3)", opt_max_attempts},
 	{"--backoff", "JOBQ_BACKOFF", "SECONDS", "retry backoff base unless the job says (default 1)", opt_backoff},
@@ -393,7 +415,10 @@ static void defaults(struct config *cfg)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->workers = cores > 0 ? (int)cores : 1;
 	cfg->sync_full = true;
+	cfg->integrity_check_s = 10;
 	cfg->max_body = 1 << 20;
+	cfg->request_timeout_s = 30;
+	cfg->max_connections = 10000;
 	cfg->log_level = LOG_INFO;
 	cfg->defaults = (struct job_defaults){
 		.max_attempts = 3, .backoff_s = 1, .max_backoff_s = 300,

@@ -15,6 +15,7 @@
 
 #define CONFIG_MAX_QUEUES 64
 #define CONFIG_MAX_LIST 64       /* --command, --http-allow, --http-deny */
+#define CONFIG_MAX_CONNECTIONS 1000000
 
 struct queue_limit {
 	char name[JOB_NAME_MAX + 1];
@@ -32,7 +33,10 @@ struct config {
 	char db_path[4096];
 	int workers;
 	bool sync_full;
+	double integrity_check_s; /* start-up quick_check budget; 0: none */
 	size_t max_body;          /* bytes */
+	double request_timeout_s; /* request line, headers and body must all arrive within it */
+	int max_connections;      /* past it, a new connection is answered 503 */
 	enum log_level log_level;
 	struct job_defaults defaults; /* for submissions that leave them out */
 	double shutdown_grace_s;

@@ -17,7 +17,22 @@
  * (behind --trust-proxy), the request id, the CORS origin, CORS preflights
  * and the API key check against the route's role. send_reply adds the
  * shared response headers and turns a matching If-None-Match into 304;
- * on_completed writes the request log line. */
+ * on_completed writes the request log line.
+ *
+ * Hostile clients. The first call also refuses framing that a proxy in
+ * front could read another way (request smuggling): libmicrohttpd 0.9.75
+ * takes duplicate Content-Length, Transfer-Encoding beside Content-Length
+ * or other than chunked, a space before a header's colon, a CR or NUL
+ * in a value and a request target with a space or a %00, so frame_check
+ * walks what it parsed and answers 400 bad_request (and the connection
+ * closes). Each connection has a deadline for its request line, headers
+ * and body (--request-timeout): a watchdog thread walks the open
+ * connections and ends a late one with a 408 written straight to its
+ * socket, since libmicrohttpd can queue a response only from its own
+ * thread and only before or after the body. The library's connection
+ * limit is set above --max-connections: a connection past ours is served
+ * a 503 too_many_connections as soon as its headers are in, where the
+ * library would leave it in the listen backlog. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
@@ -25,6 +40,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,7 +61,13 @@
 #include "server/app.h"
 #include "server/req.h"
 
-#define CONNECTION_LIMIT 10000
+/* Connections past --max-connections that still get their 503: the
+ * library's own limit is this much higher. Past both, new connections
+ * wait in the listen backlog. */
+#define CONNECTION_HEADROOM(n) ((n) / 8 + 16)
+/* A connection past --max-connections has this long to send its request. */
+#define OVER_LIMIT_GRACE_MS 1000
+#define WATCHDOG_STEP_MS 50
 /* Each connection's pool holds its request line, headers and read buffer
  * (bodies are copied out as they arrive); libmicrohttpd's 32 KiB default is
  * zeroed on every reuse, which dominated answering 10,000 waiters at once.
@@ -72,7 +94,7 @@ enum access {
 
 struct route {
 	const char *method;
-	const char *pattern;   /* "{id}" matches one non-empty segment */
+	const char *pattern;   /* "{id}" or "{name}" matches one non-empty segment */
 	req_fn fn;
 	bool json_body;        /* requires Content-Type: application/json */
 	enum access access;
@@ -96,9 +118,9 @@ static const struct route routes[] = {
 	{"POST", "/v1/batches", batches_create, true, ACCESS_SUBMIT, false},
 	{"GET", "/v1/batches/{id}", batches_get, false, ACCESS_READ, false},
 	{"GET", "/v1/queues", queues_list, false, ACCESS_READ, true},
-	{"GET", "/v1/queues/{id}", queues_get, false, ACCESS_READ, true},
-	{"POST", "/v1/queues/{id}/pause", queues_pause, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/queues/{id}/resume", queues_resume, false, ACCESS_ADMIN, false},
+	{"GET", "/v1/queues/{name}", queues_get, false, ACCESS_READ, true},
+	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
+	{"POST", "/v1/queues/{name}/resume", queues_resume, false, ACCESS_ADMIN, false},
 	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
 	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
@@ -111,18 +133,47 @@ static const struct route routes[] = {
 
 #define NROUTES (sizeof routes / sizeof routes[0])
 
+/* Where a connection's current request is. RECEIVING has a deadline; the
+ * HTTP thread moves it to ANSWERING once the request is in (or refused),
+ * the watchdog to EXPIRED when the deadline passes first. Whichever moves
+ * it out of RECEIVING owns the socket's output for that request. */
+enum conn_phase { CONN_RECEIVING, CONN_ANSWERING, CONN_EXPIRED };
+
+/* One open TCP connection (libmicrohttpd's socket context). */
+struct conn {
+	struct conn *prev, *next;      /* http.conns, under http.conns_lock */
+	int fd;
+	atomic_int phase;              /* enum conn_phase */
+	_Atomic int64_t deadline_ms;   /* clock_mono_ms(); read while RECEIVING */
+	atomic_bool begun;             /* a request line has arrived: a 408 may be sent */
+	bool over_limit;               /* opened past --max-connections */
+};
+
 struct http {
 	struct app *app;
 	struct MHD_Daemon *daemon;
 	int quiesced_fd;         /* listen socket after quiesce; closed after stop */
 	atomic_int suspended;    /* requests suspended now */
 	atomic_int active;       /* requests begun and not completed */
+	int64_t timeout_ms;      /* --request-timeout */
+	int max_conns;           /* --max-connections */
+	atomic_int nconns;       /* connections open now */
+	pthread_mutex_t conns_lock;  /* guards conns and the list links */
+	struct conn *conns;
+	pthread_t watchdog;
+	bool watchdog_started;
+	atomic_bool watchdog_stop;
 };
 
 /* One request. req comes first: handlers see only it. */
 struct exchange {
 	struct req req;
 	struct http *http;
+	struct conn *conn;      /* NULL if the connection's context could not be made */
+	const char *raw_target; /* the request target in the read buffer (unescaped in place later) */
+	size_t raw_target_len;  /* before unescaping */
+	const char *target_problem; /* why the raw target is refused, or NULL */
+	bool seen;              /* the access handler has been called */
 	const struct route *route;
 	const char *route_pattern;  /* for the log: the route, or the preflight's */
 	char *param;
@@ -142,17 +193,17 @@ struct exchange {
 /* ---- routing -------------------------------------------------------- */
 
 /* Matches path against pattern; on success *param points at a malloc'd
- * copy of the {id} segment (or NULL). */
+ * copy of the {id} or {name} segment (or NULL). */
 static bool route_match(const char *pattern, const char *path, char **param)
 {
 	char *captured = NULL;
 	while (*pattern && *path) {
-		if (strncmp(pattern, "{id}", 4) == 0) {
+		if (*pattern == '{') {
 			size_t n = strcspn(path, "/");
 			if (n == 0 || captured)
 				break;
 			captured = strndup(path, n);
-			pattern += 4;
+			pattern += strcspn(pattern, "}") + 1;
 			path += n;
 		} else if (*pattern == *path) {
 			pattern++;
@@ -408,6 +459,250 @@ static void body_append(struct exchange *x, const char *data, size_t n)
 	x->req.body[x->req.body_len] = '\0';
 }
 
+/* ---- framing ---------------------------------------------------------- */
+
+/* RFC 9110 token characters: what a header name may hold. */
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+struct frame_scan {
+	const char *bad;          /* the first refusal, as a sentence */
+	const char *field;        /* the header it is about */
+	const char *content_length;
+	size_t content_length_len;
+	int ntransfer_encoding;
+	bool chunked;
+	bool host;
+	uintptr_t gap_from;       /* end of the previous value in the read buffer, or 0 */
+};
+
+static void frame_refuse(struct frame_scan *f, const char *field, const char *why)
+{
+	if (!f->bad && why) {
+		f->bad = why;
+		f->field = field;
+	}
+}
+
+/* In libmicrohttpd 0.9.75 each header line is parsed in place: the CR and
+ * LF after a value become NULs and the next name starts right after, and
+ * the value's length is its strlen. So anything but one or two NULs
+ * between one value and the next name is a value cut short by a NUL byte
+ * (a folded line is copied elsewhere and skipped here). The check is
+ * compiled only against the versions whose layout it knows. */
+#if MHD_VERSION <= 0x00097500
+#define FRAME_CHECK_NUL 1
+#else
+#define FRAME_CHECK_NUL 0
+#endif
+
+static bool gap_has_data(uintptr_t from, uintptr_t to, size_t max_nuls)
+{
+	if (from == 0 || to < from || to - from > 4096)
+		return false; /* not adjacent: nothing to tell */
+	const char *p = (const char *)from;
+	size_t n = (size_t)(to - from);
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != '\0')
+			return true;
+	return n > max_nuls;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_len,
+                                   const char *value, size_t value_len)
+{
+	(void)kind;
+	struct frame_scan *f = cls;
+	if (FRAME_CHECK_NUL && gap_has_data(f->gap_from, (uintptr_t)key, 2))
+		frame_refuse(f, NULL, "a header value holds a NUL byte");
+	f->gap_from = value ? (uintptr_t)(value + value_len) : 0;
+	if (key_len == 0)
+		frame_refuse(f, NULL, "a header line has no name");
+	for (size_t i = 0; i < key_len; i++)
+		if (!is_tchar((unsigned char)key[i])) {
+			frame_refuse(f, key, "a header name holds a space or a character names may not have");
+			break;
+		}
+	/* CR and LF end lines for some parsers and not others; the other
+	 * control characters are left to the handler that reads the header. */
+	if (value && memchr(value, '\r', value_len))
+		frame_refuse(f, key, "a header value holds a bare CR");
+	if (!value)
+		return MHD_YES;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->content_length && (f->content_length_len != value_len ||
+		                          memcmp(f->content_length, value, value_len) != 0))
+			frame_refuse(f, MHD_HTTP_HEADER_CONTENT_LENGTH, "Content-Length is given twice with different values");
+		f->content_length = value;
+		f->content_length_len = value_len;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->ntransfer_encoding++;
+		f->chunked = strcasecmp(value, "chunked") == 0;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		f->host = true;
+	}
+	return MHD_YES;
+}
+
+/* 400 bad_request for framing a server in front could read another way,
+ * before anything else is decided. */
+static void frame_check(struct exchange *x, struct MHD_Connection *c, const char *version)
+{
+	struct frame_scan f = {.bad = NULL};
+	frame_refuse(&f, NULL, x->target_problem); /* a NULL is no refusal */
+	const char *t = x->raw_target;
+	/* The target ends one space before the version unless a NUL cut it. */
+	if (FRAME_CHECK_NUL && t && version && *version && t + x->raw_target_len + 1 != version)
+		frame_refuse(&f, NULL, "the request line holds a NUL byte or extra spaces");
+	if (FRAME_CHECK_NUL && version && *version)
+		f.gap_from = (uintptr_t)(version + strlen(version));
+	MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &f);
+	const union MHD_ConnectionInfo *hs = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	if (FRAME_CHECK_NUL && hs && x->req.method &&
+	    gap_has_data(f.gap_from, (uintptr_t)(x->req.method + hs->header_size), 4))
+		frame_refuse(&f, NULL, "a header value holds a NUL byte");
+	if (f.ntransfer_encoding > 1)
+		frame_refuse(&f, MHD_HTTP_HEADER_TRANSFER_ENCODING, "Transfer-Encoding is given more than once");
+	else if (f.ntransfer_encoding == 1 && !f.chunked)
+		frame_refuse(&f, MHD_HTTP_HEADER_TRANSFER_ENCODING, "the only Transfer-Encoding accepted is chunked");
+	else if (f.ntransfer_encoding == 1 && f.content_length)
+		frame_refuse(&f, MHD_HTTP_HEADER_TRANSFER_ENCODING, "send Content-Length or Transfer-Encoding: chunked, not both");
+	if (!f.host && version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+		frame_refuse(&f, MHD_HTTP_HEADER_HOST, "an HTTP/1.1 request must have a Host header");
+	if (f.bad) {
+		char field[96];
+		snprintf(field, sizeof field, "%.*s", f.field ? (int)strcspn(f.field, " \t") : 0, f.field ? f.field : "");
+		reply_header(&x->req, MHD_HTTP_HEADER_CONNECTION, "close");
+		reply_error(&x->req, PROBLEM_BAD_REQUEST, field[0] ? field : NULL, "%s", f.bad);
+	}
+}
+
+/* ---- connections: deadline and limit ------------------------------------ */
+
+static char timeout_reply[512];   /* the 408 the watchdog writes */
+static size_t timeout_reply_len;
+
+/* The raw 408 response, built once from the problem table. */
+static void timeout_reply_init(void)
+{
+	struct problem p = {.kind = PROBLEM_REQUEST_TIMEOUT};
+	snprintf(p.detail, sizeof p.detail, "the request line, headers and body must all arrive within --request-timeout");
+	cJSON *json = problem_to_json(&p);
+	char *body = json ? cJSON_PrintUnformatted(json) : NULL;
+	cJSON_Delete(json);
+	int n = snprintf(timeout_reply, sizeof timeout_reply,
+	                 "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+	                 "Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s", body ? strlen(body) : 0, body ? body : "");
+	timeout_reply_len = n > 0 && (size_t)n < sizeof timeout_reply ? (size_t)n : 0;
+	free(body);
+}
+
+/* Ends a connection whose request is late: a 408 when a request had begun
+ * (an idle keep-alive connection is just closed), then a shutdown that
+ * makes libmicrohttpd close it. The caller keeps k's socket open: the HTTP
+ * thread handling k, or the watchdog under conns_lock. */
+static bool conn_expire(struct conn *k)
+{
+	int want = CONN_RECEIVING;
+	if (!atomic_compare_exchange_strong(&k->phase, &want, CONN_EXPIRED))
+		return false;
+	if (atomic_load(&k->begun) && timeout_reply_len)
+		(void)!send(k->fd, timeout_reply, timeout_reply_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(k->fd, SHUT_RDWR);
+	return true;
+}
+
+/* True once the HTTP thread owns the answer to k's request. */
+static bool conn_answer(struct conn *k)
+{
+	int want = CONN_RECEIVING;
+	return !k || atomic_compare_exchange_strong(&k->phase, &want, CONN_ANSWERING) || want == CONN_ANSWERING;
+}
+
+/* The next request on a kept-alive connection has its own deadline. Till
+ * its request line comes the connection is idle, and a proxy keeps idle
+ * connections to reuse: they get the idle timeout, if it is longer. */
+static void conn_rearm(struct http *h, struct conn *k)
+{
+	int64_t idle_ms = (int64_t)IDLE_TIMEOUT_S * 1000;
+	atomic_store(&k->deadline_ms, clock_mono_ms() + (h->timeout_ms > idle_ms ? h->timeout_ms : idle_ms));
+	atomic_store(&k->begun, false);
+	int want = CONN_ANSWERING;
+	atomic_compare_exchange_strong(&k->phase, &want, CONN_RECEIVING);
+}
+
+static bool conn_late(const struct conn *k, int64_t now)
+{
+	return atomic_load(&k->phase) == CONN_RECEIVING && now >= atomic_load(&k->deadline_ms);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct http *h = cls;
+	struct conn *k = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		k = ci ? calloc(1, sizeof *k) : NULL;
+		if (!k)
+			return; /* served without a deadline */
+		k->fd = ci->connect_fd;
+		k->over_limit = atomic_fetch_add(&h->nconns, 1) >= h->max_conns;
+		int64_t grace = k->over_limit && h->timeout_ms > OVER_LIMIT_GRACE_MS ? OVER_LIMIT_GRACE_MS : h->timeout_ms;
+		atomic_store(&k->deadline_ms, clock_mono_ms() + grace);
+		atomic_store(&k->phase, CONN_RECEIVING);
+		pthread_mutex_lock(&h->conns_lock);
+		k->next = h->conns;
+		if (h->conns)
+			h->conns->prev = k;
+		h->conns = k;
+		pthread_mutex_unlock(&h->conns_lock);
+		*socket_context = k;
+		return;
+	}
+	if (!k)
+		return;
+	/* Unlinked before libmicrohttpd closes the socket: the watchdog never
+	 * touches a descriptor number that may have been reused. */
+	pthread_mutex_lock(&h->conns_lock);
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		h->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	pthread_mutex_unlock(&h->conns_lock);
+	atomic_fetch_sub(&h->nconns, 1);
+	free(k);
+	*socket_context = NULL;
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct http *h = arg;
+	struct timespec step = {.tv_sec = 0, .tv_nsec = WATCHDOG_STEP_MS * 1000000L};
+	while (!atomic_load(&h->watchdog_stop)) {
+		nanosleep(&step, NULL);
+		int64_t now = clock_mono_ms();
+		pthread_mutex_lock(&h->conns_lock);
+		for (struct conn *k = h->conns; k; k = k->next)
+			if (conn_late(k, now))
+				conn_expire(k);
+		pthread_mutex_unlock(&h->conns_lock);
+	}
+	return NULL;
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
 /* ---- responses ------------------------------------------------------ */
 
 #define STREAM_BLOCK 4096
@@ -470,10 +765,11 @@ static void etag_apply(struct exchange *x)
 		reply_set(r, 304, NULL, (char *)"", 0, true);
 }
 
-/* Headers every reply carries: the request id, the ETag, CORS. */
+/* Headers every reply carries: the request id, nosniff, the ETag, CORS. */
 static void add_common_headers(struct exchange *x, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", x->request_id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (x->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, x->etag);
 	if (x->http->app->cfg->ncors_origins > 0)
@@ -488,6 +784,8 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 {
 	struct req *r = &x->req;
 	struct MHD_Response *resp;
+	if (!conn_answer(x->conn))
+		return MHD_NO; /* the watchdog has answered 408 */
 	etag_apply(x);
 	if (r->stream_fill)
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, x, NULL);
@@ -510,39 +808,105 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 	return ok;
 }
 
+static struct exchange *exchange_new(struct http *h, struct MHD_Connection *c)
+{
+	struct exchange *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	atomic_fetch_add(&h->active, 1);
+	x->http = h;
+	x->conn = conn_of(c);
+	x->began = metrics_clock();
+	x->req.conn = c;
+	snprintf(x->client, sizeof x->client, "-");
+	clock_gettime(CLOCK_MONOTONIC, &x->started);
+	return x;
+}
+
+/* libmicrohttpd's URI log callback: called once the request line is in,
+ * with the target before unescaping (so a %00 can still be seen). Its
+ * return value is the request's con_cls. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct http *h = cls;
+	struct exchange *x = exchange_new(h, c);
+	if (!x)
+		return NULL;
+	if (x->conn) {
+		/* From the request line on, the rest must come within the timeout. */
+		int64_t until = clock_mono_ms() + h->timeout_ms;
+		if (until < atomic_load(&x->conn->deadline_ms))
+			atomic_store(&x->conn->deadline_ms, until);
+		atomic_store(&x->conn->begun, true);
+	}
+	if (!uri)
+		return x;
+	/* Read now: the library unescapes the target in place afterwards. */
+	x->raw_target = uri;
+	x->raw_target_len = strlen(uri);
+	for (size_t i = 0; i < x->raw_target_len && !x->target_problem; i++) {
+		unsigned char ch = (unsigned char)uri[i];
+		if (ch <= ' ' || ch == 0x7f)
+			x->target_problem = "the request target holds a space or a control character";
+		else if (ch == '%' && uri[i + 1] == '0' && uri[i + 2] == '0')
+			x->target_problem = "the request target holds an encoded NUL (%00)";
+	}
+	return x;
+}
+
+/* The first call, with the headers: settle who asks, then refuse what can
+ * be refused before the body. */
+static void first_call(struct exchange *x, struct MHD_Connection *c, const char *url, const char *method,
+                       const char *version)
+{
+	x->seen = true;
+	x->req.app = x->http->app;
+	x->req.method = method;
+	x->req.path = url;
+	identify(x, c);
+	if (x->conn && x->conn->over_limit) {
+		reply_header(&x->req, "Retry-After", "1");
+		reply_header(&x->req, MHD_HTTP_HEADER_CONNECTION, "close");
+		reply_error(&x->req, PROBLEM_TOO_MANY_CONNECTIONS, NULL,
+		            "jobqd serves %d connections at most (--max-connections); try again shortly",
+		            x->http->max_conns);
+		return;
+	}
+	frame_check(x, c, version);
+	if (x->req.replied)
+		return;
+	if (strcmp(method, "OPTIONS") == 0 && req_header(&x->req, "Origin")) {
+		preflight(x);
+		return;
+	}
+	route_pick(x);
+	if (x->route)
+		authorize(x);
+	if (x->route && !x->req.replied)
+		early_checks(x, c);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version,
                                  const char *upload, size_t *upload_size, void **con_cls)
 {
-	(void)version;
 	struct http *h = cls;
 	struct exchange *x = *con_cls;
 	if (!x) {
-		x = calloc(1, sizeof *x);
+		x = exchange_new(h, c);
 		if (!x)
 			return MHD_NO;
 		*con_cls = x;
-		atomic_fetch_add(&h->active, 1);
-		x->http = h;
-		x->began = metrics_clock();
-		x->req.app = h->app;
-		x->req.method = method;
-		x->req.path = url;
-		x->req.conn = c;
-		clock_gettime(CLOCK_MONOTONIC, &x->started);
-		identify(x, c);
-		if (strcmp(method, "OPTIONS") == 0 && req_header(&x->req, "Origin")) {
-			preflight(x);
-		} else {
-			route_pick(x);
-			if (x->route)
-				authorize(x);
-			if (x->route && !x->req.replied)
-				early_checks(x, c);
-		}
+	}
+	if (!x->seen) {
+		first_call(x, c, url, method, version);
 		return x->req.replied ? send_reply(x, c) : MHD_YES;
 	}
 	if (*upload_size) {
+		/* A body that trickles in meets the deadline here, between the
+		 * watchdog's rounds. */
+		if (x->conn && conn_late(x->conn, clock_mono_ms()) && conn_expire(x->conn))
+			return MHD_NO;
 		if (!x->sent)
 			body_append(x, upload, *upload_size);
 		*upload_size = 0;
@@ -555,6 +919,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		x->req.on_resume = NULL;
 		fn(&x->req);
 	} else if (!x->handled) {
+		/* The whole request is in: from here on the handler's time
+		 * (long-polls, streams) is not bounded by the deadline. */
+		if (!conn_answer(x->conn))
+			return MHD_NO;
 		x->handled = true;
 		if (x->too_large)
 			reply_error(&x->req, PROBLEM_BODY_TOO_LARGE, NULL, "the body is larger than the limit of %zu bytes",
@@ -570,7 +938,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 }
 
 /* The request line of the log: one per request, at info. */
-static void log_request(const struct exchange *x)
+static void log_request(const struct exchange *x, int code)
 {
 	if (log_threshold < LOG_INFO)
 		return;
@@ -579,18 +947,18 @@ static void log_request(const struct exchange *x)
 	double ms = (double)(now.tv_sec - x->started.tv_sec) * 1e3 +
 	            (double)(now.tv_nsec - x->started.tv_nsec) / 1e6;
 	char status[16], bytes[32], duration[32];
-	snprintf(status, sizeof status, "%d", x->sent ? x->req.status : 0);
+	snprintf(status, sizeof status, "%d", code);
 	snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)x->bytes);
 	snprintf(duration, sizeof duration, "%.3f", ms);
 	const struct log_field f[] = {
-		{"method", x->req.method, false},
+		{"method", x->req.method ? x->req.method : "-", false},
 		{"route", x->route_pattern ? x->route_pattern : "-", false},
-		{"path", x->req.path, false},
+		{"path", x->req.path ? x->req.path : "-", false},
 		{"status", status, true},
 		{"bytes", bytes, true},
 		{"duration_ms", duration, true},
 		{"client", x->client, false},
-		{"request_id", x->request_id, false},
+		{"request_id", x->request_id[0] ? x->request_id : "-", false},
 	};
 	log_fields(LOG_INFO, "request", f, sizeof f / sizeof f[0]);
 }
@@ -598,17 +966,28 @@ static void log_request(const struct exchange *x)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
-	(void)c;
 	(void)why;
 	struct http *h = cls;
 	struct exchange *x = *con_cls;
 	if (!x)
 		return;
 	*con_cls = NULL;
-	log_request(x);
-	if (x->sent)
-		metrics_http(h->app->metrics, x->req.method, x->route ? x->route->pattern : NULL, x->req.status,
+	/* What was sent: ours, the watchdog's 408, or one libmicrohttpd wrote
+	 * itself (a request it refused before the access handler). */
+	int code = x->sent ? x->req.status : 0;
+	bool expired = x->conn && atomic_load(&x->conn->phase) == CONN_EXPIRED;
+	const union MHD_ConnectionInfo *ci = x->sent || expired ? NULL
+	                                   : MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+	if (expired && !x->sent)
+		code = 408;
+	else if (ci)
+		code = (int)ci->http_status;
+	log_request(x, code);
+	if (code && x->seen)
+		metrics_http(h->app->metrics, x->req.method, x->route ? x->route->pattern : NULL, code,
 		             metrics_clock() - x->began);
+	if (x->conn && !expired)
+		conn_rearm(h, x->conn);
 	if (x->req.ctx_free)
 		x->req.ctx_free(x->req.ctx);
 	if (!x->req.reply_static)
@@ -812,9 +1191,11 @@ static int listen_on(const char *host, int port, char *shown, size_t shown_len)
 }
 
 /* Each connection costs a descriptor: lift the soft limit to the hard one
- * and size the connection limit below it. */
-static unsigned connection_limit(void)
+ * and size the library's connection limit below it: --max-connections
+ * plus the headroom that still gets a 503. */
+static unsigned connection_limit(int max_conns)
 {
+	rlim_t want = (rlim_t)max_conns + CONNECTION_HEADROOM((rlim_t)max_conns);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return 1000;
@@ -824,7 +1205,7 @@ static unsigned connection_limit(void)
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	rlim_t room = rl.rlim_cur > 256 ? rl.rlim_cur - 128 : rl.rlim_cur / 2;
-	return room < CONNECTION_LIMIT ? (unsigned)room : CONNECTION_LIMIT;
+	return room < want ? (unsigned)room : (unsigned)want;
 }
 
 unsigned http_threads(void)
@@ -840,6 +1221,10 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 		return -1;
 	h->app = app;
 	h->quiesced_fd = -1;
+	h->timeout_ms = (int64_t)(app->cfg->request_timeout_s * 1000);
+	h->max_conns = app->cfg->max_connections;
+	pthread_mutex_init(&h->conns_lock, NULL);
+	timeout_reply_init();
 	char shown[300];
 	int fd = listen_on(host, port, shown, sizeof shown);
 	if (fd < 0) {
@@ -847,23 +1232,40 @@ int http_start(struct app *app, const char *host, int port, struct http **out)
 		return -1;
 	}
 	unsigned threads = http_threads();
+	unsigned limit = connection_limit(h->max_conns);
+	unsigned headroom = CONNECTION_HEADROOM(limit) < limit / 2 ? CONNECTION_HEADROOM(limit) : limit / 2;
+	if (limit < (unsigned)h->max_conns + CONNECTION_HEADROOM((unsigned)h->max_conns)) {
+		/* Too few descriptors: keep room for the 503s below them. */
+		h->max_conns = (int)(limit - headroom);
+		log_warn("only %u descriptors for connections: serving %d at once, not %d (--max-connections)",
+		         limit, h->max_conns, app->cfg->max_connections);
+	}
 	h->daemon = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_access, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, fd,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
-		MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
+		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
 		MHD_OPTION_END);
 	if (!h->daemon) {
 		log_error("cannot start the HTTP server on %s", shown);
 		close(fd);
+		pthread_mutex_destroy(&h->conns_lock);
 		free(h);
 		return -1;
 	}
+	if (pthread_create(&h->watchdog, NULL, watchdog_main, h) != 0) {
+		log_errno("cannot start the request watchdog");
+		http_stop(h);
+		return -1;
+	}
+	h->watchdog_started = true;
 	fprintf(stderr, "jobqd: listening on http://%s\n", shown);
 	*out = h;
 	return 0;
@@ -894,8 +1296,13 @@ void http_stop(struct http *h)
 		return;
 	if (atomic_load(&h->suspended) > 0)
 		log_error("%d request(s) still suspended at shutdown", atomic_load(&h->suspended));
+	if (h->watchdog_started) {
+		atomic_store(&h->watchdog_stop, true);
+		pthread_join(h->watchdog, NULL);
+	}
 	MHD_stop_daemon(h->daemon);
 	if (h->quiesced_fd >= 0)
 		close(h->quiesced_fd);
+	pthread_mutex_destroy(&h->conns_lock);
 	free(h);
 }

@@ -27,6 +27,12 @@
 /* Readers beside the HTTP threads: callback delivery, the writer's hooks. */
 #define SPARE_READERS 8
 
+/* Exit statuses besides 0 and 1 (README, Configuration): start-up errors
+ * an operator fixes, each told in one plain line on stderr. */
+#define EXIT_CONFIG 2    /* a bad flag, variable, key file or command */
+#define EXIT_DATABASE 3  /* the database cannot be opened or written */
+#define EXIT_DAMAGED 4   /* the database file is corrupt */
+
 /* The test build (jobqd-test) adds job types that crash or count runs. */
 #ifdef JOBQ_TEST_KINDS
 #include "workers/testkinds.h"
@@ -173,12 +179,12 @@ int main(int argc, char **argv)
 	char err[512];
 	switch (config_load(&cfg, argc, argv, err, sizeof err)) {
 	case CONFIG_EXIT_OK: return 0;
-	case CONFIG_ERROR: fprintf(stderr, "jobqd: %s\n", err); return 2;
+	case CONFIG_ERROR: fprintf(stderr, "jobqd: %s\n", err); return EXIT_CONFIG;
 	case CONFIG_OK: break;
 	}
 	if (config_check_exposure(&cfg, err, sizeof err) != 0) {
 		fprintf(stderr, "jobqd: %s\n", err);
-		return 2;
+		return EXIT_CONFIG;
 	}
 	log_threshold = cfg.log_level;
 	log_format = cfg.log_format;
@@ -190,7 +196,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "jobqd: %s\n", err);
 		http_engine_stop();
 		curl_global_cleanup();
-		return 2;
+		return EXIT_CONFIG;
 	}
 
 	int status = 1;
@@ -204,7 +210,9 @@ int main(int argc, char **argv)
 		.durability = cfg.sync_full ? STORE_DURABLE_POWER_LOSS : STORE_DURABLE_CRASH,
 		/* a reader for every thread that may read at once */
 		.readers = (int)http_threads() + SPARE_READERS,
+		.integrity_check_s = cfg.integrity_check_s,
 	};
+	bool started = false; /* a start-up error says it all in its one line */
 
 	if (!(wiring.hub = app.hub = hub_new()) || !(app.runs = run_table_new()) ||
 	    !(wiring.finished = app.finished = meter_new()) ||
@@ -212,10 +220,13 @@ int main(int argc, char **argv)
 	    !(wiring.events = app.events = events_new(app.hub)))
 		goto out;
 	run_table_on_progress(app.runs, on_progress, &wiring);
-	if (store_open(&sopts, &hooks, &app.store, err, sizeof err) != 0) {
-		log_error("%s", err);
+	int opened = store_open(&sopts, &hooks, &app.store, err, sizeof err);
+	if (opened != 0) {
+		fprintf(stderr, "jobqd: %s\n", err);
+		status = opened == STORE_OPEN_DAMAGED ? EXIT_DAMAGED : EXIT_DATABASE;
 		goto out;
 	}
+	started = true;
 	struct pool_queue_limit limits[CONFIG_MAX_QUEUES];
 	for (int i = 0; i < cfg.nqueues; i++)
 		limits[i] = (struct pool_queue_limit){.name = cfg.queues[i].name, .limit = cfg.queues[i].limit};
@@ -265,6 +276,7 @@ out:
 	metrics_free(app.metrics);
 	run_table_free(app.runs);
 	curl_global_cleanup();
-	log_info("jobqd stopped");
+	if (started)
+		log_info("jobqd stopped");
 	return status;
 }

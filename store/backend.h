@@ -36,8 +36,10 @@ struct store_backend {
 	const char *name;
 
 	/* Connects, creates or migrates the schema, takes whatever makes this
-	 * process the only writer, and recovers jobs left running; -1 with a
-	 * message in err. close accepts NULL. */
+	 * process the only writer, checks integrity (opts->integrity_check_s)
+	 * and recovers jobs left running; STORE_OPEN_FAILED or
+	 * STORE_OPEN_DAMAGED with one line in err, nothing logged. close
+	 * accepts NULL. */
 	int (*open)(const struct store_options *opts, void **be, char *err, size_t errlen);
 	void (*close)(void *be);
 	const char *(*errstr)(int rc);
@@ -91,6 +93,11 @@ struct store_backend {
 	enum store_rc (*due_callbacks)(void *be, int64_t now, struct due_callback *out, int max, int *n,
 	                               int64_t *next);
 	int (*schema_version)(void *be);
+
+	/* Whether a read or write met a damaged page since open (any thread). */
+	bool (*damaged)(void *be);
+	/* Called by the writer after each group and each sweep. */
+	void (*after_writes)(void *be);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -32,10 +32,12 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -181,6 +183,8 @@ struct sqlite_store {
 	const char *sync_pragma;          /* the configured PRAGMA synchronous */
 	bool sync_relaxed;                /* writer only: synchronous is OFF now */
 
+	atomic_bool damaged;              /* a read or write met a corrupt page */
+
 	pthread_mutex_t readers_mu;       /* guards idle, all_readers, nreaders */
 	pthread_cond_t readers_cv;        /* a reader came back */
 	struct reader *idle;
@@ -188,15 +192,65 @@ struct sqlite_store {
 	int nreaders, max_readers;
 };
 
+/* ---- damage ----------------------------------------------------------- */
+
+/* SQLite reports every corrupt page it meets to its error log, on the
+ * thread that met it, whatever the statement. The store keeps that per
+ * thread and moves it to the store at the next reader_take or
+ * reader_give and after each writer transaction (after_writes), so
+ * readiness can tell that the file is damaged without a check after every
+ * step. */
+static _Thread_local bool met_damage;
+
+static void sqlite_log(void *arg, int code, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+	if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB)
+		met_damage = true;
+}
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+/* Must run before SQLite initialises; the first open does it. */
+static void install_log(void)
+{
+	if (sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL) != SQLITE_OK)
+		log_warn("SQLite was initialised before the store: damage met at run time goes unnoticed");
+}
+
+/* Moves what this thread met to st, logging the first time. */
+static void note_damage(struct sqlite_store *st)
+{
+	if (!met_damage)
+		return;
+	met_damage = false;
+	if (!atomic_exchange(&st->damaged, true))
+		log_error("database %s is damaged (database disk image is malformed): readiness fails from now on; "
+		          "stop jobqd and restore the file from a backup", st->path);
+}
+
+static bool sqlite_damaged(void *be)
+{
+	return atomic_load(&((struct sqlite_store *)be)->damaged);
+}
+
+static void sqlite_after_writes(void *be)
+{
+	note_damage(be);
+}
+
 /* ---- connections ---------------------------------------------------- */
 
-static int open_conn(const char *path, sqlite3 **out)
+/* Opens a connection; on failure nothing is logged and why gets SQLite's
+ * reason. */
+static int open_conn(const char *path, sqlite3 **out, char *why, size_t whylen)
 {
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	                         SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		log_error("cannot open database %s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		snprintf(why, whylen, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return rc;
 	}
@@ -238,6 +292,7 @@ static void reader_close(struct reader *r)
  * max_readers, or waits for one to come back; NULL on failure. */
 static struct reader *reader_take(struct sqlite_store *st)
 {
+	note_damage(st); /* e.g. a hook that reads on the writer thread, mid-group */
 	pthread_mutex_lock(&st->readers_mu);
 	while (!st->idle && st->nreaders >= st->max_readers)
 		pthread_cond_wait(&st->readers_cv, &st->readers_mu);
@@ -251,8 +306,11 @@ static struct reader *reader_take(struct sqlite_store *st)
 		return r;
 
 	r = calloc(1, sizeof *r);
-	bool ok = r && open_conn(st->path, &r->db) == SQLITE_OK &&
+	char why[256] = "";
+	bool ok = r && open_conn(st->path, &r->db, why, sizeof why) == SQLITE_OK &&
 	          sqlite_exec(r->db, "PRAGMA query_only = 1") == SQLITE_OK;
+	if (why[0])
+		log_error("cannot open database %s: %s", st->path, why);
 	if (ok) {
 		sqlite3_stmt **stmts[] = {&r->get, &r->history, &r->queue_counts, &r->queue_paused,
 		                          &r->queue_oldest, &r->queue_names, &r->batch_get, &r->batch_counts,
@@ -278,6 +336,7 @@ static struct reader *reader_take(struct sqlite_store *st)
 
 static void reader_give(struct sqlite_store *st, struct reader *r)
 {
+	note_damage(st);
 	pthread_mutex_lock(&st->readers_mu);
 	r->next = st->idle;
 	st->idle = r;
@@ -799,6 +858,29 @@ static int apply_ping(void *be, struct store_op *op, struct store_effects *fx)
 	return rc == SQLITE_OK && store_fault_hit() ? SQLITE_NOMEM : rc;
 }
 
+/* Rewrites a row of STORE_PROBE_BYTES: at COMMIT its pages go to the
+ * WAL as a job's would. Random bytes, because SQLite overwrites a row of
+ * the same size in place and leaves every page whose bytes are unchanged
+ * clean: rewriting zeros wrote nothing at all. Prepared each time: probes
+ * are seconds apart. (Whether to write at all is the writer's call.) */
+static int apply_probe(void *be, struct store_op *op, struct store_effects *fx)
+{
+	(void)op;
+	(void)fx;
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->wdb, "INSERT INTO meta (key, value) VALUES ('ready_probe', randomblob(?1))"
+	                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(s, 1, STORE_PROBE_BYTES);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE && store_fault_hit())
+		rc = SQLITE_NOMEM;
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Inserts the batch and all its jobs; the op's savepoint makes it all or
  * nothing. */
 static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
@@ -882,54 +964,184 @@ static int sqlite_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 
 /* ---- open and close ------------------------------------------------- */
 
-static int take_lock(struct sqlite_store *st, char *err, size_t errlen)
+/* The directory must exist: said plainly, that is the commonest mistake. */
+static int check_dir(const char *path, char *why, size_t whylen)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	struct stat sb;
+	if (stat(dir, &sb) != 0) {
+		snprintf(why, whylen, "directory %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		snprintf(why, whylen, "%.300s is not a directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int take_lock(struct sqlite_store *st, char *why, size_t whylen)
 {
 	char lock_path[4096];
 	snprintf(lock_path, sizeof lock_path, "%s.lock", st->path);
 	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (st->lock_fd < 0) {
-		snprintf(err, errlen, "cannot open lock file %s: %s", lock_path, strerror(errno));
+		snprintf(why, whylen, "cannot create its lock file %.300s: %s", lock_path, strerror(errno));
 		return -1;
 	}
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		snprintf(err, errlen, "database %s is in use by another jobqd (%s is locked)",
-		         st->path, lock_path);
+		snprintf(why, whylen, "it is in use by another jobqd (%.300s is locked)", lock_path);
 		return -1;
 	}
 	return 0;
 }
 
-static int open_writer(struct sqlite_store *st, const struct store_options *opts)
+/* SQLite opens a file it may not write read-only, without a word; jobqd
+ * must write, so that is a start-up error, with the system's reason. */
+static int check_writable(struct sqlite_store *st, char *why, size_t whylen)
 {
-	if (open_conn(st->path, &st->wdb) != SQLITE_OK)
-		return -1;
+	if (sqlite3_db_readonly(st->wdb, "main") != 1)
+		return SQLITE_OK;
+	int fd = open(st->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, whylen, "the file is read-only: %s", strerror(errno));
+	} else {
+		snprintf(why, whylen, "SQLite opened the file read-only");
+		close(fd);
+	}
+	return SQLITE_READONLY;
+}
+
+/* Interrupts a quick_check that outlives its budget. */
+struct check_watch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;        /* the check is over */
+	bool fired;       /* the watch interrupted it */
+	int64_t deadline; /* monotonic ms */
+	sqlite3 *db;
+};
+
+static void *check_watch_main(void *arg)
+{
+	struct check_watch *w = arg;
+	pthread_mutex_lock(&w->mu);
+	while (!w->done && clock_mono_ms() < w->deadline)
+		clock_cond_wait_until(&w->cv, &w->mu, w->deadline);
+	/* Again every 5 ms until it ends: an interrupt that lands before
+	 * the statement starts is forgotten. */
+	while (!w->done) {
+		sqlite3_interrupt(w->db);
+		w->fired = true;
+		clock_cond_wait_until(&w->cv, &w->mu, clock_mono_ms() + 5);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* PRAGMA quick_check (every page of every table and index is read and its
+ * structure checked, without comparing indexes to tables) for at most
+ * budget_s: a watch thread interrupts it then, and a warning says the
+ * check was cut short. Returns SQLITE_CORRUPT with the first finding in
+ * why when it finds damage, another SQLite code when it cannot run. */
+static int check_integrity(struct sqlite_store *st, double budget_s, char *why, size_t whylen)
+{
+	struct check_watch w = {.db = st->wdb, .deadline = clock_mono_ms() + (int64_t)(budget_s * 1000)};
+	pthread_mutex_init(&w.mu, NULL);
+	clock_cond_init(&w.cv);
+	pthread_t watch;
+	bool watching = pthread_create(&watch, NULL, check_watch_main, &w) == 0;
+	int64_t started = clock_mono_ms();
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(st->wdb, "PRAGMA quick_check(1)", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *found = (const char *)sqlite3_column_text(s, 0);
+		if (found && strcmp(found, "ok") != 0) {
+			/* Findings span lines ("*** in database main ***\n..."). */
+			snprintf(why, whylen, "quick_check: %s", found);
+			for (char *c = why; *c; c++)
+				if (*c == '\n' || *c == '\r' || *c == '\t')
+					*c = ' ';
+			rc = SQLITE_CORRUPT;
+		} else {
+			rc = SQLITE_OK;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	} else if (rc != SQLITE_OK) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(st->wdb));
+	}
+	sqlite3_finalize(s);
+	pthread_mutex_lock(&w.mu);
+	w.done = true;
+	pthread_cond_signal(&w.cv);
+	pthread_mutex_unlock(&w.mu);
+	if (watching)
+		pthread_join(watch, NULL);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	if ((rc & 0xff) == SQLITE_INTERRUPT && w.fired) {
+		log_warn("database %s: the integrity check stopped after %.1f s (--integrity-check); "
+		         "it found no damage in what it read", st->path, (double)(clock_mono_ms() - started) / 1000);
+		return SQLITE_OK;
+	}
+	return rc;
+}
+
+/* Opens the writer connection, sets it up and migrates; returns the
+ * SQLite code, with the reason in why on failure. */
+static int open_writer(struct sqlite_store *st, const struct store_options *opts, char *why, size_t whylen)
+{
+	int rc = open_conn(st->path, &st->wdb, why, whylen);
+	if (rc != SQLITE_OK || (rc = check_writable(st, why, whylen)) != SQLITE_OK)
+		return rc;
 	st->sync_pragma = opts->durability == STORE_DURABLE_CRASH ? "PRAGMA synchronous = NORMAL"
 	                                                          : "PRAGMA synchronous = FULL";
-	if (sqlite_exec(st->wdb, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
-	    sqlite_exec(st->wdb, st->sync_pragma) != SQLITE_OK ||
-	    sqlite_exec(st->wdb, "PRAGMA journal_size_limit = 67108864") != SQLITE_OK ||
-	    /* A group (a 10,000-job batch, or a thousand submits) dirties
-	     * thousands of pages; with the default 2 MiB cache SQLite spills
-	     * them to the WAL mid-transaction and writes many pages several
-	     * times over. 64 MiB keeps a whole group in memory. */
-	    sqlite_exec(st->wdb, "PRAGMA cache_size = -65536") != SQLITE_OK ||
-	    /* Inside a group every op keeps a savepoint, and every INSERT or
-	     * UPDATE that may fail alone (a UNIQUE id, the count triggers) a
-	     * statement journal: the old copy of every page it touches. In a
-	     * temp file that was two write() calls per page, 20,000 for a
-	     * 1,000-job batch. */
-	    sqlite_exec(st->wdb, "PRAGMA temp_store = MEMORY") != SQLITE_OK ||
-	    sqlite_schema_migrate(st->wdb) != 0)
-		return -1;
-	for (int i = 0; i < SQL_COUNT; i++)
-		if (prepare(st->wdb, writer_sql[i], &st->wstmt[i]) != SQLITE_OK)
-			return -1;
-	return 0;
+	const char *setup[] = {
+		"PRAGMA journal_mode = WAL", st->sync_pragma, "PRAGMA journal_size_limit = 67108864",
+		/* A group (a 10,000-job batch, or a thousand submits) dirties
+		 * thousands of pages; with the default 2 MiB cache SQLite spills
+		 * them to the WAL mid-transaction and writes many pages several
+		 * times over. 64 MiB keeps a whole group in memory. */
+		"PRAGMA cache_size = -65536",
+		/* Inside a group every op keeps a savepoint, and every INSERT or
+		 * UPDATE that may fail alone (a UNIQUE id, the count triggers) a
+		 * statement journal: the old copy of every page it touches. In a
+		 * temp file that was two write() calls per page, 20,000 for a
+		 * 1,000-job batch. */
+		"PRAGMA temp_store = MEMORY",
+	};
+	for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++)
+		if ((rc = sqlite_exec_quiet(st->wdb, setup[i], why, whylen)) != SQLITE_OK)
+			return rc;
+	if (opts->integrity_check_s > 0 && (rc = check_integrity(st, opts->integrity_check_s, why, whylen)) != SQLITE_OK)
+		return rc;
+	if ((rc = sqlite_schema_migrate(st->wdb, why, whylen)) != SQLITE_OK)
+		return rc;
+	for (int i = 0; i < SQL_COUNT; i++) {
+		rc = sqlite3_prepare_v3(st->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->wstmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(why, whylen, "%s", sqlite3_errmsg(st->wdb));
+			return rc;
+		}
+	}
+	return SQLITE_OK;
 }
 
 /* Runs one recovery statement; *changed gets the rows it changed itself
  * (sqlite3_changes: rows written by the count triggers are not counted). */
-static int recover_step(struct sqlite_store *st, const char *sql, int64_t now, int *changed)
+static int recover_step(struct sqlite_store *st, const char *sql, int64_t now, int *changed, char *why,
+                        size_t whylen)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(st->wdb, sql, -1, &s, NULL);
@@ -940,7 +1152,7 @@ static int recover_step(struct sqlite_store *st, const char *sql, int64_t now, i
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	if (rc != SQLITE_OK)
-		log_error("recovery: %s: %s", sqlite3_errmsg(st->wdb), sql);
+		snprintf(why, whylen, "%s", sqlite3_errmsg(st->wdb));
 	else if (changed)
 		*changed = sqlite3_changes(st->wdb);
 	sqlite3_finalize(s);
@@ -950,8 +1162,9 @@ static int recover_step(struct sqlite_store *st, const char *sql, int64_t now, i
 /* Jobs left running belong to a process that died (we hold the lock, so
  * no other jobqd runs them). Their attempt is recorded as interrupted; the
  * attempt was counted when they were claimed, so a job that crashes jobqd
- * every time ends failed after max_attempts runs instead of looping. */
-static int recover(struct sqlite_store *st)
+ * every time ends failed after max_attempts runs instead of looping.
+ * Returns the SQLite code, with the reason in why on failure. */
+static int recover(struct sqlite_store *st, char *why, size_t whylen)
 {
 	static const char *const steps[] = {
 		"INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
@@ -970,19 +1183,26 @@ static int recover(struct sqlite_store *st)
 	};
 	int64_t now = clock_now_ms();
 	int failed = 0, requeued = 0;
-	if (sqlite_exec(st->wdb, "BEGIN IMMEDIATE") != SQLITE_OK)
-		return -1;
-	if (recover_step(st, steps[0], now, NULL) != SQLITE_OK ||
-	    recover_step(st, steps[1], now, &failed) != SQLITE_OK ||
-	    recover_step(st, steps[2], now, &requeued) != SQLITE_OK ||
-	    recover_step(st, steps[3], now, NULL) != SQLITE_OK ||
-	    sqlite_exec(st->wdb, "COMMIT") != SQLITE_OK) {
-		sqlite_exec(st->wdb, "ROLLBACK");
-		return -1;
+	int rc = sqlite_exec_quiet(st->wdb, "BEGIN IMMEDIATE", why, whylen);
+	if (rc != SQLITE_OK)
+		return rc;
+	if ((rc = recover_step(st, steps[0], now, NULL, why, whylen)) != SQLITE_OK ||
+	    (rc = recover_step(st, steps[1], now, &failed, why, whylen)) != SQLITE_OK ||
+	    (rc = recover_step(st, steps[2], now, &requeued, why, whylen)) != SQLITE_OK ||
+	    (rc = recover_step(st, steps[3], now, NULL, why, whylen)) != SQLITE_OK ||
+	    (rc = sqlite_exec_quiet(st->wdb, "COMMIT", why, whylen)) != SQLITE_OK) {
+		sqlite3_exec(st->wdb, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
 	}
 	if (failed + requeued > 0)
 		log_warn("recovered %d job(s) left running by a previous process", failed + requeued);
-	return 0;
+	return SQLITE_OK;
+}
+
+/* Whether an SQLite code says the file itself is damaged. */
+static bool is_damage(int rc)
+{
+	return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
 }
 
 static void sqlite_close(void *be)
@@ -1008,11 +1228,14 @@ static void sqlite_close(void *be)
 
 static int sqlite_open(const struct store_options *opts, void **out, char *err, size_t errlen)
 {
+	pthread_once(&log_once, install_log);
 	struct sqlite_store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return STORE_OPEN_FAILED;
 	}
+	int result = STORE_OPEN_FAILED;
+	char why[512] = "";
 	st->lock_fd = -1;
 	st->max_readers = opts->readers > 0 ? opts->readers : DEFAULT_READERS;
 	pthread_mutex_init(&st->readers_mu, NULL);
@@ -1021,18 +1244,30 @@ static int sqlite_open(const struct store_options *opts, void **out, char *err, 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (take_lock(st, err, errlen) != 0)
-		goto fail;
-	if (open_writer(st, opts) != 0 || recover(st) != 0) {
-		snprintf(err, errlen, "cannot open database %s: %s", st->path,
-		         st->wdb ? sqlite3_errmsg(st->wdb) : "open failed");
+	if (check_dir(st->path, why, sizeof why) != 0 || take_lock(st, why, sizeof why) != 0) {
+		snprintf(err, errlen, "cannot open database %s: %s", st->path, why);
 		goto fail;
 	}
+	int rc = open_writer(st, opts, why, sizeof why);
+	if (rc == SQLITE_OK)
+		rc = recover(st, why, sizeof why);
+	if (rc != SQLITE_OK && is_damage(rc)) {
+		snprintf(err, errlen, "database %s is damaged (%s): restore it from a backup, or salvage "
+		         "what is left with sqlite3's .recover", st->path, why);
+		result = STORE_OPEN_DAMAGED;
+		goto fail;
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", st->path, why);
+		goto fail;
+	}
+	met_damage = false; /* reported above, or nothing */
 	*out = st;
 	return 0;
 fail:
+	met_damage = false;
 	sqlite_close(st);
-	return -1;
+	return result;
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -1455,6 +1690,7 @@ const struct store_backend store_sqlite_backend = {
 		[STORE_OP_DELETE] = apply_delete,
 		[STORE_OP_PAUSE] = apply_pause,
 		[STORE_OP_PING] = apply_ping,
+		[STORE_OP_PROBE] = apply_probe,
 	},
 	.promote = sqlite_promote,
 	.ready_queues = sqlite_ready_queues,
@@ -1469,4 +1705,6 @@ const struct store_backend store_sqlite_backend = {
 	.get_batch = sqlite_get_batch,
 	.due_callbacks = sqlite_due_callbacks,
 	.schema_version = sqlite_version,
+	.damaged = sqlite_damaged,
+	.after_writes = sqlite_after_writes,
 };

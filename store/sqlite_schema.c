@@ -132,31 +132,45 @@ int sqlite_schema_version(sqlite3 *db)
 	return v;
 }
 
-int sqlite_schema_migrate(sqlite3 *db)
+int sqlite_exec_quiet(sqlite3 *db, const char *sql, char *why, size_t whylen)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		snprintf(why, whylen, "%s", msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return rc;
+}
+
+int sqlite_schema_migrate(sqlite3 *db, char *why, size_t whylen)
 {
 	int have = sqlite_schema_version(db);
 	int want = (int)(sizeof migrations / sizeof migrations[0]);
-	if (have < 0)
-		return -1;
+	int rc = SQLITE_OK;
+	if (have < 0) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(db));
+		return sqlite3_extended_errcode(db) != SQLITE_OK ? sqlite3_extended_errcode(db) : SQLITE_ERROR;
+	}
 	if (have > want) {
-		log_error("database schema version %d is newer than this jobqd knows (%d)", have, want);
-		return -1;
+		snprintf(why, whylen, "its schema version %d is newer than this jobqd knows (%d)", have, want);
+		return SQLITE_ERROR;
 	}
 	/* Freed pages go back to the OS in steps, not in one long VACUUM;
 	 * this only takes effect before the first table is created. */
-	if (have == 0 && sqlite_exec(db, "PRAGMA auto_vacuum = INCREMENTAL") != SQLITE_OK)
-		return -1;
+	if (have == 0 && (rc = sqlite_exec_quiet(db, "PRAGMA auto_vacuum = INCREMENTAL", why, whylen)) != SQLITE_OK)
+		return rc;
 	for (int v = have; v < want; v++) {
 		char bump[64];
 		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-		if (sqlite_exec(db, "BEGIN IMMEDIATE") != SQLITE_OK)
-			return -1;
-		if (sqlite_exec(db, migrations[v]) != SQLITE_OK || sqlite_exec(db, bump) != SQLITE_OK ||
-		    sqlite_exec(db, "COMMIT") != SQLITE_OK) {
-			sqlite_exec(db, "ROLLBACK");
-			return -1;
+		if ((rc = sqlite_exec_quiet(db, "BEGIN IMMEDIATE", why, whylen)) != SQLITE_OK)
+			return rc;
+		if ((rc = sqlite_exec_quiet(db, migrations[v], why, whylen)) != SQLITE_OK ||
+		    (rc = sqlite_exec_quiet(db, bump, why, whylen)) != SQLITE_OK ||
+		    (rc = sqlite_exec_quiet(db, "COMMIT", why, whylen)) != SQLITE_OK) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
 		}
 		log_info("database migrated to schema version %d", v + 1);
 	}
-	return 0;
+	return SQLITE_OK;
 }

@@ -4,6 +4,7 @@
 #define JOBQ_STORE_SQLITE_SCHEMA_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #include "core/job.h"
 
@@ -26,11 +27,16 @@
 /* Runs sql (one or more statements); logs and returns the SQLite code. */
 int sqlite_exec(sqlite3 *db, const char *sql);
 
+/* sqlite_exec for start-up: nothing is logged; on failure why gets
+ * SQLite's reason (never the SQL) for the caller's one line. */
+int sqlite_exec_quiet(sqlite3 *db, const char *sql, char *why, size_t whylen);
+
 /* PRAGMA user_version: the number of migrations applied; -1 on failure. */
 int sqlite_schema_version(sqlite3 *db);
 
-/* Applies the migrations db lacks, each in its own transaction; -1 when
- * one fails or the schema is newer than this jobqd knows. */
-int sqlite_schema_migrate(sqlite3 *db);
+/* Applies the migrations db lacks, each in its own transaction; returns
+ * the SQLite code, with the reason in why when one fails or the schema is
+ * newer than this jobqd knows. */
+int sqlite_schema_migrate(sqlite3 *db, char *why, size_t whylen);
 
 #endif

@@ -69,6 +69,9 @@ struct store_options {
 	int readers;                  /* read connections at most, one per thread that
 	                               * may read at once (below 1: 64); more readers
 	                               * wait for one to come back */
+	/* At open, the backend checks the database's integrity for at most
+	 * this long (seconds); 0 skips it. */
+	double integrity_check_s;
 };
 
 enum store_op_kind {
@@ -82,8 +85,18 @@ enum store_op_kind {
 	STORE_OP_DELETE,
 	STORE_OP_PAUSE,
 	STORE_OP_PING,     /* a small real write: is the database writable? no fields */
+	/* What readiness asks: would a submission commit now? A synced commit
+	 * of STORE_PROBE_BYTES, more than a job with its index entries takes,
+	 * in a transaction of its own (it never fails other ops). rc is
+	 * STORE_UNAVAILABLE when it fails or the database is damaged
+	 * (store_damaged). No fields. */
+	STORE_OP_PROBE,
 	STORE_OP_KINDS
 };
+
+/* The size of STORE_OP_PROBE's write: 16 pages. A job with a small
+ * payload takes about 7 (its row and index entries). */
+#define STORE_PROBE_BYTES 65536
 
 struct store_op;
 
@@ -196,9 +209,18 @@ static inline struct store_op_target *store_op_target(struct store_op *op)
 	return &op->cancel;
 }
 
+/* store_open's failures. */
+enum {
+	STORE_OPEN_FAILED = -1,  /* cannot open or write it: missing directory, read-only, in use,
+	                          * unknown backend */
+	STORE_OPEN_DAMAGED = -2, /* the database is corrupt (the integrity check, or the backend says so) */
+};
+
 /* Opens the backend named in opts (creating and migrating its database,
- * taking its lock, requeueing jobs left running by a dead process) and
- * starts the writer. On failure returns -1 with a message in err. */
+ * taking its lock, checking it (integrity_check_s), requeueing jobs left
+ * running by a dead process) and starts the writer. On failure returns
+ * STORE_OPEN_FAILED or STORE_OPEN_DAMAGED with one line in err (what
+ * failed, the path, the reason); nothing is logged. */
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
                struct store **out, char *err, size_t errlen);
 
@@ -277,6 +299,10 @@ struct store_stats {
 };
 
 void store_get_stats(struct store *st, struct store_stats *out);
+
+/* Whether a read or a write has met a damaged page since open: the
+ * database is corrupt, and stays so until it is restored or repaired. */
+bool store_damaged(struct store *st);
 
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);

@@ -13,6 +13,8 @@
  * Each op runs in its own scope (a savepoint): an op that fails halfway is
  * undone alone and the rest of the group commits. If the transaction
  * itself fails (disk full, I/O error), every op of the group fails.
+ * Readiness probes commit in a group of their own after the rest: their
+ * write must never be what fails real work on a nearly full disk.
  *
  * The claim is built here from two backend primitives, "which queues have
  * runnable jobs" and "claim n from queue q": claim_max is shared among the
@@ -36,6 +38,7 @@
 #include "core/log.h"
 
 #define WRITER_BATCH 1024
+#define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
 
 struct ready_queue {
 	char name[JOB_NAME_MAX + 1];
@@ -59,6 +62,9 @@ struct store {
 	struct ready_queue *ready;        /* writer only: scratch for claims */
 	size_t nready, ready_cap;
 	struct store_op *claiming;        /* writer only: the claim asking queue_room */
+	int64_t probe_ok_at;              /* writer only: monotonic ms of the last probe that
+	                                   * wrote and committed; 0 after any failed write */
+	bool probe_wrote;                 /* writer only: this group's probe wrote */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t committed_ops;
@@ -70,7 +76,7 @@ static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_SUBMIT] = "submit", [STORE_OP_BATCH] = "batch", [STORE_OP_CALLBACK] = "callback",
 	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
 	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
-	[STORE_OP_PING] = "ping",
+	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe",
 };
 
 /* ---- the fault seam ---------------------------------------------------- */
@@ -321,6 +327,17 @@ static bool group_durable(struct store_op **ops, int n)
 static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
 {
 	const struct store_backend *be = st->be;
+	if (op->kind == STORE_OP_PROBE) {
+		if (be->damaged(st->impl)) {
+			op->rc = STORE_UNAVAILABLE;
+			return 0;
+		}
+		/* /readyz needs no key: a flood of probes must not become a
+		 * flood of synced writes. Any failed write since voids it. */
+		if (st->probe_ok_at && clock_mono_ms() - st->probe_ok_at < PROBE_REUSE_MS)
+			return 0;
+		st->probe_wrote = true;
+	}
 	fault_current = (int)op->kind;
 	fault_count = 0;
 	int rc = be->op_begin(st->impl);
@@ -357,6 +374,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		int rc = apply_op(st, op, &ap[i]);
 		if (rc != 0) {
 			log_error("store %s failed: %s", op_names[op->kind], be->errstr(rc));
+			st->probe_ok_at = 0;
+			st->probe_wrote = false;
 			op->rc = STORE_UNAVAILABLE;
 			claim_scratch_free(&ap[i].claim);
 			memset(&ap[i].fx, 0, sizeof ap[i].fx);
@@ -380,6 +399,11 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	}
 	if (!ok && be->in_transaction(st->impl))
 		be->rollback(st->impl);
+	if (!ok)
+		st->probe_ok_at = 0;
+	else if (st->probe_wrote)
+		st->probe_ok_at = clock_mono_ms();
+	st->probe_wrote = false;
 	complete_group(st, ops, ap, n, ok);
 }
 
@@ -390,6 +414,7 @@ static void sweep(struct store *st)
 	int64_t now = clock_now_ms(), next = 0;
 	int deleted = 0;
 	if (st->be->sweep(st->impl, now, &deleted, &next) != 0) {
+		st->probe_ok_at = 0;
 		st->next_sweep = now + 1000; /* try again in a second */
 		return;
 	}
@@ -410,6 +435,22 @@ static void writer_wait(struct store *st)
 		clock_cond_wait_until(&st->cv, &st->mu, clock_mono_ms() + wait_ms);
 }
 
+/* Moves the probes among ops[n] to the end, keeping the order of the
+ * rest; returns how many ops are not probes. */
+static int probes_last(struct store_op **ops, int n)
+{
+	struct store_op *probes[WRITER_BATCH];
+	int k = 0, p = 0;
+	for (int i = 0; i < n; i++) {
+		if (ops[i]->kind == STORE_OP_PROBE)
+			probes[p++] = ops[i];
+		else
+			ops[k++] = ops[i];
+	}
+	memcpy(ops + k, probes, (size_t)p * sizeof *probes);
+	return k;
+}
+
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
@@ -421,6 +462,7 @@ static void *writer_main(void *arg)
 		if (!st->head && !st->stopping) {
 			pthread_mutex_unlock(&st->mu);
 			sweep(st);
+			st->be->after_writes(st->impl);
 			continue;
 		}
 		if (!st->head) {
@@ -435,9 +477,14 @@ static void *writer_main(void *arg)
 		if (!st->head)
 			st->tail = NULL;
 		pthread_mutex_unlock(&st->mu);
-		apply_group(st, ops, n);
+		int k = probes_last(ops, n);
+		if (k > 0)
+			apply_group(st, ops, k);
+		if (k < n)
+			apply_group(st, ops + k, n - k);
 		if (clock_now_ms() >= st->next_sweep)
 			sweep(st);
+		st->be->after_writes(st->impl);
 	}
 	return NULL;
 }
@@ -500,23 +547,25 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 			be = backends[i];
 	if (!be) {
 		snprintf(err, errlen, "unknown store backend %s", name);
-		return -1;
+		return STORE_OPEN_FAILED;
 	}
 	for (int k = 0; k < STORE_OP_KINDS; k++)
 		assert(k == STORE_OP_CLAIM || be->apply[k]);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return STORE_OPEN_FAILED;
 	}
+	int result = STORE_OPEN_FAILED;
 	st->be = be;
 	if (hooks)
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);
 	clock_cond_init(&st->cv);
 	st->next_sweep = 0; /* sweep once right after start */
-	if (be->open(opts, &st->impl, err, errlen) != 0)
+	if ((result = be->open(opts, &st->impl, err, errlen)) != 0)
 		goto fail;
+	result = STORE_OPEN_FAILED;
 	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
 		snprintf(err, errlen, "cannot start the store writer thread");
 		goto fail;
@@ -526,7 +575,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	return 0;
 fail:
 	store_close(st);
-	return -1;
+	return result;
 }
 
 void store_close(struct store *st)
@@ -597,6 +646,11 @@ void store_get_stats(struct store *st, struct store_stats *out)
 {
 	out->commits = atomic_load(&st->commits);
 	out->ops = atomic_load(&st->committed_ops);
+}
+
+bool store_damaged(struct store *st)
+{
+	return st->be->damaged(st->impl);
 }
 
 int store_schema_version(struct store *st)

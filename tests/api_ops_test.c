@@ -490,20 +490,20 @@ START_TEST(auth_no_key_refuses_a_non_loopback_listen)
 END_TEST
 
 /* Accepted: the run gets past the check and fails later, on purpose, at
- * the database (before it would listen anywhere). */
+ * the database (exit 3, before it would listen anywhere). */
 START_TEST(auth_insecure_switch_or_a_key_allows_a_non_loopback_listen)
 {
 	struct cli_result res;
 
 	harness_run_cli(ARGS("--listen", "0.0.0.0:0", "--db", "/nonexistent/dir/jobq.db",
 			     "--insecure-no-auth"), NULL, &res);
-	ck_assert_msg(res.status == 1 && strstr(res.err, "refusing") == NULL &&
+	ck_assert_msg(res.status == 3 && strstr(res.err, "refusing") == NULL &&
 		      strstr(res.err, "/nonexistent/dir/jobq.db") != NULL,
 		      "exit %d, stderr: %s", res.status, res.err);
 	harness_cli_result_free(&res);
 	harness_run_cli(ARGS("--listen", "0.0.0.0:0", "--db", "/nonexistent/dir/jobq.db"),
 			ARGS(KEYS_ENV), &res);
-	ck_assert_msg(res.status == 1 && strstr(res.err, "refusing") == NULL,
+	ck_assert_msg(res.status == 3 && strstr(res.err, "refusing") == NULL,
 		      "exit %d, stderr: %s", res.status, res.err);
 	harness_cli_result_free(&res);
 }

@@ -1497,6 +1497,9 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415},
 		{PROBLEM_SHUTTING_DOWN, "shutting_down", 503},
 		{PROBLEM_STORAGE_UNAVAILABLE, "storage_unavailable", 503},
+		{PROBLEM_BAD_REQUEST, "bad_request", 400},
+		{PROBLEM_REQUEST_TIMEOUT, "request_timeout", 408},
+		{PROBLEM_TOO_MANY_CONNECTIONS, "too_many_connections", 503},
 		{PROBLEM_INTERNAL, "internal", 500},
 	};
 	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);
@@ -1564,7 +1567,7 @@ END_TEST
 static const char *const config_env[] = {
 	"JOBQ_LISTEN", "JOBQ_DB", "JOBQ_WORKERS", "JOBQ_SYNC", "JOBQ_MAX_BODY", "JOBQ_LOG_LEVEL",
 	"JOBQ_MAX_ATTEMPTS", "JOBQ_BACKOFF", "JOBQ_MAX_BACKOFF", "JOBQ_TIMEOUT", "JOBQ_RETENTION",
-	"JOBQ_SHUTDOWN_GRACE", "JOBQ_QUEUE",
+	"JOBQ_SHUTDOWN_GRACE", "JOBQ_QUEUE", "JOBQ_REQUEST_TIMEOUT", "JOBQ_MAX_CONNECTIONS",
 };
 
 static void config_env_clear(void)
@@ -1596,7 +1599,23 @@ START_TEST(config_load_defaults)
 	ck_assert_double_eq(cfg.defaults.timeout_s, 3600);
 	ck_assert_double_eq(cfg.defaults.retention_s, 604800);
 	ck_assert_double_eq(cfg.shutdown_grace_s, 30);
+	ck_assert_double_eq(cfg.integrity_check_s, 10);
 	ck_assert_int_eq(cfg.nqueues, 0);
+	ck_assert_double_eq(cfg.request_timeout_s, 30);
+	ck_assert_int_eq(cfg.max_connections, 10000);
+}
+END_TEST
+
+START_TEST(config_load_reads_request_timeout_and_max_connections)
+{
+	setenv("JOBQ_REQUEST_TIMEOUT", "2.5", 1);
+	setenv("JOBQ_MAX_CONNECTIONS", "50", 1);
+	char *argv[] = {"jobqd", "--max-connections", "7", NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_msg(config_load(&cfg, ARGC(argv), argv, err, sizeof err) == CONFIG_OK, "err: %s", err);
+	ck_assert_double_eq(cfg.request_timeout_s, 2.5);
+	ck_assert_int_eq(cfg.max_connections, 7);
 }
 END_TEST
 
@@ -1604,7 +1623,7 @@ START_TEST(config_load_reads_each_flag)
 {
 	char *argv[] = {"jobqd", "--listen", "0.0.0.0:9000", "--db", "/tmp/x/jobs.db",
 	                "--workers", "4", "--sync", "normal", "--max-body", "2048",
-	                "--log-level", "debug", NULL};
+	                "--log-level", "debug", "--integrity-check", "0.5", NULL};
 	struct config cfg;
 	char err[256] = "";
 	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
@@ -1615,6 +1634,7 @@ START_TEST(config_load_reads_each_flag)
 	ck_assert(!cfg.sync_full);
 	ck_assert_uint_eq(cfg.max_body, 2048);
 	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+	ck_assert_double_eq(cfg.integrity_check_s, 0.5);
 }
 END_TEST
 
@@ -1716,6 +1736,9 @@ static const struct { const char *flag, *value; } bad_flags[] = {
 	{"--listen", "1.2.3.4: 80"},
 	{"--sync", "FULL"},
 	{"--sync", "off"},
+	{"--integrity-check", "-1"},
+	{"--integrity-check", "86401"},
+	{"--integrity-check", "1e3"},
 	{"--max-body", "0"},
 	{"--max-body", "67108865"},
 	{"--max-body", "1k"},
@@ -1749,6 +1772,14 @@ static const struct { const char *flag, *value; } bad_flags[] = {
 	{"--retention", "315360001"},
 	{"--retention", "7d"},
 	{"--retention", ""},
+	{"--request-timeout", "0"},
+	{"--request-timeout", "0.05"},
+	{"--request-timeout", "3601"},
+	{"--request-timeout", "1e1"},
+	{"--request-timeout", "0x10"},
+	{"--max-connections", "0"},
+	{"--max-connections", "1000001"},
+	{"--max-connections", "many"},
 	{"--shutdown-grace", "-1"},
 	{"--shutdown-grace", "soon"},
 	{"--shutdown-grace", ""},
@@ -3059,6 +3090,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, config_load_reads_each_flag);
 	tcase_add_test(tc, config_load_reads_flag_equals_value);
 	tcase_add_test(tc, config_load_reads_environment);
+	tcase_add_test(tc, config_load_reads_request_timeout_and_max_connections);
 	tcase_add_test(tc, config_load_flags_win_over_environment);
 	tcase_add_test(tc, config_load_good_flag_overrides_bad_environment);
 	tcase_add_test(tc, config_load_bad_environment_names_the_variable);

@@ -1,12 +1,14 @@
 /* SQLite-only store tests: the schema version and migrations from every
  * earlier release (down to a database the first release wrote), the lock
- * file, and the query plans the indexes exist for. The backend-agnostic
+ * file, damaged files and the readiness probe's write, and the query plans
+ * the indexes exist for. The backend-agnostic
  * contract is in unit_store.c. */
 #include <check.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -500,6 +502,109 @@ START_TEST(store_opens_a_database_written_by_release_1)
 END_TEST
 
 
+/* ---- damage and readiness ---------------------------------------------- */
+
+#define FILL_JOBS 2000
+
+/* FILL_JOBS jobs in one batch, then the store is closed: a clean close
+ * checkpoints, so everything is in the main file. */
+static void fill_and_close(struct store *st)
+{
+	static struct job *jobs[FILL_JOBS];
+	for (int i = 0; i < FILL_JOBS; i++)
+		jobs[i] = make_job("echo", "q", 0, "{\"pad\":\"................................................\"}");
+	struct store_op op = {.kind = STORE_OP_BATCH, .batch = {.jobs = jobs, .njobs = FILL_JOBS}};
+	uuid_v7(op.batch.id);
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	for (int i = 0; i < FILL_JOBS; i++)
+		job_free(jobs[i]);
+	store_close(st);
+}
+
+/* Overwrites the jobs table's leaf page nearest the middle of the file;
+ * the header is left alone. */
+static void damage_middle(void)
+{
+	int64_t page = db_int("SELECT pageno FROM dbstat WHERE name = 'jobs' AND pagetype = 'leaf'"
+	                      " ORDER BY abs(pageno - (SELECT page_count FROM pragma_page_count()) / 2) LIMIT 1");
+	ck_assert_int_gt(page, 2);
+	char junk[4096];
+	memset(junk, 0xA5, sizeof junk);
+	FILE *f = fopen(db_path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, (long)(page - 1) * 4096, SEEK_SET), 0);
+	ck_assert_int_eq(fwrite(junk, 1, sizeof junk, f), sizeof junk);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(store_open_refuses_a_damaged_file)
+{
+	fill_and_close(open_store(NULL));
+	damage_middle();
+	struct store_options opts = {.path = db_path, .integrity_check_s = 30};
+	struct store *st = NULL;
+	char err[512] = "";
+	ck_assert_int_eq(store_open(&opts, NULL, &st, err, sizeof err), STORE_OPEN_DAMAGED);
+	ck_assert_ptr_null(st);
+	ck_assert_msg(strstr(err, db_path) && strstr(err, "is damaged (quick_check: ") && !strchr(err, '\n'),
+	              "err: %s", err);
+}
+END_TEST
+
+START_TEST(store_open_checks_an_intact_file)
+{
+	fill_and_close(open_store(NULL));
+	struct store_options opts = {.path = db_path, .integrity_check_s = 30};
+	struct store *st = NULL;
+	char err[512] = "";
+	ck_assert_msg(store_open(&opts, NULL, &st, err, sizeof err) == 0, "err: %s", err);
+	store_close(st);
+}
+END_TEST
+
+/* Damage the start did not look for is met by a read; from then on the
+ * store says so and the probe fails. */
+START_TEST(store_damage_met_by_a_read_fails_the_probe)
+{
+	fill_and_close(open_store(NULL));
+	damage_middle();
+	struct store *st = open_store(NULL);
+	struct store_op probe = {.kind = STORE_OP_PROBE};
+	ck_assert_int_eq(store_run(st, &probe), STORE_OK);
+	ck_assert(!store_damaged(st));
+	struct store_filter f = {.limit = FILL_JOBS + 1};
+	struct job **jobs = NULL;
+	size_t n = 0;
+	int64_t next = 0;
+	ck_assert_int_eq(store_list_jobs(st, &f, &jobs, &n, &next), STORE_UNAVAILABLE);
+	ck_assert(store_damaged(st));
+	ck_assert_int_eq(store_run(st, &probe), STORE_UNAVAILABLE);
+	store_close(st);
+}
+END_TEST
+
+/* The probe commits more than a job's pages; one right after it answers
+ * from it instead of writing again (the endpoint needs no key). */
+START_TEST(store_probe_writes_its_size_then_answers_from_it)
+{
+	struct store *st = open_store(NULL);
+	job_free(submit(st, "echo", "q", 0, NULL));
+	char wal[sizeof db_path + 8];
+	snprintf(wal, sizeof wal, "%s-wal", db_path);
+	struct stat before, after, again;
+	ck_assert_int_eq(stat(wal, &before), 0);
+	struct store_op probe = {.kind = STORE_OP_PROBE};
+	ck_assert_int_eq(store_run(st, &probe), STORE_OK);
+	ck_assert_int_eq(stat(wal, &after), 0);
+	ck_assert_msg(after.st_size - before.st_size >= STORE_PROBE_BYTES, "the WAL grew by %lld bytes",
+	              (long long)(after.st_size - before.st_size));
+	ck_assert_int_eq(store_run(st, &probe), STORE_OK);
+	ck_assert_int_eq(stat(wal, &again), 0);
+	ck_assert_int_eq(again.st_size, after.st_size);
+	store_close(st);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 Suite *store_sqlite_suite(void)
@@ -509,6 +614,12 @@ Suite *store_sqlite_suite(void)
 	TCase *tc = store_tcase(s, "open");
 	tcase_add_test(tc, store_open_creates_schema_version_3);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
+
+	tc = store_tcase(s, "damage");
+	tcase_add_test(tc, store_open_refuses_a_damaged_file);
+	tcase_add_test(tc, store_open_checks_an_intact_file);
+	tcase_add_test(tc, store_damage_met_by_a_read_fails_the_probe);
+	tcase_add_test(tc, store_probe_writes_its_size_then_answers_from_it);
 
 	tc = store_tcase(s, "migrations");
 	tcase_add_test(tc, store_open_migrates_a_version_1_database);

@@ -292,6 +292,41 @@ static void identify(struct exchange *x, struct MHD_Connection *c)
 			x->origin = cfg->cors_origins[i];
 }
 
+/* A header or query parameter whose value (or name) holds a NUL byte, the
+ * first one found. */
+struct nul_find {
+	const char *name;
+	enum MHD_ValueKind kind;
+};
+
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                const char *value, size_t value_size)
+{
+	struct nul_find *f = cls;
+	if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)) {
+		f->name = key ? key : "";
+		f->kind = kind;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* Every reader of a header or query value sees a C string, which a NUL
+ * byte (or %00) would cut short: Idempotency-Key "a\0b" would be "a".
+ * Replies 400 naming it and returns true when there is one. */
+static bool refuse_nul(struct exchange *x, struct MHD_Connection *c)
+{
+	struct nul_find f = {.name = NULL};
+	MHD_get_connection_values_n(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, find_nul, &f);
+	if (!f.name)
+		return false;
+	bool query = f.kind == MHD_GET_ARGUMENT_KIND;
+	reply_error(&x->req, query ? PROBLEM_INVALID_QUERY : PROBLEM_INVALID_FIELD, f.name,
+	            "the %s %.60s holds a NUL byte%s", query ? "query parameter" : "header", f.name,
+	            query ? " (%00)" : "");
+	return true;
+}
+
 /* A CORS preflight (OPTIONS with an Origin): 204 with what the path allows
  * when the origin is allowed, 403 origin_not_allowed when not, 404 when no
  * route has the path. Needs no key: browsers send none with a preflight. */
@@ -531,7 +566,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		x->req.conn = c;
 		clock_gettime(CLOCK_MONOTONIC, &x->started);
 		identify(x, c);
-		if (strcmp(method, "OPTIONS") == 0 && req_header(&x->req, "Origin")) {
+		if (refuse_nul(x, c)) {
+			/* replied 400 */
+		} else if (strcmp(method, "OPTIONS") == 0 && req_header(&x->req, "Origin")) {
 			preflight(x);
 		} else {
 			route_pick(x);

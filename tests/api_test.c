@@ -1130,6 +1130,9 @@ static const struct bad_case bad_cases[] = {
 	{ "GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "invalid_query", "state", NULL },
 	{ "GET", "/v1/jobs?cursor=garbage", NULL, NULL, 400, "invalid_query", "cursor", NULL },
 	{ "GET", "/v1/jobs?cursor=%21%21%21", NULL, NULL, 400, "invalid_query", "cursor", NULL },
+	/* %00 would cut the value every reader sees: default%00evil is not default */
+	{ "GET", "/v1/jobs?queue=default%00evil", NULL, NULL, 400, "invalid_query", "queue", NULL },
+	{ "GET", "/v1/jobs?type=echo%00", NULL, NULL, 400, "invalid_query", "type", NULL },
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))

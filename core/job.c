@@ -526,3 +526,67 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 	*out = job;
 	return 0;
 }
+
+void job_batch_clear(struct job_batch *b)
+{
+	for (int i = 0; i < b->njobs; i++)
+		job_free(b->jobs[i]);
+	free(b->jobs);
+	free(b->callback_url);
+	*b = (struct job_batch){.jobs = NULL};
+}
+
+/* Validates jobs[i] into b->jobs[i]; -1 with p naming jobs[i] or its field. */
+static int batch_item(const cJSON *item, int i, const struct job_defaults *d, struct job_batch *b,
+                      struct problem *p)
+{
+	if (!cJSON_IsObject(item)) {
+		char field[32];
+		snprintf(field, sizeof field, "jobs[%d]", i);
+		return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
+	}
+	struct problem inner;
+	if (job_from_submission(item, d, &b->jobs[i], &inner) == 0)
+		return 0;
+	char field[128];
+	snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
+	problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);
+	if (inner.field[0] == '\0')
+		snprintf(p->field, sizeof p->field, "jobs[%d]", i);
+	return -1;
+}
+
+int job_batch_from_submission(const cJSON *body, const struct job_defaults *d,
+                              struct job_batch *b, struct problem *p)
+{
+	*b = (struct job_batch){.jobs = NULL};
+	const cJSON *item;
+	cJSON_ArrayForEach(item, body) {
+		if (strcmp(item->string, "jobs") != 0 && strcmp(item->string, "callback_url") != 0)
+			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
+			                   "unknown field \"%.60s\"; a batch has jobs and callback_url", item->string);
+	}
+	const char *url = NULL;
+	if (job_parse_callback_url(body, &url, p))
+		return -1;
+	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(body, "jobs");
+	if (!cJSON_IsArray(jobs))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "jobs must be an array of job submissions");
+	int n = cJSON_GetArraySize(jobs);
+	if (n < 1 || n > JOB_BATCH_MAX)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "a batch holds 1 to %d jobs", JOB_BATCH_MAX);
+	b->jobs = calloc((size_t)n, sizeof *b->jobs);
+	if (!b->jobs || (url && !(b->callback_url = strdup(url)))) {
+		job_batch_clear(b);
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	}
+	int i = 0;
+	cJSON_ArrayForEach(item, jobs) {
+		if (batch_item(item, i, d, b, p) != 0) {
+			job_batch_clear(b);
+			return -1;
+		}
+		b->njobs = ++i;
+	}
+	return 0;
+}

@@ -162,6 +162,26 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p);
 int job_from_submission(const cJSON *body, const struct job_defaults *d,
                         struct job **out, struct problem *p);
 
+#define JOB_BATCH_MAX 10000       /* jobs in one batch */
+
+/* The jobs of a batch submission, in order. */
+struct job_batch {
+	struct job **jobs;       /* owned, njobs of them */
+	int njobs;
+	char *callback_url;      /* owned, or NULL */
+};
+
+/* Validates a batch submission ({jobs: [...], callback_url?}, as
+ * job_parse_body returns it) into b: each job as job_from_submission
+ * makes it. A job's problem names its place: jobs[3].priority, or jobs[3]
+ * for an item that is not an object. On failure returns -1, fills p and
+ * leaves b empty. Free what b holds with job_batch_clear. */
+int job_batch_from_submission(const cJSON *body, const struct job_defaults *d,
+                              struct job_batch *b, struct problem *p);
+
+/* Frees the jobs and URL b holds and empties it. */
+void job_batch_clear(struct job_batch *b);
+
 /* Checks an optional callback_url field (http or https, at most
  * CALLBACK_URL_MAX bytes); *out is its value or NULL. -1 with p filled. */
 int job_parse_callback_url(const cJSON *body, const char **out, struct problem *p);

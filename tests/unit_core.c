@@ -519,6 +519,46 @@ START_TEST(job_parse_body_refuses_nesting_beyond_the_limit)
 }
 END_TEST
 
+START_TEST(job_batch_from_submission_builds_jobs_in_order)
+{
+	static const char body[] = "{\"callback_url\":\"http://127.0.0.1:9/b\",\"jobs\":"
+	                           "[{\"type\":\"echo\",\"payload\":1e400},{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}]}";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_ptr_nonnull(v);
+	struct job_batch b;
+	ck_assert_msg(job_batch_from_submission(v, &test_defaults, &b, &p) == 0, "refused: %s", p.detail);
+	cJSON_Delete(v);
+	ck_assert_int_eq(b.njobs, 2);
+	ck_assert_str_eq(b.jobs[0]->type, "echo");
+	ck_assert_str_eq(b.jobs[0]->payload, "1e400");
+	ck_assert_str_eq(b.jobs[1]->type, "sleep");
+	ck_assert_str_eq(b.callback_url, "http://127.0.0.1:9/b");
+	job_batch_clear(&b);
+	ck_assert_ptr_null(b.jobs);
+	ck_assert_int_eq(b.njobs, 0);
+}
+END_TEST
+
+START_TEST(job_batch_from_submission_names_the_job_and_keeps_nothing)
+{
+	static const char body[] = "{\"jobs\":[{\"type\":\"echo\"},{\"type\":\"echo\",\"priority\":1.5}]}";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_ptr_nonnull(v);
+	struct job_batch b;
+	ck_assert_int_eq(job_batch_from_submission(v, &test_defaults, &b, &p), -1);
+	cJSON_Delete(v);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
+	ck_assert_str_eq(p.field, "jobs[1].priority");
+	ck_assert_ptr_null(b.jobs);
+	ck_assert_int_eq(b.njobs, 0);
+	ck_assert_ptr_null(b.callback_url);
+}
+END_TEST
+
 /* ---- job_from_submission ----------------------------------------------- */
 
 /* 64 and 65 bytes. */
@@ -3171,6 +3211,8 @@ Suite *core_suite(void)
 	tcase_add_test(tc, job_parse_body_keeps_each_batch_payload_as_sent);
 	tcase_add_loop_test(tc, job_from_submission_refuses_nul_in_a_checked_payload, 0, NELEMS(nul_payloads));
 	tcase_add_test(tc, job_parse_body_refuses_nesting_beyond_the_limit);
+	tcase_add_test(tc, job_batch_from_submission_builds_jobs_in_order);
+	tcase_add_test(tc, job_batch_from_submission_names_the_job_and_keeps_nothing);
 	tcase_add_test(tc, job_from_submission_builds_queued_echo_job);
 	tcase_add_test(tc, job_from_submission_keeps_queue_and_priority);
 	tcase_add_test(tc, job_from_submission_omitted_payload_is_null);

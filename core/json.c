@@ -235,11 +235,14 @@ static int parse_number(struct parser *ps, double *out)
 		ps->at++;
 	if (!is_digit(ps))
 		return syntax(ps, "bad number");
-	if (*ps->at == '0')
+	if (*ps->at == '0') {
 		ps->at++;
-	else
+		if (is_digit(ps))
+			return syntax(ps, "bad number (no leading zeros)");
+	} else {
 		while (is_digit(ps))
 			ps->at++;
+	}
 	if (ps->at < ps->end && *ps->at == '.') {
 		ps->at++;
 		if (!is_digit(ps))

@@ -176,8 +176,8 @@ static int rules_add(struct rules *r, const char *const *texts, int n, const cha
 	return 0;
 }
 
-/* The first rule whose CIDR holds sa (an IPv4-mapped IPv6 address also
- * counts as its IPv4 address). */
+/* The first rule whose CIDR holds sa, or the IPv4 address it carries, or
+ * loopback when sa is 0.0.0.0/8 or :: (netaddr_dest_in). */
 static const struct rule *match_addr(const struct rules *r, const struct sockaddr *sa)
 {
 	unsigned char addr[16] = {0};
@@ -189,7 +189,7 @@ static const struct rule *match_addr(const struct rules *r, const struct sockadd
 		return NULL;
 	for (int i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
-		if (x->cidr && netaddr_in(&x->block, 1, sa->sa_family, addr))
+		if (x->cidr && netaddr_dest_in(&x->block, 1, sa->sa_family, addr))
 			return x;
 	}
 	return NULL;

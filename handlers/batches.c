@@ -92,6 +92,17 @@ static int parse_batch(const cJSON *body, const struct job_defaults *d, struct b
 	return 0;
 }
 
+int batches_validate(const cJSON *body, const struct job_defaults *d, int *njobs, struct problem *p)
+{
+	struct batch_req *br = calloc(1, sizeof *br);
+	if (!br)
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	int rc = parse_batch(body, d, br, p);
+	*njobs = br->njobs;
+	batch_req_free(br);
+	return rc;
+}
+
 static void batch_created(struct req *r)
 {
 	struct batch_req *br = r->ctx;

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/log.h"
+#include "handlers/handlers.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "core/netaddr.h"
@@ -305,6 +306,51 @@ START_TEST(xff_walk_finds_the_client)
 }
 END_TEST
 
+/* ---- ?wait and Prefer: wait ------------------------------------------- */
+
+static const struct {
+	const char *query;    /* ?wait, NULL: absent */
+	const char *prefer;   /* Prefer header, NULL: absent */
+	int rc;
+	double wait_s;
+	bool from_prefer;
+} wait_cases[] = {
+	{"5", NULL, 0, 5, false},
+	{"0.25", "wait=9", 0, 0.25, false},     /* the query wins */
+	{"500", NULL, 0, 60, false},            /* capped */
+	{"abc", NULL, -1, 0, false},
+	{"5s", NULL, -1, 0, false},
+	{"-1", NULL, -1, 0, false},
+	{"inf", NULL, -1, 0, false},
+	{"", NULL, -1, 0, false},
+	{NULL, NULL, 0, 0, false},
+	{NULL, "wait=5", 0, 5, true},
+	{NULL, "respond-async, wait=10", 0, 10, true},
+	{NULL, "wait=7;foo=bar, handling=lenient", 0, 7, true},
+	{NULL, "WAIT = 3", 0, 3, true},         /* names are case-insensitive; BWS around = */
+	{NULL, "wait=\"4\"", 0, 4, true},       /* a quoted value */
+	{NULL, "wait=999", 0, 60, true},
+	/* another preference whose name ends in wait is not wait */
+	{NULL, "x-wait=5", 0, 0, false},
+	{NULL, "handling=nowait=5", 0, 0, false},
+	/* an unusable wait preference is ignored (RFC 7240) */
+	{NULL, "wait=soon", 0, 0, true},
+	{NULL, "wait", 0, 0, true},
+	{NULL, "wait=nan", 0, 0, true},
+	{NULL, "", 0, 0, false},
+};
+
+START_TEST(wait_from_query_or_prefer)
+{
+	double w = -1;
+	bool pref = false;
+	int rc = handler_wait_parse(wait_cases[_i].query, wait_cases[_i].prefer, &w, &pref);
+	ck_assert_msg(rc == wait_cases[_i].rc && w == wait_cases[_i].wait_s && pref == wait_cases[_i].from_prefer,
+	              "?wait=%s Prefer: %s: got rc %d wait %g prefer %d", wait_cases[_i].query ? wait_cases[_i].query : "-",
+	              wait_cases[_i].prefer ? wait_cases[_i].prefer : "-", rc, w, pref);
+}
+END_TEST
+
 /* ---- API keys ---------------------------------------------------------- */
 
 #define SECRET "s3cret-never-shown"
@@ -581,6 +627,7 @@ Suite *server_suite(void)
 	tcase_add_test(tc, egress_unspecified_counts_as_loopback);
 	tcase_add_test(tc, addresses_parse_with_ports_and_brackets);
 	tcase_add_test(tc, loopback_hosts);
+	tcase_add_loop_test(tc, wait_from_query_or_prefer, 0, NELEMS(wait_cases));
 	tcase_add_loop_test(tc, xff_walk_finds_the_client, 0, NELEMS(xff_cases));
 
 	tc = tcase(s, "auth");

@@ -1170,6 +1170,16 @@ static void *engine_main(void *unused)
 
 /* ---- public ---- */
 
+int http_rules_check(const struct http_options *o, char *err, size_t errlen)
+{
+	struct rules allow = {0}, deny = {0};
+	int rc = rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
+	         rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0 ? -1 : 0;
+	rules_free(&allow);
+	rules_free(&deny);
+	return rc;
+}
+
 int http_engine_start(const struct http_options *o, char *err, size_t errlen)
 {
 	struct rules allow = {0}, deny = {0};

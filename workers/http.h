@@ -39,6 +39,10 @@ struct http_options {
  * 192.0.0.192/32, metadata.google.internal. Loopback and private ranges are
  * allowed unless denied. */
 
+/* Checks o's allow and deny rules only: 0, or -1 with a one-line message
+ * naming the flag and the rule. */
+int http_rules_check(const struct http_options *o, char *err, size_t errlen);
+
 /* Checks the rules, starts the engine thread and registers job type
  * "http". Call once, after curl_global_init and before the pool starts.
  * Returns 0, or -1 with a one-line message in err (nothing is left

@@ -31,8 +31,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct problem p;
 	struct job *job = NULL;
 	cJSON *o = job_parse_body(body, size, &p);
-	if (o && job_from_submission(o, &d, &job, &p) == 0)
+	if (o && job_from_submission(o, &d, &job, &p) == 0) {
+		/* what the API answers about an accepted job is a body it accepts */
+		cJSON *shown = job_to_json(job);
+		char *text = shown ? cJSON_PrintUnformatted(shown) : NULL;
+		cJSON *back = text ? job_parse_body(text, strlen(text), &p) : NULL;
+		if (!back)
+			abort();
+		cJSON_Delete(back);
+		free(text);
+		cJSON_Delete(shown);
 		job_free(job);
+	}
 	cJSON_Delete(o);
 	free(body);
 	return 0;

@@ -13,8 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct problem p;
 	double wait_s;
 	bool prefer;
-	jobs_parse_list_query(v[0], v[1], v[2], &f, &p);
-	handler_wait_parse(v[3], NULL, &wait_s, &prefer);
+	if (jobs_parse_list_query(v[0], v[1], v[2], &f, &p) == 0 && (f.limit < 1 || f.limit > 1000 || f.before_seq < 0))
+		abort();
+	if (handler_wait_parse(v[3], NULL, &wait_s, &prefer) == 0 && (wait_s < 0 || wait_s > HANDLER_WAIT_MAX_S))
+		abort();
 	free(s);
 	return 0;
 }

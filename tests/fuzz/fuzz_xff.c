@@ -15,6 +15,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_lines(s, v, 2);
 	char out[NETADDR_TEXT_MAX];
 	netaddr_client(trusted, 4, v[0], v[1], out, sizeof out);
+	/* the client is the peer as given (cut to fit), or an address in
+	 * canonical form */
+	int family;
+	unsigned char addr[16];
+	if (strncmp(out, v[0], sizeof out - 1) != 0 && netaddr_parse(out, &family, addr) != 0)
+		abort();
 	netaddr_client(trusted, 4, "127.0.0.1", v[0], out, sizeof out);
 	free(s);
 	return 0;

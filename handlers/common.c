@@ -109,8 +109,12 @@ int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bo
 	}
 	char *end;
 	double v = strtod(text, &end);
-	if (end == text || *end || !isfinite(v) || v < 0)
-		return *from_prefer ? 0 : -1; /* RFC 7240: a preference that cannot be honoured is ignored */
+	if (end == text || *end || !isfinite(v) || v < 0) {
+		if (!*from_prefer)
+			return -1;
+		*from_prefer = false; /* RFC 7240: a preference that cannot be honoured is ignored */
+		return 0;
+	}
 	*wait_s = v > HANDLER_WAIT_MAX_S ? HANDLER_WAIT_MAX_S : v;
 	return 0;
 }

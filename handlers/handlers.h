@@ -30,7 +30,8 @@ bool handler_refuse_if_stopping(struct req *r);
 int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer);
 
 /* handler_parse_wait without the request: query is ?wait's value and
- * prefer the Prefer header's (each NULL when absent). -1 for a bad query
+ * prefer the Prefer header's (each NULL when absent). *from_prefer is
+ * true only when a usable wait preference was taken. -1 for a bad query
  * value (nothing replied). */
 int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bool *from_prefer);
 

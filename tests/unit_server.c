@@ -333,10 +333,10 @@ static const struct {
 	/* another preference whose name ends in wait is not wait */
 	{NULL, "x-wait=5", 0, 0, false},
 	{NULL, "handling=nowait=5", 0, 0, false},
-	/* an unusable wait preference is ignored (RFC 7240) */
-	{NULL, "wait=soon", 0, 0, true},
-	{NULL, "wait", 0, 0, true},
-	{NULL, "wait=nan", 0, 0, true},
+	/* an unusable wait preference is ignored, not applied (RFC 7240) */
+	{NULL, "wait=soon", 0, 0, false},
+	{NULL, "wait", 0, 0, false},
+	{NULL, "wait=nan", 0, 0, false},
 	{NULL, "", 0, 0, false},
 };
 

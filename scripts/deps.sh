@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what jobq needs to build (`deps.sh build`), to build and test
-# (`deps.sh test`) or to run the benchmarks (`deps.sh bench`) on Debian 12. As root it runs apt-get; otherwise it
+# (`deps.sh test`), to run the benchmarks (`deps.sh bench`) or to build
+# the fuzz targets with clang's libFuzzer (`deps.sh fuzz`) on Debian 12. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -eu
 what=${1:-test}
@@ -30,6 +31,13 @@ if command -v pkg-config >/dev/null 2>&1; then
 else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
+fi
+if [ "$what" = fuzz ]; then
+	check_cmd clang clang
+	# libFuzzer and the sanitizer runtimes of Debian 12's clang (14)
+	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+		ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
+		need_pkgs="$need_pkgs libclang-rt-14-dev"
 fi
 if [ "$what" = bench ]; then
 	check_cmd curl curl

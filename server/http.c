@@ -757,7 +757,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* True when an If-None-Match value lists etag (weak comparison, as RFC
  * 9110 asks for If-None-Match) or is "*". */
-static bool etag_listed(const char *header, const char *etag)
+bool http_etag_listed(const char *header, const char *etag)
 {
 	size_t elen = strlen(etag);
 	for (const char *p = header; p && *p;) {
@@ -788,7 +788,7 @@ static void etag_apply(struct exchange *x)
 	char hex[DIGEST_HEX_LEN + 1];
 	digest_sha256_hex(r->reply_body, r->reply_len, hex);
 	snprintf(x->etag, sizeof x->etag, "\"%.*s\"", ETAG_HEX, hex);
-	if (etag_listed(req_header(r, "If-None-Match"), x->etag))
+	if (http_etag_listed(req_header(r, "If-None-Match"), x->etag))
 		reply_set(r, 304, NULL, (char *)"", 0, true);
 }
 

@@ -31,6 +31,8 @@ docker_pid=
 nginx_build_pid=
 compose_up=
 compose_pid=
+# The nginx stand-in, when this run made one under the real image's name.
+stand_ins=()
 passed=0
 
 log() {
@@ -84,6 +86,9 @@ cleanup() {
 	fi
 	docker rm -f "$tag-1" "$tag-2" > /dev/null 2>&1
 	docker volume rm "$tag-data" > /dev/null 2>&1
+	# An engine that is not the test's own keeps no stand-in nginx under the
+	# real name (the debootstrap base stays: it is Debian bookworm).
+	[ -z "$docker_pid" ] && [ ${#stand_ins[@]} -gt 0 ] && docker rmi "${stand_ins[@]}" > /dev/null 2>&1
 	stop_dockerd
 	rm -rf "$dir"
 }
@@ -282,7 +287,10 @@ printf 'JOBQ_API_KEYS=admin:%s\n' "$key" > "$dir/jobq.env"
 
 wait "$nginx_build_pid" || fail "no $nginx_image: $(tail -n 30 "$dir/nginx.log")"
 nginx_build_pid=
-grep -q '^no .*: a stand-in$' "$dir/nginx.log" && log "built a stand-in $nginx_image from $base with Debian's nginx"
+if grep -q '^no .*: a stand-in$' "$dir/nginx.log"; then
+	stand_ins+=("$nginx_image")
+	log "built a stand-in $nginx_image from $base with Debian's nginx"
+fi
 
 # Compose comes up in the background (it waits for jobqd's first health
 # check, an --interval after the start) while the image is tested alone.

@@ -210,6 +210,13 @@ check-proxy: $(BUILD)/jobqd
 check-deploy: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/deploy_test.sh
 
+# The image and deploy/compose.yaml in the real Docker engine (as root; it
+# starts its own dockerd when none runs). A few minutes, not in `make test`.
+.PHONY: check-container
+check-container:
+	@scripts/deps.sh container
+	tests/container_test.sh
+
 lint-openapi:
 	scripts/lint-openapi.sh
 

@@ -26,7 +26,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS))
 LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
-               core/digest.c core/events.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c
+               core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
@@ -57,7 +57,7 @@ HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-torture check-readme check-web check-proxy check-deploy \
-        lint-openapi deps bench bench-http bench-waiters torture clean
+        lint-openapi deps bench bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
 
@@ -210,6 +210,13 @@ check-proxy: $(BUILD)/jobqd
 check-deploy: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/deploy_test.sh
 
+# The image and deploy/compose.yaml in the real Docker engine (as root; it
+# starts its own dockerd when none runs). A few minutes, not in `make test`.
+.PHONY: check-container
+check-container:
+	@scripts/deps.sh container
+	tests/container_test.sh
+
 lint-openapi:
 	scripts/lint-openapi.sh
 
@@ -247,6 +254,56 @@ bench:
 	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load $(BUILD)/bench/slow_server $(BUILD)/bench/waiters
 	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server \
 		WAITERS=$(BUILD)/bench/waiters bench/bench.sh $(PARTS)
+
+# ---- fuzzing ----
+# libFuzzer targets (tests/fuzz/fuzz_*.c), each linked with every library
+# object, all built by clang under build/fuzz/ with ASan and UBSan. `make
+# fuzz` runs each for FUZZ_SECONDS from its seeds in tests/fuzz/corpus/NAME;
+# what it learns goes to build/fuzz/corpus/, a crash to build/fuzz/crash/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# (server/http.c hands libmicrohttpd's log format on, which clang flags)
+FUZZ_CFLAGS   = -g -O1 -std=c11 -D_GNU_SOURCE $(WARN) -Wno-format-nonliteral $(FUZZ_SAN) -I. -MMD -MP $(PKG_CFLAGS)
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/openapi.o $(FUZZ_BUILD)/gen/web.o
+
+# (kept: make would delete them as intermediates of the pattern below)
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDFLAGS) $(LDLIBS)
+
+fuzz-build:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crash tests/fuzz/corpus/$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		$(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
+			-print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash/$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 || \
+			{ tail -n 60 $(FUZZ_BUILD)/$$t.log; echo "fuzz: $$t FAILED (log $(FUZZ_BUILD)/$$t.log)"; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^#[0-9]+ +DONE' $(FUZZ_BUILD)/$$t.log | tail -n 1; \
+	done; echo "fuzz: $(words $(FUZZ_NAMES)) targets, no crash"
+
+# The short run CI makes.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 clean:
 	rm -rf build

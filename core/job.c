@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <curl/curl.h>
+
 #include "core/clock.h"
+#include "core/json.h"
 #include "core/kind.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
@@ -125,6 +128,23 @@ cJSON *batch_to_json(const struct batch_info *b)
 	return o;
 }
 
+/* True when u parses with libcurl's URL parser, as the http job type
+ * parses its URLs, with an http or https scheme, a host and a port that
+ * fits (an unclosed [ or port 99999 would only fail at delivery). */
+static bool callback_url_parses(const char *u)
+{
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok = h && curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+	          curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	          (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+	          curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0];
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(h);
+	return ok;
+}
+
 int job_parse_callback_url(const cJSON *body, const char **out, struct problem *p)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "callback_url");
@@ -144,6 +164,10 @@ int job_parse_callback_url(const cJSON *body, const char **out, struct problem *
 	if (!scheme || !host || !clean || n > CALLBACK_URL_MAX)
 		return problem_set(p, PROBLEM_INVALID_FIELD, "callback_url",
 		                   "callback_url must be an http:// or https:// URL of at most %d bytes", CALLBACK_URL_MAX);
+	if (!callback_url_parses(u))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "callback_url",
+		                   "callback_url is not a valid URL (check the host, the [ ] around an IPv6 "
+		                   "address, and that the port is at most 65535)");
 	*out = u;
 	return 0;
 }
@@ -163,14 +187,12 @@ void job_free(struct job *job)
 	free(job);
 }
 
-/* Adds key: parsed JSON text, or null when text is NULL. Stored text was
- * produced by cJSON, so a parse failure means a damaged row: show it as a
- * string rather than lose it. */
+/* Adds key: the stored JSON text as it is (a payload keeps the numbers and
+ * escapes it was sent with), or null when text is NULL. Text that is not
+ * JSON means a damaged row: show it as a string rather than lose it. */
 static void add_json_text(cJSON *o, const char *key, const char *text)
 {
-	cJSON *v = text ? cJSON_Parse(text) : cJSON_CreateNull();
-	if (!v)
-		v = cJSON_CreateString(text);
+	cJSON *v = !text ? cJSON_CreateNull() : json_valid(text) ? cJSON_CreateRaw(text) : cJSON_CreateString(text);
 	cJSON_AddItemToObject(o, key, v);
 }
 
@@ -292,26 +314,14 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p)
 			return NULL;
 		}
 	}
-	const char *end = NULL;
-	cJSON *v = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-	if (!v) {
-		size_t at = end ? (size_t)(end - body) : 0;
-		problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "the request body is not valid JSON (error near byte %zu)", at);
-		return NULL;
-	}
-	while (end < body + len && strchr(" \t\r\n", *end) && *end)
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(v);
-		problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "unexpected data after the JSON value at byte %zu", (size_t)(end - body));
-		return NULL;
-	}
-	if (!cJSON_IsObject(v)) {
-		cJSON_Delete(v);
+	size_t first = 0;
+	while (first < len && strchr(" \t\r\n", body[first]))
+		first++;
+	if (first == len || body[first] != '{') {
 		problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "the request body must be a JSON object");
 		return NULL;
 	}
-	return v;
+	return json_parse_strict(body, len, p);
 }
 
 bool job_queue_name_valid(const char *s)
@@ -397,6 +407,51 @@ static int parse_run_at(const cJSON *body, int64_t now, int64_t *run_at, struct 
 	return 0;
 }
 
+/* The payload's text for the store, checked by the kind's validator. A
+ * payload from job_parse_body is raw text, kept as sent; a kind that checks
+ * its payload reads its fields as C strings, so for it a \u0000 anywhere
+ * in the payload is refused rather than cut. A parsed payload (from other
+ * callers) is printed compactly. *text is NULL when there is none. */
+static int payload_text(const cJSON *body, const struct job_kind *kind, char **text, struct problem *p)
+{
+	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
+	cJSON *parsed = NULL;
+	const cJSON *view = payload;
+	*text = NULL;
+	if (!payload)
+		goto validate;
+	if (!cJSON_IsRaw(payload)) {
+		if (!(*text = cJSON_PrintUnformatted(payload)))
+			goto oom;
+		goto validate;
+	}
+	if (!(*text = strdup(payload->valuestring)))
+		goto oom;
+	if (!kind->validate)
+		return 0;
+	char where[sizeof p->field];
+	if (json_find_nul(*text, "payload", where, sizeof where)) {
+		problem_set(p, PROBLEM_INVALID_PAYLOAD, where,
+		            "%s holds \\u0000 (NUL), which the %s job type cannot take; only types that take "
+		            "the payload whole (echo, commands) keep it", where, kind->name);
+		goto fail;
+	}
+	if (!(view = parsed = cJSON_Parse(*text)))
+		goto oom;
+validate:
+	if (kind->validate && kind->validate(kind, cJSON_IsNull(view) ? NULL : view, p))
+		goto fail;
+	cJSON_Delete(parsed);
+	return 0;
+oom:
+	problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+fail:
+	cJSON_Delete(parsed);
+	free(*text);
+	*text = NULL;
+	return -1;
+}
+
 int job_from_submission(const cJSON *body, const struct job_defaults *d,
                         struct job **out, struct problem *p)
 {
@@ -443,14 +498,11 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 	if (job_parse_callback_url(body, &callback_url, p))
 		return -1;
 
-	const cJSON *payload = cJSON_GetObjectItemCaseSensitive(body, "payload");
-	if (kind->validate && kind->validate(kind, cJSON_IsNull(payload) ? NULL : payload, p))
+	char *text = NULL;
+	if (payload_text(body, kind, &text, p))
 		return -1;
-
 	struct job *job = job_new();
-	char *text = payload ? cJSON_PrintUnformatted(payload) : NULL;
-	if (!job || (payload && !text)) {
-		job_free(job);
+	if (!job) {
 		free(text);
 		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
 	}
@@ -472,5 +524,69 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
 	}
 	*out = job;
+	return 0;
+}
+
+void job_batch_clear(struct job_batch *b)
+{
+	for (int i = 0; i < b->njobs; i++)
+		job_free(b->jobs[i]);
+	free(b->jobs);
+	free(b->callback_url);
+	*b = (struct job_batch){.jobs = NULL};
+}
+
+/* Validates jobs[i] into b->jobs[i]; -1 with p naming jobs[i] or its field. */
+static int batch_item(const cJSON *item, int i, const struct job_defaults *d, struct job_batch *b,
+                      struct problem *p)
+{
+	if (!cJSON_IsObject(item)) {
+		char field[32];
+		snprintf(field, sizeof field, "jobs[%d]", i);
+		return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
+	}
+	struct problem inner;
+	if (job_from_submission(item, d, &b->jobs[i], &inner) == 0)
+		return 0;
+	char field[128];
+	snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
+	problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);
+	if (inner.field[0] == '\0')
+		snprintf(p->field, sizeof p->field, "jobs[%d]", i);
+	return -1;
+}
+
+int job_batch_from_submission(const cJSON *body, const struct job_defaults *d,
+                              struct job_batch *b, struct problem *p)
+{
+	*b = (struct job_batch){.jobs = NULL};
+	const cJSON *item;
+	cJSON_ArrayForEach(item, body) {
+		if (strcmp(item->string, "jobs") != 0 && strcmp(item->string, "callback_url") != 0)
+			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
+			                   "unknown field \"%.60s\"; a batch has jobs and callback_url", item->string);
+	}
+	const char *url = NULL;
+	if (job_parse_callback_url(body, &url, p))
+		return -1;
+	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(body, "jobs");
+	if (!cJSON_IsArray(jobs))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "jobs must be an array of job submissions");
+	int n = cJSON_GetArraySize(jobs);
+	if (n < 1 || n > JOB_BATCH_MAX)
+		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "a batch holds 1 to %d jobs", JOB_BATCH_MAX);
+	b->jobs = calloc((size_t)n, sizeof *b->jobs);
+	if (!b->jobs || (url && !(b->callback_url = strdup(url)))) {
+		job_batch_clear(b);
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	}
+	int i = 0;
+	cJSON_ArrayForEach(item, jobs) {
+		if (batch_item(item, i, d, b, p) != 0) {
+			job_batch_clear(b);
+			return -1;
+		}
+		b->njobs = ++i;
+	}
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* The job model shared by every layer: states, the job record, its JSON
  * form, and validation of a submission. Payload, result and error are kept
- * as text (payload and result as compact JSON) exactly as stored. */
+ * as text: the payload as it was sent (white space aside), the result as
+ * compact JSON, and both are rendered exactly as stored. */
 #ifndef JOBQ_JOB_H
 #define JOBQ_JOB_H
 
@@ -169,8 +170,14 @@ int attempt_outcome_parse(const char *name, enum attempt_outcome *out);
 int64_t job_backoff_ms(const struct job *job, int attempt);
 
 /* Parses a JSON request body into a cJSON value: valid UTF-8, one JSON
- * value, nothing after it but white space, and an object. On failure
- * returns NULL and fills p (malformed_json). The caller frees the result. */
+ * value (RFC 8259, read by json_parse_strict in core/json.h), nothing after
+ * it but white space, and an object. Each "payload" in it is a cJSON_Raw
+ * item holding the payload's text as sent. On failure returns NULL and
+ * fills p: malformed_json, or invalid_field naming a key given twice, a
+ * string holding \u0000 or a number beyond a double outside a payload.
+ * The caller frees the result. A fuzz target parses a submit body with
+ * this and job_from_submission, a batch body with this and
+ * job_batch_from_submission. */
 cJSON *job_parse_body(const char *body, size_t len, struct problem *p);
 
 /* Validates a submission object ({type, payload?, queue?, priority?,
@@ -179,9 +186,31 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p);
  * queued or (with a future run_at) scheduled; d fills what is left out. On
  * failure returns -1, fills p, and *out is untouched. The job type is
  * checked against the registry in core/kind.h, and the payload by that
- * kind's validator. */
+ * kind's validator. A raw payload (from job_parse_body) is stored as is; a
+ * kind with a validator reads it with cJSON, so for such a kind a \u0000
+ * in it is refused (invalid_payload, naming its place). */
 int job_from_submission(const cJSON *body, const struct job_defaults *d,
                         struct job **out, struct problem *p);
+
+#define JOB_BATCH_MAX 10000       /* jobs in one batch */
+
+/* The jobs of a batch submission, in order. */
+struct job_batch {
+	struct job **jobs;       /* owned, njobs of them */
+	int njobs;
+	char *callback_url;      /* owned, or NULL */
+};
+
+/* Validates a batch submission ({jobs: [...], callback_url?}, as
+ * job_parse_body returns it) into b: each job as job_from_submission
+ * makes it. A job's problem names its place: jobs[3].priority, or jobs[3]
+ * for an item that is not an object. On failure returns -1, fills p and
+ * leaves b empty. Free what b holds with job_batch_clear. */
+int job_batch_from_submission(const cJSON *body, const struct job_defaults *d,
+                              struct job_batch *b, struct problem *p);
+
+/* Frees the jobs and URL b holds and empties it. */
+void job_batch_clear(struct job_batch *b);
 
 /* Checks an optional callback_url field (http or https, at most
  * CALLBACK_URL_MAX bytes); *out is its value or NULL. -1 with p filled. */

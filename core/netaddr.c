@@ -113,6 +113,49 @@ bool netaddr_in(const struct netaddr_cidr *blocks, int n, int family, const unsi
 	return false;
 }
 
+/* The IPv4 address carried by an IPv6 address (see netaddr_dest_in) into
+ * v4; false when it carries none. */
+static bool embedded_v4(const unsigned char a[16], unsigned char v4[4])
+{
+	static const unsigned char zero[12] = {0};
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+	static const unsigned char translated[12] = {[8] = 0xff, [9] = 0xff};
+	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
+	static const unsigned char one[16] = {[15] = 1};
+	if (memcmp(a, mapped, 12) == 0 || memcmp(a, translated, 12) == 0 || memcmp(a, nat64, 12) == 0 ||
+	    (memcmp(a, zero, 12) == 0 && memcmp(a, one, 16) != 0)) {
+		memcpy(v4, a + 12, 4);
+		return true;
+	}
+	if (a[0] == 0x20 && a[1] == 0x02) { /* 6to4 */
+		memcpy(v4, a + 2, 4);
+		return true;
+	}
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0 && a[3] == 0) { /* Teredo */
+		for (int i = 0; i < 4; i++)
+			v4[i] = (unsigned char)~a[12 + i];
+		return true;
+	}
+	return false;
+}
+
+bool netaddr_dest_in(const struct netaddr_cidr *blocks, int n, int family, const unsigned char addr[16])
+{
+	static const unsigned char lo4[16] = {127, 0, 0, 1};
+	static const unsigned char lo6[16] = {[15] = 1};
+	static const unsigned char any6[16] = {0};
+	unsigned char v4[16] = {0};
+	if (netaddr_in(blocks, n, family, addr))
+		return true;
+	if (family == AF_INET6 && memcmp(addr, any6, 16) == 0 && netaddr_in(blocks, n, AF_INET6, lo6))
+		return true;
+	if (family == AF_INET)
+		memcpy(v4, addr, 4);
+	else if (family != AF_INET6 || !embedded_v4(addr, v4))
+		return false;
+	return netaddr_in(blocks, n, AF_INET, v4) || (v4[0] == 0 && netaddr_in(blocks, n, AF_INET, lo4));
+}
+
 bool netaddr_is_loopback_host(const char *host)
 {
 	unsigned char a[16];

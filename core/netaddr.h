@@ -29,6 +29,18 @@ int netaddr_parse(const char *text, int *family, unsigned char addr[16]);
  * address also counts as its IPv4 address. */
 bool netaddr_in(const struct netaddr_cidr *blocks, int n, int family, const unsigned char addr[16]);
 
+/* True when a connection to the address may reach an address in one of
+ * the n blocks: the egress test for the http job type's rules. Besides
+ * the address itself (as netaddr_in) it counts:
+ * - the IPv4 address an IPv6 one carries: IPv4-mapped ::ffff:0:0/96,
+ *   IPv4-translated ::ffff:0:0:0/96, IPv4-compatible ::/96 (but ::1),
+ *   NAT64 64:ff9b::/96, 6to4 2002::/16 (bits 16-47) and Teredo 2001::/32
+ *   (its client address, the last 32 bits inverted);
+ * - loopback for 0.0.0.0/8 and :: (connecting to them reaches this host):
+ *   they also count as 127.0.0.1 and ::1.
+ * Not for trusting a peer: there the address is what it says. */
+bool netaddr_dest_in(const struct netaddr_cidr *blocks, int n, int family, const unsigned char addr[16]);
+
 /* True for a --listen host that only this machine can reach: 127.0.0.0/8,
  * ::1 and "localhost" (any case). An empty host, 0.0.0.0 and :: are not. */
 bool netaddr_is_loopback_host(const char *host);

@@ -12,13 +12,9 @@
 #include "server/app.h"
 #include "store/store.h"
 
-#define BATCH_MAX_JOBS 10000
-
 struct batch_req {
 	struct store_op op;
-	struct job **jobs;
-	int njobs;
-	char *callback_url;
+	struct job_batch batch;
 	struct hub_waiter waiter;
 	struct hub *hub;
 	int64_t deadline;          /* monotonic ms, for ?wait */
@@ -31,10 +27,7 @@ static void batch_req_free(void *p)
 		return;
 	if (br->hub)
 		hub_disarm(br->hub, &br->waiter);
-	for (int i = 0; i < br->njobs; i++)
-		job_free(br->jobs[i]);
-	free(br->jobs);
-	free(br->callback_url);
+	job_batch_clear(&br->batch);
 	free(br);
 }
 
@@ -48,50 +41,6 @@ static struct batch_req *batch_req_new(struct req *r)
 
 /* ---- POST /v1/batches -------------------------------------------------- */
 
-/* Validates {jobs: [...], callback_url?} into br; -1 with p filled. A job's
- * problem names its place: jobs[3].priority. */
-static int parse_batch(const cJSON *body, const struct job_defaults *d, struct batch_req *br,
-                       struct problem *p)
-{
-	const cJSON *item;
-	cJSON_ArrayForEach(item, body) {
-		if (strcmp(item->string, "jobs") != 0 && strcmp(item->string, "callback_url") != 0)
-			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
-			                   "unknown field \"%.60s\"; a batch has jobs and callback_url", item->string);
-	}
-	const char *url = NULL;
-	if (job_parse_callback_url(body, &url, p))
-		return -1;
-	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(body, "jobs");
-	if (!cJSON_IsArray(jobs))
-		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "jobs must be an array of job submissions");
-	int n = cJSON_GetArraySize(jobs);
-	if (n < 1 || n > BATCH_MAX_JOBS)
-		return problem_set(p, PROBLEM_INVALID_FIELD, "jobs", "a batch holds 1 to %d jobs", BATCH_MAX_JOBS);
-	br->jobs = calloc((size_t)n, sizeof *br->jobs);
-	if (!br->jobs || (url && !(br->callback_url = strdup(url))))
-		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
-	int i = 0;
-	cJSON_ArrayForEach(item, jobs) {
-		struct problem inner;
-		if (!cJSON_IsObject(item) || job_from_submission(item, d, &br->jobs[i], &inner) != 0) {
-			if (!cJSON_IsObject(item)) {
-				char field[32];
-				snprintf(field, sizeof field, "jobs[%d]", i);
-				return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
-			}
-			char field[128];
-			snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
-			problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);
-			if (inner.field[0] == '\0')
-				snprintf(p->field, sizeof p->field, "jobs[%d]", i);
-			return -1;
-		}
-		br->njobs = ++i;
-	}
-	return 0;
-}
-
 static void batch_created(struct req *r)
 {
 	struct batch_req *br = r->ctx;
@@ -101,10 +50,10 @@ static void batch_created(struct req *r)
 	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", br->op.batch.id);
-	cJSON_AddNumberToObject(o, "total", br->njobs);
+	cJSON_AddNumberToObject(o, "total", br->batch.njobs);
 	cJSON *ids = cJSON_AddArrayToObject(o, "job_ids");
-	for (int i = 0; i < br->njobs; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateString(br->jobs[i]->id));
+	for (int i = 0; i < br->batch.njobs; i++)
+		cJSON_AddItemToArray(ids, cJSON_CreateString(br->batch.jobs[i]->id));
 	reply_header(r, "Location", "/v1/batches/%s", br->op.batch.id);
 	reply_json(r, 201, o);
 }
@@ -124,7 +73,7 @@ void batches_create(struct req *r)
 		cJSON_Delete(body);
 		return;
 	}
-	int rc = parse_batch(body, &r->app->cfg->defaults, br, &p);
+	int rc = job_batch_from_submission(body, &r->app->cfg->defaults, &br->batch, &p);
 	cJSON_Delete(body);
 	if (rc != 0) {
 		reply_problem(r, &p);
@@ -132,9 +81,9 @@ void batches_create(struct req *r)
 	}
 	br->op.kind = STORE_OP_BATCH;
 	uuid_v7(br->op.batch.id);
-	br->op.batch.jobs = br->jobs;
-	br->op.batch.njobs = br->njobs;
-	br->op.batch.url = br->callback_url;
+	br->op.batch.jobs = br->batch.jobs;
+	br->op.batch.njobs = br->batch.njobs;
+	br->op.batch.url = br->batch.callback_url;
 	handler_post(r, &br->op, batch_created);
 }
 

@@ -2,7 +2,9 @@
  * when it commits, and the reply when the store is unavailable. */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
 #include "handlers/handlers.h"
@@ -59,35 +61,72 @@ bool handler_refuse_if_stopping(struct req *r)
 	return true;
 }
 
-int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer)
+/* The value of the preference called name in a Prefer header (RFC 7240:
+ * comma-separated name[=value] items, each maybe with ;parameters; names
+ * are case-insensitive; a value may be quoted), copied into out ("" when
+ * it does not fit); NULL when the header does not hold it. */
+static const char *prefer_value(const char *prefer, const char *name, char *out, size_t n)
 {
+	size_t nlen = strlen(name);
+	for (const char *p = prefer; *p;) {
+		p += strspn(p, " \t,");
+		size_t item = strcspn(p, ",");
+		size_t key = strcspn(p, "=;,");
+		size_t k = key;
+		while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+			k--;
+		if (k == nlen && strncasecmp(p, name, nlen) == 0) {
+			const char *v = "";
+			size_t vlen = 0;
+			if (p[key] == '=') {
+				v = p + key + 1;
+				v += strspn(v, " \t");
+				vlen = strcspn(v, ";,");
+				while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+					vlen--;
+				if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
+					v++, vlen -= 2;
+			}
+			snprintf(out, n, "%.*s", vlen < n ? (int)vlen : 0, v);
+			return out;
+		}
+		p += item;
+	}
+	return NULL;
+}
+
+int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bool *from_prefer)
+{
+	char pref[32];
 	*wait_s = 0;
 	*from_prefer = false;
-	const char *q = req_query(r, "wait");
-	const char *text = q;
-	if (!q) {
-		const char *prefer = req_header(r, "Prefer");
-		const char *w = prefer ? strstr(prefer, "wait=") : NULL;
-		if (!w)
+	const char *text = query;
+	if (!query) {
+		text = prefer ? prefer_value(prefer, "wait", pref, sizeof pref) : NULL;
+		if (!text)
 			return 0;
-		text = w + 5;
 		*from_prefer = true;
 	}
 	char *end;
 	double v = strtod(text, &end);
 	/* strtod also takes hex, exponents, inf and nan: S is plain decimal. */
-	bool bad = end == text || !isfinite(v) || v < 0 || strspn(text, "0123456789.") != (size_t)(end - text);
-	if (!bad && !*from_prefer && *end)
-		bad = true;
-	if (bad) {
-		if (*from_prefer)
-			return 0; /* RFC 7240: a preference that cannot be honoured is ignored */
-		reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f",
-		            HANDLER_WAIT_MAX_S);
-		return -1;
+	if (end == text || *end || !isfinite(v) || v < 0 || strspn(text, "0123456789.") != (size_t)(end - text)) {
+		if (!*from_prefer)
+			return -1;
+		*from_prefer = false; /* RFC 7240: a preference that cannot be honoured is ignored */
+		return 0;
 	}
 	*wait_s = v > HANDLER_WAIT_MAX_S ? HANDLER_WAIT_MAX_S : v;
 	return 0;
+}
+
+int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer)
+{
+	if (handler_wait_parse(req_query(r, "wait"), req_header(r, "Prefer"), wait_s, from_prefer) == 0)
+		return 0;
+	reply_error(r, PROBLEM_INVALID_QUERY, "wait", "wait must be a number of seconds from 0 to %.0f",
+	            HANDLER_WAIT_MAX_S);
+	return -1;
 }
 
 void handler_wait(struct req *r, struct hub_waiter *w, const char *id, double wait_s,

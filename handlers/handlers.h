@@ -29,6 +29,12 @@ bool handler_refuse_if_stopping(struct req *r);
  * replying 400 for a bad ?wait. */
 int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer);
 
+/* handler_parse_wait without the request: query is ?wait's value and
+ * prefer the Prefer header's (each NULL when absent). *from_prefer is
+ * true only when a usable wait preference was taken. -1 for a bad query
+ * value (nothing replied). */
+int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bool *from_prefer);
+
 /* Suspends r until the hub fires id or wait_s passes, then on_resume runs.
  * ended(r, id) is asked after arming, so an end that landed between the
  * caller's read and the arming is not missed. w lives in r's ctx. */
@@ -51,9 +57,16 @@ void jobs_cancel(struct req *r);
 void jobs_retry(struct req *r);
 void jobs_delete(struct req *r);
 
+/* GET /v1/jobs' ?state, ?limit and ?cursor (each NULL when absent) into
+ * f (zeroed first; queue and type are left NULL); -1 with p filled
+ * (invalid_query naming the parameter). */
+int jobs_parse_list_query(const char *state, const char *limit, const char *cursor, struct store_filter *f,
+                          struct problem *p);
+
 /* handlers/batches.c */
 void batches_create(struct req *r);
 void batches_get(struct req *r);
+
 
 /* handlers/events.c */
 void events_job_stream(struct req *r);

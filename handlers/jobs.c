@@ -294,41 +294,47 @@ void jobs_get(struct req *r)
 
 /* ---- GET /v1/jobs --------------------------------------------------- */
 
-static int parse_list_query(struct req *r, struct store_filter *f)
+int jobs_parse_list_query(const char *state, const char *limit, const char *cursor, struct store_filter *f,
+                          struct problem *p)
 {
 	memset(f, 0, sizeof *f);
 	f->limit = LIST_DEFAULT;
-	const char *v;
-	if ((v = req_query(r, "state"))) {
-		if (job_state_parse(v, &f->state) != 0) {
-			reply_error(r, PROBLEM_INVALID_QUERY, "state",
-			            "state must be one of queued, running, succeeded, failed, canceled");
-			return -1;
-		}
+	if (state) {
+		if (job_state_parse(state, &f->state) != 0)
+			return problem_set(p, PROBLEM_INVALID_QUERY, "state",
+			                   "state must be one of queued, running, succeeded, failed, canceled");
 		f->has_state = true;
 	}
-	f->queue = req_query(r, "queue");
-	f->type = req_query(r, "type");
-	if ((v = req_query(r, "limit"))) {
+	if (limit) {
 		char *end;
-		long n = strtol(v, &end, 10);
-		if (end == v || *end || n < 1 || n > LIST_MAX) {
-			reply_error(r, PROBLEM_INVALID_QUERY, "limit", "limit must be an integer from 1 to %d", LIST_MAX);
-			return -1;
-		}
+		long n = strtol(limit, &end, 10);
+		if (end == limit || *end || n < 1 || n > LIST_MAX)
+			return problem_set(p, PROBLEM_INVALID_QUERY, "limit", "limit must be an integer from 1 to %d",
+			                   LIST_MAX);
 		f->limit = (int)n;
 	}
-	if ((v = req_query(r, "cursor"))) {
+	if (cursor) {
 		/* The cursor is opaque to clients; it is the last row's seq. */
 		char *end;
 		errno = 0;
-		long long seq = strtoll(v, &end, 10);
-		if (end == v || *end || seq < 1 || errno || v[strspn(v, "0123456789")] != '\0') {
-			reply_error(r, PROBLEM_INVALID_QUERY, "cursor", "cursor must be a next_cursor value from a previous page");
-			return -1;
-		}
+		long long seq = strtoll(cursor, &end, 10);
+		if (end == cursor || *end || seq < 1 || errno || cursor[strspn(cursor, "0123456789")] != '\0')
+			return problem_set(p, PROBLEM_INVALID_QUERY, "cursor",
+			                   "cursor must be a next_cursor value from a previous page");
 		f->before_seq = seq;
 	}
+	return 0;
+}
+
+static int parse_list_query(struct req *r, struct store_filter *f)
+{
+	struct problem p;
+	if (jobs_parse_list_query(req_query(r, "state"), req_query(r, "limit"), req_query(r, "cursor"), f, &p) != 0) {
+		reply_problem(r, &p);
+		return -1;
+	}
+	f->queue = req_query(r, "queue");
+	f->type = req_query(r, "type");
 	return 0;
 }
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what jobq needs to build (`deps.sh build`), to build and test
-# (`deps.sh test`) or to run the benchmarks (`deps.sh bench`) on Debian 12. As root it runs apt-get; otherwise it
+# (`deps.sh test`), to run the benchmarks (`deps.sh bench`), to build the
+# fuzz targets with clang's libFuzzer (`deps.sh fuzz`) or to test the image
+# in Docker (`deps.sh container`) on Debian 12. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -eu
 what=${1:-test}
@@ -31,10 +33,27 @@ else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
 	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
 fi
+if [ "$what" = fuzz ]; then
+	check_cmd clang clang
+	# libFuzzer and the sanitizer runtimes of Debian 12's clang (14)
+	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+		ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
+		need_pkgs="$need_pkgs libclang-rt-14-dev"
+fi
 if [ "$what" = bench ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
 	check_cmd wrk wrk
+fi
+if [ "$what" = container ]; then
+	# tests/container_test.sh: the engine, compose, and debootstrap for a
+	# base image when no registry is reachable (both in /usr/sbin).
+	[ -x /usr/sbin/dockerd ] || need_pkgs="$need_pkgs docker.io"
+	check_cmd docker-compose docker-compose
+	[ -x /usr/sbin/debootstrap ] || need_pkgs="$need_pkgs debootstrap"
+	check_cmd curl curl
+	check_cmd python3 python3
+	python3 -c 'import yaml' 2>/dev/null || need_pkgs="$need_pkgs python3-yaml"
 fi
 if [ "$what" = test ]; then
 	check_cmd curl curl

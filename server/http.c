@@ -343,6 +343,33 @@ static void identify(struct exchange *x, struct MHD_Connection *c)
 			x->origin = cfg->cors_origins[i];
 }
 
+/* The first query parameter whose name or value holds a NUL byte (%00). */
+static enum MHD_Result find_nul(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                const char *value, size_t value_size)
+{
+	const char **name = cls;
+	(void)kind;
+	if ((key && strlen(key) != key_size) || (value && strlen(value) != value_size)) {
+		*name = key ? key : "";
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* Every reader of a query value sees a C string, which %00 would cut
+ * short: ?queue=default%00evil would list queue "default". Replies 400
+ * naming the parameter and returns true when there is one; frame_check
+ * refuses a %00 anywhere else in the target. */
+static bool refuse_query_nul(struct exchange *x, struct MHD_Connection *c)
+{
+	const char *name = NULL;
+	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, find_nul, &name);
+	if (!name)
+		return false;
+	reply_error(&x->req, PROBLEM_INVALID_QUERY, name, "the query parameter %.60s holds a NUL byte (%%00)", name);
+	return true;
+}
+
 /* A CORS preflight (OPTIONS with an Origin): 204 with what the path allows
  * when the origin is allowed, 403 origin_not_allowed when not, 404 when no
  * route has the path. Needs no key: browsers send none with a preflight. */
@@ -730,7 +757,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* True when an If-None-Match value lists etag (weak comparison, as RFC
  * 9110 asks for If-None-Match) or is "*". */
-static bool etag_listed(const char *header, const char *etag)
+bool http_etag_listed(const char *header, const char *etag)
 {
 	size_t elen = strlen(etag);
 	for (const char *p = header; p && *p;) {
@@ -761,7 +788,7 @@ static void etag_apply(struct exchange *x)
 	char hex[DIGEST_HEX_LEN + 1];
 	digest_sha256_hex(r->reply_body, r->reply_len, hex);
 	snprintf(x->etag, sizeof x->etag, "\"%.*s\"", ETAG_HEX, hex);
-	if (etag_listed(req_header(r, "If-None-Match"), x->etag))
+	if (http_etag_listed(req_header(r, "If-None-Match"), x->etag))
 		reply_set(r, 304, NULL, (char *)"", 0, true);
 }
 
@@ -872,6 +899,8 @@ static void first_call(struct exchange *x, struct MHD_Connection *c, const char 
 		            x->http->max_conns);
 		return;
 	}
+	if (refuse_query_nul(x, c))
+		return;
 	frame_check(x, c, version);
 	if (x->req.replied)
 		return;

@@ -4,6 +4,7 @@
 #ifndef JOBQ_HTTP_H
 #define JOBQ_HTTP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct app;
@@ -25,5 +26,9 @@ void http_drain(struct http *h, int64_t max_ms);
 
 /* Stops the server. No request may be suspended. NULL is a no-op. */
 void http_stop(struct http *h);
+
+/* True when an If-None-Match value (NULL when absent) lists etag (weak
+ * comparison, as RFC 9110 asks for If-None-Match) or is "*". */
+bool http_etag_listed(const char *header, const char *etag);
 
 #endif

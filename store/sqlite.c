@@ -1607,7 +1607,7 @@ char *store_explain(struct store *store, const char *query)
 	struct sqlite_store *st = store_backend_state(store, &store_sqlite_backend);
 	if (!st)
 		return NULL;
-	static const struct { const char *name; const char *sql; } named[] = {
+	const struct { const char *name; const char *sql; } named[] = {
 		{"claim", writer_sql[SQL_CLAIM]}, {"promote", writer_sql[SQL_PROMOTE]},
 		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},
 		{"oldest_queued", reader_sql[4]}, {"get", reader_sql[0]},

@@ -39,7 +39,7 @@ static const char *const commands[][2] = {
 	{ "stubborn", "stubborn.sh" }, { "progress", "progress.sh" },
 	{ "stdin", "stdin.sh" },   { "env", "env.sh" },
 	{ "flaky", "flaky.sh" },   { "fds", "fds.sh" },
-	{ "term", "term.sh" },
+	{ "term", "term.sh" },     { "stdin_hex", "stdin_hex.sh" },
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -348,6 +348,31 @@ START_TEST(command_payload_arrives_on_stdin)
 	assert_end(j, "succeeded", 1);
 	ck_assert_msg(cJSON_IsNull(jget(j, "result")), "no payload echoed %s",
 		      dump(jget(j, "result")));
+	cJSON_Delete(j);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(command_stdin_gets_the_payload_exactly_as_sent)
+{
+	struct jobqd d;
+	const char *args[2 * NCOMMANDS + 9];
+	/* sent with white space; stdin gets it without, every value as sent */
+	const char *rest = "\"payload\": {\"s\": \"a\\u0000b\", \"n\": 1e400, \"z\": -0,"
+			   " \"big\": 12345678901234567890, \"e\": \"\\u00e9\"}";
+	const char *want = "{\"s\":\"a\\u0000b\",\"n\":1e400,\"z\":-0,"
+			   "\"big\":12345678901234567890,\"e\":\"\\u00e9\"}\n";
+	char hex[512];
+	size_t i;
+	cJSON *j;
+
+	for (i = 0; want[i] != '\0'; i++)
+		snprintf(hex + 2 * i, sizeof hex - 2 * i, "%02x", (unsigned char)want[i]);
+	start_with(&d, args, NULL, NULL);
+	j = run_job(&d, "stdin_hex", rest, NULL);
+	assert_end(j, "succeeded", 1);
+	ck_assert_msg(str_eq(jstr(j, "result"), hex), "stdin was %s, want %s",
+		      jstr_or(j, "result"), hex);
 	cJSON_Delete(j);
 	stop_ok(&d);
 }
@@ -898,6 +923,7 @@ static Suite *command_suite(void)
 	tcase_add_test(tc, command_json_stdout_is_the_result);
 	tcase_add_test(tc, command_text_stdout_is_a_string_result);
 	tcase_add_test(tc, command_payload_arrives_on_stdin);
+	tcase_add_test(tc, command_stdin_gets_the_payload_exactly_as_sent);
 	tcase_add_test(tc, command_env_has_job_id_attempt_and_server_env);
 	tcase_add_test(tc, command_child_gets_fds_0_to_3_only);
 

@@ -1103,6 +1103,16 @@ START_TEST(batches_all_or_none_invalid_job_stores_nothing)
 		  "jobs[0].bar" },
 		{ "{\"jobs\":[{\"type\":\"echo\",\"callback_url\":\"ftp://x\"}]}", 400,
 		  "invalid_field", "jobs[0].callback_url" },
+		{ "{\"jobs\":[{\"type\":\"echo\"},{\"type\":\"echo\",\"priority\":1,"
+		  "\"priority\":\"x\"}]}", 400, "invalid_field", "jobs[1].priority" },
+		{ "{\"jobs\":[{\"type\":\"echo\\u0000evil\",\"payload\":\"a\\u0000b\"}]}", 400,
+		  "invalid_field", "jobs[0].type" },
+		{ "{\"jobs\":[{\"type\":\"echo\",\"delay_s\":1e400}]}", 400,
+		  "invalid_field", "jobs[0].delay_s" },
+		{ "{\"jobs\":[{\"type\":\"fail\",\"payload\":{\"message\":\"\\u0000\"}}]}", 422,
+		  "invalid_payload", "jobs[0].payload.message" },
+		{ "{\"jobs\":[{\"type\":\"echo\",\"callback_url\":\"http://[::1\"}]}", 400,
+		  "invalid_field", "jobs[0].callback_url" },
 	};
 	struct jobqd d;
 	struct resp r;
@@ -1156,6 +1166,10 @@ static const struct bad_case bad_cases[] = {
 	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"\"}", "callback_url"),
 	BAD_BATCH("{" ONE_JOB ",\"callback_url\":42}", "callback_url"),
 	BAD_BATCH("{" ONE_JOB ",\"callback_url\":null}", "callback_url"),
+	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"http://[::1\"}", "callback_url"),
+	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"http://127.0.0.1:99999/x\"}", "callback_url"),
+	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"http://127.0.0.1/\\u0000x\"}", "callback_url"),
+	BAD_BATCH("{" ONE_JOB "," ONE_JOB "}", "jobs"),
 	{ "POST", "/v1/batches", "{\"jobs\":[", 400, "malformed_json", NULL, NULL },
 	{ "POST", "/v1/batches", "[{\"type\":\"echo\"}]", 400, "malformed_json", NULL, NULL },
 	/* lookups */
@@ -1180,6 +1194,12 @@ static const struct bad_case bad_cases[] = {
 	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":true}",
 	  400, "invalid_field", "callback_url", NULL },
 	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":{}}",
+	  400, "invalid_field", "callback_url", NULL },
+	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://[::1\"}",
+	  400, "invalid_field", "callback_url", NULL },
+	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://[::1]:99999/x\"}",
+	  400, "invalid_field", "callback_url", NULL },
+	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://127.0.0.1:99999/x\"}",
 	  400, "invalid_field", "callback_url", NULL },
 };
 

@@ -965,6 +965,34 @@ START_TEST(http_deny_rule_refuses_without_retry_and_names_the_rule)
 }
 END_TEST
 
+/* 0.0.0.0/8 and :: connect to this host: a loopback deny refuses them,
+ * however the host is spelled, before any packet is sent. */
+START_TEST(http_unspecified_address_counts_as_loopback)
+{
+	static const struct { const char *host; const char *error; } cases[] = {
+		{"0", "refused: 0.0.0.0 is in denied range 127.0.0.0/8"},
+		{"0.0.0.0", "refused: 0.0.0.0 is in denied range 127.0.0.0/8"},
+		{"[::]", "refused: :: is in denied range 127.0.0.0/8"},
+		{"[::ffff:0.0.0.0]", "refused: ::ffff:0.0.0.0 is in denied range 127.0.0.0/8"},
+	};
+	struct jobqd d;
+	size_t i;
+
+	start(&d, ARGS("--http-deny", "127.0.0.0/8"));
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char payload[128];
+		cJSON *j;
+
+		snprintf(payload, sizeof payload, "{\"url\":\"http://%s:%d/json\"}", cases[i].host, srv.port);
+		j = run_job(&d, payload, "\"max_attempts\":3", "failed", 1);
+		ck_assert_str_eq(jstr_or(j, "error"), cases[i].error);
+		cJSON_Delete(j);
+	}
+	ck_assert_int_eq(atomic_load(&srv.hits[R_JSON]), 0);
+	stop(&d);
+}
+END_TEST
+
 START_TEST(http_allow_rule_overrides_a_deny)
 {
 	struct jobqd d;
@@ -1153,6 +1181,7 @@ static Suite *http_suite(void)
 
 	tc = tcase(s, "ssrf");
 	tcase_add_test(tc, http_deny_rule_refuses_without_retry_and_names_the_rule);
+	tcase_add_test(tc, http_unspecified_address_counts_as_loopback);
 	tcase_add_test(tc, http_allow_rule_overrides_a_deny);
 	tcase_add_test(tc, http_metadata_addresses_refused_by_default);
 

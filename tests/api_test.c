@@ -977,6 +977,46 @@ START_TEST(dashboard_files_served_with_etag_and_revalidated)
 }
 END_TEST
 
+/* ---- payloads are kept as sent ---- */
+
+/* Pretty-printed on the way in; kept byte for byte but the white space. */
+#define EXACT_PAYLOAD_SENT "{ \"s\": \"a\\u0000b\", \"big\": 12345678901234567890,\n" \
+	"  \"huge\": 1e400, \"neg0\": -0, \"f\": 1.10, \"e\": \"\\u00e9\\/\" }"
+#define EXACT_PAYLOAD_KEPT "{\"s\":\"a\\u0000b\",\"big\":12345678901234567890," \
+	"\"huge\":1e400,\"neg0\":-0,\"f\":1.10,\"e\":\"\\u00e9\\/\"}"
+
+START_TEST(jobs_payload_comes_back_exactly_as_sent)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[128];
+	char *id;
+
+	harness_start(&d, NULL);
+	harness_request(&d, "POST", "/v1/jobs", "application/json",
+			"{\"type\":\"echo\",\"payload\":" EXACT_PAYLOAD_SENT "}", NULL, &r);
+	assert_status(&r, 201);
+	ck_assert_msg(strstr(r.body, "\"payload\":" EXACT_PAYLOAD_KEPT ",") != NULL,
+		      "201 body: %.800s", r.body);
+	id = strdup(jstr(r.json, "id"));
+	harness_resp_free(&r);
+	cJSON_Delete(wait_terminal(&d, id));
+
+	/* GET: the payload, and echo's result, unchanged */
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(str_eq(jstr(r.json, "state"), "succeeded"), "job: %.800s", r.body);
+	ck_assert_msg(strstr(r.body, "\"payload\":" EXACT_PAYLOAD_KEPT ",") != NULL,
+		      "GET payload: %.800s", r.body);
+	ck_assert_msg(strstr(r.body, "\"result\":" EXACT_PAYLOAD_KEPT ",") != NULL,
+		      "GET result: %.800s", r.body);
+	harness_resp_free(&r);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 struct bad_case {
@@ -1036,6 +1076,18 @@ static const struct bad_case bad_cases[] = {
 	POST_JOB("{\"type\":\"echo\",\"priority\":1000001}", 400, "invalid_field", "priority"),
 	POST_JOB("{\"type\":\"echo\",\"priority\":-1000001}", 400, "invalid_field", "priority"),
 	POST_JOB("{\"type\":\"echo\",\"priority\":1e300}", 400, "invalid_field", "priority"),
+	/* what cJSON alone would have changed without a word */
+	POST_JOB("{\"type\":\"echo\",\"priority\":1,\"priority\":\"x\"}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"payload\":1,\"payload\":2}", 400, "invalid_field", "payload"),
+	POST_JOB("{\"type\":\"echo\\u0000evil\",\"payload\":\"a\\u0000b\"}", 400, "invalid_field", "type"),
+	POST_JOB("{\"type\\u0000\":\"echo\"}", 400, "invalid_field", "type"),
+	POST_JOB("{\"type\":\"echo\",\"queue\":\"q\\u0000x\"}", 400, "invalid_field", "queue"),
+	POST_JOB("{\"type\":\"echo\",\"priority\":1e400}", 400, "invalid_field", "priority"),
+	POST_JOB("{\"type\":\"echo\",\"delay_s\":1e-400}", 400, "invalid_field", "delay_s"),
+	POST_JOB("{\"type\":\"echo\",\"payload\":01}", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"echo\",\"payload\":1.}", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"echo\",\"payload\":\"\\udc00\"}", 400, "malformed_json", NULL),
+	POST_JOB("{\"type\":\"fail\",\"payload\":{\"message\":\"a\\u0000b\"}}", 422, "invalid_payload", "payload.message"),
 	/* payloads of known types */
 	POST_JOB("{\"type\":\"sleep\",\"payload\":{}}", 422, "invalid_payload", "payload.seconds"),
 	POST_JOB("{\"type\":\"sleep\",\"payload\":{\"seconds\":-1}}", 422, "invalid_payload", "payload.seconds"),
@@ -1078,6 +1130,9 @@ static const struct bad_case bad_cases[] = {
 	{ "GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "invalid_query", "state", NULL },
 	{ "GET", "/v1/jobs?cursor=garbage", NULL, NULL, 400, "invalid_query", "cursor", NULL },
 	{ "GET", "/v1/jobs?cursor=%21%21%21", NULL, NULL, 400, "invalid_query", "cursor", NULL },
+	/* %00 would cut the value every reader sees: default%00evil is not default */
+	{ "GET", "/v1/jobs?queue=default%00evil", NULL, NULL, 400, "invalid_query", "queue", NULL },
+	{ "GET", "/v1/jobs?type=echo%00", NULL, NULL, 400, "invalid_query", "type", NULL },
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
@@ -1375,6 +1430,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, jobs_wait_expires_with_running_state_and_progress);
 	tcase_add_test(tc, jobs_get_wait_accepts_zero_fraction_and_clamps_large);
 	tcase_add_test(tc, jobs_fail_job_reports_its_message);
+	tcase_add_test(tc, jobs_payload_comes_back_exactly_as_sent);
 	tcase_add_test(tc, jobs_fail_job_default_message_is_failed);
 
 	tc = tcase(s, "cancel");

@@ -238,6 +238,11 @@ grace = int(sys.argv[2])
 s = c["services"]
 j, n = s["jobqd"], s["nginx"]
 problems = []
+# Debian's docker-compose 1.29 refuses other top-level keys (name: among them).
+unknown = sorted(k for k in c if k not in ("version", "services", "volumes", "networks", "secrets", "configs")
+                 and not k.startswith("x-"))
+if unknown:
+    problems.append(f"top-level {unknown}: docker-compose 1.29 refuses the file")
 if j["build"]["context"] != ".." or j["build"].get("dockerfile") != "Dockerfile":
     problems.append("jobqd is not built from the repository's Dockerfile")
 if j.get("env_file") != "jobq.env":

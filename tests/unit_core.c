@@ -22,6 +22,7 @@
 #include "core/digest.h"
 #include "core/hub.h"
 #include "core/job.h"
+#include "core/json.h"
 #include "core/kind.h"
 #include "core/meter.h"
 #include "core/metrics.h"
@@ -333,6 +334,14 @@ static const struct { const char *body; size_t len; const char *what; } bad_bodi
 	{"\x01{}", 3, "control byte before the object"},
 	{"\f{}", 3, "form feed before the object"},
 	{"{\"a\":\x02 1}", 8, "control byte between tokens"},
+	{"{\"payload\":01}", 14, "leading zero"},
+	{"{\"payload\":1.}", 14, "no digit after the point"},
+	{"{\"payload\":-}", 13, "a lone minus"},
+	{"{\"payload\":1e}", 14, "no digit in the exponent"},
+	{"{\"payload\":\"\\ud800\"}", 20, "a lone high surrogate escape"},
+	{"{\"payload\":\"\\udc00\"}", 20, "a lone low surrogate escape"},
+	{"{\"payload\":\"\\x\"}", 16, "an unknown escape"},
+	{"{\"payload\":\"\\u12\"}", 18, "a short \\u escape"},
 };
 
 START_TEST(job_parse_body_rejects_malformed_json)
@@ -375,6 +384,178 @@ START_TEST(job_parse_body_reads_only_len_bytes)
 	ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(v, "a")->valueint, 2);
 	ck_assert_int_eq(cJSON_GetArraySize(v), 1);
 	cJSON_Delete(v);
+}
+END_TEST
+
+/* Where cJSON would change the body without a word, the problem names the
+ * place: a key given twice, \u0000 in a name or text field, a number no
+ * double holds. */
+static const struct { const char *body; const char *field; } refused_bodies[] = {
+	{"{\"type\":\"echo\",\"priority\":1,\"priority\":\"x\"}", "priority"},
+	{"{\"priority\":1,\"type\":\"echo\",\"priority\":1}", "priority"},
+	{"{\"jobs\":[{\"type\":\"echo\"}],\"jobs\":[]}", "jobs"},
+	{"{\"jobs\":[{\"type\":\"echo\"},{\"type\":\"echo\",\"type\":\"sleep\"}]}", "jobs[1].type"},
+	{"{\"type\":\"echo\\u0000evil\",\"payload\":\"a\"}", "type"},
+	{"{\"type\\u0000x\":\"echo\"}", "type"},
+	{"{\"type\":\"echo\",\"queue\":\"q\\u0000\"}", "queue"},
+	{"{\"type\":\"echo\",\"run_at\":\"2026-01-01T00:00:00Z\\u0000\"}", "run_at"},
+	{"{\"type\":\"echo\",\"callback_url\":\"http://127.0.0.1/\\u0000x\"}", "callback_url"},
+	{"{\"jobs\":[{\"type\":\"echo\",\"queue\":\"\\u0000\"}]}", "jobs[0].queue"},
+	{"{\"type\":\"echo\",\"priority\":1e400}", "priority"},
+	{"{\"type\":\"echo\",\"delay_s\":1e-400}", "delay_s"},
+	{"{\"type\":\"echo\",\"timeout_s\":-1E+999}", "timeout_s"},
+	{"{\"jobs\":[{\"type\":\"echo\",\"priority\":-1e309}]}", "jobs[0].priority"},
+};
+
+START_TEST(job_parse_body_refuses_what_cjson_would_change)
+{
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(refused_bodies[_i].body, strlen(refused_bodies[_i].body), &p);
+	ck_assert_msg(v == NULL, "%s: accepted", refused_bodies[_i].body);
+	ck_assert_msg(p.kind == PROBLEM_INVALID_FIELD, "%s: kind %d (%s)", refused_bodies[_i].body, (int)p.kind, p.detail);
+	ck_assert_str_eq(p.field, refused_bodies[_i].field);
+	ck_assert_msg(p.detail[0] != '\0', "%s: empty detail", refused_bodies[_i].body);
+}
+END_TEST
+
+/* The payload, pretty-printed, and the exact text kept of it. */
+#define RAW_PAYLOAD_SENT "{ \"s\" : \"a\\u0000b\", \"big\": 12345678901234567890, \"huge\": 1e400,\n" \
+	"  \"tiny\": 1e-400, \"neg0\": -0, \"f\": 1.10, \"e\": \"\\u00e9\\/ \\\" \", \"k\": {\"a\":1,\"a\":2} }"
+#define RAW_PAYLOAD_KEPT "{\"s\":\"a\\u0000b\",\"big\":12345678901234567890,\"huge\":1e400," \
+	"\"tiny\":1e-400,\"neg0\":-0,\"f\":1.10,\"e\":\"\\u00e9\\/ \\\" \",\"k\":{\"a\":1,\"a\":2}}"
+
+START_TEST(job_parse_body_keeps_the_payload_as_sent)
+{
+	static const char body[] = "{\"type\":\"echo\",\"payload\": " RAW_PAYLOAD_SENT " }";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_msg(v != NULL, "refused: %s", p.detail);
+	struct job *job = NULL;
+	ck_assert_msg(job_from_submission(v, &test_defaults, &job, &p) == 0, "refused: %s", p.detail);
+	cJSON_Delete(v);
+	ck_assert_str_eq(job->payload, RAW_PAYLOAD_KEPT);
+
+	/* and the job's JSON shows it unchanged */
+	cJSON *j = job_to_json(job);
+	char *text = cJSON_PrintUnformatted(j);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strstr(text, "\"payload\":" RAW_PAYLOAD_KEPT ",") != NULL, "rendered %s", text);
+	cJSON *back = cJSON_Parse(text);
+	ck_assert_msg(back != NULL, "rendered job is not JSON: %s", text);
+	cJSON_Delete(back);
+	free(text);
+	cJSON_Delete(j);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_parse_body_keeps_each_batch_payload_as_sent)
+{
+	static const char body[] = "{\"jobs\":[{\"type\":\"echo\",\"payload\":-0},"
+	                           "{\"type\":\"echo\",\"payload\":[1E2, \"\\u0000\"]}]}";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_msg(v != NULL, "refused: %s", p.detail);
+	const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(v, "jobs");
+	const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(jobs, 0), "payload");
+	const cJSON *p1 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(jobs, 1), "payload");
+	ck_assert(cJSON_IsRaw(p0) && cJSON_IsRaw(p1));
+	ck_assert_str_eq(p0->valuestring, "-0");
+	ck_assert_str_eq(p1->valuestring, "[1E2,\"\\u0000\"]");
+	cJSON_Delete(v);
+}
+END_TEST
+
+/* A type that checks its payload reads its fields as C strings: a \u0000
+ * there is refused, naming the field, rather than cut. */
+static const struct { const char *body; const char *field; } nul_payloads[] = {
+	{"{\"type\":\"fail\",\"payload\":{\"message\":\"a\\u0000b\"}}", "payload.message"},
+	{"{\"type\":\"sleep\",\"payload\":{\"seconds\":1,\"x\\u0000\":2}}", "payload.x"},
+	{"{\"type\":\"fail\",\"payload\":[\"ok\",\"\\u0000\"]}", "payload[1]"},
+};
+
+START_TEST(job_from_submission_refuses_nul_in_a_checked_payload)
+{
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(nul_payloads[_i].body, strlen(nul_payloads[_i].body), &p);
+	ck_assert_msg(v != NULL, "%s: %s", nul_payloads[_i].body, p.detail);
+	struct job *job = NULL;
+	int rc = job_from_submission(v, &test_defaults, &job, &p);
+	cJSON_Delete(v);
+	ck_assert_msg(rc == -1, "%s: accepted", nul_payloads[_i].body);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_PAYLOAD);
+	ck_assert_str_eq(p.field, nul_payloads[_i].field);
+}
+END_TEST
+
+START_TEST(job_parse_body_refuses_nesting_beyond_the_limit)
+{
+	size_t n = JSON_DEPTH_MAX + 1, len = 2 * n + 64;
+	char *body = malloc(len + 1);
+	ck_assert_ptr_nonnull(body);
+	int off = sprintf(body, "{\"type\":\"echo\",\"payload\":");
+	memset(body + off, '[', n - 1);
+	memset(body + off + n - 1, ']', n - 1);
+	strcpy(body + off + 2 * (n - 1), "}");
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, strlen(body), &p);
+	ck_assert_msg(v == NULL, "accepted %zu levels", n);
+	ck_assert_int_eq(p.kind, PROBLEM_MALFORMED_JSON);
+	/* one level less is fine, and cJSON reads the kept payload again */
+	body[off] = ' ';
+	body[off + 2 * (n - 1) - 1] = ' ';
+	v = job_parse_body(body, strlen(body), &p);
+	ck_assert_msg(v != NULL, "refused %zu levels: %s", n - 1, p.detail);
+	cJSON *again = cJSON_Parse(cJSON_GetObjectItemCaseSensitive(v, "payload")->valuestring);
+	ck_assert_ptr_nonnull(again);
+	cJSON_Delete(again);
+	cJSON_Delete(v);
+	free(body);
+}
+END_TEST
+
+START_TEST(job_batch_from_submission_builds_jobs_in_order)
+{
+	static const char body[] = "{\"callback_url\":\"http://127.0.0.1:9/b\",\"jobs\":"
+	                           "[{\"type\":\"echo\",\"payload\":1e400},{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}]}";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_ptr_nonnull(v);
+	struct job_batch b;
+	ck_assert_msg(job_batch_from_submission(v, &test_defaults, &b, &p) == 0, "refused: %s", p.detail);
+	cJSON_Delete(v);
+	ck_assert_int_eq(b.njobs, 2);
+	ck_assert_str_eq(b.jobs[0]->type, "echo");
+	ck_assert_str_eq(b.jobs[0]->payload, "1e400");
+	ck_assert_str_eq(b.jobs[1]->type, "sleep");
+	ck_assert_str_eq(b.callback_url, "http://127.0.0.1:9/b");
+	job_batch_clear(&b);
+	ck_assert_ptr_null(b.jobs);
+	ck_assert_int_eq(b.njobs, 0);
+}
+END_TEST
+
+START_TEST(job_batch_from_submission_names_the_job_and_keeps_nothing)
+{
+	static const char body[] = "{\"jobs\":[{\"type\":\"echo\"},{\"type\":\"echo\",\"priority\":1.5}]}";
+	struct problem p;
+	memset(&p, 0, sizeof p);
+	cJSON *v = job_parse_body(body, sizeof body - 1, &p);
+	ck_assert_ptr_nonnull(v);
+	struct job_batch b;
+	ck_assert_int_eq(job_batch_from_submission(v, &test_defaults, &b, &p), -1);
+	cJSON_Delete(v);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
+	ck_assert_str_eq(p.field, "jobs[1].priority");
+	ck_assert_ptr_null(b.jobs);
+	ck_assert_int_eq(b.njobs, 0);
+	ck_assert_ptr_null(b.callback_url);
 }
 END_TEST
 
@@ -901,6 +1082,16 @@ START_TEST(job_to_json_new_job_has_every_key_with_nulls)
 }
 END_TEST
 
+/* The JSON a client reads: o printed and parsed again (o is deleted). */
+static cJSON *rendered(cJSON *o)
+{
+	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	cJSON *back = text ? cJSON_Parse(text) : NULL;
+	free(text);
+	return back;
+}
+
 START_TEST(job_to_json_finished_job_renders_json_text_progress_and_times)
 {
 	struct job *job = job_new();
@@ -920,7 +1111,8 @@ START_TEST(job_to_json_finished_job_renders_json_text_progress_and_times)
 	job->created_at = 1000;
 	job->started_at = 1700000000123;
 	job->finished_at = 1700000001000;
-	cJSON *o = job_to_json(job);
+	/* payload and result are their stored text: read them as a client does */
+	cJSON *o = rendered(job_to_json(job));
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(cJSON_GetArraySize(o), NJOB_KEYS);
 	assert_json_str(o, "state", "failed");
@@ -1113,6 +1305,8 @@ static const char *const good_callback_urls[] = {
 	"https://example.com/hook",
 	"http://127.0.0.1:8080/cb?x=1&y=%20",
 	"https://h",
+	"http://[::1]:8080/hook",
+	"http://127.0.0.1:65535/",
 };
 
 START_TEST(job_parse_callback_url_accepts_http_and_https)
@@ -1163,6 +1357,11 @@ static const char *const bad_callback_bodies[] = {
 	"{\"callback_url\":null}",
 	"{\"callback_url\":[\"http://example.com\"]}",
 	"{\"callback_url\":{\"url\":\"http://example.com\"}}",
+	"{\"callback_url\":\"http://[::1\"}",
+	"{\"callback_url\":\"http://[::1/hook\"}",
+	"{\"callback_url\":\"http://127.0.0.1:99999/hook\"}",
+	"{\"callback_url\":\"https://example.com:65536\"}",
+	"{\"callback_url\":\"http://exa mple.com/\"}",
 };
 
 START_TEST(job_parse_callback_url_refuses_bad_values)
@@ -3038,6 +3237,13 @@ Suite *core_suite(void)
 	tcase_add_loop_test(tc, job_parse_body_rejects_malformed_json, 0, NELEMS(bad_bodies));
 	tcase_add_test(tc, job_parse_body_accepts_object_with_surrounding_white_space);
 	tcase_add_test(tc, job_parse_body_reads_only_len_bytes);
+	tcase_add_loop_test(tc, job_parse_body_refuses_what_cjson_would_change, 0, NELEMS(refused_bodies));
+	tcase_add_test(tc, job_parse_body_keeps_the_payload_as_sent);
+	tcase_add_test(tc, job_parse_body_keeps_each_batch_payload_as_sent);
+	tcase_add_loop_test(tc, job_from_submission_refuses_nul_in_a_checked_payload, 0, NELEMS(nul_payloads));
+	tcase_add_test(tc, job_parse_body_refuses_nesting_beyond_the_limit);
+	tcase_add_test(tc, job_batch_from_submission_builds_jobs_in_order);
+	tcase_add_test(tc, job_batch_from_submission_names_the_job_and_keeps_nothing);
 	tcase_add_test(tc, job_from_submission_builds_queued_echo_job);
 	tcase_add_test(tc, job_from_submission_keeps_queue_and_priority);
 	tcase_add_test(tc, job_from_submission_omitted_payload_is_null);

@@ -4,6 +4,8 @@
  * log line formats. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <curl/curl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/log.h"
+#include "handlers/handlers.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "core/netaddr.h"
@@ -67,7 +70,8 @@ START_TEST(cidr_parse_refuses_malformed)
 }
 END_TEST
 
-static bool in_blocks(const char *blocks, const char *addr)
+static bool in_blocks_of(bool (*in)(const struct netaddr_cidr *, int, int, const unsigned char *),
+                         const char *blocks, const char *addr)
 {
 	struct netaddr_cidr v[8];
 	int n = 0, family;
@@ -77,7 +81,17 @@ static bool in_blocks(const char *blocks, const char *addr)
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		ck_assert_int_eq(netaddr_cidr_parse(t, &v[n++]), 0);
 	ck_assert_int_eq(netaddr_parse(addr, &family, a), 0);
-	return netaddr_in(v, n, family, a);
+	return in(v, n, family, a);
+}
+
+static bool in_blocks(const char *blocks, const char *addr)
+{
+	return in_blocks_of(netaddr_in, blocks, addr);
+}
+
+static bool in_dest(const char *blocks, const char *addr)
+{
+	return in_blocks_of(netaddr_dest_in, blocks, addr);
 }
 
 START_TEST(cidr_membership)
@@ -94,6 +108,114 @@ START_TEST(cidr_membership)
 	ck_assert(!in_blocks("::/0", "10.0.0.1"));
 	ck_assert(in_blocks("10.0.0.0/8", "::ffff:10.9.9.9")); /* IPv4-mapped */
 	ck_assert(in_blocks("0.0.0.0/0,::1", "::1"));
+	/* a peer is what it says: no NAT64 or loopback reading here */
+	ck_assert(!in_blocks("127.0.0.0/8", "64:ff9b::127.0.0.1"));
+	ck_assert(!in_blocks("127.0.0.0/8", "0.0.0.0"));
+}
+END_TEST
+
+/* ---- egress: every spelling of a denied address -------------------------- */
+
+/* --http-deny 127.0.0.0/8 and the built-in CIDR denies of the http type. */
+static const char *const egress_denies[] = {
+	"127.0.0.0/8", "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
+	"192.0.0.192/32",
+};
+
+static const struct {
+	const char *url;
+	bool refused;
+} egress_cases[] = {
+	{"http://127.0.0.1/", true},
+	{"http://127.1/", true},
+	{"http://2130706433/", true},
+	{"http://0x7f.1/", true},
+	{"http://017700000001/", true},
+	/* 0.0.0.0/8 and :: connect to this host */
+	{"http://0:8080/", true},
+	{"http://0.0.0.0/", true},
+	{"http://0.0/", true},
+	{"http://0x0/", true},
+	{"http://0.1.2.3/", true},
+	{"http://[::]/", true},
+	{"http://[::ffff:0.0.0.0]/", true},
+	/* IPv4 carried in IPv6 */
+	{"http://[::ffff:127.0.0.1]/", true},
+	{"http://[::ffff:169.254.169.254]/", true},
+	{"http://[::ffff:0:127.0.0.1]/", true},
+	{"http://[::127.0.0.1]/", true},
+	{"http://[64:ff9b::169.254.169.254]/", true},
+	{"http://[64:ff9b::7f00:1]/", true},
+	{"http://[64:ff9b::100.100.100.200]/", true},
+	{"http://[2002:a9fe:a9fe::1]/", true},
+	{"http://[2002:7f00:1::]/", true},
+	{"http://[2001:0:4136:e378:8000:63bf:5601:5601]/", true}, /* Teredo client 169.254.169.254 */
+	{"http://[2001::80ff:fffe]/", true},                         /* Teredo client 127.0.0.1 */
+	{"http://169.254.169.254/", true},
+	{"http://[fe80::1]/", true},
+	{"http://[fd00:ec2::254]/", true},
+	{"http://192.0.0.192/", true},
+	/* elsewhere */
+	{"http://1.2.3.4/", false},
+	{"http://128.0.0.1/", false},
+	{"http://[::1]/", false},
+	{"http://[2001:db8::1]/", false},
+	{"http://[64:ff9b::8.8.8.8]/", false},
+	{"http://[2002:808:808::1]/", false},
+	{"http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/", false},   /* Teredo client 8.8.8.8 */
+	{"http://[::ffff:8.8.8.8]/", false},
+};
+
+/* The address a URL's host connects to, as curl finds it: its URL parser
+ * reads the host, a numeric lookup turns it into an address. */
+static void url_address(const char *url, int *family, unsigned char addr[16])
+{
+	CURLU *u = curl_url();
+	char *host = NULL, name[256];
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *ai = NULL;
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(curl_url_set(u, CURLUPART_URL, url, 0), CURLUE_OK);
+	ck_assert_int_eq(curl_url_get(u, CURLUPART_HOST, &host, 0), CURLUE_OK);
+	size_t len = strlen(host);
+	if (host[0] == '[')
+		snprintf(name, sizeof name, "%.*s", (int)len - 2, host + 1);
+	else
+		snprintf(name, sizeof name, "%s", host);
+	ck_assert_msg(getaddrinfo(name, NULL, &hints, &ai) == 0, "%s: host %s is not an address", url, host);
+	*family = ai->ai_family;
+	memset(addr, 0, 16);
+	if (ai->ai_family == AF_INET)
+		memcpy(addr, &((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr, 4);
+	else
+		memcpy(addr, &((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr, 16);
+	freeaddrinfo(ai);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+START_TEST(egress_rules_see_through_every_spelling)
+{
+	struct netaddr_cidr v[NELEMS(egress_denies)];
+	int family;
+	unsigned char addr[16];
+	for (int i = 0; i < NELEMS(egress_denies); i++)
+		ck_assert_int_eq(netaddr_cidr_parse(egress_denies[i], &v[i]), 0);
+	url_address(egress_cases[_i].url, &family, addr);
+	ck_assert_msg(netaddr_dest_in(v, NELEMS(v), family, addr) == egress_cases[_i].refused, "%s: %s",
+	              egress_cases[_i].url, egress_cases[_i].refused ? "allowed" : "refused");
+}
+END_TEST
+
+/* A deny of :: or ::1 alone also covers the unspecified address. */
+START_TEST(egress_unspecified_counts_as_loopback)
+{
+	ck_assert(in_dest("::1", "::"));
+	ck_assert(in_dest("127.0.0.1/32", "0.0.0.0"));
+	ck_assert(in_dest("127.0.0.1/32", "::"));
+	ck_assert(in_dest("0.0.0.0/8", "0.0.0.0"));
+	ck_assert(!in_dest("::1", "0.0.0.0"));
+	ck_assert(!in_dest("127.0.0.1/32", "::1"));
+	ck_assert(!in_dest("10.0.0.0/8", "::"));
 }
 END_TEST
 
@@ -181,6 +303,51 @@ START_TEST(xff_walk_finds_the_client)
 	ck_assert_msg(strcmp(out, xff_cases[_i].client) == 0, "case %d: peer %s xff '%s': got %s, want %s",
 	              _i, xff_cases[_i].peer, xff_cases[_i].xff ? xff_cases[_i].xff : "(none)", out,
 	              xff_cases[_i].client);
+}
+END_TEST
+
+/* ---- ?wait and Prefer: wait ------------------------------------------- */
+
+static const struct {
+	const char *query;    /* ?wait, NULL: absent */
+	const char *prefer;   /* Prefer header, NULL: absent */
+	int rc;
+	double wait_s;
+	bool from_prefer;
+} wait_cases[] = {
+	{"5", NULL, 0, 5, false},
+	{"0.25", "wait=9", 0, 0.25, false},     /* the query wins */
+	{"500", NULL, 0, 60, false},            /* capped */
+	{"abc", NULL, -1, 0, false},
+	{"5s", NULL, -1, 0, false},
+	{"-1", NULL, -1, 0, false},
+	{"inf", NULL, -1, 0, false},
+	{"", NULL, -1, 0, false},
+	{NULL, NULL, 0, 0, false},
+	{NULL, "wait=5", 0, 5, true},
+	{NULL, "respond-async, wait=10", 0, 10, true},
+	{NULL, "wait=7;foo=bar, handling=lenient", 0, 7, true},
+	{NULL, "WAIT = 3", 0, 3, true},         /* names are case-insensitive; BWS around = */
+	{NULL, "wait=\"4\"", 0, 4, true},       /* a quoted value */
+	{NULL, "wait=999", 0, 60, true},
+	/* another preference whose name ends in wait is not wait */
+	{NULL, "x-wait=5", 0, 0, false},
+	{NULL, "handling=nowait=5", 0, 0, false},
+	/* an unusable wait preference is ignored, not applied (RFC 7240) */
+	{NULL, "wait=soon", 0, 0, false},
+	{NULL, "wait", 0, 0, false},
+	{NULL, "wait=nan", 0, 0, false},
+	{NULL, "", 0, 0, false},
+};
+
+START_TEST(wait_from_query_or_prefer)
+{
+	double w = -1;
+	bool pref = false;
+	int rc = handler_wait_parse(wait_cases[_i].query, wait_cases[_i].prefer, &w, &pref);
+	ck_assert_msg(rc == wait_cases[_i].rc && w == wait_cases[_i].wait_s && pref == wait_cases[_i].from_prefer,
+	              "?wait=%s Prefer: %s: got rc %d wait %g prefer %d", wait_cases[_i].query ? wait_cases[_i].query : "-",
+	              wait_cases[_i].prefer ? wait_cases[_i].prefer : "-", rc, w, pref);
 }
 END_TEST
 
@@ -456,8 +623,11 @@ Suite *server_suite(void)
 	tcase_add_loop_test(tc, cidr_parse_reads_blocks, 0, NELEMS(good_cidrs));
 	tcase_add_loop_test(tc, cidr_parse_refuses_malformed, 0, NELEMS(bad_cidrs));
 	tcase_add_test(tc, cidr_membership);
+	tcase_add_loop_test(tc, egress_rules_see_through_every_spelling, 0, NELEMS(egress_cases));
+	tcase_add_test(tc, egress_unspecified_counts_as_loopback);
 	tcase_add_test(tc, addresses_parse_with_ports_and_brackets);
 	tcase_add_test(tc, loopback_hosts);
+	tcase_add_loop_test(tc, wait_from_query_or_prefer, 0, NELEMS(wait_cases));
 	tcase_add_loop_test(tc, xff_walk_finds_the_client, 0, NELEMS(xff_cases));
 
 	tc = tcase(s, "auth");

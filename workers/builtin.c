@@ -1,5 +1,5 @@
 /* Built-in job kinds.
- *   echo  - the result is the payload.
+ *   echo  - the result is the payload, as it was sent.
  *   sleep - {"seconds": S}: sleeps S seconds, reporting progress every
  *           PROGRESS_STEP_MS, and stops at once when asked.
  *   fail  - {"message": M, "retryable": B}: fails with M ("failed" when
@@ -22,10 +22,15 @@ static enum run_outcome echo_run(const struct job_kind *kind, struct run *run, c
                                  cJSON **result, char **error)
 {
 	(void)kind;
-	(void)run;
-	(void)error;
-	*result = payload ? cJSON_Duplicate(payload, 1) : NULL;
-	return RUN_SUCCEEDED;
+	/* The payload's stored text, exactly as it was sent. */
+	if (!run->job->payload)
+		return RUN_SUCCEEDED;
+	*result = cJSON_CreateRaw(run->job->payload);
+	if (*result)
+		return RUN_SUCCEEDED;
+	(void)payload;
+	*error = strdup("out of memory");
+	return RUN_FAILED;
 }
 
 static int sleep_validate(const struct job_kind *kind, const cJSON *payload, struct problem *p)

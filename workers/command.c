@@ -633,14 +633,15 @@ static enum run_outcome command_run(const struct job_kind *kind, struct run *run
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
 
-	char *json = payload ? cJSON_PrintUnformatted(payload) : strdup("null");
-	if (!json || asprintf(&input, "%s\n", json) < 0) {
+	/* The payload's stored text, not cJSON's reading of it: that would cut
+	 * strings at \u0000 and round numbers. */
+	(void)payload;
+	const char *json = run->job->payload ? run->job->payload : "null";
+	if (asprintf(&input, "%s\n", json) < 0) {
 		input = NULL;
-		free(json);
 		*error = strdup("out of memory preparing the command's input");
 		goto out;
 	}
-	free(json);
 	c.in = input;
 	c.in_len = strlen(input);
 

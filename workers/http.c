@@ -176,8 +176,8 @@ static int rules_add(struct rules *r, const char *const *texts, int n, const cha
 	return 0;
 }
 
-/* The first rule whose CIDR holds sa (an IPv4-mapped IPv6 address also
- * counts as its IPv4 address). */
+/* The first rule whose CIDR holds sa, or the IPv4 address it carries, or
+ * loopback when sa is 0.0.0.0/8 or :: (netaddr_dest_in). */
 static const struct rule *match_addr(const struct rules *r, const struct sockaddr *sa)
 {
 	unsigned char addr[16] = {0};
@@ -189,7 +189,7 @@ static const struct rule *match_addr(const struct rules *r, const struct sockadd
 		return NULL;
 	for (int i = 0; i < r->n; i++) {
 		const struct rule *x = &r->v[i];
-		if (x->cidr && netaddr_in(&x->block, 1, sa->sa_family, addr))
+		if (x->cidr && netaddr_dest_in(&x->block, 1, sa->sa_family, addr))
 			return x;
 	}
 	return NULL;
@@ -1169,6 +1169,16 @@ static void *engine_main(void *unused)
 }
 
 /* ---- public ---- */
+
+int http_rules_check(const struct http_options *o, char *err, size_t errlen)
+{
+	struct rules allow = {0}, deny = {0};
+	int rc = rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
+	         rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0 ? -1 : 0;
+	rules_free(&allow);
+	rules_free(&deny);
+	return rc;
+}
 
 int http_engine_start(const struct http_options *o, char *err, size_t errlen)
 {

@@ -32,10 +32,16 @@ struct http_options {
  * address means /32 or /128) matched against every address connected to,
  * or a host pattern ("name.example" exactly, "*.example.internal" for any
  * name below it) matched against the URL's host name. A connection is
- * refused when it matches a deny rule and no allow rule. Built-in denies:
+ * refused when it matches a deny rule and no allow rule. A CIDR also
+ * matches an IPv6 address that carries an IPv4 address inside it, and a
+ * loopback CIDR matches 0.0.0.0/8 and :: (netaddr_dest_in). Built-in denies:
  * 169.254.0.0/16, fe80::/10, fd00:ec2::254/128, 100.100.100.200/32,
  * 192.0.0.192/32, metadata.google.internal. Loopback and private ranges are
  * allowed unless denied. */
+
+/* Checks o's allow and deny rules only: 0, or -1 with a one-line message
+ * naming the flag and the rule. */
+int http_rules_check(const struct http_options *o, char *err, size_t errlen);
 
 /* Checks the rules, starts the engine thread and registers job type
  * "http". Call once, after curl_global_init and before the pool starts.

@@ -113,7 +113,9 @@ static const struct route routes[] = {
 
 struct http {
 	struct app *app;
-	struct MHD_Daemon *daemon;
+	/* Atomic: the main thread stores it when MHD_start_daemon returns, after
+	 * the HTTP threads it started may have served a request (NULL then). */
+	struct MHD_Daemon *_Atomic daemon;
 	int quiesced_fd;         /* listen socket after quiesce; closed after stop */
 	atomic_int suspended;    /* requests suspended now */
 	atomic_int active;       /* requests begun and not completed */
@@ -705,8 +707,9 @@ void reply_text(struct req *r, int status, const char *content_type, char *body,
 unsigned req_connections(struct req *r)
 {
 	struct exchange *x = (struct exchange *)r;
+	struct MHD_Daemon *daemon = x->http->daemon;
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(x->http->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		daemon ? MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
 	return info ? info->num_connections : 0;
 }
 

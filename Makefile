@@ -1,18 +1,28 @@
 # jobq: a flat Makefile. `make` builds build/jobqd; `make run` and
 # `make test` first install missing build dependencies (scripts/deps.sh).
-# SANITIZE=address,undefined builds everything under build/sanitize/.
+# SANITIZE=address,undefined builds everything under build/sanitize-address-undefined/,
+# SANITIZE=thread under build/sanitize-thread/: one tree per sanitizer set, so
+# objects built for different runtimes never link together.
 
 PKGS      := libmicrohttpd sqlite3 libcjson libcurl libcrypto
 TEST_PKGS := check
 
 ifdef SANITIZE
-BUILD     := build/sanitize
+comma     := ,
+BUILD     := build/sanitize-$(subst $(comma),-,$(SANITIZE))
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 OPT       := -O1
 else
 BUILD     := build
 SAN_FLAGS :=
 OPT       := -O2
+endif
+# ThreadSanitizer (SANITIZE=thread; it cannot be combined with address)
+# runs the whole suite but the "bulk" volume tests, which exercise no
+# concurrency of their own and take minutes under it.
+ifneq ($(filter thread,$(subst $(comma), ,$(SANITIZE))),)
+export CK_EXCLUDE_TAGS := bulk
+export TSAN_OPTIONS ?= second_deadlock_stack=1
 endif
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wformat=2 -Werror

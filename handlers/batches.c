@@ -21,7 +21,6 @@ struct batch_req {
 	char *callback_url;
 	struct hub_waiter waiter;
 	struct hub *hub;
-	int64_t deadline;          /* monotonic ms, for ?wait */
 };
 
 static void batch_req_free(void *p)
@@ -74,12 +73,12 @@ static int parse_batch(const cJSON *body, const struct job_defaults *d, struct b
 	int i = 0;
 	cJSON_ArrayForEach(item, jobs) {
 		struct problem inner;
-		if (!cJSON_IsObject(item) || job_from_submission(item, d, &br->jobs[i], &inner) != 0) {
-			if (!cJSON_IsObject(item)) {
-				char field[32];
-				snprintf(field, sizeof field, "jobs[%d]", i);
-				return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
-			}
+		if (!cJSON_IsObject(item)) {
+			char field[32];
+			snprintf(field, sizeof field, "jobs[%d]", i);
+			return problem_set(p, PROBLEM_INVALID_FIELD, field, "jobs[%d] must be a job object", i);
+		}
+		if (job_from_submission(item, d, &br->jobs[i], &inner) != 0) {
 			char field[128];
 			snprintf(field, sizeof field, "jobs[%d]%s%.80s", i, inner.field[0] ? "." : "", inner.field);
 			problem_set(p, inner.kind, field, "jobs[%d]: %.200s", i, inner.detail);

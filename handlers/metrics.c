@@ -93,7 +93,9 @@ static int render_queues(struct req *r, struct metrics_text *t)
 	}
 	/* Past the cap, queues add up in the "other" series (or in a real
 	 * queue of that name, so no series appears twice). */
-	size_t shown = n < QUEUE_GAUGES_MAX ? n : QUEUE_GAUGES_MAX, other = n;
+	size_t shown = n, other = n;
+	if (shown > QUEUE_GAUGES_MAX)
+		shown = QUEUE_GAUGES_MAX;
 	for (size_t i = 0; i < shown; i++)
 		if (strcmp(names[i], METRICS_OTHER) == 0)
 			other = i;

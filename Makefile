@@ -65,7 +65,7 @@ OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-metrics check-torture check-readme check-web check-proxy check-deploy \
-        lint-openapi deps bench bench-http bench-waiters torture clean
+        lint-openapi analyze deps bench bench-http bench-waiters torture clean
 
 all: $(BUILD)/jobqd
 
@@ -205,6 +205,12 @@ check-deploy: $(BUILD)/jobqd
 
 lint-openapi:
 	scripts/lint-openapi.sh
+
+# cppcheck and clang's scan-build over jobqd's sources (in build/analyze/);
+# fails on any finding. Not part of `make test`.
+analyze:
+	@scripts/deps.sh analyze
+	scripts/analyze.sh
 
 deps:
 	@scripts/deps.sh test

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what jobq needs to build (`deps.sh build`), to build and test
-# (`deps.sh test`) or to run the benchmarks (`deps.sh bench`) on Debian 12. As root it runs apt-get; otherwise it
+# (`deps.sh test`), to run the benchmarks (`deps.sh bench`) or the static
+# analysis (`deps.sh analyze`) on Debian 12. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -eu
 what=${1:-test}
@@ -35,6 +36,10 @@ if [ "$what" = bench ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
 	check_cmd wrk wrk
+fi
+if [ "$what" = analyze ]; then
+	check_cmd cppcheck cppcheck
+	check_cmd scan-build clang-tools   # scan-build, with clang as its analyzer
 fi
 if [ "$what" = test ]; then
 	check_cmd curl curl

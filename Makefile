@@ -206,8 +206,8 @@ check-deploy: $(BUILD)/jobqd
 lint-openapi:
 	scripts/lint-openapi.sh
 
-# cppcheck and clang's scan-build over jobqd's sources (in build/analyze/);
-# fails on any finding. Not part of `make test`.
+# cppcheck over jobqd's sources, clang's scan-build over a fresh build of
+# everything (in build/analyze/); fails on any finding. Not part of `make test`.
 analyze:
 	@scripts/deps.sh analyze
 	scripts/analyze.sh

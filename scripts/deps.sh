@@ -24,13 +24,13 @@ if command -v pkg-config >/dev/null 2>&1; then
 	check_pc libcjson libcjson-dev
 	check_pc libcurl libcurl4-openssl-dev
 	check_pc libcrypto libssl-dev
-	if [ "$what" = test ]; then
+	if [ "$what" = test ] || [ "$what" = analyze ]; then   # analyze builds the tests too
 		check_pc check check
 		check_pc libsubunit libsubunit-dev
 	fi
 else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
-	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
+	case $what in test|analyze) need_pkgs="$need_pkgs check libsubunit-dev" ;; esac
 fi
 if [ "$what" = bench ]; then
 	check_cmd curl curl

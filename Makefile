@@ -19,7 +19,8 @@ OPT       := -O2
 endif
 # ThreadSanitizer (SANITIZE=thread; it cannot be combined with address)
 # runs the whole suite but the "bulk" volume tests, which exercise no
-# concurrency of their own and take minutes under it.
+# concurrency of their own and under it reach their time bounds on a busy
+# machine.
 ifneq ($(filter thread,$(subst $(comma), ,$(SANITIZE))),)
 export CK_EXCLUDE_TAGS := bulk
 export TSAN_OPTIONS ?= second_deadlock_stack=1

@@ -2056,6 +2056,8 @@ enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_call
 
 char *store_explain(struct store *st, const char *query)
 {
+	/* Not static: an element of a const array is not a constant
+	 * expression in ISO C (gcc accepts it, clang does not). */
 	const struct { const char *name; const char *sql; } named[] = {
 		{"claim", writer_sql[SQL_CLAIM]}, {"promote", writer_sql[SQL_PROMOTE]},
 		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},

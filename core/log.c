@@ -96,7 +96,6 @@ static void put_quoted(struct line *l, const char *s)
 			puts_(l, esc);
 		} else if (n == 0) {
 			puts_(l, "\xef\xbf\xbd");
-			n = 1;
 		} else {
 			put(l, (const char *)c, n);
 			c += n;

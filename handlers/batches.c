@@ -17,7 +17,6 @@ struct batch_req {
 	struct job_batch batch;
 	struct hub_waiter waiter;
 	struct hub *hub;
-	int64_t deadline;          /* monotonic ms, for ?wait */
 };
 
 static void batch_req_free(void *p)

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what jobq needs to build (`deps.sh build`), to build and test
-# (`deps.sh test`), to run the benchmarks (`deps.sh bench`), to build the
-# fuzz targets with clang's libFuzzer (`deps.sh fuzz`) or to test the image
-# in Docker (`deps.sh container`) on Debian 12. As root it runs apt-get; otherwise it
+# (`deps.sh test`), to run the benchmarks (`deps.sh bench`), the static
+# analysis (`deps.sh analyze`), to build the fuzz targets with clang's
+# libFuzzer (`deps.sh fuzz`) or to test the image in Docker
+# (`deps.sh container`) on Debian 12. As root it runs apt-get; otherwise it
 # prints the exact command to run and fails.
 set -eu
 what=${1:-test}
@@ -25,13 +26,13 @@ if command -v pkg-config >/dev/null 2>&1; then
 	check_pc libcjson libcjson-dev
 	check_pc libcurl libcurl4-openssl-dev
 	check_pc libcrypto libssl-dev
-	if [ "$what" = test ]; then
+	if [ "$what" = test ] || [ "$what" = analyze ]; then   # analyze builds the tests too
 		check_pc check check
 		check_pc libsubunit libsubunit-dev
 	fi
 else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
-	[ "$what" = test ] && need_pkgs="$need_pkgs check libsubunit-dev"
+	case $what in test|analyze) need_pkgs="$need_pkgs check libsubunit-dev" ;; esac
 fi
 if [ "$what" = fuzz ]; then
 	check_cmd clang clang
@@ -54,6 +55,10 @@ if [ "$what" = container ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
 	python3 -c 'import yaml' 2>/dev/null || need_pkgs="$need_pkgs python3-yaml"
+fi
+if [ "$what" = analyze ]; then
+	check_cmd cppcheck cppcheck
+	check_cmd scan-build clang-tools   # scan-build, with clang as its analyzer
 fi
 if [ "$what" = test ]; then
 	check_cmd curl curl

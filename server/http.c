@@ -151,7 +151,9 @@ struct conn {
 
 struct http {
 	struct app *app;
-	struct MHD_Daemon *daemon;
+	/* Atomic: the main thread stores it when MHD_start_daemon returns, after
+	 * the HTTP threads it started may have served a request (NULL then). */
+	struct MHD_Daemon *_Atomic daemon;
 	int quiesced_fd;         /* listen socket after quiesce; closed after stop */
 	atomic_int suspended;    /* requests suspended now */
 	atomic_int active;       /* requests begun and not completed */
@@ -1113,8 +1115,9 @@ void reply_text(struct req *r, int status, const char *content_type, char *body,
 unsigned req_connections(struct req *r)
 {
 	struct exchange *x = (struct exchange *)r;
+	struct MHD_Daemon *daemon = x->http->daemon;
 	const union MHD_DaemonInfo *info =
-		MHD_get_daemon_info(x->http->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		daemon ? MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
 	return info ? info->num_connections : 0;
 }
 
@@ -1200,22 +1203,25 @@ static int listen_on(const char *host, int port, char *shown, size_t shown_len)
 	freeaddrinfo(res);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+		struct sockaddr_storage ss;
+	} a = {.sa.sa_family = AF_UNSPEC};  /* stays so if getsockname fails */
+	socklen_t sl = sizeof a;
 	char addr[INET6_ADDRSTRLEN] = "?";
 	int actual = port;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-			inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
-			actual = ntohs(s6->sin6_port);
+	if (getsockname(fd, &a.sa, &sl) == 0) {
+		if (a.sa.sa_family == AF_INET6) {
+			inet_ntop(AF_INET6, &a.in6.sin6_addr, addr, sizeof addr);
+			actual = ntohs(a.in6.sin6_port);
 		} else {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-			inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-			actual = ntohs(s4->sin_port);
+			inet_ntop(AF_INET, &a.in.sin_addr, addr, sizeof addr);
+			actual = ntohs(a.in.sin_port);
 		}
 	}
-	snprintf(shown, shown_len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr, actual);
+	snprintf(shown, shown_len, a.sa.sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", addr, actual);
 	return fd;
 }
 

@@ -1607,6 +1607,8 @@ char *store_explain(struct store *store, const char *query)
 	struct sqlite_store *st = store_backend_state(store, &store_sqlite_backend);
 	if (!st)
 		return NULL;
+	/* Not static: an element of a const array is not a constant
+	 * expression in ISO C (gcc accepts it, clang does not). */
 	const struct { const char *name; const char *sql; } named[] = {
 		{"claim", writer_sql[SQL_CLAIM]}, {"promote", writer_sql[SQL_PROMOTE]},
 		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},

@@ -920,7 +920,7 @@ START_TEST(dashboard_files_served_with_etag_and_revalidated)
 	};
 	struct jobqd d;
 	struct resp r;
-	char ct[256], cc[256], etag[3][64], again[64], hdr[128], csp[512];
+	char ct[256], cc[256], etag[3][64], again[64], hdr[256], csp[512];
 
 	harness_start(&d, NULL);
 	for (int i = 0; i < 3; i++) {

@@ -72,7 +72,7 @@ pass "build stage: bookworm-slim with scripts/deps.sh's packages, runs make all"
 # The Debian package of each library jobqd links directly (ELF NEEDED).
 # Sanitizer runtimes are left out: the image is never built with them.
 : > "$dir/needed.pkgs"
-for lib in $(readelf -d "$jobqd" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -v -e '^libasan' -e '^libubsan'); do
+for lib in $(readelf -d "$jobqd" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -v -e '^libasan' -e '^libubsan' -e '^libtsan'); do
 	path=$(ldd "$jobqd" | awk -v l="$lib" '$1 == l { print $3 }')
 	[ -n "$path" ] || fail "ldd does not resolve $lib"
 	pkg=
@@ -201,7 +201,7 @@ sys.exit(0 if j["state"] == "succeeded" and j["result"] == {"slept": 1} else 1)'
 	fail "the job did not finish during the shutdown grace: $(cat "$dir/poll.json")"
 grep -q 'signal 15: shutting down' "$dir/jobqd.log" || fail "jobqd did not log the SIGTERM"
 grep -q 'jobqd stopped' "$dir/jobqd.log" || fail "jobqd did not log its stop"
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir/jobqd.log"; then
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/jobqd.log"; then
 	fail "sanitizer report in the jobqd log"
 fi
 pass "SIGTERM ($how): the running job finished, its long-poll got 200 succeeded, exit 0"

@@ -307,7 +307,7 @@ code=$(curl -s -o "$dir/down.out" -D "$dir/down.h" -w '%{http_code}' "$base/jobq
 	fail "with jobqd stopped: $code $(cat "$dir/down.out")"
 pass "jobqd stopped: 502 problem+json upstream_unreachable"
 
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir/jobqd.log"; then
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/jobqd.log"; then
 	fail "sanitizer report in the jobqd log"
 fi
 grep -q '\[emerg\]\|\[alert\]' "$ngx/error.log" && fail "nginx logged an emergency or alert"

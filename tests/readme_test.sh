@@ -78,7 +78,7 @@ python3 "$dir/story.py" > "$dir/story-py.out" 2>&1 || fail "the Python story fai
 kill -TERM "$pid"
 wait "$pid" || fail "jobqd exited with status $? after SIGTERM"
 pid=
-if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$dir/jobqd.log"; then
+if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/jobqd.log"; then
 	fail "sanitizer report in the jobqd log"
 fi
 echo "readme_test: 3 passed, 0 failed"

@@ -1251,6 +1251,7 @@ static int run_under_check(void)
 
 int main(int argc, char **argv)
 {
+	const char *keep = getenv("HARNESS_KEEP");
 	int bad;
 
 	if (parse_opts(argc, argv, &opt) != 0)
@@ -1280,8 +1281,7 @@ int main(int argc, char **argv)
 		print_evidence(log_path);
 		printf("kept for inspection: %s (tally, jobqd.log of every run, "
 		       "jobq.db)\n", work_dir);
-	} else if (getenv("HARNESS_KEEP") == NULL ||
-		   strcmp(getenv("HARNESS_KEEP"), "1") != 0) {
+	} else if (keep == NULL || strcmp(keep, "1") != 0) {
 		remove_dir(work_dir);
 	}
 	curl_global_cleanup();

@@ -594,16 +594,19 @@ static enum run_stop supervise(const struct command *cmd, struct run *run, struc
  * else as a string. NULL only when out of memory. */
 static cJSON *stdout_result(const struct child *c)
 {
-	bool plain = utf8_valid(c->out ? c->out : "", c->out_len);
-	for (size_t i = 0; plain && i < c->out_len; i++) {
-		unsigned char ch = (unsigned char)c->out[i];
+	/* out is NULL (and out_len 0) when the command printed nothing. */
+	const char *out = c->out ? c->out : "";
+	size_t len = c->out ? c->out_len : 0;
+	bool plain = utf8_valid(out, len);
+	for (size_t i = 0; plain && i < len; i++) {
+		unsigned char ch = (unsigned char)out[i];
 		plain = ch >= 0x20 || ch == '\t' || ch == '\n' || ch == '\r';
 	}
-	if (plain && c->out_len > 0) {
+	if (plain && len > 0) {
 		const char *end = NULL;
-		cJSON *v = cJSON_ParseWithLengthOpts(c->out, c->out_len, &end, 0);
+		cJSON *v = cJSON_ParseWithLengthOpts(out, len, &end, 0);
 		if (v) {
-			const char *stop = c->out + c->out_len;
+			const char *stop = out + len;
 			while (end < stop && is_space(*end))
 				end++;
 			if (end == stop)
@@ -611,7 +614,7 @@ static cJSON *stdout_result(const struct child *c)
 			cJSON_Delete(v);
 		}
 	}
-	char *text = utf8_clean(c->out ? c->out : "", c->out_len, SIZE_MAX - 1);
+	char *text = utf8_clean(out, len, SIZE_MAX - 1);
 	cJSON *s = text ? cJSON_CreateString(text) : NULL;
 	free(text);
 	return s;

@@ -134,7 +134,7 @@ static int rule_parse(const char *text, struct rule *r)
 		char host[256];
 		host_normalize(buf, host, sizeof host);
 		const char *name = host;
-		if (strncmp(name, "*.", 2) == 0) {
+		if (name[0] == '*' && name[1] == '.') {
 			r->suffix = true;
 			name += 1; /* keep the dot */
 		}
@@ -337,7 +337,9 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 	if (vet(host[0] ? host : NULL, &a->addr, x->refused, sizeof x->refused) != 0)
 		return CURL_SOCKET_BAD;
 	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-	return fd < 0 ? CURL_SOCKET_BAD : fd;
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	return fd;
 }
 
 static int buf_add(struct buf *b, const char *data, size_t n)
@@ -667,12 +669,11 @@ static int http_validate(const struct job_kind *kind, const cJSON *payload, stru
 		}
 	}
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(payload, "url");
-	const char *why;
+	const char *why = "must be a string";
 	if (!url)
 		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.url", "payload.url is required");
 	if (!cJSON_IsString(url) || url_parse(url->valuestring, NULL, NULL, &why) != 0)
-		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.url", "payload.url %s",
-		                   cJSON_IsString(url) ? why : "must be a string");
+		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.url", "payload.url %s", why);
 	const char *method = method_of(payload);
 	if (!method)
 		return problem_set(p, PROBLEM_INVALID_PAYLOAD, "payload.method",

@@ -63,7 +63,7 @@ async function stopJobqd(d) {
 }
 
 function sanitizerReport(log) {
-  return /ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer/.test(log);
+  return /ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|WARNING: ThreadSanitizer/.test(log);
 }
 
 async function api(method, p, body) {

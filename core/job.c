@@ -529,7 +529,7 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 
 void job_batch_clear(struct job_batch *b)
 {
-	for (int i = 0; i < b->njobs; i++)
+	for (int i = 0; b->jobs && i < b->njobs; i++)
 		job_free(b->jobs[i]);
 	free(b->jobs);
 	free(b->callback_url);

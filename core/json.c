@@ -182,7 +182,8 @@ static char *decode(const char *s, const char *e)
 		}
 		uint32_t cp;
 		size_t len;
-		read_u(s, e, &cp, &len);
+		if (read_u(s, e, &cp, &len) != 0)
+			cp = 0xfffd, len = 2; /* not reached: the string was checked */
 		o += put_utf8(o, cp);
 		s += len;
 	}

@@ -58,7 +58,7 @@ static int shown_queues(struct req *r, struct queue_info *g, size_t *n, struct q
 	*more = nn > QUEUE_GAUGES || rest->counts[JOB_QUEUED] > 0;
 	size_t ranked = *n;
 	for (size_t i = 0; i < nn && *n < QUEUE_GAUGES; i++) {
-		struct queue_info key;
+		struct queue_info key = {.paused = false};
 		memcpy(key.name, names[i], sizeof key.name);
 		if (bsearch(&key, g, ranked, sizeof *g, name_order))
 			continue;
@@ -92,7 +92,7 @@ static int render_queues(struct req *r, struct metrics_text *t)
 		return -1;
 	}
 	int64_t now = clock_now_ms();
-	struct queue_info key;
+	struct queue_info key = {.paused = false};
 	snprintf(key.name, sizeof key.name, "%s", METRICS_OTHER);
 	struct queue_info *other = bsearch(&key, g, n, sizeof *g, name_order);
 	if (more && other) {

@@ -439,15 +439,16 @@ static void writer_wait(struct store *st)
  * rest; returns how many ops are not probes. */
 static int probes_last(struct store_op **ops, int n)
 {
-	struct store_op *probes[WRITER_BATCH];
-	int k = 0, p = 0;
-	for (int i = 0; i < n; i++) {
-		if (ops[i]->kind == STORE_OP_PROBE)
-			probes[p++] = ops[i];
-		else
-			ops[k++] = ops[i];
+	int k = n;
+	/* From the end: ops[i+1..k) hold no probe, so a probe found at i moves
+	 * to k-1 past them (probes are rare; most groups hold none). */
+	for (int i = n - 1; i >= 0; i--) {
+		if (ops[i]->kind != STORE_OP_PROBE)
+			continue;
+		struct store_op *probe = ops[i];
+		memmove(ops + i, ops + i + 1, (size_t)(k - 1 - i) * sizeof *ops);
+		ops[--k] = probe;
 	}
-	memcpy(ops + k, probes, (size_t)p * sizeof *probes);
 	return k;
 }
 

@@ -1507,7 +1507,9 @@ static enum store_rc sqlite_deepest_queues(void *be, struct queue_info *out, int
 	 * statements stay the ones every request needs. */
 	sqlite3_stmt *s = NULL;
 	int rc = prepare(r->db, deepest_sql, &s);
-	while (s && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
 		struct queue_info *q = rest;
 		if (*n < top) {
 			q = &out[(*n)++];

@@ -98,15 +98,11 @@ static const char *prefer_value(const char *prefer, const char *name, char *out,
 int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bool *from_prefer)
 {
 	char pref[32];
+	const char *text = query ? query : prefer ? prefer_value(prefer, "wait", pref, sizeof pref) : NULL;
 	*wait_s = 0;
-	*from_prefer = false;
-	const char *text = query;
-	if (!query) {
-		text = prefer ? prefer_value(prefer, "wait", pref, sizeof pref) : NULL;
-		if (!text)
-			return 0;
-		*from_prefer = true;
-	}
+	*from_prefer = text && !query;
+	if (!text)
+		return 0;
 	char *end;
 	double v = strtod(text, &end);
 	/* strtod also takes hex, exponents, inf and nan: S is plain decimal. */

@@ -1,13 +1,8 @@
 /* The URL of an http job (its payload.url, checked by the http type at
  * submit) and a callback_url of a job or batch. */
-#include <curl/curl.h>
-
 #include "core/job.h"
 #include "core/kind.h"
 #include "tests/fuzz/fuzz.h"
-#include "workers/http.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static const struct job_kind *http_kind;
 
@@ -15,10 +10,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	char err[256];
-	struct http_options ho = {0};
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (http_engine_start(&ho, err, sizeof err) != 0 || !(http_kind = kind_find("http")))
+	fuzz_register_kinds();
+	if (!(http_kind = kind_find("http")))
 		abort();
 	return 0;
 }

@@ -305,15 +305,6 @@ cJSON *job_parse_body(const char *body, size_t len, struct problem *p)
 		problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "the request body is not valid UTF-8");
 		return NULL;
 	}
-	/* JSON allows no raw control character but tab, LF and CR (white
-	 * space); cJSON would skip the others as white space. */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)body[i];
-		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-			problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "control character 0x%02x at byte %zu; escape it", c, i);
-			return NULL;
-		}
-	}
 	size_t first = 0;
 	while (first < len && strchr(" \t\r\n", body[first]))
 		first++;

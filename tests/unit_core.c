@@ -334,6 +334,8 @@ static const struct { const char *body; size_t len; const char *what; } bad_bodi
 	{"\x01{}", 3, "control byte before the object"},
 	{"\f{}", 3, "form feed before the object"},
 	{"{\"a\":\x02 1}", 8, "control byte between tokens"},
+	{"{\"a\":\"x\x01y\"}", 11, "control byte inside a string"},
+	{"{\"payload\":\"x\x1fy\"}", 17, "control byte inside a payload string"},
 	{"{\"payload\":01}", 14, "leading zero"},
 	{"{\"payload\":1.}", 14, "no digit after the point"},
 	{"{\"payload\":-}", 13, "a lone minus"},

@@ -264,6 +264,187 @@ cJSON *job_to_json(const struct job *job)
 	return o;
 }
 
+/* ---- the reply text, written straight into a buffer ---------------------- */
+
+/* Two decimal digits at w. */
+static char *put2(char *w, int v)
+{
+	w[0] = (char)('0' + v / 10);
+	w[1] = (char)('0' + v % 10);
+	return w + 2;
+}
+
+/* clock_rfc3339's text (2026-11-21T13:05:11.042Z) without gmtime and
+ * printf: days to a civil date by the era arithmetic of proleptic
+ * Gregorian calendars. Instants outside years 1970..9999 go through
+ * clock_rfc3339 itself. */
+static void out_time(struct json_out *o, int64_t ms)
+{
+	char text[32];
+	if (ms == 0) {
+		json_out_lit(o, "null");
+		return;
+	}
+	if (ms < 0 || ms >= INT64_C(253402300800000)) {
+		clock_rfc3339(ms, text);
+		json_out_str(o, text);
+		return;
+	}
+	int64_t secs = ms / 1000, days = secs / 86400, sod = secs % 86400;
+	int64_t z = days + 719468, era = z / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	int day = (int)(doy - (153 * mp + 2) / 5 + 1);
+	int month = (int)(mp < 10 ? mp + 3 : mp - 9);
+	int year = (int)(yoe + era * 400 + (month <= 2));
+	int milli = (int)(ms % 1000);
+	char *w = text;
+	*w++ = '"';
+	w = put2(w, year / 100);
+	w = put2(w, year % 100);
+	*w++ = '-';
+	w = put2(w, month);
+	*w++ = '-';
+	w = put2(w, day);
+	*w++ = 'T';
+	w = put2(w, (int)(sod / 3600));
+	*w++ = ':';
+	w = put2(w, (int)(sod / 60 % 60));
+	*w++ = ':';
+	w = put2(w, (int)(sod % 60));
+	*w++ = '.';
+	*w++ = (char)('0' + milli / 100);
+	w = put2(w, milli % 100);
+	*w++ = 'Z';
+	*w++ = '"';
+	json_out_raw(o, text, (size_t)(w - text));
+}
+
+/* Stored JSON text as add_json_text renders it. */
+static void out_json_text(struct json_out *o, const char *text)
+{
+	if (!text)
+		json_out_lit(o, "null");
+	else if (json_valid(text))
+		json_out_raw(o, text, strlen(text));
+	else
+		json_out_str(o, text);
+}
+
+static void out_str_or_null(struct json_out *o, const char *s)
+{
+	if (s)
+		json_out_str(o, s);
+	else
+		json_out_lit(o, "null");
+}
+
+static void out_delivery(struct json_out *o, const struct delivery *d)
+{
+	if (!d->url) {
+		json_out_lit(o, "null");
+		return;
+	}
+	json_out_lit(o, "{\"url\":");
+	json_out_str(o, d->url);
+	json_out_lit(o, ",\"state\":");
+	json_out_str(o, d->state == DELIVERY_NONE ? "waiting" : delivery_names[d->state]);
+	json_out_lit(o, ",\"attempts\":");
+	json_out_num(o, d->attempts);
+	json_out_lit(o, ",\"last_status\":");
+	if (d->last_status)
+		json_out_num(o, d->last_status);
+	else
+		json_out_lit(o, "null");
+	json_out_lit(o, ",\"last_error\":");
+	out_str_or_null(o, d->last_error);
+	json_out_lit(o, "}");
+}
+
+void job_write(struct json_out *o, const struct job *job)
+{
+	json_out_lit(o, "{\"id\":");
+	json_out_str(o, job->id);
+	json_out_lit(o, ",\"type\":");
+	json_out_str(o, job->type);
+	json_out_lit(o, ",\"queue\":");
+	json_out_str(o, job->queue);
+	json_out_lit(o, ",\"priority\":");
+	json_out_num(o, job->priority);
+	json_out_lit(o, ",\"state\":");
+	json_out_str(o, job_state_name(job->state));
+	json_out_lit(o, ",\"payload\":");
+	out_json_text(o, job->payload);
+	json_out_lit(o, ",\"result\":");
+	out_json_text(o, job->result);
+	json_out_lit(o, ",\"error\":");
+	out_str_or_null(o, job->error);
+	json_out_lit(o, ",\"progress\":");
+	if (job->has_progress) {
+		json_out_lit(o, "{\"percent\":");
+		json_out_num(o, job->progress_percent);
+		json_out_lit(o, ",\"message\":");
+		json_out_str(o, job->progress_message);
+		json_out_lit(o, "}");
+	} else {
+		json_out_lit(o, "null");
+	}
+	json_out_lit(o, ",\"attempts\":");
+	json_out_num(o, job->attempts);
+	json_out_lit(o, ",\"max_attempts\":");
+	json_out_num(o, job->max_attempts);
+	json_out_lit(o, ",\"backoff_s\":");
+	json_out_num(o, job->backoff_s);
+	json_out_lit(o, ",\"max_backoff_s\":");
+	json_out_num(o, job->max_backoff_s);
+	json_out_lit(o, ",\"timeout_s\":");
+	json_out_num(o, job->timeout_s);
+	json_out_lit(o, ",\"retention_s\":");
+	json_out_num(o, job->retention_s);
+	json_out_lit(o, ",\"created_at\":");
+	out_time(o, job->created_at);
+	json_out_lit(o, ",\"run_at\":");
+	out_time(o, job->run_at);
+	json_out_lit(o, ",\"started_at\":");
+	out_time(o, job->started_at);
+	json_out_lit(o, ",\"finished_at\":");
+	out_time(o, job->finished_at);
+	json_out_lit(o, ",\"batch_id\":");
+	out_str_or_null(o, job->batch_id[0] ? job->batch_id : NULL);
+	json_out_lit(o, ",\"callback\":");
+	out_delivery(o, &job->callback);
+	if (job->has_history) {
+		json_out_lit(o, ",\"attempt_history\":[");
+		for (int i = 0; i < job->nhistory; i++) {
+			const struct job_attempt *a = &job->history[i];
+			if (i > 0)
+				json_out_lit(o, ",");
+			json_out_lit(o, "{\"attempt\":");
+			json_out_num(o, a->attempt);
+			json_out_lit(o, ",\"started_at\":");
+			out_time(o, a->started_at);
+			json_out_lit(o, ",\"finished_at\":");
+			out_time(o, a->finished_at);
+			json_out_lit(o, ",\"outcome\":");
+			json_out_str(o, attempt_outcome_name(a->outcome));
+			json_out_lit(o, ",\"error\":");
+			out_str_or_null(o, a->error);
+			json_out_lit(o, "}");
+		}
+		json_out_lit(o, "]");
+	}
+	json_out_lit(o, "}");
+}
+
+char *job_to_text(const struct job *job, size_t *len)
+{
+	struct json_out o = {.buf = NULL};
+	job_write(&o, job);
+	return json_out_take(&o, len);
+}
+
 bool utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;

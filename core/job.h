@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/json.h"
 #include "core/problem.h"
 #include "core/uuid.h"
 
@@ -158,6 +159,15 @@ void job_free(struct job *job);
 
 /* The job's API representation (every key present). NULL on OOM. */
 cJSON *job_to_json(const struct job *job);
+
+/* The same representation written as text straight into o: byte for byte
+ * what cJSON_PrintUnformatted(job_to_json(job)) prints, without building
+ * the tree (a reply on the hot path). */
+void job_write(struct json_out *o, const struct job *job);
+
+/* job_write into a new buffer: the text (the caller frees it) and its
+ * length in *len; NULL when out of memory. */
+char *job_to_text(const struct job *job, size_t *len);
 
 const char *attempt_outcome_name(enum attempt_outcome outcome);
 

@@ -5,6 +5,9 @@
 #include "core/json.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -591,4 +594,114 @@ bool json_find_nul(const char *text, const char *base, char *path, size_t cap)
 		return false;
 	cut_copy(path, cap, ps.path);
 	return true;
+}
+
+/* ---- the writer --------------------------------------------------------- */
+
+/* Room for n more bytes and the NUL; false once out of memory. */
+static bool out_room(struct json_out *o, size_t n)
+{
+	if (o->oom)
+		return false;
+	if (o->len + n + 1 <= o->cap)
+		return true;
+	size_t cap = o->cap ? o->cap : 1024;
+	while (cap < o->len + n + 1)
+		cap *= 2;
+	char *buf = realloc(o->buf, cap);
+	if (!buf) {
+		free(o->buf);
+		*o = (struct json_out){.oom = true};
+		return false;
+	}
+	o->buf = buf;
+	o->cap = cap;
+	return true;
+}
+
+void json_out_raw(struct json_out *o, const char *s, size_t n)
+{
+	if (!out_room(o, n))
+		return;
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+void json_out_str(struct json_out *o, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s);
+	if (!out_room(o, n * 6 + 2)) /* every byte escaped as \u00XX at worst */
+		return;
+	char *w = o->buf + o->len;
+	*w++ = '"';
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c >= 32 && *c != '"' && *c != '\\') {
+			*w++ = (char)*c;
+			continue;
+		}
+		*w++ = '\\';
+		switch (*c) {
+		case '"': *w++ = '"'; break;
+		case '\\': *w++ = '\\'; break;
+		case '\b': *w++ = 'b'; break;
+		case '\f': *w++ = 'f'; break;
+		case '\n': *w++ = 'n'; break;
+		case '\r': *w++ = 'r'; break;
+		case '\t': *w++ = 't'; break;
+		default:
+			memcpy(w, "u00", 3);
+			w[3] = hex[*c >> 4];
+			w[4] = hex[*c & 15];
+			w += 5;
+		}
+	}
+	*w++ = '"';
+	*w = '\0';
+	o->len = (size_t)(w - o->buf);
+}
+
+/* cJSON's test of whether a printed number read back as the same one. */
+static bool same_double(double a, double b)
+{
+	double max = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+	return fabs(a - b) <= max * DBL_EPSILON;
+}
+
+void json_out_num(struct json_out *o, double d)
+{
+	char text[32];
+	size_t n;
+	if (isnan(d) || isinf(d)) {
+		json_out_lit(o, "null");
+		return;
+	}
+	/* An integer within int's range prints the same through %1.15g (at
+	 * most 10 digits); -0 prints as -0. */
+	int i = d >= (double)INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+	if (d == (double)i && (signbit(d) != 0) == (i < 0)) {
+		char *e = text + sizeof text, *w = e;
+		unsigned u = i < 0 ? 0u - (unsigned)i : (unsigned)i;
+		do
+			*--w = (char)('0' + u % 10);
+		while (u /= 10);
+		if (i < 0)
+			*--w = '-';
+		json_out_raw(o, w, (size_t)(e - w));
+		return;
+	}
+	int k = snprintf(text, sizeof text, "%1.15g", d);
+	if (k <= 0 || (size_t)k >= sizeof text || !same_double(strtod(text, NULL), d))
+		k = snprintf(text, sizeof text, "%1.17g", d);
+	n = k > 0 && (size_t)k < sizeof text ? (size_t)k : 0;
+	json_out_raw(o, text, n);
+}
+
+char *json_out_take(struct json_out *o, size_t *len)
+{
+	char *text = o->oom ? NULL : o->buf;
+	*len = text ? o->len : 0;
+	*o = (struct json_out){.buf = NULL};
+	return text;
 }

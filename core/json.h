@@ -39,4 +39,34 @@ bool json_valid(const char *text);
  * boundary. */
 bool json_find_nul(const char *text, const char *base, char *path, size_t cap);
 
+/* A JSON writer for replies on the hot path: text appended straight into
+ * a growing buffer, byte for byte what cJSON_PrintUnformatted prints for
+ * the same values (strings escaped as cJSON escapes them, numbers as cJSON
+ * formats them), without a tree or printf for every number. Zero it to
+ * start. After a failed allocation it is marked oom and ignores what
+ * follows; json_out_take then returns NULL. */
+struct json_out {
+	char *buf;           /* NUL-terminated while not oom */
+	size_t len, cap;
+	bool oom;
+};
+
+/* Appends n bytes as they are (punctuation, keys, stored JSON text). */
+void json_out_raw(struct json_out *o, const char *s, size_t n);
+
+/* Appends a literal: json_out_lit(o, ",\"type\":"). */
+#define json_out_lit(o, s) json_out_raw((o), (s), sizeof(s) - 1)
+
+/* Appends s as a JSON string, quoted and escaped. */
+void json_out_str(struct json_out *o, const char *s);
+
+/* Appends a number as cJSON prints one: NaN and infinities as null, else
+ * %1.15g, or %1.17g when %1.15g does not read back as the same double
+ * (an integer within int's range takes a path without printf). */
+void json_out_num(struct json_out *o, double d);
+
+/* The text (the caller frees it) and its length; NULL when out of memory
+ * or nothing was written. The writer is zeroed either way. */
+char *json_out_take(struct json_out *o, size_t *len);
+
 #endif

@@ -1,29 +1,55 @@
 /* UUIDv7 generation. The counter in rand_a keeps ids monotonic within a
  * millisecond; when it overflows the timestamp is advanced by one ms, which
- * RFC 9562 section 6.2 allows. */
+ * RFC 9562 section 6.2 allows. The random bits come from the kernel's
+ * CSPRNG in blocks: each thread keeps its own block and refills it with one
+ * getrandom call per UUID_RANDOM_BLOCK bytes, not one per id. */
 #include "core/uuid.h"
 
 #include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "core/clock.h"
 
+#define UUID_RANDOM_BLOCK 512   /* 32 ids per getrandom call */
+
 static pthread_mutex_t uuid_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t uuid_last_ms;   /* guarded by uuid_mu */
 static unsigned uuid_counter;  /* guarded by uuid_mu; 12 bits */
 
+/* Per thread: random bytes not handed out yet (the tail of the block). */
+static _Thread_local struct {
+	uint8_t bytes[UUID_RANDOM_BLOCK];
+	size_t left;
+} uuid_random;
+
+/* Fills b with 16 random bytes from this thread's block, each used once
+ * and wiped from the block. */
+static void random16(uint8_t b[16])
+{
+	if (uuid_random.left < 16) {
+		ssize_t got = getrandom(uuid_random.bytes, sizeof uuid_random.bytes, 0);
+		if (got < 16) {
+			/* getrandom only fails (or comes up short) before the
+			 * kernel's pool is ready, or on a signal; the counter
+			 * below still keeps ids unique. */
+			memset(b, 0, 16);
+			return;
+		}
+		uuid_random.left = (size_t)got;
+	}
+	uuid_random.left -= 16;
+	memcpy(b, uuid_random.bytes + uuid_random.left, 16);
+	memset(uuid_random.bytes + uuid_random.left, 0, 16);
+}
+
 void uuid_v7(char out[UUID_LEN + 1])
 {
+	static const char hex[] = "0123456789abcdef";
 	uint8_t b[16];
-	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-		/* getrandom on a 16-byte buffer only fails before the kernel's
-		 * pool is ready; the counter below still keeps ids unique. */
-		memset(b, 0, sizeof b);
-	}
+	random16(b);
 	pthread_mutex_lock(&uuid_mu);
 	int64_t ms = clock_now_ms();
 	if (ms <= uuid_last_ms) {
@@ -44,10 +70,14 @@ void uuid_v7(char out[UUID_LEN + 1])
 	b[6] = (uint8_t)(0x70 | (counter >> 8));
 	b[7] = (uint8_t)(counter & 0xff);
 	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
-	snprintf(out, UUID_LEN + 1,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-	         b[10], b[11], b[12], b[13], b[14], b[15]);
+	char *w = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*w++ = '-';
+		*w++ = hex[b[i] >> 4];
+		*w++ = hex[b[i] & 15];
+	}
+	*w = '\0';
 }
 
 bool uuid_valid(const char *s)

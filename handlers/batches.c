@@ -47,14 +47,21 @@ static void batch_created(struct req *r)
 		handler_reply_unavailable(r);
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "id", br->op.batch.id);
-	cJSON_AddNumberToObject(o, "total", br->batch.njobs);
-	cJSON *ids = cJSON_AddArrayToObject(o, "job_ids");
-	for (int i = 0; i < br->batch.njobs; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateString(br->batch.jobs[i]->id));
+	/* Written straight out: 1,000 ids are 3,000 allocations as a tree. */
+	struct json_out o = {.buf = NULL};
+	json_out_lit(&o, "{\"id\":");
+	json_out_str(&o, br->op.batch.id);
+	json_out_lit(&o, ",\"total\":");
+	json_out_num(&o, br->batch.njobs);
+	json_out_lit(&o, ",\"job_ids\":[");
+	for (int i = 0; i < br->batch.njobs; i++) {
+		if (i > 0)
+			json_out_lit(&o, ",");
+		json_out_str(&o, br->batch.jobs[i]->id);
+	}
+	json_out_lit(&o, "]}");
 	reply_header(r, "Location", "/v1/batches/%s", br->op.batch.id);
-	reply_json(r, 201, o);
+	handler_reply_out(r, 201, &o);
 }
 
 void batches_create(struct req *r)

@@ -17,6 +17,16 @@ void handler_reply_unavailable(struct req *r)
 	reply_error(r, PROBLEM_STORAGE_UNAVAILABLE, NULL, "the database could not be read or written; try again");
 }
 
+void handler_reply_out(struct req *r, int status, struct json_out *o)
+{
+	size_t len;
+	char *text = json_out_take(o, &len);
+	if (text)
+		reply_text(r, status, "application/json", text, len);
+	else
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+}
+
 /* Writer thread: the op is committed (or failed); wake the request. */
 static void resume_on_commit(struct store_op *op)
 {

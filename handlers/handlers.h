@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "core/hub.h"
+#include "core/json.h"
 #include "server/req.h"
 #include "store/store.h"
 
@@ -15,6 +16,10 @@
 void handler_reply_unavailable(struct req *r);
 
 #define HANDLER_WAIT_MAX_S 60.0
+
+/* Replies status with the JSON text written into o (taken; the writer is
+ * zeroed), or 500 when writing it ran out of memory. */
+void handler_reply_out(struct req *r, int status, struct json_out *o);
 
 /* A zeroed request context of size bytes, freed with the request by
  * ctx_free; NULL after replying 500. */

@@ -55,11 +55,19 @@ static struct job_req *job_req_new(struct req *r)
 	return jr;
 }
 
+/* The job's representation, written straight into the reply. */
+static void reply_job_text(struct req *r, int status, const struct job *job)
+{
+	struct json_out o = {.buf = NULL};
+	job_write(&o, job);
+	handler_reply_out(r, status, &o);
+}
+
 static void reply_job(struct req *r, int status, struct job *job)
 {
 	if (job->state == JOB_RUNNING)
 		run_table_progress(r->app->runs, job->id, job);
-	reply_json(r, status, job_to_json(job));
+	reply_job_text(r, status, job);
 }
 
 /* Reads job id into *out, or replies 404/503 and returns -1. */
@@ -89,7 +97,7 @@ static void create_done(struct req *r)
 	}
 	reply_header(r, "Location", "/v1/jobs/%s", jr->job->id);
 	if (!jr->op.submit.replayed) {
-		reply_json(r, 201, job_to_json(jr->job));
+		reply_job_text(r, 201, jr->job);
 		return;
 	}
 	/* The same request again: the job it made, as it is now. */
@@ -234,10 +242,7 @@ static void get_resumed(struct req *r)
 			job_free(job);
 			return;
 		}
-		cJSON *json = job_to_json(job);
-		body = json ? cJSON_PrintUnformatted(json) : NULL;
-		cJSON_Delete(json);
-		len = body ? strlen(body) : 0;
+		body = job_to_text(job, &len);
 		if (body)
 			burst_keep(job->id, read_us, body, len);
 		job_free(job);
@@ -350,23 +355,27 @@ void jobs_list(struct req *r)
 		handler_reply_unavailable(r);
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON *arr = cJSON_AddArrayToObject(o, "jobs");
+	struct json_out o = {.buf = NULL};
+	json_out_lit(&o, "{\"jobs\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i]->state == JOB_RUNNING)
 			run_table_progress(r->app->runs, jobs[i]->id, jobs[i]);
-		cJSON_AddItemToArray(arr, job_to_json(jobs[i]));
+		if (i > 0)
+			json_out_lit(&o, ",");
+		job_write(&o, jobs[i]);
 		job_free(jobs[i]);
 	}
 	free(jobs);
+	json_out_lit(&o, "],\"next_cursor\":");
 	if (next > 0) {
 		char cursor[32];
 		snprintf(cursor, sizeof cursor, "%lld", (long long)next);
-		cJSON_AddStringToObject(o, "next_cursor", cursor);
+		json_out_str(&o, cursor);
 	} else {
-		cJSON_AddNullToObject(o, "next_cursor");
+		json_out_lit(&o, "null");
 	}
-	reply_json(r, 200, o);
+	json_out_lit(&o, "}");
+	handler_reply_out(r, 200, &o);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel --------------------------------------- */

@@ -217,6 +217,7 @@ static void install_log(void)
 {
 	if (sqlite3_config(SQLITE_CONFIG_LOG, sqlite_log, NULL) != SQLITE_OK)
 		log_warn("SQLite was initialised before the store: damage met at run time goes unnoticed");
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* no global allocation counts: a mutex per malloc */
 }
 
 /* Moves what this thread met to st, logging the first time. */

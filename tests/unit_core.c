@@ -1142,6 +1142,102 @@ START_TEST(job_to_json_finished_job_renders_json_text_progress_and_times)
 }
 END_TEST
 
+/* job_write must print exactly what cJSON prints for job_to_json: the
+ * replies on the hot path are written straight, the rest still as a tree. */
+static void assert_text_matches_tree(const struct job *job)
+{
+	cJSON *tree = job_to_json(job);
+	char *want = tree ? cJSON_PrintUnformatted(tree) : NULL;
+	cJSON_Delete(tree);
+	size_t len = 0;
+	char *got = job_to_text(job, &len);
+	ck_assert_ptr_nonnull(want);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(len, strlen(want));
+	free(want);
+	free(got);
+}
+
+START_TEST(job_to_text_prints_the_bytes_cjson_prints)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	snprintf(job->id, sizeof job->id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b");
+	snprintf(job->type, sizeof job->type, "echo");
+	snprintf(job->queue, sizeof job->queue, "default");
+	assert_text_matches_tree(job); /* every null */
+	job->priority = -1000000;
+	job->state = JOB_FAILED;
+	job->payload = strdup("{\"a\":[1.50,-0,1e400,\"\\u0000\"],\"b\":{}}");
+	job->result = strdup("not json {");        /* a damaged row: a string */
+	job->error = strdup("tab\there \"quoted\" back\\slash \x01\x1f\x7f caf\xc3\xa9 /\b\f\n\r");
+	job->has_progress = true;
+	job->progress_percent = 33.333333333333336;
+	snprintf(job->progress_message, sizeof job->progress_message, "line\nbreak");
+	job->attempts = 3;
+	job->max_attempts = 100;
+	job->backoff_s = 0.1;
+	job->max_backoff_s = 604800;
+	job->timeout_s = 1e-7;
+	job->retention_s = 315360000;
+	job->created_at = 1;
+	job->run_at = 951782400000;       /* 2000-02-29 */
+	job->started_at = 4102444799999;  /* 2099-12-31T23:59:59.999Z */
+	job->finished_at = 253402300799999;
+	snprintf(job->batch_id, sizeof job->batch_id, "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2c");
+	job->callback.url = strdup("http://127.0.0.1:9/hook?a=\"b\"");
+	assert_text_matches_tree(job);
+	job->callback.state = DELIVERY_FAILED;
+	job->callback.attempts = 7;
+	job->callback.last_status = 503;
+	job->callback.last_error = strdup("HTTP 503");
+	job->has_history = true;
+	job->history = calloc(2, sizeof *job->history);
+	ck_assert_ptr_nonnull(job->history);
+	job->nhistory = 2;
+	job->history[0] = (struct job_attempt){.attempt = 1, .started_at = 1700000000123,
+	                                       .finished_at = 1700000001000, .outcome = ATTEMPT_TIMEOUT};
+	job->history[1] = (struct job_attempt){.attempt = 2, .started_at = 1700000002000,
+	                                       .outcome = ATTEMPT_INTERRUPTED, .error = strdup("x\ty")};
+	assert_text_matches_tree(job);
+	job->nhistory = 0;
+	assert_text_matches_tree(job);     /* an empty history is [] */
+	/* Numbers: every way cJSON can print one. */
+	static const double numbers[] = {
+		0, -0.0, 1, -1, 2147483647.0, -2147483648.0, 2147483648.0, -2147483649.0, 1e15, 1e16,
+		1e17, 1e300, -1e-300, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 5e-324, 1.7976931348623157e308,
+		123456.789, 86400.5, 0.000001, 1234567890123456789.0, 9007199254740993.0,
+	};
+	for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+		job->backoff_s = numbers[i];
+		job->progress_percent = -numbers[i];
+		assert_text_matches_tree(job);
+	}
+	job->timeout_s = NAN;
+	job->retention_s = INFINITY;
+	assert_text_matches_tree(job);
+	job_free(job);
+}
+END_TEST
+
+START_TEST(job_to_text_times_match_clock_rfc3339)
+{
+	struct job *job = job_new();
+	ck_assert_ptr_nonnull(job);
+	uint64_t x = 88172645463325252u;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* any instant from 1970 to past 9999, and some before 1970 */
+		job->created_at = (int64_t)(x % 260000000000000u) - (i % 10 == 0 ? 100000000000 : 0);
+		job->run_at = job->created_at - (job->created_at % 86400000); /* midnights */
+		job->started_at = (int64_t)(x >> 40) + 1;
+		assert_text_matches_tree(job);
+	}
+	job_free(job);
+}
+END_TEST
+
 START_TEST(job_to_json_shows_damaged_payload_as_string)
 {
 	struct job *job = job_new();
@@ -3263,6 +3359,8 @@ Suite *core_suite(void)
 	tcase_add_test(tc, job_to_json_new_job_has_every_key_with_nulls);
 	tcase_add_test(tc, job_to_json_finished_job_renders_json_text_progress_and_times);
 	tcase_add_test(tc, job_to_json_shows_damaged_payload_as_string);
+	tcase_add_test(tc, job_to_text_prints_the_bytes_cjson_prints);
+	tcase_add_test(tc, job_to_text_times_match_clock_rfc3339);
 	tcase_add_test(tc, job_to_json_has_new_keys_and_scheduled_state);
 	tcase_add_test(tc, job_to_json_renders_attempt_history);
 	tcase_add_test(tc, attempt_outcome_names_round_trip);

@@ -167,18 +167,18 @@ static void get_reply(struct req *r, struct job *job)
 }
 
 /* Answers for a burst of long-polls. When a job ends every waiter on it
- * wakes at once, and each used to read the job with its history and render
- * it: 10,000 reads of one row. Now the first one resumed keeps the text it
- * rendered of a finished job, with the time its read began; a waiter woken
- * before that time takes the text as is. Its answer is then the job as it
- * was after it woke, as if it had read it itself. */
+ * wakes at once; each used to read the job with its history, render it and
+ * hash it for its ETag: 10,000 reads, renders and hashes of one row. Now
+ * the first one resumed keeps the reply it made of a finished job (text
+ * and ETag, shared by reference), with the time its read began; a waiter
+ * woken before that time sends those same bytes. Its answer is then the
+ * job as it was after it woke, as if it had read it itself. */
 #define BURST_SLOTS 64
 
 struct burst {
 	char id[UUID_LEN + 1];
 	int64_t read_us;         /* clock_mono_us() before the read */
-	char *body;
-	size_t len;
+	struct req_shared *reply;
 };
 
 static struct {
@@ -194,45 +194,39 @@ static struct burst *burst_slot(const char *id)
 	return &bursts.slot[h % BURST_SLOTS];
 }
 
-/* A copy of the text kept for job id if it was read after woke_us. */
-static char *burst_take(const char *id, int64_t woke_us, size_t *len)
+/* A reference to the reply kept for job id if it was read after woke_us. */
+static struct req_shared *burst_take(const char *id, int64_t woke_us)
 {
-	char *body = NULL;
+	struct req_shared *reply = NULL;
 	pthread_mutex_lock(&bursts.mu);
 	struct burst *b = burst_slot(id);
-	if (b->body && b->read_us >= woke_us && strcmp(b->id, id) == 0 && (body = malloc(b->len)))
-		memcpy(body, b->body, *len = b->len);
+	if (b->reply && b->read_us >= woke_us && strcmp(b->id, id) == 0)
+		reply = req_shared_ref(b->reply);
 	pthread_mutex_unlock(&bursts.mu);
-	return body;
+	return reply;
 }
 
-static void burst_keep(const char *id, int64_t read_us, const char *body, size_t len)
+static void burst_keep(const char *id, int64_t read_us, struct req_shared *reply)
 {
-	char *copy = malloc(len);
-	if (!copy)
-		return;
-	memcpy(copy, body, len);
+	struct req_shared *old = NULL;
 	pthread_mutex_lock(&bursts.mu);
 	struct burst *b = burst_slot(id);
-	if (b->read_us > read_us && b->body) {
-		free(copy); /* a later read is kept already */
-	} else {
-		free(b->body);
+	if (!b->reply || b->read_us <= read_us) { /* else a later read is kept already */
+		old = b->reply;
 		snprintf(b->id, sizeof b->id, "%s", id);
 		b->read_us = read_us;
-		b->body = copy;
-		b->len = len;
+		b->reply = req_shared_ref(reply);
 	}
 	pthread_mutex_unlock(&bursts.mu);
+	req_shared_put(old);
 }
 
 static void get_resumed(struct req *r)
 {
 	struct job_req *jr = r->ctx;
 	hub_disarm(jr->hub, &jr->waiter);
-	size_t len = 0;
-	char *body = r->param ? burst_take(r->param, jr->waiter.woke_us, &len) : NULL;
-	if (!body) {
+	struct req_shared *reply = r->param ? burst_take(r->param, jr->waiter.woke_us) : NULL;
+	if (!reply) {
 		int64_t read_us = clock_mono_us();
 		struct job *job = NULL;
 		if (load_job(r, r->param, &job) != 0)
@@ -242,18 +236,20 @@ static void get_resumed(struct req *r)
 			job_free(job);
 			return;
 		}
-		body = job_to_text(job, &len);
-		if (body)
-			burst_keep(job->id, read_us, body, len);
+		size_t len = 0;
+		char *body = job_to_text(job, &len);
+		reply = body ? req_shared_new(body, len) : NULL;
+		if (reply)
+			burst_keep(job->id, read_us, reply);
 		job_free(job);
-		if (!body) {
+		if (!reply) {
 			reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
 			return;
 		}
 	}
 	if (jr->prefer_wait)
 		reply_header(r, "Preference-Applied", "wait=%g", jr->wait_s);
-	reply_text(r, 200, "application/json", body, len);
+	reply_shared(r, 200, "application/json", reply);
 }
 
 /* For handler_wait: has job id ended (or become unreadable)? */

@@ -183,6 +183,7 @@ struct exchange {
 	char request_id[REQUEST_ID_MAX + 1];
 	const char *origin;     /* the request's Origin when CORS allows it */
 	char etag[ETAG_HEX + 3];  /* "" or the quoted ETag of the reply */
+	struct req_shared *shared; /* the reply's body when it is shared, or NULL */
 	struct timespec started;
 	uint64_t bytes;         /* body bytes handed to libmicrohttpd */
 	double began;           /* metrics_clock() at the first call */
@@ -191,6 +192,51 @@ struct exchange {
 	bool handled;           /* the route's handler has been called */
 	bool sent;              /* a response is queued */
 };
+
+/* ---- shared reply bodies ---------------------------------------------- */
+
+struct req_shared {
+	atomic_int refs;
+	char *body;
+	size_t len;
+	char etag[ETAG_HEX + 3];  /* quoted */
+};
+
+struct req_shared *req_shared_new(char *body, size_t len)
+{
+	struct req_shared *s = malloc(sizeof *s);
+	if (!s) {
+		free(body);
+		return NULL;
+	}
+	atomic_init(&s->refs, 1);
+	s->body = body;
+	s->len = len;
+	char hex[DIGEST_HEX_LEN + 1];
+	digest_sha256_hex(body, len, hex);
+	snprintf(s->etag, sizeof s->etag, "\"%.*s\"", ETAG_HEX, hex);
+	return s;
+}
+
+struct req_shared *req_shared_ref(struct req_shared *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void req_shared_put(struct req_shared *s)
+{
+	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	free(s->body);
+	free(s);
+}
+
+/* libmicrohttpd's free callback of a response made from a shared body. */
+static void shared_sent(void *cls)
+{
+	req_shared_put(cls);
+}
 
 /* ---- routing -------------------------------------------------------- */
 
@@ -787,9 +833,13 @@ static void etag_apply(struct exchange *x)
 	struct req *r = &x->req;
 	if (!x->route || !x->route->etag || r->status != 200 || r->stream_fill || !r->reply_body)
 		return;
-	char hex[DIGEST_HEX_LEN + 1];
-	digest_sha256_hex(r->reply_body, r->reply_len, hex);
-	snprintf(x->etag, sizeof x->etag, "\"%.*s\"", ETAG_HEX, hex);
+	if (x->shared) {
+		memcpy(x->etag, x->shared->etag, sizeof x->etag); /* hashed once for every sharer */
+	} else {
+		char hex[DIGEST_HEX_LEN + 1];
+		digest_sha256_hex(r->reply_body, r->reply_len, hex);
+		snprintf(x->etag, sizeof x->etag, "\"%.*s\"", ETAG_HEX, hex);
+	}
 	if (http_etag_listed(req_header(r, "If-None-Match"), x->etag))
 		reply_set(r, 304, NULL, (char *)"", 0, true);
 }
@@ -818,6 +868,9 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 	etag_apply(x);
 	if (r->stream_fill)
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, x, NULL);
+	else if (x->shared)
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(r->reply_len, r->reply_body,
+		                                                              shared_sent, x->shared);
 	else if (r->reply_static)
 		resp = MHD_create_response_from_buffer(r->reply_len, r->reply_body, MHD_RESPMEM_PERSISTENT);
 	else
@@ -825,6 +878,7 @@ static enum MHD_Result send_reply(struct exchange *x, struct MHD_Connection *c)
 	if (!resp)
 		return MHD_NO;
 	r->reply_body = NULL; /* the response owns it now */
+	x->shared = NULL;     /* and the reference to a shared body */
 	x->bytes = r->stream_fill ? 0 : r->reply_len;
 	add_common_headers(x, resp);
 	if (r->content_type)
@@ -1023,6 +1077,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		x->req.ctx_free(x->req.ctx);
 	if (!x->req.reply_static)
 		free(x->req.reply_body);
+	req_shared_put(x->shared);
 	for (int i = 0; i < x->req.nheaders; i++) {
 		free(x->req.headers[i].name);
 		free(x->req.headers[i].value);
@@ -1047,6 +1102,9 @@ const char *req_query(struct req *r, const char *name)
 
 static void reply_set(struct req *r, int status, const char *ctype, char *body, size_t len, bool is_static)
 {
+	struct exchange *x = (struct exchange *)r;
+	req_shared_put(x->shared);
+	x->shared = NULL;
 	if (!r->reply_static)
 		free(r->reply_body);
 	r->replied = true;
@@ -1110,6 +1168,12 @@ void reply_static(struct req *r, int status, const char *content_type, const cha
 void reply_text(struct req *r, int status, const char *content_type, char *body, size_t len)
 {
 	reply_set(r, status, content_type, body, len, false);
+}
+
+void reply_shared(struct req *r, int status, const char *content_type, struct req_shared *s)
+{
+	reply_set(r, status, content_type, s->body, s->len, true);
+	((struct exchange *)r)->shared = s;
 }
 
 unsigned req_connections(struct req *r)

@@ -84,6 +84,24 @@ void reply_static(struct req *r, int status, const char *content_type,
 /* Replies with a malloc'd body (taken, freed with the request). */
 void reply_text(struct req *r, int status, const char *content_type, char *body, size_t len);
 
+/* A reply body shared by many requests (every long-poll woken by one job's
+ * end): the text and its ETag are made once, and each reply sends the same
+ * bytes, holding a reference until libmicrohttpd has sent them. */
+struct req_shared;
+
+/* Takes body (malloc'd, len bytes) and hashes it for the ETag; NULL when
+ * out of memory (body is freed then). The caller holds one reference. */
+struct req_shared *req_shared_new(char *body, size_t len);
+
+/* Another reference to s. */
+struct req_shared *req_shared_ref(struct req_shared *s);
+
+/* Drops a reference; the last frees s. NULL is a no-op. Any thread. */
+void req_shared_put(struct req_shared *s);
+
+/* Replies with s's bytes and its ETag (takes the caller's reference). */
+void reply_shared(struct req *r, int status, const char *content_type, struct req_shared *s);
+
 /* Connections the HTTP server has open now. */
 unsigned req_connections(struct req *r);
 

@@ -362,6 +362,129 @@ START_TEST(jobs_wait_wakes_when_short_sleep_completes)
 }
 END_TEST
 
+/* One waiter of many: what libcurl received for it. */
+struct waiter_buf {
+	char body[8192];
+	size_t body_len;
+	char etag[80];
+	char request_id[80];
+	int applied;            /* a Preference-Applied header came back */
+};
+
+static size_t waiter_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct waiter_buf *w = arg;
+	size_t len = size * n;
+	if (w->body_len + len < sizeof w->body) {
+		memcpy(w->body + w->body_len, p, len);
+		w->body_len += len;
+		w->body[w->body_len] = '\0';
+	}
+	return len;
+}
+
+/* Copies the value of "Name: value" into out when line is that header. */
+static void header_value(const char *line, size_t len, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	if (len <= n + 1 || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return;
+	line += n + 1, len -= n + 1;
+	while (len > 0 && (*line == ' ' || *line == '\t'))
+		line++, len--;
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+		len--;
+	snprintf(out, cap, "%.*s", (int)len, line);
+}
+
+static size_t waiter_header(char *p, size_t size, size_t n, void *arg)
+{
+	struct waiter_buf *w = arg;
+	char applied[80] = "";
+	header_value(p, size * n, "ETag", w->etag, sizeof w->etag);
+	header_value(p, size * n, "X-Request-Id", w->request_id, sizeof w->request_id);
+	header_value(p, size * n, "Preference-Applied", applied, sizeof applied);
+	w->applied |= applied[0] != '\0';
+	return size * n;
+}
+
+#define NWAITERS 48
+
+/* Every long-poll woken by one job's end sends the same bytes and the same
+ * ETag (one reply made and hashed for the burst), while what belongs to each
+ * request stays its own: the request id and Preference-Applied. */
+START_TEST(jobs_wait_many_waiters_get_identical_body_and_etag)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[160], url[256], inm[128];
+	static struct waiter_buf w[NWAITERS];
+	CURL *e[NWAITERS];
+	struct curl_slist *prefer = curl_slist_append(NULL, "Prefer: wait=30");
+	CURLM *m = curl_multi_init();
+	int running = 1;
+	char *id;
+
+	harness_start(&d, NULL);
+	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":1}}");
+	for (int i = 0; i < NWAITERS; i++) {
+		memset(&w[i], 0, sizeof w[i]);
+		/* half ask with ?wait, half with Prefer: wait */
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/jobs/%s%s", d.port, id, i % 2 ? "" : "?wait=30");
+		e[i] = curl_easy_init();
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, waiter_body);
+		curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &w[i]);
+		curl_easy_setopt(e[i], CURLOPT_HEADERFUNCTION, waiter_header);
+		curl_easy_setopt(e[i], CURLOPT_HEADERDATA, &w[i]);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT, 60L);
+		if (i % 2)
+			curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, prefer);
+		curl_multi_add_handle(m, e[i]);
+	}
+	for (int rounds = 0; running && rounds < 60000; rounds++) {
+		ck_assert_int_eq(curl_multi_perform(m, &running), CURLM_OK);
+		if (running)
+			curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	ck_assert_msg(!running, "the waiters were not all answered");
+	for (int i = 0; i < NWAITERS; i++) {
+		long status = 0;
+		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status);
+		ck_assert_msg(status == 200, "waiter %d: status %ld", i, status);
+		ck_assert_msg(strstr(w[i].body, "\"state\":\"succeeded\"") != NULL, "waiter %d: %s", i, w[i].body);
+		ck_assert_msg(strcmp(w[i].body, w[0].body) == 0, "waiter %d got %s, waiter 0 %s", i, w[i].body, w[0].body);
+		ck_assert_msg(strlen(w[i].etag) == 34 && strcmp(w[i].etag, w[0].etag) == 0,
+			      "waiter %d ETag '%s', waiter 0 '%s'", i, w[i].etag, w[0].etag);
+		ck_assert_msg(w[i].applied == (i % 2), "waiter %d: Preference-Applied %s", i,
+			      w[i].applied ? "sent" : "missing");
+		ck_assert_msg(is_uuidv7(w[i].request_id), "waiter %d: X-Request-Id '%s'", i, w[i].request_id);
+		for (int k = 0; k < i; k++)
+			ck_assert_msg(strcmp(w[i].request_id, w[k].request_id) != 0,
+				      "waiters %d and %d share request id %s", k, i, w[i].request_id);
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+	}
+	curl_multi_cleanup(m);
+	curl_slist_free_all(prefer);
+	/* A plain read renders the job anew: the same bytes, the same ETag,
+	 * and that ETag revalidates. */
+	snprintf(path, sizeof path, "/v1/jobs/%s", id);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(r.body_len == w[0].body_len && memcmp(r.body, w[0].body, r.body_len) == 0,
+		      "a plain GET answered %s, the waiters %s", r.body, w[0].body);
+	ck_assert(harness_header(&r, "ETag", inm, sizeof inm) && strcmp(inm, w[0].etag) == 0);
+	harness_resp_free(&r);
+	snprintf(inm, sizeof inm, "If-None-Match: %s", w[0].etag);
+	harness_request(&d, "GET", path, NULL, NULL, inm, &r);
+	assert_status(&r, 304);
+	harness_resp_free(&r);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
 START_TEST(jobs_wait_expires_with_running_state_and_progress)
 {
 	struct jobqd d;
@@ -1427,6 +1550,7 @@ static Suite *api_suite(void)
 	tcase_add_test(tc, jobs_submit_accepts_charset_and_boundary_values);
 	tcase_add_test(tc, jobs_get_with_prefer_wait_header_applies_preference);
 	tcase_add_test(tc, jobs_wait_wakes_when_short_sleep_completes);
+	tcase_add_test(tc, jobs_wait_many_waiters_get_identical_body_and_etag);
 	tcase_add_test(tc, jobs_wait_expires_with_running_state_and_progress);
 	tcase_add_test(tc, jobs_get_wait_accepts_zero_fraction_and_clamps_large);
 	tcase_add_test(tc, jobs_fail_job_reports_its_message);

@@ -3,6 +3,13 @@
  * last of them was answered. Raw non-blocking sockets and epoll, so one
  * process holds every connection. Loopback only.
  *
+ * The client shares the machine's cores with jobqd, so what it does per
+ * answer is kept to one read: each socket is watched once (EPOLLONESHOT, no
+ * EPOLL_CTL_DEL) and closed only after the last answer, so the burst times
+ * jobqd's answers and not the teardown of 10,000 connections on both
+ * sides (WAITERS_CLOSE_EACH=1 closes each one as it is answered, as this
+ * client did before).
+ *
  *   waiters PORT JOB_ID N JOBQD_PID
  * The job must still be running for a while (e.g. a sleep of a few s). */
 #include <arpa/inet.h>
@@ -46,6 +53,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int port = atoi(argv[1]), n = atoi(argv[3]);
+	const char *close_each = getenv("WAITERS_CLOSE_EACH");
+	int oneshot = !(close_each && strcmp(close_each, "1") == 0);
 	const char *id = argv[2], *pid = argv[4];
 	struct rlimit rl;
 	getrlimit(RLIMIT_NOFILE, &rl);
@@ -68,7 +77,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		fcntl(fds[i], F_SETFL, O_NONBLOCK);
-		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+		struct epoll_event ev = {.events = EPOLLIN | (oneshot ? EPOLLONESHOT : 0u), .data.u32 = (uint32_t)i};
 		epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
 		connected++;
 	}
@@ -92,11 +101,15 @@ int main(int argc, char **argv)
 				ok += strstr(buf, "\"state\":\"succeeded\"") != NULL;
 				last = now_s();
 			}
-			epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-			close(fds[i]);
+			if (!oneshot) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+				close(fds[i]);
+			}
 			answered++;
 		}
 	}
+	for (int i = 0; oneshot && i < connected; i++)
+		close(fds[i]);
 	printf("{\"waiters\":%d,\"answered\":%d,\"succeeded\":%d,\"rss_before_kb\":%ld,"
 	       "\"rss_waiting_kb\":%ld,\"kb_per_waiter\":%.2f,\"last_answer_unix\":%.3f}\n",
 	       connected, answered, ok, before, during,

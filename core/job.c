@@ -517,8 +517,8 @@ static int check_keys(const cJSON *body, struct problem *p)
 	const cJSON *item;
 	cJSON_ArrayForEach(item, body) {
 		bool known = false;
-		for (size_t i = 0; i < sizeof submission_keys / sizeof *submission_keys; i++)
-			known |= strcmp(item->string, submission_keys[i]) == 0;
+		for (size_t i = 0; i < sizeof submission_keys / sizeof *submission_keys && !known; i++)
+			known = strcmp(item->string, submission_keys[i]) == 0;
 		if (!known)
 			return problem_set(p, PROBLEM_INVALID_FIELD, item->string,
 			                   "unknown field \"%.60s\"; see POST /v1/jobs in openapi.yaml for the fields of a job", item->string);
@@ -624,6 +624,14 @@ fail:
 	return -1;
 }
 
+/* Copies a name into a JOB_NAME_MAX + 1 field, cut to fit. */
+static void copy_name(char dst[JOB_NAME_MAX + 1], const char *src)
+{
+	size_t n = strnlen(src, JOB_NAME_MAX);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 int job_from_submission(const cJSON *body, const struct job_defaults *d,
                         struct job **out, struct problem *p)
 {
@@ -679,8 +687,9 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
 	}
 	uuid_v7(job->id);
-	snprintf(job->type, sizeof job->type, "%s", kind->name);
-	snprintf(job->queue, sizeof job->queue, "%s", queue ? queue->valuestring : "default");
+	/* Both fit: a kind's name and a valid queue name are at most JOB_NAME_MAX. */
+	copy_name(job->type, kind->name);
+	copy_name(job->queue, queue ? queue->valuestring : "default");
 	job->priority = (int)prio;
 	job->max_attempts = shape.max_attempts;
 	job->backoff_s = shape.backoff_s;

@@ -67,20 +67,39 @@ static int field_error(struct parser *ps, const char *fmt, ...)
 	return -1;
 }
 
-/* Appends a step to the path; returns the length to restore with pop. A
- * path that no longer fits stays cut where it was. */
-__attribute__((format(printf, 2, 3)))
-static size_t push(struct parser *ps, const char *fmt, ...)
+/* Appends n bytes of s to the path, cut where it no longer fits. */
+static void path_add(struct parser *ps, const char *s, size_t n)
+{
+	size_t room = PATH_CAP - 1 - ps->plen;
+	if (n > room)
+		n = room;
+	memcpy(ps->path + ps->plen, s, n);
+	ps->plen += n;
+	ps->path[ps->plen] = '\0';
+}
+
+/* Appends a step (a then b) to the path; returns the length to restore
+ * with pop. A path that no longer fits stays cut where it was. Every
+ * member of a request body passes here: no printf. */
+static size_t push(struct parser *ps, const char *a, size_t an, const char *b, size_t bn)
 {
 	size_t saved = ps->plen;
 	if (!ps->track || ps->plen >= PATH_CAP - 1)
 		return saved;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(ps->path + ps->plen, PATH_CAP - ps->plen, fmt, ap);
-	va_end(ap);
-	ps->plen = n < 0 || (size_t)n >= PATH_CAP - ps->plen ? PATH_CAP - 1 : ps->plen + (size_t)n;
+	path_add(ps, a, an);
+	path_add(ps, b, bn);
 	return saved;
+}
+
+static size_t push_index(struct parser *ps, int i)
+{
+	char text[16], *e = text + sizeof text, *w = e;
+	*--w = ']';
+	unsigned u = (unsigned)i;
+	do
+		*--w = (char)('0' + u % 10);
+	while (u /= 10);
+	return push(ps, "[", 1, w, (size_t)(e - w));
 }
 
 static void pop(struct parser *ps, size_t saved)
@@ -91,7 +110,7 @@ static void pop(struct parser *ps, size_t saved)
 
 static size_t push_key(struct parser *ps, const char *key)
 {
-	return push(ps, "%s%s", ps->plen ? "." : "", key);
+	return push(ps, ".", ps->plen ? 1 : 0, key, strlen(key));
 }
 
 /* ---- tokens ------------------------------------------------------------ */
@@ -340,13 +359,24 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Refuses a key seen twice among obj's members (sorted, so a large object
- * costs n log n). */
+/* Refuses a key seen twice among obj's members: pair by pair in a small
+ * object (a job has at most a dozen), sorted in a large one (n log n). */
 static int check_duplicates(struct parser *ps, const cJSON *obj)
 {
 	int n = cJSON_GetArraySize(obj);
 	if (n < 2)
 		return 0;
+	if (n <= 16) {
+		const char *first = NULL; /* the least key given twice, as sorting finds it */
+		for (const cJSON *a = obj->child->next; a; a = a->next)
+			for (const cJSON *b = obj->child; b != a; b = b->next)
+				if (strcmp(a->string, b->string) == 0 && (!first || strcmp(a->string, first) < 0))
+					first = a->string;
+		if (!first)
+			return 0;
+		push_key(ps, first);
+		return field_error(ps, "%s is given twice; send each field once", ps->path);
+	}
 	const char **keys = malloc((size_t)n * sizeof *keys);
 	if (!keys)
 		return oom(ps);
@@ -405,10 +435,15 @@ static int parse_object(struct parser *ps, bool build, cJSON **out)
 		int rc = build && strcmp(key, "payload") == 0 ? parse_payload(ps, &item) : parse_value(ps, build, &item);
 		if (rc != 0)
 			goto fail;
-		if (build && !cJSON_AddItemToObject(obj, key, item)) {
-			cJSON_Delete(item);
-			oom(ps);
-			goto fail;
+		if (build) {
+			if (!item) {
+				oom(ps);
+				goto fail;
+			}
+			/* The member takes the decoded key as is: no copy. */
+			item->string = key;
+			key = NULL;
+			cJSON_AddItemToArray(obj, item);
 		}
 		pop(ps, saved);
 		free(key);
@@ -449,7 +484,7 @@ static int parse_array(struct parser *ps, bool build, cJSON **out)
 		goto done;
 	}
 	for (int i = 0;; i++) {
-		size_t saved = push(ps, "[%d]", i);
+		size_t saved = push_index(ps, i);
 		cJSON *item = NULL;
 		if (parse_value(ps, build, &item) != 0)
 			goto fail;

@@ -115,6 +115,44 @@ START_TEST(uuid_v7_ids_strictly_increase)
 }
 END_TEST
 
+/* Random tails (the last 62 bits, after the variant) made by threads
+ * that each draw from their own block. */
+enum { TAIL_THREADS = 4, TAILS_EACH = 600 };
+static char uuid_tails[TAIL_THREADS * TAILS_EACH][17];
+
+static void *make_tails(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	for (int i = 0; i < TAILS_EACH; i++) {
+		char id[UUID_LEN + 1];
+		uuid_v7(id);
+		memcpy(uuid_tails[t * TAILS_EACH + i], id + 19, 4);
+		memcpy(uuid_tails[t * TAILS_EACH + i] + 4, id + 24, 13);
+	}
+	return NULL;
+}
+
+static int cmp_tail(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+START_TEST(uuid_v7_random_bits_never_repeat_across_threads)
+{
+	pthread_t th[TAIL_THREADS];
+	for (int t = 0; t < TAIL_THREADS; t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, make_tails, (void *)(intptr_t)t), 0);
+	for (int t = 0; t < TAIL_THREADS; t++)
+		pthread_join(th[t], NULL);
+	size_t n = TAIL_THREADS * TAILS_EACH;
+	qsort(uuid_tails, n, sizeof uuid_tails[0], cmp_tail);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_msg(strcmp(uuid_tails[i - 1], uuid_tails[i]) != 0, "random bits %s drawn twice", uuid_tails[i]);
+	/* and they are not all zero: the kernel filled them */
+	ck_assert_str_ne(uuid_tails[n - 1], "0000000000000000");
+}
+END_TEST
+
 START_TEST(uuid_valid_accepts_canonical_forms)
 {
 	ck_assert(uuid_valid("0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b"));
@@ -3318,6 +3356,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, uuid_v7_has_canonical_v7_format);
 	tcase_add_test(tc, uuid_v7_timestamp_is_current_unix_ms);
 	tcase_add_test(tc, uuid_v7_ids_strictly_increase);
+	tcase_add_test(tc, uuid_v7_random_bits_never_repeat_across_threads);
 	tcase_add_test(tc, uuid_valid_accepts_canonical_forms);
 	tcase_add_loop_test(tc, uuid_valid_rejects_malformed, 0, NELEMS(bad_uuids));
 

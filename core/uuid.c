@@ -19,18 +19,17 @@ static pthread_mutex_t uuid_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t uuid_last_ms;   /* guarded by uuid_mu */
 static unsigned uuid_counter;  /* guarded by uuid_mu; 12 bits */
 
-/* Per thread: random bytes not handed out yet (the tail of the block). */
-static _Thread_local struct {
-	uint8_t bytes[UUID_RANDOM_BLOCK];
-	size_t left;
-} uuid_random;
+/* Per thread: a block of random bytes; the first random_left of them are
+ * not handed out yet. */
+static _Thread_local uint8_t random_block[UUID_RANDOM_BLOCK];
+static _Thread_local size_t random_left;
 
 /* Fills b with 16 random bytes from this thread's block, each used once
  * and wiped from the block. */
 static void random16(uint8_t b[16])
 {
-	if (uuid_random.left < 16) {
-		ssize_t got = getrandom(uuid_random.bytes, sizeof uuid_random.bytes, 0);
+	if (random_left < 16) {
+		ssize_t got = getrandom(random_block, sizeof random_block, 0);
 		if (got < 16) {
 			/* getrandom only fails (or comes up short) before the
 			 * kernel's pool is ready, or on a signal; the counter
@@ -38,11 +37,11 @@ static void random16(uint8_t b[16])
 			memset(b, 0, 16);
 			return;
 		}
-		uuid_random.left = (size_t)got;
+		random_left = (size_t)got;
 	}
-	uuid_random.left -= 16;
-	memcpy(b, uuid_random.bytes + uuid_random.left, 16);
-	memset(uuid_random.bytes + uuid_random.left, 0, 16);
+	random_left -= 16;
+	memcpy(b, random_block + random_left, 16);
+	memset(random_block + random_left, 0, 16);
 }
 
 void uuid_v7(char out[UUID_LEN + 1])

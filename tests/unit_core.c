@@ -1241,6 +1241,7 @@ START_TEST(job_to_text_prints_the_bytes_cjson_prints)
 	assert_text_matches_tree(job);
 	job->nhistory = 0;
 	assert_text_matches_tree(job);     /* an empty history is [] */
+	job->nhistory = 2;                 /* job_free frees what it holds */
 	/* Numbers: every way cJSON can print one. */
 	static const double numbers[] = {
 		0, -0.0, 1, -1, 2147483647.0, -2147483648.0, 2147483648.0, -2147483649.0, 1e15, 1e16,

@@ -68,7 +68,7 @@ HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-torture check-readme check-web check-proxy check-deploy \
-        lint-openapi analyze deps bench bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
+        lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
 
@@ -263,6 +263,15 @@ bench-http:
 	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load $(BUILD)/bench/slow_server
 	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server bench/http_jobs.sh
+
+# The durable peers (the harness at PEERS_HARNESS, run as it is) and jobq,
+# one after another in one sitting, then one table of same-run ratios:
+# make bench-peers [PEERS="rq aof,beanstalkd wal"] [PEERBENCH_N=2000]
+PEERS_HARNESS ?= ../shared/bench/peers
+bench-peers:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd PEERS_HARNESS=$(PEERS_HARNESS) bench/peers/run.sh
 
 # Figures, never assertions: see docs/benchmarks.md.
 # One part alone: make bench PARTS="submit growth" (see bench/bench.sh).

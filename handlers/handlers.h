@@ -98,6 +98,8 @@ void dashboard_get(struct req *r);
 /* handlers/system.c */
 void system_healthz(struct req *r);
 void system_readyz(struct req *r);
+/* GET /v1/info: version, backend, and what a 201 guarantees (--sync) */
+void system_info(struct req *r);
 void system_openapi(struct req *r);
 
 #endif

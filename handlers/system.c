@@ -1,4 +1,5 @@
-/* Operational endpoints: liveness, readiness and the API description. */
+/* Operational endpoints: liveness, readiness, what this jobqd is (version,
+ * backend, what a 201 guarantees) and the API description. */
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -54,6 +55,34 @@ void system_readyz(struct req *r)
 	struct store_op *op = handler_new_op(r, STORE_OP_PROBE);
 	if (op)
 		handler_post(r, op, ready_reply);
+}
+
+/* What a 201 means under each --sync, in one sentence a client can show.
+ * The ack comes after the store's commit at the store's durability, which
+ * main derives from --sync, so the setting read here is the one in force. */
+static const char *const ack_full =
+	"a 201 is sent once the job's commit is fsynced: the job survives a crash "
+	"of jobqd or of the machine, and power loss";
+static const char *const ack_normal =
+	"a 201 is sent once the job's commit is in the write-ahead log, not yet "
+	"fsynced: the job survives a crash of jobqd, but the last commits before a crash of "
+	"the machine or power loss can be lost";
+
+/* SQLite is the only backend until the store names the one it opened. */
+void system_info(struct req *r)
+{
+	bool full = r->app->cfg->sync_full;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "version", JOBQ_VERSION);
+	cJSON_AddStringToObject(o, "backend", "sqlite");
+	cJSON *d = cJSON_AddObjectToObject(o, "durability");
+	cJSON_AddStringToObject(d, "sync", full ? "full" : "normal");
+	if (!cJSON_AddStringToObject(d, "ack", full ? ack_full : ack_normal) ||
+	    cJSON_GetArraySize(o) != 3 || cJSON_GetArraySize(d) != 2) {
+		cJSON_Delete(o); /* out of memory: a 500, not half an answer */
+		o = NULL;
+	}
+	reply_json(r, 200, o);
 }
 
 void system_openapi(struct req *r)

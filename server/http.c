@@ -121,6 +121,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/queues/{name}", queues_get, false, ACCESS_READ, true},
 	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
 	{"POST", "/v1/queues/{name}/resume", queues_resume, false, ACCESS_ADMIN, false},
+	{"GET", "/v1/info", system_info, false, ACCESS_READ, false},
 	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
 	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},

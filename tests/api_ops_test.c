@@ -2,7 +2,8 @@
  * keys and roles (401, 403, open probes, the loopback-only default, key
  * file errors), CORS preflights and headers, ETag and If-None-Match,
  * request and job log lines in logfmt and JSON, X-Request-Id, and the
- * client address behind --trust-proxy. Each test starts its own jobqd via
+ * client address behind --trust-proxy, and GET /v1/info (what a 201 means
+ * under the running --sync). Each test starts its own jobqd via
  * tests/harness.c; every wait is bounded. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,6 +518,70 @@ START_TEST(auth_off_without_keys_on_loopback)
 	harness_start(&d, NULL);
 	id = submit(&d, ECHO_JOB, NULL);
 	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
+/* ---- GET /v1/info ---- */
+
+#define ACK_FULL "a 201 is sent once the job's commit is fsynced: the job survives a crash " \
+	"of jobqd or of the machine, and power loss"
+#define ACK_NORMAL "a 201 is sent once the job's commit is in the write-ahead log, not yet " \
+	"fsynced: the job survives a crash of jobqd, but the last commits before a crash of " \
+	"the machine or power loss can be lost"
+
+static const struct {
+	const char *const *args;
+	const char *sync;
+	const char *ack;
+} info_cases[] = {
+	{ NULL, "full", ACK_FULL },
+	{ ARGS("--sync", "full"), "full", ACK_FULL },
+	{ ARGS("--sync", "normal"), "normal", ACK_NORMAL },
+};
+
+/* The reply has exactly the fields the API description names, and says
+ * what the running --sync makes a 201 mean. */
+START_TEST(info_reports_version_backend_and_durability)
+{
+	struct jobqd d;
+	struct resp r;
+	const cJSON *dur;
+
+	harness_start(&d, info_cases[_i].args);
+	call(&d, "GET", "/v1/info", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	assert_header(&r, "Content-Type", "application/json");
+	ck_assert_msg(cJSON_IsObject(r.json) && cJSON_GetArraySize(r.json) == 3, "%s", r.body);
+	ck_assert_str_eq(jstr_or(r.json, "version"), "0.1.0");
+	ck_assert_str_eq(jstr_or(r.json, "backend"), "sqlite");
+	dur = jget(r.json, "durability");
+	ck_assert_msg(cJSON_IsObject(dur) && cJSON_GetArraySize(dur) == 2, "%s", r.body);
+	ck_assert_str_eq(jstr_or(dur, "sync"), info_cases[_i].sync);
+	ck_assert_str_eq(jstr_or(dur, "ack"), info_cases[_i].ack);
+	harness_resp_free(&r);
+	call(&d, "POST", "/v1/info", "{}", JSON_CT, NULL, NULL, NULL, &r);
+	assert_status(&r, 405);
+	assert_header(&r, "Allow", "GET");
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
+/* Like every other read: a key with at least the read role. */
+START_TEST(info_needs_a_read_key_when_keys_are_set)
+{
+	struct jobqd d;
+	struct resp r;
+
+	start_with_keys(&d, NULL);
+	call(&d, "GET", "/v1/info", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_problem(&r, 401, "unauthorized", "Authorization");
+	harness_resp_free(&r);
+	call(&d, "GET", "/v1/info", NULL, AS_READ, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_str_eq(jstr_or(jget(r.json, "durability"), "sync"), "full");
+	harness_resp_free(&r);
 	stop_ok(&d);
 }
 END_TEST
@@ -1099,6 +1164,11 @@ static Suite *ops_suite(void)
 	tcase_add_test(tc, auth_no_key_refuses_a_non_loopback_listen);
 	tcase_add_test(tc, auth_insecure_switch_or_a_key_allows_a_non_loopback_listen);
 	tcase_add_test(tc, auth_off_without_keys_on_loopback);
+
+	tc = tcase(s, "info");
+	tcase_add_loop_test(tc, info_reports_version_backend_and_durability, 0,
+			    (int)(sizeof info_cases / sizeof info_cases[0]));
+	tcase_add_test(tc, info_needs_a_read_key_when_keys_are_set);
 
 	tc = tcase(s, "cors");
 	tcase_add_test(tc, cors_preflight_from_an_allowed_origin);

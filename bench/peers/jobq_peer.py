@@ -11,7 +11,8 @@ does per request here):
            queue's own counts say N jobs succeeded.
   rtt      300 sequential round trips (20 unmeasured first): submit, then
            GET /v1/jobs/{id}?wait=30 until the job is finished.
-Prints one JSON object with the peers' field names.
+Prints one JSON object with the peers' field names; its durability is
+what jobqd's GET /v1/info says a 201 guarantees.
 
 usage: jobq_peer.py PORT"""
 import json
@@ -95,12 +96,16 @@ def pct(sorted_vals, p):
     return sorted_vals[k]
 
 
+health = call("GET", "/healthz")
+# The guarantee comes from the server under test, never from this script.
+info = call("GET", "/v1/info")
 out = {"peer": "jobq",
-       "durability": "synchronous=FULL SQLite WAL: every 201 is sent after its COMMIT is fsynced; "
-                     "a job whose worker dies is requeued at the next start (at-least-once)",
+       "durability": f"jobqd {info['version']} on {info['backend']}, --sync {info['durability']['sync']}: "
+                     f"{info['durability']['ack']}; a job whose worker dies is requeued at the next start "
+                     "(at-least-once)",
+       "sync": info["durability"]["sync"],
        "workers": "2 worker threads in jobqd (--workers 2)",
        "notes": "e2e done = the queue's succeeded count; rtt = POST /v1/jobs then GET /v1/jobs/{id}?wait=30"}
-health = call("GET", "/healthz")
 
 # enqueue: no worker may take the jobs, so the queue is paused.
 submit()  # creates the queue

@@ -1,0 +1,147 @@
+"""peers_report.py [--names F] [--durable LIST] [--started T] [--command C] [--n N]
+                  PEERS_JSONL FSYNC_JSON JOBQ_JSON OUT_JSON
+
+Joins one sitting of make bench-peers: the peers harness's results (a
+_machine line, then one line per peer, in the order of the names in F),
+the fdatasync probe taken right before jobq, and jobq_peer.py's figures.
+Prints one Markdown table, every figure with jobq / that figure beside it,
+and a last row for the best durable peer of each column; writes it all to
+OUT_JSON. Every durability text is the server's own report (the harness
+reads the peers' live settings, jobq_peer.py reads GET /v1/info).
+Figures, never assertions."""
+import argparse
+import json
+
+COLS = [  # (key, header, lower is better)
+    ("enqueue_per_s", "enqueue/s", False),
+    ("enqueue_bulk_per_s", "bulk enqueue/s", False),
+    ("e2e_per_s", "e2e/s", False),
+    ("rtt_p50_ms", "rtt p50 ms", True),
+    ("rtt_p99_ms", "rtt p99 ms", True),
+]
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--names", help="file: the harness names asked for, one a line, in run order")
+ap.add_argument("--durable", default="celery aof,rq aof,bullmq aof,pgboss,beanstalkd wal",
+                help="comma-separated harness names whose ack is fsynced")
+ap.add_argument("--started", default=None)
+ap.add_argument("--command", default="make bench-peers")
+ap.add_argument("--n", type=int, default=None, help="PEERBENCH_N, jobs per workload")
+ap.add_argument("peers_jsonl")
+ap.add_argument("fsync_json")
+ap.add_argument("jobq_json")
+ap.add_argument("out_json")
+a = ap.parse_args()
+
+lines = []
+with open(a.peers_jsonl) as f:
+    for line in f:
+        line = line.strip()
+        if line:
+            lines.append(json.loads(line))
+machine = next((d for d in lines if d.get("peer") == "_machine"), {})
+peers = [d for d in lines if d.get("peer") != "_machine"]
+names = []
+if a.names:
+    with open(a.names) as f:
+        names = [n.strip() for n in f if n.strip()]
+durable_names = {n.strip() for n in a.durable.split(",") if n.strip()}
+for i, p in enumerate(peers):
+    p["harness_name"] = names[i] if i < len(names) else p.get("peer")
+    p["durable"] = p["harness_name"] in durable_names
+with open(a.fsync_json) as f:
+    probe = json.load(f)
+with open(a.jobq_json) as f:
+    jobq = json.load(f)
+
+
+def ratio(key, peer_value):
+    """jobq / peer: above 1 jobq does more per second, below 1 it waits less."""
+    mine = jobq.get(key)
+    if mine is None or not peer_value:
+        return None
+    return round(mine / peer_value, 4)
+
+
+def best(key, low):
+    vals = [(p[key], p["peer"]) for p in peers if p["durable"] and p.get(key) is not None]
+    if not vals:
+        return None
+    v, who = (min if low else max)(vals)
+    return {"value": v, "peer": who, "jobq_ratio": ratio(key, v)}
+
+
+def num(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v < 100:
+        return f"{v:.2f}"
+    return f"{round(v):,}"
+
+
+def setting(durability):
+    """The setting part of a durability text: what comes before its first colon."""
+    if not durability:
+        return "-"
+    return durability.split(":", 1)[0]
+
+
+for p in peers:
+    p["jobq_ratio"] = {k: ratio(k, p.get(k)) for k, _, _ in COLS}
+bests = {k: best(k, low) for k, _, low in COLS}
+
+res = {
+    "command": a.command,
+    "started": a.started,
+    "jobs_per_workload": a.n,
+    "fdatasync_per_s": {"harness_start": machine.get("fdatasync_per_s"),
+                        "before_jobq": probe.get("fdatasync_per_s")},
+    "machine": machine,
+    "loadavg_before_jobq": probe.get("loadavg"),
+    "jobq": jobq,
+    "peers": peers,
+    "best_durable_peer": bests,
+    "ratio_meaning": "jobq / peer: above 1 jobq is faster for the rates; below 1 jobq is faster for rtt",
+}
+with open(a.out_json, "w") as f:
+    json.dump(res, f, indent=1)
+    f.write("\n")
+
+n = res["jobs_per_workload"]
+print(f"Against the peers, one sitting, started {a.started or '?'} ({a.command}); "
+      f"N = {int(n):,} jobs per workload, {jobq.get('rtt_n', '?')} round trips" if n else
+      f"Against the peers, one sitting, started {a.started or '?'} ({a.command})")
+print(f"machine: {machine.get('cores', '?')} cores, {machine.get('cpu', '?')}; fdatasync/s "
+      f"{num(machine.get('fdatasync_per_s'))} before the peers, {num(probe.get('fdatasync_per_s'))} "
+      f"before jobq; loopback rtt p50 {machine.get('loopback_rtt_p50_us', '?')} µs")
+if jobq.get("sync") != "full":
+    print(f"note: jobqd ran with --sync {jobq.get('sync')}: its 201 is not fsynced, unlike the durable peers'")
+print()
+hdr = ["system", "durability setting"] + [h for _, h, _ in COLS]
+print("| " + " | ".join(hdr) + " |")
+print("| " + " | ".join(["---", "---"] + ["---:"] * len(COLS)) + " |")
+print("| **jobq** | " + setting(jobq.get("durability")) + " | "
+      + " | ".join(f"**{num(jobq.get(k))}**" for k, _, _ in COLS) + " |")
+for p in peers:
+    if any(k.startswith("error") for k in p):
+        errs = "; ".join(f"{k}: {v}" for k, v in p.items() if k.startswith("error"))
+        print(f"| {p['peer']} | failed: {errs[:120]} | " + " | ".join("-" for _ in COLS) + " |")
+        continue
+    cells = []
+    for k, _, _ in COLS:
+        r = p["jobq_ratio"][k]
+        cells.append(num(p.get(k)) + (f" ({r:.3g}×)" if r is not None else ""))
+    mark = "" if p["durable"] else " (not durable)"
+    print(f"| {p['peer']}{mark} | {setting(p.get('durability'))} | " + " | ".join(cells) + " |")
+cells = []
+for k, _, _ in COLS:
+    b = bests[k]
+    cells.append("-" if b is None else f"{num(b['value'])} {b['peer'].split('(')[0]} ({b['jobq_ratio']:.3g}×)"
+                 if b["jobq_ratio"] is not None else f"{num(b['value'])} {b['peer'].split('(')[0]}")
+print("| best durable peer | | " + " | ".join(cells) + " |")
+print()
+print("(n×) = jobq / that figure: above 1 jobq is faster for the rates, below 1 it is faster for rtt.")
+print("What each ack guarantees, as each server reports it:")
+for d in [jobq] + peers:
+    print(f"- {d['peer']}: {d.get('durability') or '-'}")
+print(f"wrote {a.out_json}")

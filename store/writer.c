@@ -511,16 +511,17 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* A submit (or batch) posted while nothing is queued and no thread is
- * applying ops is committed on the posting thread, in a group of its own:
- * a lone request, e.g. one producer waiting for each 201, then skips two
- * thread hand-offs (to the writer and back). Nothing else changes: one
- * thread at a time applies ops (busy), so groups still commit, and their
- * hooks fire, in order. Other kinds always go to the writer: their done
- * callbacks may take locks their posters hold. */
+/* A submit posted while nothing is queued and no thread is applying ops
+ * is committed on the posting thread, in a group of its own: a lone
+ * request, e.g. one producer waiting for each 201, then skips two thread
+ * hand-offs (to the writer and back). Nothing else changes: one thread at
+ * a time applies ops (busy), so groups still commit, and their hooks fire,
+ * in order. Other kinds always go to the writer: a batch would hold an
+ * HTTP thread (and its other connections) for its whole commit, and the
+ * done callbacks of claims and outcomes may take locks their posters hold. */
 static bool post_inline(struct store *st, struct store_op *op)
 {
-	if ((op->kind != STORE_OP_SUBMIT && op->kind != STORE_OP_BATCH) || st->busy || st->head || st->stopping)
+	if (op->kind != STORE_OP_SUBMIT || st->busy || st->head || st->stopping)
 		return false;
 	st->busy = true;
 	pthread_mutex_unlock(&st->mu);

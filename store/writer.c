@@ -472,7 +472,9 @@ static void *writer_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
 		while (st->busy || (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)) {
-			if (st->busy) /* an inline commit: it wakes us when done */
+			/* During an inline commit the wait still ends at the next
+			 * sweep; once that is due, the commit's end wakes us. */
+			if (st->busy && clock_now_ms() >= st->next_sweep)
 				pthread_cond_wait(&st->cv, &st->mu);
 			else
 				writer_wait(st);

@@ -8,7 +8,9 @@
  * which is what makes durable submits fast under concurrency. Only after
  * the commit returns does it complete the ops (done(), hooks), so a 201 is
  * never sent for a job that is not on disk. Batches grow with load on
- * their own; no linger timer is needed.
+ * their own; no linger timer is needed. A submit that finds the writer
+ * idle is applied the same way on its poster's thread (post_inline); one
+ * thread at a time applies ops, so "writer only" below means that thread.
  *
  * Each op runs in its own scope (a savepoint): an op that fails halfway is
  * undone alone and the rest of the group commits. If the transaction

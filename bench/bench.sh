@@ -11,7 +11,8 @@
 #     peers     the peers' three workloads with their producer shape
 #               (enqueue, end to end, round trip; bench/peers/jobq_peer.py)
 #     waiters   10,000 long-polls on one job (bench/waiters.sh)
-#     growth    submit rate and GET latency with 0, 1M and 5M rows stored
+#     growth    submit rate and GET latency with 0, 1M and 5M finished rows
+#               stored, then with 1M rows queued on a paused queue
 #     outbound  1,000 concurrent http jobs against a server answering in 1 s
 # Each part writes bench/results/parts/PART.json; report.py joins whatever
 # parts exist. Figures, never assertions. Loopback only; bounded waits.
@@ -137,7 +138,7 @@ print(json.dumps(d))'
 }
 
 part_growth() {
-	local levels=${GROWTH_ROWS:-"0 1000000 5000000"} rows out=() sub get
+	local levels=${GROWTH_ROWS:-"0 1000000 5000000"} queued=${GROWTH_QUEUED_ROWS:-1000000} rows out=() sub get
 	stop_jobqd
 	rm -f "$dir"/jobq.db*
 	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
@@ -149,14 +150,34 @@ part_growth() {
 	for rows in $levels; do
 		say "growth: $rows rows"
 		python3 bench/fill.py "$dir/jobq.db" "$rows" "$dir/ids.txt" >&2
-		start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
-		sub=$(post_wrk 64 "$SECS" "$dir/job.json")
-		get=$(wrk_json get_ids.lua 64 "$SECS" "$(url /v1/jobs)" JOBQ_IDS_FILE="$dir/ids.txt")
-		stop_jobqd
-		out+=("{\"rows\":$rows,\"submit\":$sub,\"get\":$get}")
+		growth_level "$rows" finished
 	done
+	# Then a fresh database whose rows wait queued (copies of one job on
+	# a paused queue no submit goes to), as a backlog builds up.
+	if [ "$queued" -gt 0 ]; then
+		say "growth: $queued rows queued"
+		stop_jobqd
+		rm -f "$dir"/jobq.db*
+		start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+		curl -sf -o /dev/null -X POST "$(url /v1/queues/backlog/pause)"
+		curl -sf -o /dev/null -H 'Content-Type: application/json' \
+			-d '{"type":"echo","queue":"backlog","payload":{}}' "$(url /v1/jobs)"
+		stop_jobqd
+		python3 bench/fill.py --queued backlog "$dir/jobq.db" "$queued" "$dir/ids.txt" >&2
+		growth_level "$queued" queued
+	fi
 	local IFS=,
 	echo "{\"levels\":[${out[*]}]}"
+}
+
+# growth_level ROWS STATE: submit and GET rates against the database as
+# it is; appends the level's JSON to out.
+growth_level() {
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+	sub=$(post_wrk 64 "$SECS" "$dir/job.json")
+	get=$(wrk_json get_ids.lua 64 "$SECS" "$(url /v1/jobs)" JOBQ_IDS_FILE="$dir/ids.txt")
+	stop_jobqd
+	out+=("{\"rows\":$1,\"state\":\"$2\",\"submit\":$sub,\"get\":$get}")
 }
 
 part_outbound() {

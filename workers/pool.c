@@ -5,9 +5,10 @@
  * claimed-ahead buffer below half its depth) *and* new work may exist (a
  * submission, a requeue, or the last claim came back full). The claim goes
  * through the store writer like any write, so it shares group commits with
- * submissions. Claimed jobs are handed over on the writer thread right
- * after the commit: they enter the run table before the writer applies
- * anything else, so a cancel that follows always finds them.
+ * submissions. Claimed jobs enter the run table on the writer thread right
+ * after the commit, before the writer applies anything else, so a cancel
+ * that follows always finds them; the dispatcher then hands the whole
+ * claim to the workers at once (one wake-up per claim, not per job).
  *
  * Claiming ahead. A claim takes up to the free slots plus a buffer
  * (`ahead`), so a worker that ends a short job takes the next at once
@@ -57,8 +58,8 @@
 #include "core/log.h"
 
 #define ASYNC_STOP_MS 5000
-#define AHEAD_BUDGET_US 2000   /* work buffered per worker, by the mean hold time */
-#define AHEAD_PER_WORKER 64
+#define AHEAD_BUDGET_US 5000   /* work buffered per worker, by the mean hold time */
+#define AHEAD_PER_WORKER 32
 #define AHEAD_MAX 1024
 
 /* Where a claimed job's item is; pool->mu. */
@@ -73,11 +74,20 @@ struct ready {
 	struct run *run;
 	struct pool *pool;
 	enum ready_where where;
+	bool stop_seen;          /* stopped while READY_NEW */
 	struct ready *prev, *next;
 };
 
 struct ready_list {
 	struct ready *head, *tail;
+};
+
+/* One claim's jobs, gathered on the writer thread and handed to the
+ * workers in one go by the dispatcher (one wake-up per claim, not per
+ * job). */
+struct claim_batch {
+	struct pool *pool;
+	struct ready_list staged;
 };
 
 struct limited_queue {
@@ -105,6 +115,7 @@ struct pool {
 	int nbuffered;           /* on the ready list */
 	int async;               /* attempts started by async kinds, not yet finished */
 	int64_t hold_us;         /* mean time a job holds a worker (µs); 0: none seen */
+	uint64_t claims, claimed; /* claims made and jobs they took, for the stop log */
 	int64_t next_due;        /* unix ms of the earliest scheduled job; 0: none */
 	bool maybe_work;         /* a submission or requeue since the last claim */
 	bool backlog;            /* runnable jobs were left behind: claim again when a worker frees */
@@ -196,6 +207,8 @@ static void buffered_stopped(void *arg)
 		item->where = READY_STOPPED;
 		pthread_cond_signal(&pool->work_cv);
 		pthread_cond_signal(&pool->dispatch_cv);
+	} else if (item->where == READY_NEW) {
+		item->stop_seen = true; /* handed over as stopped */
 	}
 	pthread_mutex_unlock(&pool->mu);
 }
@@ -231,7 +244,7 @@ static struct run *item_release(struct ready *item)
 /* Writer thread, inside the claim: how many more of queue may start. */
 static int queue_room(struct store_op *op, const char *queue)
 {
-	struct pool *pool = op->arg;
+	struct pool *pool = ((struct claim_batch *)op->arg)->pool;
 	pthread_mutex_lock(&pool->mu);
 	struct limited_queue *q = limit_of(pool, queue);
 	int room = q ? q->limit - q->inflight : INT_MAX;
@@ -242,7 +255,8 @@ static int queue_room(struct store_op *op, const char *queue)
 /* Writer thread, after the claim commit: register the run and queue it. */
 static void on_claimed(struct store_op *op, struct job *job)
 {
-	struct pool *pool = op->arg;
+	struct claim_batch *batch = op->arg;
+	struct pool *pool = batch->pool;
 	char id[UUID_LEN + 1];
 	memcpy(id, job->id, sizeof id);
 	struct ready *item = malloc(sizeof *item);
@@ -262,17 +276,33 @@ static void on_claimed(struct store_op *op, struct job *job)
 	item->run = run;
 	item->pool = pool;
 	item->where = READY_NEW;
-	item->prev = item->next = NULL;
+	item->stop_seen = false;
 	run_set_stop_hook(run, buffered_stopped, item);
-	pthread_mutex_lock(&pool->mu);
-	struct limited_queue *q = limit_of(pool, run->job->queue);
-	if (q)
-		q->inflight++;
-	list_append(&pool->ready, item);
-	item->where = READY_BUFFERED;
-	pool->nbuffered++;
-	pthread_cond_signal(&pool->work_cv);
-	pthread_mutex_unlock(&pool->mu);
+	list_append(&batch->staged, item); /* the dispatcher waits for the claim */
+}
+
+/* Caller holds mu: moves a claim's jobs to the ready list (those stopped
+ * meanwhile to the stopped list) and wakes the workers once. */
+static void hand_over_locked(struct pool *pool, struct claim_batch *batch)
+{
+	if (!batch->staged.head)
+		return;
+	while (batch->staged.head) {
+		struct ready *item = batch->staged.head;
+		list_unlink(&batch->staged, item);
+		struct limited_queue *q = limit_of(pool, item->run->job->queue);
+		if (q)
+			q->inflight++;
+		if (item->stop_seen) {
+			list_append(&pool->stopped, item);
+			item->where = READY_STOPPED;
+		} else {
+			list_append(&pool->ready, item);
+			item->where = READY_BUFFERED;
+			pool->nbuffered++;
+		}
+	}
+	pthread_cond_broadcast(&pool->work_cv);
 }
 
 static void end_unstarted(struct pool *pool, struct run *run);
@@ -307,13 +337,17 @@ static void *dispatcher_main(void *arg)
 		pool->assigned += room;
 		pthread_mutex_unlock(&pool->mu);
 
+		struct claim_batch batch = {.pool = pool};
 		struct store_op op = {
-			.kind = STORE_OP_CLAIM, .arg = pool,
+			.kind = STORE_OP_CLAIM, .arg = &batch,
 			.claim = {.max = room, .claimed = on_claimed, .queue_room = queue_room},
 		};
 		enum store_rc rc = store_run(pool->store, &op);
 
 		pthread_mutex_lock(&pool->mu);
+		hand_over_locked(pool, &batch);
+		pool->claims++;
+		pool->claimed += (uint64_t)op.claim.nclaimed;
 		pool->assigned -= room - op.claim.nclaimed;
 		if (rc != STORE_OK) {
 			log_warn("claiming jobs failed; will retry on the next submission or completion");
@@ -606,6 +640,8 @@ void pool_stop(struct pool *pool, int64_t grace_ms)
 	pthread_cond_broadcast(&pool->dispatch_cv);
 	pthread_mutex_unlock(&pool->mu);
 	pthread_join(pool->dispatcher, NULL);
+	log_debug("dispatcher: %llu claims took %llu jobs", (unsigned long long)pool->claims,
+	         (unsigned long long)pool->claimed);
 
 	/* No claim is in flight now. The jobs idle workers are about to take
 	 * count as started and get the grace period; the rest of the buffer

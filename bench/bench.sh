@@ -14,6 +14,9 @@
 #     growth    submit rate and GET latency with 0, 1M and 5M finished rows
 #               stored, then with 1M rows queued on a paused queue
 #     outbound  1,000 concurrent http jobs against a server answering in 1 s
+#     backlog   1M queued no-op jobs (BACKLOG_JOBS) drained by the default workers
+#     soak      SOAK_SECONDS (180) of 64 submitters, default workers: submit and
+#               execution rates, jobqd RSS, WAL size and queue depth every 5 s
 # Each part writes bench/results/parts/PART.json; report.py joins whatever
 # parts exist. Figures, never assertions. Loopback only; bounded waits.
 set -euo pipefail
@@ -185,10 +188,79 @@ part_outbound() {
 	LEVELS=1000 JOBQD=$jobqd bench/http_jobs.sh | tail -1
 }
 
-all=(machine ceiling submit batch e2e peers waiters growth outbound)
+# Queued rows come from fill.py (copies of one queued job, queue paused), so
+# the fill does not depend on the submit path; the drain is timed from the
+# resume until the queue's counts say every job ended.
+part_backlog() {
+	local n=${BACKLOG_JOBS:-1000000} workers c t0 t1 done=0 cs0 cs1
+	workers=$(nproc)
+	stop_jobqd
+	rm -f "$dir"/jobq.db*
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log"
+	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/pause)"
+	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url /v1/jobs)"
+	stop_jobqd
+	python3 bench/fill.py "$dir/jobq.db" "$n" "$dir/ids.txt" >&2
+	start_jobqd "$dir/jobq.db" "$dir/jobqd.log"
+	cs0=$(ctxt_switches "$JQ_PID")
+	t0=$(now_ms)
+	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/resume)"
+	for _ in $(seq 1 36000); do
+		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{}')
+		done=$(python3 -c 'import json, sys; c = json.loads(sys.argv[1]); print(sum(c.get(k, 0) for k in ("succeeded", "failed", "canceled")))' "$c")
+		[ "$done" -ge "$n" ] && break
+		sleep 0.1
+	done
+	t1=$(now_ms)
+	cs1=$(ctxt_switches "$JQ_PID")
+	python3 -c 'import json, sys
+n, t0, t1, w, cs0, cs1 = map(int, sys.argv[1:7])
+s = (t1 - t0) / 1000
+print(json.dumps({"jobs": n, "drain_s": s, "per_second": round(n / s, 1), "workers": w,
+                  "ctxt_switches_per_job": round((cs1 - cs0) / n, 2),
+                  "loadavg": open("/proc/loadavg").read().split()[:3]}))' "$done" "$t0" "$t1" "$workers" "$cs0" "$cs1"
+}
+
+# wrk submits for SOAK_SECONDS; meanwhile the queue's counts, jobqd's RSS and
+# the WAL's size are read every 5 s (a sampling interval, not a wait).
+part_soak() {
+	local secs=${SOAK_SECONDS:-180} wpid t0 t c rss wal samples=() sub done
+	fresh
+	t0=$(now_ms)
+	post_wrk 64 "$secs" "$dir/job.json" > "$dir/soak-wrk.out" &
+	wpid=$!
+	while kill -0 "$wpid" 2>/dev/null; do
+		t=$(( ($(now_ms) - t0) / 1000 ))
+		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{}')
+		rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$JQ_PID/status")
+		wal=$(stat -c %s "$dir/jobq.db-wal" 2>/dev/null || echo 0)
+		samples+=("$(python3 -c 'import json, sys
+c = json.loads(sys.argv[4])
+print(json.dumps({"t_s": int(sys.argv[1]), "rss_kb": int(sys.argv[2]), "wal_bytes": int(sys.argv[3]),
+                  "queued": c.get("queued", 0), "succeeded": c.get("succeeded", 0)}))' "$t" "$rss" "$wal" "$c")")
+		for _ in $(seq 1 50); do
+			kill -0 "$wpid" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+	wait "$wpid" || true
+	c=$(queue_counts "$JQ_PORT" bench)
+	sub=$(grep '^{"requests"' "$dir/soak-wrk.out")
+	local IFS=,
+	python3 -c 'import json, sys
+w, c, secs = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
+samples = json.loads("[" + sys.argv[4] + "]")
+print(json.dumps({"seconds": secs, "submit_per_s": w["per_second"],
+                  "exec_per_s": round(c.get("succeeded", 0) / w["seconds"], 1),
+                  "queued_at_end": c.get("queued", 0), "workers": int(sys.argv[5]),
+                  "loadavg": open("/proc/loadavg").read().split()[:3], "samples": samples}))' \
+		"$sub" "$c" "$secs" "${samples[*]}" "$(nproc)"
+}
+
+all=(machine ceiling submit batch e2e peers waiters growth outbound backlog soak)
 [ "$#" -gt 0 ] && all=("$@")
 for p in "${all[@]}"; do
-	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers waiters growth outbound)" >&2; exit 2; }
+	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers waiters growth outbound backlog soak)" >&2; exit 2; }
 done
 for p in "${all[@]}"; do
 	say "$p ..."

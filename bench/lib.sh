@@ -61,3 +61,9 @@ queue_counts() {
 }
 
 now_ms() { date +%s%3N; }
+
+# ctxt_switches PID: voluntary plus involuntary context switches of every
+# thread of the process so far.
+ctxt_switches() {
+	awk '/ctxt_switches/ {n += $2} END {print n + 0}' /proc/"$1"/task/*/status
+}

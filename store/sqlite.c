@@ -110,6 +110,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_NEXT_DUE] = "SELECT min(run_at) FROM jobs INDEXED BY jobs_scheduled WHERE state = " S_SCHEDULED,
 	[SQL_FINISH] = "UPDATE jobs SET state = ?2, result = ?3, error = ?4, progress_percent = ?5,"
 	               " progress_message = ?6, finished_at = ?7, run_at = coalesce(?9, run_at),"
+	               " started_at = coalesce(?10, started_at),"
 	               " expires_at = " EXPIRES("?7") ","
 	               /* a retry (?7 NULL) leaves the callback waiting */
 	               " callback_state = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_state ELSE " S_PENDING " END,"
@@ -717,6 +718,8 @@ static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	sqlite3_bind_int(s, 8, job->attempts);
 	if (job->state == JOB_SCHEDULED)
 		sqlite3_bind_int64(s, 9, job->run_at);
+	if (job->started_at)
+		sqlite3_bind_int64(s, 10, job->started_at);
 	int64_t expires_at = 0;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {

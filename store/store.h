@@ -135,8 +135,9 @@ struct store_op_callback {
 struct store_op_claim {
 	int max;
 	/* called on the writer thread after the commit, for each claimed
-	 * job, each queue's in run order (priority, then submission); takes
-	 * job */
+	 * job, the queues taking turns (the first job of each ready queue,
+	 * then the second, ...) and each queue's in run order (priority,
+	 * then submission); takes job */
 	void (*claimed)(struct store_op *op, struct job *job);
 	/* how many more jobs of queue may start now (INT_MAX: no limit);
 	 * called on the writer thread inside the transaction; NULL: no limit */
@@ -147,7 +148,8 @@ struct store_op_claim {
 };
 
 /* The outcome of an attempt. in: job (borrowed) with id, seq, queue,
- * attempts, state and the outcome fields:
+ * attempts, state, started_at (when the attempt really started, which may
+ * be later than its claim; 0 keeps the claim's) and the outcome fields:
  *   SUCCEEDED/FAILED/CANCELED: finished; the attempt is recorded
  *   SCHEDULED: retry at run_at; the attempt is recorded
  *   QUEUED: put back (shutdown); the attempt is neither recorded nor counted */

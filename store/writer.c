@@ -120,6 +120,7 @@ bool store_fault_hit(void)
 /* Claimed (and promoted) jobs wait here until the COMMIT decides. */
 struct claim_scratch {
 	struct job **jobs;
+	int *turn;                        /* jobs[i] came from ready queue turn[i] */
 	int n;
 	struct store_promoted *promoted;
 	int npromoted, promoted_cap;
@@ -130,6 +131,7 @@ static void claim_scratch_free(struct claim_scratch *cs)
 	for (int i = 0; i < cs->n; i++)
 		job_free(cs->jobs[i]);
 	free(cs->jobs);
+	free(cs->turn);
 	free(cs->promoted);
 	memset(cs, 0, sizeof *cs);
 }
@@ -157,6 +159,44 @@ static int add_ready(void *arg, const char *queue)
 	return 0;
 }
 
+struct turn_key {
+	int64_t key;
+	struct job *job;
+};
+
+static int turn_key_order(const void *a, const void *b)
+{
+	int64_t x = ((const struct turn_key *)a)->key, y = ((const struct turn_key *)b)->key;
+	return (x > y) - (x < y);
+}
+
+/* Orders the claimed jobs one queue at a time, in the queues' turn order
+ * (the first of each queue, then the second of each, ...), each queue's
+ * jobs keeping their run order: a worker that takes them in this order
+ * serves the queues round-robin however many one claim carries. */
+static int interleave(struct claim_scratch *cs, int nq)
+{
+	if (nq < 2 || cs->n < 2)
+		return 0;
+	int *rank = calloc((size_t)nq, sizeof *rank);
+	struct turn_key *keys = calloc((size_t)cs->n, sizeof *keys);
+	if (!rank || !keys) {
+		free(rank);
+		free(keys);
+		return -1;
+	}
+	for (int i = 0; i < cs->n; i++) {
+		keys[i].key = (int64_t)rank[cs->turn[i]]++ * nq + cs->turn[i];
+		keys[i].job = cs->jobs[i];
+	}
+	qsort(keys, (size_t)cs->n, sizeof *keys, turn_key_order);
+	for (int i = 0; i < cs->n; i++)
+		cs->jobs[i] = keys[i].job;
+	free(rank);
+	free(keys);
+	return 0;
+}
+
 /* Promote, then share claim.max among ready queues round-robin. */
 static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
 {
@@ -167,7 +207,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	if (rc != 0)
 		return rc;
 	if (c->max > 0) {
-		if (!(cs->jobs = calloc((size_t)c->max, sizeof *cs->jobs)))
+		if (!(cs->jobs = calloc((size_t)c->max, sizeof *cs->jobs)) ||
+		    !(cs->turn = calloc((size_t)c->max, sizeof *cs->turn)))
 			return -1;
 		st->nready = 0;
 		st->claiming = op;
@@ -193,6 +234,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 			if ((rc = be->claim(st->impl, q->name, want, now, cs->jobs, &cs->n)) != 0)
 				return rc;
 			int got = cs->n - before;
+			for (int j = before; j < cs->n; j++)
+				cs->turn[j] = k;
 			if (got > 0)
 				memcpy(st->last_served, q->name, sizeof st->last_served);
 			if (q->room != INT_MAX)
@@ -205,6 +248,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 				c->limited = true;
 		}
 	}
+	if (interleave(cs, nq) != 0)
+		return -1;
 	return be->next_due(st->impl, &c->next_due);
 }
 

@@ -1,27 +1,50 @@
 /* The dispatcher and the workers.
  *
  * DESIGN. The dispatcher keeps every worker busy without polling the
- * database: it claims only when a worker slot is free *and* new work may
- * exist (a submission, a requeue, or the last claim came back full). The
- * claim goes through the store writer like any write, so it shares group
- * commits with submissions. Claimed jobs are handed over on the writer
- * thread right after the commit: they enter the run table before the writer
- * applies anything else, so a cancel that follows always finds them.
+ * database: it claims only when there is room (a worker slot free, or the
+ * claimed-ahead buffer below half its depth) *and* new work may exist (a
+ * submission, a requeue, or the last claim came back full). The claim goes
+ * through the store writer like any write, so it shares group commits with
+ * submissions. Claimed jobs enter the run table on the writer thread right
+ * after the commit, before the writer applies anything else, so a cancel
+ * that follows always finds them; the dispatcher then hands the whole
+ * claim to the workers at once (one wake-up per claim, not per job).
+ *
+ * Claiming ahead. A claim takes up to the free slots plus a buffer
+ * (`ahead`), so a worker that ends a short job takes the next at once
+ * instead of waiting for a claim to round-trip through a group commit.
+ * The buffer's depth follows how long jobs hold a worker: about
+ * AHEAD_BUDGET_US of work per worker, at most AHEAD_PER_WORKER jobs each
+ * (AHEAD_MAX in all), none while jobs are slow. So a buffered job waits
+ * behind at most a few milliseconds of work, and priorities, pauses and
+ * queue turns lose at most that much. Buffered jobs are `running` in the
+ * database with their attempt counted (docs/decisions.md says why);
+ * their started_at is set again when a worker really starts them, and the
+ * outcome carries it. A buffered job that is canceled ends at once (its
+ * stop hook moves it to `stopped`, which the dispatcher and the workers
+ * drain); on shutdown the buffered jobs no idle worker is about to take go
+ * back to the queue without spending an attempt.
+ *
+ * Outcomes are posted to the writer without waiting for their commit: the
+ * worker takes its next job at once.
  *
  * Scheduled jobs (delays, retry backoff) need no polling either: every
  * claim reports the earliest run_at still waiting, and the dispatcher
  * sleeps until then unless a submission or a free worker wakes it first.
  *
  * Per-queue limits are applied inside the claim (queue_room), from the
- * counts of jobs of each limited queue that this pool holds.
+ * counts of jobs of each limited queue that this pool holds, buffered ones
+ * included.
  *
  * Asynchronous kinds (kind->start) hold a worker only while starting: the
  * attempt then counts in `async` until the kind calls run_finish from its
  * own thread, which concludes it like a worker would.
  *
- * Locking: pool->mu guards ready, assigned, async, inflight counts, next_due,
+ * Locking: pool->mu guards the ready and stopped lists, each item's
+ * `where`, assigned, nbuffered, async, inflight counts, hold_us, next_due,
  * maybe_work, backlog and stopping. `assigned` counts jobs claimed and not
- * yet finished (ready + running). */
+ * yet finished (buffered + on a worker). Lock order: the run table's and a
+ * run's locks before pool->mu (a buffered run's stop hook takes pool->mu). */
 #include "workers/pool.h"
 
 #include <limits.h>
@@ -35,10 +58,36 @@
 #include "core/log.h"
 
 #define ASYNC_STOP_MS 5000
+#define AHEAD_BUDGET_US 5000   /* work buffered per worker, by the mean hold time */
+#define AHEAD_PER_WORKER 32
+#define AHEAD_MAX 1024
+
+/* Where a claimed job's item is; pool->mu. */
+enum ready_where {
+	READY_NEW,       /* claimed, not yet on a list */
+	READY_BUFFERED,  /* on the ready list */
+	READY_STOPPED,   /* canceled or shut down while buffered: on the stopped list */
+	READY_TAKEN,     /* a thread took it; its stop hook does nothing */
+};
 
 struct ready {
 	struct run *run;
-	struct ready *next;
+	struct pool *pool;
+	enum ready_where where;
+	bool stop_seen;          /* stopped while READY_NEW */
+	struct ready *prev, *next;
+};
+
+struct ready_list {
+	struct ready *head, *tail;
+};
+
+/* One claim's jobs, gathered on the writer thread and handed to the
+ * workers in one go by the dispatcher (one wake-up per claim, not per
+ * job). */
+struct claim_batch {
+	struct pool *pool;
+	struct ready_list staged;
 };
 
 struct limited_queue {
@@ -59,10 +108,14 @@ struct pool {
 
 	pthread_mutex_t mu;
 	pthread_cond_t dispatch_cv;   /* a slot freed or work may exist */
-	pthread_cond_t work_cv;       /* ready has a job or stopping */
-	struct ready *ready_head, *ready_tail;
+	pthread_cond_t work_cv;       /* ready or stopped has a job, or stopping */
+	struct ready_list ready;      /* claimed, waiting for a worker, in start order */
+	struct ready_list stopped;    /* taken off ready by a stop: to end unstarted */
 	int assigned;
+	int nbuffered;           /* on the ready list */
 	int async;               /* attempts started by async kinds, not yet finished */
+	int64_t hold_us;         /* mean time a job holds a worker (µs); 0: none seen */
+	uint64_t claims, claimed; /* claims made and jobs they took, for the stop log */
 	int64_t next_due;        /* unix ms of the earliest scheduled job; 0: none */
 	bool maybe_work;         /* a submission or requeue since the last claim */
 	bool backlog;            /* runnable jobs were left behind: claim again when a worker frees */
@@ -78,10 +131,120 @@ static struct limited_queue *limit_of(struct pool *pool, const char *queue)
 	return NULL;
 }
 
+static void list_append(struct ready_list *l, struct ready *item)
+{
+	item->next = NULL;
+	item->prev = l->tail;
+	if (l->tail)
+		l->tail->next = item;
+	else
+		l->head = item;
+	l->tail = item;
+}
+
+static void list_unlink(struct ready_list *l, struct ready *item)
+{
+	if (item->prev)
+		item->prev->next = item->next;
+	else
+		l->head = item->next;
+	if (item->next)
+		item->next->prev = item->prev;
+	else
+		l->tail = item->prev;
+	item->prev = item->next = NULL;
+}
+
+/* Caller holds mu. How many jobs to claim beyond the free slots. */
+static int ahead_depth(struct pool *pool)
+{
+	if (pool->hold_us <= 0)
+		return 0; /* nothing ran yet: no evidence jobs are short */
+	int64_t cap = (int64_t)pool->nworkers * AHEAD_PER_WORKER;
+	if (cap > AHEAD_MAX)
+		cap = AHEAD_MAX;
+	int64_t depth = (int64_t)pool->nworkers * AHEAD_BUDGET_US / pool->hold_us;
+	return (int)(depth < cap ? depth : cap);
+}
+
+/* Caller holds mu. How many jobs a claim may take now. */
+static int claim_room(struct pool *pool)
+{
+	int room = pool->nworkers + ahead_depth(pool) - pool->assigned;
+	return room > 0 ? room : 0;
+}
+
+/* Caller holds mu. Whether a claim is worth a trip to the writer now: it
+ * has room, and a worker has nothing to take or the buffer runs low. */
+static bool claim_due(struct pool *pool)
+{
+	if (pool->maybe_work && claim_room(pool) > 0 &&
+	    (pool->assigned < pool->nworkers || pool->nbuffered <= ahead_depth(pool) / 2))
+		return true;
+	return pool->next_due && pool->next_due <= clock_now_ms();
+}
+
+/* Caller holds mu: wakes the dispatcher when it has something to do. */
+static void poke_locked(struct pool *pool)
+{
+	if (pool->stopping)
+		pthread_cond_broadcast(&pool->dispatch_cv); /* pool_stop waits on it */
+	else if (pool->stopped.head || claim_due(pool))
+		pthread_cond_signal(&pool->dispatch_cv);
+}
+
+/* A buffered run's stop hook (run->mu held): a canceled or shut-down job
+ * that no worker took yet ends without waiting for one. */
+static void buffered_stopped(void *arg)
+{
+	struct ready *item = arg;
+	struct pool *pool = item->pool;
+	pthread_mutex_lock(&pool->mu);
+	if (item->where == READY_BUFFERED) {
+		list_unlink(&pool->ready, item);
+		pool->nbuffered--;
+		list_append(&pool->stopped, item);
+		item->where = READY_STOPPED;
+		pthread_cond_signal(&pool->work_cv);
+		pthread_cond_signal(&pool->dispatch_cv);
+	} else if (item->where == READY_NEW) {
+		item->stop_seen = true; /* handed over as stopped */
+	}
+	pthread_mutex_unlock(&pool->mu);
+}
+
+/* Caller holds mu: takes the next job to end or run (stopped ones first),
+ * or NULL. The item's stop hook is still set: release it with
+ * item_release without mu. */
+static struct ready *take_locked(struct pool *pool, bool stopped_only, bool *was_stopped)
+{
+	struct ready *item = pool->stopped.head;
+	*was_stopped = item != NULL;
+	if (item) {
+		list_unlink(&pool->stopped, item);
+	} else if (!stopped_only && (item = pool->ready.head)) {
+		list_unlink(&pool->ready, item);
+		pool->nbuffered--;
+	}
+	if (item)
+		item->where = READY_TAKEN;
+	return item;
+}
+
+/* Without mu: drops the item's stop hook (after which no hook call can
+ * reach it) and frees it; returns its run. */
+static struct run *item_release(struct ready *item)
+{
+	struct run *run = item->run;
+	run_set_stop_hook(run, NULL, NULL);
+	free(item);
+	return run;
+}
+
 /* Writer thread, inside the claim: how many more of queue may start. */
 static int queue_room(struct store_op *op, const char *queue)
 {
-	struct pool *pool = op->arg;
+	struct pool *pool = ((struct claim_batch *)op->arg)->pool;
 	pthread_mutex_lock(&pool->mu);
 	struct limited_queue *q = limit_of(pool, queue);
 	int room = q ? q->limit - q->inflight : INT_MAX;
@@ -92,7 +255,8 @@ static int queue_room(struct store_op *op, const char *queue)
 /* Writer thread, after the claim commit: register the run and queue it. */
 static void on_claimed(struct store_op *op, struct job *job)
 {
-	struct pool *pool = op->arg;
+	struct claim_batch *batch = op->arg;
+	struct pool *pool = batch->pool;
 	char id[UUID_LEN + 1];
 	memcpy(id, job->id, sizeof id);
 	struct ready *item = malloc(sizeof *item);
@@ -110,35 +274,53 @@ static void on_claimed(struct store_op *op, struct job *job)
 		return;
 	}
 	item->run = run;
-	item->next = NULL;
-	pthread_mutex_lock(&pool->mu);
-	struct limited_queue *q = limit_of(pool, job->queue);
-	if (q)
-		q->inflight++;
-	if (pool->ready_tail)
-		pool->ready_tail->next = item;
-	else
-		pool->ready_head = item;
-	pool->ready_tail = item;
-	pthread_cond_signal(&pool->work_cv);
-	pthread_mutex_unlock(&pool->mu);
+	item->pool = pool;
+	item->where = READY_NEW;
+	item->stop_seen = false;
+	run_set_stop_hook(run, buffered_stopped, item);
+	list_append(&batch->staged, item); /* the dispatcher waits for the claim */
 }
 
-/* Caller holds mu. Whether a claim is worth a trip to the writer now. */
-static bool claim_due(struct pool *pool, int free_slots)
+/* Caller holds mu: moves a claim's jobs to the ready list (those stopped
+ * meanwhile to the stopped list) and wakes the workers once. */
+static void hand_over_locked(struct pool *pool, struct claim_batch *batch)
 {
-	if (free_slots > 0 && pool->maybe_work)
-		return true;
-	return pool->next_due && pool->next_due <= clock_now_ms();
+	if (!batch->staged.head)
+		return;
+	while (batch->staged.head) {
+		struct ready *item = batch->staged.head;
+		list_unlink(&batch->staged, item);
+		struct limited_queue *q = limit_of(pool, item->run->job->queue);
+		if (q)
+			q->inflight++;
+		if (item->stop_seen) {
+			list_append(&pool->stopped, item);
+			item->where = READY_STOPPED;
+		} else {
+			list_append(&pool->ready, item);
+			item->where = READY_BUFFERED;
+			pool->nbuffered++;
+		}
+	}
+	pthread_cond_broadcast(&pool->work_cv);
 }
+
+static void end_unstarted(struct pool *pool, struct run *run);
 
 static void *dispatcher_main(void *arg)
 {
 	struct pool *pool = arg;
 	pthread_mutex_lock(&pool->mu);
 	while (!pool->stopping) {
-		int free_slots = pool->nworkers - pool->assigned;
-		if (!claim_due(pool, free_slots)) {
+		bool was_stopped;
+		struct ready *stopped = take_locked(pool, true, &was_stopped);
+		if (stopped) {
+			pthread_mutex_unlock(&pool->mu);
+			end_unstarted(pool, item_release(stopped));
+			pthread_mutex_lock(&pool->mu);
+			continue;
+		}
+		if (!claim_due(pool)) {
 			if (pool->next_due) {
 				int64_t wait = pool->next_due - clock_now_ms();
 				clock_cond_wait_until(&pool->dispatch_cv, &pool->mu, clock_mono_ms() + (wait > 0 ? wait : 0));
@@ -148,20 +330,25 @@ static void *dispatcher_main(void *arg)
 			continue;
 		}
 		bool due = pool->next_due && pool->next_due <= clock_now_ms();
+		int room = claim_room(pool);
 		pool->maybe_work = false;
-		/* Reserve the slots before the claim: on_claimed runs on the
+		/* Reserve the room before the claim: on_claimed runs on the
 		 * writer thread and releases what it cannot use. */
-		pool->assigned += free_slots;
+		pool->assigned += room;
 		pthread_mutex_unlock(&pool->mu);
 
+		struct claim_batch batch = {.pool = pool};
 		struct store_op op = {
-			.kind = STORE_OP_CLAIM, .arg = pool,
-			.claim = {.max = free_slots, .claimed = on_claimed, .queue_room = queue_room},
+			.kind = STORE_OP_CLAIM, .arg = &batch,
+			.claim = {.max = room, .claimed = on_claimed, .queue_room = queue_room},
 		};
 		enum store_rc rc = store_run(pool->store, &op);
 
 		pthread_mutex_lock(&pool->mu);
-		pool->assigned -= free_slots - op.claim.nclaimed;
+		hand_over_locked(pool, &batch);
+		pool->claims++;
+		pool->claimed += (uint64_t)op.claim.nclaimed;
+		pool->assigned -= room - op.claim.nclaimed;
 		if (rc != STORE_OK) {
 			log_warn("claiming jobs failed; will retry on the next submission or completion");
 			pool->backlog = true;
@@ -169,10 +356,9 @@ static void *dispatcher_main(void *arg)
 		}
 		pool->next_due = op.claim.next_due;
 		/* Jobs may be waiting still: the claim came back full, a queue
-		 * hit its limit, or due jobs were promoted with no slot free. */
-		pool->backlog = (free_slots > 0 && op.claim.nclaimed == free_slots) || op.claim.limited ||
-		                (due && free_slots == 0);
-		pool->maybe_work |= free_slots > 0 && op.claim.nclaimed == free_slots;
+		 * hit its limit, or due jobs were promoted with no room. */
+		pool->backlog = (room > 0 && op.claim.nclaimed == room) || op.claim.limited || (due && room == 0);
+		pool->maybe_work |= room > 0 && op.claim.nclaimed == room;
 	}
 	pthread_mutex_unlock(&pool->mu);
 	return NULL;
@@ -297,6 +483,13 @@ static void run_attempt(struct pool *pool, struct run *run)
 	end_attempt(pool, run, outcome, result, error, false);
 }
 
+/* Ends a claimed job no worker started (canceled or shut down while
+ * buffered): its started_at stays the claim's. */
+static void end_unstarted(struct pool *pool, struct run *run)
+{
+	end_attempt(pool, run, RUN_STOPPED, NULL, NULL, false);
+}
+
 static void finish_done(struct store_op *op)
 {
 	if (op->rc != STORE_OK)
@@ -337,31 +530,50 @@ static void job_done(struct pool *pool, const char *queue, bool was_async)
 		q->inflight--;
 	if (pool->backlog)
 		pool->maybe_work = true;
-	pthread_cond_broadcast(&pool->dispatch_cv);
+	poke_locked(pool);
 	pthread_mutex_unlock(&pool->mu);
+}
+
+/* Caller holds mu: folds one job's hold time into the mean (1/8 weight). */
+static void note_hold_locked(struct pool *pool, int64_t us)
+{
+	if (us < 1)
+		us = 1;
+	pool->hold_us = pool->hold_us ? pool->hold_us + (us - pool->hold_us) / 8 : us;
+	if (pool->hold_us < 1)
+		pool->hold_us = 1;
 }
 
 static void *worker_main(void *arg)
 {
 	struct pool *pool = arg;
+	int64_t held_us = -1; /* the last job's hold time, to fold in under mu */
 	for (;;) {
 		pthread_mutex_lock(&pool->mu);
-		while (!pool->ready_head && !pool->stopping)
+		if (held_us >= 0)
+			note_hold_locked(pool, held_us);
+		/* Once stopping, only the jobs pool_stop left for idle workers
+		 * are on the ready list. */
+		while (!pool->ready.head && !pool->stopped.head && !pool->stopping)
 			pthread_cond_wait(&pool->work_cv, &pool->mu);
-		struct ready *item = pool->ready_head;
-		if (item) {
-			pool->ready_head = item->next;
-			if (!pool->ready_head)
-				pool->ready_tail = NULL;
-		}
+		bool was_stopped;
+		struct ready *item = take_locked(pool, false, &was_stopped);
+		if (item && !pool->stopping && pool->maybe_work && claim_due(pool))
+			pthread_cond_signal(&pool->dispatch_cv); /* the buffer runs low */
 		pthread_mutex_unlock(&pool->mu);
+		held_us = -1;
 		if (!item)
 			break;
-		struct run *run = item->run;
-		free(item);
-
+		struct run *run = item_release(item);
+		if (was_stopped) {
+			end_unstarted(pool, run);
+			continue;
+		}
+		int64_t t0 = clock_mono_us();
+		run->job->started_at = clock_now_ms(); /* the real start; the outcome carries it */
 		log_debug("job %s (%s) attempt %d started", run->job->id, run->job->type, run->job->attempts);
 		run_attempt(pool, run);
+		held_us = clock_mono_us() - t0;
 	}
 	return NULL;
 }
@@ -370,7 +582,8 @@ void pool_notify(struct pool *pool)
 {
 	pthread_mutex_lock(&pool->mu);
 	pool->maybe_work = true;
-	pthread_cond_signal(&pool->dispatch_cv);
+	if (claim_due(pool))
+		pthread_cond_signal(&pool->dispatch_cv);
 	pthread_mutex_unlock(&pool->mu);
 }
 
@@ -427,13 +640,41 @@ void pool_stop(struct pool *pool, int64_t grace_ms)
 	pthread_cond_broadcast(&pool->dispatch_cv);
 	pthread_mutex_unlock(&pool->mu);
 	pthread_join(pool->dispatcher, NULL);
+	log_debug("dispatcher: %llu claims took %llu jobs", (unsigned long long)pool->claims,
+	         (unsigned long long)pool->claimed);
 
-	/* No claim is in flight now. Jobs already claimed count as running
-	 * (the API shows them so): workers take them during the grace period
-	 * like the rest, and leave when the ready list is empty. */
+	/* No claim is in flight now. The jobs idle workers are about to take
+	 * count as started and get the grace period; the rest of the buffer
+	 * goes back to the queue at once, without spending an attempt. */
 	pthread_mutex_lock(&pool->mu);
+	int keep = pool->nworkers - (pool->assigned - pool->nbuffered);
+	struct ready *back = pool->ready.head;
+	for (int i = 0; back && i < keep; i++)
+		back = back->next;
+	struct ready_list put_back = {NULL, NULL};
+	while (back) {
+		struct ready *next = back->next;
+		list_unlink(&pool->ready, back);
+		pool->nbuffered--;
+		back->where = READY_TAKEN;
+		list_append(&put_back, back);
+		back = next;
+	}
 	pthread_cond_broadcast(&pool->work_cv);
 	pthread_mutex_unlock(&pool->mu);
+	int nback = 0;
+	while (put_back.head) {
+		struct ready *item = put_back.head;
+		list_unlink(&put_back, item);
+		struct run *run = item_release(item);
+		char id[UUID_LEN + 1];
+		memcpy(id, run->job->id, sizeof id);
+		run_table_stop(pool->runs, id, RUN_STOP_SHUTDOWN);
+		end_unstarted(pool, run);
+		nback++;
+	}
+	if (nback > 0)
+		log_info("shutdown: putting %d claimed job(s) no worker started back in the queue", nback);
 
 	/* Running jobs may finish within the grace period; then they are
 	 * asked to stop and requeue themselves without spending an attempt

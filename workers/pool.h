@@ -1,6 +1,7 @@
 /* The worker pool: a dispatcher thread that claims runnable jobs from the
- * store in batches, and N worker threads that run them and report the
- * outcome back through the store. Workers never see an HTTP request. */
+ * store in batches (the free workers plus a small claimed-ahead buffer),
+ * and N worker threads that run them and post the outcome to the store
+ * without waiting for its commit. Workers never see an HTTP request. */
 #ifndef JOBQ_POOL_H
 #define JOBQ_POOL_H
 
@@ -24,9 +25,10 @@ struct pool *pool_start(struct store *st, struct run_table *runs, int nworkers,
  * for long (it is called on the store writer thread). */
 void pool_notify(struct pool *pool);
 
-/* Stops claiming, lets running jobs finish for up to grace_ms, then asks
- * the rest to stop (they go back to the queue without spending an
- * attempt) and waits for the workers. pool_notify stays safe to call until
+/* Stops claiming, puts buffered jobs no idle worker is about to take back
+ * in the queue (without spending an attempt), lets running jobs finish for
+ * up to grace_ms, then asks the rest to stop (they go back to the queue
+ * without spending an attempt too) and waits for the workers. pool_notify stays safe to call until
  * pool_free. NULL is a no-op. */
 void pool_stop(struct pool *pool, int64_t grace_ms);
 

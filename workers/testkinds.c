@@ -3,7 +3,10 @@
  *   tally - appends "<id> <attempt>" to the file named by JOBQ_TEST_TALLY
  *           and fsyncs it, so a test can count every run; then sleeps
  *           payload.seconds (stopping when asked) and succeeds with
- *           {"attempt": N}, or fails (retryable) when payload.fail is true. */
+ *           {"attempt": N}, or fails (retryable) when payload.fail is true.
+ *   gate  - holds its worker until the file named by JOBQ_TEST_GATE exists
+ *           (looking every 10 ms), then succeeds; stops when asked, and
+ *           fails after 60 s. Jobs claimed behind it wait in the buffer. */
 #include "workers/testkinds.h"
 
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -73,9 +77,32 @@ static enum run_outcome tally_run(const struct job_kind *kind, struct run *run, 
 	return RUN_SUCCEEDED;
 }
 
+#define GATE_STEP_MS 10
+#define GATE_MAX_MS 60000
+
+static enum run_outcome gate_run(const struct job_kind *kind, struct run *run, const cJSON *payload, cJSON **result, char **error)
+{
+	(void)kind;
+	(void)payload;
+	(void)result;
+	const char *path = getenv("JOBQ_TEST_GATE");
+	struct stat sb;
+	int64_t until = clock_mono_ms() + GATE_MAX_MS;
+	while (!path || stat(path, &sb) != 0) {
+		if (clock_mono_ms() >= until) {
+			*error = strdup("the gate did not open in 60 s");
+			return RUN_FAILED_FINAL;
+		}
+		if (!run_sleep_until(run, clock_mono_ms() + GATE_STEP_MS))
+			return RUN_STOPPED;
+	}
+	return RUN_SUCCEEDED;
+}
+
 static const struct job_kind test_kinds[] = {
 	{.name = "crash", .validate = NULL, .run = crash_run},
 	{.name = "tally", .validate = tally_validate, .run = tally_run},
+	{.name = "gate", .validate = NULL, .run = gate_run},
 };
 
 int testkinds_register(void)

@@ -61,7 +61,7 @@ enum {
 	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
 	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
 	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
-	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO, SQL_COUNT
+	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO, SQL_COUNT
 };
 
 /* The callback columns of a job finishing at ?F: pending from then on. */
@@ -134,6 +134,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_DELETE_JOB] = "DELETE FROM jobs WHERE seq = ?1 AND state IN (" S_FINISHED ")",
 	[SQL_PAUSE] = "INSERT INTO queues (name, paused) VALUES (?1, ?2)"
 	              " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+	[SQL_QUEUE_PAUSED] = "SELECT paused FROM queues WHERE name = ?1",
 	[SQL_SWEEP_ATTEMPTS] = "DELETE FROM job_attempts WHERE job_seq IN (SELECT seq FROM jobs"
 	                       " WHERE expires_at <= ?1 ORDER BY expires_at LIMIT " JOBQ_STR(SWEEP_BATCH) ")",
 	[SQL_SWEEP_JOBS] = "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
@@ -541,14 +542,33 @@ static int insert_job(struct sqlite_store *st, struct job *job)
 	return step_int64(s, &job->seq);
 }
 
+/* Whether a job just inserted may be claimed: not while its queue is
+ * paused (a scheduled job still is, so that the claim promotes it on time
+ * and the dispatcher learns its due time). No claim is posted for a
+ * submission nothing can run. */
+static int inserted_runnable(struct sqlite_store *st, const struct job *job, bool *runnable)
+{
+	int64_t paused = 0;
+	if (job->state == JOB_SCHEDULED) {
+		*runnable = true;
+		return SQLITE_OK;
+	}
+	sqlite3_stmt *s = st->wstmt[SQL_QUEUE_PAUSED];
+	sqlite3_bind_text(s, 1, job->queue, -1, SQLITE_STATIC);
+	int rc = step_int64(s, &paused);
+	*runnable = rc == SQLITE_OK && !paused;
+	return rc;
+}
+
 static int apply_submit(void *be, struct store_op *op, struct store_effects *fx)
 {
-	(void)fx;
 	struct sqlite_store *st = be;
 	struct job *job = op->submit.job;
 	int rc = insert_job(st, job);
 	if (rc == SQLITE_OK && store_fault_hit())
 		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && job->seq != 0)
+		rc = inserted_runnable(st, job, &fx->runnable);
 	if (rc != SQLITE_OK || job->seq != 0)
 		return rc;
 	if (!job->idem_key)
@@ -889,7 +909,6 @@ static int apply_probe(void *be, struct store_op *op, struct store_effects *fx)
  * nothing. */
 static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 {
-	(void)fx;
 	struct sqlite_store *st = be;
 	struct store_op_batch *b = &op->batch;
 	int64_t unused = 0;
@@ -908,6 +927,12 @@ static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		if (rc == SQLITE_OK && job->seq == 0)
 			rc = SQLITE_CONSTRAINT;
 	}
+	/* Runnable if any job is; a queue is looked up once per run of jobs
+	 * on it (a batch mostly goes to one queue). */
+	fx->runnable = false;
+	for (int i = 0; rc == SQLITE_OK && !fx->runnable && i < b->njobs; i++)
+		if (i == 0 || b->jobs[i]->state == JOB_SCHEDULED || strcmp(b->jobs[i]->queue, b->jobs[i - 1]->queue) != 0)
+			rc = inserted_runnable(st, b->jobs[i], &fx->runnable);
 	return rc;
 }
 

@@ -838,6 +838,43 @@ START_TEST(store_claim_serves_every_queue_in_turn)
 }
 END_TEST
 
+/* Nothing can run a job submitted to a paused queue, so its commit must
+ * not wake the dispatcher into a claim that finds nothing; a scheduled
+ * job still does (the claim promotes it and reports its due time). Hooks
+ * fire in commit order, so once the last submit's hook ran, the count is
+ * final. */
+START_TEST(store_submit_to_paused_queue_wakes_no_claim)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_store(&rec);
+	pause_queue(st, "p", true);
+	int before = atomic_load(&rec.submitted);
+	struct job *paused = submit(st, "echo", "p", 0, NULL);
+	struct job *batch[2] = {make_job("echo", "p", 0, NULL), make_job("echo", "p", 0, NULL)};
+	struct store_op op = {.kind = STORE_OP_BATCH, .batch = {.jobs = batch, .njobs = 2}};
+	uuid_v7(op.batch.id);
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	struct job *runnable = submit(st, "echo", "other", 0, NULL);
+	ck_assert(wait_for_count(&rec.submitted, before + 1));
+	ck_assert_int_eq(atomic_load(&rec.submitted), before + 1);
+
+	struct job *later = make_job("echo", "p", 0, NULL);
+	later->state = JOB_SCHEDULED;
+	later->run_at = clock_now_ms() + 60000;
+	struct store_op sop = {.kind = STORE_OP_SUBMIT, .submit.job = later};
+	ck_assert_int_eq(store_run(st, &sop), STORE_OK);
+	ck_assert(wait_for_count(&rec.submitted, before + 2));
+	ck_assert_int_eq(queue_of(st, "p").counts[JOB_QUEUED], 3);
+	job_free(paused);
+	job_free(batch[0]);
+	job_free(batch[1]);
+	job_free(runnable);
+	job_free(later);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(store_paused_queue_is_not_claimed_from)
 {
 	struct recorder rec;
@@ -3117,6 +3154,7 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_claim_room_limits_a_queue_among_many_jobs);
 	tcase_add_test(tc, store_claim_serves_every_queue_in_turn);
 	tcase_add_test(tc, store_paused_queue_is_not_claimed_from);
+	tcase_add_test(tc, store_submit_to_paused_queue_wakes_no_claim);
 	tcase_add_test(tc, store_list_queue_names_has_job_and_paused_queues);
 	tcase_add_test(tc, store_deepest_queues_ranks_by_depth_and_sums_the_rest);
 	tcase_add_test(tc, store_queue_counts_follow_every_change);

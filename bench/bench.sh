@@ -52,23 +52,7 @@ post_wrk() { # post_wrk CONNS SECONDS BODY_FILE [ENV...]
 say() { echo "bench: $*" >&2; }
 
 part_machine() {
-	python3 - "$dir" <<'PY'
-import json, os, platform, sys, time
-path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-t0 = time.perf_counter()
-for _ in range(300):
-    os.write(fd, b"x" * 4096)
-    os.fdatasync(fd)
-dt = time.perf_counter() - t0
-os.close(fd)
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-mem = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-print(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": cpu, "cores": os.cpu_count(),
-                  "mem_gb": round(mem / 1048576, 1), "kernel": platform.release(),
-                  "fdatasync_per_s": round(300 / dt),
-                  "loadavg_before": open("/proc/loadavg").read().split()[:3]}))
-PY
+	python3 bench/fsync_probe.py "$dir" --machine
 }
 
 part_ceiling() {

@@ -45,18 +45,7 @@ say "peers (${peers[*]}), N=$PEERBENCH_N, harness $harness"
 grep '^{' "$dir/peers.out" > "$dir/peers.jsonl" || true
 
 say "jobq: fresh jobqd --workers 2"
-python3 - "$dir" > "$dir/fsync.json" <<'PY'
-import json, os, sys, time
-path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-t0 = time.perf_counter()
-for _ in range(300):
-    os.write(fd, b"x" * 4096)
-    os.fdatasync(fd)
-dt = time.perf_counter() - t0
-os.close(fd)
-print(json.dumps({"fdatasync_per_s": round(300 / dt), "loadavg": open("/proc/loadavg").read().split()[:3]}))
-PY
+python3 bench/fsync_probe.py "$dir" > "$dir/fsync.json"
 start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
 timeout 900 python3 bench/peers/jobq_peer.py "$JQ_PORT" > "$dir/jobq.json"
 stop_jobqd

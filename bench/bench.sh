@@ -89,25 +89,19 @@ part_e2e() {
 	# jobqd holds them all. The queue's own counts say when all are done.
 	local n=${E2E_JOBS:-100000} workers=${E2E_WORKERS:-16}
 	fresh --workers "$workers"
-	local t0 t1 t2 c total=0 done=0 wpid
+	local t0 wpid w
 	t0=$(now_ms)
 	env JOBQ_WRK_DIR="$BENCH_DIR/wrk" JOBQ_BODY_FILE="$dir/job.json" JOBQ_PER_THREAD=$((n / 2)) \
 		wrk -t2 -c64 -d600s --timeout 30s -s "$BENCH_DIR/wrk/post.lua" "$(url /v1/jobs)" > "$dir/wrk.out" &
 	wpid=$!
-	for _ in $(seq 1 60000); do
-		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{"queued":0}')
-		read -r total done < <(python3 -c 'import json, sys; c = json.loads(sys.argv[1]); print(sum(c.values()), c.get("succeeded", 0))' "$c")
-		[ "$total" -ge "$n" ] && [ -z "${t1:-}" ] && { t1=$(now_ms); kill -INT "$wpid" 2>/dev/null || true; }
-		[ -n "${t1:-}" ] && [ "$done" -ge "$total" ] && break
-		sleep 0.02
-	done
-	t2=$(now_ms)
+	w=$(python3 bench/drain_wait.py "$JQ_PORT" bench "$n" --interrupt "$wpid" --timeout 1200)
 	wait "$wpid" || true
 	python3 -c 'import json, sys
-n, done, t0, t1, t2 = map(int, sys.argv[1:6])
-print(json.dumps({"submitted": n, "succeeded": done, "submit_phase_s": (t1 - t0) / 1000,
-                  "wall_s": (t2 - t0) / 1000, "per_second": round(done / ((t2 - t0) / 1000), 1),
-                  "connections": 64, "workers": int(sys.argv[6])}))' "$total" "$done" "$t0" "${t1:-$t2}" "$t2" "$workers"
+w, t0, workers = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+wall = (w["ended_at_ms"] - t0) / 1000
+print(json.dumps({"submitted": w["total"], "succeeded": w["succeeded"], "submit_phase_s": (w["held_at_ms"] - t0) / 1000,
+                  "wall_s": wall, "per_second": round(w["succeeded"] / wall, 1),
+                  "connections": 64, "workers": workers}))' "$w" "$t0" "$workers"
 }
 
 part_peers() {
@@ -176,7 +170,7 @@ part_outbound() {
 # the fill does not depend on the submit path; the drain is timed from the
 # resume until the queue's counts say every job ended.
 part_backlog() {
-	local n=${BACKLOG_JOBS:-1000000} workers c t0 t1 done=0 cs0 cs1
+	local n=${BACKLOG_JOBS:-1000000} workers t0 t1 done=0 cs0 cs1
 	workers=$(nproc)
 	stop_jobqd
 	rm -f "$dir"/jobq.db*
@@ -184,17 +178,12 @@ part_backlog() {
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/pause)"
 	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url /v1/jobs)"
 	stop_jobqd
-	python3 bench/fill.py "$dir/jobq.db" "$n" "$dir/ids.txt" >&2
+	python3 bench/fill.py --queued bench "$dir/jobq.db" "$n" "$dir/ids.txt" >&2
 	start_jobqd "$dir/jobq.db" "$dir/jobqd.log"
 	cs0=$(ctxt_switches "$JQ_PID")
 	t0=$(now_ms)
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/resume)"
-	for _ in $(seq 1 36000); do
-		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{}')
-		done=$(python3 -c 'import json, sys; c = json.loads(sys.argv[1]); print(sum(c.get(k, 0) for k in ("succeeded", "failed", "canceled")))' "$c")
-		[ "$done" -ge "$n" ] && break
-		sleep 0.1
-	done
+	done=$(json_get "$(python3 bench/drain_wait.py "$JQ_PORT" bench "$n" --timeout 3600)" ended)
 	t1=$(now_ms)
 	cs1=$(ctxt_switches "$JQ_PID")
 	python3 -c 'import json, sys

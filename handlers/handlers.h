@@ -92,6 +92,9 @@ struct id_set {
 int jobs_parse_ids(const char *text, struct id_set *s, struct problem *p);
 void id_set_clear(struct id_set *s);
 
+/* Sorts s->id[0..n), drops repeats and sets ptr (allocated for n). */
+void id_set_sort(struct id_set *s);
+
 /* Whether id is in s (s->n > 0). */
 bool id_set_has(const struct id_set *s, const char *id);
 

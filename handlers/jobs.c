@@ -384,6 +384,12 @@ int jobs_parse_ids(const char *text, struct id_set *s, struct problem *p)
 		if (!*c)
 			break;
 	}
+	id_set_sort(s);
+	return 0;
+}
+
+void id_set_sort(struct id_set *s)
+{
 	qsort(s->id, s->n, sizeof s->id[0], cmp_id);
 	size_t kept = 0;
 	for (size_t i = 0; i < s->n; i++)
@@ -392,7 +398,6 @@ int jobs_parse_ids(const char *text, struct id_set *s, struct problem *p)
 	s->n = kept;
 	for (size_t i = 0; i < s->n; i++)
 		s->ptr[i] = s->id[i];
-	return 0;
 }
 
 static int parse_list_query(struct req *r, struct store_filter *f, struct id_set *ids)

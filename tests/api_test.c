@@ -1014,9 +1014,11 @@ static size_t long_get_body(char *data, size_t size, size_t nmemb, void *ud)
 	char *buf = ud;
 	size_t have = strlen(buf), n = size * nmemb;
 
-	if (have + n < 4096)
-		memcpy(buf + have, data, n), buf[have + n] = '\0';
-	return size * nmemb;
+	if (have + n < 4096) {
+		memcpy(buf + have, data, n);
+		buf[have + n] = '\0';
+	}
+	return n;
 }
 
 /* A GET of a path longer than the harness takes (bounded at 10 s): the

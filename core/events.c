@@ -58,9 +58,15 @@ void events_publish(struct events *ev, struct event *e)
 		hub_notify(ev->hub, EVENTS_KEY_ALL);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 static bool passes(const struct event *e, const struct event_filter *f)
 {
 	return (!f->job_id || strcmp(e->id, f->job_id) == 0) &&
+	       (!f->ids || bsearch(e->id, f->ids, f->nids, sizeof f->ids[0], cmp_id)) &&
 	       (!f->queue || strcmp(e->queue, f->queue) == 0) &&
 	       (!f->type || strcmp(e->type, f->type) == 0) &&
 	       (!f->jobs_only || e->kind == EVENT_JOB);

@@ -38,6 +38,10 @@ struct event {
 struct event_filter {
 	const char *job_id;               /* NULL: any job */
 	const char *queue, *type;         /* NULL: any */
+	/* ids not NULL: only the jobs in ids[0..nids), sorted (strcmp), each
+	 * once; none when nids is 0 */
+	const char (*ids)[UUID_LEN + 1];
+	size_t nids;
 	bool jobs_only;                   /* only EVENT_JOB */
 };
 

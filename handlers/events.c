@@ -28,6 +28,7 @@ struct stream {
 	char job_id[UUID_LEN + 1];
 	char queue[JOB_NAME_MAX + 1], type[JOB_NAME_MAX + 1];
 	struct event_filter filter;
+	struct id_set ids;            /* /v1/events?ids= or ?batch_id= */
 	uint64_t last;                /* id of the last event sent or skipped */
 	bool snapshot;                /* send the job's current state first */
 	bool done;                    /* end once pending is sent */
@@ -43,6 +44,7 @@ static void stream_free(void *p)
 		return;
 	hub_disarm(s->hub, &s->waiter);
 	free(s->pending);
+	id_set_clear(&s->ids);
 	free(s);
 }
 
@@ -224,6 +226,76 @@ void events_job_stream(struct req *r)
 	start(r);
 }
 
+/* The jobs of batch id into s (sorted), keeping only those in `only`
+ * when it has any; -1 after replying 404 or 503. A batch's jobs are fixed
+ * when it is made, so the set never grows. */
+static int batch_ids(struct req *r, const char *id, const struct id_set *only, struct id_set *s)
+{
+	struct batch_info b;
+	enum store_rc rc = store_get_batch(r->app->store, id, &b);
+	delivery_clear(&b.callback);
+	struct store_filter f = {.batch_id = id, .limit = JOB_BATCH_MAX, .ids = only->ptr, .nids = only->n};
+	struct job **jobs = NULL;
+	size_t n = 0;
+	int64_t next = 0;
+	if (rc == STORE_OK)
+		rc = store_list_jobs(r->app->store, &f, &jobs, &n, &next);
+	if (rc == STORE_NOT_FOUND)
+		reply_error(r, PROBLEM_BATCH_NOT_FOUND, NULL, "no batch with id %s", id);
+	else if (rc != STORE_OK)
+		handler_reply_unavailable(r);
+	if (rc != STORE_OK)
+		return -1;
+	memset(s, 0, sizeof *s);
+	s->id = calloc(n ? n : 1, sizeof s->id[0]);
+	s->ptr = calloc(n ? n : 1, sizeof s->ptr[0]);
+	for (size_t i = 0; i < n; i++) {
+		if (s->id)
+			memcpy(s->id[s->n++], jobs[i]->id, sizeof s->id[0]);
+		job_free(jobs[i]);
+	}
+	free(jobs);
+	if (!s->id || !s->ptr) {
+		id_set_clear(s);
+		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	id_set_sort(s);
+	return 0;
+}
+
+/* ?ids= and ?batch_id= into s->ids (both: the batch's jobs among ids);
+ * -1 after replying. A filter that matches no job still streams nothing
+ * but keep-alives, as a queue without jobs does. */
+static int parse_job_filter(struct req *r, struct stream *s)
+{
+	const char *ids = req_query(r, "ids"), *batch = req_query(r, "batch_id");
+	struct problem p;
+	struct id_set given = {0};
+	if (ids && jobs_parse_ids(ids, &given, &p) != 0) {
+		reply_problem(r, &p);
+		return -1;
+	}
+	if (batch && !uuid_valid(batch)) {
+		id_set_clear(&given);
+		reply_error(r, PROBLEM_INVALID_QUERY, "batch_id", "batch_id must be a batch id (a UUID)");
+		return -1;
+	}
+	if (!batch) {
+		s->ids = given;
+	} else {
+		int rc = batch_ids(r, batch, &given, &s->ids);
+		id_set_clear(&given);
+		if (rc != 0)
+			return -1;
+	}
+	if (ids || batch) {
+		s->filter.ids = (const char (*)[UUID_LEN + 1])s->ids.id;
+		s->filter.nids = s->ids.n;
+	}
+	return 0;
+}
+
 void events_stream(struct req *r)
 {
 	const char *queue = req_query(r, "queue"), *type = req_query(r, "type");
@@ -232,7 +304,7 @@ void events_stream(struct req *r)
 		return;
 	}
 	struct stream *s = stream_new(r);
-	if (!s)
+	if (!s || parse_job_filter(r, s) != 0)
 		return;
 	snprintf(s->key, sizeof s->key, "%s", EVENTS_KEY_ALL);
 	s->filter.jobs_only = true;

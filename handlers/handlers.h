@@ -68,6 +68,36 @@ void jobs_delete(struct req *r);
 int jobs_parse_list_query(const char *state, const char *limit, const char *cursor, struct store_filter *f,
                           struct problem *p);
 
+/* Reads an Idempotency-Key header (1 to 255 printable ASCII characters)
+ * into *key (malloc'd; left alone without the header) and the SHA-256 of
+ * the body into hash; -1 after replying 400 naming the header. */
+int jobs_take_idempotency_key(struct req *r, char **key, char hash[65]);
+
+/* Writes `"jobs":[...],"next_cursor":...` of a list page into o; takes
+ * jobs (each and the array freed). */
+void jobs_write_page(struct req *r, struct json_out *o, struct job **jobs, size_t n, int64_t next);
+
+#define JOBS_IDS_MAX 1000
+
+/* A set of job ids from a query (?ids=a,b,c): sorted, each once. */
+struct id_set {
+	char (*id)[UUID_LEN + 1];
+	const char **ptr;                 /* ptr[i] == id[i], for store_filter.ids */
+	size_t n;
+};
+
+/* Parses text, comma-separated UUIDs (1 to JOBS_IDS_MAX of them), into s
+ * (zeroed first); -1 with p filled (invalid_query naming `ids`, or
+ * internal). Free with id_set_clear. */
+int jobs_parse_ids(const char *text, struct id_set *s, struct problem *p);
+void id_set_clear(struct id_set *s);
+
+/* Sorts s->id[0..n), drops repeats and sets ptr (allocated for n). */
+void id_set_sort(struct id_set *s);
+
+/* Whether id is in s (s->n > 0). */
+bool id_set_has(const struct id_set *s, const char *id);
+
 /* handlers/batches.c */
 void batches_create(struct req *r);
 void batches_get(struct req *r);

@@ -112,6 +112,11 @@ static void create_done(struct req *r)
 /* Reads the Idempotency-Key header into job; -1 after replying 400. */
 static int take_idempotency_key(struct req *r, struct job *job)
 {
+	return jobs_take_idempotency_key(r, &job->idem_key, job->idem_hash);
+}
+
+int jobs_take_idempotency_key(struct req *r, char **out, char hash[65])
+{
 	const char *key = req_header(r, "Idempotency-Key");
 	if (!key)
 		return 0;
@@ -124,11 +129,11 @@ static int take_idempotency_key(struct req *r, struct job *job)
 		            "Idempotency-Key must be 1 to %d printable ASCII characters", IDEMPOTENCY_KEY_MAX);
 		return -1;
 	}
-	if (!(job->idem_key = strdup(key))) {
+	if (!(*out = strdup(key))) {
 		reply_error(r, PROBLEM_INTERNAL, NULL, "out of memory");
 		return -1;
 	}
-	digest_sha256_hex(r->body, r->body_len, job->idem_hash);
+	digest_sha256_hex(r->body, r->body_len, hash);
 	return 0;
 }
 
@@ -327,52 +332,141 @@ int jobs_parse_list_query(const char *state, const char *limit, const char *curs
 	return 0;
 }
 
-static int parse_list_query(struct req *r, struct store_filter *f)
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+void id_set_clear(struct id_set *s)
+{
+	free(s->id);
+	free(s->ptr);
+	memset(s, 0, sizeof *s);
+}
+
+bool id_set_has(const struct id_set *s, const char *id)
+{
+	return s->n > 0 && bsearch(id, s->id, s->n, sizeof s->id[0], cmp_id) != NULL;
+}
+
+int jobs_parse_ids(const char *text, struct id_set *s, struct problem *p)
+{
+	memset(s, 0, sizeof *s);
+	size_t given = 1;
+	for (const char *c = text; *c; c++)
+		given += *c == ',';
+	if (given > JOBS_IDS_MAX)
+		return problem_set(p, PROBLEM_INVALID_QUERY, "ids", "ids holds %zu ids; at most %d are allowed",
+		                   given, JOBS_IDS_MAX);
+	s->id = calloc(given, sizeof s->id[0]);
+	s->ptr = calloc(given, sizeof s->ptr[0]);
+	if (!s->id || !s->ptr) {
+		id_set_clear(s);
+		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
+	}
+	for (const char *c = text;; c++) {
+		size_t len = strcspn(c, ",");
+		if (len != UUID_LEN) {
+			id_set_clear(s);
+			return problem_set(p, PROBLEM_INVALID_QUERY, "ids",
+			                   "ids must be 1 to %d job ids separated by commas", JOBS_IDS_MAX);
+		}
+		memcpy(s->id[s->n], c, UUID_LEN);
+		s->id[s->n][UUID_LEN] = '\0';
+		for (char *x = s->id[s->n]; *x; x++) /* ids are stored in lower case */
+			*x = (char)(*x >= 'A' && *x <= 'F' ? *x - 'A' + 'a' : *x);
+		if (!uuid_valid(s->id[s->n])) {
+			id_set_clear(s);
+			return problem_set(p, PROBLEM_INVALID_QUERY, "ids", "ids must be job ids (UUIDs) separated by commas");
+		}
+		s->n++;
+		c += len;
+		if (!*c)
+			break;
+	}
+	id_set_sort(s);
+	return 0;
+}
+
+void id_set_sort(struct id_set *s)
+{
+	qsort(s->id, s->n, sizeof s->id[0], cmp_id);
+	size_t kept = 0;
+	for (size_t i = 0; i < s->n; i++)
+		if (kept == 0 || strcmp(s->id[kept - 1], s->id[i]) != 0)
+			memmove(s->id[kept++], s->id[i], sizeof s->id[0]);
+	s->n = kept;
+	for (size_t i = 0; i < s->n; i++)
+		s->ptr[i] = s->id[i];
+}
+
+static int parse_list_query(struct req *r, struct store_filter *f, struct id_set *ids)
 {
 	struct problem p;
-	if (jobs_parse_list_query(req_query(r, "state"), req_query(r, "limit"), req_query(r, "cursor"), f, &p) != 0) {
+	const char *batch = req_query(r, "batch_id"), *idq = req_query(r, "ids");
+	memset(ids, 0, sizeof *ids);
+	if (jobs_parse_list_query(req_query(r, "state"), req_query(r, "limit"), req_query(r, "cursor"), f, &p) != 0 ||
+	    (idq && jobs_parse_ids(idq, ids, &p) != 0)) {
 		reply_problem(r, &p);
+		return -1;
+	}
+	if (batch && !uuid_valid(batch)) {
+		id_set_clear(ids);
+		reply_error(r, PROBLEM_INVALID_QUERY, "batch_id", "batch_id must be a batch id (a UUID)");
 		return -1;
 	}
 	f->queue = req_query(r, "queue");
 	f->type = req_query(r, "type");
+	f->batch_id = batch;
+	f->ids = ids->ptr;
+	f->nids = ids->n;
 	return 0;
+}
+
+void jobs_write_page(struct req *r, struct json_out *o, struct job **jobs, size_t n, int64_t next)
+{
+	json_out_lit(o, "\"jobs\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->state == JOB_RUNNING)
+			run_table_progress(r->app->runs, jobs[i]->id, jobs[i]);
+		if (i > 0)
+			json_out_lit(o, ",");
+		job_write(o, jobs[i]);
+		job_free(jobs[i]);
+	}
+	free(jobs);
+	json_out_lit(o, "],\"next_cursor\":");
+	if (next > 0) {
+		char cursor[32];
+		snprintf(cursor, sizeof cursor, "%lld", (long long)next);
+		json_out_str(o, cursor);
+	} else {
+		json_out_lit(o, "null");
+	}
 }
 
 void jobs_list(struct req *r)
 {
 	struct store_filter f;
-	if (parse_list_query(r, &f) != 0)
+	struct id_set ids;
+	if (parse_list_query(r, &f, &ids) != 0)
 		return;
 	struct job **jobs = NULL;
 	size_t n = 0;
 	int64_t next = 0;
-	if (store_list_jobs(r->app->store, &f, &jobs, &n, &next) != STORE_OK) {
+	enum store_rc rc = store_list_jobs(r->app->store, &f, &jobs, &n, &next);
+	id_set_clear(&ids);
+	if (rc != STORE_OK) {
 		handler_reply_unavailable(r);
 		return;
 	}
 	struct json_out o = {.buf = NULL};
-	json_out_lit(&o, "{\"jobs\":[");
-	for (size_t i = 0; i < n; i++) {
-		if (jobs[i]->state == JOB_RUNNING)
-			run_table_progress(r->app->runs, jobs[i]->id, jobs[i]);
-		if (i > 0)
-			json_out_lit(&o, ",");
-		job_write(&o, jobs[i]);
-		job_free(jobs[i]);
-	}
-	free(jobs);
-	json_out_lit(&o, "],\"next_cursor\":");
-	if (next > 0) {
-		char cursor[32];
-		snprintf(cursor, sizeof cursor, "%lld", (long long)next);
-		json_out_str(&o, cursor);
-	} else {
-		json_out_lit(&o, "null");
-	}
+	json_out_lit(&o, "{");
+	jobs_write_page(r, &o, jobs, n, next);
 	json_out_lit(&o, "}");
 	handler_reply_out(r, 200, &o);
 }
+
 
 /* ---- POST /v1/jobs/{id}/cancel --------------------------------------- */
 

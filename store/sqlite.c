@@ -49,7 +49,7 @@
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
 #define DEFAULT_READERS 64
-#define LIST_VARIANTS 16 /* state, queue, type, cursor: one bit each */
+#define LIST_VARIANTS 64 /* state, queue, type, cursor, batch, ids: one bit each */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
@@ -60,7 +60,7 @@ enum {
 	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
 	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
 	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
-	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
+	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
 	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO, SQL_COUNT
 };
 
@@ -79,7 +79,9 @@ static const char *const writer_sql[SQL_COUNT] = {
 	               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 	               " ON CONFLICT DO NOTHING RETURNING seq",
 	[SQL_IDEM_FIND] = "SELECT id, idem_hash FROM jobs WHERE idem_key = ?1",
-	[SQL_BATCH_INSERT] = "INSERT INTO batches (id, created_at, total, callback_url) VALUES (?1, ?2, ?3, ?4)",
+	[SQL_BATCH_IDEM_FIND] = "SELECT id, idem_hash FROM batches WHERE idem_key = ?1",
+	[SQL_BATCH_INSERT] = "INSERT INTO batches (id, created_at, total, callback_url, idem_key, idem_hash)"
+	                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	/* The batch is done when none of its jobs is waiting or running. */
 	[SQL_BATCH_DONE] = "UPDATE batches SET finished_at = ?2,"
 	                   " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END,"
@@ -905,6 +907,29 @@ static int apply_probe(void *be, struct store_op *op, struct store_effects *fx)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* A batch's Idempotency-Key seen before: the same body gets the first
+ * batch back, another body a conflict; nothing is inserted either way. */
+static int batch_idempotent_replay(struct sqlite_store *st, struct store_op *op)
+{
+	struct store_op_batch *b = &op->batch;
+	sqlite3_stmt *s = st->wstmt[SQL_BATCH_IDEM_FIND];
+	sqlite3_bind_text(s, 1, b->idem_key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *hash = sqlite3_column_text(s, 1);
+		if (hash && b->idem_hash && strcmp((const char *)hash, b->idem_hash) == 0) {
+			column_copy(s, 0, b->id, sizeof b->id);
+			b->replayed = true;
+		} else {
+			op->rc = STORE_CONFLICT;
+		}
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Inserts the batch and all its jobs; the op's savepoint makes it all or
  * nothing. */
 static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
@@ -912,12 +937,17 @@ static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 	struct sqlite_store *st = be;
 	struct store_op_batch *b = &op->batch;
 	int64_t unused = 0;
+	int rc = b->idem_key ? batch_idempotent_replay(st, op) : SQLITE_OK;
+	if (rc != SQLITE_OK || b->replayed || op->rc != STORE_OK)
+		return rc;
 	sqlite3_stmt *s = st->wstmt[SQL_BATCH_INSERT];
 	sqlite3_bind_text(s, 1, b->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, clock_now_ms());
 	sqlite3_bind_int(s, 3, b->njobs);
 	bind_text_or_null(s, 4, b->url);
-	int rc = step_int64(s, &unused);
+	bind_text_or_null(s, 5, b->idem_key);
+	bind_text_or_null(s, 6, b->idem_key ? b->idem_hash : NULL);
+	rc = step_int64(s, &unused);
 	for (int i = 0; rc == SQLITE_OK && i < b->njobs; i++) {
 		struct job *job = b->jobs[i];
 		memcpy(job->batch_id, b->id, sizeof b->id);
@@ -1362,15 +1392,42 @@ static enum store_rc sqlite_get_job(void *be, const char *id, struct job **out)
 	return rc;
 }
 
-enum { LIST_STATE = 1, LIST_QUEUE = 2, LIST_TYPE = 4, LIST_BEFORE = 8 };
+enum { LIST_STATE = 1, LIST_QUEUE = 2, LIST_TYPE = 4, LIST_BEFORE = 8, LIST_BATCH = 16, LIST_IDS = 32 };
 
+/* A set of ids is read by id, one lookup each (?7 is a JSON array of them);
+ * a batch through its own index, which no other filter beats: a batch is
+ * at most JOB_BATCH_MAX jobs, already in seq order there. */
 static void list_sql(int variant, char *sql, size_t n)
 {
-	snprintf(sql, n, "SELECT " JOB_COLUMNS " FROM jobs WHERE 1%s%s%s%s ORDER BY seq DESC LIMIT ?5",
-	         variant & LIST_STATE ? " AND state = ?1" : "",
-	         variant & LIST_QUEUE ? " AND queue = ?2" : "",
-	         variant & LIST_TYPE ? " AND type = ?3" : "",
-	         variant & LIST_BEFORE ? " AND seq < ?4" : "");
+	static const struct { int bit; const char *term; } terms[] = {
+		{LIST_BATCH, "batch_id = ?6"}, {LIST_STATE, "state = ?1"}, {LIST_QUEUE, "queue = ?2"},
+		{LIST_TYPE, "type = ?3"}, {LIST_BEFORE, "seq < ?4"},
+	};
+	bool by_ids = variant & LIST_IDS;
+	size_t len = (size_t)snprintf(sql, n, "SELECT " JOB_COLUMNS " FROM jobs%s WHERE 1%s",
+	                              (variant & LIST_BATCH) && !by_ids ? " INDEXED BY jobs_batch" : "",
+	                              by_ids ? " AND id IN (SELECT value FROM json_each(?7))" : "");
+	/* With ids, a unary + keeps the other terms off their indexes. */
+	for (size_t i = 0; i < sizeof terms / sizeof terms[0]; i++)
+		if ((variant & terms[i].bit) && len < n)
+			len += (size_t)snprintf(sql + len, n - len, " AND %s%s", by_ids ? "+" : "", terms[i].term);
+	if (len < n)
+		snprintf(sql + len, n - len, " ORDER BY seq DESC LIMIT ?5");
+}
+
+/* The ids as a JSON array of strings (they are UUIDs: nothing to escape);
+ * the caller frees it. */
+static char *ids_json(const char *const *ids, size_t n)
+{
+	size_t cap = 3 + n * (UUID_LEN + 3);
+	char *out = malloc(cap), *p = out;
+	if (!out)
+		return NULL;
+	*p++ = '[';
+	for (size_t i = 0; i < n; i++)
+		p += snprintf(p, cap - (size_t)(p - out), "%s\"%.36s\"", i ? "," : "", ids[i]);
+	snprintf(p, cap - (size_t)(p - out), "]");
+	return out;
 }
 
 static enum store_rc sqlite_list_jobs(void *be, const struct store_filter *f,
@@ -1379,15 +1436,21 @@ static enum store_rc sqlite_list_jobs(void *be, const struct store_filter *f,
 	struct sqlite_store *st = be;
 	int limit = f->limit < 1 ? 1 : f->limit;
 	int variant = (f->has_state ? LIST_STATE : 0) | (f->queue ? LIST_QUEUE : 0) |
-	              (f->type ? LIST_TYPE : 0) | (f->before_seq > 0 ? LIST_BEFORE : 0);
-	struct reader *r = reader_take(st);
-	if (!r)
+	              (f->type ? LIST_TYPE : 0) | (f->before_seq > 0 ? LIST_BEFORE : 0) |
+	              (f->batch_id ? LIST_BATCH : 0) | (f->nids > 0 ? LIST_IDS : 0);
+	char *ids = f->nids > 0 ? ids_json(f->ids, f->nids) : NULL;
+	if (f->nids > 0 && !ids)
 		return STORE_UNAVAILABLE;
+	struct reader *r = reader_take(st);
+	if (!r) {
+		free(ids);
+		return STORE_UNAVAILABLE;
+	}
 	enum store_rc rc = STORE_OK;
 	struct job **out = NULL;
 	size_t count = 0;
 	if (!r->list[variant]) {
-		char sql[512];
+		char sql[1024];
 		list_sql(variant, sql, sizeof sql);
 		if (prepare(r->db, sql, &r->list[variant]) != SQLITE_OK) {
 			rc = STORE_UNAVAILABLE;
@@ -1403,6 +1466,10 @@ static enum store_rc sqlite_list_jobs(void *be, const struct store_filter *f,
 		sqlite3_bind_text(s, 3, f->type, -1, SQLITE_STATIC);
 	if (f->before_seq > 0)
 		sqlite3_bind_int64(s, 4, f->before_seq);
+	if (f->batch_id)
+		sqlite3_bind_text(s, 6, f->batch_id, -1, SQLITE_STATIC);
+	if (ids)
+		sqlite3_bind_text(s, 7, ids, -1, SQLITE_STATIC);
 	/* One row more than asked tells whether another page exists. */
 	sqlite3_bind_int(s, 5, limit + 1);
 	out = calloc((size_t)limit + 1, sizeof *out);
@@ -1435,6 +1502,7 @@ out:
 	for (size_t i = 0; i < count; i++)
 		job_free(out[i]);
 	free(out);
+	free(ids);
 	reader_give(st, r);
 	return rc;
 }
@@ -1645,7 +1713,7 @@ char *store_explain(struct store *store, const char *query)
 		{"next_due", writer_sql[SQL_NEXT_DUE]}, {"sweep", writer_sql[SQL_SWEEP_JOBS]},
 		{"oldest_queued", reader_sql[4]}, {"get", reader_sql[0]},
 	};
-	char sql[700];
+	char sql[1200];
 	const char *found = NULL;
 	for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
 		if (strcmp(query, named[i].name) == 0)
@@ -1662,6 +1730,12 @@ char *store_explain(struct store *store, const char *query)
 			{"list_state_queue_type", LIST_STATE | LIST_QUEUE | LIST_TYPE | LIST_BEFORE},
 			{"list_first_page", 0},
 			{"list_state_queue_first_page", LIST_STATE | LIST_QUEUE},
+			{"list_batch", LIST_BATCH | LIST_BEFORE}, {"list_batch_first_page", LIST_BATCH},
+			{"list_batch_state", LIST_BATCH | LIST_STATE | LIST_BEFORE},
+			{"list_batch_state_queue_type", LIST_BATCH | LIST_STATE | LIST_QUEUE | LIST_TYPE | LIST_BEFORE},
+			{"list_ids", LIST_IDS | LIST_BEFORE}, {"list_ids_first_page", LIST_IDS},
+			{"list_ids_state", LIST_IDS | LIST_STATE | LIST_BEFORE},
+			{"list_ids_batch_state_queue", LIST_IDS | LIST_BATCH | LIST_STATE | LIST_QUEUE | LIST_BEFORE},
 		};
 		int variant = -1;
 		for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
@@ -1669,7 +1743,7 @@ char *store_explain(struct store *store, const char *query)
 				variant = lists[i].variant;
 		if (variant < 0)
 			return NULL;
-		char inner[512];
+		char inner[1024];
 		list_sql(variant, inner, sizeof inner);
 		snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", inner);
 	}

@@ -108,6 +108,11 @@ static const char *const migrations[] = {
 	"  INSERT INTO batch_counts VALUES (NEW.batch_id, NEW.state, 1)"
 	"    ON CONFLICT (batch_id, state) DO UPDATE SET n = n + 1;"
 	"END;",
+
+	/* 4: Idempotency-Key on batches (a namespace of their own). */
+	"ALTER TABLE batches ADD COLUMN idem_key TEXT;"
+	"ALTER TABLE batches ADD COLUMN idem_hash TEXT;"
+	"CREATE UNIQUE INDEX batches_idem ON batches(idem_key) WHERE idem_key IS NOT NULL;",
 };
 
 int sqlite_exec(sqlite3 *db, const char *sql)

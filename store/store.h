@@ -109,12 +109,18 @@ struct store_op_submit {
 };
 
 /* in: jobs[njobs] (borrowed; their batch_id is set here), id (the
- * batch's), url (its callback or NULL): all or nothing. */
+ * batch's), url (its callback or NULL): all or nothing. With an idem_key
+ * already stored on a batch with the same idem_hash nothing is inserted:
+ * replayed is set and id becomes the stored batch's id; with another hash
+ * rc is STORE_CONFLICT. */
 struct store_op_batch {
 	char id[UUID_LEN + 1];
 	struct job **jobs;
 	int njobs;
 	const char *url;
+	const char *idem_key;             /* Idempotency-Key or NULL (borrowed) */
+	const char *idem_hash;            /* SHA-256 of the body, hex, with idem_key */
+	bool replayed;                    /* out */
 };
 
 /* The outcome of delivering a callback. in: id, is_batch, delivery
@@ -246,6 +252,10 @@ struct store_filter {
 	enum job_state state;
 	const char *queue;     /* NULL: any */
 	const char *type;      /* NULL: any */
+	const char *batch_id;  /* NULL: any; read through the batch's index */
+	/* nids > 0: only these jobs (distinct ids, read by id); 0: any */
+	const char *const *ids;
+	size_t nids;
 	int64_t before_seq;    /* 0: from the newest */
 	int limit;             /* page size; below 1 counts as 1 */
 };

@@ -287,7 +287,7 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 			report_job(st, op->submit.job, op->submit.job->state, 0, true);
 		break;
 	case STORE_OP_BATCH:
-		for (int j = 0; j < op->batch.njobs; j++)
+		for (int j = 0; !op->batch.replayed && j < op->batch.njobs; j++)
 			report_job(st, op->batch.jobs[j], op->batch.jobs[j]->state, 0, true);
 		break;
 	case STORE_OP_CLAIM:

@@ -1213,6 +1213,125 @@ START_TEST(global_stream_rejects_invalid_queue)
 }
 END_TEST
 
+/* How many events of s are about job id. */
+static size_t count_of(const struct stream *s, const char *id)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->nev; i++)
+		n += str_eq(jstr(s->ev[i].json, "id"), id);
+	return n;
+}
+
+/* Stream sub holds exactly all's events about ids (NULL-terminated) and no
+ * other. */
+static void assert_only_jobs(const struct stream *sub, const struct stream *all,
+			     const char *const *ids, const char *what)
+{
+	size_t i, k, want = 0;
+
+	assert_subset(sub, all);
+	for (i = 0; i < sub->nev; i++) {
+		int asked = 0;
+
+		for (k = 0; ids[k] != NULL; k++)
+			asked |= str_eq(jstr(sub->ev[i].json, "id"), ids[k]);
+		ck_assert_msg(asked, "%s: event about %s, which was not asked:\n%s",
+			      what, jstr_or(sub->ev[i].json, "id"), dump(sub));
+	}
+	for (k = 0; ids[k] != NULL; k++) {
+		ck_assert_msg(count_of(sub, ids[k]) == count_of(all, ids[k]),
+			      "%s: %zu events about %s, the unfiltered stream has %zu:\n%s",
+			      what, count_of(sub, ids[k]), ids[k], count_of(all, ids[k]),
+			      dump(sub));
+		want += count_of(all, ids[k]);
+	}
+	ck_assert_msg(sub->nev == want, "%s: %zu events, want %zu", what, sub->nev, want);
+}
+
+/* One stream for many futures: ?ids= and ?batch_id= carry exactly the
+ * asked jobs' events, each job's end included. */
+START_TEST(global_stream_filters_by_ids_and_batch)
+{
+	struct jobqd d;
+	struct group *g;
+	struct resp r;
+	char *a, *b, *c, batch[64], b0[64], b1[64], path[4][512];
+
+	harness_start(&d, ARGS("--sse-heartbeat", "0.2"));
+	queue_action(&d, "hold", "pause");
+	a = submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":1}");
+	b = submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":2}");
+	c = submit(&d, "{\"type\":\"fail\",\"queue\":\"hold\","
+		   "\"payload\":{\"retryable\":false}}");
+	harness_request(&d, "POST", "/v1/batches", "application/json",
+			"{\"jobs\":[{\"type\":\"echo\",\"queue\":\"hold\"},"
+			"{\"type\":\"echo\",\"queue\":\"hold\"}]}", NULL, &r);
+	assert_status(&r, 201);
+	snprintf(batch, sizeof batch, "%s", jstr_or(r.json, "id"));
+	{
+		const cJSON *ids = jget(r.json, "job_ids");
+
+		ck_assert_msg(cJSON_GetArraySize(ids) == 2, "batch answer: %s", r.body);
+		snprintf(b0, sizeof b0, "%s", cJSON_GetArrayItem(ids, 0)->valuestring);
+		snprintf(b1, sizeof b1, "%s", cJSON_GetArrayItem(ids, 1)->valuestring);
+	}
+	harness_resp_free(&r);
+
+	g = group_new(&d, 4, 15000);
+	stream_set(g, 0, "/v1/events", NULL, NULL, NULL);
+	snprintf(path[1], sizeof path[1], "/v1/events?ids=%s,%s", a, c);
+	stream_set(g, 1, path[1], NULL, NULL, NULL);
+	snprintf(path[2], sizeof path[2], "/v1/events?batch_id=%s", batch);
+	stream_set(g, 2, path[2], NULL, NULL, NULL);
+	snprintf(path[3], sizeof path[3], "/v1/events?batch_id=%s&ids=%s,%s", batch, a, b1);
+	stream_set(g, 3, path[3], NULL, NULL, NULL);
+	group_start(g);
+	group_wait(g, 0, has_headers, NULL, 3000, "response headers");
+	queue_action(&d, "hold", "resume");
+
+	const char *all_ids[] = { a, b, c, b0, b1, NULL };
+	const char *ac[] = { a, c, NULL };
+	const char *in_batch[] = { b0, b1, NULL };
+	const char *only_b1[] = { b1, NULL };
+	stream_wait(g, 0, has_terminals, all_ids, 10000, "every job's end");
+	stream_wait(g, 1, has_terminals, ac, 5000, "the ends of a and c");
+	stream_wait(g, 2, has_terminals, in_batch, 5000, "the batch's ends");
+	stream_wait(g, 3, has_terminals, only_b1, 5000, "the end of b1");
+	nap_ms(100); /* room for an event the filters should have dropped */
+	group_close(g);
+	group_join(g);
+
+	assert_only_jobs(&g->s[1], &g->s[0], ac, "ids=a,c");
+	assert_only_jobs(&g->s[2], &g->s[0], in_batch, "batch_id");
+	assert_only_jobs(&g->s[3], &g->s[0], only_b1, "batch_id and ids");
+	/* each job ran once: running, then its end */
+	ck_assert_msg(g->s[1].nev == 4 && g->s[2].nev == 4 && g->s[3].nev == 2,
+		      "events: %zu, %zu, %zu; want 4, 4, 2", g->s[1].nev, g->s[2].nev,
+		      g->s[3].nev);
+
+	group_free(g);
+	free(a);
+	free(b);
+	free(c);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(global_stream_rejects_bad_ids_and_batch)
+{
+	struct jobqd d;
+
+	harness_start(&d, NULL);
+	assert_problem_stream(&d, "/v1/events?ids=nope", 400, "invalid_query", "ids");
+	assert_problem_stream(&d, "/v1/events?ids=", 400, "invalid_query", "ids");
+	assert_problem_stream(&d, "/v1/events?ids=" UNKNOWN_ID ",", 400, "invalid_query", "ids");
+	assert_problem_stream(&d, "/v1/events?batch_id=nope", 400, "invalid_query", "batch_id");
+	assert_problem_stream(&d, "/v1/events?batch_id=" UNKNOWN_ID, 404, "batch_not_found", NULL);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- heartbeats ---- */
 
 START_TEST(idle_streams_get_keep_alive_comments)
@@ -1370,6 +1489,8 @@ static Suite *events_suite(void)
 	tc = tcase(s, "global_stream");
 	tcase_add_test(tc, global_stream_filters_and_replays_job_events);
 	tcase_add_test(tc, global_stream_rejects_invalid_queue);
+	tcase_add_test(tc, global_stream_filters_by_ids_and_batch);
+	tcase_add_test(tc, global_stream_rejects_bad_ids_and_batch);
 	tcase_add_test(tc, idle_streams_get_keep_alive_comments);
 
 	tc = tcase(s, "load");

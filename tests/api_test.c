@@ -873,6 +873,375 @@ START_TEST(jobs_list_cursor_pagination_walks_all_jobs_once)
 }
 END_TEST
 
+/* ---- waiting for many: lists by batch and ids, a batch's jobs ---- */
+
+/* POSTs a batch (with extra_header, e.g. an Idempotency-Key) expecting
+ * status; fills batch and ids[0..n) from a 201 or 200 answer. */
+static void post_batch(const struct jobqd *d, const char *body, const char *extra_header,
+		       long status, char *batch, char (*ids)[64], int n)
+{
+	struct resp r;
+	const cJSON *list;
+	char loc[256], want[256];
+	int i;
+
+	harness_request(d, "POST", "/v1/batches", "application/json", body, extra_header, &r);
+	assert_status(&r, status);
+	list = jget(r.json, "job_ids");
+	ck_assert_msg(is_uuidv7(jstr(r.json, "id")) && jlong(r.json, "total") == n &&
+		      cJSON_GetArraySize(list) == n, "batch answer: %.800s", r.body);
+	snprintf(batch, 64, "%s", jstr(r.json, "id"));
+	for (i = 0; i < n; i++)
+		snprintf(ids[i], 64, "%s", cJSON_GetArrayItem(list, i)->valuestring);
+	snprintf(want, sizeof want, "/v1/batches/%s", batch);
+	ck_assert_msg(harness_header(&r, "Location", loc, sizeof loc) && strcmp(loc, want) == 0,
+		      "Location %s, want %s", loc, want);
+	harness_resp_free(&r);
+}
+
+/* Asserts every job of list l has batch_id batch. */
+static void assert_list_batch(const cJSON *l, const char *batch)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, jget(l, "jobs"))
+		ck_assert_msg(str_eq(jstr(it, "batch_id"), batch), "job %s has batch_id %s, want %s",
+			      jstr_or(it, "id"), jstr_or(it, "batch_id"), batch);
+}
+
+START_TEST(jobs_list_filters_by_batch_and_ids)
+{
+	struct jobqd d;
+	char *x, batch[64], b[3][64], path[512];
+	cJSON *l;
+	int i;
+
+	harness_start(&d, NULL);
+	x = submit(&d, "{\"type\":\"echo\",\"queue\":\"q2\"}");
+	post_batch(&d, "{\"jobs\":[{\"type\":\"echo\",\"payload\":0},"
+		   "{\"type\":\"echo\",\"queue\":\"q2\",\"payload\":1},"
+		   "{\"type\":\"fail\",\"max_attempts\":1}]}", NULL, 201, batch, b, 3);
+	cJSON_Delete(wait_terminal(&d, x));
+	for (i = 0; i < 3; i++)
+		cJSON_Delete(wait_terminal(&d, b[i]));
+
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s", batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[2], b[1], b[0] }, 3, "batch_id");
+	assert_list_batch(l, batch);
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s&queue=q2", batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[1] }, 1, "batch_id&queue=q2");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s&state=failed", batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[2] }, 1, "batch_id&state=failed");
+	cJSON_Delete(l);
+
+	/* pages of a batch, with the cursor */
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s&limit=2", batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[2], b[1] }, 2, "batch_id page 1");
+	ck_assert_msg(jstr(l, "next_cursor") != NULL, "no next_cursor after page 1");
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s&limit=2&cursor=%s", batch,
+		 jstr(l, "next_cursor"));
+	cJSON_Delete(l);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[0] }, 1, "batch_id page 2");
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null after the last page");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s", UNKNOWN_ID);
+	l = list(&d, path);
+	assert_list_ids(l, NULL, 0, "unknown batch_id");
+	cJSON_Delete(l);
+
+	/* ids: newest first, each once, unknown ones skipped */
+	snprintf(path, sizeof path, "/v1/jobs?ids=%s,%s,%s,%s", x, b[1], UNKNOWN_ID, x);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[1], x }, 2, "ids");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?ids=%s,%s,%s&state=succeeded", x, b[0], b[2]);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[0], x }, 2, "ids&state=succeeded");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?ids=%s,%s&batch_id=%s", x, b[0], batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[0] }, 1, "ids&batch_id");
+	cJSON_Delete(l);
+
+	snprintf(path, sizeof path, "/v1/jobs?ids=%s,%s,%s&limit=2", x, b[0], b[2]);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[2], b[0] }, 2, "ids page 1");
+	ck_assert_msg(jstr(l, "next_cursor") != NULL, "no next_cursor after ids page 1");
+	snprintf(path, sizeof path, "/v1/jobs?ids=%s,%s,%s&limit=2&cursor=%s", x, b[0], b[2],
+		 jstr(l, "next_cursor"));
+	cJSON_Delete(l);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ x }, 1, "ids page 2");
+	ck_assert_msg(jnull(l, "next_cursor"), "next_cursor not null after the last ids page");
+	cJSON_Delete(l);
+
+	free(x);
+	stop_ok(&d);
+}
+END_TEST
+
+static const struct {
+	const char *query, *field;
+} bad_many[] = {
+	{ "ids=", "ids" },
+	{ "ids=nope", "ids" },
+	{ "ids=" UNKNOWN_ID ",", "ids" },
+	{ "ids=" UNKNOWN_ID ",,", "ids" },
+	{ "ids=01890000-0000-7000-8000-00000000000", "ids" },
+	{ "ids=01890000-0000-7000-8000-0000000000000", "ids" },
+	{ "ids=01890000x0000-7000-8000-000000000000", "ids" },
+	{ "batch_id=", "batch_id" },
+	{ "batch_id=nope", "batch_id" },
+	{ "batch_id=" UNKNOWN_ID "&limit=0", "limit" },
+	{ "ids=" UNKNOWN_ID "&cursor=x", "cursor" },
+};
+
+static size_t long_get_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	char *buf = ud;
+	size_t have = strlen(buf), n = size * nmemb;
+
+	if (have + n < 4096) {
+		memcpy(buf + have, data, n);
+		buf[have + n] = '\0';
+	}
+	return n;
+}
+
+/* A GET of a path longer than the harness takes (bounded at 10 s): the
+ * status, and the body in body[4096]. */
+static long long_get(const struct jobqd *d, const char *path, char *body)
+{
+	CURL *c = curl_easy_init();
+	char *url = malloc(strlen(d->base) + strlen(path) + 1);
+	long status = 0;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(url);
+	strcpy(url, d->base);
+	strcat(url, path);
+	body[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, long_get_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	free(url);
+	return status;
+}
+
+START_TEST(jobs_list_bad_batch_or_ids_is_400)
+{
+	struct jobqd d;
+	struct resp r;
+	char path[256], *many, body[4096];
+	size_t i;
+
+	harness_start(&d, NULL);
+	snprintf(path, sizeof path, "/v1/jobs?%s", bad_many[_i].query);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_problem(&r, 400, "invalid_query", bad_many[_i].field);
+	harness_resp_free(&r);
+
+	/* 1,001 ids (empty ones): refused for their number */
+	many = malloc(32 + 1001);
+	ck_assert_ptr_nonnull(many);
+	snprintf(many, 32, "/v1/jobs?ids=");
+	for (i = strlen(many); i < strlen("/v1/jobs?ids=") + 1000; i++)
+		many[i] = ',';
+	many[i] = '\0';
+	ck_assert_int_eq(long_get(&d, many, body), 400);
+	ck_assert_msg(strstr(body, "\"field\":\"ids\"") != NULL &&
+		      strstr(body, "\"code\":\"invalid_query\"") != NULL &&
+		      strstr(body, "1001") != NULL, "1,001 ids: %s", body);
+	free(many);
+	stop_ok(&d);
+}
+END_TEST
+
+/* GET the batch path; asserts 200 and returns the answer. */
+static cJSON *get_batch(const struct jobqd *d, const char *path)
+{
+	struct resp r;
+	cJSON *j;
+
+	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_msg(cJSON_IsObject(r.json), "batch answer not an object: %.800s", r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	return j;
+}
+
+START_TEST(batches_get_include_jobs_pages_and_waits)
+{
+	struct jobqd d;
+	char batch[64], b[5][64], path[512], *cursor;
+	const cJSON *it;
+	cJSON *j;
+	int i, nterm = 0;
+
+	harness_start(&d, NULL);
+	post_batch(&d, "{\"jobs\":[{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}},"
+		   "{\"type\":\"echo\"},{\"type\":\"echo\"},{\"type\":\"echo\"},"
+		   "{\"type\":\"fail\",\"max_attempts\":1}]}", NULL, 201, batch, b, 5);
+
+	/* waiting: the jobs are read once the batch is done */
+	snprintf(path, sizeof path, "/v1/batches/%s?wait=20&include=jobs", batch);
+	j = get_batch(&d, path);
+	ck_assert_msg(cJSON_IsTrue(jget(j, "done")), "batch not done after the wait");
+	ck_assert_msg(jlong(jget(j, "counts"), "succeeded") == 4 &&
+		      jlong(jget(j, "counts"), "failed") == 1, "counts wrong");
+	ck_assert_msg(str_eq(jstr(j, "id"), batch) && jlong(j, "total") == 5, "id or total wrong");
+	assert_list_ids(j, (char *[]){ b[4], b[3], b[2], b[1], b[0] }, 5, "include=jobs");
+	cJSON_ArrayForEach(it, jget(j, "jobs")) {
+		assert_job_shape(it, "include=jobs");
+		nterm += is_terminal(jstr(it, "state"));
+	}
+	ck_assert_msg(nterm == 5, "%d of 5 jobs ended in the answer of a done batch", nterm);
+	ck_assert_msg(str_eq(jstr(cJSON_GetArrayItem(jget(j, "jobs"), 0), "state"), "failed") &&
+		      str_eq(jstr(cJSON_GetArrayItem(jget(j, "jobs"), 4), "state"), "succeeded"),
+		      "states of the fail and sleep jobs wrong");
+	ck_assert_msg(jnull(j, "next_cursor"), "next_cursor not null with every job");
+	cJSON_Delete(j);
+
+	/* without include: the answer as before, no jobs */
+	snprintf(path, sizeof path, "/v1/batches/%s", batch);
+	j = get_batch(&d, path);
+	ck_assert_msg(jget(j, "jobs") == NULL && jget(j, "next_cursor") == NULL,
+		      "jobs without include=jobs");
+	ck_assert_msg(jlong(jget(j, "counts"), "succeeded") == 4, "counts wrong without include");
+	cJSON_Delete(j);
+
+	/* pages */
+	snprintf(path, sizeof path, "/v1/batches/%s?include=jobs&limit=2", batch);
+	j = get_batch(&d, path);
+	assert_list_ids(j, (char *[]){ b[4], b[3] }, 2, "page 1");
+	ck_assert_msg(jstr(j, "next_cursor") != NULL, "no next_cursor on page 1");
+	ck_assert_msg(jlong(j, "total") == 5, "page 1 lacks the batch's fields");
+	for (i = 2; i <= 3; i++) {
+		cursor = strdup(jstr(j, "next_cursor"));
+		cJSON_Delete(j);
+		snprintf(path, sizeof path, "/v1/batches/%s?include=jobs&limit=2&cursor=%s", batch,
+			 cursor);
+		free(cursor);
+		j = get_batch(&d, path);
+		if (i == 2) {
+			assert_list_ids(j, (char *[]){ b[2], b[1] }, 2, "page 2");
+			ck_assert_msg(jstr(j, "next_cursor") != NULL, "no next_cursor on page 2");
+		} else {
+			assert_list_ids(j, (char *[]){ b[0] }, 1, "page 3");
+			ck_assert_msg(jnull(j, "next_cursor"), "next_cursor not null on page 3");
+		}
+	}
+	cJSON_Delete(j);
+	stop_ok(&d);
+}
+END_TEST
+
+static const struct {
+	const char *query, *field;
+} bad_include[] = {
+	{ "include=job", "include" },
+	{ "include=", "include" },
+	{ "include=jobs&limit=0", "limit" },
+	{ "include=jobs&limit=1001", "limit" },
+	{ "include=jobs&limit=x", "limit" },
+	{ "include=jobs&cursor=x", "cursor" },
+	{ "include=jobs&cursor=0", "cursor" },
+};
+
+START_TEST(batches_get_bad_include_is_400)
+{
+	struct jobqd d;
+	struct resp r;
+	char batch[64], b[1][64], path[256];
+
+	harness_start(&d, NULL);
+	post_batch(&d, "{\"jobs\":[{\"type\":\"echo\"}]}", NULL, 201, batch, b, 1);
+	snprintf(path, sizeof path, "/v1/batches/%s?%s", batch, bad_include[_i].query);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_problem(&r, 400, "invalid_query", bad_include[_i].field);
+	harness_resp_free(&r);
+	snprintf(path, sizeof path, "/v1/batches/%s?include=jobs", UNKNOWN_ID);
+	harness_request(&d, "GET", path, NULL, NULL, NULL, &r);
+	assert_problem(&r, 404, "batch_not_found", NULL);
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
+START_TEST(batches_idempotency_key_replays_or_conflicts)
+{
+	static const char body[] = "{\"jobs\":[{\"type\":\"echo\",\"payload\":1},"
+				   "{\"type\":\"echo\",\"payload\":2}]}";
+	struct jobqd d;
+	struct resp r;
+	char batch[64], again[64], other[64], b[2][64], b2[2][64], path[256];
+	cJSON *l;
+
+	harness_start(&d, NULL);
+	post_batch(&d, body, "Idempotency-Key: batch-7", 201, batch, b, 2);
+	post_batch(&d, body, "Idempotency-Key: batch-7", 200, again, b2, 2);
+	ck_assert_msg(strcmp(batch, again) == 0, "replay made batch %s, want %s", again, batch);
+	ck_assert_msg(strcmp(b[0], b2[0]) == 0 && strcmp(b[1], b2[1]) == 0,
+		      "replay answered other job ids, or in another order");
+
+	/* after the batch ran, the replay still answers it */
+	cJSON_Delete(wait_terminal(&d, b[0]));
+	cJSON_Delete(wait_terminal(&d, b[1]));
+	post_batch(&d, body, "Idempotency-Key: batch-7", 200, again, b2, 2);
+	ck_assert_msg(strcmp(batch, again) == 0 && strcmp(b[0], b2[0]) == 0 &&
+		      strcmp(b[1], b2[1]) == 0, "late replay answered another batch");
+
+	/* nothing was inserted twice */
+	l = list(&d, "/v1/jobs");
+	assert_list_ids(l, (char *[]){ b[1], b[0] }, 2, "every job after replays");
+	cJSON_Delete(l);
+
+	/* another body under the same key */
+	harness_request(&d, "POST", "/v1/batches", "application/json",
+			"{\"jobs\":[{\"type\":\"echo\",\"payload\":3}]}", "Idempotency-Key: batch-7", &r);
+	assert_problem(&r, 409, "idempotency_conflict", "Idempotency-Key");
+	harness_resp_free(&r);
+
+	/* a bad key */
+	harness_request(&d, "POST", "/v1/batches", "application/json", body, "Idempotency-Key: \x01x", &r);
+	assert_problem(&r, 400, "invalid_field", "Idempotency-Key");
+	harness_resp_free(&r);
+
+	/* batch keys and job keys are separate: the same key makes a job */
+	harness_request(&d, "POST", "/v1/jobs", "application/json", "{\"type\":\"echo\"}",
+			"Idempotency-Key: batch-7", &r);
+	assert_status(&r, 201);
+	harness_resp_free(&r);
+
+	/* another key: another batch */
+	post_batch(&d, body, "Idempotency-Key: batch-8", 201, other, b2, 2);
+	ck_assert_msg(strcmp(other, batch) != 0, "key batch-8 answered the batch-7 batch");
+	snprintf(path, sizeof path, "/v1/jobs?batch_id=%s", batch);
+	l = list(&d, path);
+	assert_list_ids(l, (char *[]){ b[1], b[0] }, 2, "the first batch's jobs");
+	cJSON_Delete(l);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- priority ---- */
 
 START_TEST(jobs_higher_priority_runs_first)
@@ -1566,6 +1935,12 @@ static Suite *api_suite(void)
 	tc = tcase(s, "list");
 	tcase_add_test(tc, jobs_list_newest_first_with_filters);
 	tcase_add_test(tc, jobs_list_cursor_pagination_walks_all_jobs_once);
+	tcase_add_test(tc, jobs_list_filters_by_batch_and_ids);
+	tcase_add_loop_test(tc, jobs_list_bad_batch_or_ids_is_400, 0, (int)(sizeof bad_many / sizeof bad_many[0]));
+	tcase_add_test(tc, batches_get_include_jobs_pages_and_waits);
+	tcase_add_loop_test(tc, batches_get_bad_include_is_400, 0,
+			    (int)(sizeof bad_include / sizeof bad_include[0]));
+	tcase_add_test(tc, batches_idempotency_key_replays_or_conflicts);
 
 	tc = tcase(s, "scheduling_durability");
 	tcase_add_test(tc, jobs_higher_priority_runs_first);

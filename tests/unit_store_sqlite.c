@@ -21,15 +21,15 @@
 
 Suite *store_sqlite_suite(void);
 
-START_TEST(store_open_creates_schema_version_3)
+START_TEST(store_open_creates_schema_version_4)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 	store_close(st);
 	store_close(NULL);
 }
@@ -108,7 +108,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	int64_t before = clock_now_ms();
 	struct store *st = open_store(NULL);
 	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 
 	struct job *q = get_job(st, V1_QUEUED);
 	ck_assert_int_eq(q->seq, 1);
@@ -181,7 +181,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	job_free(r);
 	job_free(d);
 	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
 }
 END_TEST
 
@@ -263,6 +263,34 @@ START_TEST(store_combined_list_filters_use_an_index)
 		              queries[i], plan);
 		if (strcmp(queries[i], "list_first_page") != 0)
 			assert_no_bare_scan(queries[i], plan);
+		free(plan);
+	}
+	store_close(st);
+}
+END_TEST
+
+/* A batch's jobs are read off the batch's own index in seq order, whatever
+ * other filter comes with it; a set of ids by one lookup of each id (then
+ * sorted: at most 1,000 rows), whatever comes with it. */
+START_TEST(store_batch_and_ids_lists_use_their_indexes)
+{
+	static const char *const by_batch[] = {
+		"list_batch", "list_batch_first_page", "list_batch_state", "list_batch_state_queue_type",
+	};
+	static const char *const by_ids[] = {
+		"list_ids", "list_ids_first_page", "list_ids_state", "list_ids_batch_state_queue",
+	};
+	struct store *st = open_store(NULL);
+	for (int i = 0; i < 3; i++)
+		job_free(submit(st, "echo", "default", 0, NULL));
+	for (size_t i = 0; i < sizeof by_batch / sizeof by_batch[0]; i++)
+		assert_plan(st, by_batch[i], "USING INDEX jobs_batch (batch_id=?", true);
+	for (size_t i = 0; i < sizeof by_ids / sizeof by_ids[0]; i++) {
+		char *plan = store_explain(st, by_ids[i]);
+		ck_assert_msg(plan != NULL, "no plan for %s", by_ids[i]);
+		ck_assert_msg(strstr(plan, "SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?") != NULL,
+		              "%s does not look each id up:\n%s", by_ids[i], plan);
+		assert_no_bare_scan(by_ids[i], plan);
 		free(plan);
 	}
 	store_close(st);
@@ -361,8 +389,8 @@ START_TEST(store_open_migrates_a_version_2_database)
 	struct recorder rec;
 	recorder_init(&rec);
 	struct store *st = open_store(&rec);
-	ck_assert_int_eq(store_schema_version(st), 3);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
 
 	/* Old rows: no batch, no callback; everything else kept. */
 	static const char *const ids[] = {V2_QUEUED, V2_FAILED, V2_SCHEDULED};
@@ -451,7 +479,7 @@ START_TEST(store_opens_a_database_written_by_release_1)
 {
 	copy_file(RELEASE_1_DB, db_path);
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 
 	/* Every state reads back as written; the job left running by the
 	 * kill -9 is recovered, its attempt recorded as interrupted. */
@@ -612,7 +640,7 @@ Suite *store_sqlite_suite(void)
 	Suite *s = suite_create("store sqlite");
 
 	TCase *tc = store_tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_3);
+	tcase_add_test(tc, store_open_creates_schema_version_4);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 
 	tc = store_tcase(s, "damage");
@@ -630,6 +658,7 @@ Suite *store_sqlite_suite(void)
 	tcase_add_test(tc, store_claim_plan_uses_runnable_index);
 	tcase_add_test(tc, store_list_plans_use_their_indexes);
 	tcase_add_test(tc, store_combined_list_filters_use_an_index);
+	tcase_add_test(tc, store_batch_and_ids_lists_use_their_indexes);
 	tcase_add_loop_test(tc, store_new_query_plans_use_their_indexes, 0,
 	                    (int)(sizeof new_plans / sizeof new_plans[0]));
 	return s;

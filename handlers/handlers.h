@@ -68,6 +68,20 @@ void jobs_delete(struct req *r);
 int jobs_parse_list_query(const char *state, const char *limit, const char *cursor, struct store_filter *f,
                           struct problem *p);
 
+/* handlers/leases.c: the lease API of external workers */
+void leases_create(struct req *r);
+void leases_heartbeat(struct req *r);
+void leases_complete(struct req *r);
+void leases_fail(struct req *r);
+void leases_release(struct req *r);
+
+/* The hub key lease long-polls wait on. */
+#define LEASES_READY_KEY "leases:ready"
+
+/* After a commit that made a job of an external queue ready: wakes the
+ * waiting lease requests. */
+void leases_notify(struct hub *hub);
+
 /* handlers/batches.c */
 void batches_create(struct req *r);
 void batches_get(struct req *r);

@@ -981,6 +981,8 @@ static int apply_heartbeat(void *be, struct store_op *op, struct store_effects *
 	h->expires_at = 0;
 	h->canceled = false;
 	int rc = step_int64(s, &h->expires_at);
+	if (rc == SQLITE_OK && h->expires_at && store_fault_hit())
+		return SQLITE_NOMEM;
 	if (rc != SQLITE_OK || h->expires_at) {
 		fx->lease_expires_at = h->expires_at;
 		return rc;

@@ -21,15 +21,15 @@
 
 Suite *store_sqlite_suite(void);
 
-START_TEST(store_open_creates_schema_version_3)
+START_TEST(store_open_creates_schema_version_4)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 	store_close(st);
 	store_close(NULL);
 }
@@ -108,7 +108,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	int64_t before = clock_now_ms();
 	struct store *st = open_store(NULL);
 	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 
 	struct job *q = get_job(st, V1_QUEUED);
 	ck_assert_int_eq(q->seq, 1);
@@ -181,7 +181,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	job_free(r);
 	job_free(d);
 	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
 }
 END_TEST
 
@@ -361,8 +361,8 @@ START_TEST(store_open_migrates_a_version_2_database)
 	struct recorder rec;
 	recorder_init(&rec);
 	struct store *st = open_store(&rec);
-	ck_assert_int_eq(store_schema_version(st), 3);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
 
 	/* Old rows: no batch, no callback; everything else kept. */
 	static const char *const ids[] = {V2_QUEUED, V2_FAILED, V2_SCHEDULED};
@@ -451,7 +451,7 @@ START_TEST(store_opens_a_database_written_by_release_1)
 {
 	copy_file(RELEASE_1_DB, db_path);
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 3);
+	ck_assert_int_eq(store_schema_version(st), 4);
 
 	/* Every state reads back as written; the job left running by the
 	 * kill -9 is recovered, its attempt recorded as interrupted. */
@@ -612,7 +612,7 @@ Suite *store_sqlite_suite(void)
 	Suite *s = suite_create("store sqlite");
 
 	TCase *tc = store_tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_3);
+	tcase_add_test(tc, store_open_creates_schema_version_4);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 
 	tc = store_tcase(s, "damage");

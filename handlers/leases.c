@@ -325,6 +325,23 @@ static const char *job_id_of(struct req *r)
 	return r->param;
 }
 
+/* What every answer starts with: the job id, the body, the request's
+ * context and the lease_id. NULL after replying (the body is freed). */
+static cJSON *answer_begin(struct req *r, struct answer_req **ar, const char **lease_id)
+{
+	const char *id = job_id_of(r);
+	cJSON *body = id ? parse_object(r) : NULL;
+	if (!body)
+		return NULL;
+	*ar = handler_new_ctx(r, sizeof **ar, answer_req_free);
+	*lease_id = *ar ? lease_id_of(r, body) : NULL;
+	if (!*lease_id) {
+		cJSON_Delete(body);
+		return NULL;
+	}
+	return body;
+}
+
 static void heartbeat_committed(struct req *r)
 {
 	struct answer_req *ar = r->ctx;
@@ -378,16 +395,13 @@ static int parse_progress(struct req *r, const cJSON *body, struct store_op_hear
 
 void leases_heartbeat(struct req *r)
 {
-	const char *id = job_id_of(r);
-	if (!id)
-		return;
-	cJSON *body = parse_object(r);
+	struct answer_req *ar = NULL;
+	const char *lease_id = NULL, *id = r->param;
+	cJSON *body = answer_begin(r, &ar, &lease_id);
 	if (!body)
 		return;
-	struct answer_req *ar = handler_new_ctx(r, sizeof *ar, answer_req_free);
-	const char *lease_id = ar ? lease_id_of(r, body) : NULL;
 	double lease_s = 0;
-	if (!lease_id || optional_number(r, body, "lease_s", LEASE_MIN_S, LEASE_MAX_S, false, &lease_s) != 0 ||
+	if (optional_number(r, body, "lease_s", LEASE_MIN_S, LEASE_MAX_S, false, &lease_s) != 0 ||
 	    parse_progress(r, body, &ar->op.heartbeat) != 0) {
 		cJSON_Delete(body);
 		return;
@@ -485,18 +499,11 @@ static int take_outcome(struct req *r, const cJSON *body, enum answer kind, stru
 
 static void answer(struct req *r, enum answer kind)
 {
-	const char *id = job_id_of(r);
-	if (!id)
-		return;
-	cJSON *body = parse_object(r);
+	struct answer_req *ar = NULL;
+	const char *lease_id = NULL, *id = r->param;
+	cJSON *body = answer_begin(r, &ar, &lease_id);
 	if (!body)
 		return;
-	struct answer_req *ar = handler_new_ctx(r, sizeof *ar, answer_req_free);
-	const char *lease_id = ar ? lease_id_of(r, body) : NULL;
-	if (!lease_id) {
-		cJSON_Delete(body);
-		return;
-	}
 	enum store_rc rc = store_get_job(r->app->store, id, &ar->job);
 	if (rc != STORE_OK) {
 		cJSON_Delete(body);

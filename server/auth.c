@@ -48,7 +48,7 @@ int auth_add(struct auth_keys *keys, const char *item, char *why, size_t whylen)
 		    strncmp(item, role_names[r], (size_t)(colon - item)) == 0)
 			role = (enum auth_role)r;
 	if (role == AUTH_NONE) {
-		snprintf(why, whylen, "the role must be admin, submit, worker or read");
+		snprintf(why, whylen, "the role must be admin, submit or read, or worker");
 		return -1;
 	}
 	const char *key = colon + 1;

@@ -352,6 +352,7 @@ END_TEST
 
 struct poller {
 	const struct jobqd *d;
+	const char *body;
 	struct resp r;
 	double ms;
 };
@@ -361,8 +362,7 @@ static void *long_poll(void *arg)
 	struct poller *p = arg;
 	double t0 = now_ms();
 
-	harness_request(p->d, "POST", "/v1/leases", "application/json", "{\"queues\":[\"ext.a\"],\"wait_s\":30}",
-			NULL, &p->r);
+	harness_request(p->d, "POST", "/v1/leases", "application/json", p->body, NULL, &p->r);
 	p->ms = now_ms() - t0;
 	return NULL;
 }
@@ -385,7 +385,7 @@ START_TEST(lease_long_poll_is_woken_by_a_submit)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	struct poller p = {.d = &d};
+	struct poller p = {.d = &d, .body = "{\"queues\":[\"ext.a\"],\"wait_s\":30}"};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &p), 0);
 	double t0 = now_ms();
@@ -405,6 +405,36 @@ START_TEST(lease_long_poll_is_woken_by_a_submit)
 	harness_resp_free(&p.r);
 	/* With nothing to lease, it answers an empty list when wait_s runs out. */
 	cJSON_Delete(lease(&d, "{\"queues\":[\"ext.a\"],\"wait_s\":0.2}", 0));
+	free(id);
+	assert_exit_0(harness_stop(&d));
+}
+END_TEST
+
+START_TEST(lease_long_poll_skips_a_paused_queue_and_is_woken_by_its_resume)
+{
+	struct jobqd d;
+	harness_start(&d, EXT);
+	cJSON_Delete(call(&d, "POST", "/v1/queues/ext.b/pause", NULL, 200));
+	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.b\"}");
+	cJSON_Delete(lease(&d, "{\"queues\":[\"ext.b\"]}", 0));
+	struct poller p = {.d = &d, .body = "{\"queues\":[\"ext.b\"],\"wait_s\":30}"};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &p), 0);
+	double t0 = now_ms();
+	while (waiters(&d) < 1) {
+		ck_assert_msg(now_ms() - t0 < 10000, "the lease request never waited");
+		struct timespec ts = {0, 5 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	cJSON_Delete(call(&d, "POST", "/v1/queues/ext.b/resume", NULL, 200));
+	pthread_join(t, NULL);
+	ck_assert_msg(p.r.status == 200, "status %ld: %s", p.r.status, p.r.body);
+	cJSON *j = take_json(&p.r);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "jobs")), 1);
+	ck_assert_str_eq(jstr(cJSON_GetArrayItem(jget(j, "jobs"), 0), "id"), id);
+	ck_assert_msg(p.ms < 15000, "the long poll answered after %.0f ms of its 30 s", p.ms);
+	cJSON_Delete(j);
+	harness_resp_free(&p.r);
 	free(id);
 	assert_exit_0(harness_stop(&d));
 }
@@ -531,6 +561,7 @@ static Suite *lease_suite(void)
 	tcase_add_test(tc, expired_lease_is_an_interrupted_attempt_and_the_job_is_leased_again);
 	tcase_add_test(tc, cancel_reaches_the_worker_at_its_heartbeat);
 	tcase_add_test(tc, lease_long_poll_is_woken_by_a_submit);
+	tcase_add_test(tc, lease_long_poll_skips_a_paused_queue_and_is_woken_by_its_resume);
 	tcase_add_test(tc, queue_limit_counts_leased_jobs);
 	tcase_add_test(tc, worker_role_may_lease_and_read_but_not_submit);
 	tcase_add_test(tc, bad_inputs_name_the_field);

@@ -391,8 +391,8 @@ static const struct {
 	const char *why;
 } bad_key_files[] = {
 	{"admin:a-" SECRET "\nnocolon" SECRET "\n", 2, "expected ROLE:KEY"},
-	{"# c\n\nroot:" SECRET "\n", 3, "the role must be admin, submit, worker or read"},
-	{"Admin:" SECRET "\n", 1, "the role must be admin, submit, worker or read"},
+	{"# c\n\nroot:" SECRET "\n", 3, "the role must be admin, submit or read"},
+	{"Admin:" SECRET "\n", 1, "the role must be admin, submit or read"},
 	{"read:\n", 1, "the key is empty"},
 	{"read:" SECRET " more\n", 1, "no blanks"},
 	{"read:" SECRET "\nadmin:" SECRET "\n", 2, "listed twice"},

@@ -36,6 +36,9 @@
  * counts of jobs of each limited queue that this pool holds, buffered ones
  * included.
  *
+ * Queues served by external workers (--external-queue) are never claimed
+ * here: the store's claim skips them (external workers lease them).
+ *
  * Asynchronous kinds (kind->start) hold a worker only while starting: the
  * attempt then counts in `async` until the kind calls run_finish from its
  * own thread, which concludes it like a worker would.

@@ -389,7 +389,7 @@ static int parse_progress(struct req *r, const cJSON *body, struct store_op_hear
 	}
 	h->has_progress = true;
 	h->percent = pc->valuedouble;
-	snprintf(h->message, sizeof h->message, "%s", cJSON_IsString(msg) ? msg->valuestring : "");
+	snprintf(h->message, sizeof h->message, "%s", msg && cJSON_IsString(msg) ? msg->valuestring : "");
 	return 0;
 }
 

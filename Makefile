@@ -41,7 +41,7 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
-HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c
+HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
@@ -64,11 +64,12 @@ OPS_OBJ     := $(BUILD)/tests/api_ops_test.o $(BUILD)/tests/harness.o
 DISK_OBJ    := $(BUILD)/tests/api_disk_test.o $(BUILD)/tests/harness.o
 HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 DISPATCH_OBJ := $(BUILD)/tests/api_dispatch_test.o $(BUILD)/tests/harness.o
+LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-torture check-readme check-web check-proxy check-deploy \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy \
         lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -145,6 +146,9 @@ $(BUILD)/tests/api_metrics_test: $(METRICS_OBJ)
 $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -161,7 +165,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-torture check-readme check-web check-proxy check-deploy lint-openapi
+           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -203,6 +207,9 @@ check-metrics: $(BUILD)/tests/api_metrics_test $(BUILD)/jobqd
 # The claimed-ahead buffer: shutdown, kill -9, cancel and queue limits.
 check-dispatch: $(BUILD)/tests/api_dispatch_test $(BUILD)/jobqd-test
 	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/api_dispatch_test
+
+check-lease: $(BUILD)/tests/api_lease_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_lease_test
 
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test

@@ -643,10 +643,20 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 	if (!cJSON_IsString(type))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "type", "type must be a string");
 	const struct job_kind *kind = kind_find(type->valuestring);
+	const cJSON *queue = cJSON_GetObjectItemCaseSensitive(body, "queue");
+	/* A job for external workers may name any type: it runs nowhere in
+	 * jobqd, and its payload is kept as sent. */
+	struct job_kind external = {.name = type->valuestring};
+	if (!kind && d->external && cJSON_IsString(queue) && job_queue_name_valid(queue->valuestring) &&
+	    d->external(d->external_arg, queue->valuestring)) {
+		if (!job_queue_name_valid(type->valuestring))
+			return problem_set(p, PROBLEM_INVALID_FIELD, "type",
+			                   "type must be 1 to %d characters of A-Z a-z 0-9 _ . : -", JOB_NAME_MAX);
+		kind = &external;
+	}
 	if (!kind)
 		return problem_set(p, PROBLEM_UNKNOWN_JOB_TYPE, "type", "no job type named \"%.64s\" is registered", type->valuestring);
 
-	const cJSON *queue = cJSON_GetObjectItemCaseSensitive(body, "queue");
 	if (queue && !cJSON_IsString(queue))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "queue", "queue must be a string");
 	if (queue && !job_queue_name_valid(queue->valuestring))

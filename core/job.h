@@ -90,6 +90,10 @@ struct batch_info {
 struct job_defaults {
 	int max_attempts;
 	double backoff_s, max_backoff_s, timeout_s, retention_s;
+	/* Whether a queue is served by external workers: its jobs may have
+	 * any valid type name. NULL: none is. */
+	bool (*external)(const void *arg, const char *queue);
+	const void *external_arg;
 };
 
 #define JOB_MAX_ATTEMPTS_LIMIT 100

@@ -30,6 +30,8 @@ static const struct problem_info problems[PROBLEM_KIND_COUNT] = {
 	[PROBLEM_REQUEST_TIMEOUT] = {"request_timeout", 408, "Request timeout"},
 	[PROBLEM_TOO_MANY_CONNECTIONS] = {"too_many_connections", 503, "Too many connections"},
 	[PROBLEM_INTERNAL] = {"internal", 500, "Internal error"},
+	[PROBLEM_LEASE_LOST] = {"lease_lost", 409, "Lease lost"},
+	[PROBLEM_QUEUE_NOT_EXTERNAL] = {"queue_not_external", 422, "Queue not external"},
 };
 
 const struct problem_info *problem_info(enum problem_kind kind)

@@ -98,6 +98,20 @@ void id_set_sort(struct id_set *s);
 /* Whether id is in s (s->n > 0). */
 bool id_set_has(const struct id_set *s, const char *id);
 
+/* handlers/leases.c: the lease API of external workers */
+void leases_create(struct req *r);
+void leases_heartbeat(struct req *r);
+void leases_complete(struct req *r);
+void leases_fail(struct req *r);
+void leases_release(struct req *r);
+
+/* The hub key lease long-polls wait on. */
+#define LEASES_READY_KEY "leases:ready"
+
+/* After a commit that made a job of an external queue ready: wakes the
+ * waiting lease requests. */
+void leases_notify(struct hub *hub);
+
 /* handlers/batches.c */
 void batches_create(struct req *r);
 void batches_get(struct req *r);

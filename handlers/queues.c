@@ -193,10 +193,14 @@ void queues_get(struct req *r)
 static void pause_committed(struct req *r)
 {
 	struct store_op *op = r->ctx;
-	if (op->rc != STORE_OK)
+	if (op->rc != STORE_OK) {
 		handler_reply_unavailable(r);
-	else
-		queues_get(r);
+		return;
+	}
+	/* A resumed external queue's jobs are ready for waiting leases. */
+	if (!op->pause.paused && config_queue_external(r->app->cfg, op->pause.queue))
+		leases_notify(r->app->hub);
+	queues_get(r);
 }
 
 static void set_paused(struct req *r, bool paused)

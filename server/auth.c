@@ -8,11 +8,20 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const role_names[] = {NULL, "read", "submit", "admin"};
+static const char *const role_names[] = {NULL, "read", "submit", "admin", "worker"};
 
 const char *auth_role_name(enum auth_role role)
 {
 	return role_names[role];
+}
+
+bool auth_allows(enum auth_role have, enum auth_role need)
+{
+	if (need == AUTH_NONE || have == AUTH_ADMIN)
+		return true;
+	if (have == AUTH_WORKER)
+		return need == AUTH_READ || need == AUTH_WORKER;
+	return need != AUTH_WORKER && have >= need;
 }
 
 static bool key_char_ok(unsigned char c)
@@ -34,12 +43,12 @@ int auth_add(struct auth_keys *keys, const char *item, char *why, size_t whylen)
 		return -1;
 	}
 	enum auth_role role = AUTH_NONE;
-	for (int r = AUTH_READ; r <= AUTH_ADMIN; r++)
+	for (int r = AUTH_READ; r <= AUTH_WORKER; r++)
 		if ((size_t)(colon - item) == strlen(role_names[r]) &&
 		    strncmp(item, role_names[r], (size_t)(colon - item)) == 0)
 			role = (enum auth_role)r;
 	if (role == AUTH_NONE) {
-		snprintf(why, whylen, "the role must be admin, submit or read");
+		snprintf(why, whylen, "the role must be admin, submit or read, or worker");
 		return -1;
 	}
 	const char *key = colon + 1;

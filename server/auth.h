@@ -11,8 +11,9 @@
 
 #include "core/digest.h"
 
-/* Ordered: each role can do what the ones below it can. */
-enum auth_role { AUTH_NONE, AUTH_READ, AUTH_SUBMIT, AUTH_ADMIN };
+/* read < submit < admin: each can do what the ones below it can. worker
+ * sits beside submit: read, plus the lease API; admin can do it too. */
+enum auth_role { AUTH_NONE, AUTH_READ, AUTH_SUBMIT, AUTH_ADMIN, AUTH_WORKER };
 
 #define AUTH_KEY_MAX 256   /* characters in a key */
 #define AUTH_MAX_KEYS 256
@@ -27,8 +28,11 @@ struct auth_keys {
 	int n;
 };
 
-/* "admin", "submit" or "read"; NULL for AUTH_NONE. */
+/* "admin", "submit", "worker" or "read"; NULL for AUTH_NONE. */
 const char *auth_role_name(enum auth_role role);
+
+/* Whether a key of role have may call a route that needs role need. */
+bool auth_allows(enum auth_role have, enum auth_role need);
 
 /* Adds one "role:key" item (blanks around it trimmed). On error returns -1
  * with a reason in why that never contains the key. */

@@ -209,6 +209,43 @@ static int for_each_item(struct config *cfg, const char *v, int (*add)(struct co
 	return rc == 0 && n > 0 ? 0 : -1;
 }
 
+/* One NAME or PREFIX* of --external-queue. */
+static int add_external_queue(struct config *cfg, char *item)
+{
+	size_t n = strlen(item);
+	bool prefix = n > 0 && item[n - 1] == '*';
+	if (prefix)
+		item[--n] = '\0';
+	if (cfg->nexternal_queues == CONFIG_MAX_LIST || (n > 0 && !job_queue_name_valid(item)) ||
+	    (n == 0 && !prefix))
+		return -1;
+	snprintf(cfg->external_queues[cfg->nexternal_queues++], sizeof cfg->external_queues[0], "%s%s", item,
+	         prefix ? "*" : "");
+	return 0;
+}
+
+static int opt_external_queue(struct config *cfg, const char *v)
+{
+	return for_each_item(cfg, v, add_external_queue);
+}
+
+bool config_queue_external(const struct config *cfg, const char *queue)
+{
+	for (int i = 0; i < cfg->nexternal_queues; i++) {
+		const char *pat = cfg->external_queues[i];
+		size_t n = strlen(pat);
+		if (pat[n - 1] == '*' ? strncmp(pat, queue, n - 1) == 0 : strcmp(pat, queue) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* For job_from_submission: the job defaults carry the predicate. */
+static bool defaults_external(const void *arg, const char *queue)
+{
+	return config_queue_external(arg, queue);
+}
+
 static int add_command(struct config *cfg, char *item)
 {
 	char *eq = strchr(item, '=');
@@ -376,6 +413,7 @@ static const struct option_def options[] = {
 	{"--retention", "JOBQ_RETENTION", "SECONDS", "keep finished jobs this long unless the job says (default 604800)", opt_retention},
 	{"--shutdown-grace", "JOBQ_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, let running jobs finish this long (default 30)", opt_shutdown_grace},
 	{"--queue", "JOBQ_QUEUE", "NAME=N", "run at most N jobs of queue NAME at once; repeatable (env: a=1,b=2)", opt_queue},
+	{"--external-queue", "JOBQ_EXTERNAL_QUEUES", "NAME", "queue NAME (or every queue starting PREFIX, as PREFIX*) is run by external workers over the lease API; repeatable (env: a,b)", opt_external_queue},
 	{"--command", "JOBQ_COMMAND", "NAME=PATH", "register executable PATH as job type NAME; repeatable (env: a=/p,b=/q)", opt_command},
 	{"--command-grace", "JOBQ_COMMAND_GRACE", "SECONDS", "after SIGTERM, wait this long before SIGKILL (default 5)", opt_command_grace},
 	{"--http-max-response", "JOBQ_HTTP_MAX_RESPONSE", "BYTES", "largest response an http job keeps (default 1048576)", opt_http_max_response},
@@ -384,7 +422,7 @@ static const struct option_def options[] = {
 	{"--callback-secret", "JOBQ_CALLBACK_SECRET", "SECRET", "sign callbacks with HMAC-SHA256 in X-Jobq-Signature", opt_callback_secret},
 	{"--sse-heartbeat", "JOBQ_SSE_HEARTBEAT", "SECONDS", "idle event streams get a keep-alive comment this often (default 15)", opt_sse_heartbeat},
 	{"--log-format", "JOBQ_LOG_FORMAT", "logfmt|json", "log lines as logfmt or JSON objects (default logfmt)", opt_log_format},
-	{"--api-key-file", "JOBQ_API_KEY_FILE", "PATH", "API keys, one ROLE:KEY per line (roles admin, submit, read); also JOBQ_API_KEYS", opt_api_key_file},
+	{"--api-key-file", "JOBQ_API_KEY_FILE", "PATH", "API keys, one ROLE:KEY per line (roles admin, submit, worker, read); also JOBQ_API_KEYS", opt_api_key_file},
 	{"--insecure-no-auth", "JOBQ_INSECURE_NO_AUTH", NULL, "allow listening beyond loopback with no API key", opt_insecure_no_auth},
 	{"--metrics-public", "JOBQ_METRICS_PUBLIC", NULL, "serve /metrics without a key", opt_metrics_public},
 	{"--cors-origin", "JOBQ_CORS_ORIGIN", "ORIGIN", "let browser pages from ORIGIN (https://host[:port]) call the API; repeatable", opt_cors_origin},
@@ -489,6 +527,8 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 		         cfg->defaults.max_backoff_s, cfg->defaults.backoff_s);
 		return CONFIG_ERROR;
 	}
+	cfg->defaults.external = defaults_external;
+	cfg->defaults.external_arg = cfg;
 	if (cfg->api_key_file[0] && auth_load_file(&cfg->api_keys, cfg->api_key_file, err, errlen) != 0)
 		return CONFIG_ERROR;
 	const char *keys = getenv("JOBQ_API_KEYS");

@@ -42,6 +42,10 @@ struct config {
 	double shutdown_grace_s;
 	struct queue_limit queues[CONFIG_MAX_QUEUES];
 	int nqueues;
+	/* queues served by external workers over the lease API: a name, or a
+	 * prefix ending in '*' (py.* matches py.fast) */
+	char external_queues[CONFIG_MAX_LIST][JOB_NAME_MAX + 2];
+	int nexternal_queues;
 	struct command_spec commands[CONFIG_MAX_LIST];
 	int ncommands;
 	double command_grace_s;
@@ -75,6 +79,9 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 /* The safe default: with no API key, jobqd listens only on a loopback
  * address unless --insecure-no-auth. -1 with a one-line err otherwise. */
 int config_check_exposure(const struct config *cfg, char *err, size_t errlen);
+
+/* Whether queue is served by external workers (--external-queue). */
+bool config_queue_external(const struct config *cfg, const char *queue);
 
 /* Splits "HOST:PORT" or "[V6]:PORT" into cfg's listen fields; -1 if bad. */
 int config_parse_listen(struct config *cfg, const char *value);

@@ -90,6 +90,7 @@ enum access {
 	ACCESS_SUBMIT,
 	ACCESS_ADMIN,
 	ACCESS_METRICS,        /* read, or public with --metrics-public */
+	ACCESS_WORKER,         /* the lease API: worker or admin */
 };
 
 struct route {
@@ -113,10 +114,15 @@ static const struct route routes[] = {
 	{"DELETE", "/v1/jobs/{id}", jobs_delete, false, ACCESS_ADMIN, false},
 	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false, ACCESS_SUBMIT, false},
 	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false, ACCESS_SUBMIT, false},
+	{"POST", "/v1/jobs/{id}/heartbeat", leases_heartbeat, true, ACCESS_WORKER, false},
+	{"POST", "/v1/jobs/{id}/complete", leases_complete, true, ACCESS_WORKER, false},
+	{"POST", "/v1/jobs/{id}/fail", leases_fail, true, ACCESS_WORKER, false},
+	{"POST", "/v1/jobs/{id}/release", leases_release, true, ACCESS_WORKER, false},
 	{"GET", "/v1/jobs/{id}/events", events_job_stream, false, ACCESS_READ, false},
 	{"GET", "/v1/events", events_stream, false, ACCESS_READ, false},
 	{"POST", "/v1/batches", batches_create, true, ACCESS_SUBMIT, false},
 	{"GET", "/v1/batches/{id}", batches_get, false, ACCESS_READ, false},
+	{"POST", "/v1/leases", leases_create, true, ACCESS_WORKER, false},
 	{"GET", "/v1/queues", queues_list, false, ACCESS_READ, true},
 	{"GET", "/v1/queues/{name}", queues_get, false, ACCESS_READ, true},
 	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
@@ -457,6 +463,7 @@ static enum auth_role access_role(enum access a, const struct config *cfg)
 	case ACCESS_SUBMIT: return AUTH_SUBMIT;
 	case ACCESS_ADMIN: return AUTH_ADMIN;
 	case ACCESS_METRICS: return cfg->metrics_public ? AUTH_NONE : AUTH_READ;
+	case ACCESS_WORKER: return AUTH_WORKER;
 	}
 	return AUTH_ADMIN;
 }
@@ -475,7 +482,7 @@ static void authorize(struct exchange *x)
 		reply_header(&x->req, "WWW-Authenticate", "Bearer realm=\"jobq\"");
 		reply_error(&x->req, PROBLEM_UNAUTHORIZED, "Authorization", "%s",
 		            h ? "the API key is not valid" : "send an API key as Authorization: Bearer KEY");
-	} else if (have < need) {
+	} else if (!auth_allows(have, need)) {
 		reply_error(&x->req, PROBLEM_FORBIDDEN, "Authorization", "%s %s needs the %s role; the key has %s",
 		            x->req.method, x->route->pattern, auth_role_name(need), auth_role_name(have));
 	}

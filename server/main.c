@@ -13,6 +13,7 @@
 #include "core/metrics.h"
 #include "core/log.h"
 #include "core/run.h"
+#include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -44,6 +45,7 @@
 /* What the store's hooks reach. The writer thread reads pool while main
  * sets it, hence atomic; the pool is freed only after the store closes. */
 struct wiring {
+	const struct config *cfg;
 	struct hub *hub;
 	struct events *events;
 	struct meter *finished;
@@ -109,6 +111,8 @@ static void on_transition(void *arg, const struct job_change *c)
 	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
 	snprintf(e.type, sizeof e.type, "%s", c->type);
 	events_publish(w->events, &e);
+	if (c->state == JOB_QUEUED && config_queue_external(w->cfg, c->queue))
+		leases_notify(w->hub);
 	char attempt[16];
 	snprintf(attempt, sizeof attempt, "%d", c->attempts);
 	const struct log_field f[] = {
@@ -134,6 +138,12 @@ static void on_batch_done(void *arg, const char *batch_id)
 	struct wiring *w = arg;
 	hub_notify(w->hub, batch_id);
 	poke_callbacks(w);
+}
+
+/* For the store: a claim skips the queues external workers serve. */
+static bool store_queue_external(void *arg, const char *queue)
+{
+	return config_queue_external(arg, queue);
 }
 
 /* Registers every job type: built-in, test-only, each --command
@@ -200,7 +210,7 @@ int main(int argc, char **argv)
 	}
 
 	int status = 1;
-	struct wiring wiring = {0};
+	struct wiring wiring = {.cfg = &cfg};
 	struct app app = {.cfg = &cfg};
 	struct http *http = NULL;
 	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
@@ -211,6 +221,7 @@ int main(int argc, char **argv)
 		/* a reader for every thread that may read at once */
 		.readers = (int)http_threads() + SPARE_READERS,
 		.integrity_check_s = cfg.integrity_check_s,
+		.external = store_queue_external, .external_arg = &cfg,
 	};
 	bool started = false; /* a start-up error says it all in its one line */
 

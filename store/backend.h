@@ -20,6 +20,7 @@ struct store_effects {
 	bool batch_done;              /* ... and that finished its batch */
 	bool runnable;                /* jobs may have become runnable */
 	int64_t expires_at;           /* an expiry the op set (unix ms), 0: none */
+	int64_t lease_expires_at;     /* a lease expiry the op set (unix ms), 0: none */
 };
 
 /* A job a claim moved from scheduled to queued. */
@@ -59,7 +60,7 @@ struct store_backend {
 	int (*op_end)(void *be);
 	int (*op_undo)(void *be);
 
-	/* Every kind but STORE_OP_CLAIM, indexed by kind. */
+	/* Every kind but STORE_OP_CLAIM and STORE_OP_LEASE, indexed by kind. */
 	store_apply_fn apply[STORE_OP_KINDS];
 
 	/* The claim's parts. promote: due scheduled jobs become queued
@@ -74,6 +75,18 @@ struct store_backend {
 	int (*ready_queues)(void *be, const char *after, int (*each)(void *arg, const char *queue), void *arg);
 	int (*claim)(void *be, const char *queue, int n, int64_t now, struct job **out, int *got);
 	int (*next_due)(void *be, int64_t *out);
+
+	/* The lease's parts, beside the claim's. running: how many jobs of
+	 * queue run now. lease_mark: the claimed job now runs under lease_id
+	 * until expires_at (a lease of lease_ms). expired: up to max jobs whose
+	 * lease ended by now (out[], their lease ids in ids[]), inside no
+	 * group; when there are none, *next is the earliest lease expiry (0:
+	 * none). */
+	int (*running)(void *be, const char *queue, int64_t *n);
+	int (*lease_mark)(void *be, const struct job *job, const char *lease_id, int64_t expires_at,
+	                  int64_t lease_ms);
+	int (*expired)(void *be, int64_t now, struct job **out, char (*ids)[STORE_LEASE_ID_LEN + 1], int max,
+	               int *n, int64_t *next);
 
 	/* Retention, in its own transaction, outside any group: deletes up to
 	 * a batch of jobs expired at now; *deleted how many, *next the next

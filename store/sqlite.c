@@ -61,7 +61,9 @@ enum {
 	SQL_REQUEUE, SQL_ATTEMPT, SQL_STATE_OF, SQL_CANCEL_SET, SQL_RETRY_SET,
 	SQL_DELETE_ATTEMPTS, SQL_DELETE_JOB, SQL_PAUSE, SQL_SWEEP_ATTEMPTS, SQL_SWEEP_JOBS,
 	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
-	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO, SQL_COUNT
+	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO,
+	SQL_RUNNING, SQL_LEASE_MARK, SQL_EXPIRED, SQL_NEXT_LEASE, SQL_HEARTBEAT, SQL_HEARTBEAT_CANCELED,
+	SQL_CANCEL_LEASED, SQL_EXISTS, SQL_COUNT
 };
 
 /* The callback columns of a job finishing at ?F: pending from then on. */
@@ -116,10 +118,15 @@ static const char *const writer_sql[SQL_COUNT] = {
 	               " expires_at = " EXPIRES("?7") ","
 	               /* a retry (?7 NULL) leaves the callback waiting */
 	               " callback_state = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_state ELSE " S_PENDING " END,"
-	               " callback_next_at = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_next_at ELSE ?7 END"
-	               " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?8 RETURNING expires_at",
-	[SQL_REQUEUE] = "UPDATE jobs SET state = " S_QUEUED ", attempts = attempts - 1, started_at = NULL"
-	                " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?2",
+	               " callback_next_at = CASE WHEN callback_url IS NULL OR ?7 IS NULL THEN callback_next_at ELSE ?7 END,"
+	               " lease_id = NULL, lease_expires_at = NULL"
+	               " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?8"
+	               " AND (?11 IS NULL OR lease_id = ?11) RETURNING expires_at",
+	/* Back without spending the attempt: queued, or scheduled at ?4. */
+	[SQL_REQUEUE] = "UPDATE jobs SET state = coalesce(?3, " S_QUEUED "), run_at = coalesce(?4, run_at),"
+	                " attempts = attempts - 1, started_at = NULL, lease_id = NULL, lease_expires_at = NULL"
+	                " WHERE id = ?1 AND state = " S_RUNNING " AND attempts = ?2"
+	                " AND (?5 IS NULL OR lease_id = ?5)",
 	[SQL_ATTEMPT] = "INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	                " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id, type FROM jobs WHERE id = ?1",
@@ -148,6 +155,27 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_OP_BEGIN] = "SAVEPOINT op",
 	[SQL_OP_END] = "RELEASE op",
 	[SQL_OP_UNDO] = "ROLLBACK TO op",
+	[SQL_RUNNING] = "SELECT n FROM queue_counts WHERE queue = ?1 AND state = " S_RUNNING,
+	[SQL_LEASE_MARK] = "UPDATE jobs SET lease_id = ?2, lease_expires_at = ?3, lease_ms = ?4 WHERE seq = ?1",
+	[SQL_EXPIRED] = "SELECT " JOB_COLUMNS ", lease_id FROM jobs INDEXED BY jobs_lease_expiry"
+	                " WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL AND lease_expires_at <= ?1"
+	                " ORDER BY lease_expires_at LIMIT ?2",
+	[SQL_NEXT_LEASE] = "SELECT min(lease_expires_at) FROM jobs INDEXED BY jobs_lease_expiry"
+	                   " WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL",
+	[SQL_HEARTBEAT] = "UPDATE jobs SET lease_expires_at = ?3 + coalesce(?4, lease_ms),"
+	                  " lease_ms = coalesce(?4, lease_ms),"
+	                  " progress_percent = coalesce(?5, progress_percent),"
+	                  " progress_message = CASE WHEN ?5 IS NULL THEN progress_message ELSE ?6 END"
+	                  " WHERE id = ?1 AND state = " S_RUNNING " AND lease_id = ?2 AND lease_expires_at IS NOT NULL"
+	                  " RETURNING lease_expires_at",
+	/* The worker has learnt of the cancel: the lease is over. */
+	[SQL_HEARTBEAT_CANCELED] = "UPDATE jobs SET lease_id = NULL WHERE id = ?1 AND state = " S_CANCELED
+	                           " AND lease_id = ?2",
+	[SQL_CANCEL_LEASED] = "UPDATE jobs SET state = " S_CANCELED ", error = 'canceled', finished_at = ?2,"
+	                      " lease_expires_at = NULL, expires_at = " EXPIRES("?2") "," CALLBACK_DUE("?2")
+	                      " WHERE id = ?1 AND state = " S_RUNNING " AND lease_expires_at IS NOT NULL"
+	                      " RETURNING expires_at, seq, attempts, started_at",
+	[SQL_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1",
 };
 
 struct reader {
@@ -713,16 +741,24 @@ static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	struct sqlite_store *st = be;
 	struct job *job = op->finish.job;
 	int rc;
-	if (job->state == JOB_QUEUED) {
+	const char *lease_id = op->finish.lease.lease_id;
+	if (job->state == JOB_QUEUED || op->finish.lease.release) {
 		sqlite3_stmt *s = st->wstmt[SQL_REQUEUE];
 		sqlite3_bind_text(s, 1, job->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 2, job->attempts);
+		if (job->state == JOB_SCHEDULED) {
+			sqlite3_bind_int(s, 3, (int)JOB_SCHEDULED);
+			sqlite3_bind_int64(s, 4, job->run_at);
+		}
+		bind_text_or_null(s, 5, lease_id);
 		rc = sqlite3_step(s);
 		fx->changed = rc == SQLITE_DONE && sqlite3_changes(st->wdb) == 1;
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
 		if (rc == SQLITE_DONE && store_fault_hit())
 			rc = SQLITE_NOMEM;
+		if (rc == SQLITE_DONE && lease_id && !fx->changed)
+			op->rc = STORE_CONFLICT;
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	bool terminal = job_state_terminal(job->state);
@@ -742,6 +778,7 @@ static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 		sqlite3_bind_int64(s, 9, job->run_at);
 	if (job->started_at)
 		sqlite3_bind_int64(s, 10, job->started_at);
+	bind_text_or_null(s, 11, lease_id);
 	int64_t expires_at = 0;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -753,6 +790,10 @@ static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_DONE)
 		return rc;
+	if (!fx->changed && lease_id) {
+		op->rc = STORE_CONFLICT; /* not the job's lease any more: nothing changes */
+		return SQLITE_OK;
+	}
 	if (!fx->changed) {
 		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
 		return SQLITE_OK;
@@ -792,13 +833,48 @@ static int state_of(struct sqlite_store *st, struct store_op *op, int64_t *seq)
 	return rc;
 }
 
+/* A running job an external worker leased ends canceled at once, its
+ * attempt recorded; the worker learns it at its next heartbeat. A job the
+ * pool runs is not touched here (the caller stops its run). */
+static int cancel_leased(struct sqlite_store *st, struct store_op *op, struct store_effects *fx)
+{
+	struct store_op_target *t = &op->cancel;
+	struct job job = {.outcome = ATTEMPT_CANCELED, .error = "canceled"};
+	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_LEASED];
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+	job.finished_at = clock_now_ms();
+	sqlite3_bind_int64(s, 2, job.finished_at);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		fx->expires_at = sqlite3_column_int64(s, 0);
+		job.seq = sqlite3_column_int64(s, 1);
+		job.attempts = sqlite3_column_int(s, 2);
+		job.started_at = sqlite3_column_int64(s, 3);
+		fx->finished = true;
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE || !fx->finished)
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if ((rc = record_attempt(st, &job)) != SQLITE_OK)
+		return rc;
+	if (t->batch_id[0] && store_fault_hit())
+		return SQLITE_NOMEM;
+	return check_batch_done(st, t->batch_id, &fx->batch_done);
+}
+
 static int apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 {
 	struct sqlite_store *st = be;
 	struct store_op_target *t = &op->cancel;
 	int64_t seq = 0;
 	int rc = state_of(st, op, &seq);
-	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND || (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED))
+	if (rc != SQLITE_OK || op->rc == STORE_NOT_FOUND)
+		return rc;
+	if (t->found == JOB_RUNNING)
+		return cancel_leased(st, op, fx);
+	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED)
 		return rc;
 	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_SET];
 	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
@@ -842,6 +918,112 @@ static int apply_retry(void *be, struct store_op *op, struct store_effects *fx)
 		return step_int64(st->wstmt[SQL_BATCH_UNDONE], &unused);
 	}
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_running(void *be, const char *queue, int64_t *n)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = st->wstmt[SQL_RUNNING];
+	sqlite3_bind_text(s, 1, queue, -1, SQLITE_TRANSIENT);
+	*n = 0;
+	return step_int64(s, n);
+}
+
+static int sqlite_lease_mark(void *be, const struct job *job, const char *lease_id, int64_t expires_at,
+                             int64_t lease_ms)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = st->wstmt[SQL_LEASE_MARK];
+	sqlite3_bind_int64(s, 1, job->seq);
+	sqlite3_bind_text(s, 2, lease_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, expires_at);
+	sqlite3_bind_int64(s, 4, lease_ms);
+	int rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_OK && store_fault_hit())
+		return SQLITE_NOMEM;
+	return rc;
+}
+
+static int sqlite_expired(void *be, int64_t now, struct job **out, char (*ids)[STORE_LEASE_ID_LEN + 1], int max,
+                          int *n, int64_t *next)
+{
+	struct sqlite_store *st = be;
+	sqlite3_stmt *s = st->wstmt[SQL_EXPIRED];
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int(s, 2, max);
+	int rc;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+		struct job *job = row_to_job(s);
+		if (!job) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		column_copy(s, 27, ids[*n], STORE_LEASE_ID_LEN + 1);
+		out[(*n)++] = job;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_DONE) {
+		for (int i = 0; i < *n; i++)
+			job_free(out[i]);
+		*n = 0;
+		return rc;
+	}
+	*next = 0;
+	return *n > 0 ? SQLITE_OK : step_int64(st->wstmt[SQL_NEXT_LEASE], next);
+}
+
+/* Whether a job named id exists; *found. */
+static int job_exists(struct sqlite_store *st, const char *id, bool *found)
+{
+	int64_t one = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_EXISTS];
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	int rc = step_int64(s, &one);
+	*found = one == 1;
+	return rc;
+}
+
+static int apply_heartbeat(void *be, struct store_op *op, struct store_effects *fx)
+{
+	struct sqlite_store *st = be;
+	struct store_op_heartbeat *h = &op->heartbeat;
+	sqlite3_stmt *s = st->wstmt[SQL_HEARTBEAT];
+	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, h->lease_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, clock_now_ms());
+	if (h->lease_ms > 0)
+		sqlite3_bind_int64(s, 4, h->lease_ms);
+	if (h->has_progress) {
+		sqlite3_bind_double(s, 5, h->percent);
+		sqlite3_bind_text(s, 6, h->message, -1, SQLITE_STATIC);
+	}
+	h->expires_at = 0;
+	h->canceled = false;
+	int rc = step_int64(s, &h->expires_at);
+	if (rc == SQLITE_OK && h->expires_at && store_fault_hit())
+		return SQLITE_NOMEM;
+	if (rc != SQLITE_OK || h->expires_at) {
+		fx->lease_expires_at = h->expires_at;
+		return rc;
+	}
+	s = st->wstmt[SQL_HEARTBEAT_CANCELED];
+	sqlite3_bind_text(s, 1, h->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, h->lease_id, -1, SQLITE_STATIC);
+	if ((rc = step_done(s)) != SQLITE_OK)
+		return rc;
+	sqlite3_clear_bindings(s);
+	if (sqlite3_changes(st->wdb) == 1) {
+		h->canceled = true;
+		return SQLITE_OK;
+	}
+	bool found = false;
+	if ((rc = job_exists(st, h->id, &found)) != SQLITE_OK)
+		return rc;
+	op->rc = found ? STORE_CONFLICT : STORE_NOT_FOUND;
+	return SQLITE_OK;
 }
 
 static int apply_delete(void *be, struct store_op *op, struct store_effects *fx)
@@ -1228,12 +1410,12 @@ static int recover(struct sqlite_store *st, char *why, size_t whylen)
 	static const char *const steps[] = {
 		"INSERT OR REPLACE INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 		"  SELECT seq, attempts, started_at, ?1, 'interrupted', 'jobqd stopped while the job ran'"
-		"  FROM jobs WHERE state = " S_RUNNING,
+		"  FROM jobs WHERE state = " S_RUNNING " AND lease_id IS NULL",
 		"UPDATE jobs SET state = " S_FAILED ", finished_at = ?1, expires_at = " EXPIRES("?1") ","
 		CALLBACK_DUE("?1") ","
 		"  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
-		"  WHERE state = " S_RUNNING " AND attempts >= max_attempts",
-		"UPDATE jobs SET state = " S_QUEUED ", started_at = NULL WHERE state = " S_RUNNING,
+		"  WHERE state = " S_RUNNING " AND attempts >= max_attempts AND lease_id IS NULL",
+		"UPDATE jobs SET state = " S_QUEUED ", started_at = NULL WHERE state = " S_RUNNING " AND lease_id IS NULL",
 		"UPDATE batches SET finished_at = ?1,"
 		"  callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END,"
 		"  callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE ?1 END"
@@ -1798,11 +1980,15 @@ const struct store_backend store_sqlite_backend = {
 		[STORE_OP_PAUSE] = apply_pause,
 		[STORE_OP_PING] = apply_ping,
 		[STORE_OP_PROBE] = apply_probe,
+		[STORE_OP_HEARTBEAT] = apply_heartbeat,
 	},
 	.promote = sqlite_promote,
 	.ready_queues = sqlite_ready_queues,
 	.claim = sqlite_claim,
 	.next_due = sqlite_next_due,
+	.running = sqlite_running,
+	.lease_mark = sqlite_lease_mark,
+	.expired = sqlite_expired,
 	.sweep = sqlite_sweep,
 	.get_job = sqlite_get_job,
 	.list_jobs = sqlite_list_jobs,

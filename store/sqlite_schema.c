@@ -113,6 +113,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE batches ADD COLUMN idem_key TEXT;"
 	"ALTER TABLE batches ADD COLUMN idem_hash TEXT;"
 	"CREATE UNIQUE INDEX batches_idem ON batches(idem_key) WHERE idem_key IS NOT NULL;",
+
+	/* 5: leases of external workers. A running job with a lease_id is run
+	 * by an external worker until lease_expires_at (a lease of lease_ms);
+	 * a canceled one keeps its lease_id, without an expiry, until the
+	 * worker's heartbeat learns of the cancel. */
+	"ALTER TABLE jobs ADD COLUMN lease_id TEXT;"
+	"ALTER TABLE jobs ADD COLUMN lease_expires_at INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;"
+	"CREATE INDEX jobs_lease_expiry ON jobs(lease_expires_at)"
+	"  WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL;",
 };
 
 int sqlite_exec(sqlite3 *db, const char *sql)

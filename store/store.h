@@ -26,7 +26,9 @@ enum store_rc {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
 	STORE_UNAVAILABLE, /* could not read or commit: try again later */
-	STORE_CONFLICT,    /* SUBMIT: the Idempotency-Key belongs to a different body */
+	STORE_CONFLICT,    /* SUBMIT: the Idempotency-Key belongs to a different body;
+	                    * FINISH, HEARTBEAT with a lease id: it is not the job's
+	                    * current lease */
 };
 
 struct store;
@@ -72,6 +74,10 @@ struct store_options {
 	/* At open, the backend checks the database's integrity for at most
 	 * this long (seconds); 0 skips it. */
 	double integrity_check_s;
+	/* Whether a queue is served by external workers (the lease op): a
+	 * claim never takes its jobs. NULL: none is. */
+	bool (*external)(void *arg, const char *queue);
+	void *external_arg;
 };
 
 enum store_op_kind {
@@ -91,6 +97,8 @@ enum store_op_kind {
 	 * STORE_UNAVAILABLE when it fails or the database is damaged
 	 * (store_damaged). No fields. */
 	STORE_OP_PROBE,
+	STORE_OP_LEASE,
+	STORE_OP_HEARTBEAT,
 	STORE_OP_KINDS
 };
 
@@ -153,6 +161,18 @@ struct store_op_claim {
 	bool limited;                     /* out: a queue had runnable jobs but no room */
 };
 
+/* A lease id: 32 lower-case hex digits. */
+#define STORE_LEASE_ID_LEN 32
+
+/* FINISH with lease_id set is an external worker's answer: it applies only
+ * while the job is running under that lease (else rc STORE_CONFLICT and
+ * nothing changes), and ends the lease. release: the job goes back
+ * (state QUEUED, or SCHEDULED at run_at) without spending the attempt. */
+struct store_op_finish_lease {
+	const char *lease_id;             /* in: NULL for the internal pool */
+	bool release;                     /* in */
+};
+
 /* The outcome of an attempt. in: job (borrowed) with id, seq, queue,
  * attempts, state, started_at (when the attempt really started, which may
  * be later than its claim; 0 keeps the claim's) and the outcome fields:
@@ -162,6 +182,48 @@ struct store_op_claim {
 struct store_op_finish {
 	struct job *job;
 	char batch_id[UUID_LEN + 1];      /* out: the job's batch, "" if none */
+	struct store_op_finish_lease lease;
+};
+
+/* The outcome a failed attempt leads to: SCHEDULED at now plus the
+ * backoff (at least min_delay_ms) while attempts are left and retryable,
+ * else FAILED. Shared by the pool and the lease API. */
+void store_attempt_failed(struct job *job, bool retryable, int64_t now, int64_t min_delay_ms);
+
+/* A job an external worker leased. */
+struct store_leased {
+	struct job *job;                  /* state running, attempts the attempt it runs */
+	char lease_id[STORE_LEASE_ID_LEN + 1];
+	int64_t expires_at;               /* unix ms */
+};
+
+/* Promotes due scheduled jobs, then leases up to max runnable jobs of the
+ * named external queues (unpaused ones, sharing them like a claim, within
+ * each queue's limit counted from its running jobs), for lease_ms. */
+struct store_op_lease {
+	const char (*queues)[JOB_NAME_MAX + 1]; /* in, borrowed */
+	int nqueues;
+	int max;
+	int64_t lease_ms;
+	/* the queue's concurrency limit (INT_MAX: none); writer thread */
+	int (*queue_limit)(struct store_op *op, const char *queue);
+	struct store_leased *leased;      /* out: the caller frees each job and the array */
+	int nleased;
+};
+
+/* Extends the lease of job id by lease_ms (0: the lease's own length)
+ * from now and records progress. rc STORE_CONFLICT when lease_id is not
+ * the job's current lease. A job canceled while leased answers canceled
+ * (expires_at 0), and its lease is over. */
+struct store_op_heartbeat {
+	char id[UUID_LEN + 1];
+	char lease_id[STORE_LEASE_ID_LEN + 1];
+	int64_t lease_ms;
+	bool has_progress;
+	double percent;
+	char message[JOB_PROGRESS_MSG_MAX + 1];
+	int64_t expires_at;               /* out */
+	bool canceled;                    /* out */
 };
 
 /* CANCEL, RETRY and DELETE name one job by id and say what it was. */
@@ -172,7 +234,8 @@ struct store_op_finish {
 	char batch_id[UUID_LEN + 1];      /* out: "" if none */ \
 	char type[JOB_NAME_MAX + 1];      /* out */
 
-/* CANCEL: queued and scheduled ones are now canceled. DELETE: finished
+/* CANCEL: queued and scheduled ones, and running ones an external worker
+ * leased, are now canceled. DELETE: finished
  * ones are now deleted. */
 struct store_op_target {
 	STORE_OP_TARGET_FIELDS
@@ -205,6 +268,8 @@ struct store_op {
 		struct store_op_retry retry;
 		struct store_op_target del;
 		struct store_op_pause pause;
+		struct store_op_lease lease;
+		struct store_op_heartbeat heartbeat;
 	};
 
 	struct store_op *next;            /* writer queue, internal */

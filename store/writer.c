@@ -25,7 +25,14 @@
  *
  * Retention: the writer asks the backend to delete expired jobs in short
  * transactions of their own, between groups, sleeping until the next
- * expiry when idle. */
+ * expiry when idle.
+ *
+ * Leases (external workers): a lease op is a claim from the named external
+ * queues (a claim skips every external queue), each job then marked with a
+ * lease id and expiry. The writer also sleeps until the earliest lease
+ * expiry; a lease that ran out ends its attempt as `interrupted` through
+ * an ordinary FINISH op fenced by that lease id, so retries, attempts,
+ * batches, callbacks and hooks are the finish's own. */
 #include "store/backend.h"
 
 #include <assert.h>
@@ -41,6 +48,8 @@
 
 #define WRITER_BATCH 1024
 #define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
+#define EXPIRE_BATCH 64     /* expired leases ended in one group */
+#define EXPIRE_ROUNDS 16    /* groups of them before the writer looks at its queue again */
 
 struct ready_queue {
 	char name[JOB_NAME_MAX + 1];
@@ -62,6 +71,9 @@ struct store {
 	                                   * poster committing its own op inline */
 
 	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
+	int64_t next_lease;               /* writer only: earliest lease expiry, unix ms */
+	bool (*external)(void *arg, const char *queue);
+	void *external_arg;
 	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
 	struct ready_queue *ready;        /* writer only: scratch for claims */
 	size_t nready, ready_cap;
@@ -80,7 +92,8 @@ static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_SUBMIT] = "submit", [STORE_OP_BATCH] = "batch", [STORE_OP_CALLBACK] = "callback",
 	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
 	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
-	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe",
+	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe", [STORE_OP_LEASE] = "lease",
+	[STORE_OP_HEARTBEAT] = "heartbeat",
 };
 
 /* ---- the fault seam ---------------------------------------------------- */
@@ -120,6 +133,7 @@ bool store_fault_hit(void)
 /* Claimed (and promoted) jobs wait here until the COMMIT decides. */
 struct claim_scratch {
 	struct job **jobs;
+	struct store_leased *leased;      /* a lease's: jobs[i]'s lease */
 	int *turn;                        /* jobs[i] came from ready queue turn[i] */
 	int n;
 	struct store_promoted *promoted;
@@ -131,16 +145,49 @@ static void claim_scratch_free(struct claim_scratch *cs)
 	for (int i = 0; i < cs->n; i++)
 		job_free(cs->jobs[i]);
 	free(cs->jobs);
+	free(cs->leased);
 	free(cs->turn);
 	free(cs->promoted);
 	memset(cs, 0, sizeof *cs);
 }
 
-/* ready_queues' each(): keeps queues with room, in turn order. */
+/* How many jobs of queue a lease may take: none unless the lease names
+ * it, else its limit less the jobs of it running; -1 on a read failure. */
+static int lease_room(struct store *st, struct store_op *op, const char *queue)
+{
+	const struct store_op_lease *l = &op->lease;
+	int k = 0;
+	while (k < l->nqueues && strcmp(l->queues[k], queue) != 0)
+		k++;
+	if (k == l->nqueues)
+		return 0;
+	int limit = l->queue_limit ? l->queue_limit(op, queue) : INT_MAX;
+	if (limit == INT_MAX)
+		return INT_MAX;
+	int64_t running = 0;
+	if (st->be->running(st->impl, queue, &running) != 0)
+		return -1;
+	return running < limit ? limit - (int)running : 0;
+}
+
+/* ready_queues' each(): keeps queues with room, in turn order. A claim
+ * skips external queues; a lease takes only those it names. */
 static int add_ready(void *arg, const char *queue)
 {
 	struct store *st = arg;
 	struct store_op *op = st->claiming;
+	int room;
+	if (op->kind == STORE_OP_LEASE) {
+		if ((room = lease_room(st, op, queue)) < 0)
+			return -1;
+		if (room == 0)
+			return 0;
+	} else if (st->external && st->external(st->external_arg, queue)) {
+		return 0;
+	} else if ((room = op->claim.queue_room ? op->claim.queue_room(op, queue) : INT_MAX) == 0) {
+		op->claim.limited = true;
+		return 0;
+	}
 	if (st->nready == st->ready_cap) {
 		size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
 		struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
@@ -149,13 +196,9 @@ static int add_ready(void *arg, const char *queue)
 		st->ready = grown;
 		st->ready_cap = cap;
 	}
-	struct ready_queue *r = &st->ready[st->nready];
+	struct ready_queue *r = &st->ready[st->nready++];
 	snprintf(r->name, sizeof r->name, "%s", queue);
-	r->room = op->claim.queue_room ? op->claim.queue_room(op, r->name) : INT_MAX;
-	if (r->room > 0)
-		st->nready++;
-	else
-		op->claim.limited = true;
+	r->room = room;
 	return 0;
 }
 
@@ -197,18 +240,55 @@ static int interleave(struct claim_scratch *cs, int nq)
 	return 0;
 }
 
-/* Promote, then share claim.max among ready queues round-robin. */
-static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs)
+/* A fresh lease id: 32 hex digits of a UUIDv7 (time and random bits). */
+static void new_lease_id(char out[STORE_LEASE_ID_LEN + 1])
+{
+	char uuid[UUID_LEN + 1];
+	uuid_v7(uuid);
+	int k = 0;
+	for (int i = 0; uuid[i] && k < STORE_LEASE_ID_LEN; i++)
+		if (uuid[i] != '-')
+			out[k++] = uuid[i];
+	out[k] = '\0';
+}
+
+/* A lease's claimed jobs get their lease ids and expiry. */
+static int mark_leases(struct store *st, struct store_op *op, struct claim_scratch *cs, int64_t now,
+                       struct store_effects *fx)
+{
+	if (cs->n == 0)
+		return 0;
+	if (!(cs->leased = calloc((size_t)cs->n, sizeof *cs->leased)))
+		return -1;
+	int64_t expires_at = now + op->lease.lease_ms;
+	for (int i = 0; i < cs->n; i++) {
+		new_lease_id(cs->leased[i].lease_id);
+		cs->leased[i].expires_at = expires_at;
+		int rc = st->be->lease_mark(st->impl, cs->jobs[i], cs->leased[i].lease_id, expires_at,
+		                            op->lease.lease_ms);
+		if (rc != 0)
+			return rc;
+	}
+	fx->lease_expires_at = expires_at;
+	return 0;
+}
+
+/* Promote, then share claim.max (or lease.max) among ready queues
+ * round-robin. */
+static int apply_claim(struct store *st, struct store_op *op, struct claim_scratch *cs, struct store_effects *fx)
 {
 	const struct store_backend *be = st->be;
-	struct store_op_claim *c = &op->claim;
+	bool lease = op->kind == STORE_OP_LEASE;
+	struct store_op_claim unused = {.max = 0};
+	struct store_op_claim *c = lease ? &unused : &op->claim;
+	int max = lease ? op->lease.max : c->max;
 	int64_t now = clock_now_ms();
 	int rc = be->promote(st->impl, now, &cs->promoted, &cs->npromoted, &cs->promoted_cap);
 	if (rc != 0)
 		return rc;
-	if (c->max > 0) {
-		if (!(cs->jobs = calloc((size_t)c->max, sizeof *cs->jobs)) ||
-		    !(cs->turn = calloc((size_t)c->max, sizeof *cs->turn)))
+	if (max > 0) {
+		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
+		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))
 			return -1;
 		st->nready = 0;
 		st->claiming = op;
@@ -217,17 +297,17 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 		if (rc != 0)
 			return rc;
 	}
-	int nq = (int)st->nready;
+	int nq = max > 0 ? (int)st->nready : 0;
 	bool progress = true;
-	while (cs->n < c->max && progress) {
+	while (cs->n < max && progress) {
 		progress = false;
-		int left = c->max - cs->n;
+		int left = max - cs->n;
 		int share = left / (nq ? nq : 1) > 0 ? left / (nq ? nq : 1) : 1;
-		for (int k = 0; k < nq && cs->n < c->max; k++) {
+		for (int k = 0; k < nq && cs->n < max; k++) {
 			struct ready_queue *q = &st->ready[k];
 			int want = share < q->room ? share : q->room;
-			if (want > c->max - cs->n)
-				want = c->max - cs->n;
+			if (want > max - cs->n)
+				want = max - cs->n;
 			if (want <= 0)
 				continue;
 			int before = cs->n;
@@ -250,6 +330,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	}
 	if (interleave(cs, nq) != 0)
 		return -1;
+	if (lease)
+		return mark_leases(st, op, cs, now, fx);
 	return be->next_due(st->impl, &c->next_due);
 }
 
@@ -291,6 +373,7 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 			report_job(st, op->batch.jobs[j], op->batch.jobs[j]->state, 0, true);
 		break;
 	case STORE_OP_CLAIM:
+	case STORE_OP_LEASE:
 		for (int j = 0; j < ap->claim.npromoted; j++) {
 			const struct store_promoted *p = &ap->claim.promoted[j];
 			report(st, p->id, p->queue, p->type, JOB_QUEUED, p->attempts);
@@ -300,9 +383,9 @@ static void report_changes(struct store *st, struct store_op *op, const struct a
 		break;
 	case STORE_OP_FINISH: {
 		const struct job *job = op->finish.job;
+		bool back = job->state == JOB_QUEUED || op->finish.lease.release;
 		if (ap->fx.changed)
-			report_job(st, job, job->state, job->state == JOB_QUEUED ? job->attempts - 1 : job->attempts,
-			           false);
+			report_job(st, job, job->state, back ? job->attempts - 1 : job->attempts, false);
 		break;
 	}
 	case STORE_OP_CANCEL:
@@ -338,6 +421,18 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 			if (op->rc == STORE_OK) {
 				for (int j = 0; j < ap[i].claim.n; j++)
 					op->claim.claimed(op, ap[i].claim.jobs[j]);
+				ap[i].claim.n = 0;
+			}
+			claim_scratch_free(&ap[i].claim);
+		} else if (op->kind == STORE_OP_LEASE) {
+			op->lease.nleased = 0;
+			op->lease.leased = NULL;
+			if (op->rc == STORE_OK && ap[i].claim.n > 0) {
+				op->lease.leased = ap[i].claim.leased;
+				op->lease.nleased = ap[i].claim.n;
+				for (int j = 0; j < ap[i].claim.n; j++)
+					op->lease.leased[j].job = ap[i].claim.jobs[j];
+				ap[i].claim.leased = NULL;
 				ap[i].claim.n = 0;
 			}
 			claim_scratch_free(&ap[i].claim);
@@ -391,8 +486,8 @@ static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
 	fault_count = 0;
 	int rc = be->op_begin(st->impl);
 	if (rc == 0) {
-		if (op->kind == STORE_OP_CLAIM)
-			rc = apply_claim(st, op, &ap->claim);
+		if (op->kind == STORE_OP_CLAIM || op->kind == STORE_OP_LEASE)
+			rc = apply_claim(st, op, &ap->claim, &ap->fx);
 		else
 			rc = be->apply[op->kind](st->impl, op, &ap->fx);
 	}
@@ -436,8 +531,11 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			 * took the whole group with it. */
 			if (!be->in_transaction(st->impl))
 				ok = false;
-		} else if (ap[i].fx.expires_at && ap[i].fx.expires_at < st->next_sweep) {
-			st->next_sweep = ap[i].fx.expires_at;
+		} else {
+			if (ap[i].fx.expires_at && ap[i].fx.expires_at < st->next_sweep)
+				st->next_sweep = ap[i].fx.expires_at;
+			if (ap[i].fx.lease_expires_at && ap[i].fx.lease_expires_at < st->next_lease)
+				st->next_lease = ap[i].fx.lease_expires_at;
 		}
 	}
 	if (ok && be->commit(st->impl) != 0)
@@ -472,12 +570,72 @@ static void sweep(struct store *st)
 	st->next_sweep = next ? next : INT64_MAX;
 }
 
-/* Waits for ops or the next sweep, whichever comes first. Caller holds
- * st->mu. The sweep time is on the wall clock (expiry is a timestamp);
+/* The next time the writer has work of its own: a sweep or a lease
+ * expiry. */
+static int64_t next_timer(const struct store *st)
+{
+	return st->next_lease < st->next_sweep ? st->next_lease : st->next_sweep;
+}
+
+static void expire_done(struct store_op *op)
+{
+	(void)op;
+}
+
+/* Ends the attempts whose lease ran out as interrupted, retried per the
+ * job's policy, each a FINISH op fenced by the lease id; then sets the
+ * next lease expiry. */
+static void expire_leases(struct store *st)
+{
+	int64_t now = clock_now_ms();
+	for (int round = 0; round < EXPIRE_ROUNDS; round++) {
+		struct job *jobs[EXPIRE_BATCH];
+		char ids[EXPIRE_BATCH][STORE_LEASE_ID_LEN + 1];
+		int n = 0;
+		int64_t next = 0;
+		if (st->be->expired(st->impl, now, jobs, ids, EXPIRE_BATCH, &n, &next) != 0) {
+			st->next_lease = now + 1000; /* try again in a second */
+			return;
+		}
+		if (n == 0) {
+			st->next_lease = next ? next : INT64_MAX;
+			return;
+		}
+		struct store_op ops[EXPIRE_BATCH], *ptrs[EXPIRE_BATCH];
+		for (int i = 0; i < n; i++) {
+			struct job *job = jobs[i];
+			job->outcome = ATTEMPT_INTERRUPTED;
+			free(job->error);
+			job->error = strdup("interrupted: the worker's lease expired");
+			job->finished_at = now;
+			store_attempt_failed(job, true, now, 0);
+			ops[i] = (struct store_op){.kind = STORE_OP_FINISH, .done = expire_done,
+			                           .finish = {.job = job, .lease = {.lease_id = ids[i]}}};
+			ptrs[i] = &ops[i];
+		}
+		apply_group(st, ptrs, n);
+		for (int i = 0; i < n; i++)
+			job_free(jobs[i]);
+		log_debug("leases: %d expired", n);
+	}
+	st->next_lease = now; /* more: after the queued ops */
+}
+
+/* Runs whichever of the writer's own tasks is due. */
+static void timers(struct store *st)
+{
+	if (clock_now_ms() >= st->next_lease)
+		expire_leases(st);
+	if (clock_now_ms() >= st->next_sweep)
+		sweep(st);
+}
+
+/* Waits for ops or the next timer, whichever comes first. Caller holds
+ * st->mu. The timers are on the wall clock (expiry is a timestamp);
  * waits are at most a minute so a clock jump cannot stall it long. */
 static void writer_wait(struct store *st)
 {
-	int64_t wait_ms = st->next_sweep == INT64_MAX ? 60000 : st->next_sweep - clock_now_ms();
+	int64_t wait_ms = next_timer(st) == INT64_MAX ? 60000 : next_timer(st) - clock_now_ms();
 	if (wait_ms > 60000)
 		wait_ms = 60000;
 	if (wait_ms > 0)
@@ -507,7 +665,7 @@ static void writer_idle(struct store *st, bool wake)
 {
 	pthread_mutex_lock(&st->mu);
 	st->busy = false;
-	if (wake || st->head || st->stopping || clock_now_ms() >= st->next_sweep)
+	if (wake || st->head || st->stopping || clock_now_ms() >= next_timer(st))
 		pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -518,10 +676,10 @@ static void *writer_main(void *arg)
 	struct store_op *ops[WRITER_BATCH];
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
-		while (st->busy || (!st->head && !st->stopping && clock_now_ms() < st->next_sweep)) {
+		while (st->busy || (!st->head && !st->stopping && clock_now_ms() < next_timer(st))) {
 			/* During an inline commit the wait still ends at the next
-			 * sweep; once that is due, the commit's end wakes us. */
-			if (st->busy && clock_now_ms() >= st->next_sweep)
+			 * timer; once that is due, the commit's end wakes us. */
+			if (st->busy && clock_now_ms() >= next_timer(st))
 				pthread_cond_wait(&st->cv, &st->mu);
 			else
 				writer_wait(st);
@@ -529,7 +687,7 @@ static void *writer_main(void *arg)
 		if (!st->head && !st->stopping) {
 			st->busy = true;
 			pthread_mutex_unlock(&st->mu);
-			sweep(st);
+			timers(st);
 			st->be->after_writes(st->impl);
 			writer_idle(st, false);
 			continue;
@@ -552,8 +710,7 @@ static void *writer_main(void *arg)
 			apply_group(st, ops, k);
 		if (k < n)
 			apply_group(st, ops + k, n - k);
-		if (clock_now_ms() >= st->next_sweep)
-			sweep(st);
+		timers(st);
 		st->be->after_writes(st->impl);
 		writer_idle(st, false);
 	}
@@ -574,10 +731,10 @@ static bool post_inline(struct store *st, struct store_op *op)
 		return false;
 	st->busy = true;
 	pthread_mutex_unlock(&st->mu);
-	int64_t next_sweep = st->next_sweep;
+	int64_t next = next_timer(st);
 	apply_group(st, &op, 1);
 	st->be->after_writes(st->impl);
-	writer_idle(st, st->next_sweep < next_sweep);
+	writer_idle(st, next_timer(st) < next);
 	return true;
 }
 
@@ -629,6 +786,19 @@ enum store_rc store_run(struct store *st, struct store_op *op)
 	return op->rc;
 }
 
+void store_attempt_failed(struct job *job, bool retryable, int64_t now, int64_t min_delay_ms)
+{
+	if (retryable && job->attempts < job->max_attempts) {
+		int64_t delay = job_backoff_ms(job, job->attempts);
+		if (min_delay_ms > delay)
+			delay = min_delay_ms; /* the far side asked for it */
+		job->state = JOB_SCHEDULED;
+		job->run_at = now + delay;
+	} else {
+		job->state = JOB_FAILED;
+	}
+}
+
 /* ---- open and close ---------------------------------------------------- */
 
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
@@ -644,7 +814,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		return STORE_OPEN_FAILED;
 	}
 	for (int k = 0; k < STORE_OP_KINDS; k++)
-		assert(k == STORE_OP_CLAIM || be->apply[k]);
+		assert(k == STORE_OP_CLAIM || k == STORE_OP_LEASE || be->apply[k]);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
@@ -657,6 +827,9 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	pthread_mutex_init(&st->mu, NULL);
 	clock_cond_init(&st->cv);
 	st->next_sweep = 0; /* sweep once right after start */
+	st->next_lease = 0; /* and look for leases that ran out meanwhile */
+	st->external = opts->external;
+	st->external_arg = opts->external_arg;
 	if ((result = be->open(opts, &st->impl, err, errlen)) != 0)
 		goto fail;
 	result = STORE_OPEN_FAILED;

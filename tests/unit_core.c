@@ -1837,6 +1837,8 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_REQUEST_TIMEOUT, "request_timeout", 408},
 		{PROBLEM_TOO_MANY_CONNECTIONS, "too_many_connections", 503},
 		{PROBLEM_INTERNAL, "internal", 500},
+		{PROBLEM_LEASE_LOST, "lease_lost", 409},
+		{PROBLEM_QUEUE_NOT_EXTERNAL, "queue_not_external", 422},
 	};
 	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

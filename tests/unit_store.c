@@ -2927,6 +2927,31 @@ static void halfway_setup(struct store *st, int kind, struct halfway *h)
 	case STORE_OP_PROBE:
 		h->step = 1;                      /* after the write */
 		break;
+	case STORE_OP_LEASE: {
+		static const char queues[1][JOB_NAME_MAX + 1] = {"q"};
+		job_free(submit(st, "my.fn", "q", 0, NULL));
+		op->lease.queues = queues;
+		op->lease.nqueues = 1;
+		op->lease.max = 1;
+		op->lease.lease_ms = 60000;
+		h->step = 2;                      /* claimed and read; marking the lease fails */
+		break;
+	}
+	case STORE_OP_HEARTBEAT: {
+		static const char queues[1][JOB_NAME_MAX + 1] = {"q"};
+		h->own[0] = submit(st, "my.fn", "q", 0, NULL);
+		struct store_op l = {.kind = STORE_OP_LEASE,
+		                     .lease = {.queues = queues, .nqueues = 1, .max = 1, .lease_ms = 60000}};
+		ck_assert_int_eq(store_run(st, &l), STORE_OK);
+		ck_assert_int_eq(l.lease.nleased, 1);
+		memcpy(op->heartbeat.id, h->own[0]->id, sizeof op->heartbeat.id);
+		memcpy(op->heartbeat.lease_id, l.lease.leased[0].lease_id, sizeof op->heartbeat.lease_id);
+		op->heartbeat.lease_ms = 120000;
+		job_free(l.lease.leased[0].job);
+		free(l.lease.leased);
+		h->step = 1;                      /* extended; the op fails */
+		break;
+	}
 	}
 }
 
@@ -2983,6 +3008,8 @@ START_TEST(store_op_failing_halfway_leaves_nothing_and_spares_the_group)
 	}
 	if (_i == STORE_OP_RETRY)
 		ck_assert_ptr_null(h.op.retry.job);
+	if (_i == STORE_OP_LEASE)
+		ck_assert_int_eq(h.op.lease.nleased, 0);
 	if (_i == STORE_OP_SUBMIT || _i == STORE_OP_BATCH) {
 		struct job *gone = NULL;
 		ck_assert_int_eq(store_get_job(st, h.own[0]->id, &gone), STORE_NOT_FOUND);
@@ -3108,6 +3135,310 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
+/* ---- leases (external workers) ---------------------------------------- */
+
+/* Queues starting with "x" are external. */
+static bool x_external(void *arg, const char *queue)
+{
+	(void)arg;
+	return queue[0] == 'x';
+}
+
+static struct store *open_external_store(struct recorder *rec)
+{
+	struct store_options opts = {.backend = test_backend, .path = db_path,
+	                             .durability = STORE_DURABLE_POWER_LOSS, .external = x_external};
+	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
+	                            .batch_done = on_batch_done};
+	char err[512] = "";
+	struct store *st = NULL;
+	ck_assert_msg(store_open(&opts, rec ? &hooks : NULL, &st, err, sizeof err) == 0, "store_open: %s", err);
+	if (rec)
+		rec->st = st;
+	return st;
+}
+
+static int lease_limit;
+
+static int limit_of_queue(struct store_op *op, const char *queue)
+{
+	(void)op;
+	(void)queue;
+	return lease_limit;
+}
+
+/* Leases up to max jobs of queue for lease_ms; the caller frees with
+ * leased_free. */
+static struct store_op lease_of(struct store *st, const char *queue, int max, int64_t lease_ms)
+{
+	static char queues[1][JOB_NAME_MAX + 1];
+	snprintf(queues[0], sizeof queues[0], "%s", queue);
+	struct store_op op = {.kind = STORE_OP_LEASE,
+	                      .lease = {.queues = (const char (*)[JOB_NAME_MAX + 1])queues, .nqueues = 1,
+	                                .max = max, .lease_ms = lease_ms,
+	                                .queue_limit = lease_limit ? limit_of_queue : NULL}};
+	ck_assert_int_eq(store_run(st, &op), STORE_OK);
+	return op;
+}
+
+static void leased_free(struct store_op *op)
+{
+	for (int i = 0; i < op->lease.nleased; i++)
+		job_free(op->lease.leased[i].job);
+	free(op->lease.leased);
+}
+
+/* An answer to a lease: job's outcome fields as they stand. */
+static enum store_rc answer_lease(struct store *st, struct job *job, const char *lease_id, bool release)
+{
+	struct store_op op = {.kind = STORE_OP_FINISH, .finish = {.job = job, .lease = {lease_id, release}}};
+	return store_run(st, &op);
+}
+
+static struct store_op heartbeat_of(struct store *st, const char *id, const char *lease_id, int64_t lease_ms)
+{
+	struct store_op op = {.kind = STORE_OP_HEARTBEAT};
+	snprintf(op.heartbeat.id, sizeof op.heartbeat.id, "%s", id);
+	snprintf(op.heartbeat.lease_id, sizeof op.heartbeat.lease_id, "%s", lease_id);
+	op.heartbeat.lease_ms = lease_ms;
+	store_run(st, &op);
+	return op;
+}
+
+START_TEST(store_lease_takes_external_queues_and_claims_never_do)
+{
+	lease_limit = 0;
+	struct store *st = open_external_store(NULL);
+	struct job *ext = submit(st, "my.fn", "xq", 0, NULL);
+	struct job *low = submit(st, "my.fn", "xq", 0, NULL);
+	struct job *high = submit(st, "my.fn", "xq", 5, NULL);
+	struct job *own = submit(st, "echo", "default", 0, NULL);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 10, &got), 1);
+	ck_assert_str_eq(got.jobs[0]->id, own->id);
+	claimed_free(&got);
+
+	int64_t before = clock_now_ms();
+	struct store_op op = lease_of(st, "xq", 2, 60000);
+	ck_assert_int_eq(op.lease.nleased, 2);
+	ck_assert_str_eq(op.lease.leased[0].job->id, high->id); /* priority first */
+	ck_assert_str_eq(op.lease.leased[1].job->id, ext->id);
+	for (int i = 0; i < 2; i++) {
+		const struct store_leased *l = &op.lease.leased[i];
+		ck_assert_int_eq(l->job->state, JOB_RUNNING);
+		ck_assert_int_eq(l->job->attempts, 1);
+		ck_assert_uint_eq(strlen(l->lease_id), STORE_LEASE_ID_LEN);
+		ck_assert_int_ge(l->expires_at, before + 60000);
+		ck_assert_int_le(l->expires_at, clock_now_ms() + 60000);
+	}
+	ck_assert_str_ne(op.lease.leased[0].lease_id, op.lease.leased[1].lease_id);
+	leased_free(&op);
+	/* a lease names its queues: "default" is none of them */
+	struct job *other = submit(st, "echo", "default", 0, NULL);
+	op = lease_of(st, "xq", 5, 60000);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	ck_assert_str_eq(op.lease.leased[0].job->id, low->id);
+	leased_free(&op);
+	job_free(ext);
+	job_free(low);
+	job_free(high);
+	job_free(own);
+	job_free(other);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_lease_answers_are_fenced_by_the_lease_id)
+{
+	lease_limit = 0;
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_external_store(&rec);
+	struct job *sub = submit(st, "my.fn", "xq", 0, NULL);
+	struct store_op op = lease_of(st, "xq", 1, 60000);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	struct job *job = op.lease.leased[0].job;
+	char lease_id[STORE_LEASE_ID_LEN + 1];
+	memcpy(lease_id, op.lease.leased[0].lease_id, sizeof lease_id);
+
+	job->state = JOB_SUCCEEDED;
+	job->outcome = ATTEMPT_SUCCEEDED;
+	job->result = strdup("1");
+	ck_assert_int_eq(answer_lease(st, job, "0123456789abcdef0123456789abcdef", false), STORE_CONFLICT);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_RUNNING);
+	ck_assert_int_eq(stored->attempts, 1);
+	ck_assert_int_eq(stored->nhistory, 0);
+	ck_assert_int_eq(atomic_load(&rec.finished), 0);
+	job_free(stored);
+
+	ck_assert_int_eq(answer_lease(st, job, lease_id, false), STORE_OK);
+	ck_assert_int_eq(atomic_load(&rec.finished), 1);
+	stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_SUCCEEDED);
+	ck_assert_str_eq(stored->result, "1");
+	ck_assert_int_eq(stored->nhistory, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_SUCCEEDED);
+	job_free(stored);
+	/* the same answer again: the lease is over */
+	job->state = JOB_FAILED;
+	ck_assert_int_eq(answer_lease(st, job, lease_id, false), STORE_CONFLICT);
+	ck_assert_int_eq(state_of(st, sub->id), JOB_SUCCEEDED);
+	struct store_op hb = heartbeat_of(st, sub->id, lease_id, 0);
+	ck_assert_int_eq(hb.rc, STORE_CONFLICT);
+	leased_free(&op);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_lease_release_spends_no_attempt)
+{
+	lease_limit = 0;
+	struct store *st = open_external_store(NULL);
+	struct job *sub = submit(st, "my.fn", "xq", 0, NULL);
+	struct store_op op = lease_of(st, "xq", 1, 60000);
+	struct job *job = op.lease.leased[0].job;
+	job->state = JOB_QUEUED;
+	ck_assert_int_eq(answer_lease(st, job, op.lease.leased[0].lease_id, true), STORE_OK);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_QUEUED);
+	ck_assert_int_eq(stored->attempts, 0);
+	ck_assert_int_eq(stored->nhistory, 0);
+	job_free(stored);
+	leased_free(&op);
+
+	op = lease_of(st, "xq", 1, 60000);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	job = op.lease.leased[0].job;
+	ck_assert_int_eq(job->attempts, 1);
+	job->state = JOB_SCHEDULED;
+	job->run_at = clock_now_ms() + 600000;
+	ck_assert_int_eq(answer_lease(st, job, op.lease.leased[0].lease_id, true), STORE_OK);
+	stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_SCHEDULED);
+	ck_assert_int_eq(stored->attempts, 0);
+	ck_assert_int_eq(stored->run_at, job->run_at);
+	job_free(stored);
+	leased_free(&op);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_heartbeat_extends_the_lease_and_reports_a_cancel)
+{
+	lease_limit = 0;
+	struct store *st = open_external_store(NULL);
+	struct job *sub = submit(st, "my.fn", "xq", 0, NULL);
+	struct store_op op = lease_of(st, "xq", 1, 1000);
+	const char *lease_id = op.lease.leased[0].lease_id;
+	int64_t before = clock_now_ms();
+	struct store_op hb = heartbeat_of(st, sub->id, lease_id, 30000);
+	ck_assert_int_eq(hb.rc, STORE_OK);
+	ck_assert(!hb.heartbeat.canceled);
+	ck_assert_int_ge(hb.heartbeat.expires_at, before + 30000);
+	hb = heartbeat_of(st, sub->id, lease_id, 0); /* the lease's own length, now 30 s */
+	ck_assert_int_ge(hb.heartbeat.expires_at, before + 30000);
+
+	struct target_reply c = cancel(st, sub->id);
+	ck_assert_int_eq(c.rc, STORE_OK);
+	ck_assert_int_eq(c.found, JOB_RUNNING);
+	struct job *stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_CANCELED);
+	ck_assert_int_eq(stored->nhistory, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_CANCELED);
+	job_free(stored);
+	hb = heartbeat_of(st, sub->id, lease_id, 0);
+	ck_assert_int_eq(hb.rc, STORE_OK);
+	ck_assert(hb.heartbeat.canceled);
+	hb = heartbeat_of(st, sub->id, lease_id, 0);
+	ck_assert_int_eq(hb.rc, STORE_CONFLICT);
+	hb = heartbeat_of(st, "01a236a1-93bb-7008-beca-a95e550fc34c", lease_id, 0);
+	ck_assert_int_eq(hb.rc, STORE_NOT_FOUND);
+	leased_free(&op);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_expired_lease_ends_the_attempt_interrupted_and_retries)
+{
+	lease_limit = 0;
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_external_store(&rec);
+	struct job *sub = make_job("my.fn", "xq", 0, NULL);
+	sub->max_attempts = 2;
+	sub->backoff_s = 0.001;
+	sub->max_backoff_s = 0.001;
+	struct store_op s = {.kind = STORE_OP_SUBMIT, .submit.job = sub};
+	ck_assert_int_eq(store_run(st, &s), STORE_OK);
+	struct store_op op = lease_of(st, "xq", 1, 50);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	char lease_id[STORE_LEASE_ID_LEN + 1];
+	memcpy(lease_id, op.lease.leased[0].lease_id, sizeof lease_id);
+	int64_t t0 = clock_now_ms();
+	while (state_of(st, sub->id) == JOB_RUNNING) {
+		ck_assert_msg(clock_now_ms() - t0 < POLL_LIMIT_MS, "the lease never expired");
+		sleep_ms(5);
+	}
+	struct job *stored = get_job(st, sub->id);
+	ck_assert(stored->state == JOB_SCHEDULED || stored->state == JOB_QUEUED);
+	ck_assert_int_eq(stored->nhistory, 1);
+	ck_assert_int_eq(stored->history[0].outcome, ATTEMPT_INTERRUPTED);
+	job_free(stored);
+	struct job *late = op.lease.leased[0].job;
+	late->state = JOB_SUCCEEDED;
+	ck_assert_int_eq(answer_lease(st, late, lease_id, false), STORE_CONFLICT);
+	leased_free(&op);
+
+	/* the second lease expires too: no attempts are left, it fails */
+	t0 = clock_now_ms();
+	do {
+		op = lease_of(st, "xq", 1, 50);
+		if (op.lease.nleased == 0) {
+			ck_assert_msg(clock_now_ms() - t0 < POLL_LIMIT_MS, "never leased again");
+			sleep_ms(5);
+		}
+	} while (op.lease.nleased == 0);
+	ck_assert_int_eq(op.lease.leased[0].job->attempts, 2);
+	leased_free(&op);
+	ck_assert(wait_for_count(&rec.finished, 1));
+	stored = get_job(st, sub->id);
+	ck_assert_int_eq(stored->state, JOB_FAILED);
+	ck_assert_int_eq(stored->nhistory, 2);
+	ck_assert_int_eq(stored->history[1].outcome, ATTEMPT_INTERRUPTED);
+	job_free(stored);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(store_lease_counts_running_jobs_against_the_queue_limit)
+{
+	lease_limit = 1;
+	struct store *st = open_external_store(NULL);
+	struct job *a = submit(st, "my.fn", "xq", 0, NULL);
+	struct job *b = submit(st, "my.fn", "xq", 0, NULL);
+	struct store_op op = lease_of(st, "xq", 5, 60000);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	struct store_op again = lease_of(st, "xq", 5, 60000);
+	ck_assert_int_eq(again.lease.nleased, 0);
+	struct job *job = op.lease.leased[0].job;
+	job->state = JOB_SUCCEEDED;
+	ck_assert_int_eq(answer_lease(st, job, op.lease.leased[0].lease_id, false), STORE_OK);
+	again = lease_of(st, "xq", 5, 60000);
+	ck_assert_int_eq(again.lease.nleased, 1);
+	leased_free(&again);
+	leased_free(&op);
+	lease_limit = 0;
+	job_free(a);
+	job_free(b);
+	store_close(st);
+}
+END_TEST
+
 Suite *store_contract_suite(const char *backend)
 {
 	test_backend = backend;
@@ -3207,6 +3538,14 @@ Suite *store_contract_suite(const char *backend)
 	tc = store_tcase(s, "fixes");
 	tcase_add_test(tc, store_recovery_logs_the_number_of_jobs_recovered);
 	tcase_add_test(tc, store_readers_beyond_the_pool_wait_instead_of_failing);
+
+	tc = store_tcase(s, "leases");
+	tcase_add_test(tc, store_lease_takes_external_queues_and_claims_never_do);
+	tcase_add_test(tc, store_lease_answers_are_fenced_by_the_lease_id);
+	tcase_add_test(tc, store_lease_release_spends_no_attempt);
+	tcase_add_test(tc, store_heartbeat_extends_the_lease_and_reports_a_cancel);
+	tcase_add_test(tc, store_expired_lease_ends_the_attempt_interrupted_and_retries);
+	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
 
 	return s;
 }

@@ -21,15 +21,15 @@
 
 Suite *store_sqlite_suite(void);
 
-START_TEST(store_open_creates_schema_version_4)
+START_TEST(store_open_creates_schema_version_5)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(store_schema_version(st), 5);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(store_schema_version(st), 5);
 	store_close(st);
 	store_close(NULL);
 }
@@ -108,7 +108,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	int64_t before = clock_now_ms();
 	struct store *st = open_store(NULL);
 	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(store_schema_version(st), 5);
 
 	struct job *q = get_job(st, V1_QUEUED);
 	ck_assert_int_eq(q->seq, 1);
@@ -181,7 +181,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	job_free(r);
 	job_free(d);
 	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), 5);
 }
 END_TEST
 
@@ -640,7 +640,7 @@ Suite *store_sqlite_suite(void)
 	Suite *s = suite_create("store sqlite");
 
 	TCase *tc = store_tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_4);
+	tcase_add_test(tc, store_open_creates_schema_version_5);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 
 	tc = store_tcase(s, "damage");

@@ -36,6 +36,9 @@
  * counts of jobs of each limited queue that this pool holds, buffered ones
  * included.
  *
+ * Queues served by external workers (--external-queue) are never claimed
+ * here: the store's claim skips them (external workers lease them).
+ *
  * Asynchronous kinds (kind->start) hold a worker only while starting: the
  * attempt then counts in `async` until the kind calls run_finish from its
  * own thread, which concludes it like a worker would.
@@ -368,18 +371,10 @@ static void *dispatcher_main(void *arg)
  * the error allows it, else the job has failed. */
 static void fail_attempt(struct run *run, bool retryable, int64_t now)
 {
-	struct job *job = run->job;
-	if (retryable && job->attempts < job->max_attempts) {
-		int64_t delay = job_backoff_ms(job, job->attempts);
-		pthread_mutex_lock(&run->mu);
-		if (run->retry_after_ms > delay)
-			delay = run->retry_after_ms; /* the far side asked for it */
-		pthread_mutex_unlock(&run->mu);
-		job->state = JOB_SCHEDULED;
-		job->run_at = now + delay;
-	} else {
-		job->state = JOB_FAILED;
-	}
+	pthread_mutex_lock(&run->mu);
+	int64_t retry_after = run->retry_after_ms;
+	pthread_mutex_unlock(&run->mu);
+	store_attempt_failed(run->job, retryable, now, retry_after);
 }
 
 /* Fills job's outcome fields for the store from how the attempt ended.

@@ -125,6 +125,9 @@ static const char *const migrations[] = {
 	"  WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL;",
 };
 
+_Static_assert(sizeof migrations / sizeof migrations[0] == SQLITE_SCHEMA_LATEST,
+               "SQLITE_SCHEMA_LATEST counts the migrations");
+
 int sqlite_exec(sqlite3 *db, const char *sql)
 {
 	char *msg = NULL;

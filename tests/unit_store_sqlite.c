@@ -16,20 +16,21 @@
 #include "core/job.h"
 #include "core/uuid.h"
 #include "store/sqlite.h"
+#include "store/sqlite_schema.h"
 #include "store/store.h"
 #include "tests/store_test.h"
 
 Suite *store_sqlite_suite(void);
 
-START_TEST(store_open_creates_schema_version_5)
+START_TEST(store_open_creates_the_latest_schema)
 {
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 5);
+	ck_assert_int_eq(store_schema_version(st), SQLITE_SCHEMA_LATEST);
 	store_close(st);
 	ck_assert_int_eq(access(db_path, F_OK), 0);
 
 	st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 5);
+	ck_assert_int_eq(store_schema_version(st), SQLITE_SCHEMA_LATEST);
 	store_close(st);
 	store_close(NULL);
 }
@@ -108,7 +109,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	int64_t before = clock_now_ms();
 	struct store *st = open_store(NULL);
 	int64_t after = clock_now_ms();
-	ck_assert_int_eq(store_schema_version(st), 5);
+	ck_assert_int_eq(store_schema_version(st), SQLITE_SCHEMA_LATEST);
 
 	struct job *q = get_job(st, V1_QUEUED);
 	ck_assert_int_eq(q->seq, 1);
@@ -181,7 +182,7 @@ START_TEST(store_open_migrates_a_version_1_database)
 	job_free(r);
 	job_free(d);
 	store_close(st);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 5);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), SQLITE_SCHEMA_LATEST);
 }
 END_TEST
 
@@ -389,8 +390,8 @@ START_TEST(store_open_migrates_a_version_2_database)
 	struct recorder rec;
 	recorder_init(&rec);
 	struct store *st = open_store(&rec);
-	ck_assert_int_eq(store_schema_version(st), 4);
-	ck_assert_int_eq(db_int("PRAGMA user_version"), 4);
+	ck_assert_int_eq(store_schema_version(st), SQLITE_SCHEMA_LATEST);
+	ck_assert_int_eq(db_int("PRAGMA user_version"), SQLITE_SCHEMA_LATEST);
 
 	/* Old rows: no batch, no callback; everything else kept. */
 	static const char *const ids[] = {V2_QUEUED, V2_FAILED, V2_SCHEDULED};
@@ -479,7 +480,7 @@ START_TEST(store_opens_a_database_written_by_release_1)
 {
 	copy_file(RELEASE_1_DB, db_path);
 	struct store *st = open_store(NULL);
-	ck_assert_int_eq(store_schema_version(st), 4);
+	ck_assert_int_eq(store_schema_version(st), SQLITE_SCHEMA_LATEST);
 
 	/* Every state reads back as written; the job left running by the
 	 * kill -9 is recovered, its attempt recorded as interrupted. */
@@ -640,7 +641,7 @@ Suite *store_sqlite_suite(void)
 	Suite *s = suite_create("store sqlite");
 
 	TCase *tc = store_tcase(s, "open");
-	tcase_add_test(tc, store_open_creates_schema_version_5);
+	tcase_add_test(tc, store_open_creates_the_latest_schema);
 	tcase_add_test(tc, store_open_second_time_fails_while_in_use);
 
 	tc = store_tcase(s, "damage");

@@ -499,6 +499,17 @@ static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
 	return rc;
 }
 
+/* Whether op made ready only a job that no claim may take: one queued on
+ * an external queue, which wakes lease requests (through the transition
+ * hook), not the dispatcher. A scheduled job still wakes it: its claim
+ * promotes due jobs on every queue. */
+static bool only_leases_run(const struct store *st, const struct store_op *op)
+{
+	const struct job *job = op->kind == STORE_OP_SUBMIT ? op->submit.job
+	                        : op->kind == STORE_OP_FINISH ? op->finish.job : NULL;
+	return job && job->state == JOB_QUEUED && st->external && st->external(st->external_arg, job->queue);
+}
+
 static void apply_group(struct store *st, struct store_op **ops, int n)
 {
 	const struct store_backend *be = st->be;
@@ -516,6 +527,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		else if (op->kind == STORE_OP_PAUSE)
 			ap[i].fx.runnable = !op->pause.paused;
 		int rc = apply_op(st, op, &ap[i]);
+		if (rc == 0 && ap[i].fx.runnable && only_leases_run(st, op))
+			ap[i].fx.runnable = false;
 		if (rc != 0) {
 			log_error("store %s failed: %s", op_names[op->kind], be->errstr(rc));
 			st->probe_ok_at = 0;

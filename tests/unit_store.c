@@ -3205,6 +3205,25 @@ static struct store_op heartbeat_of(struct store *st, const char *id, const char
 	return op;
 }
 
+/* A job queued on an external queue is for a lease, never a claim: its
+ * commit must not wake the dispatcher (hooks fire in commit order, so the
+ * count is final once the last submit's hook ran). */
+START_TEST(store_submit_to_external_queue_wakes_no_claim)
+{
+	struct recorder rec;
+	recorder_init(&rec);
+	struct store *st = open_external_store(&rec);
+	int before = atomic_load(&rec.submitted);
+	struct job *ext = submit(st, "anything", "xq", 0, NULL);
+	struct job *internal = submit(st, "echo", "q", 0, NULL);
+	ck_assert(wait_for_count(&rec.submitted, before + 1));
+	ck_assert_int_eq(atomic_load(&rec.submitted), before + 1);
+	job_free(ext);
+	job_free(internal);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(store_lease_takes_external_queues_and_claims_never_do)
 {
 	lease_limit = 0;
@@ -3541,6 +3560,7 @@ Suite *store_contract_suite(const char *backend)
 
 	tc = store_tcase(s, "leases");
 	tcase_add_test(tc, store_lease_takes_external_queues_and_claims_never_do);
+	tcase_add_test(tc, store_submit_to_external_queue_wakes_no_claim);
 	tcase_add_test(tc, store_lease_answers_are_fenced_by_the_lease_id);
 	tcase_add_test(tc, store_lease_release_spends_no_attempt);
 	tcase_add_test(tc, store_heartbeat_extends_the_lease_and_reports_a_cancel);

@@ -8,9 +8,9 @@
  * which is what makes durable submits fast under concurrency. Only after
  * the commit returns does it complete the ops (done(), hooks), so a 201 is
  * never sent for a job that is not on disk. Batches grow with load on
- * their own; no linger timer is needed. A submit that finds the writer
- * idle is applied the same way on its poster's thread (post_inline); one
- * thread at a time applies ops, so "writer only" below means that thread.
+ * their own; no linger timer is needed. Ops are never applied on their
+ * poster's thread, even when the writer is idle: an HTTP thread serves
+ * many connections, and an fsync there would stall them all.
  *
  * Each op runs in its own scope (a savepoint): an op that fails halfway is
  * undone alone and the rest of the group commits. If the transaction
@@ -63,12 +63,10 @@ struct store {
 
 	pthread_t writer;
 	bool writer_started;
-	pthread_mutex_t mu;               /* guards head, tail, stopping, busy */
+	pthread_mutex_t mu;               /* guards head, tail, stopping */
 	pthread_cond_t cv;
 	struct store_op *head, *tail;
 	bool stopping;
-	bool busy;                        /* a thread is applying ops: the writer, or a
-	                                   * poster committing its own op inline */
 
 	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
 	int64_t next_lease;               /* writer only: earliest lease expiry, unix ms */
@@ -672,37 +670,18 @@ static int probes_last(struct store_op **ops, int n)
 	return k;
 }
 
-/* The applying thread is done: the writer takes what was posted meanwhile,
- * and sleeps anew when the next sweep moved earlier (wake). */
-static void writer_idle(struct store *st, bool wake)
-{
-	pthread_mutex_lock(&st->mu);
-	st->busy = false;
-	if (wake || st->head || st->stopping || clock_now_ms() >= next_timer(st))
-		pthread_cond_signal(&st->cv);
-	pthread_mutex_unlock(&st->mu);
-}
-
 static void *writer_main(void *arg)
 {
 	struct store *st = arg;
 	struct store_op *ops[WRITER_BATCH];
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
-		while (st->busy || (!st->head && !st->stopping && clock_now_ms() < next_timer(st))) {
-			/* During an inline commit the wait still ends at the next
-			 * timer; once that is due, the commit's end wakes us. */
-			if (st->busy && clock_now_ms() >= next_timer(st))
-				pthread_cond_wait(&st->cv, &st->mu);
-			else
-				writer_wait(st);
-		}
+		while (!st->head && !st->stopping && clock_now_ms() < next_timer(st))
+			writer_wait(st);
 		if (!st->head && !st->stopping) {
-			st->busy = true;
 			pthread_mutex_unlock(&st->mu);
 			timers(st);
 			st->be->after_writes(st->impl);
-			writer_idle(st, false);
 			continue;
 		}
 		if (!st->head) {
@@ -716,7 +695,6 @@ static void *writer_main(void *arg)
 		}
 		if (!st->head)
 			st->tail = NULL;
-		st->busy = true;
 		pthread_mutex_unlock(&st->mu);
 		int k = probes_last(ops, n);
 		if (k > 0)
@@ -725,38 +703,14 @@ static void *writer_main(void *arg)
 			apply_group(st, ops + k, n - k);
 		timers(st);
 		st->be->after_writes(st->impl);
-		writer_idle(st, false);
 	}
 	return NULL;
-}
-
-/* A submit posted while nothing is queued and no thread is applying ops
- * is committed on the posting thread, in a group of its own: a lone
- * request, e.g. one producer waiting for each 201, then skips two thread
- * hand-offs (to the writer and back). Nothing else changes: one thread at
- * a time applies ops (busy), so groups still commit, and their hooks fire,
- * in order. Other kinds always go to the writer: a batch would hold an
- * HTTP thread (and its other connections) for its whole commit, and the
- * done callbacks of claims and outcomes may take locks their posters hold. */
-static bool post_inline(struct store *st, struct store_op *op)
-{
-	if (op->kind != STORE_OP_SUBMIT || st->busy || st->head || st->stopping)
-		return false;
-	st->busy = true;
-	pthread_mutex_unlock(&st->mu);
-	int64_t next = next_timer(st);
-	apply_group(st, &op, 1);
-	st->be->after_writes(st->impl);
-	writer_idle(st, next_timer(st) < next);
-	return true;
 }
 
 void store_post(struct store *st, struct store_op *op)
 {
 	op->next = NULL;
 	pthread_mutex_lock(&st->mu);
-	if (post_inline(st, op))
-		return;
 	if (st->tail)
 		st->tail->next = op;
 	else

@@ -1,4 +1,4 @@
-"""report.py PARTS_DIR OUT_JSON: joins bench.sh's parts into one table.
+"""report.py PARTS_DIR OUT_JSON [--markdown]: joins bench.sh's parts into one table.
 
 Prints each figure next to its target (issue 11, "the hot path") and
 whether it is met, and writes every figure, target and ratio to OUT_JSON.
@@ -7,13 +7,15 @@ from the `machine` part, the ceiling from the `ceiling` part. A row whose
 part is missing is left out; one whose reference part is missing prints
 without a verdict. Nothing here asserts: a missed target is reported as
 "miss". The peers themselves are measured by make bench-peers, in one
-sitting with jobq (bench/peers_report.py); nothing here quotes them."""
+sitting with jobq (bench/peers_report.py); nothing here quotes them.
+--markdown prints the table as Markdown, for docs/benchmarks.md."""
 import json
 import os
 import sys
 import time
 
 parts_dir, out_path = sys.argv[1], sys.argv[2]
+markdown = "--markdown" in sys.argv[3:]
 PARTS = ("machine", "ceiling", "submit", "batch", "e2e", "peers", "waiters", "growth", "backlog", "soak",
          "outbound")
 
@@ -182,6 +184,12 @@ def show(value):
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+if markdown:
+    print("| part | figure | value | unit | target | met |")
+    print("| --- | --- | ---: | --- | --- | --- |")
+    for area, name, value, unit, target, verdict in rows:
+        print(f"| {area} | {name} | {show(value)} | {unit} | {target} | {verdict} |")
+    sys.exit(0)
 w1 = max(len(r[1]) for r in rows) if rows else 10
 w2 = max([len(r[4]) for r in rows] + [6])
 wv = max([len(show(r[2])) for r in rows] + [5])

@@ -72,10 +72,21 @@ class JobFuture(concurrent.futures.Future):  # type: ignore[type-arg]
             if e.status == 409:
                 return False
             raise
-        return concurrent.futures.Future.cancel(self)
+        return _cancel_local(self)
 
     def __repr__(self) -> str:
         return "<JobFuture %s %s>" % (self.job_id, self._state)
+
+
+def _cancel_local(fut: JobFuture) -> bool:
+    """Cancels the Future object itself and notifies its waiters (a Future
+    merely CANCELLED does not count as done for wait() and as_completed())."""
+    with fut._condition:  # an RLock: cancel() takes it again
+        if not concurrent.futures.Future.cancel(fut):
+            return False
+        if fut._state == concurrent.futures._base.CANCELLED:
+            fut.set_running_or_notify_cancel()
+        return True
 
 
 def _settle(fut: JobFuture, job: Optional[Dict[str, Any]], err: Optional[BaseException] = None) -> None:
@@ -88,7 +99,7 @@ def _settle(fut: JobFuture, job: Optional[Dict[str, Any]], err: Optional[BaseExc
     assert job is not None
     state = job.get("state")
     if state == "canceled":
-        concurrent.futures.Future.cancel(fut)
+        _cancel_local(fut)
     elif fut.set_running_or_notify_cancel():
         if state == "succeeded":
             fut.set_result(job.get("result"))

@@ -20,6 +20,7 @@ from .progress import wait_all
 __all__ = ["Executor", "JobFuture", "JobFailed", "payload_for", "type_name"]
 
 _IDS_MAX = 150       # ids in one ?ids= (a request line stays under 8 KiB)
+_EVENT_WAIT_S = 5.0  # long poll after a terminal event
 _RECENT_MAX = 100000  # terminal events remembered for jobs not registered yet
 
 
@@ -127,12 +128,13 @@ class _Resolver(threading.Thread):
 
     def register(self, fut: JobFuture, submitted_at: float) -> None:
         check_here = False
+        ended = False
         with self.lock:
             jid = fut.job_id
+            self.pending[jid] = fut
             if jid in self.recent:
-                check_here = True
+                ended = True  # its terminal event came before this register
             else:
-                self.pending[jid] = fut
                 if self.stream is None:
                     self.unchecked.add(jid)
                 elif self.subscribed is not None:
@@ -142,8 +144,22 @@ class _Resolver(threading.Thread):
                 elif self.connected_at is None or submitted_at < self.connected_at:
                     check_here = True
             self.lock.notify_all()
-        if check_here:
-            self._check([fut.job_id])
+        if ended:
+            self._check_ended(jid, fut)
+        elif check_here:
+            self._check([jid])
+
+    def _check_ended(self, jid: str, fut: JobFuture) -> None:
+        """Settles a job known to have ended: the event can come before a
+        read sees the commit, so a long poll that answers at once when the
+        job reads as ended."""
+        jobs: List[Dict[str, Any]] = []
+        self._check_one(jid, jobs, wait=_EVENT_WAIT_S)
+        for j in jobs:
+            if j.get("state") in TERMINAL_STATES:
+                with self.lock:
+                    self.pending.pop(jid, None)
+                _settle(fut, j)
 
     def _wake_stream(self) -> None:
         s = self.stream
@@ -197,9 +213,9 @@ class _Resolver(threading.Thread):
                 if fut is not None:
                     _settle(fut, j)
 
-    def _check_one(self, jid: str, out: List[Dict[str, Any]]) -> None:
+    def _check_one(self, jid: str, out: List[Dict[str, Any]], wait: Optional[float] = None) -> None:
         try:
-            out.append(self.client.get(jid))
+            out.append(self.client.get(jid, wait=wait))
         except JobqError as e:
             if e.status == 404:  # deleted (retention 0, DELETE): its outcome is gone
                 with self.lock:
@@ -213,6 +229,12 @@ class _Resolver(threading.Thread):
             self.recent.popitem(last=False)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.client.close()  # this thread's connection
+
+    def _run(self) -> None:
         while True:
             with self.lock:
                 while not self.pending and not self.stopping:
@@ -270,7 +292,7 @@ class _Resolver(threading.Thread):
                 if fut is None:
                     self._remember(jid, state)
             if fut is not None:
-                self._check([jid])
+                self._check_ended(jid, fut)
             with self.lock:
                 if not self.pending and self.stopping:
                     return

@@ -163,6 +163,12 @@ class Worker:
                 self._lock.notify_all()
 
     def _run_thread(self, job: Job) -> None:
+        try:
+            self._run_job(job)
+        finally:
+            self.client.close()  # this thread's connection
+
+    def _run_job(self, job: Job) -> None:
         fn = self.tasks.get(job.type)
         if fn is None:
             self._finish(job, error="no task %r registered in this worker" % job.type, retryable=False)
@@ -194,7 +200,7 @@ class Worker:
         while True:
             with self._lock:
                 if self._stop.is_set() and not self._running and self._lease_done:
-                    return
+                    break
                 jobs = list(self._running.values())
                 now = time.monotonic()
                 due = [j for j in jobs if j.next_beat <= now or not j._progress_sent]
@@ -204,6 +210,7 @@ class Worker:
                     continue
             for j in due:
                 self._beat(j, every)
+        self.client.close()
 
     def _beat(self, job: Job, every: float) -> None:
         if job.lost:
@@ -277,6 +284,7 @@ class Worker:
             with self._lock:
                 self._lock.notify_all()
             beat.join(timeout=5)
+            self.client.close()
 
     def _drain(self, pool: Optional[concurrent.futures.Executor]) -> None:
         """Lets running jobs finish within grace_s, then releases the rest."""

@@ -259,7 +259,7 @@ class _Resolver(threading.Thread):
                 if self.connected_at is None or query is not None:
                     self.connected_at = time.monotonic()
                 todo = sorted(self.unchecked & self.pending.keys())
-                if query is None and self.last_event_id is None:
+                if self.last_event_id is None:  # nothing to resume from: a gap
                     todo = sorted(self.pending)
                 self.unchecked.clear()
                 if self.stopping and not self.pending:

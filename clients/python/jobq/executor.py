@@ -12,7 +12,7 @@ import collections
 import concurrent.futures
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Union
 
 from .client import TERMINAL_STATES, Client, JobqError, job_body
 from .progress import wait_all

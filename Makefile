@@ -69,7 +69,7 @@ LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -165,7 +165,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy lint-openapi
+           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python lint-openapi
 
 check-unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
@@ -222,6 +222,19 @@ torture:
 
 check-readme: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md
+
+# The Python client (clients/python) installed with Debian's pip under
+# $(BUILD)/python (never system-wide), its tests run from there against a
+# real jobqd.
+PY := /usr/bin/python3
+check-python: $(BUILD)/jobqd
+	rm -rf $(BUILD)/python && mkdir -p $(BUILD)/python
+	cp -r clients/python $(BUILD)/python/src
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps --no-index \
+		--target $(BUILD)/python/site $(BUILD)/python/src
+	cp -r clients/python/tests $(BUILD)/python/tests
+	cd $(BUILD)/python && PYTHONPATH=site JOBQD=$(abspath $(BUILD)/jobqd) \
+		$(PY) -m unittest discover -s tests -t .
 
 # The dashboard in Debian's chromium against a real jobqd; the screenshot
 # goes to $(BUILD)/test-output/dashboard.png.

@@ -64,6 +64,11 @@ if [ "$what" = test ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
 	python3 -c 'import yaml' 2>/dev/null || need_pkgs="$need_pkgs python3-yaml"
+	# check-python installs clients/python with Debian's pip under build/
+	/usr/bin/python3 -c 'import setuptools' 2>/dev/null || need_pkgs="$need_pkgs python3-setuptools"
+	/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need_pkgs="$need_pkgs python3-pip"
+	/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need_pkgs="$need_pkgs python3-venv"
+	/usr/bin/python3 -c 'import tqdm' 2>/dev/null || need_pkgs="$need_pkgs python3-tqdm"
 	check_cmd node nodejs
 	check_cmd npm npm
 	check_cmd promtool prometheus   # `promtool check metrics` in check-metrics

@@ -10,7 +10,9 @@ jobqd=${JOBQD:-build/jobqd}
 dir=$(mktemp -d)
 pid=
 plot_pid=
+worker_pid=
 cleanup() {
+	[ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	[ -n "$plot_pid" ] && kill "$plot_pid" 2>/dev/null && wait "$plot_pid" 2>/dev/null || true
 	rm -rf "$dir"
@@ -30,11 +32,20 @@ block() {
 block quickstart > "$dir/block.sh"
 block story > "$dir/story.sh"
 block story-python > "$dir/story.py"
-for f in block.sh story.sh story.py; do
+block story-jobqd > "$dir/story-jobqd.sh"
+mkdir "$dir/story"
+block story-worker-module > "$dir/story/plots.py"
+block story-worker > "$dir/story/worker.sh"
+block story-loop > "$dir/story/train.py"
+for f in block.sh story.sh story.py story-jobqd.sh story/plots.py story/worker.sh story/train.py; do
 	[ -s "$dir/$f" ] || fail "no $f block in $readme"
 done
 
-"$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" 2> "$dir/jobqd.log" &
+# The story's jobqd flags, as the README writes them after build/jobqd.
+story_flags=$(sed -n 's|^build/jobqd ||p' "$dir/story-jobqd.sh")
+[ -n "$story_flags" ] || fail "the story-jobqd block does not start build/jobqd with flags"
+eval "set -- $story_flags"
+"$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" "$@" 2> "$dir/jobqd.log" &
 pid=$!
 port=
 for _ in $(seq 1 200); do
@@ -43,17 +54,18 @@ for _ in $(seq 1 200); do
 	sleep 0.05
 done
 [ -n "$port" ] || fail "jobqd did not start"
-sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/story.sh" "$dir/story.py"
+sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/story.sh" "$dir/story.py" \
+	"$dir/story/plots.py" "$dir/story/worker.sh" "$dir/story/train.py"
 
 # The plotting API of the story, on a free port instead of 9000.
-python3 "$(dirname "$0")/story/plot_server.py" 0 "$dir/plot.port" 60 &
+python3 "$(dirname "$0")/story/plot_server.py" 0 "$dir/plot.port" 60 "$dir/plot.log" &
 plot_pid=$!
 for _ in $(seq 1 200); do
 	[ -s "$dir/plot.port" ] && break
 	sleep 0.05
 done
 [ -s "$dir/plot.port" ] || fail "the plotting API did not start"
-sed -i "s|127.0.0.1:9000|127.0.0.1:$(cat "$dir/plot.port")|g" "$dir/story.sh" "$dir/story.py"
+sed -i "s|127.0.0.1:9000|127.0.0.1:$(cat "$dir/plot.port")|g" "$dir/story.sh" "$dir/story.py" "$dir/story/plots.py"
 
 bash -euo pipefail "$dir/block.sh" > "$dir/out.txt" 2>&1 || fail "the quickstart block failed: $(cat "$dir/out.txt")"
 
@@ -75,10 +87,42 @@ python3 "$dir/story.py" > "$dir/story-py.out" 2>&1 || fail "the Python story fai
 [ "$(grep -c "^succeeded {'plotted': {'step': [123], 'loss': " "$dir/story-py.out")" = 3 ] ||
 	fail "the Python story did not print three plotted steps: $(cat "$dir/story-py.out")"
 
+# The story finished: the plotting function on a Python worker process
+# (the client from this tree), the loop's three lines, as written.
+export PYTHONPATH="$(cd "$(dirname "$0")/../clients/python" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+: > "$dir/plot.log"
+# One command, exec'd so that SIGTERM reaches the worker itself.
+[ "$(grep -c . "$dir/story/worker.sh")" = 1 ] || fail "the story-worker block is not one command"
+(cd "$dir/story" && eval "exec $(cat worker.sh)") > "$dir/worker.log" 2>&1 &
+worker_pid=$!
+(cd "$dir/story" && timeout 60 python3 train.py) > "$dir/train.out" 2>&1 ||
+	fail "the story's training loop failed: $(cat "$dir/train.out"); worker: $(cat "$dir/worker.log")"
+[ "$(cat "$dir/train.out")" = "{'plotted': {'step': 1, 'loss': 1}}
+{'plotted': {'step': 2, 'loss': 0.5}}
+{'plotted': {'step': 3, 'loss': 0.3333333333333333}}" ] ||
+	fail "the training loop did not print the three plots: $(cat "$dir/train.out"); worker: $(cat "$dir/worker.log")"
+[ "$(sort "$dir/plot.log")" = '{"step": 1, "loss": 1.0}
+{"step": 2, "loss": 0.5}
+{"step": 3, "loss": 0.3333333333333333}' ] ||
+	fail "the plotting API did not get each step exactly once: $(cat "$dir/plot.log")"
+curl -sf "http://127.0.0.1:$port/v1/jobs?queue=py.plots&limit=100" > "$dir/plots.json" ||
+	fail "listing the py.plots jobs failed"
+python3 - "$dir/plots.json" <<'PY' || fail "the plot jobs: $(cat "$dir/plots.json")"
+import json, sys
+jobs = json.load(open(sys.argv[1]))["jobs"]
+assert sorted(j["payload"]["args"][0] for j in jobs) == [1, 2, 3], jobs
+assert all(j["type"] == "plot" and j["state"] == "succeeded" and j["attempts"] == 1 for j in jobs), jobs
+PY
+kill -TERM "$worker_pid"
+wait "$worker_pid" || fail "the story's worker exited with status $? after SIGTERM: $(cat "$dir/worker.log")"
+worker_pid=
+grep -q '^jobq worker: plots:worker serving py.plots on ' "$dir/worker.log" ||
+	fail "the story's worker did not say what it serves: $(cat "$dir/worker.log")"
+
 kill -TERM "$pid"
 wait "$pid" || fail "jobqd exited with status $? after SIGTERM"
 pid=
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/jobqd.log"; then
 	fail "sanitizer report in the jobqd log"
 fi
-echo "readme_test: 3 passed, 0 failed"
+echo "readme_test: 4 passed, 0 failed"

@@ -3,7 +3,8 @@
 
 Listens on 127.0.0.1 (port from argv[1], 0 picks one), answers every POST
 after DELAY seconds with {"plotted": <the request's JSON>}, writes the port
-it got to argv[2], and exits after argv[3] seconds at the latest."""
+it got to argv[2], and exits after argv[3] seconds at the latest. With
+argv[4], appends every request's JSON to that file, one line each."""
 import http.server
 import json
 import sys
@@ -11,11 +12,16 @@ import threading
 import time
 
 DELAY = 0.3
+LOG = sys.argv[4] if len(sys.argv) > 4 else None
+LOCK = threading.Lock()
 
 
 class Plot(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if LOG:
+            with LOCK, open(LOG, "a") as f:
+                f.write(json.dumps(json.loads(body or b"null")) + "\n")
         time.sleep(DELAY)
         out = json.dumps({"plotted": json.loads(body or b"null")}).encode()
         self.send_response(200)

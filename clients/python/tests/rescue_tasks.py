@@ -21,13 +21,15 @@ def _append(path, line):
 
 
 @worker.task()
-def stall_first(path, stall_s):
-    """Attempt 1 records its start and then stalls (its worker is killed
-    meanwhile); a later attempt records start and end."""
+def stall_first(path, stall_s, go=None):
+    """Attempt 1 records its start and then stalls for stall_s, or until
+    the file `go` exists (its worker is killed or stopped meanwhile); a
+    later attempt records start and end at once."""
     job = jobq.current_job()
     _append(path, "start %d %d %.6f" % (job.attempt, os.getpid(), time.time()))
-    if job.attempt == 1:
-        time.sleep(stall_s)  # the run the test kills; never a synchronisation
+    end = time.monotonic() + stall_s
+    while job.attempt == 1 and time.monotonic() < end and not (go and os.path.exists(go)):
+        time.sleep(0.02)  # the run the test kills or stops, bounded by stall_s
     _append(path, "end %d %d %.6f" % (job.attempt, os.getpid(), time.time()))
     return {"attempt": job.attempt, "pid": os.getpid()}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import datetime
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,6 +111,35 @@ class RescueTest(unittest.TestCase):
         rerun_started = float(_lines(path)[1].split()[3])
         self.assertLessEqual(rerun_started - killed_at, LEASE_S + 1.0)
         self.assertLessEqual(_ts(done["attempt_history"][1]["started_at"]) - killed_at, LEASE_S + 1.0)
+
+    def test_a_stopped_worker_comes_back_and_its_stale_answer_changes_nothing(self) -> None:
+        a, b = self._workers(2, "--lease", str(LEASE_S), "--concurrency", "1")
+        path = os.path.join(self.tmp, "runs")
+        go = os.path.join(self.tmp, "go")
+        job = self.c.submit("stall_first", {"args": [path, 60, go], "kwargs": {}},
+                            queue="py.rescue", max_attempts=3, backoff_s=0.1)
+        first = _bounded(lambda: _lines(path), 20, "the first attempt's start")
+        stopped = {a.pid: a, b.pid: b}[int(first[0].split()[2])]
+        other = b if stopped is a else a
+        stopped.send_signal(signal.SIGSTOP)  # hung or partitioned: no heartbeats
+        try:
+            done = self.c.wait(job, timeout=LEASE_S + 20)
+        finally:
+            open(go, "w").close()
+            stopped.send_signal(signal.SIGCONT)
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["result"], {"attempt": 2, "pid": other.pid})
+        # The stopped worker wakes with attempt 1's lease: its next
+        # heartbeat (or its complete) is refused with 409 ...
+        stale = re.compile(r"route=/v1/jobs/\{id\}/(heartbeat|complete) path=/v1/jobs/%s/\w+ "
+                           r"status=409 " % re.escape(job["id"]))
+        _bounded(lambda: stale.search(self.d.log()), 20, "a 409 for the stale lease")
+        # ... and changed nothing: the record is the rescuer's, the stale
+        # worker is alive, and its run did not answer for the job.
+        self.assertEqual(self.c.get(job), done)
+        self.assertIsNone(stopped.poll())
+        self.assertEqual(len(re.findall(r"path=/v1/jobs/%s/complete status=200 " % re.escape(job["id"]),
+                                        self.d.log())), 1)
 
     def test_1000_jobs_over_4_processes_each_run_once(self) -> None:
         self._workers(4, "--lease", "30", "--concurrency", "4")

@@ -10,6 +10,8 @@
 #     e2e       100,000 no-op jobs from 64 connections, submitted and finished
 #     peers     the peers' three workloads with their producer shape
 #               (enqueue, end to end, round trip; bench/peers/jobq_peer.py)
+#     external  the same end to end run by 2 Python worker processes over
+#               the lease API, and the lease round trip (bench/external/run.py)
 #     waiters   10,000 long-polls on one job (bench/waiters.sh)
 #     growth    submit rate and GET latency with 0, 1M and 5M finished rows
 #               stored, then with 1M rows queued on a paused queue
@@ -107,6 +109,11 @@ print(json.dumps({"submitted": w["total"], "succeeded": w["succeeded"], "submit_
 part_peers() {
 	fresh --workers 2
 	timeout 900 python3 bench/peers/jobq_peer.py "$JQ_PORT"
+}
+
+part_external() {
+	fresh --workers 2 --external-queue 'py.*'
+	PYTHONPATH="$PWD/clients/python:$PWD" timeout 900 python3 bench/external/run.py "$JQ_PORT"
 }
 
 part_waiters() {
@@ -230,10 +237,10 @@ print(json.dumps({"seconds": secs, "submit_per_s": w["per_second"],
 		"$sub" "$c" "$secs" "${samples[*]}" "$(nproc)"
 }
 
-all=(machine ceiling submit batch e2e peers waiters growth outbound backlog soak)
+all=(machine ceiling submit batch e2e peers external waiters growth outbound backlog soak)
 [ "$#" -gt 0 ] && all=("$@")
 for p in "${all[@]}"; do
-	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers waiters growth outbound backlog soak)" >&2; exit 2; }
+	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers external waiters growth outbound backlog soak)" >&2; exit 2; }
 done
 for p in "${all[@]}"; do
 	say "$p ..."

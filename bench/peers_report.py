@@ -1,5 +1,5 @@
 """peers_report.py [--names F] [--durable LIST] [--started T] [--command C] [--n N]
-                  PEERS_JSONL FSYNC_JSON JOBQ_JSON OUT_JSON
+                  [--external EXTERNAL_JSON] PEERS_JSONL FSYNC_JSON JOBQ_JSON OUT_JSON
 
 Joins one sitting of make bench-peers: the peers harness's results (a
 _machine line, then one line per peer, in the order of the names in F),
@@ -8,7 +8,11 @@ Prints one Markdown table, every figure with jobq / that figure beside it,
 and a last row for the best durable peer of each column; writes it all to
 OUT_JSON. Every durability text is the server's own report (the harness
 reads the peers' live settings, jobq_peer.py reads GET /v1/info).
-Figures, never assertions."""
+With --external (bench/external/run.py's figures: Python functions run by
+2 `python -m jobq worker` processes over the lease API), a second table sets
+that end to end beside RQ's and Celery's, the peers that run Python
+functions, against issue 12's targets (at least 2x the best of them; lease
+round trip p50 at most 1 ms). Figures, never assertions."""
 import argparse
 import json
 
@@ -27,6 +31,7 @@ ap.add_argument("--durable", default="celery aof,rq aof,bullmq aof,pgboss,beanst
 ap.add_argument("--started", default=None)
 ap.add_argument("--command", default="make bench-peers")
 ap.add_argument("--n", type=int, default=None, help="PEERBENCH_N, jobs per workload")
+ap.add_argument("--external", default=None, help="bench/external/run.py's JSON")
 ap.add_argument("peers_jsonl")
 ap.add_argument("fsync_json")
 ap.add_argument("jobq_json")
@@ -144,4 +149,28 @@ print("(n×) = jobq / that figure: above 1 jobq is faster for the rates, below 1
 print("What each ack guarantees, as each server reports it:")
 for d in [jobq] + peers:
     print(f"- {d['peer']}: {d.get('durability') or '-'}")
+if a.external:
+    with open(a.external) as f:
+        ext = json.load(f)
+    py = [p for p in peers if p["peer"].split("(")[0].split("+")[0] in ("rq", "celery") and p.get("e2e_per_s")]
+    best = max(py, key=lambda p: p["e2e_per_s"], default=None)
+    print()
+    print("Your own Python functions, end to end (one producer, 2 worker processes):")
+    print()
+    print("| system | e2e/s | jobq / it |")
+    print("| --- | ---: | ---: |")
+    print(f"| **jobq, python workers over the lease API** | **{num(ext.get('e2e_per_s'))}** | |")
+    for p in py:
+        print(f"| {p['peer']} | {num(p['e2e_per_s'])} | {ext['e2e_per_s'] / p['e2e_per_s']:.3g}× |")
+    if best:
+        r = ext["e2e_per_s"] / best["e2e_per_s"]
+        print(f"target: >= 2x the best of them ({best['peer']}): {r:.3g}x, {'met' if r >= 2 else 'missed'}")
+    lp = ext.get("lease_ready_p50_ms")
+    print(f"lease round trip, a job ready: p50 {lp} ms, p99 {ext.get('lease_ready_p99_ms')} ms "
+          f"(target p50 <= 1 ms: {'met' if lp is not None and lp <= 1 else 'missed'}); "
+          f"a waiting lease woken by a submit: p50 {ext.get('lease_woken_p50_ms')} ms from sending the submit")
+    res["external"] = ext
+    with open(a.out_json, "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
 print(f"wrote {a.out_json}")

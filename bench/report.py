@@ -16,7 +16,7 @@ import time
 
 parts_dir, out_path = sys.argv[1], sys.argv[2]
 markdown = "--markdown" in sys.argv[3:]
-PARTS = ("machine", "ceiling", "submit", "batch", "e2e", "peers", "waiters", "growth", "backlog", "soak",
+PARTS = ("machine", "ceiling", "submit", "batch", "e2e", "peers", "external", "waiters", "growth", "backlog", "soak",
          "outbound")
 
 
@@ -107,6 +107,18 @@ if p:
           {"ratio_to_p50": rp99})
     if p.get("sync") and p["sync"] != "full":
         check("peers", f"  jobqd ran with --sync {p['sync']}", "-", "", "--sync full", False)
+
+x = load("external")
+if x:
+    ex = f"{x['n']:,} Python no-op jobs, 1 producer, 2 worker processes"
+    if p:
+        rx = ratio(x["e2e_per_s"], p["e2e_per_s"])
+        check("external", ex, x["e2e_per_s"], "jobs/s", f"- ({rx} x internal workers)", None)
+    else:
+        check("external", ex, x["e2e_per_s"], "jobs/s", "-", None)
+    check("external", "lease round trip p50, a job ready", x["lease_ready_p50_ms"], "ms", "<= 1",
+          x["lease_ready_p50_ms"] <= 1)
+    check("external", "  woken by a submit, from sending it, p50", x["lease_woken_p50_ms"], "ms", "-", None)
 
 w = load("waiters")
 if w:

@@ -50,7 +50,13 @@ start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
 timeout 900 python3 bench/peers/jobq_peer.py "$JQ_PORT" > "$dir/jobq.json"
 stop_jobqd
 
+say "jobq: Python functions on external workers (bench/external/run.py)"
+rm -f "$dir"/jobq.db*
+start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2 --external-queue 'py.*'
+PYTHONPATH="$PWD/clients/python:$PWD" timeout 900 python3 bench/external/run.py "$JQ_PORT" > "$dir/external.json"
+stop_jobqd
+
 printf '%s\n' "${peers[@]}" > "$dir/names.txt"
 python3 bench/peers_report.py --names "$dir/names.txt" --durable "$durable" --started "$started" --n "$PEERBENCH_N" \
 	--command "make bench-peers${PEERS:+ PEERS=\"$PEERS\"} PEERBENCH_N=$PEERBENCH_N" \
-	"$dir/peers.jsonl" "$dir/fsync.json" "$dir/jobq.json" bench/results/peers.json
+	--external "$dir/external.json" "$dir/peers.jsonl" "$dir/fsync.json" "$dir/jobq.json" bench/results/peers.json

@@ -72,3 +72,16 @@ class Jobqd:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bounded(pred, bound_s: float = 20.0, what: str = "condition"):
+    """Polls pred (the server's state, or a file the workers write) until it
+    is true, and returns its value; fails the test after bound_s."""
+    end = time.monotonic() + bound_s
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError("%s not reached within %.0f s" % (what, bound_s))
+        time.sleep(0.02)  # a poll's pace, bounded above; not a synchronisation

@@ -17,21 +17,10 @@ from typing import List
 
 import jobq
 
-from .server import Jobqd
+from .server import Jobqd, bounded
 
 PKG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 LEASE_S = 2
-
-
-def _bounded(pred, bound_s: float, what: str):
-    end = time.monotonic() + bound_s
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("%s not reached within %.0f s" % (what, bound_s))
-        time.sleep(0.02)  # polling a file the workers write, bounded above
 
 
 def _lines(path: str) -> List[str]:
@@ -85,7 +74,7 @@ class RescueTest(unittest.TestCase):
         path = os.path.join(self.tmp, "runs")
         job = self.c.submit("stall_first", {"args": [path, 60], "kwargs": {}},
                             queue="py.rescue", max_attempts=3, backoff_s=0.1)
-        first = _bounded(lambda: _lines(path), 20, "the first attempt's start")
+        first = bounded(lambda: _lines(path), 20, "the first attempt's start")
         self.assertEqual(len(first), 1)
         word, attempt, pid, _ = first[0].split()
         self.assertEqual((word, attempt), ("start", "1"))
@@ -118,7 +107,7 @@ class RescueTest(unittest.TestCase):
         go = os.path.join(self.tmp, "go")
         job = self.c.submit("stall_first", {"args": [path, 60, go], "kwargs": {}},
                             queue="py.rescue", max_attempts=3, backoff_s=0.1)
-        first = _bounded(lambda: _lines(path), 20, "the first attempt's start")
+        first = bounded(lambda: _lines(path), 20, "the first attempt's start")
         stopped = {a.pid: a, b.pid: b}[int(first[0].split()[2])]
         other = b if stopped is a else a
         stopped.send_signal(signal.SIGSTOP)  # hung or partitioned: no heartbeats
@@ -133,7 +122,7 @@ class RescueTest(unittest.TestCase):
         # heartbeat (or its complete) is refused with 409 ...
         stale = re.compile(r"route=/v1/jobs/\{id\}/(heartbeat|complete) path=/v1/jobs/%s/\w+ "
                            r"status=409 " % re.escape(job["id"]))
-        _bounded(lambda: stale.search(self.d.log()), 20, "a 409 for the stale lease")
+        bounded(lambda: stale.search(self.d.log()), 20, "a 409 for the stale lease")
         # ... and changed nothing: the record is the rescuer's, the stale
         # worker is alive, and its run did not answer for the job.
         self.assertEqual(self.c.get(job), done)

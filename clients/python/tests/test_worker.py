@@ -6,26 +6,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import unittest
 
 import jobq
 
 from . import worker_tasks
-from .server import Jobqd
+from .server import Jobqd, bounded
 
 PKG_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def _bounded(pred, bound_s: float = 20.0, what: str = "condition"):
-    end = time.monotonic() + bound_s
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError("%s not reached within %.0f s" % (what, bound_s))
-        time.sleep(0.02)  # polling the server's state, bounded above
 
 
 class WorkerTest(unittest.TestCase):
@@ -73,8 +61,8 @@ class WorkerTest(unittest.TestCase):
     def test_cancel_reaches_the_function(self) -> None:
         worker_tasks.saw_cancel.clear()
         j = self.c.submit("until_canceled", {"args": [], "kwargs": {}}, queue="py.t")
-        _bounded(lambda: self.c.get(j)["state"] == "running", what="running")
-        _bounded(lambda: (self.c.get(j).get("progress") or {}).get("percent") == 50,
+        bounded(lambda: self.c.get(j)["state"] == "running", what="running")
+        bounded(lambda: (self.c.get(j).get("progress") or {}).get("percent") == 50,
                  what="progress 50 from the heartbeat")
         self.assertEqual(self.c.cancel(j)["state"], "canceled")
         # the next heartbeat (every lease_s/3 = 1 s) answers cancel: true

@@ -368,10 +368,12 @@ struct due_callback {
 enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_callback *out, int max,
                                   int *n, int64_t *next);
 
-/* Writer counters since open: transactions committed and ops applied in
- * them. ops / commits is the mean group size. */
+/* Writer counters since open: transactions committed, those of them
+ * committed durably (synced to disk when the durability asks for it), and
+ * ops applied in them. ops / commits is the mean group size. */
 struct store_stats {
 	uint64_t commits;
+	uint64_t synced;
 	uint64_t ops;
 };
 

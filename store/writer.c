@@ -81,6 +81,7 @@ struct store {
 	bool probe_wrote;                 /* writer only: this group's probe wrote */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
+	atomic_uint_fast64_t synced;      /* of them, durable commits */
 	atomic_uint_fast64_t committed_ops;
 };
 
@@ -451,16 +452,21 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 		st->hooks.submitted(st->hooks.arg);
 }
 
-/* Whether a group needs a durable commit: only claims (and pings) do not.
- * A claim lost in a crash leaves its jobs queued; one that survives is
- * requeued by recovery; either way nothing acknowledged is lost. And the
- * next durable commit makes every earlier one durable too (the log is
- * written in order). Sparing those fsyncs takes one off every job's path
- * from submit to finished. */
+/* Whether a group needs a durable commit: claims, leases (and pings) do
+ * not. A claim lost in a crash leaves its jobs queued; one that survives
+ * is requeued by recovery; either way nothing acknowledged is lost. A
+ * lost lease likewise leaves its jobs queued with the attempt unspent,
+ * and its worker's answer meets 409 lease_lost, so the job runs again
+ * (at least once, as after any crash). The next durable commit makes
+ * every earlier one durable too (the log is written in order), so a
+ * worker's acknowledged complete always carries its lease with it.
+ * Sparing those fsyncs takes one off every job's path from submit to
+ * finished, and from ready to leased. */
 static bool group_durable(struct store_op **ops, int n)
 {
 	for (int i = 0; i < n; i++)
-		if (ops[i]->kind != STORE_OP_CLAIM && ops[i]->kind != STORE_OP_PING)
+		if (ops[i]->kind != STORE_OP_CLAIM && ops[i]->kind != STORE_OP_LEASE &&
+		    ops[i]->kind != STORE_OP_PING)
 			return true;
 	return false;
 }
@@ -513,7 +519,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	const struct store_backend *be = st->be;
 	struct applied ap[WRITER_BATCH];
 	memset(ap, 0, sizeof(struct applied) * (size_t)n);
-	bool ok = be->begin(st->impl, group_durable(ops, n)) == 0;
+	bool durable = group_durable(ops, n);
+	bool ok = be->begin(st->impl, durable) == 0;
 	for (int i = 0; ok && i < n; i++) {
 		struct store_op *op = ops[i];
 		op->rc = STORE_OK;
@@ -553,6 +560,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		ok = false;
 	if (ok) {
 		atomic_fetch_add(&st->commits, 1);
+		if (durable)
+			atomic_fetch_add(&st->synced, 1);
 		atomic_fetch_add(&st->committed_ops, (uint_fast64_t)n);
 	}
 	if (!ok && be->in_transaction(st->impl))
@@ -879,6 +888,7 @@ enum store_rc store_due_callbacks(struct store *st, int64_t now, struct due_call
 void store_get_stats(struct store *st, struct store_stats *out)
 {
 	out->commits = atomic_load(&st->commits);
+	out->synced = atomic_load(&st->synced);
 	out->ops = atomic_load(&st->committed_ops);
 }
 

@@ -3267,6 +3267,49 @@ START_TEST(store_lease_takes_external_queues_and_claims_never_do)
 }
 END_TEST
 
+/* Only a commit that acknowledges something a client must not lose is
+ * synced: a submit and a lease's answer are, a claim and a lease are not
+ * (lost in a crash, they leave their jobs queued with the attempt unspent,
+ * and the next synced commit carries them to disk anyway). */
+START_TEST(store_claims_and_leases_commit_without_sync)
+{
+	lease_limit = 0;
+	struct store *st = open_external_store(NULL);
+	struct store_stats s0, s1, s2, s3, s4;
+	store_get_stats(st, &s0);
+	struct job *ext = submit(st, "my.fn", "xq", 0, NULL);
+	struct job *internal = submit(st, "echo", "q", 0, NULL);
+	store_get_stats(st, &s1);
+	ck_assert_uint_eq(s1.commits - s0.commits, 2);
+	ck_assert_uint_eq(s1.synced - s0.synced, 2);
+
+	struct store_op op = lease_of(st, "xq", 1, 60000);
+	ck_assert_int_eq(op.lease.nleased, 1);
+	store_get_stats(st, &s2);
+	ck_assert_uint_eq(s2.commits - s1.commits, 1);
+	ck_assert_uint_eq(s2.synced - s1.synced, 0);
+
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 1, &got), 1);
+	store_get_stats(st, &s3);
+	ck_assert_uint_eq(s3.commits - s2.commits, 1);
+	ck_assert_uint_eq(s3.synced - s2.synced, 0);
+
+	struct job *job = op.lease.leased[0].job;
+	job->state = JOB_SUCCEEDED;
+	job->outcome = ATTEMPT_SUCCEEDED;
+	ck_assert_int_eq(answer_lease(st, job, op.lease.leased[0].lease_id, false), STORE_OK);
+	store_get_stats(st, &s4);
+	ck_assert_uint_eq(s4.commits - s3.commits, 1);
+	ck_assert_uint_eq(s4.synced - s3.synced, 1);
+	leased_free(&op);
+	job_free(got.jobs[0]);
+	job_free(ext);
+	job_free(internal);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(store_lease_answers_are_fenced_by_the_lease_id)
 {
 	lease_limit = 0;
@@ -3560,6 +3603,7 @@ Suite *store_contract_suite(const char *backend)
 
 	tc = store_tcase(s, "leases");
 	tcase_add_test(tc, store_lease_takes_external_queues_and_claims_never_do);
+	tcase_add_test(tc, store_claims_and_leases_commit_without_sync);
 	tcase_add_test(tc, store_submit_to_external_queue_wakes_no_claim);
 	tcase_add_test(tc, store_lease_answers_are_fenced_by_the_lease_id);
 	tcase_add_test(tc, store_lease_release_spends_no_attempt);

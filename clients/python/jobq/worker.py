@@ -1,14 +1,18 @@
 """Workers: run your own Python functions as jobs of external queues.
 
 The lease API (POST /v1/leases, then heartbeat / complete / fail / release
-on /v1/jobs/{id}/...) as CONTRACT-12 fixes it. One thread leases, one
-thread heartbeats every running job, and `concurrency` slots (threads, or
-processes with processes=True) run the functions.
+on /v1/jobs/{id}/...). One thread leases, one thread heartbeats every
+running job, and `concurrency` slots (threads, or processes with
+processes=True) run the functions. A slot is free again as soon as its
+function returns, so the next lease is in flight while the answer is: the
+two share one commit on the server instead of waiting for one each.
+Thread slots are long-lived threads, each keeping its connection.
 """
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import queue
 import signal
 import socket
 import sys
@@ -114,7 +118,8 @@ class Worker:
         self.spec: Optional[str] = None
         self._stop = threading.Event()
         self._lock = threading.Condition()
-        self._running: Dict[str, Job] = {}
+        self._running: Dict[str, Job] = {}  # leased and not yet answered
+        self._busy = 0  # slots whose function is running
         self.completed = 0
         self.failed = 0
 
@@ -148,6 +153,9 @@ class Worker:
 
     def _finish(self, job: Job, result: Any = None, error: Optional[str] = None,
                 retryable: bool = True) -> None:
+        with self._lock:
+            self._busy -= 1  # the slot may lease again while this answers
+            self._lock.notify_all()
         try:
             if job.cancelled():
                 return  # the cancel ended the lease: nothing to answer
@@ -162,9 +170,13 @@ class Worker:
                 self._running.pop(job.id, None)
                 self._lock.notify_all()
 
-    def _run_thread(self, job: Job) -> None:
+    def _slot_thread(self, jobs: "queue.SimpleQueue[Optional[Job]]") -> None:
         try:
-            self._run_job(job)
+            while True:
+                job = jobs.get()
+                if job is None:
+                    break
+                self._run_job(job)
         finally:
             self.client.close()  # this thread's connection
 
@@ -244,15 +256,25 @@ class Worker:
             import multiprocessing
             pool = concurrent.futures.ProcessPoolExecutor(
                 self.concurrency, mp_context=multiprocessing.get_context("fork"))
+        # Thread slots: twice the concurrency, so a job leased while a
+        # thread still answers for its last one starts at once. Daemon
+        # threads: a function still running after the grace period (its job
+        # released) does not hold up the process's exit.
+        jobs: "queue.SimpleQueue[Optional[Job]]" = queue.SimpleQueue()
+        slots = [] if pool is not None else [
+            threading.Thread(target=self._slot_thread, args=(jobs,), name="jobq-slot-%d" % i, daemon=True)
+            for i in range(2 * self.concurrency)]
+        for t in slots:
+            t.start()
         self._lease_done = False
         beat = threading.Thread(target=self._heartbeats, name="jobq-heartbeat", daemon=True)
         beat.start()
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    while len(self._running) >= self.concurrency and not self._stop.is_set():
+                    while self._busy >= self.concurrency and not self._stop.is_set():
                         self._lock.wait()
-                    free = self.concurrency - len(self._running)
+                    free = self.concurrency - self._busy
                 if self._stop.is_set():
                     break
                 try:
@@ -271,15 +293,17 @@ class Worker:
                     job.next_beat = time.monotonic() + self.lease_s / 3.0
                     with self._lock:
                         self._running[job.id] = job
+                        self._busy += 1
                         self._lock.notify_all()
                     if pool is not None:
                         f = pool.submit(_call_in_process, self.spec, job.type, job.payload)
                         f.add_done_callback(lambda f, job=job: self._done_in_process(job, f))
                     else:
-                        threading.Thread(target=self._run_thread, args=(job,),
-                                         name="jobq-task-" + job.id, daemon=True).start()
+                        jobs.put(job)
         finally:
             self._drain(pool)
+            for _ in slots:
+                jobs.put(None)
             self._lease_done = True
             with self._lock:
                 self._lock.notify_all()

@@ -416,7 +416,7 @@ static void conclude(struct run *run, enum run_outcome outcome, cJSON *result, c
 }
 
 static void post_outcome(struct pool *pool, struct job *job);
-static void job_done(struct pool *pool, const char *queue, bool was_async);
+static void job_done(struct pool *pool, bool was_async);
 
 /* Concludes an attempt, records it and frees its run. */
 static void end_attempt(struct pool *pool, struct run *run, enum run_outcome outcome,
@@ -424,10 +424,8 @@ static void end_attempt(struct pool *pool, struct run *run, enum run_outcome out
 {
 	conclude(run, outcome, result, error);
 	log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
-	char queue[JOB_NAME_MAX + 1];
-	memcpy(queue, run->job->queue, sizeof queue);
 	post_outcome(pool, run_table_take(pool->runs, run));
-	job_done(pool, queue, was_async);
+	job_done(pool, was_async);
 }
 
 /* run_finish for asynchronous kinds, on the kind's thread. */
@@ -464,7 +462,7 @@ static void run_attempt(struct pool *pool, struct run *run)
 		pthread_mutex_unlock(&pool->mu);
 		if (kind->start(kind, run, payload, &error) == 0) {
 			cJSON_Delete(payload);
-			job_done(pool, NULL, false); /* the worker is free; the run goes on */
+			job_done(pool, false); /* the worker is free; the run goes on */
 			return;
 		}
 		pthread_mutex_lock(&pool->mu);
@@ -485,11 +483,19 @@ static void end_unstarted(struct pool *pool, struct run *run)
 	end_attempt(pool, run, RUN_STOPPED, NULL, NULL, false);
 }
 
+static void queue_share_done(struct pool *pool, const char *queue);
+
+/* Writer thread, after the outcome's commit: only now is the job no
+ * longer running in the store, so only now may a claim use its share of
+ * the queue's limit. (Freed before, a claim posted ahead of this finish
+ * could take the share in an earlier group: one job over the limit, seen
+ * by any reader between the two commits.) */
 static void finish_done(struct store_op *op)
 {
 	if (op->rc != STORE_OK)
 		log_error("could not record the outcome of job %s; it will be requeued at the next start",
 		          op->finish.job->id);
+	queue_share_done(op->arg, op->finish.job->queue);
 	job_free(op->finish.job);
 	free(op);
 }
@@ -500,32 +506,46 @@ static void post_outcome(struct pool *pool, struct job *job)
 	struct store_op *op = calloc(1, sizeof *op);
 	if (!op) {
 		log_error("out of memory recording job %s; it will be requeued at the next start", job->id);
+		queue_share_done(pool, job->queue);
 		job_free(job);
 		return;
 	}
 	op->kind = STORE_OP_FINISH;
 	op->finish.job = job;
 	op->done = finish_done;
+	op->arg = pool;
 	store_post(pool->store, op);
 }
 
-/* Frees what a claimed job held. A worker's slot is freed when its
- * attempt ends or an async kind takes it over (queue NULL: the job goes
- * on); an async attempt ending frees its async count (was_async). The
- * queue's share is freed when the attempt ends. */
-static void job_done(struct pool *pool, const char *queue, bool was_async)
+/* Frees what a claimed job held on the pool's side. A worker's slot is
+ * freed when its attempt ends or an async kind takes it over; an async
+ * attempt ending frees its async count (was_async). The queue's share is
+ * freed by queue_share_done once the outcome is committed. */
+static void job_done(struct pool *pool, bool was_async)
 {
 	pthread_mutex_lock(&pool->mu);
 	if (was_async)
 		pool->async--;
 	else
 		pool->assigned--;
-	struct limited_queue *q = queue ? limit_of(pool, queue) : NULL;
-	if (q)
-		q->inflight--;
 	if (pool->backlog)
 		pool->maybe_work = true;
 	poke_locked(pool);
+	pthread_mutex_unlock(&pool->mu);
+}
+
+/* A job of queue no longer runs in the store: its share of the queue's
+ * limit is free. */
+static void queue_share_done(struct pool *pool, const char *queue)
+{
+	pthread_mutex_lock(&pool->mu);
+	struct limited_queue *q = limit_of(pool, queue);
+	if (q) {
+		q->inflight--;
+		if (pool->backlog)
+			pool->maybe_work = true;
+		poke_locked(pool);
+	}
 	pthread_mutex_unlock(&pool->mu);
 }
 

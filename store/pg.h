@@ -49,6 +49,7 @@ struct pg_store {
 	/* Writer thread only (open's thread before the writer starts). */
 	PGconn *wconn;                    /* NULL while down */
 	bool in_tx;                       /* between begin and commit/rollback */
+	int savepoint;                    /* the op's savepoint: none, open, ended (pg.c) */
 	int64_t retry_at;                 /* monotonic ms: no reconnect before */
 	int64_t backoff_ms;               /* 0 while up; 100 doubling to 5000 */
 	/* Statements prepared on wconn (pg_query), by the address of their

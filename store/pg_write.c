@@ -80,9 +80,6 @@ static const char insert_sql[] =
 
 static const char idem_find_sql[] = "SELECT id, idem_hash FROM jobs WHERE idem_key = $1";
 static const char batch_idem_find_sql[] = "SELECT id, idem_hash FROM batches WHERE idem_key = $1";
-static const char batch_insert_sql[] =
-	"INSERT INTO batches (id, created_at, total, callback_url, idem_key, idem_hash)"
-	" VALUES ($1, $2, $3, $4, $5, $6)";
 
 /* Inserts job; job->seq is 0 when a key was taken already. *runnable:
  * whether it may be claimed: not while its queue is paused (a scheduled
@@ -191,8 +188,107 @@ static int batch_idempotent_replay(struct pg_store *st, struct store_op *op)
 	return 0;
 }
 
+/* The batch and all its jobs in one statement, whatever their number: the
+ * jobs' columns travel as arrays, one element per job in order, so they
+ * get their seq in that order. A job whose id is taken inserts nothing
+ * and returns no row; the op then fails and its scope takes the batch
+ * back. */
+static const char batch_insert_sql[] =
+	"WITH batch AS (INSERT INTO batches (id, created_at, total, callback_url, idem_key, idem_hash)"
+	"   VALUES ($1, $2, $3, $4, $5, $6))"
+	" INSERT INTO jobs (id, type, queue, priority, state, payload, attempts, created_at,"
+	" max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, batch_id, callback_url)"
+	" SELECT id, type, queue, priority, state, payload, 0, created_at,"
+	"   max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, $1, callback_url"
+	" FROM unnest($7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[],"
+	"   $13::bigint[], $14::bigint[], $15::float8[], $16::float8[], $17::float8[], $18::float8[],"
+	"   $19::bigint[], $20::text[]) WITH ORDINALITY"
+	"   AS j (id, type, queue, priority, state, payload, created_at, max_attempts, backoff_s,"
+	"   max_backoff_s, timeout_s, retention_s, run_at, callback_url, k)"
+	" ORDER BY k"
+	" ON CONFLICT DO NOTHING"
+	" RETURNING seq, id, (SELECT paused FROM queues WHERE name = queue)";
+
+enum {
+	BA_ID, BA_TYPE, BA_QUEUE, BA_PRIORITY, BA_STATE, BA_PAYLOAD, BA_CREATED, BA_MAX_ATTEMPTS,
+	BA_BACKOFF, BA_MAX_BACKOFF, BA_TIMEOUT, BA_RETENTION, BA_RUN_AT, BA_CALLBACK, BA_COUNT
+};
+
+/* One array parameter being written: "{a,b,...}". */
+struct array_param {
+	char *text;
+	size_t len;
+	FILE *f;
+};
+
+/* An element of a text[] literal: quoted, with " and \ escaped; NULL
+ * unquoted. */
+static void array_text(FILE *f, const char *s)
+{
+	if (!s) {
+		fputs("NULL", f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+/* Writes the jobs' columns as array literals into ap[BA_COUNT]; -1 when
+ * memory runs out (the caller frees what was made). */
+static int batch_arrays(struct store_op_batch *b, struct array_param *ap)
+{
+	for (int c = 0; c < BA_COUNT; c++)
+		if (!(ap[c].f = open_memstream(&ap[c].text, &ap[c].len)))
+			return -1;
+	for (int i = 0; i < b->njobs; i++) {
+		const struct job *job = b->jobs[i];
+		for (int c = 0; c < BA_COUNT; c++)
+			fputc(i == 0 ? '{' : ',', ap[c].f);
+		array_text(ap[BA_ID].f, job->id);
+		array_text(ap[BA_TYPE].f, job->type);
+		array_text(ap[BA_QUEUE].f, job->queue);
+		fprintf(ap[BA_PRIORITY].f, "%d", job->priority);
+		fprintf(ap[BA_STATE].f, "%d", job->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_QUEUED);
+		array_text(ap[BA_PAYLOAD].f, job->payload);
+		fprintf(ap[BA_CREATED].f, "%lld", (long long)job->created_at);
+		fprintf(ap[BA_MAX_ATTEMPTS].f, "%d", job->max_attempts);
+		fprintf(ap[BA_BACKOFF].f, "%.17g", job->backoff_s);
+		fprintf(ap[BA_MAX_BACKOFF].f, "%.17g", job->max_backoff_s);
+		fprintf(ap[BA_TIMEOUT].f, "%.17g", job->timeout_s);
+		fprintf(ap[BA_RETENTION].f, "%.17g", job->retention_s);
+		fprintf(ap[BA_RUN_AT].f, "%lld", (long long)(job->run_at ? job->run_at : job->created_at));
+		array_text(ap[BA_CALLBACK].f, job->callback.url);
+	}
+	int rc = 0;
+	for (int c = 0; c < BA_COUNT; c++) {
+		fputs(b->njobs == 0 ? "{}" : "}", ap[c].f);
+		if (fclose(ap[c].f) != 0)
+			rc = -1;
+		ap[c].f = NULL;
+	}
+	return rc;
+}
+
+/* The job of the batch a returned row names: the rows come back in the
+ * order they went in, but nothing promises it. */
+static struct job *batch_job(struct store_op_batch *b, int row, const char *id)
+{
+	if (row < b->njobs && strcmp(b->jobs[row]->id, id) == 0)
+		return b->jobs[row];
+	for (int i = 0; i < b->njobs; i++)
+		if (strcmp(b->jobs[i]->id, id) == 0)
+			return b->jobs[i];
+	return NULL;
+}
+
 /* Inserts the batch and all its jobs; the op's scope makes it all or
- * nothing. Runnable if any job is. */
+ * nothing. Runnable if any job is: not while its queue is paused (a
+ * scheduled one still is, see insert_job). */
 int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 {
 	struct pg_store *st = be;
@@ -200,6 +296,22 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 	int rc = b->idem_key ? batch_idempotent_replay(st, op) : 0;
 	if (rc != 0 || b->replayed || op->rc != STORE_OK)
 		return rc;
+	for (int i = 0; i < b->njobs; i++) {
+		struct job *job = b->jobs[i];
+		memcpy(job->batch_id, b->id, sizeof b->id);
+		free(job->idem_key); /* keys belong to single submissions */
+		job->idem_key = NULL;
+		job->seq = 0;
+		if ((rc = fault()) != 0)
+			return rc;
+	}
+	struct array_param ap[BA_COUNT];
+	memset(ap, 0, sizeof ap);
+	PGresult *r = NULL;
+	if (batch_arrays(b, ap) != 0) {
+		rc = PG_ERR_NOMEM;
+		goto out;
+	}
 	struct pg_args a = {0};
 	pg_arg_text(&a, b->id);
 	pg_arg_i64(&a, clock_now_ms());
@@ -207,25 +319,33 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 	pg_arg_text(&a, b->url);
 	pg_arg_text(&a, b->idem_key);
 	pg_arg_text(&a, b->idem_key ? b->idem_hash : NULL);
-	rc = query_changes(st, batch_insert_sql, &a, NULL);
+	for (int c = 0; c < BA_COUNT; c++)
+		pg_arg_text(&a, ap[c].text);
+	if ((rc = pg_query(st, batch_insert_sql, a.n, a.v, &r)) != 0)
+		goto out;
 	bool any = false;
-	for (int i = 0; rc == 0 && i < b->njobs; i++) {
-		struct job *job = b->jobs[i];
-		memcpy(job->batch_id, b->id, sizeof b->id);
-		free(job->idem_key); /* keys belong to single submissions */
-		job->idem_key = NULL;
-		bool runnable = false;
-		rc = fault();
-		if (rc == 0)
-			rc = insert_job(st, job, &runnable);
-		if (rc == 0 && job->seq == 0) {
-			log_error("batch %s: the id of job %s is taken", b->id, job->id);
-			rc = PG_ERR_SQL;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct job *job = batch_job(b, i, PQgetvalue(r, i, 1));
+		if (job) {
+			job->seq = pg_i64(r, i, 0);
+			any = any || job->state == JOB_SCHEDULED || pg_i64(r, i, 2) == 0;
 		}
-		any = any || runnable;
 	}
-	if (rc == 0)
-		fx->runnable = any;
+	for (int i = 0; i < b->njobs; i++) {
+		if (b->jobs[i]->seq == 0) {
+			log_error("batch %s: the id of job %s is taken", b->id, b->jobs[i]->id);
+			rc = PG_ERR_SQL;
+			goto out;
+		}
+	}
+	fx->runnable = any;
+out:
+	PQclear(r);
+	for (int c = 0; c < BA_COUNT; c++) {
+		if (ap[c].f)
+			fclose(ap[c].f);
+		free(ap[c].text);
+	}
 	return rc;
 }
 
@@ -286,11 +406,26 @@ int pg_apply_callback(void *be, struct store_op *op, struct store_effects *fx)
 
 /* ---- the claim's parts ------------------------------------------------- */
 
+/* Due scheduled jobs become queued; a last row (id NULL) brings the
+ * earliest run_at of those still scheduled, which is what next_due()
+ * asks at the end of the same claim (claims do not touch scheduled jobs):
+ * one round trip fewer per claim. The CTE's changes are not visible to
+ * the statement itself, hence the NOT IN. */
 static const char promote_sql[] =
 	"WITH due AS MATERIALIZED (SELECT seq AS due_seq FROM jobs"
-	"   WHERE state = " S_SCHEDULED " AND run_at <= $1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) ")"
-	" UPDATE jobs SET state = " S_QUEUED " FROM due WHERE seq = due.due_seq"
-	" RETURNING id, queue, type, attempts";
+	"   WHERE state = " S_SCHEDULED " AND run_at <= $1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) "),"
+	" promoted AS (UPDATE jobs SET state = " S_QUEUED " FROM due WHERE seq = due.due_seq"
+	"   RETURNING id, queue, type, attempts)"
+	" SELECT id, queue, type, attempts, NULL::bigint FROM promoted"
+	" UNION ALL SELECT NULL, NULL, NULL, NULL, (SELECT min(run_at) FROM jobs"
+	"   WHERE state = " S_SCHEDULED " AND seq NOT IN (SELECT due_seq FROM due))";
+
+/* What the last promote found next due, for next_due() in the same claim
+ * (writer thread only: each store has its own). */
+static _Thread_local struct {
+	bool known;
+	int64_t at;
+} promoted_next_due;
 
 /* Queues after the last one served come first, then the rest from the
  * start: every queue gets its turn however many there are. Names compare
@@ -318,10 +453,16 @@ int pg_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *
 	struct pg_args a = {0};
 	pg_arg_i64(&a, now);
 	PGresult *r = NULL;
+	promoted_next_due.known = false;
 	int rc = pg_query(st, promote_sql, a.n, a.v, &r);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < PQntuples(r); i++) {
+		if (pg_null(r, i, 0)) {
+			promoted_next_due.at = pg_i64(r, i, 4);
+			promoted_next_due.known = true;
+			continue;
+		}
 		if (*n == *cap) {
 			int grow = *cap ? *cap * 2 : 16;
 			struct store_promoted *grown = realloc(*out, (size_t)grow * sizeof *grown);
@@ -340,6 +481,8 @@ int pg_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *
 		p->attempts = (int)pg_i64(r, i, 3);
 	}
 	PQclear(r);
+	if (rc != 0)
+		promoted_next_due.known = false;
 	return rc;
 }
 
@@ -404,24 +547,38 @@ int pg_claim(void *be, const char *queue, int n, int64_t now, struct job **out, 
 
 int pg_next_due(void *be, int64_t *out)
 {
+	if (promoted_next_due.known) {
+		promoted_next_due.known = false;
+		*out = promoted_next_due.at;
+		return 0;
+	}
 	return query_i64(be, next_due_sql, NULL, out);
 }
 
 /* ---- finish ------------------------------------------------------------ */
 
-/* $7 is finished_at, NULL for a retry, which leaves the callback waiting. */
+/* The attempt's outcome and its record in one statement: the history row
+ * is written only when the UPDATE took (the job was running that
+ * attempt, under that lease). $7 is finished_at, NULL for a retry, which
+ * leaves the callback waiting; the record's own times are $10 (NULL: not
+ * known) and $12. */
 static const char finish_sql[] =
-	"UPDATE jobs SET state = $2, result = $3, error = $4, progress_percent = $5,"
-	" progress_message = $6, finished_at = $7::bigint, run_at = coalesce($9::bigint, run_at),"
-	" started_at = coalesce($10::bigint, started_at),"
-	" expires_at = " EXPIRES("$7::bigint") ","
-	" callback_state = CASE WHEN callback_url IS NULL OR $7::bigint IS NULL THEN callback_state"
-	"   ELSE " S_PENDING " END,"
-	" callback_next_at = CASE WHEN callback_url IS NULL OR $7::bigint IS NULL THEN callback_next_at"
-	"   ELSE $7::bigint END,"
-	" lease_id = NULL, lease_expires_at = NULL"
-	" WHERE id = $1 AND state = " S_RUNNING " AND attempts = $8"
-	" AND ($11::text IS NULL OR lease_id = $11::text) RETURNING expires_at";
+	"WITH done AS (UPDATE jobs SET state = $2, result = $3, error = $4, progress_percent = $5,"
+	"   progress_message = $6, finished_at = $7::bigint, run_at = coalesce($9::bigint, run_at),"
+	"   started_at = coalesce($10::bigint, started_at),"
+	"   expires_at = " EXPIRES("$7::bigint") ","
+	"   callback_state = CASE WHEN callback_url IS NULL OR $7::bigint IS NULL THEN callback_state"
+	"     ELSE " S_PENDING " END,"
+	"   callback_next_at = CASE WHEN callback_url IS NULL OR $7::bigint IS NULL THEN callback_next_at"
+	"     ELSE $7::bigint END,"
+	"   lease_id = NULL, lease_expires_at = NULL"
+	"   WHERE id = $1 AND state = " S_RUNNING " AND attempts = $8"
+	"   AND ($11::text IS NULL OR lease_id = $11::text) RETURNING seq, expires_at),"
+	" history AS (INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
+	"   SELECT seq, $8, $10::bigint, $12::bigint, $13, $4 FROM done"
+	"   ON CONFLICT (job_seq, attempt) DO UPDATE SET started_at = excluded.started_at,"
+	"   finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error)"
+	" SELECT expires_at FROM done";
 
 /* Back without spending the attempt: queued, or scheduled at $4. */
 static const char requeue_sql[] =
@@ -496,8 +653,9 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 		pg_arg_null(&a);
 		pg_arg_null(&a);
 	}
+	int64_t ended = job->finished_at ? job->finished_at : clock_now_ms();
 	if (terminal)
-		pg_arg_i64(&a, job->finished_at ? job->finished_at : clock_now_ms());
+		pg_arg_i64(&a, ended);
 	else
 		pg_arg_null(&a);
 	pg_arg_i64(&a, job->attempts);
@@ -507,6 +665,8 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 		pg_arg_null(&a);
 	pg_arg_i64_or_null(&a, job->started_at);
 	pg_arg_text(&a, lease_id);
+	pg_arg_i64(&a, ended);
+	pg_arg_text(&a, attempt_outcome_name(job->outcome));
 	PGresult *r = NULL;
 	int rc = pg_query(st, finish_sql, a.n, a.v, &r);
 	if (rc != 0)
@@ -528,7 +688,7 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	fx->expires_at = expires_at;
 	fx->finished = terminal;
 	memcpy(op->finish.batch_id, job->batch_id, sizeof op->finish.batch_id);
-	if ((rc = fault()) != 0 || (rc = record_attempt(st, job)) != 0)
+	if ((rc = fault()) != 0)
 		return rc;
 	if (!terminal)
 		return 0;

@@ -422,10 +422,8 @@ static const char promote_sql[] =
 
 /* What the last promote found next due, for next_due() in the same claim
  * (writer thread only: each store has its own). */
-static _Thread_local struct {
-	bool known;
-	int64_t at;
-} promoted_next_due;
+static _Thread_local bool next_due_known;
+static _Thread_local int64_t next_due_at;
 
 /* Queues after the last one served come first, then the rest from the
  * start: every queue gets its turn however many there are. Names compare
@@ -453,14 +451,14 @@ int pg_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *
 	struct pg_args a = {0};
 	pg_arg_i64(&a, now);
 	PGresult *r = NULL;
-	promoted_next_due.known = false;
+	next_due_known = false;
 	int rc = pg_query(st, promote_sql, a.n, a.v, &r);
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (pg_null(r, i, 0)) {
-			promoted_next_due.at = pg_i64(r, i, 4);
-			promoted_next_due.known = true;
+			next_due_at = pg_i64(r, i, 4);
+			next_due_known = true;
 			continue;
 		}
 		if (*n == *cap) {
@@ -482,7 +480,7 @@ int pg_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *
 	}
 	PQclear(r);
 	if (rc != 0)
-		promoted_next_due.known = false;
+		next_due_known = false;
 	return rc;
 }
 
@@ -547,9 +545,9 @@ int pg_claim(void *be, const char *queue, int n, int64_t now, struct job **out, 
 
 int pg_next_due(void *be, int64_t *out)
 {
-	if (promoted_next_due.known) {
-		promoted_next_due.known = false;
-		*out = promoted_next_due.at;
+	if (next_due_known) {
+		next_due_known = false;
+		*out = next_due_at;
 		return 0;
 	}
 	return query_i64(be, next_due_sql, NULL, out);

@@ -175,46 +175,97 @@ static PGconn *session_open(const struct pg_store *st, const char *extra, char *
 	return conn;
 }
 
+/* Sends ahead[0..nahead-1] (commands without parameters) and then sql
+ * with its text params in one pipeline, and reads their results: one
+ * round trip. Returns sql's result, or NULL when any part failed (the
+ * first failure is in *fail, the caller clears it). */
+static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead, const char *name, const char *sql,
+                              int n, const char *const *params, PGresult **fail)
+{
+	PGresult *last = NULL;
+	*fail = NULL;
+	if (PQenterPipelineMode(conn) != 1)
+		return NULL;
+	bool sent = true;
+	for (int i = 0; sent && i < nahead; i++)
+		sent = PQsendQueryParams(conn, ahead[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
+	if (sent)
+		sent = name ? PQsendQueryPrepared(conn, name, n, params, NULL, NULL, 0) == 1
+		            : PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0) == 1;
+	if (sent)
+		sent = PQpipelineSync(conn) == 1;
+	/* Each query's results end with a NULL; the sync's result ends the
+	 * pipeline. A dead connection ends the loop with NULL. */
+	for (int q = 0; sent && q <= nahead + 1; q++) {
+		PGresult *r = PQgetResult(conn);
+		if (!r)
+			break;
+		ExecStatusType s = PQresultStatus(r);
+		if (s == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (s == PGRES_FATAL_ERROR && !*fail)
+			*fail = r;
+		else if (q == nahead && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK))
+			last = r;
+		else
+			PQclear(r);
+		while (q < nahead + 1 && (r = PQgetResult(conn)) != NULL)
+			PQclear(r);
+	}
+	if (PQexitPipelineMode(conn) != 1 || *fail || !sent) {
+		PQclear(last);
+		return NULL;
+	}
+	return last;
+}
+
 /* Runs sql with text params on conn, prepared once per session when cache
- * is not NULL (by the address of sql, up to cap statements); returns the
+ * is not NULL (by the address of sql, up to cap statements), with the
+ * commands ahead (nahead > 0) before it in one pipeline; returns the
  * result or NULL after logging the failure. *lost tells whether the
  * session is gone. */
-static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int cap, const char *sql, int n,
-                             const char *const *params, bool *lost)
+static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int cap, const char *const *ahead,
+                             int nahead, const char *sql, int n, const char *const *params, bool *lost)
 {
 	*lost = false;
-	PGresult *r = NULL;
+	PGresult *r = NULL, *fail = NULL;
 	int slot = -1;
+	char name[16] = "";
 	for (int i = 0; cache && i < *ncache; i++)
 		if (cache[i] == sql)
 			slot = i;
 	if (slot < 0 && cache && *ncache < cap) {
-		char name[16];
 		snprintf(name, sizeof name, "jq%d", *ncache);
 		r = PQprepare(conn, name, sql, 0, NULL);
-		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-			slot = (*ncache)++;
-			cache[slot] = sql;
-		} else {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			fail = r;
 			goto failed;
 		}
+		slot = (*ncache)++;
+		cache[slot] = sql;
 		PQclear(r);
-		r = NULL;
 	}
-	if (slot >= 0) {
-		char name[16];
+	if (slot >= 0)
 		snprintf(name, sizeof name, "jq%d", slot);
+	if (nahead > 0)
+		r = pipeline_run(conn, ahead, nahead, slot >= 0 ? name : NULL, sql, n, params, &fail);
+	else if (slot >= 0)
 		r = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
-	} else {
+	else
 		r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	}
 	ExecStatusType s = PQresultStatus(r);
-	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+	if (r && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK))
 		return r;
+	if (!fail)
+		fail = r;
+	else
+		PQclear(r);
 failed:;
 	char why[512];
-	message_of(conn, r, why, sizeof why);
-	PQclear(r);
+	message_of(conn, fail, why, sizeof why);
+	PQclear(fail);
 	*lost = PQstatus(conn) != CONNECTION_OK;
 	if (*lost)
 		log_error("database connection lost: %s", why);
@@ -231,6 +282,7 @@ void pg_writer_lost(struct pg_store *st)
 	st->wconn = NULL;
 	st->in_tx = false;
 	st->nstmts = 0;
+	st->npending = 0;
 	st->savepoint = SP_NONE;
 	/* The first reconnect comes at once; the backoff grows with failures. */
 	st->retry_at = 0;
@@ -296,7 +348,30 @@ int pg_writer_up(struct pg_store *st)
 	return 0;
 }
 
-/* Runs sql on the writer session: cache says whether it is prepared. */
+static const char sql_begin[] = "BEGIN";
+static const char sql_async[] = "SET LOCAL synchronous_commit = off";
+static const char sql_savepoint[] = "SAVEPOINT op";
+static const char sql_release[] = "RELEASE op";
+
+/* Queues a command without parameters to go ahead of the next
+ * statement. */
+static void pend(struct pg_store *st, const char *sql)
+{
+	if (st->npending < PG_PENDING_MAX)
+		st->pending[st->npending++] = sql;
+	else
+		log_error("postgres: too many commands queued; %s dropped", sql);
+}
+
+/* Whether the group's BEGIN has not been sent yet: nothing of it ran. */
+static bool begin_pending(const struct pg_store *st)
+{
+	return st->npending > 0 && st->pending[0] == sql_begin;
+}
+
+/* Runs sql on the writer session, the queued commands ahead of it; cache
+ * says whether it is prepared. A session found dead when the group's
+ * BEGIN goes out is replaced once, at once: nothing of the group ran. */
 static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, const char *const *params,
                       PGresult **out)
 {
@@ -304,19 +379,28 @@ static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, c
 		*out = NULL;
 	if (!st->wconn)
 		return PG_ERR_DOWN;
-	bool lost = false;
-	PGresult *r = session_run(st->wconn, cache ? st->stmt_sql : NULL, &st->nstmts, PG_STMT_CACHE, sql, n, params,
-	                          &lost);
-	if (!r) {
-		if (lost)
-			pg_writer_lost(st);
-		return lost ? PG_ERR_DOWN : PG_ERR_SQL;
+	const char *ahead[PG_PENDING_MAX];
+	int nahead = st->npending;
+	memcpy(ahead, st->pending, sizeof ahead);
+	st->npending = 0;
+	for (int attempt = 0;; attempt++) {
+		bool lost = false;
+		PGresult *r = session_run(st->wconn, cache ? st->stmt_sql : NULL, &st->nstmts, PG_STMT_CACHE, ahead, nahead,
+		                          sql, n, params, &lost);
+		if (r) {
+			if (out)
+				*out = r;
+			else
+				PQclear(r);
+			return 0;
+		}
+		if (!lost)
+			return PG_ERR_SQL;
+		pg_writer_lost(st);
+		if (attempt > 0 || nahead == 0 || ahead[0] != sql_begin || pg_writer_up(st) != 0)
+			return PG_ERR_DOWN;
+		st->in_tx = true;
 	}
-	if (out)
-		*out = r;
-	else
-		PQclear(r);
-	return 0;
 }
 
 int pg_query(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
@@ -333,6 +417,15 @@ int pg_command(struct pg_store *st, const char *sql)
 {
 	if (!st->wconn)
 		return PG_ERR_DOWN;
+	char joined[512];
+	if (st->npending > 0) {
+		size_t len = 0;
+		for (int i = 0; i < st->npending; i++)
+			len += (size_t)snprintf(joined + len, sizeof joined - len, "%s; ", st->pending[i]);
+		snprintf(joined + len, sizeof joined - len, "%s", sql);
+		st->npending = 0;
+		sql = joined;
+	}
 	PGresult *r = PQexec(st->wconn, sql);
 	ExecStatusType s = PQresultStatus(r);
 	if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
@@ -354,27 +447,34 @@ int pg_command(struct pg_store *st, const char *sql)
 /* ---- the group and each op's scope ------------------------------------ */
 
 /* A group of claims, leases and pings only may be lost in a crash of the
- * server (see writer.c): its commit does not wait for the WAL flush. A
- * session found dead at BEGIN is replaced once at once: nothing of the
- * group has run yet. */
+ * server (see writer.c): its commit does not wait for the WAL flush. BEGIN
+ * goes out with the first statement of the group. */
 int pg_begin(void *be, bool durable)
 {
 	struct pg_store *st = be;
-	const char *sql = durable ? "BEGIN" : "BEGIN; SET LOCAL synchronous_commit = off";
 	int rc = pg_writer_up(st);
-	if (rc == 0 && (rc = pg_command(st, sql)) == PG_ERR_DOWN && pg_writer_up(st) == 0)
-		rc = pg_command(st, sql);
-	st->in_tx = rc == 0;
+	st->npending = 0;
 	st->savepoint = SP_NONE;
-	return rc;
+	st->in_tx = rc == 0;
+	if (rc != 0)
+		return rc;
+	pend(st, sql_begin);
+	if (!durable)
+		pend(st, sql_async);
+	return 0;
 }
 
-/* COMMIT of a failed transaction answers ROLLBACK, successfully. */
+/* COMMIT releases the last op's savepoint with the rest. COMMIT of a
+ * failed transaction answers ROLLBACK, successfully. */
 int pg_commit(void *be)
 {
 	struct pg_store *st = be;
+	bool ran = !begin_pending(st);
 	st->in_tx = false;
 	st->savepoint = SP_NONE;
+	st->npending = 0;
+	if (!ran)
+		return 0; /* nothing of the group reached the server */
 	if (!st->wconn)
 		return PG_ERR_DOWN;
 	PGresult *r = PQexec(st->wconn, "COMMIT");
@@ -398,6 +498,7 @@ int pg_commit(void *be)
 void pg_rollback(void *be)
 {
 	struct pg_store *st = be;
+	st->npending = 0;
 	if (st->wconn && PQtransactionStatus(st->wconn) != PQTRANS_IDLE)
 		pg_command(st, "ROLLBACK");
 	st->in_tx = false;
@@ -407,18 +508,25 @@ void pg_rollback(void *be)
 static bool pg_in_transaction(void *be)
 {
 	struct pg_store *st = be;
-	if (!st->wconn)
+	if (!st->wconn || !st->in_tx)
 		return false;
 	PGTransactionStatusType t = PQtransactionStatus(st->wconn);
-	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+	return begin_pending(st) || t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
 }
 
+/* The savepoint goes out with the op's first statement, after the
+ * release of the one before; an op that ran nothing reuses its unsent
+ * one. */
 static int pg_op_begin(void *be)
 {
 	struct pg_store *st = be;
-	int rc = pg_command(st, st->savepoint == SP_ENDED ? "RELEASE op; SAVEPOINT op" : "SAVEPOINT op");
-	st->savepoint = rc == 0 ? SP_OPEN : SP_NONE;
-	return rc;
+	if (!(st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint)) {
+		if (st->savepoint == SP_ENDED)
+			pend(st, sql_release);
+		pend(st, sql_savepoint);
+	}
+	st->savepoint = SP_OPEN;
+	return 0;
 }
 
 /* The release goes with the next op's SAVEPOINT, or the COMMIT. */
@@ -433,6 +541,10 @@ static int pg_op_undo(void *be)
 {
 	struct pg_store *st = be;
 	st->savepoint = SP_NONE;
+	if (st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint) {
+		st->npending--; /* never sent: nothing to take back */
+		return 0;
+	}
 	return pg_command(st, "ROLLBACK TO op; RELEASE op");
 }
 
@@ -666,7 +778,7 @@ static void reader_give(struct pg_store *st, struct pg_reader *r)
 static PGresult *reader_run(struct pg_reader *r, const char *sql, int n, const char *const *params)
 {
 	bool lost = false;
-	return session_run(r->conn, r->stmt_sql, &r->nstmts, READER_STMTS, sql, n, params, &lost);
+	return session_run(r->conn, r->stmt_sql, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, &lost);
 }
 
 /* ---- reads ------------------------------------------------------------- */

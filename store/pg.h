@@ -36,6 +36,7 @@ enum {
 
 #define PG_MAX_READERS 16
 #define PG_STMT_CACHE 96  /* statements prepared per writer session */
+#define PG_PENDING_MAX 4
 
 struct pg_reader;
 
@@ -50,6 +51,10 @@ struct pg_store {
 	PGconn *wconn;                    /* NULL while down */
 	bool in_tx;                       /* between begin and commit/rollback */
 	int savepoint;                    /* the op's savepoint: none, open, ended (pg.c) */
+	/* Commands without parameters queued to travel ahead of the next
+	 * statement, in one pipeline (BEGIN, SAVEPOINT op, ...). */
+	const char *pending[PG_PENDING_MAX];
+	int npending;
 	int64_t retry_at;                 /* monotonic ms: no reconnect before */
 	int64_t backoff_ms;               /* 0 while up; 100 doubling to 5000 */
 	/* Statements prepared on wconn (pg_query), by the address of their

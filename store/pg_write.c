@@ -527,7 +527,14 @@ int pg_claim(void *be, const char *queue, int n, int64_t now, struct job **out, 
 	if (rc != 0)
 		return rc;
 	int first = *got;
-	for (int i = 0; i < PQntuples(r) && *got - first < n; i++) {
+	if (PQntuples(r) > n) {
+		/* The fence says this cannot happen; if it did, the extra rows
+		 * would be left running with nobody to run them. */
+		log_error("claim from queue %s updated %d jobs, asked for %d", queue, PQntuples(r), n);
+		PQclear(r);
+		return PG_ERR_SQL;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
 		struct job *job = store_fault_hit() ? NULL : pg_row_to_job(r, i);
 		if (!job) {
 			rc = PG_ERR_NOMEM;

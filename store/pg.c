@@ -43,6 +43,7 @@ enum { SP_NONE, SP_OPEN, SP_ENDED };
 
 struct pg_reader {
 	PGconn *conn;
+	const struct pg_store *st;
 	const char *stmt_sql[READER_STMTS];
 	int nstmts;
 	struct pg_reader *next;           /* idle list */
@@ -146,9 +147,12 @@ static void message_of(PGconn *conn, const PGresult *r, char *why, size_t whylen
  * commands, or NULL); on failure NULL with the reason in why. */
 static PGconn *session_open(const struct pg_store *st, const char *extra, char *why, size_t whylen)
 {
-	/* Before dbname: what the URI says wins. */
-	const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-	const char *vals[] = {CONNECT_TIMEOUT_S, "jobqd", st->conninfo, NULL};
+	/* Before dbname: what the URI says wins. Keepalives find a server
+	 * that vanished mid-statement within a minute, not the system's two
+	 * hours. */
+	const char *keys[] = {"connect_timeout", "fallback_application_name", "keepalives_idle",
+	                      "keepalives_interval", "keepalives_count", "dbname", NULL};
+	const char *vals[] = {CONNECT_TIMEOUT_S, "jobqd", "30", "10", "3", st->conninfo, NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		message_of(conn, NULL, why, whylen);
@@ -690,6 +694,8 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 
 /* ---- readers ----------------------------------------------------------- */
 
+static const char reader_settings[] = "SET default_transaction_read_only = on";
+
 static void reader_close(struct pg_reader *r)
 {
 	if (!r)
@@ -731,7 +737,9 @@ static struct pg_reader *reader_take(struct pg_store *st)
 
 	char why[512] = "";
 	r = calloc(1, sizeof *r);
-	if (r && !(r->conn = session_open(st, "SET default_transaction_read_only = on", why, sizeof why))) {
+	if (r)
+		r->st = st;
+	if (r && !(r->conn = session_open(st, reader_settings, why, sizeof why))) {
 		free(r);
 		r = NULL;
 	}
@@ -774,10 +782,22 @@ static void reader_give(struct pg_store *st, struct pg_reader *r)
 		reader_close(r);
 }
 
-/* Runs a read (sql with static storage: prepared once per session). */
+/* Runs a read (sql with static storage: prepared once per session). A
+ * session found dead (the server restarted since it was last used) is
+ * replaced once and the read tried again: a read changes nothing. */
 static PGresult *reader_run(struct pg_reader *r, const char *sql, int n, const char *const *params)
 {
 	bool lost = false;
+	PGresult *res = session_run(r->conn, r->stmt_sql, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, &lost);
+	if (res || !lost)
+		return res;
+	char why[512] = "";
+	PGconn *fresh = session_open(r->st, reader_settings, why, sizeof why);
+	if (!fresh)
+		return NULL; /* the dead session goes at reader_give */
+	PQfinish(r->conn);
+	r->conn = fresh;
+	r->nstmts = 0;
 	return session_run(r->conn, r->stmt_sql, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, &lost);
 }
 

@@ -383,6 +383,7 @@ static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, c
 		*out = NULL;
 	if (!st->wconn)
 		return PG_ERR_DOWN;
+	st->unscoped_sent |= st->unscoped;
 	const char *ahead[PG_PENDING_MAX];
 	int nahead = st->npending;
 	memcpy(ahead, st->pending, sizeof ahead);
@@ -421,6 +422,7 @@ int pg_command(struct pg_store *st, const char *sql)
 {
 	if (!st->wconn)
 		return PG_ERR_DOWN;
+	st->unscoped_sent |= st->unscoped;
 	char joined[512];
 	if (st->npending > 0) {
 		size_t len = 0;
@@ -459,6 +461,7 @@ int pg_begin(void *be, bool durable)
 	int rc = pg_writer_up(st);
 	st->npending = 0;
 	st->savepoint = SP_NONE;
+	st->unscoped = st->unscoped_sent = false;
 	st->in_tx = rc == 0;
 	if (rc != 0)
 		return rc;
@@ -524,6 +527,7 @@ static bool pg_in_transaction(void *be)
 static int pg_op_begin(void *be)
 {
 	struct pg_store *st = be;
+	st->unscoped = st->unscoped_sent = false;
 	if (!(st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint)) {
 		if (st->savepoint == SP_ENDED)
 			pend(st, sql_release);
@@ -537,13 +541,34 @@ static int pg_op_begin(void *be)
 static int pg_op_end(void *be)
 {
 	struct pg_store *st = be;
-	st->savepoint = SP_ENDED;
+	if (!st->unscoped)
+		st->savepoint = SP_ENDED;
+	st->unscoped = false;
 	return 0;
 }
 
+void pg_scope_none(struct pg_store *st)
+{
+	if (st->savepoint == SP_OPEN && st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint) {
+		st->npending--;
+		st->savepoint = SP_NONE;
+		st->unscoped = true;
+		st->unscoped_sent = false;
+	}
+}
+
+/* An op without its own savepoint that sent a statement cannot be taken
+ * back alone: the group goes (in_transaction() turns false). */
 static int pg_op_undo(void *be)
 {
 	struct pg_store *st = be;
+	if (st->unscoped) {
+		bool sent = st->unscoped_sent;
+		st->unscoped = st->unscoped_sent = false;
+		if (sent)
+			pg_rollback(st);
+		return 0;
+	}
 	st->savepoint = SP_NONE;
 	if (st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint) {
 		st->npending--; /* never sent: nothing to take back */

@@ -55,6 +55,9 @@ struct pg_store {
 	 * statement, in one pipeline (BEGIN, SAVEPOINT op, ...). */
 	const char *pending[PG_PENDING_MAX];
 	int npending;
+	/* The op gave up its savepoint (pg_scope_none), and whether it sent a
+	 * statement since. */
+	bool unscoped, unscoped_sent;
 	int64_t retry_at;                 /* monotonic ms: no reconnect before */
 	int64_t backoff_ms;               /* 0 while up; 100 doubling to 5000 */
 	/* Statements prepared on wconn (pg_query), by the address of their
@@ -104,6 +107,14 @@ int pg_exec(struct pg_store *st, const char *sql, int n, const char *const *para
 /* One or more statements without parameters (simple protocol), e.g.
  * "BEGIN", "SET LOCAL ...". Same return convention; no result. */
 int pg_command(struct pg_store *st, const char *sql);
+
+/* For an op whose one write is a single statement that applies whole or
+ * fails: it runs without a savepoint of its own (a subtransaction per op
+ * makes a group of n ops touching one count row cost n^2 on the server).
+ * Call it after the op's fault step, before its statement. Should the op
+ * fail after that, nothing of it can be taken back alone: the whole group
+ * is rolled back and every op in it gets STORE_UNAVAILABLE. */
+void pg_scope_none(struct pg_store *st);
 
 /* The group transaction (the backend's begin/commit/rollback), also for
  * sweep and recovery's own transactions. pg_begin() brings the session up

@@ -149,10 +149,11 @@ int pg_apply_submit(void *be, struct store_op *op, struct store_effects *fx)
 	struct pg_store *st = be;
 	struct job *job = op->submit.job;
 	bool runnable = false;
-	int rc = insert_job(st, job, &runnable);
-	if (rc == 0)
-		rc = fault();
+	int rc = fault();
 	if (rc != 0)
+		return rc;
+	pg_scope_none(st); /* one INSERT: it applies whole or fails the group */
+	if ((rc = insert_job(st, job, &runnable)) != 0)
 		return rc;
 	if (job->seq != 0) {
 		fx->runnable = runnable;
@@ -627,12 +628,13 @@ static int requeue(struct pg_store *st, struct store_op *op, struct store_effect
 	}
 	pg_arg_text(&a, lease_id);
 	int64_t changed = 0;
-	int rc = query_changes(st, requeue_sql, &a, &changed);
+	int rc = fault();
 	if (rc != 0)
 		return rc;
-	fx->changed = changed == 1;
-	if ((rc = fault()) != 0)
+	pg_scope_none(st); /* one UPDATE */
+	if ((rc = query_changes(st, requeue_sql, &a, &changed)) != 0)
 		return rc;
+	fx->changed = changed == 1;
 	if (lease_id && !fx->changed)
 		op->rc = STORE_CONFLICT;
 	return 0;
@@ -646,6 +648,14 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	if (job->state == JOB_QUEUED || op->finish.lease.release)
 		return requeue(st, op, fx);
 	bool terminal = job_state_terminal(job->state);
+	/* Outside a batch (or not ending) the outcome is one statement: it
+	 * needs no scope of its own, and its fault step comes first. */
+	bool one = !terminal || !job->batch_id[0];
+	int rc = one ? fault() : 0;
+	if (rc != 0)
+		return rc;
+	if (one)
+		pg_scope_none(st);
 	struct pg_args a = {0};
 	pg_arg_text(&a, job->id);
 	pg_arg_i64(&a, (int64_t)job->state);
@@ -673,7 +683,7 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	pg_arg_i64(&a, ended);
 	pg_arg_text(&a, attempt_outcome_name(job->outcome));
 	PGresult *r = NULL;
-	int rc = pg_query(st, finish_sql, a.n, a.v, &r);
+	rc = pg_query(st, finish_sql, a.n, a.v, &r);
 	if (rc != 0)
 		return rc;
 	int64_t expires_at = 0;
@@ -693,6 +703,8 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	fx->expires_at = expires_at;
 	fx->finished = terminal;
 	memcpy(op->finish.batch_id, job->batch_id, sizeof op->finish.batch_id);
+	if (one)
+		return 0;
 	if ((rc = fault()) != 0)
 		return rc;
 	if (!terminal)

@@ -182,9 +182,10 @@ static PGconn *session_open(const struct pg_store *st, const char *extra, char *
 /* Sends ahead[0..nahead-1] (commands without parameters) and then sql
  * with its text params in one pipeline, and reads their results: one
  * round trip. Returns sql's result, or NULL when any part failed (the
- * first failure is in *fail, the caller clears it). */
+ * first failure is in *fail, the caller clears it; *broken when the
+ * pipeline could not be closed). */
 static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead, const char *name, const char *sql,
-                              int n, const char *const *params, PGresult **fail)
+                              int n, const char *const *params, PGresult **fail, bool *broken)
 {
 	PGresult *last = NULL;
 	*fail = NULL;
@@ -218,7 +219,13 @@ static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead
 		while (q < nahead + 1 && (r = PQgetResult(conn)) != NULL)
 			PQclear(r);
 	}
-	if (PQexitPipelineMode(conn) != 1 || *fail || !sent) {
+	if (PQexitPipelineMode(conn) != 1) {
+		/* Results left unread: the session cannot be trusted again. */
+		*broken = true;
+		PQclear(last);
+		return NULL;
+	}
+	if (*fail || !sent) {
 		PQclear(last);
 		return NULL;
 	}
@@ -235,6 +242,7 @@ static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int 
 {
 	*lost = false;
 	PGresult *r = NULL, *fail = NULL;
+	bool broken = false;
 	int slot = -1;
 	char name[16] = "";
 	for (int i = 0; cache && i < *ncache; i++)
@@ -254,7 +262,7 @@ static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int 
 	if (slot >= 0)
 		snprintf(name, sizeof name, "jq%d", slot);
 	if (nahead > 0)
-		r = pipeline_run(conn, ahead, nahead, slot >= 0 ? name : NULL, sql, n, params, &fail);
+		r = pipeline_run(conn, ahead, nahead, slot >= 0 ? name : NULL, sql, n, params, &fail, &broken);
 	else if (slot >= 0)
 		r = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
 	else
@@ -270,7 +278,7 @@ failed:;
 	char why[512];
 	message_of(conn, fail, why, sizeof why);
 	PQclear(fail);
-	*lost = PQstatus(conn) != CONNECTION_OK;
+	*lost = broken || PQstatus(conn) != CONNECTION_OK;
 	if (*lost)
 		log_error("database connection lost: %s", why);
 	else

@@ -407,15 +407,17 @@ int pg_apply_callback(void *be, struct store_op *op, struct store_effects *fx)
 
 /* ---- the claim's parts ------------------------------------------------- */
 
-/* Due scheduled jobs become queued; a last row (id NULL) brings the
- * earliest run_at of those still scheduled, which is what next_due()
- * asks at the end of the same claim (claims do not touch scheduled jobs):
- * one round trip fewer per claim. The CTE's changes are not visible to
- * the statement itself, hence the NOT IN. */
+/* Due scheduled jobs become queued (the state is checked again at the
+ * update, so a job another session moved meanwhile is left alone); a last
+ * row (id NULL) brings the earliest run_at of those still scheduled, which
+ * is what next_due() asks at the end of the same claim (claims do not
+ * touch scheduled jobs): one round trip fewer per claim. The CTE's changes
+ * are not visible to the statement itself, hence the NOT IN. */
 static const char promote_sql[] =
 	"WITH due AS MATERIALIZED (SELECT seq AS due_seq FROM jobs"
 	"   WHERE state = " S_SCHEDULED " AND run_at <= $1 ORDER BY run_at LIMIT " JOBQ_STR(PROMOTE_BATCH) "),"
-	" promoted AS (UPDATE jobs SET state = " S_QUEUED " FROM due WHERE seq = due.due_seq"
+	" promoted AS (UPDATE jobs SET state = " S_QUEUED " FROM due"
+	"   WHERE seq = due.due_seq AND state = " S_SCHEDULED
 	"   RETURNING id, queue, type, attempts)"
 	" SELECT id, queue, type, attempts, NULL::bigint FROM promoted"
 	" UNION ALL SELECT NULL, NULL, NULL, NULL, (SELECT min(run_at) FROM jobs"

@@ -21,6 +21,7 @@
 #include "core/log.h"
 
 #define PROMOTE_BATCH 1000
+#define PROMOTE_RECHECK_MS 1000
 #define SWEEP_BATCH 500
 
 /* The expiry of a job finishing at F: retention_s after it, truncated to
@@ -63,6 +64,23 @@ static int query_changes(struct pg_store *st, const char *sql, const struct pg_a
 static int fault(void)
 {
 	return store_fault_hit() ? PG_ERR_NOMEM : 0;
+}
+
+/* Scheduled jobs as this writer knows them, so that a claim with nothing
+ * due skips the promote statement. sched_next is the earliest run_at of a
+ * scheduled job (0: none) as the last promote that promoted nothing left
+ * it, lowered since by every op that scheduled a job (one rolled back
+ * only leaves it too low, which costs one promote). A promote that moved
+ * jobs forgets it: its group may yet roll back. The statement still runs
+ * at least every PROMOTE_RECHECK_MS, for jobs scheduled by anything but
+ * this writer. Writer thread only (each store has its own). */
+static _Thread_local bool sched_known;
+static _Thread_local int64_t sched_next, sched_checked_ms;
+
+static void note_scheduled(int64_t run_at)
+{
+	if (sched_known && (sched_next == 0 || run_at < sched_next))
+		sched_next = run_at;
 }
 
 /* ---- submit and batch ----------------------------------------------------- */
@@ -153,6 +171,8 @@ int pg_apply_submit(void *be, struct store_op *op, struct store_effects *fx)
 	if (rc != 0)
 		return rc;
 	pg_scope_none(st); /* one INSERT: it applies whole or fails the group */
+	if (job->state == JOB_SCHEDULED)
+		note_scheduled(job->run_at ? job->run_at : job->created_at);
 	if ((rc = insert_job(st, job, &runnable)) != 0)
 		return rc;
 	if (job->seq != 0) {
@@ -303,6 +323,8 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		free(job->idem_key); /* keys belong to single submissions */
 		job->idem_key = NULL;
 		job->seq = 0;
+		if (job->state == JOB_SCHEDULED)
+			note_scheduled(job->run_at ? job->run_at : job->created_at);
 		if ((rc = fault()) != 0)
 			return rc;
 	}
@@ -455,9 +477,21 @@ int pg_promote(void *be, int64_t now, struct store_promoted **out, int *n, int *
 	pg_arg_i64(&a, now);
 	PGresult *r = NULL;
 	next_due_known = false;
+	if (sched_known && (sched_next == 0 || sched_next > now) &&
+	    clock_mono_ms() - sched_checked_ms < PROMOTE_RECHECK_MS) {
+		next_due_at = sched_next;
+		next_due_known = true;
+		return 0;
+	}
+	sched_known = false;
 	int rc = pg_query(st, promote_sql, a.n, a.v, &r);
 	if (rc != 0)
 		return rc;
+	if (PQntuples(r) == 1 && pg_null(r, 0, 0)) {
+		sched_known = true;
+		sched_next = pg_i64(r, 0, 4);
+		sched_checked_ms = clock_mono_ms();
+	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		if (pg_null(r, i, 0)) {
 			next_due_at = pg_i64(r, i, 4);
@@ -624,6 +658,7 @@ static int requeue(struct pg_store *st, struct store_op *op, struct store_effect
 	if (job->state == JOB_SCHEDULED) {
 		pg_arg_i64(&a, JOB_SCHEDULED);
 		pg_arg_i64(&a, job->run_at);
+		note_scheduled(job->run_at);
 	} else {
 		pg_arg_null(&a);
 		pg_arg_null(&a);
@@ -676,10 +711,12 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	else
 		pg_arg_null(&a);
 	pg_arg_i64(&a, job->attempts);
-	if (job->state == JOB_SCHEDULED)
+	if (job->state == JOB_SCHEDULED) {
 		pg_arg_i64(&a, job->run_at);
-	else
+		note_scheduled(job->run_at);
+	} else {
 		pg_arg_null(&a);
+	}
 	pg_arg_i64_or_null(&a, job->started_at);
 	pg_arg_text(&a, lease_id);
 	pg_arg_i64(&a, ended);

@@ -860,13 +860,17 @@ static const char sql_queue_names[] =
 static const char sql_batch_get[] = "SELECT total, created_at, finished_at, callback_url, callback_state,"
                                     " callback_attempts, callback_status, callback_error FROM batches WHERE id = $1";
 static const char sql_batch_counts[] = "SELECT state, n FROM batch_counts WHERE batch_id = $1";
-static const char sql_due_jobs[] = "SELECT id FROM jobs WHERE callback_state = " S_PENDING " AND callback_next_at <= $1"
-                                   " ORDER BY callback_next_at LIMIT $2";
-static const char sql_due_batches[] = "SELECT id FROM batches WHERE callback_state = " S_PENDING
-                                      " AND callback_next_at <= $1 ORDER BY callback_next_at LIMIT $2";
-static const char sql_next_callbacks[] =
-	"SELECT (SELECT min(callback_next_at) FROM jobs WHERE callback_state = " S_PENDING "),"
-	" (SELECT min(callback_next_at) FROM batches WHERE callback_state = " S_PENDING ")";
+/* Due callbacks of jobs (up to $2, is_batch false), of batches (up to
+ * $2, true), and a last row with no id holding the earliest pending due
+ * time of either: one round trip, so the deliverer's view is as fresh as
+ * one statement. */
+static const char sql_due[] =
+	"(SELECT id, false, NULL::bigint FROM jobs WHERE callback_state = " S_PENDING " AND callback_next_at <= $1"
+	"  ORDER BY callback_next_at LIMIT $2)"
+	" UNION ALL (SELECT id, true, NULL FROM batches WHERE callback_state = " S_PENDING
+	"  AND callback_next_at <= $1 ORDER BY callback_next_at LIMIT $2)"
+	" UNION ALL SELECT NULL, NULL, least((SELECT min(callback_next_at) FROM jobs WHERE callback_state = " S_PENDING "),"
+	"  (SELECT min(callback_next_at) FROM batches WHERE callback_state = " S_PENDING "))";
 /* Every queue with queued jobs, deepest first, with its oldest queued
  * job: one index probe per such queue, no scan of the jobs. */
 static const char sql_deepest[] =
@@ -1173,32 +1177,26 @@ static enum store_rc pg_due_callbacks(void *be, int64_t now, struct due_callback
 {
 	struct pg_store *st = be;
 	*n = 0;
+	struct pg_args a = {0};
+	pg_arg_i64(&a, now);
+	pg_arg_i64(&a, max);
 	struct pg_reader *r = reader_take(st);
 	if (!r)
 		return STORE_UNAVAILABLE;
-	enum store_rc rc = STORE_OK;
-	const char *lists[] = {sql_due_jobs, sql_due_batches};
-	for (int b = 0; b < 2 && rc == STORE_OK; b++) {
-		struct pg_args a = {0};
-		pg_arg_i64(&a, now);
-		pg_arg_i64(&a, max - *n);
-		PGresult *res = reader_run(r, lists[b], a.n, a.v);
-		if (!res) {
-			rc = STORE_UNAVAILABLE;
-			break;
-		}
-		for (int i = 0; i < PQntuples(res) && *n < max; i++) {
-			pg_copy(res, i, 0, out[*n].id, sizeof out[*n].id);
-			out[(*n)++].is_batch = b == 1;
-		}
-		PQclear(res);
-	}
-	PGresult *res = rc == STORE_OK ? reader_run(r, sql_next_callbacks, 0, NULL) : NULL;
+	PGresult *res = reader_run(r, sql_due, a.n, a.v);
 	reader_give(st, r);
 	if (!res)
 		return STORE_UNAVAILABLE;
-	int64_t j = pg_i64(res, 0, 0), b = pg_i64(res, 0, 1);
-	*next = j && b ? (j < b ? j : b) : (j ? j : b);
+	/* Jobs first, then batches, as many as fit. */
+	*next = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (pg_null(res, i, 0)) {
+			*next = pg_i64(res, i, 2);
+		} else if (*n < max) {
+			pg_copy(res, i, 0, out[*n].id, sizeof out[*n].id);
+			out[(*n)++].is_batch = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+		}
+	}
 	PQclear(res);
 	return STORE_OK;
 }

@@ -8,7 +8,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         gcc libc6-dev make pkg-config \
-        libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev \
+        libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -20,7 +20,7 @@ FROM debian:bookworm-slim
 # (it uses libcurl4, which jobqd needs anyway).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libsqlite3-0 libcjson1 libcurl4 libssl3 \
+        libmicrohttpd12 libsqlite3-0 libcjson1 libcurl4 libssl3 libpq5 \
         ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 jobq \

@@ -68,16 +68,29 @@ static const char *const ack_normal =
 	"fsynced: the job survives a crash of jobqd, but the last commits before a crash of "
 	"the machine or power loss can be lost";
 
-/* SQLite is the only backend until the store names the one it opened. */
+/* On PostgreSQL the server makes the commit durable: jobqd waits for
+ * COMMIT to return, and --sync normal turns synchronous_commit off for
+ * its writing session only. */
+static const char *const ack_pg_full =
+	"a 201 is sent after COMMIT returns: how durable the commit is beyond that is the "
+	"PostgreSQL server's synchronous_commit setting (on by default: flushed to its write-ahead log)";
+static const char *const ack_pg_normal =
+	"a 201 is sent after COMMIT returns, with synchronous_commit off for jobqd's writing session: "
+	"the job survives a crash of jobqd, but the last commits before a crash of the PostgreSQL "
+	"server or its machine can be lost";
+
+/* The backend is the one --db names (main opened the store from it). */
 void system_info(struct req *r)
 {
 	bool full = r->app->cfg->sync_full;
+	bool pg = config_db_is_pg(r->app->cfg);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "version", JOBQ_VERSION);
-	cJSON_AddStringToObject(o, "backend", "sqlite");
+	cJSON_AddStringToObject(o, "backend", pg ? "pg" : "sqlite");
 	cJSON *d = cJSON_AddObjectToObject(o, "durability");
 	cJSON_AddStringToObject(d, "sync", full ? "full" : "normal");
-	if (!cJSON_AddStringToObject(d, "ack", full ? ack_full : ack_normal) ||
+	const char *ack = pg ? (full ? ack_pg_full : ack_pg_normal) : (full ? ack_full : ack_normal);
+	if (!cJSON_AddStringToObject(d, "ack", ack) ||
 	    cJSON_GetArraySize(o) != 3 || cJSON_GetArraySize(d) != 2) {
 		cJSON_Delete(o); /* out of memory: a 500, not half an answer */
 		o = NULL;

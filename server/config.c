@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store.h"
+
 #define MAX_BODY_LIMIT ((size_t)64 << 20)
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -58,6 +60,23 @@ static int opt_db(struct config *cfg, const char *v)
 	if (!*v || strlen(v) >= sizeof cfg->db_path - 8)
 		return -1;
 	snprintf(cfg->db_path, sizeof cfg->db_path, "%s", v);
+	return 0;
+}
+
+bool config_db_is_pg(const struct config *cfg)
+{
+	return strncmp(cfg->db_path, "postgres://", 11) == 0 || strncmp(cfg->db_path, "postgresql://", 13) == 0;
+}
+
+/* [a-z_][a-z0-9_]{0,62}: a PostgreSQL identifier that needs no quoting. */
+static int opt_db_schema(struct config *cfg, const char *v)
+{
+	size_t n = strlen(v);
+	if (n < 1 || n > 63 || !((v[0] >= 'a' && v[0] <= 'z') || v[0] == '_'))
+		return -1;
+	if (v[strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_")] != '\0')
+		return -1;
+	snprintf(cfg->db_schema, sizeof cfg->db_schema, "%s", v);
 	return 0;
 }
 
@@ -398,7 +417,8 @@ struct option_def {
 
 static const struct option_def options[] = {
 	{"--listen", "JOBQ_LISTEN", "HOST:PORT", "address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6; port 0 picks one)", opt_listen},
-	{"--db", "JOBQ_DB", "PATH", "SQLite database file (default ./jobq.db)", opt_db},
+	{"--db", "JOBQ_DB", "PATH|URL", "SQLite database file, or a postgres:// (postgresql://) URL to run on PostgreSQL (default ./jobq.db)", opt_db},
+	{"--db-schema", "JOBQ_DB_SCHEMA", "NAME", "on PostgreSQL, the schema of jobq's tables, [a-z_][a-z0-9_]* (default jobq)", opt_db_schema},
 	{"--workers", "JOBQ_WORKERS", "N", "worker threads, 1-1024 (default: number of cores)", opt_workers},
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
 	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long; 0 skips it (default 10)", opt_integrity_check},
@@ -431,6 +451,18 @@ static const struct option_def options[] = {
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
+/* A rejected value as an error shows it: at most 100 bytes, and a --db
+ * URL with its password masked. */
+static void shown_value(const struct option_def *o, const char *v, char *out, size_t outlen)
+{
+	char masked[4096];
+	if (o->parse == opt_db) {
+		store_mask_uri(v, masked, sizeof masked);
+		v = masked;
+	}
+	snprintf(out, outlen, "%.100s", v);
+}
+
 static void usage(void)
 {
 	printf("usage: jobqd [options]\n\n"
@@ -450,6 +482,7 @@ static void defaults(struct config *cfg)
 	snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
 	cfg->listen_port = 8080;
 	snprintf(cfg->db_path, sizeof cfg->db_path, "./jobq.db");
+	snprintf(cfg->db_schema, sizeof cfg->db_schema, "jobq");
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->workers = cores > 0 ? (int)cores : 1;
 	cfg->sync_full = true;
@@ -510,14 +543,18 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const char *env = ngiven[i] ? NULL : getenv(options[i].env);
 		if (env && options[i].parse(cfg, env) != 0) {
-			snprintf(err, errlen, "invalid %s=%.100s: expected %s", options[i].env, env,
+			char shown[128];
+			shown_value(&options[i], env, shown, sizeof shown);
+			snprintf(err, errlen, "invalid %s=%s: expected %s", options[i].env, shown,
 			         options[i].arg ? options[i].arg : "1 or 0");
 			return CONFIG_ERROR;
 		}
 		for (int k = 0; k < ngiven[i]; k++) {
 			if (options[i].parse(cfg, given[i][k]) != 0) {
-				snprintf(err, errlen, "invalid %s %.100s: expected %s", options[i].flag,
-				         given[i][k], options[i].arg ? options[i].arg : "1 or 0");
+				char shown[128];
+				shown_value(&options[i], given[i][k], shown, sizeof shown);
+				snprintf(err, errlen, "invalid %s %s: expected %s", options[i].flag, shown,
+				         options[i].arg ? options[i].arg : "1 or 0");
 				return CONFIG_ERROR;
 			}
 		}

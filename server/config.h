@@ -30,7 +30,8 @@ struct command_spec {
 struct config {
 	char listen_host[256];
 	int listen_port;          /* 0: pick a free port */
-	char db_path[4096];
+	char db_path[4096];       /* a SQLite file, or a postgres:// URL (may carry a password) */
+	char db_schema[64];       /* pg: the schema of jobq's tables */
 	int workers;
 	bool sync_full;
 	double integrity_check_s; /* start-up quick_check budget; 0: none */
@@ -79,6 +80,10 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 /* The safe default: with no API key, jobqd listens only on a loopback
  * address unless --insecure-no-auth. -1 with a one-line err otherwise. */
 int config_check_exposure(const struct config *cfg, char *err, size_t errlen);
+
+/* Whether --db names a PostgreSQL database (postgres:// or postgresql://)
+ * rather than a SQLite file. */
+bool config_db_is_pg(const struct config *cfg);
 
 /* Whether queue is served by external workers (--external-queue). */
 bool config_queue_external(const struct config *cfg, const char *queue);

@@ -216,7 +216,9 @@ int main(int argc, char **argv)
 	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
 	                            .finished = on_finished, .batch_done = on_batch_done};
 	struct store_options sopts = {
+		.backend = config_db_is_pg(&cfg) ? "pg" : "sqlite",
 		.path = cfg.db_path,
+		.schema = cfg.db_schema,
 		.durability = cfg.sync_full ? STORE_DURABLE_POWER_LOSS : STORE_DURABLE_CRASH,
 		/* a reader for every thread that may read at once */
 		.readers = (int)http_threads() + SPARE_READERS,
@@ -251,8 +253,14 @@ int main(int argc, char **argv)
 	atomic_store(&wiring.callbacks, callbacks);
 	if (http_start(&app, cfg.listen_host, cfg.listen_port, &http) != 0)
 		goto out;
-	log_info("jobqd ready: %d workers, database %s, sync %s", cfg.workers, cfg.db_path,
-	         cfg.sync_full ? "full" : "normal");
+	char db_shown[sizeof cfg.db_path];
+	store_mask_uri(cfg.db_path, db_shown, sizeof db_shown);
+	if (config_db_is_pg(&cfg))
+		log_info("jobqd ready: %d workers, database %s schema %s, sync %s", cfg.workers, db_shown,
+		         cfg.db_schema, cfg.sync_full ? "full" : "normal");
+	else
+		log_info("jobqd ready: %d workers, database %s, sync %s", cfg.workers, db_shown,
+		         cfg.sync_full ? "full" : "normal");
 
 	int sig = 0;
 	sigwait(&stop_signals, &sig);

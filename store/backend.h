@@ -114,6 +114,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
 
 /* The backend state of st when its backend is `backend`, else NULL; for
  * backend-only extras (store/sqlite.h). */

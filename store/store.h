@@ -65,8 +65,9 @@ enum store_durability {
 };
 
 struct store_options {
-	const char *backend;          /* "sqlite" (NULL: "sqlite") */
+	const char *backend;          /* "sqlite" or "pg" (NULL: "sqlite") */
 	const char *path;             /* where the backend keeps its data */
+	const char *schema;          /* pg: the schema of jobq's tables (NULL: "jobq") */
 	enum store_durability durability;
 	int readers;                  /* read connections at most, one per thread that
 	                               * may read at once (below 1: 64); more readers
@@ -296,6 +297,11 @@ enum {
  * failed, the path, the reason); nothing is logged. */
 int store_open(const struct store_options *opts, const struct store_hooks *hooks,
                struct store **out, char *err, size_t errlen);
+
+/* uri as it may be shown in a message or log: a password in its user
+ * part or in a password= parameter replaced by *** (pg conninfo URIs;
+ * anything else comes out as it went in). Truncated to outlen. */
+void store_mask_uri(const char *uri, char *out, size_t outlen);
 
 /* Applies every posted op, stops the writer, closes all connections and
  * releases the lock. NULL is a no-op. */

@@ -85,7 +85,7 @@ struct store {
 	atomic_uint_fast64_t committed_ops;
 };
 
-static const struct store_backend *const backends[] = {&store_sqlite_backend};
+static const struct store_backend *const backends[] = {&store_sqlite_backend, &store_pg_backend};
 
 static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_SUBMIT] = "submit", [STORE_OP_BATCH] = "batch", [STORE_OP_CALLBACK] = "callback",

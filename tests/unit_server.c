@@ -17,6 +17,7 @@
 #include "handlers/handlers.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "store/store.h"
 #include "core/netaddr.h"
 
 Suite *server_suite(void);
@@ -536,6 +537,98 @@ START_TEST(config_exposure_needs_a_key_or_the_insecure_switch)
 }
 END_TEST
 
+/* A PostgreSQL URL selects the pg backend; anything else is a SQLite
+ * path. The schema defaults to jobq and takes an unquoted identifier. */
+START_TEST(config_db_url_selects_pg_and_its_schema)
+{
+	struct config cfg;
+	char err[256] = "";
+	char *plain[] = {"jobqd", NULL};
+	ck_assert_int_eq(config_load(&cfg, ARGC(plain), plain, err, sizeof err), CONFIG_OK);
+	ck_assert(!config_db_is_pg(&cfg));
+	ck_assert_str_eq(cfg.db_schema, "jobq");
+	const char *const pg[] = {"postgres://jobq@127.0.0.1/jobq", "postgresql://127.0.0.1:5432/jobq"};
+	for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {
+		char *argv[] = {"jobqd", "--db", (char *)pg[i], "--db-schema", "queue_2", NULL};
+		ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+		ck_assert_msg(config_db_is_pg(&cfg), "%s", pg[i]);
+		ck_assert_str_eq(cfg.db_schema, "queue_2");
+	}
+	const char *const files[] = {"./postgres://x", "postgres:/x", "pg.db", "POSTGRES://x/y"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char *argv[] = {"jobqd", "--db", (char *)files[i], NULL};
+		ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_OK);
+		ck_assert_msg(!config_db_is_pg(&cfg), "%s", files[i]);
+	}
+	setenv("JOBQ_DB_SCHEMA", "_from_env", 1);
+	ck_assert_int_eq(config_load(&cfg, ARGC(plain), plain, err, sizeof err), CONFIG_OK);
+	unsetenv("JOBQ_DB_SCHEMA");
+	ck_assert_str_eq(cfg.db_schema, "_from_env");
+}
+END_TEST
+
+static const char *const bad_schemas[] = {
+	"", "Jobq", "1jobq", "job-q", "job q", "jobq;drop", "\"jobq\"",
+	"a234567890123456789012345678901234567890123456789012345678901234", /* 64 */
+};
+
+START_TEST(config_refuses_a_bad_db_schema)
+{
+	char *argv[] = {"jobqd", "--db-schema", (char *)bad_schemas[_i], NULL};
+	struct config cfg;
+	char err[256] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--db-schema"), "%s", err);
+}
+END_TEST
+
+/* Every URL jobqd prints goes through store_mask_uri: a password in the
+ * user part or a password= parameter never shows. */
+static const char *const masked_uris[][2] = {
+	{"postgresql://jobq:s3cret@db.example:5432/jobq", "postgresql://jobq:***@db.example:5432/jobq"},
+	{"postgres://jobq:p%40ss@h/db?sslmode=require", "postgres://jobq:***@h/db?sslmode=require"},
+	{"postgres://jobq:p@ss@h/db", "postgres://jobq:***@h/db"},
+	{"postgres://jobq:@h/db", "postgres://jobq:***@h/db"},
+	{"postgres://jobq@h/db?password=s3cret&sslmode=require", "postgres://jobq@h/db?password=***&sslmode=require"},
+	{"postgres://h/db?sslmode=disable&password=s3cret", "postgres://h/db?sslmode=disable&password=***"},
+	{"postgres://jobq@h/db?passfile=/etc/jobq/pgpass", "postgres://jobq@h/db?passfile=/etc/jobq/pgpass"},
+	{"postgres://h:5432/db", "postgres://h:5432/db"},
+	{"./data/jobq.db", "./data/jobq.db"},
+};
+
+START_TEST(uri_passwords_are_masked)
+{
+	char out[256];
+	store_mask_uri(masked_uris[_i][0], out, sizeof out);
+	ck_assert_str_eq(out, masked_uris[_i][1]);
+	ck_assert_ptr_null(strstr(out, "s3cret"));
+	char tiny[8];
+	store_mask_uri(masked_uris[_i][0], tiny, sizeof tiny);
+	ck_assert_uint_eq(strlen(tiny), 7);
+}
+END_TEST
+
+/* A --db refused (too long) is echoed in the error, masked. */
+START_TEST(config_error_on_db_masks_the_password)
+{
+	static char url[8192];
+	int n = snprintf(url, sizeof url, "postgresql://jobq:s3cret@h/db?application_name=");
+	memset(url + n, 'x', sizeof url - (size_t)n - 1);
+	url[sizeof url - 1] = '\0';
+	char *argv[] = {"jobqd", "--db", url, NULL};
+	struct config cfg;
+	char err[512] = "";
+	ck_assert_int_eq(config_load(&cfg, ARGC(argv), argv, err, sizeof err), CONFIG_ERROR);
+	ck_assert_msg(strstr(err, "--db") && strstr(err, "jobq:***@"), "%s", err);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
+	setenv("JOBQ_DB", url, 1);
+	ck_assert_int_eq(config_load(&cfg, 1, argv, err, sizeof err), CONFIG_ERROR);
+	unsetenv("JOBQ_DB");
+	ck_assert_msg(strstr(err, "JOBQ_DB") && strstr(err, "jobq:***@"), "%s", err);
+	ck_assert_ptr_null(strstr(err, "s3cret"));
+}
+END_TEST
+
 /* ---- log lines --------------------------------------------------------- */
 
 static const struct log_field request_fields[] = {
@@ -642,6 +735,10 @@ Suite *server_suite(void)
 	tcase_add_test(tc, config_access_defaults_are_closed);
 	tcase_add_loop_test(tc, config_refuses_bad_access_flags, 0, NELEMS(bad_access_flags));
 	tcase_add_test(tc, config_exposure_needs_a_key_or_the_insecure_switch);
+	tcase_add_test(tc, config_db_url_selects_pg_and_its_schema);
+	tcase_add_loop_test(tc, config_refuses_a_bad_db_schema, 0, (int)(sizeof bad_schemas / sizeof bad_schemas[0]));
+	tcase_add_loop_test(tc, uri_passwords_are_masked, 0, (int)(sizeof masked_uris / sizeof masked_uris[0]));
+	tcase_add_test(tc, config_error_on_db_masks_the_password);
 
 	tc = tcase(s, "log");
 	tcase_add_test(tc, logfmt_quotes_only_what_needs_it);

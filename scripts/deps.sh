@@ -26,12 +26,13 @@ if command -v pkg-config >/dev/null 2>&1; then
 	check_pc libcjson libcjson-dev
 	check_pc libcurl libcurl4-openssl-dev
 	check_pc libcrypto libssl-dev
+	check_pc libpq libpq-dev
 	if [ "$what" = test ] || [ "$what" = analyze ]; then   # analyze builds the tests too
 		check_pc check check
 		check_pc libsubunit libsubunit-dev
 	fi
 else
-	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev"
+	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libpq-dev"
 	case $what in test|analyze) need_pkgs="$need_pkgs check libsubunit-dev" ;; esac
 fi
 if [ "$what" = fuzz ]; then
@@ -78,6 +79,9 @@ if [ "$what" = test ]; then
 	# (in /usr/sbin, which is not on every user's PATH)
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs="$need_pkgs nginx"
 	check_cmd systemd-analyze systemd
+	# check-pg: a private cluster from Debian's server (scripts/pg-cluster.sh)
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs="$need_pkgs postgresql-15"
+	check_cmd psql postgresql-client-15
 fi
 
 [ -z "$need_pkgs" ] && exit 0

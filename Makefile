@@ -5,7 +5,7 @@
 # objects built for different runtimes never link together.
 
 PKGS      := libmicrohttpd sqlite3 libcjson libcurl libcrypto
-TEST_PKGS := check
+TEST_PKGS := check libpq
 
 ifdef SANITIZE
 comma     := ,

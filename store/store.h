@@ -67,6 +67,7 @@ enum store_durability {
 struct store_options {
 	const char *backend;          /* "sqlite" (NULL: "sqlite") */
 	const char *path;             /* where the backend keeps its data */
+	const char *schema;          /* pg: the schema of jobq's tables (NULL: "jobq") */
 	enum store_durability durability;
 	int readers;                  /* read connections at most, one per thread that
 	                               * may read at once (below 1: 64); more readers

@@ -4,8 +4,8 @@
 # SANITIZE=thread under build/sanitize-thread/: one tree per sanitizer set, so
 # objects built for different runtimes never link together.
 
-PKGS      := libmicrohttpd sqlite3 libcjson libcurl libcrypto
-TEST_PKGS := check libpq
+PKGS      := libmicrohttpd sqlite3 libcjson libcurl libcrypto libpq
+TEST_PKGS := check
 
 ifdef SANITIZE
 comma     := ,

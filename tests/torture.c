@@ -89,7 +89,7 @@ static const char *const family_names[F_COUNT] = {
 	[F_TALLY_FILE] = "tally file is well formed",
 	[F_SIGTERM] = "SIGTERM stops jobqd with exit 0",
 	[F_INTEGRITY] = "PRAGMA integrity_check is ok",
-	[F_OUTAGE] = "PostgreSQL down: /readyz and submissions 503 (no other 5xx); ready again after",
+	[F_OUTAGE] = "PostgreSQL down: /readyz, submissions and reads 503 (no other 5xx); ready again after",
 };
 
 /* Families that cannot apply to this run (SQLite's integrity check on
@@ -1219,7 +1219,7 @@ static double wait_readyz(const struct jobqd *d, long want, double bound_s,
 
 /* The outage of a --restart-pg round: odd rounds restart the server at
  * once (pg_ctl restart -m fast); even ones stop it, see jobqd refuse while
- * it is down, and start it again. Then jobqd must be ready again by itself. */
+ * it is down (/readyz, a submission and a read: 503), and start it again. Then jobqd must be ready again by itself. */
 static void pg_outage(const struct jobqd *d, long rnd)
 {
 	char last[512];
@@ -1242,6 +1242,20 @@ static void pg_outage(const struct jobqd *d, long rnd)
 			check_fail(F_OUTAGE, "round %ld: a submission while the "
 				   "server is down: %s", rnd, last);
 		harness_resp_free(&r);
+		if (acked.n > 0) {
+			char path[128];
+
+			/* clients run: read acked.v[0] under the lock */
+			pthread_mutex_lock(&acked.lock);
+			snprintf(path, sizeof path, "/v1/jobs/%s", acked.v[0].id);
+			pthread_mutex_unlock(&acked.lock);
+			harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+			if (harness_problem_mismatch(&r, 503, "storage_unavailable",
+						     NULL, last, sizeof last) != 0)
+				check_fail(F_OUTAGE, "round %ld: a read while the "
+					   "server is down: %s", rnd, last);
+			harness_resp_free(&r);
+		}
 		if (pg_cluster("start") != 0)
 			check_fail(F_OUTAGE, "round %ld: pg-cluster.sh start failed", rnd);
 	}

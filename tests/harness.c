@@ -1,6 +1,6 @@
 /* Test harness for the jobqd API tests: process control (spawn, bounded
- * waits, SIGTERM/SIGKILL, log scanning), libcurl exchanges and the
- * problem+json checker. Spawned daemons die with the test process
+ * waits, SIGTERM/SIGKILL, log scanning), libcurl exchanges, the
+ * problem+json checker, and a schema per jobqd on PostgreSQL. Spawned daemons die with the test process
  * (PR_SET_PDEATHSIG) and an atexit hook removes leftover temp dirs, so a
  * failed assertion in the middle of a test leaks nothing. */
 #include "harness.h"
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <libpq-fe.h>
 
 extern char **environ;
 
@@ -202,14 +203,97 @@ void harness_suite_begin(void)
 	}
 }
 
+const char *harness_db_url(void)
+{
+	const char *url = getenv("JOBQ_TEST_DB_URL");
+
+	return url != NULL && url[0] != '\0' ? url : NULL;
+}
+
+/* The lowercase hex of what follows the last '-' of a mkdtemp dir name. */
+static void hex_suffix(char *out, size_t n, const char *dir)
+{
+	const char *x = strrchr(dir, '-');
+	size_t len = 0;
+
+	x = x != NULL ? x + 1 : dir;
+	out[0] = '\0';
+	for (; *x != '\0' && len + 3 <= n; x++, len += 2)
+		snprintf(out + len, n - len, "%02x", (unsigned char)*x);
+}
+
+/* "at_<suite root>_": the prefix of every schema of this suite run. */
+static void schema_prefix(char *out, size_t n)
+{
+	char hex[16];
+
+	hex_suffix(hex, sizeof hex, suite_root);
+	snprintf(out, n, "at_%s_", hex);
+}
+
+/* A name within [a-z_][a-z0-9_]{0,62}, unique while the temp dirs are. */
+static void schema_for(struct jobqd *d)
+{
+	char prefix[32], hex[16];
+
+	d->schema[0] = '\0';
+	if (harness_db_url() == NULL)
+		return;
+	schema_prefix(prefix, sizeof prefix);
+	hex_suffix(hex, sizeof hex, d->dir);
+	snprintf(d->schema, sizeof d->schema, "%s%s", prefix, hex);
+}
+
+/* Drops the schemas of this suite run (jobqd is gone by now). Returns the
+ * number dropped, -1 if the server could not be asked. */
+static int drop_suite_schemas(void)
+{
+	const char *params[1];
+	char prefix[32], sql[160];
+	PGconn *c = PQconnectdb(harness_db_url());
+	PGresult *r = NULL, *d;
+	int i, n = -1;
+
+	schema_prefix(prefix, sizeof prefix);
+	params[0] = prefix;
+	if (PQstatus(c) != CONNECTION_OK)
+		goto out;
+	PQclear(PQexec(c, "SET lock_timeout = '10s'; SET client_min_messages = warning"));
+	r = PQexecParams(c, "SELECT quote_ident(nspname) FROM pg_namespace "
+			 "WHERE left(nspname, length($1)) = $1",
+			 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		goto out;
+	for (i = 0, n = 0; i < PQntuples(r); i++) {
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE",
+			 PQgetvalue(r, i, 0));
+		d = PQexec(c, sql);
+		if (PQresultStatus(d) == PGRES_COMMAND_OK)
+			n++;
+		else
+			fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(c));
+		PQclear(d);
+	}
+out:
+	if (n < 0)
+		fprintf(stderr, "harness: could not drop the schemas %s*: %s",
+			prefix, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
 void harness_suite_end(void)
 {
 	const char *keep = getenv("HARNESS_KEEP");
+	int kept = keep != NULL && keep[0] == '1';
 
-	if (keep != NULL && keep[0] == '1')
+	if (kept)
 		fprintf(stderr, "harness: kept test dirs in %s\n", suite_root);
 	else
 		rm_rf(suite_root);
+	if (harness_db_url() != NULL && !kept)
+		drop_suite_schemas();
 	suite_root[0] = '\0';
 }
 
@@ -393,7 +477,13 @@ static void launch_spawn(struct jobqd *d, const char *const *extra_args,
 	argv[n++] = "--listen";
 	argv[n++] = "127.0.0.1:0";
 	argv[n++] = "--db";
-	argv[n++] = d->db;
+	if (d->schema[0] != '\0') {
+		argv[n++] = harness_db_url();
+		argv[n++] = "--db-schema";
+		argv[n++] = d->schema;
+	} else {
+		argv[n++] = d->db;
+	}
 	argv[n++] = "--log-level";
 	argv[n++] = "info";
 	for (i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
@@ -486,6 +576,7 @@ void harness_start_env(struct jobqd *d, const char *const *extra_args,
 	live_add(-1, d->dir);
 	snprintf(d->db, sizeof d->db, "%s/jobq.db", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/stderr.log", d->dir);
+	schema_for(d);
 	launch(d, extra_args, env);
 }
 
@@ -526,6 +617,7 @@ void harness_start_bin(struct jobqd *d, const char *bin_var,
 	live_add(-1, d->dir);
 	snprintf(d->db, sizeof d->db, "%s/jobq.db", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/stderr.log", d->dir);
+	schema_for(d);
 	launch(d, extra_args, env);
 }
 

@@ -1,7 +1,9 @@
 /* Black-box test harness for jobqd: spawns the real binary (env JOBQD,
  * default build/jobqd) on 127.0.0.1:0 with a fresh temp dir and DB, talks
  * to it over HTTP with libcurl, stops it with SIGTERM and fails the test if
- * its log shows a sanitizer report. Every wait here is bounded. */
+ * its log shows a sanitizer report. Every wait here is bounded. With
+ * JOBQ_TEST_DB_URL=postgresql://... set, the DB is a fresh schema on that
+ * server instead of a file (see harness_db_url). */
 #ifndef JOBQ_TESTS_HARNESS_H
 #define JOBQ_TESTS_HARNESS_H
 
@@ -19,7 +21,8 @@ struct jobqd {
 	pid_t pid;
 	int port;
 	char dir[HARNESS_PATH_MAX / 2]; /* temp dir, removed by harness_stop/cleanup */
-	char db[HARNESS_PATH_MAX];   /* <dir>/jobq.db */
+	char db[HARNESS_PATH_MAX];   /* <dir>/jobq.db (unused on PostgreSQL) */
+	char schema[64];             /* on PostgreSQL: jobqd's --db-schema */
 	char log[HARNESS_PATH_MAX];  /* <dir>/stderr.log, stdout and stderr */
 	char base[64];               /* "http://127.0.0.1:PORT" */
 	/* Set by harness_start_bin: the binary's real path and the extra
@@ -59,6 +62,12 @@ struct cli_result {
  * (which check ends with _exit) left behind. Set HARNESS_KEEP=1 to keep it. */
 void harness_suite_begin(void);
 void harness_suite_end(void);
+
+/* JOBQ_TEST_DB_URL, or NULL when jobqd runs on SQLite (unset or empty).
+ * When set, jobqd gets --db URL --db-schema <a name unique to its temp dir>
+ * instead of --db <dir>/jobq.db, and harness_suite_end drops the suite's
+ * schemas. A test that looks into the SQLite file skips that on PostgreSQL. */
+const char *harness_db_url(void);
 
 /* The whole of an API suite's main: curl and the suite's temp dir set up,
  * the suite run (CK_FORK etc. from the environment), everything cleaned up.

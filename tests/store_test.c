@@ -1,8 +1,10 @@
 /* Helpers shared by the store test suites (store_test.h). The inspection
- * helpers (db_exec, db_int) speak SQL to the backend's own database. */
+ * helpers (db_exec, db_int) speak SQL to the backend's own database: the
+ * SQLite file, or on pg the test's schema through libpq. */
 #include "tests/store_test.h"
 
 #include <ftw.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -17,6 +19,12 @@
 #include "core/uuid.h"
 
 const char *test_backend = "sqlite";
+const char *test_schema;
+
+static bool on_pg(void)
+{
+	return strcmp(test_backend, "pg") == 0;
+}
 
 
 /* ---- temp dirs --------------------------------------------------------- */
@@ -50,8 +58,81 @@ void root_setup(void)
 	}
 }
 
+/* ---- pg: a schema per test ---------------------------------------------- */
+
+/* "ut_" + the hex of the root dir's and the test dir's mkdtemp suffixes:
+ * unique while the dirs are, and within [a-z_][a-z0-9_]{0,62}. */
+static char schema_name[64];
+
+static const char *pg_url(void)
+{
+	const char *url = getenv("JOBQ_TEST_PG_URL");
+	ck_assert_msg(url && *url, "JOBQ_TEST_BACKEND=pg needs JOBQ_TEST_PG_URL=postgresql://...");
+	return url;
+}
+
+static void hex_suffix(char *out, size_t n, const char *dir)
+{
+	const char *x = strrchr(dir, '-');
+	x = x ? x + 1 : dir;
+	size_t len = 0;
+	out[0] = '\0';
+	for (; *x && len + 3 <= n; x++, len += 2)
+		snprintf(out + len, n - len, "%02x", (unsigned char)*x);
+}
+
+/* A session on the test database, in schema (if not NULL), with bounded
+ * waits: a test's leftovers never hang the suite. */
+static PGconn *pg_connect(const char *schema)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect to JOBQ_TEST_PG_URL: %s", PQerrorMessage(c));
+	char sql[160];
+	snprintf(sql, sizeof sql, "SET lock_timeout = '10s'; SET statement_timeout = '30s'; "
+	         "SET client_min_messages = warning%s%s",
+	         schema ? "; SET search_path TO " : "", schema ? schema : "");
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	return c;
+}
+
+/* Drops every schema whose name starts with prefix. */
+static void pg_drop_schemas(const char *prefix)
+{
+	PGconn *c = pg_connect(NULL);
+	const char *params[1] = {prefix};
+	PGresult *r = PQexecParams(c,
+	        "SELECT quote_ident(nspname) FROM pg_namespace WHERE left(nspname, length($1)) = $1",
+	        1, NULL, params, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "list schemas: %s", PQerrorMessage(c));
+	for (int i = 0; i < PQntuples(r); i++) {
+		char sql[160];
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", PQgetvalue(r, i, 0));
+		PGresult *d = PQexec(c, sql);
+		ck_assert_msg(PQresultStatus(d) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+		PQclear(d);
+	}
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void root_schema_prefix(char *out, size_t n)
+{
+	char hex[16];
+	hex_suffix(hex, sizeof hex, root_dir);
+	snprintf(out, n, "ut_%s_", hex);
+}
+
 void root_teardown(void)
 {
+	/* What failed tests left (Check ends a failing child before its
+	 * teardown). */
+	if (on_pg() && root_dir[0]) {
+		char prefix[32];
+		root_schema_prefix(prefix, sizeof prefix);
+		pg_drop_schemas(prefix);
+	}
 	remove_tree(root_dir);
 	root_dir[0] = '\0';
 }
@@ -61,10 +142,24 @@ void dir_setup(void)
 	snprintf(test_dir, sizeof test_dir, "%s/t-XXXXXX", root_dir);
 	ck_assert_msg(mkdtemp(test_dir) != NULL, "mkdtemp %s failed", test_dir);
 	snprintf(db_path, sizeof db_path, "%s/jobq.db", test_dir);
+	test_schema = NULL;
+	if (on_pg()) {
+		char prefix[32], hex[16];
+		root_schema_prefix(prefix, sizeof prefix);
+		hex_suffix(hex, sizeof hex, test_dir);
+		snprintf(schema_name, sizeof schema_name, "%s%s", prefix, hex);
+		test_schema = schema_name;
+		int n = snprintf(db_path, sizeof db_path, "%s", pg_url());
+		ck_assert_msg(n > 0 && (size_t)n < sizeof db_path, "JOBQ_TEST_PG_URL too long");
+	}
 }
 
 void dir_teardown(void)
 {
+	if (test_schema) {
+		pg_drop_schemas(test_schema);
+		test_schema = NULL;
+	}
 	remove_tree(test_dir);
 	test_dir[0] = '\0';
 }
@@ -137,7 +232,7 @@ void on_batch_done(void *arg, const char *batch_id)
 
 struct store *open_store(struct recorder *rec)
 {
-	struct store_options opts = {.backend = test_backend, .path = db_path,
+	struct store_options opts = {.backend = test_backend, .path = db_path, .schema = test_schema,
 	                             .durability = STORE_DURABLE_POWER_LOSS};
 	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
 	                            .batch_done = on_batch_done};
@@ -356,17 +451,31 @@ void assert_counts(struct store *st, const char *queue, int64_t queued, int64_t 
 		              job_state_name((enum job_state)s), (long long)q.counts[s], (long long)want[s]);
 }
 
-/* The inspection helpers speak SQL to a SQLite file; another backend
- * brings its own. */
+/* The inspection helpers speak SQL to a SQLite file or, on pg, to the
+ * test's schema; another backend brings its own. */
 static void assert_sql_inspector(void)
 {
-	ck_assert_msg(strcmp(test_backend, "sqlite") == 0, "no SQL inspector for backend %s", test_backend);
+	ck_assert_msg(strcmp(test_backend, "sqlite") == 0 || on_pg(), "no SQL inspector for backend %s",
+	              test_backend);
+}
+
+static PGresult *pg_run(const char *sql, ExecStatusType want)
+{
+	PGconn *c = pg_connect(test_schema);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == want, "%s: %s", sql, PQerrorMessage(c));
+	PQfinish(c);
+	return r;
 }
 
 /* Runs one statement on its own connection to the test database. */
 void db_exec(const char *sql)
 {
 	assert_sql_inspector();
+	if (on_pg()) {
+		PQclear(pg_run(sql, PGRES_COMMAND_OK));
+		return;
+	}
 	sqlite3 *db = NULL;
 	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
 	char *msg = NULL;
@@ -380,6 +489,14 @@ void db_exec(const char *sql)
 int64_t db_int(const char *sql)
 {
 	assert_sql_inspector();
+	if (on_pg()) {
+		PGresult *r = pg_run(sql, PGRES_TUPLES_OK);
+		ck_assert_msg(PQntuples(r) > 0 && PQnfields(r) > 0, "%s: no row", sql);
+		ck_assert_msg(!PQgetisnull(r, 0, 0), "%s: NULL", sql);
+		int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		return v;
+	}
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

@@ -19,6 +19,12 @@
  * "sqlite"). */
 extern const char *test_backend;
 
+/* On pg (JOBQ_TEST_BACKEND=pg, JOBQ_TEST_PG_URL=postgresql://...) db_path
+ * holds that URL and each test gets a fresh schema, named from its temp dir
+ * and dropped at teardown: pass test_schema as store_options.schema. NULL
+ * on SQLite. */
+extern const char *test_schema;
+
 /* Records the store hooks. finished ids are kept in call order. */
 struct recorder {
 	pthread_mutex_t mu;
@@ -100,7 +106,8 @@ struct queue_info queue_of(struct store *st, const char *name);
  * scheduled. */
 void assert_counts(struct store *st, const char *queue, int64_t queued, int64_t running, int64_t succeeded, int64_t failed, int64_t canceled, int64_t scheduled);
 
-/* Runs one statement on its own connection to the test database. */
+/* Runs one statement on its own connection to the test database (on pg:
+ * in the test's schema). */
 void db_exec(const char *sql);
 
 /* The first column of the first row of sql, an integer. */

@@ -2,12 +2,15 @@
  * while it is SIGKILLed at a random moment of each round and restarted on the
  * same DB. Every job acknowledged with a 201 must survive, end terminal, and
  * (by the tally file the `tally` job type appends to) never have run more
- * often than its attempts allow. A standalone program with its own checks
+ * often than its attempts allow. With --restart-pg (jobqd on PostgreSQL,
+ * JOBQ_TEST_DB_URL and JOBQ_TEST_PG_DIR set) each round restarts the
+ * database server instead, and jobqd must ride it out on its own. A standalone program with its own checks
  * (Check only carries the harness's assertions, see run_under_check); its
  * last line is "torture: N passed, M failed", one count per check family. */
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -30,6 +33,7 @@
 #define CLIENT_SLACK_S 30.0      /* a client stops this long after its round at the latest */
 #define LOOKUP_THREADS_MAX 8     /* parallel GETs after a restart */
 #define LONGPOLL_S 5.0           /* ?wait= of one GET in the final wait */
+#define LOOKUP_RETRIES 100       /* 503s a lookup retries, 50 ms apart (--restart-pg) */
 #define EXAMPLES 8               /* failures printed per check family */
 #define EVIDENCE_MAX 5           /* failing jobs shown in detail */
 #define LOG_LINES_MAX 20         /* log lines shown per failing job */
@@ -42,6 +46,7 @@ static const char *const jobqd_args[] = {
 };
 
 struct opts {
+	int restart_pg;  /* rounds restart PostgreSQL instead of killing jobqd */
 	long kills;
 	int clients;
 	double round_s;
@@ -66,13 +71,14 @@ enum family {
 	F_TALLY_FILE,
 	F_SIGTERM,
 	F_INTEGRITY,
+	F_OUTAGE,
 	F_COUNT
 };
 
 static const char *const family_names[F_COUNT] = {
 	[F_SUBMIT] = "every submission got 201 or was cut off by the kill",
 	[F_UNIQUE] = "acknowledged ids are unique",
-	[F_ALIVE] = "jobqd was still running at every kill",
+	[F_ALIVE] = "jobqd was still running at every kill (or PostgreSQL restart)",
 	[F_FOUND] = "every acknowledged job is found after every restart",
 	[F_TERMINAL] = "every acknowledged job ends terminal in the final wait",
 	[F_BOUNDS] = "tally runs <= attempts <= max_attempts",
@@ -83,7 +89,12 @@ static const char *const family_names[F_COUNT] = {
 	[F_TALLY_FILE] = "tally file is well formed",
 	[F_SIGTERM] = "SIGTERM stops jobqd with exit 0",
 	[F_INTEGRITY] = "PRAGMA integrity_check is ok",
+	[F_OUTAGE] = "PostgreSQL down: /readyz, submissions and reads 503 (no other 5xx); ready again after",
 };
+
+/* Families that cannot apply to this run (SQLite's integrity check on
+ * PostgreSQL, the outage on SQLite) count as neither passed nor failed. */
+static int family_skipped[F_COUNT];
 
 static struct {
 	pthread_mutex_t lock;
@@ -153,6 +164,8 @@ static int failed_families(void)
 /* A family that never ran because the run ended early counts as neither. */
 static int family_reached(int f)
 {
+	if (family_skipped[f])
+		return 0;
 	return !ended_early || checks.checked[f] > 0 || checks.fails[f] > 0;
 }
 
@@ -303,6 +316,10 @@ struct job_rec {
 	int terminal;
 };
 
+/* Set by main before the runner starts; read by the test function and
+ * the threads it starts. */
+static struct opts opt;
+
 /* Appended to by the clients under lock; read without it only while no
  * client runs (after pthread_join). */
 static struct {
@@ -346,7 +363,8 @@ struct client {
 	uint64_t rng;
 	double pause_max_s;   /* pause uniform in [0, this] between submissions */
 	double deadline;      /* now_s() bound */
-	long sent, cut;
+	int refusable;        /* a 503 is a refusal (PostgreSQL restarts) */
+	long sent, cut;       /* cut: cut off by the kill, or refused with 503 */
 };
 
 /* Picks the next job: 60% tally (30% of them failing, 0..0.2 s, 1..4
@@ -398,6 +416,19 @@ static void take_reply(struct client *c, struct job_rec *rec,
 			check_fail(F_SUBMIT, "round %d client %d: POST /v1/jobs "
 				   "failed while jobqd was up: %s", c->round,
 				   c->index, r->error);
+		return;
+	}
+	if (r->status == 503 && c->refusable) {
+		char why[1024];
+
+		/* The database is down or jobqd is reconnecting: a refusal
+		 * in the contract's shape, nothing acknowledged. */
+		if (harness_problem_mismatch(r, 503, "storage_unavailable", NULL, why,
+					     sizeof why) != 0)
+			check_fail(F_OUTAGE, "round %d client %d: POST /v1/jobs "
+				   "refused but not as the contract says: %s",
+				   c->round, c->index, why);
+		c->cut++;
 		return;
 	}
 	if (r->status != 201) {
@@ -465,6 +496,7 @@ static void *lookup_main(void *arg)
 	char path[128];
 	struct resp r;
 	size_t i;
+	int tries;
 
 	for (i = l->lo; i < l->hi; i++) {
 		const struct job_rec *j = &acked.v[i];
@@ -472,6 +504,14 @@ static void *lookup_main(void *arg)
 
 		snprintf(path, sizeof path, "/v1/jobs/%s", j->id);
 		harness_request(l->d, "GET", path, NULL, NULL, NULL, &r);
+		/* After a PostgreSQL restart a read session may meet the lost
+		 * connection first: 503, and the next read reconnects. */
+		for (tries = 0; opt.restart_pg && r.status == 503 &&
+			       tries < LOOKUP_RETRIES; tries++) {
+			harness_resp_free(&r);
+			sleep_s(0.05);
+			harness_request(l->d, "GET", path, NULL, NULL, NULL, &r);
+		}
 		id = jstr(r.json, "id");
 		type = jstr(r.json, "type");
 		if (r.status == 200 && id != NULL && strcmp(id, j->id) == 0 &&
@@ -925,9 +965,15 @@ static void print_report(const struct opts *o, long kills, long cut,
 	int f;
 
 	printf("rounds: %ld of %ld\n", kills, o->kills);
-	printf("kills: %ld (SIGKILL)\n", kills);
-	printf("jobs acknowledged: %zu (submissions that failed once the kill was issued: %ld)\n",
-	       acked.n, cut);
+	if (o->restart_pg) {
+		printf("PostgreSQL restarts: %ld (jobqd kept running)\n", kills);
+		printf("jobs acknowledged: %zu (submissions refused with 503: %ld)\n",
+		       acked.n, cut);
+	} else {
+		printf("kills: %ld (SIGKILL)\n", kills);
+		printf("jobs acknowledged: %zu (submissions that failed once the kill was issued: %ld)\n",
+		       acked.n, cut);
+	}
 	printf("acknowledged jobs found after restarts: %ld of %ld lookups\n",
 	       found, lookups);
 	printf("final wait: %.1f s (bound %g s)\n", stat_drain_s, o->drain_s);
@@ -943,9 +989,10 @@ static void print_report(const struct opts *o, long kills, long cut,
 		printf("%s %s (%ld checked)\n", checks.fails[f] ? "FAIL" :
 		       family_reached(f) ? "ok  " : "----", family_names[f],
 		       checks.checked[f]);
-	printf("seed: %" PRIu64 " (replay: --kills %ld --clients %d "
+	printf("seed: %" PRIu64 " (replay:%s --kills %ld --clients %d "
 	       "--seconds-per-round %g --seed %" PRIu64 ")\n", o->seed,
-	       o->kills, o->clients, o->round_s, o->seed);
+	       o->restart_pg ? " --restart-pg" : "", o->kills, o->clients,
+	       o->round_s, o->seed);
 }
 
 /* ---- setup ---- */
@@ -955,9 +1002,12 @@ static void usage(FILE *to)
 	fprintf(to,
 		"usage: JOBQD_TEST=build/jobqd-test torture [--kills K] [--clients C]\n"
 		"       [--seconds-per-round S] [--seed N] [--rate JOBS_PER_S]\n"
-		"       [--drain-seconds S]\n"
+		"       [--drain-seconds S] [--restart-pg]\n"
 		"Kills jobqd-test K times while C clients submit jobs, then checks\n"
 		"that every acknowledged job survived and ran within its attempts.\n"
+		"--restart-pg: jobqd runs on PostgreSQL (JOBQ_TEST_DB_URL) and each\n"
+		"round restarts that server instead (JOBQ_TEST_PG_DIR, the cluster\n"
+		"of scripts/pg-cluster.sh, named by PG_CLUSTER), jobqd left running.\n"
 		"HARNESS_KEEP=1 keeps the temp dirs.\n");
 }
 
@@ -994,6 +1044,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		if (strcmp(a, "--help") == 0) {
 			usage(stdout);
 			exit(0);
+		} else if (strcmp(a, "--restart-pg") == 0) {
+			o->restart_pg = 1;
+			continue;
 		} else if (strcmp(a, "--kills") == 0 &&
 			   parse_num(val, 0, (double)MAX_KILLS, &v) == 0 &&
 			   v == (long)v) {
@@ -1063,7 +1116,6 @@ static void remove_dir(const char *dir)
 /* ---- the run ---- */
 
 /* Set by main before the runner starts; read by the test function. */
-static struct opts opt;
 static char work_dir[HARNESS_PATH_MAX / 2], tally_path[HARNESS_PATH_MAX],
 	log_path[HARNESS_PATH_MAX];
 static struct client clients[MAX_CLIENTS];
@@ -1088,6 +1140,7 @@ static void start_clients(const struct jobqd *d, int rnd)
 		rng_next(&c->rng);
 		c->pause_max_s = 2.0 * opt.clients / opt.rate;
 		c->deadline = now_s() + opt.round_s + CLIENT_SLACK_S;
+		c->refusable = opt.restart_pg;
 		if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
 			perror("torture: pthread_create");
 			exit(1);
@@ -1110,6 +1163,142 @@ static long stop_clients(void)
 		check_count(F_SUBMIT, c->sent);
 	}
 	return cut;
+}
+
+/* Runs scripts/pg-cluster.sh CMD on the cluster (its waits are bounded). */
+static int pg_cluster(const char *cmd)
+{
+	const char *script = getenv("PG_CLUSTER"), *dir = getenv("JOBQ_TEST_PG_DIR");
+	int status = -1;
+	pid_t pid;
+
+	if (script == NULL || script[0] == '\0')
+		script = "scripts/pg-cluster.sh";
+	if (dir == NULL || dir[0] == '\0')
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		if (nul >= 0)
+			dup2(nul, 1); /* start prints the URL again */
+		execl(script, script, cmd, dir, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Polls /readyz (bounded) until it answers want; returns the seconds it
+ * took, or -1 with the last reply in last. */
+static double wait_readyz(const struct jobqd *d, long want, double bound_s,
+			  char *last, size_t n)
+{
+	double t0 = now_s();
+	struct resp r;
+
+	for (;;) {
+		harness_request(d, "GET", "/readyz", NULL, NULL, NULL, &r);
+		snprintf(last, n, "%ld %.200s", r.status,
+			 r.status ? r.body : r.error);
+		if (r.status == want && (want != 503 ||
+		    harness_problem_mismatch(&r, 503, "storage_unavailable", NULL,
+					     last, n) == 0)) {
+			harness_resp_free(&r);
+			return now_s() - t0;
+		}
+		harness_resp_free(&r);
+		if (r.status == 0 || now_s() - t0 > bound_s)
+			return -1;
+		sleep_s(0.02);
+	}
+}
+
+/* The outage of a --restart-pg round: odd rounds restart the server at
+ * once (pg_ctl restart -m fast); even ones stop it, see jobqd refuse while
+ * it is down (/readyz, a submission and a read: 503), and start it again. Then jobqd must be ready again by itself. */
+static void pg_outage(const struct jobqd *d, long rnd)
+{
+	char last[512];
+	struct resp r;
+	double took;
+
+	if (rnd % 2 == 1) {
+		if (pg_cluster("restart") != 0)
+			check_fail(F_OUTAGE, "round %ld: pg-cluster.sh restart failed", rnd);
+	} else {
+		if (pg_cluster("stop") != 0)
+			check_fail(F_OUTAGE, "round %ld: pg-cluster.sh stop failed", rnd);
+		if (wait_readyz(d, 503, 10.0, last, sizeof last) < 0)
+			check_fail(F_OUTAGE, "round %ld: /readyz not 503 within 10 s "
+				   "of the server stopping: %s", rnd, last);
+		harness_request(d, "POST", "/v1/jobs", "application/json",
+				"{\"type\":\"echo\",\"payload\":{}}", NULL, &r);
+		if (harness_problem_mismatch(&r, 503, "storage_unavailable", NULL,
+					     last, sizeof last) != 0)
+			check_fail(F_OUTAGE, "round %ld: a submission while the "
+				   "server is down: %s", rnd, last);
+		harness_resp_free(&r);
+		if (acked.n > 0) {
+			char path[128];
+
+			/* clients run: read acked.v[0] under the lock */
+			pthread_mutex_lock(&acked.lock);
+			snprintf(path, sizeof path, "/v1/jobs/%s", acked.v[0].id);
+			pthread_mutex_unlock(&acked.lock);
+			harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+			if (harness_problem_mismatch(&r, 503, "storage_unavailable",
+						     NULL, last, sizeof last) != 0)
+				check_fail(F_OUTAGE, "round %ld: a read while the "
+					   "server is down: %s", rnd, last);
+			harness_resp_free(&r);
+		}
+		if (pg_cluster("start") != 0)
+			check_fail(F_OUTAGE, "round %ld: pg-cluster.sh start failed", rnd);
+	}
+	took = wait_readyz(d, 200, 30.0, last, sizeof last);
+	check_count(F_OUTAGE, 1);
+	if (took < 0)
+		check_fail(F_OUTAGE, "round %ld: /readyz not 200 within 30 s of "
+			   "the server being back: %s", rnd, last);
+	else
+		printf("round %ld: PostgreSQL %s; jobqd ready again %.2f s after\n",
+		       rnd, rnd % 2 == 1 ? "restarted (-m fast)" :
+		       "stopped, refused while down, started", took);
+}
+
+/* One round of --restart-pg: clients submit, the database server goes away
+ * at a random moment and comes back, jobqd keeps running; every job
+ * acknowledged so far is looked up. */
+static void run_pg_round(struct jobqd *d, long rnd, uint64_t *rng)
+{
+	double outage_after = opt.round_s * (0.1 + 0.9 * rng_unit(rng));
+	size_t acked_before = acked.n;
+	long refused, found;
+
+	phase = "a round";
+	start_clients(d, (int)rnd);
+	sleep_s(outage_after);
+	phase = "a PostgreSQL outage";
+	pg_outage(d, rnd);
+	sleep_s(opt.round_s - outage_after); /* load after the outage too */
+	refused = stop_clients();
+	stat_cut += refused;
+	stat_kills++;
+	check_count(F_ALIVE, 1);
+	if (!process_alive(d->pid))
+		check_fail(F_ALIVE, "round %ld: jobqd (pid %d) ended during the "
+			   "PostgreSQL restart", rnd, (int)d->pid);
+	phase = "the lookups after an outage";
+	stat_lookups += (long)acked.n;
+	found = lookup_all(d, opt.clients, (int)rnd);
+	stat_found += found;
+	printf("round %ld/%ld: %zu acknowledged, %ld refused with 503; "
+	       "%ld/%zu acknowledged jobs found\n", rnd, opt.kills,
+	       acked.n - acked_before, refused, found, acked.n);
 }
 
 /* One round: clients submit, SIGKILL at a random moment, restart, look up
@@ -1193,8 +1382,24 @@ START_TEST(torture)
 	phase = "the first start";
 	/* harness_restart reuses the binary and the environment. */
 	harness_start_bin(&d, "JOBQD_TEST", "build/jobqd-test", jobqd_args, env);
-	for (rnd = 1; rnd <= opt.kills; rnd++)
-		run_round(&d, rnd, &rng);
+	for (rnd = 1; rnd <= opt.kills; rnd++) {
+		if (opt.restart_pg)
+			run_pg_round(&d, rnd, &rng);
+		else
+			run_round(&d, rnd, &rng);
+	}
+	if (opt.restart_pg) {
+		/* An outcome whose commit met the outage leaves its job running
+		 * until the next start (as on SQLite when a commit fails): one
+		 * clean restart, then the final wait. */
+		phase = "the SIGTERM stop after the outages";
+		status = harness_stop_keep(&d);
+		check_count(F_SIGTERM, 1);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			check_fail(F_SIGTERM, "after the outages: wait status %d", status);
+		log_save(&d, log_path, "the run through the PostgreSQL restarts");
+		harness_restart(&d, jobqd_args);
+	}
 
 	phase = "the final wait";
 	stat_drain_s = now_s();
@@ -1212,7 +1417,8 @@ START_TEST(torture)
 
 	phase = "the checks";
 	check_all_jobs();
-	check_integrity(d.db);
+	if (harness_db_url() == NULL)
+		check_integrity(d.db);
 	if (failed_families() > 0) {
 		snprintf(keep_db, sizeof keep_db, "%s/jobq.db", work_dir);
 		copy_file(d.db, keep_db);
@@ -1256,11 +1462,20 @@ int main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &opt) != 0)
 		return 2;
+	if (opt.restart_pg && (harness_db_url() == NULL ||
+			       getenv("JOBQ_TEST_PG_DIR") == NULL)) {
+		fprintf(stderr, "torture: --restart-pg needs JOBQ_TEST_DB_URL and "
+			"JOBQ_TEST_PG_DIR (see make check-pg)\n");
+		return 2;
+	}
+	family_skipped[F_INTEGRITY] = harness_db_url() != NULL;
+	family_skipped[F_OUTAGE] = !opt.restart_pg;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	atexit(at_exit_report);
-	printf("torture: seed %" PRIu64 ", %ld kills, %d clients, %g s per round, "
-	       "%g jobs/s\n", opt.seed, opt.kills, opt.clients, opt.round_s,
-	       opt.rate);
+	printf("torture: seed %" PRIu64 ", %ld %s, %d clients, %g s per round, "
+	       "%g jobs/s%s\n", opt.seed, opt.kills,
+	       opt.restart_pg ? "PostgreSQL restarts" : "kills", opt.clients,
+	       opt.round_s, opt.rate, harness_db_url() ? ", on PostgreSQL" : "");
 	if (setup(work_dir, sizeof work_dir, tally_path, sizeof tally_path) != 0) {
 		ended_early = 1;
 		print_final();

@@ -3111,7 +3111,7 @@ static void *read_many(void *arg)
  * many cores): they wait for one, and none fails. */
 START_TEST(store_readers_beyond_the_pool_wait_instead_of_failing)
 {
-	struct store_options opts = {.backend = test_backend, .path = db_path, .readers = 4};
+	struct store_options opts = {.backend = test_backend, .path = db_path, .schema = test_schema, .readers = 4};
 	char err[512] = "";
 	struct store *st = NULL;
 	ck_assert_msg(store_open(&opts, NULL, &st, err, sizeof err) == 0, "store_open: %s", err);
@@ -3146,7 +3146,7 @@ static bool x_external(void *arg, const char *queue)
 
 static struct store *open_external_store(struct recorder *rec)
 {
-	struct store_options opts = {.backend = test_backend, .path = db_path,
+	struct store_options opts = {.backend = test_backend, .path = db_path, .schema = test_schema,
 	                             .durability = STORE_DURABLE_POWER_LOSS, .external = x_external};
 	struct store_hooks hooks = {.arg = rec, .submitted = on_submitted, .finished = on_finished,
 	                            .batch_done = on_batch_done};

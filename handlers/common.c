@@ -126,6 +126,13 @@ int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bo
 	return 0;
 }
 
+bool handler_prefers_minimal(struct req *r)
+{
+	const char *prefer = req_header(r, "Prefer");
+	char v[16];
+	return prefer && prefer_value(prefer, "return", v, sizeof v) && strcasecmp(v, "minimal") == 0;
+}
+
 int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer)
 {
 	if (handler_wait_parse(req_query(r, "wait"), req_header(r, "Prefer"), wait_s, from_prefer) == 0)

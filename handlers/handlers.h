@@ -40,6 +40,10 @@ int handler_parse_wait(struct req *r, double *wait_s, bool *from_prefer);
  * value (nothing replied). */
 int handler_wait_parse(const char *query, const char *prefer, double *wait_s, bool *from_prefer);
 
+/* Whether the request asks for no body in a success answer
+ * (`Prefer: return=minimal`, RFC 7240). */
+bool handler_prefers_minimal(struct req *r);
+
 /* Suspends r until the hub fires id or wait_s passes, then on_resume runs.
  * ended(r, id) is asked after arming, so an end that landed between the
  * caller's read and the arming is not missed. w lives in r's ctx. */

@@ -435,6 +435,11 @@ static void answer_committed(struct req *r)
 		handler_reply_unavailable(r);
 		return;
 	}
+	if (handler_prefers_minimal(r)) { /* a worker needs only the status */
+		reply_header(r, "Preference-Applied", "return=minimal");
+		reply_static(r, 204, NULL, "", 0);
+		return;
+	}
 	struct job *job = NULL;
 	enum store_rc rc = store_get_job(r->app->store, ar->job->id, &job);
 	if (rc == STORE_NOT_FOUND)

@@ -193,6 +193,44 @@ START_TEST(lease_heartbeat_complete)
 }
 END_TEST
 
+/* Prefer: return=minimal: a worker gets 204 and no body for an answer
+ * that applied, and the same 409 problem for one that did not. */
+START_TEST(answers_may_ask_for_no_body)
+{
+	static const char *const what[] = {"fail", "complete"};
+	static const char *const rest[] = {"\"error\":\"boom\",\"retryable\":false", "\"result\":7"};
+	static const char *const state[] = {"failed", "succeeded"};
+	struct jobqd d;
+	harness_start(&d, EXT);
+	for (int k = 0; k < 2; k++) {
+		char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+		cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
+		char lid[33], path[128], applied[64];
+		snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
+		cJSON_Delete(l);
+		snprintf(path, sizeof path, "/v1/jobs/%s/%s", id, what[k]);
+		struct resp r;
+		harness_request(&d, "POST", path, "application/json", with_lease(lid, rest[k]),
+				"Prefer: return=minimal", &r);
+		ck_assert_msg(r.status == 204, "%s: status %ld, body %.300s", path, r.status, r.body);
+		ck_assert_msg(!r.body || !r.body[0], "a 204 has no body: %.300s", r.body);
+		ck_assert_int_eq(harness_header(&r, "Preference-Applied", applied, sizeof applied), 1);
+		ck_assert_str_eq(applied, "return=minimal");
+		harness_resp_free(&r);
+		cJSON *j = get_job(&d, id);
+		ck_assert_str_eq(jstr(j, "state"), state[k]);
+		ck_assert_int_eq(cJSON_GetArraySize(jget(j, "attempt_history")), 1);
+		cJSON_Delete(j);
+		harness_request(&d, "POST", path, "application/json", with_lease(lid, rest[k]),
+				"Prefer: return=minimal", &r);
+		assert_problem(&r, 409, "lease_lost", "lease_id");
+		harness_resp_free(&r);
+		free(id);
+	}
+	assert_exit_0(harness_stop(&d));
+}
+END_TEST
+
 START_TEST(fail_retries_per_policy_and_release_spends_no_attempt)
 {
 	struct jobqd d;
@@ -556,6 +594,7 @@ static Suite *lease_suite(void)
 
 	tcase_add_test(tc, external_queue_takes_any_type_and_is_never_run_inside);
 	tcase_add_test(tc, lease_heartbeat_complete);
+	tcase_add_test(tc, answers_may_ask_for_no_body);
 	tcase_add_test(tc, fail_retries_per_policy_and_release_spends_no_attempt);
 	tcase_add_test(tc, stale_lease_ids_are_refused_and_change_nothing);
 	tcase_add_test(tc, expired_lease_is_an_interrupted_attempt_and_the_job_is_leased_again);

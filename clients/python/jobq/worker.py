@@ -144,7 +144,8 @@ class Worker:
             return
         body = dict(body, lease_id=job.lease_id)
         try:
-            self.client.request("POST", "/v1/jobs/%s/%s" % (job.id, action), body)
+            self.client.request("POST", "/v1/jobs/%s/%s" % (job.id, action), body,
+                                headers={"Prefer": "return=minimal"})  # 204: no job to read back
         except JobqError as e:
             if e.status in (404, 409):
                 job.lost = True

@@ -127,7 +127,7 @@ class RescueTest(unittest.TestCase):
         # worker is alive, and its run did not answer for the job.
         self.assertEqual(self.c.get(job), done)
         self.assertIsNone(stopped.poll())
-        self.assertEqual(len(re.findall(r"path=/v1/jobs/%s/complete status=200 " % re.escape(job["id"]),
+        self.assertEqual(len(re.findall(r"path=/v1/jobs/%s/complete status=204 " % re.escape(job["id"]),
                                         self.d.log())), 1)
 
     def test_1000_jobs_over_4_processes_each_run_once(self) -> None:

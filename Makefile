@@ -241,8 +241,9 @@ check-pg: $(BUILD)/tests/unit $(BUILD)/tests/torture $(BUILD)/jobqd $(BUILD)/job
 	trap 'exit 130' INT TERM; \
 	url=$$(scripts/pg-cluster.sh start "$$dir") || exit 1; \
 	echo "check-pg: PostgreSQL at $$url"; \
-	JOBQ_TEST_PG_DIR="$$dir" JOBQ_TEST_PG_URL="$$url" JOBQ_TEST_DB_URL="$$url" \
-		$(MAKE) --no-print-directory -j1 check-pg-suites
+	rc=0; JOBQ_TEST_PG_DIR="$$dir" JOBQ_TEST_PG_URL="$$url" JOBQ_TEST_DB_URL="$$url" \
+		$(MAKE) --no-print-directory -j1 check-pg-suites || rc=$$?; \
+	exit $$rc
 endif
 
 check-pg-suites: check-pg-unit $(PG_API_CHECKS) check-pg-kill check-pg-restart

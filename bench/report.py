@@ -71,7 +71,7 @@ if machine:
 pgb = load("pgbench") if backend == "pg" else None
 pg1 = pgb["c1"]["tps"] if pgb else None
 pg64 = pgb["c64"]["tps"] if pgb else None
-pg1_txt = f"{pg1:,} tps" if pg1 else "? (no pgbench part)"
+pg1_txt = f"{round(pg1):,} tps" if pg1 else "? (no pgbench part)"
 if pgb:
     res["settings"] = pgb.get("settings")
     check("pgbench", "single-row INSERT transactions, 1 client", round(pg1), "tps", "-", None,
@@ -97,7 +97,7 @@ if submit:
         if c == "c64" and backend == "pg":
             rp = ratio(s["per_second"], pg64)
             check("submit", "  the same against pgbench, 64 clients", rp, "x",
-                  f"- (pgbench {pg64:,} tps)" if pg64 else "- (no pgbench part)", None,
+                  f"- (pgbench {round(pg64):,} tps)" if pg64 else "- (no pgbench part)", None,
                   {"ratio_to_pgbench_c64": rp, "pgbench_c64_tps": pg64})
         check("submit", f"  latency p50 / p99, {c[1:]} conns", f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f}", "ms",
               "-", None)

@@ -25,7 +25,8 @@
 # BACKEND=pg runs them against jobqd on PostgreSQL: a private cluster
 # (scripts/pg-cluster.sh) is started here and stopped on any exit, every
 # jobqd gets a fresh schema on it, and the parts that cannot apply are
-# skipped with their reason. One part more, after machine:
+# skipped with their reason (growth and backlog fill the schema with
+# bench/fill_pg.py). One part more, after machine:
 #     pgbench   PostgreSQL's own commit rate on that cluster: pgbench with
 #               single-row INSERT transactions, 1 client and 64 clients,
 #               BENCH_SECONDS each (the ceiling sequential and concurrent
@@ -74,6 +75,25 @@ fresh() { # fresh [FLAG...]: a new database and jobqd
 	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" "$@"
 }
 url() { echo "http://127.0.0.1:$JQ_PORT$1"; }
+# again [FLAG...]: jobqd once more on the database the last one used
+# (the same file, or on pg the same schema).
+again() {
+	BENCH_PG_SCHEMA=$JQ_SCHEMA start_jobqd "$dir/jobq.db" "$dir/jobqd.log" "$@"
+}
+# fill_db [--queued QUEUE] ROWS: tops the last jobqd's database up to ROWS
+# jobs, jobqd stopped: bench/fill.py on SQLite, bench/fill_pg.py on pg.
+fill_db() {
+	local q=()
+	if [ "$1" = --queued ]; then
+		q=(--queued "$2")
+		shift 2
+	fi
+	if [ "$BACKEND" = pg ]; then
+		python3 bench/fill_pg.py "${q[@]}" "$BENCH_PG_URL" "$JQ_SCHEMA" "$1" "$dir/ids.txt" >&2
+	else
+		python3 bench/fill.py "${q[@]}" "$dir/jobq.db" "$1" "$dir/ids.txt" >&2
+	fi
+}
 post_wrk() { # post_wrk CONNS SECONDS BODY_FILE [ENV...]
 	local c=$1 s=$2 b=$3
 	shift 3
@@ -173,7 +193,7 @@ part_growth() {
 	# (copies of one finished job, with its attempt history).
 	for rows in $levels; do
 		say "growth: $rows rows"
-		python3 bench/fill.py "$dir/jobq.db" "$rows" "$dir/ids.txt" >&2
+		fill_db "$rows"
 		growth_level "$rows" finished
 	done
 	# Then a fresh database whose rows wait queued (copies of one job on
@@ -187,7 +207,7 @@ part_growth() {
 		curl -sf -o /dev/null -H 'Content-Type: application/json' \
 			-d '{"type":"echo","queue":"backlog","payload":{}}' "$(url /v1/jobs)"
 		stop_jobqd
-		python3 bench/fill.py --queued backlog "$dir/jobq.db" "$queued" "$dir/ids.txt" >&2
+		fill_db --queued backlog "$queued"
 		growth_level "$queued" queued
 	fi
 	local IFS=,
@@ -197,7 +217,7 @@ part_growth() {
 # growth_level ROWS STATE: submit and GET rates against the database as
 # it is; appends the level's JSON to out.
 growth_level() {
-	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+	again --workers 2
 	sub=$(post_wrk 64 "$SECS" "$dir/job.json")
 	get=$(wrk_json get_ids.lua 64 "$SECS" "$(url /v1/jobs)" JOBQ_IDS_FILE="$dir/ids.txt")
 	stop_jobqd
@@ -221,8 +241,8 @@ part_backlog() {
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/pause)"
 	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url /v1/jobs)"
 	stop_jobqd
-	python3 bench/fill.py --queued bench "$dir/jobq.db" "$n" "$dir/ids.txt" >&2
-	start_jobqd "$dir/jobq.db" "$dir/jobqd.log"
+	fill_db --queued bench "$n"
+	again
 	cs0=$(ctxt_switches "$JQ_PID")
 	t0=$(now_ms)
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/resume)"
@@ -281,7 +301,6 @@ print(json.dumps({"seconds": secs, "submit_per_s": w["per_second"],
 skip_reason() {
 	case $BACKEND:$1 in
 	sqlite:pgbench) echo "pgbench measures PostgreSQL: run it with BACKEND=pg" ;;
-	pg:growth | pg:backlog) echo "its rows are written by bench/fill.py straight into a SQLite file; there is no PostgreSQL filler" ;;
 	esac
 }
 

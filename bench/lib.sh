@@ -15,13 +15,14 @@ free_port() {
 # start_jobqd DB LOG [FLAG...]: starts jobqd on a free port and waits until
 # /healthz answers; sets JQ_PID and JQ_PORT. With BENCH_PG_URL set (a
 # postgresql:// URL) DB is ignored and every start gets a fresh schema on
-# that server instead of the file (JQ_SCHEMA names it).
+# that server instead of the file (JQ_SCHEMA names it), or the schema
+# BENCH_PG_SCHEMA when that is set.
 start_jobqd() {
 	local db=$1 log=$2
 	shift 2
 	local dbargs=(--db "$db")
 	if [ -n "${BENCH_PG_URL:-}" ]; then
-		JQ_SCHEMA=bench_$(date +%s%N)
+		JQ_SCHEMA=${BENCH_PG_SCHEMA:-bench_$(date +%s%N)}
 		dbargs=(--db "$BENCH_PG_URL" --db-schema "$JQ_SCHEMA")
 	fi
 	JQ_PORT=$(free_port)

@@ -211,6 +211,7 @@ if jobq_pg:
         print(f"| {h} | {num(mine)} | {num(theirs)} | {'-' if adv is None else f'{adv:.3g}x'} | "
               f"{'-' if adv is None else ('met' if adv >= 3 else 'missed')} |")
     if not boss:
+        print()
         print("(pg-boss was not in this sitting: PEERS had no pgboss)")
     jobq_pg["vs_pgboss"] = vs
     if pgbench:

@@ -337,19 +337,24 @@ bench-http:
 # The durable peers (the harness at PEERS_HARNESS, run as it is) and jobq,
 # one after another in one sitting, then one table of same-run ratios:
 # make bench-peers [PEERS="rq aof,beanstalkd wal"] [PEERBENCH_N=2000]
+# jobq runs on SQLite, then on PostgreSQL (a private cluster); BACKENDS=sqlite
+# or BACKENDS=pg runs one of them.
 PEERS_HARNESS ?= ../shared/bench/peers
+BACKENDS ?= sqlite pg
 bench-peers:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BUILD)/jobqd
-	JOBQD=$(BUILD)/jobqd PEERS_HARNESS=$(PEERS_HARNESS) bench/peers/run.sh
+	JOBQD=$(BUILD)/jobqd PEERS_HARNESS=$(PEERS_HARNESS) BACKENDS="$(BACKENDS)" bench/peers/run.sh
 
 # Figures, never assertions: see docs/benchmarks.md.
 # One part alone: make bench PARTS="submit growth" (see bench/bench.sh).
+# On PostgreSQL (a private cluster the bench starts): make bench BACKEND=pg
+BACKEND ?= sqlite
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(BUILD)/jobqd $(BUILD)/bench/load $(BUILD)/bench/slow_server $(BUILD)/bench/waiters
 	JOBQD=$(BUILD)/jobqd LOAD=$(BUILD)/bench/load SLOW_SERVER=$(BUILD)/bench/slow_server \
-		WAITERS=$(BUILD)/bench/waiters bench/bench.sh $(PARTS)
+		WAITERS=$(BUILD)/bench/waiters BACKEND=$(BACKEND) bench/bench.sh $(PARTS)
 
 # ---- fuzzing ----
 # libFuzzer targets (tests/fuzz/fuzz_*.c), each linked with every library

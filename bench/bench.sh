@@ -21,18 +21,47 @@
 #               execution rates, jobqd RSS, WAL size and queue depth every 5 s
 # Each part writes bench/results/parts/PART.json; report.py joins whatever
 # parts exist. Figures, never assertions. Loopback only; bounded waits.
+#
+# BACKEND=pg runs them against jobqd on PostgreSQL: a private cluster
+# (scripts/pg-cluster.sh) is started here and stopped on any exit, every
+# jobqd gets a fresh schema on it, and the parts that cannot apply are
+# skipped with their reason (growth and backlog fill the schema with
+# bench/fill_pg.py). One part more, after machine:
+#     pgbench   PostgreSQL's own commit rate on that cluster: pgbench with
+#               single-row INSERT transactions, 1 client and 64 clients,
+#               BENCH_SECONDS each (the ceiling sequential and concurrent
+#               submits are held against, as fdatasync is on SQLite)
+# Parts go to bench/results/parts/pg/, the report to
+# bench/results/latest-pg.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 SECS=${BENCH_SECONDS:-5}
-parts_dir=bench/results/parts
+BACKEND=${BACKEND:-sqlite}
+case $BACKEND in
+sqlite)
+	parts_dir=bench/results/parts
+	latest=bench/results/latest.json
+	;;
+pg)
+	parts_dir=bench/results/parts/pg
+	latest=bench/results/latest-pg.json
+	;;
+*)
+	echo "bench: BACKEND must be sqlite or pg, not '$BACKEND'" >&2
+	exit 2
+	;;
+esac
 mkdir -p "$parts_dir"
 dir=$(mktemp -d)
+pgdir=
 cleanup() {
 	stop_jobqd
+	[ -z "$pgdir" ] || pg_cluster_stop "$pgdir"
 	rm -rf "$dir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 echo_job='{"type":"echo","queue":"bench","payload":{}}'
@@ -46,6 +75,25 @@ fresh() { # fresh [FLAG...]: a new database and jobqd
 	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" "$@"
 }
 url() { echo "http://127.0.0.1:$JQ_PORT$1"; }
+# again [FLAG...]: jobqd once more on the database the last one used
+# (the same file, or on pg the same schema).
+again() {
+	BENCH_PG_SCHEMA=$JQ_SCHEMA start_jobqd "$dir/jobq.db" "$dir/jobqd.log" "$@"
+}
+# fill_db [--queued QUEUE] ROWS: tops the last jobqd's database up to ROWS
+# jobs, jobqd stopped: bench/fill.py on SQLite, bench/fill_pg.py on pg.
+fill_db() {
+	local q=()
+	if [ "$1" = --queued ]; then
+		q=(--queued "$2")
+		shift 2
+	fi
+	if [ "$BACKEND" = pg ]; then
+		python3 bench/fill_pg.py "${q[@]}" "$BENCH_PG_URL" "$JQ_SCHEMA" "$1" "$dir/ids.txt" >&2
+	else
+		python3 bench/fill.py "${q[@]}" "$dir/jobq.db" "$1" "$dir/ids.txt" >&2
+	fi
+}
 post_wrk() { # post_wrk CONNS SECONDS BODY_FILE [ENV...]
 	local c=$1 s=$2 b=$3
 	shift 3
@@ -55,6 +103,14 @@ say() { echo "bench: $*" >&2; }
 
 part_machine() {
 	python3 bench/fsync_probe.py "$dir" --machine
+}
+
+# pgbench on the bench's own cluster, in this run: one client, then 64.
+part_pgbench() {
+	local a b
+	a=$(pgbench_insert "$BENCH_PG_URL" 1 "$SECS")
+	b=$(pgbench_insert "$BENCH_PG_URL" 64 "$SECS")
+	echo "{\"c1\":$a,\"c64\":$b,\"settings\":$(pg_settings "$BENCH_PG_URL")}"
 }
 
 part_ceiling() {
@@ -137,7 +193,7 @@ part_growth() {
 	# (copies of one finished job, with its attempt history).
 	for rows in $levels; do
 		say "growth: $rows rows"
-		python3 bench/fill.py "$dir/jobq.db" "$rows" "$dir/ids.txt" >&2
+		fill_db "$rows"
 		growth_level "$rows" finished
 	done
 	# Then a fresh database whose rows wait queued (copies of one job on
@@ -151,7 +207,7 @@ part_growth() {
 		curl -sf -o /dev/null -H 'Content-Type: application/json' \
 			-d '{"type":"echo","queue":"backlog","payload":{}}' "$(url /v1/jobs)"
 		stop_jobqd
-		python3 bench/fill.py --queued backlog "$dir/jobq.db" "$queued" "$dir/ids.txt" >&2
+		fill_db --queued backlog "$queued"
 		growth_level "$queued" queued
 	fi
 	local IFS=,
@@ -161,7 +217,7 @@ part_growth() {
 # growth_level ROWS STATE: submit and GET rates against the database as
 # it is; appends the level's JSON to out.
 growth_level() {
-	start_jobqd "$dir/jobq.db" "$dir/jobqd.log" --workers 2
+	again --workers 2
 	sub=$(post_wrk 64 "$SECS" "$dir/job.json")
 	get=$(wrk_json get_ids.lua 64 "$SECS" "$(url /v1/jobs)" JOBQ_IDS_FILE="$dir/ids.txt")
 	stop_jobqd
@@ -185,8 +241,8 @@ part_backlog() {
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/pause)"
 	curl -sf -o /dev/null -H 'Content-Type: application/json' -d "$echo_job" "$(url /v1/jobs)"
 	stop_jobqd
-	python3 bench/fill.py --queued bench "$dir/jobq.db" "$n" "$dir/ids.txt" >&2
-	start_jobqd "$dir/jobq.db" "$dir/jobqd.log"
+	fill_db --queued bench "$n"
+	again
 	cs0=$(ctxt_switches "$JQ_PID")
 	t0=$(now_ms)
 	curl -sf -o /dev/null -X POST "$(url /v1/queues/bench/resume)"
@@ -213,7 +269,11 @@ part_soak() {
 		t=$(( ($(now_ms) - t0) / 1000 ))
 		c=$(queue_counts "$JQ_PORT" bench 2>/dev/null || echo '{}')
 		rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$JQ_PID/status")
-		wal=$(stat -c %s "$dir/jobq.db-wal" 2>/dev/null || echo 0)
+		if [ "$BACKEND" = pg ]; then # the server's pg_wal directory
+			wal=$(du -sb "$pgdir/data/pg_wal" 2>/dev/null | cut -f1)
+		else
+			wal=$(stat -c %s "$dir/jobq.db-wal" 2>/dev/null || echo 0)
+		fi
 		samples+=("$(python3 -c 'import json, sys
 c = json.loads(sys.argv[4])
 print(json.dumps({"t_s": int(sys.argv[1]), "rss_kb": int(sys.argv[2]), "wal_bytes": int(sys.argv[3]),
@@ -237,12 +297,31 @@ print(json.dumps({"seconds": secs, "submit_per_s": w["per_second"],
 		"$sub" "$c" "$secs" "${samples[*]}" "$(nproc)"
 }
 
+# skip_reason PART: why PART cannot run on this backend (nothing when it can).
+skip_reason() {
+	case $BACKEND:$1 in
+	sqlite:pgbench) echo "pgbench measures PostgreSQL: run it with BACKEND=pg" ;;
+	esac
+}
+
 all=(machine ceiling submit batch e2e peers external waiters growth outbound backlog soak)
+[ "$BACKEND" = pg ] && all=(machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak)
 [ "$#" -gt 0 ] && all=("$@")
 for p in "${all[@]}"; do
-	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine ceiling submit batch e2e peers external waiters growth outbound backlog soak)" >&2; exit 2; }
+	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak)" >&2; exit 2; }
 done
+if [ "$BACKEND" = pg ]; then
+	pgdir=$(mktemp -d)
+	BENCH_PG_URL=$(pg_cluster_start "$pgdir")
+	export BENCH_PG_URL # bench/waiters.sh and bench/http_jobs.sh start their jobqd through lib.sh
+	say "backend pg: a private cluster at $BENCH_PG_URL, a fresh schema per jobqd"
+fi
 for p in "${all[@]}"; do
+	why=$(skip_reason "$p")
+	if [ -n "$why" ]; then
+		say "$p: skipped on $BACKEND: $why"
+		continue
+	fi
 	say "$p ..."
 	"part_$p" > "$dir/part.json"
 	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$dir/part.json"
@@ -250,4 +329,4 @@ for p in "${all[@]}"; do
 	say "$p: $(cat "$parts_dir/$p.json")"
 done
 stop_jobqd
-python3 bench/report.py "$parts_dir" bench/results/latest.json
+python3 bench/report.py "$parts_dir" "$latest" --backend "$BACKEND"

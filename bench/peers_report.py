@@ -1,5 +1,6 @@
 """peers_report.py [--names F] [--durable LIST] [--started T] [--command C] [--n N]
-                  [--external EXTERNAL_JSON] PEERS_JSONL FSYNC_JSON JOBQ_JSON OUT_JSON
+                  [--external EXTERNAL_JSON] [--jobq-pg JSON --pgbench JSON --pg-settings JSON]
+                  PEERS_JSONL FSYNC_JSON JOBQ_JSON OUT_JSON
 
 Joins one sitting of make bench-peers: the peers harness's results (a
 _machine line, then one line per peer, in the order of the names in F),
@@ -12,7 +13,16 @@ With --external (bench/external/run.py's figures: Python functions run by
 2 `python -m jobq worker` processes over the lease API), a second table sets
 that end to end beside RQ's and Celery's, the peers that run Python
 functions, against issue 12's targets (at least 2x the best of them; lease
-round trip p50 at most 1 ms). Figures, never assertions."""
+round trip p50 at most 1 ms). Figures, never assertions.
+
+With --jobq-pg (jobq_peer.py's figures against a jobqd on PostgreSQL, on a
+private cluster with the server's default durability), jobq on PostgreSQL
+gets its own row, its durability setting with the server's (--pg-settings),
+and a second table against pg-boss for every figure (issue 13's target: at
+least 3x pg-boss on each, which for the round trips means a third of the
+time), then pgbench's single-client single-row INSERT rate on the same
+cluster (--pgbench) and jobq-on-pg's sequential enqueue as a ratio of it
+(target at least 0.8). JOBQ_JSON is "-" when jobq did not run on SQLite."""
 import argparse
 import json
 
@@ -32,6 +42,9 @@ ap.add_argument("--started", default=None)
 ap.add_argument("--command", default="make bench-peers")
 ap.add_argument("--n", type=int, default=None, help="PEERBENCH_N, jobs per workload")
 ap.add_argument("--external", default=None, help="bench/external/run.py's JSON")
+ap.add_argument("--jobq-pg", default=None, help="jobq_peer.py's JSON against jobqd on PostgreSQL")
+ap.add_argument("--pgbench", default=None, help="pgbench's single-client INSERT figures on jobq's cluster")
+ap.add_argument("--pg-settings", default=None, help="that cluster's settings (fsync, synchronous_commit, ...)")
 ap.add_argument("peers_jsonl")
 ap.add_argument("fsync_json")
 ap.add_argument("jobq_json")
@@ -56,8 +69,32 @@ for i, p in enumerate(peers):
     p["durable"] = p["harness_name"] in durable_names
 with open(a.fsync_json) as f:
     probe = json.load(f)
-with open(a.jobq_json) as f:
-    jobq = json.load(f)
+
+
+def load(path):
+    if not path or path == "-":
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+jobq_sqlite = load(a.jobq_json)
+jobq_pg = load(a.jobq_pg)
+pgbench = load(a.pgbench)
+pg_settings = load(a.pg_settings) or {}
+if jobq_pg:
+    jobq_pg["peer"] = "jobq on PostgreSQL"
+    if pg_settings:
+        # The server's own settings join jobqd's setting, before its colon.
+        server = (f"PostgreSQL {pg_settings.get('server_version', '?').split()[0]} fsync={pg_settings.get('fsync')} "
+                  f"synchronous_commit={pg_settings.get('synchronous_commit')} "
+                  f"wal_sync_method={pg_settings.get('wal_sync_method')}")
+        head, _, tail = (jobq_pg.get("durability") or "").partition(":")
+        jobq_pg["durability"] = f"{head}, {server}:{tail}"
+        jobq_pg["server_settings"] = pg_settings
+# The peers' ratios are taken against jobq on SQLite, or on PostgreSQL when
+# only that ran.
+jobq = jobq_sqlite or jobq_pg or {}
 
 
 def ratio(key, peer_value):
@@ -103,7 +140,9 @@ res = {
                         "before_jobq": probe.get("fdatasync_per_s")},
     "machine": machine,
     "loadavg_before_jobq": probe.get("loadavg"),
-    "jobq": jobq,
+    "jobq": jobq_sqlite,
+    "jobq_pg": jobq_pg,
+    "pgbench_c1": pgbench,
     "peers": peers,
     "best_durable_peer": bests,
     "ratio_meaning": "jobq / peer: above 1 jobq is faster for the rates; below 1 jobq is faster for rtt",
@@ -119,14 +158,18 @@ print(f"Against the peers, one sitting, started {a.started or '?'} ({a.command})
 print(f"machine: {machine.get('cores', '?')} cores, {machine.get('cpu', '?')}; fdatasync/s "
       f"{num(machine.get('fdatasync_per_s'))} before the peers, {num(probe.get('fdatasync_per_s'))} "
       f"before jobq; loopback rtt p50 {machine.get('loopback_rtt_p50_us', '?')} µs")
-if jobq.get("sync") != "full":
-    print(f"note: jobqd ran with --sync {jobq.get('sync')}: its 201 is not fsynced, unlike the durable peers'")
+for j in (jobq_sqlite, jobq_pg):
+    if j and j.get("sync") != "full":
+        print(f"note: {j['peer']}: jobqd ran with --sync {j.get('sync')}: its 201 is not durable, unlike the "
+              "durable peers'")
 print()
 hdr = ["system", "durability setting"] + [h for _, h, _ in COLS]
 print("| " + " | ".join(hdr) + " |")
 print("| " + " | ".join(["---", "---"] + ["---:"] * len(COLS)) + " |")
-print("| **jobq** | " + setting(jobq.get("durability")) + " | "
-      + " | ".join(f"**{num(jobq.get(k))}**" for k, _, _ in COLS) + " |")
+for j in (jobq_sqlite, jobq_pg):
+    if j:
+        print(f"| **{j['peer']}** | " + setting(j.get("durability")) + " | "
+              + " | ".join(f"**{num(j.get(k))}**" for k, _, _ in COLS) + " |")
 for p in peers:
     if any(k.startswith("error") for k in p):
         errs = "; ".join(f"{k}: {v}" for k, v in p.items() if k.startswith("error"))
@@ -145,11 +188,45 @@ for k, _, _ in COLS:
                  if b["jobq_ratio"] is not None else f"{num(b['value'])} {b['peer'].split('(')[0]}")
 print("| best durable peer | | " + " | ".join(cells) + " |")
 print()
-print("(n×) = jobq / that figure: above 1 jobq is faster for the rates, below 1 it is faster for rtt.")
+print(f"(n×) = {jobq.get('peer', 'jobq')} / that figure: above 1 jobq is faster for the rates, below 1 it is "
+      "faster for rtt.")
 print("What each ack guarantees, as each server reports it:")
-for d in [jobq] + peers:
+for d in [j for j in (jobq_sqlite, jobq_pg) if j] + peers:
     print(f"- {d['peer']}: {d.get('durability') or '-'}")
-if a.external:
+if jobq_pg:
+    boss = next((p for p in peers if p.get("harness_name") == "pgboss" or p.get("peer") == "pg-boss"), None)
+    vs = {}
+    print()
+    print("jobq on PostgreSQL against pg-boss, same sitting (target: at least 3x pg-boss on every figure; "
+          "for the round trips, at most a third of its time):")
+    print()
+    print("| figure | jobq on PostgreSQL | pg-boss | jobq's advantage | >= 3x |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for k, h, low in COLS:
+        mine, theirs = jobq_pg.get(k), (boss or {}).get(k)
+        adv = None
+        if mine and theirs:
+            adv = round(theirs / mine if low else mine / theirs, 3)
+        vs[k] = {"jobq_pg": mine, "pgboss": theirs, "advantage": adv, "met": None if adv is None else adv >= 3}
+        print(f"| {h} | {num(mine)} | {num(theirs)} | {'-' if adv is None else f'{adv:.3g}x'} | "
+              f"{'-' if adv is None else ('met' if adv >= 3 else 'missed')} |")
+    if not boss:
+        print()
+        print("(pg-boss was not in this sitting: PEERS had no pgboss)")
+    jobq_pg["vs_pgboss"] = vs
+    if pgbench:
+        tps, enq = pgbench.get("tps"), jobq_pg.get("enqueue_per_s")
+        r = round(enq / tps, 3) if tps and enq else None
+        jobq_pg["ratio_to_pgbench_c1"] = r
+        print()
+        print(f"pgbench on jobq's cluster, same sitting: 1 client, single-row INSERT transactions for "
+              f"{pgbench.get('seconds')} s: {num(tps)} tps ({pgbench.get('latency_ms')} ms each); jobq on "
+              f"PostgreSQL's sequential enqueue {num(enq)}/s = {r}x of it (target >= 0.8: "
+              f"{'-' if r is None else ('met' if r >= 0.8 else 'missed')})")
+    with open(a.out_json, "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+if a.external and a.external != "-":
     with open(a.external) as f:
         ext = json.load(f)
     py = [p for p in peers if p["peer"].split("(")[0].split("+")[0] in ("rq", "celery") and p.get("e2e_per_s")]

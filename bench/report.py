@@ -1,4 +1,4 @@
-"""report.py PARTS_DIR OUT_JSON [--markdown]: joins bench.sh's parts into one table.
+"""report.py PARTS_DIR OUT_JSON [--markdown] [--backend sqlite|pg]: joins bench.sh's parts into one table.
 
 Prints each figure next to its target (issue 11, "the hot path") and
 whether it is met, and writes every figure, target and ratio to OUT_JSON.
@@ -8,7 +8,15 @@ part is missing is left out; one whose reference part is missing prints
 without a verdict. Nothing here asserts: a missed target is reported as
 "miss". The peers themselves are measured by make bench-peers, in one
 sitting with jobq (bench/peers_report.py); nothing here quotes them.
---markdown prints the table as Markdown, for docs/benchmarks.md."""
+--markdown prints the table as Markdown, for docs/benchmarks.md.
+
+--backend (default sqlite) names the store the parts ran on; it heads the
+table and is recorded in OUT_JSON. On pg the sequential enqueue and the
+round trip are held against the same run's `pgbench` part (PostgreSQL's
+own single-row INSERT transactions on the same cluster) instead of the
+disk's fdatasync: the sequential enqueue's target is at least 0.8 x
+pgbench's single-client tps, and the 64-connection submit is shown as a
+ratio of pgbench's 64-client tps."""
 import json
 import os
 import sys
@@ -16,7 +24,8 @@ import time
 
 parts_dir, out_path = sys.argv[1], sys.argv[2]
 markdown = "--markdown" in sys.argv[3:]
-PARTS = ("machine", "ceiling", "submit", "batch", "e2e", "peers", "external", "waiters", "growth", "backlog", "soak",
+backend = sys.argv[sys.argv.index("--backend") + 1] if "--backend" in sys.argv[3:-1] else "sqlite"
+PARTS = ("machine", "pgbench", "ceiling", "submit", "batch", "e2e", "peers", "external", "waiters", "growth", "backlog", "soak",
          "outbound")
 
 
@@ -29,7 +38,7 @@ def load(name):
 
 
 rows = []   # (area, figure, value, unit, target text, verdict)
-res = {"parts": {}, "checks": []}
+res = {"backend": backend, "parts": {}, "checks": []}
 
 
 def check(area, name, value, unit, target, ok, against=None):
@@ -59,6 +68,17 @@ if machine:
     check("machine", "fdatasync (4 KiB append), one call", fsync_us, "µs", "-", None,
           {"fdatasync_per_s": fds})
 
+pgb = load("pgbench") if backend == "pg" else None
+pg1 = pgb["c1"]["tps"] if pgb else None
+pg64 = pgb["c64"]["tps"] if pgb else None
+pg1_txt = f"{round(pg1):,} tps" if pg1 else "? (no pgbench part)"
+if pgb:
+    res["settings"] = pgb.get("settings")
+    check("pgbench", "single-row INSERT transactions, 1 client", round(pg1), "tps", "-", None,
+          {"latency_ms": pgb["c1"].get("latency_ms")})
+    check("pgbench", "single-row INSERT transactions, 64 clients", round(pg64), "tps", "-", None,
+          {"latency_ms": pgb["c64"].get("latency_ms")})
+
 ceiling = load("ceiling")
 if ceiling:
     check("ceiling", "GET /healthz, 64 conns", round(ceiling["c64"]["per_second"]), "req/s", "-", None)
@@ -74,6 +94,11 @@ if submit:
               (">= 0.40 x ceiling" + (f" (now {r})" if r is not None else " (no ceiling part)")) if top
               else (f"- ({r} x ceiling)" if r is not None else "-"),
               at_least(r, 0.40) if top else None, {"ratio_to_ceiling": r})
+        if c == "c64" and backend == "pg":
+            rp = ratio(s["per_second"], pg64)
+            check("submit", "  the same against pgbench, 64 clients", rp, "x",
+                  f"- (pgbench {round(pg64):,} tps)" if pg64 else "- (no pgbench part)", None,
+                  {"ratio_to_pgbench_c64": rp, "pgbench_c64_tps": pg64})
         check("submit", f"  latency p50 / p99, {c[1:]} conns", f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f}", "ms",
               "-", None)
 
@@ -88,7 +113,27 @@ if e2e:
     check("e2e", f"{e2e['succeeded']:,} no-op jobs, 64 submitters", round(v), "jobs/s", ">= 15,000", v >= 15000)
 
 p = load("peers")
-if p:
+if p and backend == "pg":
+    # One producer waiting for each 201: against one client's single-row
+    # INSERT transactions on the same cluster.
+    r = ratio(p["enqueue_per_s"], pg1)
+    check("peers", "sequential durable enqueue", p["enqueue_per_s"], "jobs/s",
+          f">= 0.8 x pgbench 1 client {pg1_txt}" + (f" (now {r})" if r is not None else ""), at_least(r, 0.8),
+          {"ratio_to_pgbench_c1": r, "pgbench_c1_tps": pg1})
+    check("peers", "  the same, per job", round(1e6 / p["enqueue_per_s"], 1), "µs", "-", None)
+    check("peers", "enqueue bulk (batches of 1,000), 1 producer", p["enqueue_bulk_per_s"], "jobs/s", "-", None)
+    check("peers", "end to end, 1 sequential producer", p["e2e_per_s"], "jobs/s", "-", None)
+    txn_ms = pgb["c1"].get("latency_ms") if pgb else None
+    rp50 = ratio(p["rtt_p50_ms"], txn_ms)
+    check("peers", "round trip p50 (submit, long-poll to done)", p["rtt_p50_ms"], "ms",
+          f"- ({rp50} x a pgbench 1-client transaction)" if rp50 is not None else "-", None,
+          {"ratio_to_pgbench_c1_latency": rp50})
+    rp99 = ratio(p["rtt_p99_ms"], p["rtt_p50_ms"])
+    check("peers", "round trip p99", p["rtt_p99_ms"], "ms", f"<= 4 x p50 (now {rp99})", at_most(rp99, 4),
+          {"ratio_to_p50": rp99})
+    if p.get("sync") and p["sync"] != "full":
+        check("peers", f"  jobqd ran with --sync {p['sync']}", "-", "", "--sync full", False)
+elif p:
     # One producer waiting for each 201: its cost per job against one fdatasync.
     per_job_us = round(1e6 / p["enqueue_per_s"], 1)
     r = ratio(per_job_us, fsync_us)
@@ -196,7 +241,15 @@ def show(value):
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+settings = res.get("settings") or {}
+head = f"backend: {backend}"
+if settings:
+    head += (f" (PostgreSQL {settings.get('server_version', '?').split()[0]}, fsync={settings.get('fsync')}, "
+             f"synchronous_commit={settings.get('synchronous_commit')}, "
+             f"wal_sync_method={settings.get('wal_sync_method')}; a private cluster, a fresh schema per part)")
 if markdown:
+    print(head)
+    print()
     print("| part | figure | value | unit | target | met |")
     print("| --- | --- | ---: | --- | --- | --- |")
     for area, name, value, unit, target, verdict in rows:
@@ -205,6 +258,7 @@ if markdown:
 w1 = max(len(r[1]) for r in rows) if rows else 10
 w2 = max([len(r[4]) for r in rows] + [6])
 wv = max([len(show(r[2])) for r in rows] + [5])
+print(head)
 print(f"{'area':<9} {'figure':<{w1}} {'value':>{wv}} {'unit':<7} {'target':<{w2}} verdict")
 for area, name, value, unit, target, verdict in rows:
     print(f"{area:<9} {name:<{w1}} {show(value):>{wv}} {unit:<7} {target:<{w2}} {verdict}")

@@ -46,6 +46,9 @@ if [ "$what" = bench ]; then
 	check_cmd curl curl
 	check_cmd python3 python3
 	check_cmd wrk wrk
+	# BACKEND=pg and bench-peers: a private cluster, psql and pgbench
+	[ -x /usr/lib/postgresql/15/bin/pgbench ] || need_pkgs="$need_pkgs postgresql-15"
+	check_cmd psql postgresql-client-15
 fi
 if [ "$what" = container ]; then
 	# tests/container_test.sh: the engine, compose, and debootstrap for a

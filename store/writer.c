@@ -48,6 +48,7 @@
 
 #define WRITER_BATCH 1024
 #define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
+#define SWEEP_GRACE_MS 1000  /* a job outlives its expiry by this much */
 #define EXPIRE_BATCH 64     /* expired leases ended in one group */
 #define EXPIRE_ROUNDS 16    /* groups of them before the writer looks at its queue again */
 
@@ -550,8 +551,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			if (!be->in_transaction(st->impl))
 				ok = false;
 		} else {
-			if (ap[i].fx.expires_at && ap[i].fx.expires_at < st->next_sweep)
-				st->next_sweep = ap[i].fx.expires_at;
+			if (ap[i].fx.expires_at && ap[i].fx.expires_at + SWEEP_GRACE_MS < st->next_sweep)
+				st->next_sweep = ap[i].fx.expires_at + SWEEP_GRACE_MS;
 			if (ap[i].fx.lease_expires_at && ap[i].fx.lease_expires_at < st->next_lease)
 				st->next_lease = ap[i].fx.lease_expires_at;
 		}
@@ -575,10 +576,13 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 }
 
 /* Deletes a batch of expired jobs and sets the next sweep time: now again
- * if there may be more, else the next expiry. */
+ * if there may be more, else the next expiry. A job is deleted
+ * SWEEP_GRACE_MS after it expired, not at once: the request that ended
+ * it (a cancel of a job kept 0 s) reads it back for its reply after the
+ * commit, and must not find it already gone. */
 static void sweep(struct store *st)
 {
-	int64_t now = clock_now_ms(), next = 0;
+	int64_t now = clock_now_ms() - SWEEP_GRACE_MS, next = 0;
 	int deleted = 0;
 	if (st->be->sweep(st->impl, now, &deleted, &next) != 0) {
 		st->probe_ok_at = 0;
@@ -587,7 +591,7 @@ static void sweep(struct store *st)
 	}
 	if (deleted > 0)
 		log_debug("retention: deleted %d finished job(s)", deleted);
-	st->next_sweep = next ? next : INT64_MAX;
+	st->next_sweep = next ? next + SWEEP_GRACE_MS : INT64_MAX;
 }
 
 /* The next time the writer has work of its own: a sweep or a lease

@@ -38,6 +38,7 @@ struct callbacks {
 	bool stopping, poked;
 	struct delivery_try *in_flight;
 	int nin_flight;
+	unsigned long landed;      /* deliveries whose outcome committed, ever */
 };
 
 int64_t callbacks_backoff_ms(int tries)
@@ -59,6 +60,7 @@ static void land(struct delivery_try *t)
 	if (*pp)
 		*pp = t->next;
 	cb->nin_flight--;
+	cb->landed++;
 	cb->poked = true;
 	pthread_cond_signal(&cb->cv);
 	pthread_mutex_unlock(&cb->mu);
@@ -198,15 +200,23 @@ static void *deliver_main(void *arg)
 	pthread_mutex_lock(&cb->mu);
 	while (!cb->stopping) {
 		cb->poked = false;
+		unsigned long landed = cb->landed;
 		pthread_mutex_unlock(&cb->mu);
 		int n = 0;
 		int64_t next = 0;
 		if (store_due_callbacks(cb->store, clock_now_ms(), due, DUE_BATCH, &n, &next) != STORE_OK)
 			next = clock_now_ms() + 1000;
 		for (int i = 0; i < n; i++) {
+			/* A delivery that landed since the read may be in the list
+			 * as still due (its outcome is newer than the read): the
+			 * rest of the list is stale, read it again (the landing
+			 * poked us). */
 			pthread_mutex_lock(&cb->mu);
+			bool stale = cb->landed != landed;
 			bool skip = cb->stopping || in_flight(cb, due[i].id);
 			pthread_mutex_unlock(&cb->mu);
+			if (stale)
+				break;
 			if (!skip)
 				send_one(cb, &due[i]);
 		}

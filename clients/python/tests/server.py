@@ -26,7 +26,15 @@ class Jobqd:
 
     def start(self) -> "Jobqd":
         """Starts jobqd; raises RuntimeError (with the log) if it does not
-        answer /healthz within START_BOUND_S."""
+        answer /healthz within START_BOUND_S, after stopping it and removing
+        its directory."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "Jobqd":
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [JOBQD, "--listen", "127.0.0.1:0", "--db", os.path.join(self.dir, "jobq.db"),

@@ -37,12 +37,7 @@ def _ts(rfc3339: str) -> float:
 
 class RescueTest(unittest.TestCase):
     def setUp(self) -> None:
-        self.d = Jobqd(["--external-queue", "py.*"])
-        try:
-            self.d.start()
-        except BaseException:
-            self.d.stop()
-            raise
+        self.d = Jobqd(["--external-queue", "py.*"]).start()
         self.c = jobq.Client(self.d.url, timeout=30)
         self.tmp = tempfile.mkdtemp(prefix="jobq-rescue-")
         self.procs: List[subprocess.Popen] = []  # type: ignore[type-arg]

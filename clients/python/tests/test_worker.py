@@ -21,13 +21,7 @@ class WorkerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        d = Jobqd(["--external-queue", "py.*"])
-        try:
-            d.start()
-        except BaseException:
-            d.stop()
-            raise
-        cls.d = d
+        cls.d = Jobqd(["--external-queue", "py.*"]).start()
         cls.c = jobq.Client(cls.d.url, timeout=10)
         w = worker_tasks.worker
         w.client = jobq.Client(cls.d.url)

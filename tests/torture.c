@@ -1222,7 +1222,7 @@ static double wait_readyz(const struct jobqd *d, long want, double bound_s,
  * it is down (/readyz, a submission and a read: 503), and start it again. Then jobqd must be ready again by itself. */
 static void pg_outage(const struct jobqd *d, long rnd)
 {
-	char last[512];
+	char last[512], path[128];
 	struct resp r;
 	double took;
 
@@ -1242,13 +1242,13 @@ static void pg_outage(const struct jobqd *d, long rnd)
 			check_fail(F_OUTAGE, "round %ld: a submission while the "
 				   "server is down: %s", rnd, last);
 		harness_resp_free(&r);
-		if (acked.n > 0) {
-			char path[128];
-
-			/* clients run: read acked.v[0] under the lock */
-			pthread_mutex_lock(&acked.lock);
+		/* clients run and append: read acked under its lock */
+		pthread_mutex_lock(&acked.lock);
+		path[0] = '\0';
+		if (acked.n > 0)
 			snprintf(path, sizeof path, "/v1/jobs/%s", acked.v[0].id);
-			pthread_mutex_unlock(&acked.lock);
+		pthread_mutex_unlock(&acked.lock);
+		if (path[0] != '\0') {
 			harness_request(d, "GET", path, NULL, NULL, NULL, &r);
 			if (harness_problem_mismatch(&r, 503, "storage_unavailable",
 						     NULL, last, sizeof last) != 0)

@@ -86,8 +86,7 @@ static const char mark_dead_sql[] =
 static const char rescue_attempts_sql[] =
 	"INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	"  SELECT seq, attempts, started_at, $2::bigint, CASE WHEN cancel_at IS NULL THEN 'interrupted' ELSE"
-	"    'canceled' END, CASE WHEN cancel_at IS NULL THEN 'interrupted: node ' || coalesce($1::text, '?')"
-	"    || ' died while the job ran' ELSE 'canceled' END"
+	"    'canceled' END, CASE WHEN cancel_at IS NULL THEN 'jobqd stopped while the job ran' ELSE 'canceled' END"
 	"  FROM jobs WHERE " OWNED_BY_DEAD
 	" ON CONFLICT (job_seq, attempt) DO UPDATE SET started_at = excluded.started_at,"
 	" finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error";
@@ -95,8 +94,8 @@ static const char rescue_attempts_sql[] =
 static const char rescue_end_sql[] =
 	"UPDATE jobs SET state = CASE WHEN cancel_at IS NULL THEN " S_FAILED " ELSE " S_CANCELED " END,"
 	"  finished_at = $2::bigint, expires_at = " EXPIRES("$2::bigint") "," CALLBACK_DUE("$2::bigint") ","
-	"  error = CASE WHEN cancel_at IS NULL THEN 'interrupted: node ' || coalesce($1::text, '?')"
-	"    || ' died while the job ran and no attempts are left' ELSE 'canceled' END,"
+	"  error = CASE WHEN cancel_at IS NULL THEN"
+	"    'interrupted: jobqd stopped while the job ran and no attempts are left' ELSE 'canceled' END,"
 	"  node_id = NULL, cancel_at = NULL"
 	"  WHERE " OWNED_BY_DEAD " AND (attempts >= max_attempts OR cancel_at IS NOT NULL)"
 	" RETURNING id, batch_id";
@@ -473,10 +472,12 @@ static void rescue(struct pg_cluster *c, const char *dead)
 	int n = PQntuples(ended) + PQntuples(queued);
 	if (!notify(c, notice) || !run_ok(c, "COMMIT", 0, NULL))
 		goto fail;
-	if (dead)
-		log_warn("cluster: node %s is dead; %d of its running job(s) rescued", dead, n);
+	if (dead && n > 0)
+		log_warn("recovered %d job(s) left running by node %s, which is gone", n, dead);
+	else if (dead)
+		log_info("cluster: node %s is gone; it ran no job", dead);
 	else if (n > 0)
-		log_warn("cluster: %d job(s) left running by an earlier process rescued", n);
+		log_warn("recovered %d job(s) left running by a previous process", n);
 	PQclear(ended);
 	PQclear(queued);
 	PQclear(batches);

@@ -159,6 +159,7 @@ static void on_remote(void *arg, const struct job_change *c)
 	if (job_state_terminal(c->state)) {
 		hub_notify(w->hub, c->id);
 		poke_callbacks(w);
+		on_submitted(w); /* a limited queue may have room now */
 	}
 }
 

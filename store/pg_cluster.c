@@ -9,10 +9,11 @@
  *
  * A node is dead when its heartbeat is older than the timeout, or when its
  * lock is free (its process or its session is gone) and its heartbeat is
- * older than two intervals. The second rule finds a killed node in about
- * two seconds instead of the timeout; the judge must itself have been
- * connected for three intervals, so a node that lost its session with a
- * restart of the server has had time to take its lock back.
+ * older than two intervals, or at once when it ran on this host and its
+ * process is gone. The second rule finds a killed node in about two
+ * seconds instead of the timeout; locks are not judged until the server
+ * has been up for three intervals, so that after a restart of the server
+ * every node has had time to take its lock back.
  *
  * Every write here is compare-and-set: the rescue matches the dead node
  * (dead_at set once), the job's state and its owner, so two leaders at
@@ -27,7 +28,10 @@
  * included, applies. A node alone in the cluster sends none. */
 #include "store/pg.h"
 
+#include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,12 +56,13 @@ static const char register_sql[] =
 static const char beat_sql[] =
 	"UPDATE nodes SET heartbeat_at = " SRV_NOW " WHERE id = $1 AND dead_at IS NULL RETURNING id";
 
-/* Alone: no other node is alive (no notices needed). CASE runs the
- * lock test only for a node old enough to be judged by it, and gives
- * back a lock it took at once. */
+/* The other nodes, with whether each one's lock is free. A lock is
+ * tested only once the server has been up for $2 ms (after a restart
+ * every lock is free until its node reconnects), and given back at once
+ * when the test took it. */
 static const char others_sql[] =
-	"SELECT id, " SRV_NOW " - heartbeat_at,"
-	" CASE WHEN " SRV_NOW " - heartbeat_at > $2::bigint AND $3::bool THEN"
+	"SELECT id, " SRV_NOW " - heartbeat_at, coalesce(host, ''), coalesce(pid, 0),"
+	" CASE WHEN clock_timestamp() - pg_postmaster_start_time() > $2::bigint * interval '1 millisecond' THEN"
 	"   CASE WHEN pg_try_advisory_lock(lock_key) THEN pg_advisory_unlock(lock_key) ELSE false END"
 	" ELSE false END"
 	" FROM nodes WHERE dead_at IS NULL AND id <> $1";
@@ -144,7 +149,6 @@ struct pg_cluster {
 	bool started;
 	atomic_bool stopping;
 	PGconn *conn;                     /* the coordination session; NULL while down */
-	int64_t connected_at;             /* monotonic ms of the last (re)connect */
 	int64_t backoff_ms;
 	int64_t retry_at;                 /* monotonic ms */
 	int64_t next_tick;                /* monotonic ms */
@@ -261,7 +265,6 @@ static int connect_session(struct pg_cluster *c, char *why, size_t whylen)
 		if (!locked)
 			goto fail;
 	}
-	c->connected_at = clock_mono_ms();
 	return 0;
 fail:
 	snprintf(why, whylen, "cannot listen or take the node's lock");
@@ -493,10 +496,18 @@ fail:
 
 /* ---- the tick ------------------------------------------------------------- */
 
+/* Whether a process pid runs on this host (a node of this host whose
+ * lock is free and whose process is gone is dead now, not in two
+ * intervals: a jobqd restarted after a crash rescues at once). */
+static bool pid_alive(int64_t pid)
+{
+	return pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+}
+
 static void tick(struct pg_cluster *c)
 {
 	struct pg_store *st = c->st;
-	char me[UUID_LEN + 1], grace[24], ttl[24];
+	char me[UUID_LEN + 1], ttl[24];
 	pg_node_id(st, me);
 	const char *mp[] = {me};
 	PGresult *r = run(c, beat_sql, 1, mp);
@@ -518,16 +529,21 @@ static void tick(struct pg_cluster *c)
 		pg_node_id(st, me);
 	}
 	/* Who else is alive, and who is dead. */
-	bool judge_locks = clock_mono_ms() - c->connected_at >= 3 * c->interval_ms;
-	snprintf(grace, sizeof grace, "%lld", (long long)(2 * c->interval_ms));
-	const char *op[] = {me, grace, judge_locks ? "true" : "false"};
-	if (!(r = run(c, others_sql, 3, op)))
+	char up[24], host[256] = "";
+	snprintf(up, sizeof up, "%lld", (long long)(3 * c->interval_ms));
+	gethostname(host, sizeof host - 1);
+	const char *op[] = {me, up};
+	if (!(r = run(c, others_sql, 2, op)))
 		return;
 	struct idlist *dead = calloc(1, sizeof *dead);
 	int alive_others = 0;
 	for (int i = 0; dead && i < PQntuples(r); i++) {
-		bool stale = pg_i64(r, i, 1) > c->timeout_ms;
-		bool gone = strcmp(PQgetvalue(r, i, 2), "t") == 0;
+		int64_t age = pg_i64(r, i, 1);
+		bool free_lock = strcmp(PQgetvalue(r, i, 4), "t") == 0;
+		if (free_lock && strcmp(PQgetvalue(r, i, 2), host) == 0 && !pid_alive(pg_i64(r, i, 3)))
+			age = INT64_MAX; /* its process is gone from this very host */
+		bool stale = age > c->timeout_ms;
+		bool gone = free_lock && age > 2 * c->interval_ms;
 		if (stale || gone)
 			idlist_add(dead, PQgetvalue(r, i, 0), strlen(PQgetvalue(r, i, 0)));
 		else

@@ -659,6 +659,19 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	complete_group(st, ops, ap, n, ok);
 }
 
+/* With other nodes writing too, the next expiry (of a lease, of a
+ * finished job) may come from their commits, which this writer's timers
+ * never saw: look again within a second. */
+#define SHARED_RECHECK_MS 1000
+
+static int64_t shared_cap(const struct store *st, int64_t at)
+{
+	if (!st->be->node_id)
+		return at;
+	int64_t soon = clock_now_ms() + SHARED_RECHECK_MS;
+	return at < soon ? at : soon;
+}
+
 /* Deletes a batch of expired jobs and sets the next sweep time: now again
  * if there may be more, else the next expiry. A job is deleted
  * SWEEP_GRACE_MS after it expired, not at once: the request that ended
@@ -679,7 +692,7 @@ static void sweep(struct store *st)
 	}
 	if (deleted > 0)
 		log_debug("retention: deleted %d finished job(s)", deleted);
-	st->next_sweep = next ? next + SWEEP_GRACE_MS : INT64_MAX;
+	st->next_sweep = shared_cap(st, next ? next + SWEEP_GRACE_MS : INT64_MAX);
 }
 
 /* The next time the writer has work of its own: a sweep or a lease
@@ -710,7 +723,7 @@ static void expire_leases(struct store *st)
 			return;
 		}
 		if (n == 0) {
-			st->next_lease = next ? next : INT64_MAX;
+			st->next_lease = shared_cap(st, next ? next : INT64_MAX);
 			return;
 		}
 		struct store_op ops[EXPIRE_BATCH], *ptrs[EXPIRE_BATCH];

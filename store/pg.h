@@ -2,8 +2,9 @@
  * group transaction, reads, open) and store/pg_write.c (the write ops,
  * the claim, leases, retention, recovery). Only store/pg*.c include it.
  *
- * One writer session (the writer thread's; open's before that) holds the
- * schema's session advisory lock; readers borrow sessions from a pool.
+ * One writer session (the writer thread's; open's before that); readers
+ * borrow sessions from a pool; the cluster's coordination session holds
+ * this node's advisory lock (store/pg_cluster.c).
  * Every session runs with search_path set to the schema, so SQL text names
  * no schema. Parameters travel as text: pg_args formats them. */
 #ifndef JOBQ_STORE_PG_H
@@ -91,8 +92,8 @@ struct pg_store {
 
 /* ---- the writer session ----------------------------------------------- */
 
-/* Makes sure the writer session is up: reconnects (settings, search_path,
- * the advisory lock again) when it was lost and the backoff allows.
+/* Makes sure the writer session is up: reconnects (settings, search_path)
+ * when it was lost and the backoff allows.
  * 0 or PG_ERR_DOWN. begin() calls it; so must anything pg_write.c runs
  * outside a group (sweep, expired) before its first statement. */
 int pg_writer_up(struct pg_store *st);

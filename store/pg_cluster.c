@@ -390,12 +390,14 @@ static void apply_notice(struct pg_cluster *c, const char *payload)
 			c->hooks.stop(c->hooks.arg, item);
 		p = end;
 	}
+	/* Idle workers first: reading the changed jobs back costs a round
+	 * trip, and a claim need not wait for it. */
+	if (runnable && c->hooks.submitted)
+		c->hooks.submitted(c->hooks.arg);
 	deliver_jobs(c, changed_sql, jobs);
 	free(jobs);
 	if (all)
 		poll_fallback(c);
-	else if (runnable && c->hooks.submitted)
-		c->hooks.submitted(c->hooks.arg);
 }
 
 static void drain_notices(struct pg_cluster *c)

@@ -43,7 +43,7 @@ int pg_schema_migrate(PGconn *conn, const char *schema, char *why, size_t whylen
  * there is none. */
 int pg_schema_version(PGconn *conn);
 
-/* A 64-bit advisory lock key for what ("migrate", "writer") on schema:
+/* A 64-bit advisory lock key for what ("migrate", "node", "queue") on name:
  * FNV-1a of "jobq:<what>:<schema>". */
 int64_t pg_lock_key(const char *what, const char *schema);
 

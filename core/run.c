@@ -118,6 +118,14 @@ bool run_table_stop(struct run_table *t, const char *id, enum run_stop why)
 	return run != NULL;
 }
 
+bool run_table_has(struct run_table *t, const char *id)
+{
+	pthread_mutex_lock(&t->mu);
+	bool found = find_locked(t, id) != NULL;
+	pthread_mutex_unlock(&t->mu);
+	return found;
+}
+
 void run_table_stop_all(struct run_table *t, enum run_stop why)
 {
 	pthread_mutex_lock(&t->mu);

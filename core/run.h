@@ -79,6 +79,9 @@ struct job *run_table_take(struct run_table *t, struct run *run);
 /* Asks the run of job id to stop; false when no such run is here. */
 bool run_table_stop(struct run_table *t, const char *id, enum run_stop why);
 
+/* Whether job id has a run here. */
+bool run_table_has(struct run_table *t, const char *id);
+
 /* Asks every run to stop. */
 void run_table_stop_all(struct run_table *t, enum run_stop why);
 

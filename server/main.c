@@ -179,6 +179,12 @@ static void on_wake(void *arg)
 	leases_notify(w->hub);
 }
 
+static bool on_runs_here(void *arg, const char *id)
+{
+	struct wiring *w = arg;
+	return run_table_has(w->runs, id);
+}
+
 /* The job and batch ids requests here wait on: a long-poll waits on the
  * id itself, a job's event stream on events_key_job(id). */
 static int on_watched(void *arg, char (*out)[UUID_LEN + 1], int max)
@@ -276,7 +282,8 @@ int main(int argc, char **argv)
 	struct http *http = NULL;
 	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
 	                            .finished = on_finished, .batch_done = on_batch_done, .remote = on_remote,
-	                            .stop = on_stop, .wake = on_wake, .watched = on_watched};
+	                            .stop = on_stop, .wake = on_wake, .watched = on_watched,
+	                            .runs_here = on_runs_here};
 	struct store_options sopts = {
 		.backend = config_db_is_pg(&cfg) ? "pg" : "sqlite",
 		.path = cfg.db_path,

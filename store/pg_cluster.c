@@ -48,10 +48,11 @@
 #define RECONNECT_MAX_MS 2000
 #define WATCHED_MAX 512
 #define DEAD_KEEP_MS (3600 * 1000)  /* dead nodes stay listed an hour */
+#define ORPHAN_AFTER_MS 10000        /* a running job with no run here this long is lost */
 
 static const char register_sql[] =
-	"INSERT INTO nodes (id, lock_key, host, pid, started_at, heartbeat_at)"
-	" VALUES ($1, $2, $3, $4, " SRV_NOW ", " SRV_NOW ")";
+	"INSERT INTO nodes (id, lock_key, host, pid, pidns, started_at, heartbeat_at)"
+	" VALUES ($1, $2, $3, $4, $5, " SRV_NOW ", " SRV_NOW ")";
 
 static const char beat_sql[] =
 	"UPDATE nodes SET heartbeat_at = " SRV_NOW " WHERE id = $1 AND dead_at IS NULL RETURNING id";
@@ -61,7 +62,7 @@ static const char beat_sql[] =
  * every lock is free until its node reconnects), and given back at once
  * when the test took it. */
 static const char others_sql[] =
-	"SELECT id, " SRV_NOW " - heartbeat_at, coalesce(host, ''), coalesce(pid, 0),"
+	"SELECT id, " SRV_NOW " - heartbeat_at, coalesce(host, '') || ' ' || coalesce(pidns, ''), coalesce(pid, 0),"
 	" CASE WHEN clock_timestamp() - pg_postmaster_start_time() > $2::bigint * interval '1 millisecond' THEN"
 	"   CASE WHEN pg_try_advisory_lock(lock_key) THEN pg_advisory_unlock(lock_key) ELSE false END"
 	" ELSE false END"
@@ -86,7 +87,9 @@ static const char lead_sql[] =
 static const char mark_dead_sql[] =
 	"UPDATE nodes SET dead_at = " SRV_NOW " WHERE id = $1 AND dead_at IS NULL RETURNING id";
 
-#define OWNED_BY_DEAD "state = " S_RUNNING " AND lease_id IS NULL AND node_id IS NOT DISTINCT FROM $1::text"
+#define OWNED(NODE, ID) "state = " S_RUNNING " AND lease_id IS NULL AND node_id IS NOT DISTINCT FROM " NODE \
+	"::text AND (" ID "::text IS NULL OR id = " ID "::text)"
+#define OWNED_BY_DEAD OWNED("$1", "$3")
 
 static const char rescue_attempts_sql[] =
 	"INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
@@ -107,7 +110,13 @@ static const char rescue_end_sql[] =
 
 static const char rescue_requeue_sql[] =
 	"UPDATE jobs SET state = " S_QUEUED ", started_at = NULL, node_id = NULL"
-	"  WHERE " OWNED_BY_DEAD " RETURNING id";
+	"  WHERE " OWNED("$1", "$2") " RETURNING id";
+
+/* This node's running jobs its pool has not run for a while: their
+ * outcome's commit was lost (an outage), or the run was lost. */
+static const char orphans_sql[] =
+	"SELECT id FROM jobs WHERE state = " S_RUNNING " AND lease_id IS NULL AND node_id = $1"
+	" AND started_at < $2::bigint LIMIT 100";
 
 static const char rescue_batches_sql[] =
 	"UPDATE batches SET finished_at = $1::bigint,"
@@ -220,24 +229,39 @@ static bool run_ok(struct pg_cluster *c, const char *sql, int n, const char *con
 	return r != NULL;
 }
 
+/* Where this process's pid means something: the host name and the PID
+ * namespace ("" when /proc does not say). Containers that share a network
+ * namespace share a host name, not a PID namespace. */
+static void pid_space(char *out, size_t n)
+{
+	char host[256] = "", ns[64] = "";
+	gethostname(host, sizeof host - 1);
+	ssize_t len = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+	ns[len > 0 ? len : 0] = '\0';
+	snprintf(out, n, "%s %s", host, ns);
+}
+
 /* A new node id and its lock, taken on conn, and its row. */
 static int node_register(struct pg_cluster *c)
 {
 	struct pg_store *st = c->st;
-	char id[UUID_LEN + 1], key[32], pid[24], host[256] = "";
+	char id[UUID_LEN + 1], key[32], pid[24], host[256] = "", space[400], pidns[64] = "";
 	uuid_v7(id);
 	c->lock_key = pg_lock_key("node", id);
 	snprintf(key, sizeof key, "%lld", (long long)c->lock_key);
 	snprintf(pid, sizeof pid, "%ld", (long)getpid());
 	gethostname(host, sizeof host - 1);
+	pid_space(space, sizeof space);
+	const char *sp = strchr(space, ' ');
+	snprintf(pidns, sizeof pidns, "%s", sp ? sp + 1 : "");
 	const char *kp[] = {key};
 	PGresult *r = run(c, "SELECT pg_try_advisory_lock($1::bigint)", 1, kp);
 	bool locked = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	if (!locked)
 		return -1;
-	const char *rp[] = {id, key, host, pid};
-	if (!run_ok(c, register_sql, 4, rp))
+	const char *rp[] = {id, key, host, pid, pidns[0] ? pidns : NULL};
+	if (!run_ok(c, register_sql, 5, rp))
 		return -1;
 	pthread_mutex_lock(&st->node_mu);
 	memcpy(st->node_id, id, sizeof st->node_id);
@@ -438,15 +462,16 @@ static void notice_ids(char *notice, size_t cap, const PGresult *r, char tag)
 	}
 }
 
-/* Rescues dead (NULL: the jobs of no node) in one transaction. */
-static void rescue(struct pg_cluster *c, const char *dead)
+/* Rescues dead's attempts (dead NULL: those of no node), or only job
+ * only_id's, in one transaction. */
+static void rescue(struct pg_cluster *c, const char *dead, const char *only_id)
 {
 	char now[24], notice[PG_NOTICE_MAX] = "- r";
 	snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
-	const char *one[] = {dead}, *two[] = {dead, now};
+	const char *one[] = {dead, only_id}, *two[] = {dead, now, only_id};
 	if (!run_ok(c, "BEGIN", 0, NULL))
 		return;
-	if (dead) {
+	if (dead && !only_id) {
 		PGresult *r = run(c, mark_dead_sql, 1, one);
 		bool mine = r && PQntuples(r) == 1;
 		PQclear(r);
@@ -456,8 +481,8 @@ static void rescue(struct pg_cluster *c, const char *dead)
 		}
 	}
 	PGresult *ended = NULL, *queued = NULL, *batches = NULL;
-	if (!run_ok(c, rescue_attempts_sql, 2, two) || !(ended = run(c, rescue_end_sql, 2, two)) ||
-	    !(queued = run(c, rescue_requeue_sql, 1, one)))
+	if (!run_ok(c, rescue_attempts_sql, 3, two) || !(ended = run(c, rescue_end_sql, 3, two)) ||
+	    !(queued = run(c, rescue_requeue_sql, 2, one)))
 		goto fail;
 	struct idlist *bl = calloc(1, sizeof *bl);
 	if (!bl)
@@ -477,7 +502,9 @@ static void rescue(struct pg_cluster *c, const char *dead)
 	int n = PQntuples(ended) + PQntuples(queued);
 	if (!notify(c, notice) || !run_ok(c, "COMMIT", 0, NULL))
 		goto fail;
-	if (dead && n > 0)
+	if (only_id && n > 0)
+		log_warn("recovered job %s, left running here without a run (its outcome was lost)", only_id);
+	else if (dead && n > 0)
 		log_warn("recovered %d job(s) left running by node %s, which is gone", n, dead);
 	else if (dead)
 		log_info("cluster: node %s is gone; it ran no job", dead);
@@ -496,11 +523,29 @@ fail:
 		run_ok(c, "ROLLBACK", 0, NULL);
 }
 
+/* Jobs this node owns that its pool does not run: an outcome whose commit
+ * met an outage, or a run lost to a fault. Only those started a while
+ * ago: a claim's commit comes a moment before its run is registered. */
+static void rescue_orphans(struct pg_cluster *c, const char *me)
+{
+	if (!c->hooks.runs_here)
+		return;
+	char cutoff[24];
+	snprintf(cutoff, sizeof cutoff, "%lld", (long long)(clock_now_ms() - ORPHAN_AFTER_MS));
+	const char *p[] = {me, cutoff};
+	PGresult *r = run(c, orphans_sql, 2, p);
+	for (int i = 0; r && i < PQntuples(r); i++)
+		if (!c->hooks.runs_here(c->hooks.arg, PQgetvalue(r, i, 0)))
+			rescue(c, me, PQgetvalue(r, i, 0));
+	PQclear(r);
+}
+
 /* ---- the tick ------------------------------------------------------------- */
 
-/* Whether a process pid runs on this host (a node of this host whose
- * lock is free and whose process is gone is dead now, not in two
- * intervals: a jobqd restarted after a crash rescues at once). */
+/* Whether a process pid runs in this PID namespace (a node of this host
+ * and namespace whose lock is free and whose process is gone is dead now,
+ * not in two intervals: a jobqd restarted after a crash rescues at
+ * once). */
 static bool pid_alive(int64_t pid)
 {
 	return pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
@@ -531,9 +576,10 @@ static void tick(struct pg_cluster *c)
 		pg_node_id(st, me);
 	}
 	/* Who else is alive, and who is dead. */
-	char up[24], host[256] = "";
+	char up[24], space[400];
 	snprintf(up, sizeof up, "%lld", (long long)(3 * c->interval_ms));
-	gethostname(host, sizeof host - 1);
+	pid_space(space, sizeof space);
+	bool space_known = space[strlen(space) - 1] != ' ';
 	const char *op[] = {me, up};
 	if (!(r = run(c, others_sql, 2, op)))
 		return;
@@ -542,8 +588,8 @@ static void tick(struct pg_cluster *c)
 	for (int i = 0; dead && i < PQntuples(r); i++) {
 		int64_t age = pg_i64(r, i, 1);
 		bool free_lock = strcmp(PQgetvalue(r, i, 4), "t") == 0;
-		if (free_lock && strcmp(PQgetvalue(r, i, 2), host) == 0 && !pid_alive(pg_i64(r, i, 3)))
-			age = INT64_MAX; /* its process is gone from this very host */
+		if (free_lock && space_known && strcmp(PQgetvalue(r, i, 2), space) == 0 && !pid_alive(pg_i64(r, i, 3)))
+			age = INT64_MAX; /* its process is gone from this very PID namespace */
 		bool stale = age > c->timeout_ms;
 		bool gone = free_lock && age > 2 * c->interval_ms;
 		if (stale || gone)
@@ -571,15 +617,16 @@ static void tick(struct pg_cluster *c)
 			char id[UUID_LEN + 1];
 			memcpy(id, p, UUID_LEN);
 			id[UUID_LEN] = '\0';
-			rescue(c, id);
+			rescue(c, id, NULL);
 			p += UUID_LEN + 1;
 		}
 		if ((r = run(c, legacy_sql, 0, NULL)) && PQntuples(r) > 0)
-			rescue(c, NULL);
+			rescue(c, NULL, NULL);
 		PQclear(r);
 		run_ok(c, prune_sql, 0, NULL);
 	}
 	free(dead);
+	rescue_orphans(c, me);
 	poll_fallback(c);
 }
 

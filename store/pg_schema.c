@@ -168,6 +168,7 @@ static const char *const migration_2[] = {
 	"  id text COLLATE \"C\" PRIMARY KEY,"
 	"  lock_key bigint NOT NULL,"              /* its session advisory lock, held for its life */
 	"  host text, pid bigint,"
+	"  pidns text,"                            /* its PID namespace: a pid means something only in it */
 	"  started_at bigint NOT NULL,"            /* server ms */
 	"  heartbeat_at bigint NOT NULL,"          /* server ms */
 	"  dead_at bigint)"                        /* server ms: declared dead, its attempts rescued */

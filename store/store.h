@@ -83,6 +83,8 @@ struct store_hooks {
 	/* the job (and batch) ids local requests wait on, up to max, into
 	 * out; returns how many */
 	int (*watched)(void *arg, char (*out)[UUID_LEN + 1], int max);
+	/* whether this node's pool runs job id now */
+	bool (*runs_here)(void *arg, const char *id);
 };
 
 /* How durable a commit is before an op's done() runs. */

@@ -1158,6 +1158,50 @@ START_TEST(store_outcome_applies_only_from_the_node_running_it)
 }
 END_TEST
 
+static bool runs_nothing(void *arg, const char *id)
+{
+	(void)arg;
+	(void)id;
+	return false;
+}
+
+/* On PostgreSQL a job this node owns but does not run (its outcome's
+ * commit met an outage) is recorded interrupted and queued again by the
+ * node itself, within seconds, not at its next start. */
+START_TEST(store_job_owned_here_but_not_run_is_rescued)
+{
+	if (!test_schema)
+		return; /* SQLite: one process, recovered at its next start */
+	struct store_options opts = {.backend = test_backend, .path = db_path, .schema = test_schema,
+	                             .durability = STORE_DURABLE_POWER_LOSS, .node_timeout_s = 3};
+	struct store_hooks hooks = {.runs_here = runs_nothing};
+	char err[512] = "";
+	struct store *st = NULL;
+	ck_assert_msg(store_open(&opts, &hooks, &st, err, sizeof err) == 0, "%s", err);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(st, 3, &sub);
+	char sql[200];
+	snprintf(sql, sizeof sql, "UPDATE jobs SET started_at = started_at - 60000 WHERE id = '%s'", job->id);
+	db_exec(sql);
+	struct job *now = NULL;
+	for (int i = 0; i < POLL_LIMIT_MS / 50; i++) {
+		job_free(now);
+		now = get_job(st, job->id);
+		if (now->state != JOB_RUNNING)
+			break;
+		sleep_ms(50);
+	}
+	ck_assert_int_eq(now->state, JOB_QUEUED);
+	ck_assert_int_eq(now->attempts, 1);
+	ck_assert_int_eq(now->nhistory, 1);
+	ck_assert_int_eq(now->history[0].outcome, ATTEMPT_INTERRUPTED);
+	job_free(now);
+	job_free(job);
+	job_free(sub);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(store_finish_scheduled_waits_for_retry_and_records_attempt)
 {
 	struct recorder rec;
@@ -3561,6 +3605,7 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_open_unknown_backend_fails);
 	tcase_add_test(tc, store_ping_writes);
 	tcase_add_test(tc, store_outcome_applies_only_from_the_node_running_it);
+	tcase_add_test(tc, store_job_owned_here_but_not_run_is_rescued);
 	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
 	tcase_add_test(tc, store_recovery_records_interrupted_attempts);
 	tcase_add_test(tc, store_recovery_of_a_job_at_its_last_attempt_fails_it);

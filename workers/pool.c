@@ -506,7 +506,8 @@ static void queue_share_done(struct pool *pool, const char *queue);
 static void finish_done(struct store_op *op)
 {
 	if (op->rc != STORE_OK)
-		log_error("could not record the outcome of job %s; it will be requeued at the next start",
+		log_error("could not record the outcome of job %s; it will be requeued at the next start "
+		          "(on PostgreSQL: within seconds, by this node)",
 		          op->finish.job->id);
 	queue_share_done(op->arg, op->finish.job->queue);
 	job_free(op->finish.job);

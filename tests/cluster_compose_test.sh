@@ -258,7 +258,7 @@ for what in nginx postgres; do
 	{
 		have_image "$img" || timeout 30 docker pull -q "$img" ||
 			{ echo "no $img to pull: a stand-in" && docker build --network host -t "$img" "$dir/$what"; }
-	} > "$dir/$what.log" 2>&1 &
+	} > "$dir/$img.log" 2>&1 &
 	build_pids+=($!)
 done
 
@@ -272,9 +272,9 @@ docker build --network host -t "$image" -f "$dockerfile" . > "$dir/build.log" 2>
 for i in 0 1; do
 	what=nginx
 	img=$nginx_image
-	[ "$i" = 1 ] && what=postgres && img=$pg_image
-	wait "${build_pids[$i]}" || fail "no $img: $(tail -n 30 "$dir/$what.log")"
-	if grep -q '^no .*: a stand-in$' "$dir/$what.log"; then
+	[ "$i" = 1 ] && what=postgresql-15 && img=$pg_image
+	wait "${build_pids[$i]}" || fail "no $img: $(tail -n 30 "$dir/$img.log")"
+	if grep -q '^no .*: a stand-in$' "$dir/$img.log"; then
 		stand_ins+=("$img")
 		log "built a stand-in $img from $base with Debian's $what"
 	fi
@@ -287,7 +287,8 @@ pass "images: $image (the Dockerfile), $pg_image, $nginx_image, $base"
 # The shipped files, byte for byte, from a copy (the test writes nothing
 # into the tree), with the env file a user writes and a test override:
 # `net` in a namespace with only a loopback (its published port goes
-# unused), two workers per node (six in the cluster), and a short node
+# unused), three workers per node (nine in the cluster: when a node dies
+# with its jobs, the others have a free worker for each), and a short node
 # timeout through the variable the compose file reads.
 mkdir -p "$dir/deploy"
 cp -r "$compose_dir" "$dir/deploy/"
@@ -295,7 +296,7 @@ printf 'JOBQ_API_KEYS=admin:%s\n' "$key" > "$dir/deploy/cluster/jobq.env"
 {
 	printf '%s\n' 'services:' '  net:' '    network_mode: none'
 	for s in jobqd1 jobqd2 jobqd3; do
-		printf '%s\n' "  $s:" '    environment:' '      JOBQ_WORKERS: "2"'
+		printf '%s\n' "  $s:" '    environment:' '      JOBQ_WORKERS: "3"'
 	done
 } > "$dir/deploy/cluster/compose.test.yaml"
 JOBQ_DB_PASSWORD=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
@@ -496,8 +497,8 @@ def check_done(j, body, outcomes, seconds):
         fail(f"job {j}: state, result, attempts, outcomes are {got}, not "
              f"{('succeeded', {'slept': seconds}, len(outcomes), outcomes)}")
 
-# Six 3 s jobs, submitted through nginx (so to each node in turn), on six
-# workers: they run on more than one node, once each.
+# Six 3 s jobs, submitted through nginx (so to each node in turn), on nine
+# workers, three a node: they run on more than one node, once each.
 jobs = [submit(3) for _ in range(6)]
 ran_on = {j: [] for j in jobs}
 final = watch(jobs, time.time() + 60, ran_on)
@@ -508,7 +509,7 @@ for j in jobs:
         fail(f"job {j} was seen running on {nodes}")
 served = {n for j in jobs for _, n in ran_on[j]}
 if len(served) < 2:
-    fail(f"six jobs on six workers (two a node) all ran on {served}")
+    fail(f"six jobs on nine workers (three a node) all ran on {served}")
 ok(f"6 sleep jobs through nginx: 201, each succeeded once; they ran on {len(served)} nodes "
    f"({', '.join(sorted(service_of[n] for n in served))})")
 
@@ -525,7 +526,7 @@ while True:
     if len(running) == len(jobs):
         break
     if time.monotonic() > deadline:
-        fail(f"only {len(running)} of 6 jobs running on 6 workers after 20 s")
+        fail(f"only {len(running)} of 6 jobs running on 9 workers after 20 s")
     time.sleep(0.1)
 busy = sorted(set(running.values()), key=lambda n: (n == leader, service_of[n]))
 victim = busy[0]

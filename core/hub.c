@@ -266,3 +266,13 @@ size_t hub_count(struct hub *hub)
 	pthread_mutex_unlock(&hub->mu);
 	return n;
 }
+
+size_t hub_keys(struct hub *hub, char (*out)[HUB_KEY_MAX + 1], size_t max)
+{
+	pthread_mutex_lock(&hub->mu);
+	size_t n = 0;
+	for (size_t i = 0; i < hub->heap_len && n < max; i++)
+		memcpy(out[n++], hub->heap[i]->id, HUB_KEY_MAX + 1);
+	pthread_mutex_unlock(&hub->mu);
+	return n;
+}

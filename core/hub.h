@@ -65,4 +65,8 @@ void hub_fire_all(struct hub *hub);
 /* Number of armed waiters. */
 size_t hub_count(struct hub *hub);
 
+/* Copies the keys of up to max armed waiters into out (a key may come
+ * more than once); returns how many. */
+size_t hub_keys(struct hub *hub, char (*out)[HUB_KEY_MAX + 1], size_t max);
+
 #endif

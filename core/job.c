@@ -240,6 +240,8 @@ cJSON *job_to_json(const struct job *job)
 	add_time(o, "run_at", job->run_at);
 	add_time(o, "started_at", job->started_at);
 	add_time(o, "finished_at", job->finished_at);
+	if (job->state == JOB_RUNNING && job->node[0])
+		cJSON_AddStringToObject(o, "node", job->node);
 	if (job->batch_id[0])
 		cJSON_AddStringToObject(o, "batch_id", job->batch_id);
 	else
@@ -411,6 +413,10 @@ void job_write(struct json_out *o, const struct job *job)
 	out_time(o, job->started_at);
 	json_out_lit(o, ",\"finished_at\":");
 	out_time(o, job->finished_at);
+	if (job->state == JOB_RUNNING && job->node[0]) {
+		json_out_lit(o, ",\"node\":");
+		json_out_str(o, job->node);
+	}
 	json_out_lit(o, ",\"batch_id\":");
 	out_str_or_null(o, job->batch_id[0] ? job->batch_id : NULL);
 	json_out_lit(o, ",\"callback\":");

@@ -143,6 +143,9 @@ struct job {
 	char *idem_key;                  /* Idempotency-Key, owned, or NULL */
 	char idem_hash[65];              /* SHA-256 of the submitted body, hex */
 	struct delivery callback;        /* completion callback */
+	/* The node whose pool runs the attempt, or that granted its lease:
+	 * "" when the job is not running (or the store keeps no node). */
+	char node[UUID_LEN + 1];
 };
 
 const char *job_state_name(enum job_state state);

@@ -148,6 +148,7 @@ void system_healthz(struct req *r);
 void system_readyz(struct req *r);
 /* GET /v1/info: version, backend, and what a 201 guarantees (--sync) */
 void system_info(struct req *r);
+void system_cluster(struct req *r);
 void system_openapi(struct req *r);
 
 #endif

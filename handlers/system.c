@@ -1,5 +1,8 @@
 /* Operational endpoints: liveness, readiness, what this jobqd is (version,
  * backend, what a 201 guarantees) and the API description. */
+#include <stdlib.h>
+
+#include "core/clock.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -95,6 +98,53 @@ void system_info(struct req *r)
 		cJSON_Delete(o); /* out of memory: a 500, not half an answer */
 		o = NULL;
 	}
+	reply_json(r, 200, o);
+}
+
+static void add_rfc3339(cJSON *o, const char *name, int64_t ms)
+{
+	char t[32];
+	clock_rfc3339(ms, t);
+	cJSON_AddStringToObject(o, name, t);
+}
+
+/* The nodes sharing the store, as the database sees them: on SQLite this
+ * process alone. */
+void system_cluster(struct req *r)
+{
+	struct store_cluster *c = malloc(sizeof *c);
+	if (!c) {
+		reply_json(r, 200, NULL); /* out of memory: a 500 */
+		return;
+	}
+	if (store_cluster(r->app->store, c) != STORE_OK) {
+		free(c);
+		handler_reply_unavailable(r);
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "node", c->node);
+	if (c->leader[0])
+		cJSON_AddStringToObject(o, "leader", c->leader);
+	else
+		cJSON_AddNullToObject(o, "leader");
+	cJSON_AddStringToObject(o, "backend", c->backend);
+	cJSON *nodes = cJSON_AddArrayToObject(o, "nodes");
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct store_node *n = &c->nodes[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "id", n->id);
+		add_rfc3339(e, "started_at", n->started_at);
+		add_rfc3339(e, "heartbeat_at", n->heartbeat_at);
+		cJSON_AddBoolToObject(e, "alive", n->alive);
+		cJSON_AddBoolToObject(e, "leader", n->leader);
+		cJSON_AddStringToObject(e, "host", n->host);
+		cJSON_AddNumberToObject(e, "pid", (double)n->pid);
+		if (n->running >= 0)
+			cJSON_AddNumberToObject(e, "running", (double)n->running);
+		cJSON_AddItemToArray(nodes, e);
+	}
+	free(c);
 	reply_json(r, 200, o);
 }
 

@@ -176,6 +176,11 @@ static int opt_integrity_check(struct config *cfg, const char *v)
 	return parse_seconds(v, 0, 86400, &cfg->integrity_check_s);
 }
 
+static int opt_node_timeout(struct config *cfg, const char *v)
+{
+	return parse_seconds(v, 2, 3600, &cfg->node_timeout_s);
+}
+
 static int opt_shutdown_grace(struct config *cfg, const char *v)
 {
 	return parse_seconds(v, 0, 3600, &cfg->shutdown_grace_s);
@@ -421,6 +426,7 @@ static const struct option_def options[] = {
 	{"--db-schema", "JOBQ_DB_SCHEMA", "NAME", "on PostgreSQL, the schema of jobq's tables, [a-z_][a-z0-9_]* (default jobq)", opt_db_schema},
 	{"--workers", "JOBQ_WORKERS", "N", "worker threads, 1-1024 (default: number of cores)", opt_workers},
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
+	{"--node-timeout", "JOBQ_NODE_TIMEOUT", "SECONDS", "on PostgreSQL, a node whose heartbeat is older than this is dead and its running jobs are rescued, 2-3600 (default 30)", opt_node_timeout},
 	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long; 0 skips it (default 10)", opt_integrity_check},
 	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted (default 1048576)", opt_max_body},
 	{"--request-timeout", "JOBQ_REQUEST_TIMEOUT", "SECONDS", "a request's line, headers and body must arrive within this, else 408 (default 30)", opt_request_timeout},
@@ -487,6 +493,7 @@ static void defaults(struct config *cfg)
 	cfg->workers = cores > 0 ? (int)cores : 1;
 	cfg->sync_full = true;
 	cfg->integrity_check_s = 10;
+	cfg->node_timeout_s = 30;
 	cfg->max_body = 1 << 20;
 	cfg->request_timeout_s = 30;
 	cfg->max_connections = 10000;

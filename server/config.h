@@ -35,6 +35,7 @@ struct config {
 	int workers;
 	bool sync_full;
 	double integrity_check_s; /* start-up quick_check budget; 0: none */
+	double node_timeout_s;    /* pg: a node silent this long is dead */
 	size_t max_body;          /* bytes */
 	double request_timeout_s; /* request line, headers and body must all arrive within it */
 	int max_connections;      /* past it, a new connection is answered 503 */

@@ -80,7 +80,7 @@
 #define XFF_MAX 2048
 #define CORS_MAX_AGE_S 600
 #define CORS_ALLOW_HEADERS "Authorization, Content-Type, If-None-Match, Last-Event-ID, X-Request-Id"
-#define CORS_EXPOSE_HEADERS "ETag, Location, X-Request-Id, Retry-After"
+#define CORS_EXPOSE_HEADERS "ETag, Location, X-Request-Id, Retry-After, Jobq-Node"
 #define ETAG_HEX 32            /* 128 bits of the body's SHA-256 */
 
 /* Who may call a route when API keys are configured. */
@@ -128,6 +128,7 @@ static const struct route routes[] = {
 	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
 	{"POST", "/v1/queues/{name}/resume", queues_resume, false, ACCESS_ADMIN, false},
 	{"GET", "/v1/info", system_info, false, ACCESS_READ, false},
+	{"GET", "/v1/cluster", system_cluster, false, ACCESS_READ, false},
 	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
 	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
@@ -852,10 +853,16 @@ static void etag_apply(struct exchange *x)
 		reply_set(r, 304, NULL, (char *)"", 0, true);
 }
 
-/* Headers every reply carries: the request id, nosniff, the ETag, CORS. */
+/* Headers every reply carries: the request id, the node that answered,
+ * nosniff, the ETag, CORS. */
 static void add_common_headers(struct exchange *x, struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "X-Request-Id", x->request_id);
+	if (x->http->app->store) {
+		char node[UUID_LEN + 1];
+		store_node_id(x->http->app->store, node);
+		MHD_add_response_header(resp, "Jobq-Node", node);
+	}
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (x->etag[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, x->etag);

@@ -50,6 +50,7 @@ struct wiring {
 	struct events *events;
 	struct meter *finished;
 	struct metrics *metrics;
+	struct run_table *runs;
 	_Atomic(struct pool *) pool;
 	_Atomic(struct callbacks *) callbacks;
 };
@@ -140,6 +141,66 @@ static void on_batch_done(void *arg, const char *batch_id)
 	poke_callbacks(w);
 }
 
+/* Another node's change, as the job is now: the streams and waiters here
+ * hear of it, and idle workers here of runnable work. Metrics and the
+ * job log stay with the node that made the change. */
+static void on_remote(void *arg, const struct job_change *c)
+{
+	struct wiring *w = arg;
+	struct event e = {.kind = EVENT_JOB, .state = c->state, .attempts = c->attempts};
+	snprintf(e.id, sizeof e.id, "%s", c->id);
+	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
+	snprintf(e.type, sizeof e.type, "%s", c->type);
+	events_publish(w->events, &e);
+	if (c->state == JOB_QUEUED && config_queue_external(w->cfg, c->queue))
+		leases_notify(w->hub);
+	else if (c->state == JOB_QUEUED)
+		on_submitted(w);
+	if (job_state_terminal(c->state)) {
+		hub_notify(w->hub, c->id);
+		poke_callbacks(w);
+		on_submitted(w); /* a limited queue may have room now */
+	}
+}
+
+/* A cancel committed on another node of a job this node's pool runs. */
+static void on_stop(void *arg, const char *id)
+{
+	struct wiring *w = arg;
+	run_table_stop(w->runs, id, RUN_STOP_CANCEL);
+}
+
+/* The cluster's fallback poll: idle workers and waiting leases look
+ * again, as if a notice had come. */
+static void on_wake(void *arg)
+{
+	struct wiring *w = arg;
+	on_submitted(w);
+	leases_notify(w->hub);
+}
+
+/* The job and batch ids requests here wait on: a long-poll waits on the
+ * id itself, a job's event stream on events_key_job(id). */
+static int on_watched(void *arg, char (*out)[UUID_LEN + 1], int max)
+{
+	struct wiring *w = arg;
+	char (*keys)[HUB_KEY_MAX + 1] = malloc((size_t)max * sizeof *keys);
+	if (!keys)
+		return 0;
+	size_t nkeys = hub_keys(w->hub, keys, (size_t)max);
+	char prefix[HUB_KEY_MAX + 1];
+	events_key_job("", prefix);
+	size_t plen = strlen(prefix);
+	int n = 0;
+	for (size_t i = 0; i < nkeys && n < max; i++) {
+		const char *id = strncmp(keys[i], prefix, plen) == 0 ? keys[i] + plen : keys[i];
+		if (strlen(id) == UUID_LEN)
+			memcpy(out[n++], id, UUID_LEN + 1);
+	}
+	free(keys);
+	return n;
+}
+
 /* For the store: a claim skips the queues external workers serve. */
 static bool store_queue_external(void *arg, const char *queue)
 {
@@ -214,7 +275,8 @@ int main(int argc, char **argv)
 	struct app app = {.cfg = &cfg};
 	struct http *http = NULL;
 	struct store_hooks hooks = {.arg = &wiring, .transition = on_transition, .submitted = on_submitted,
-	                            .finished = on_finished, .batch_done = on_batch_done};
+	                            .finished = on_finished, .batch_done = on_batch_done, .remote = on_remote,
+	                            .stop = on_stop, .wake = on_wake, .watched = on_watched};
 	struct store_options sopts = {
 		.backend = config_db_is_pg(&cfg) ? "pg" : "sqlite",
 		.path = cfg.db_path,
@@ -224,6 +286,7 @@ int main(int argc, char **argv)
 		.readers = (int)http_threads() + SPARE_READERS,
 		.integrity_check_s = cfg.integrity_check_s,
 		.external = store_queue_external, .external_arg = &cfg,
+		.node_timeout_s = cfg.node_timeout_s,
 	};
 	bool started = false; /* a start-up error says it all in its one line */
 
@@ -233,6 +296,7 @@ int main(int argc, char **argv)
 	    !(wiring.events = app.events = events_new(app.hub)))
 		goto out;
 	run_table_on_progress(app.runs, on_progress, &wiring);
+	wiring.runs = app.runs;
 	int opened = store_open(&sopts, &hooks, &app.store, err, sizeof err);
 	if (opened != 0) {
 		fprintf(stderr, "jobqd: %s\n", err);

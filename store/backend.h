@@ -111,6 +111,19 @@ struct store_backend {
 	bool (*damaged)(void *be);
 	/* Called by the writer after each group and each sweep. */
 	void (*after_writes)(void *be);
+
+	/* Many nodes on one database (NULL members: a single node, as on
+	 * SQLite). notice: what the group being applied changed, for the
+	 * other nodes, given before its commit. node_id: this node's id now.
+	 * leader: whether this node runs the cluster's maintenance (retention,
+	 * callbacks). cluster: the nodes as the database sees them (reads).
+	 * lock_queue: inside the group, serializes the claims of a limited
+	 * queue across nodes until the commit. */
+	void (*notice)(void *be, const struct store_notice *nt);
+	void (*node_id)(void *be, char out[UUID_LEN + 1]);
+	bool (*leader)(void *be);
+	enum store_rc (*cluster)(void *be, struct store_cluster *out);
+	int (*lock_queue)(void *be, const char *queue);
 };
 
 extern const struct store_backend store_sqlite_backend;

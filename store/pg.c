@@ -1,17 +1,15 @@
 /* The PostgreSQL backend: sessions, the group transaction, reads and open
  * (the write ops are in store/pg_write.c; the schema in store/pg_schema.c).
  *
- * One writer session, driven by store/writer.c on its thread, holds a
- * session advisory lock keyed on the schema: one jobqd per schema. Readers
- * borrow sessions from a pool of at most 16 and run one statement at a
+ * One writer session, driven by store/writer.c on its thread; a
+ * coordination session of the cluster's (store/pg_cluster.c): many jobqd
+ * share one schema. Readers borrow sessions from a pool of at most 16 and run one statement at a
  * time outside any transaction, so no session of jobqd's holds a snapshot
  * open for long (statement and idle-in-transaction timeouts enforce it).
  *
  * A lost session is closed and opened again at its next use, after a
  * backoff of 100 ms doubling to 5 s while it keeps failing: the ops of the
  * group it took fail with STORE_UNAVAILABLE (503) and nothing else is lost.
- * After a reconnect the writer takes the schema's lock again before any
- * write.
  *
  * Each op runs inside SAVEPOINT op within the group transaction. The
  * RELEASE of one op's savepoint travels with the SAVEPOINT of the next:
@@ -142,6 +140,13 @@ static void message_of(PGconn *conn, const PGresult *r, char *why, size_t whylen
 }
 
 /* ---- sessions ---------------------------------------------------------- */
+
+static PGconn *session_open(const struct pg_store *st, const char *extra, char *why, size_t whylen);
+
+PGconn *pg_session_open(const struct pg_store *st, const char *extra, char *why, size_t whylen)
+{
+	return session_open(st, extra, why, whylen);
+}
 
 /* Opens a session with the settings every session has (extra: more SET
  * commands, or NULL); on failure NULL with the reason in why. */
@@ -301,24 +306,6 @@ void pg_writer_lost(struct pg_store *st)
 	st->backoff_ms = 0;
 }
 
-/* Takes the schema's session lock on conn; 0, or -1 with why. */
-static int take_lock(const struct pg_store *st, PGconn *conn, char *why, size_t whylen)
-{
-	char key[32];
-	snprintf(key, sizeof key, "%lld", (long long)st->lock_key);
-	const char *params[] = {key};
-	PGresult *r = PQexecParams(conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, params, NULL, NULL, 0);
-	int rc = -1;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		message_of(conn, r, why, whylen);
-	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
-		snprintf(why, whylen, "another jobqd is using schema %s", st->schema);
-	else
-		rc = 0;
-	PQclear(r);
-	return rc;
-}
-
 /* The writer's session: the common settings, and synchronous_commit off
  * for --sync normal (a commit survives a crash of jobqd, not of the
  * server's machine). enable_seqscan off: every writer statement has an
@@ -343,10 +330,6 @@ int pg_writer_up(struct pg_store *st)
 		return PG_ERR_DOWN;
 	char why[512] = "";
 	PGconn *conn = writer_open(st, why, sizeof why);
-	if (conn && take_lock(st, conn, why, sizeof why) != 0) {
-		PQfinish(conn);
-		conn = NULL;
-	}
 	if (!conn) {
 		st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : BACKOFF_FIRST_MS;
 		if (st->backoff_ms > BACKOFF_MAX_MS)
@@ -476,6 +459,7 @@ int pg_begin(void *be, bool durable)
 	st->npending = 0;
 	st->savepoint = SP_NONE;
 	st->unscoped = st->unscoped_sent = false;
+	st->notice[0] = '\0';
 	st->in_tx = rc == 0;
 	if (rc != 0)
 		return rc;
@@ -498,7 +482,16 @@ int pg_commit(void *be)
 		return 0; /* nothing of the group reached the server */
 	if (!st->wconn)
 		return PG_ERR_DOWN;
-	PGresult *r = PQexec(st->wconn, "COMMIT");
+	/* The group's notice rides with the COMMIT: delivered when it
+	 * commits, never when it does not. Its text is ids, tags and the
+	 * channel (a schema name): nothing to escape. */
+	char sql[PG_NOTICE_MAX + 128];
+	if (st->notice[0] && !pg_alone(st))
+		snprintf(sql, sizeof sql, "SELECT pg_notify('%s', '%s'); COMMIT", st->channel, st->notice);
+	else
+		snprintf(sql, sizeof sql, "COMMIT");
+	st->notice[0] = '\0';
+	PGresult *r = PQexec(st->wconn, sql);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		char why[512];
@@ -594,6 +587,22 @@ static int pg_op_undo(void *be)
 static void pg_after_writes(void *be)
 {
 	(void)be;
+}
+
+static void pg_notice(void *be, const struct store_notice *nt)
+{
+	struct pg_store *st = be;
+	pg_notice_build(st, nt, st->notice, sizeof st->notice);
+}
+
+static void pg_backend_node_id(void *be, char out[UUID_LEN + 1])
+{
+	pg_node_id(be, out);
+}
+
+static bool pg_backend_leader(void *be)
+{
+	return pg_is_leader(be);
 }
 
 /* Integrity is the server's business. */
@@ -722,6 +731,8 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 	job->run_at = pg_i64(r, row, 20);
 	pg_copy(r, row, 21, job->batch_id, sizeof job->batch_id);
 	delivery_at(r, row, 22, &job->callback);
+	if (job->state == JOB_RUNNING)
+		pg_copy(r, row, 27, job->node, sizeof job->node);
 	if ((!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
 	    (!pg_null(r, row, 8) && !job->error) || (!pg_null(r, row, 22) && !job->callback.url) ||
 	    (!pg_null(r, row, 26) && !job->callback.last_error)) {
@@ -845,6 +856,16 @@ static PGresult *reader_exec(struct pg_reader *r, bool prepared, const char *sql
 static PGresult *reader_run(struct pg_reader *r, const char *sql, int n, const char *const *params)
 {
 	return reader_exec(r, true, sql, n, params);
+}
+
+PGresult *pg_read(struct pg_store *st, const char *sql, int n, const char *const *params)
+{
+	struct pg_reader *r = reader_take(st);
+	if (!r)
+		return NULL;
+	PGresult *res = reader_run(r, sql, n, params);
+	reader_give(st, r);
+	return res;
 }
 
 /* ---- reads ------------------------------------------------------------- */
@@ -1183,6 +1204,10 @@ static enum store_rc pg_due_callbacks(void *be, int64_t now, struct due_callback
 {
 	struct pg_store *st = be;
 	*n = 0;
+	if (!pg_is_leader(st)) {
+		*next = now + 1000; /* the leader delivers; look again in a second */
+		return STORE_OK;
+	}
 	struct pg_args a = {0};
 	pg_arg_i64(&a, now);
 	pg_arg_i64(&a, max);
@@ -1225,18 +1250,15 @@ static void pg_close(void *be)
 	struct pg_store *st = be;
 	if (!st)
 		return;
+	pg_cluster_stop(st);
 	for (struct pg_reader *r = st->all_readers, *next; r; r = next) {
 		next = r->all_next;
 		reader_close(r);
 	}
-	/* The schema's lock goes with the session, but the server may end
-	 * it a moment after the socket closes: unlock first, so a jobqd
-	 * started right after this one finds the schema free. */
-	if (st->wconn && PQstatus(st->wconn) == CONNECTION_OK)
-		PQclear(PQexec(st->wconn, "SELECT pg_advisory_unlock_all()"));
 	PQfinish(st->wconn);
 	pthread_cond_destroy(&st->readers_cv);
 	pthread_mutex_destroy(&st->readers_mu);
+	pthread_mutex_destroy(&st->node_mu);
 	free(st->conninfo);
 	free(st->shown);
 	free(st);
@@ -1251,6 +1273,7 @@ static int pg_open(const struct store_options *opts, void **out, char *err, size
 	}
 	pthread_mutex_init(&st->readers_mu, NULL);
 	pthread_cond_init(&st->readers_cv, NULL);
+	pthread_mutex_init(&st->node_mu, NULL);
 	const char *schema = opts->schema ? opts->schema : DEFAULT_SCHEMA;
 	size_t shown_len = strlen(opts->path ? opts->path : "") + 16;
 	if (!(st->conninfo = strdup(opts->path ? opts->path : "")) || !(st->shown = malloc(shown_len))) {
@@ -1264,11 +1287,11 @@ static int pg_open(const struct store_options *opts, void **out, char *err, size
 	}
 	snprintf(st->schema, sizeof st->schema, "%s", schema);
 	st->durability = opts->durability;
-	st->lock_key = pg_lock_key("writer", st->schema);
 	st->max_readers = opts->readers > 0 && opts->readers < PG_MAX_READERS ? opts->readers : PG_MAX_READERS;
 	char why[512] = "";
-	if (!(st->wconn = writer_open(st, why, sizeof why)) || take_lock(st, st->wconn, why, sizeof why) != 0 ||
-	    pg_schema_migrate(st->wconn, st->schema, why, sizeof why) != 0 || pg_recover(st, why, sizeof why) != 0) {
+	if (!(st->wconn = writer_open(st, why, sizeof why)) ||
+	    pg_schema_migrate(st->wconn, st->schema, why, sizeof why) != 0 ||
+	    pg_cluster_start(st, opts, why, sizeof why) != 0) {
 		snprintf(err, errlen, "cannot open database %s: %s", st->shown, why);
 		goto fail;
 	}
@@ -1322,4 +1345,9 @@ const struct store_backend store_pg_backend = {
 	.schema_version = pg_version,
 	.damaged = pg_damaged,
 	.after_writes = pg_after_writes,
+	.notice = pg_notice,
+	.node_id = pg_backend_node_id,
+	.leader = pg_backend_leader,
+	.cluster = pg_cluster_info,
+	.lock_queue = pg_lock_queue,
 };

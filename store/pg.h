@@ -2,8 +2,9 @@
  * group transaction, reads, open) and store/pg_write.c (the write ops,
  * the claim, leases, retention, recovery). Only store/pg*.c include it.
  *
- * One writer session (the writer thread's; open's before that) holds the
- * schema's session advisory lock; readers borrow sessions from a pool.
+ * One writer session (the writer thread's; open's before that); readers
+ * borrow sessions from a pool; the cluster's coordination session holds
+ * this node's advisory lock (store/pg_cluster.c).
  * Every session runs with search_path set to the schema, so SQL text names
  * no schema. Parameters travel as text: pg_args formats them. */
 #ifndef JOBQ_STORE_PG_H
@@ -11,10 +12,12 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/uuid.h"
 #include "store/backend.h"
 #include "store/pg_schema.h"
 
@@ -37,15 +40,16 @@ enum {
 #define PG_MAX_READERS 16
 #define PG_STMT_CACHE 96  /* statements prepared per writer session */
 #define PG_PENDING_MAX 4
+#define PG_NOTICE_MAX 7900  /* a notice's payload: PostgreSQL takes 8000 bytes */
 
 struct pg_reader;
+struct pg_cluster;
 
 struct pg_store {
 	char *conninfo;                   /* as given: may carry a password, never log it */
 	char *shown;                      /* conninfo with the password masked, for messages */
 	char schema[64];                  /* [a-z_][a-z0-9_]{0,62} */
 	enum store_durability durability;
-	int64_t lock_key;                 /* the session advisory lock: one jobqd per schema */
 
 	/* Writer thread only (open's thread before the writer starts). */
 	PGconn *wconn;                    /* NULL while down */
@@ -73,12 +77,23 @@ struct pg_store {
 	struct pg_reader *all_readers;
 	int nreaders, max_readers;
 	int64_t read_retry_at, read_backoff_ms;
+
+	/* The cluster (store/pg_cluster.c). node_mu guards node_id, which
+	 * the coordination thread may replace. */
+	pthread_mutex_t node_mu;
+	char node_id[UUID_LEN + 1];
+	atomic_bool leader, alone;
+	char channel[80];
+	struct pg_cluster *cluster;
+	/* The writer's notice for the group being applied ("" none), sent
+	 * with its COMMIT. Writer thread only. */
+	char notice[PG_NOTICE_MAX];
 };
 
 /* ---- the writer session ----------------------------------------------- */
 
-/* Makes sure the writer session is up: reconnects (settings, search_path,
- * the advisory lock again) when it was lost and the backoff allows.
+/* Makes sure the writer session is up: reconnects (settings, search_path)
+ * when it was lost and the backoff allows.
  * 0 or PG_ERR_DOWN. begin() calls it; so must anything pg_write.c runs
  * outside a group (sweep, expired) before its first statement. */
 int pg_writer_up(struct pg_store *st);
@@ -157,11 +172,50 @@ int64_t pg_changes(const PGresult *r);
 #define PG_JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
-	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error"
-#define PG_JOB_NCOLUMNS 27
+	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error, " \
+	"node_id"
+#define PG_JOB_NCOLUMNS 28
 
 /* Builds a job from row of a result of PG_JOB_COLUMNS; NULL on OOM. */
 struct job *pg_row_to_job(const PGresult *r, int row);
+
+/* The expiry of a job finishing at F: retention_s after it, truncated to
+ * the ms as SQLite's CAST(... AS INTEGER) does. */
+#define EXPIRES(F) F " + trunc(retention_s * 1000)::bigint"
+
+/* The callback columns of a job finishing at F: pending from then on. */
+#define CALLBACK_DUE(F) " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END," \
+	" callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE " F " END"
+
+/* ---- sessions for others ------------------------------------------------ */
+
+/* A new session with the common settings and the schema's search_path
+ * (extra: more SET commands, or NULL); NULL with why on failure. */
+PGconn *pg_session_open(const struct pg_store *st, const char *extra, char *why, size_t whylen);
+
+/* One statement on a reader session: its result (the caller clears it),
+ * or NULL after logging (the reader is replaced if it was lost). */
+PGresult *pg_read(struct pg_store *st, const char *sql, int n, const char *const *params);
+
+/* ---- the cluster (store/pg_cluster.c) ---------------------------------- */
+
+/* Registers this node (its id, its lock, its row) and starts the
+ * coordination thread: heartbeat, leadership, notices, rescue. 0, or -1
+ * with why. */
+int pg_cluster_start(struct pg_store *st, const struct store_options *opts, char *why, size_t whylen);
+/* Leaves the cluster (the node's row aged, its lock and leadership given
+ * back) and stops the thread. No-op when it never started. */
+void pg_cluster_stop(struct pg_store *st);
+/* This node's id now (a node declared dead while cut off takes a new
+ * one); any thread. */
+void pg_node_id(struct pg_store *st, char out[UUID_LEN + 1]);
+/* Whether this node holds the leader row (as of its last tick). */
+bool pg_is_leader(struct pg_store *st);
+/* Whether no other node was alive at the last tick: notices are skipped. */
+bool pg_alone(struct pg_store *st);
+enum store_rc pg_cluster_info(void *be, struct store_cluster *out);
+/* The payload of a commit group's notice, into out[cap]. */
+void pg_notice_build(struct pg_store *st, const struct store_notice *nt, char *out, size_t cap);
 
 /* ---- what store/pg_write.c provides ----------------------------------- */
 
@@ -184,18 +238,11 @@ int pg_ready_queues(void *be, const char *after, int (*each)(void *arg, const ch
 int pg_claim(void *be, const char *queue, int n, int64_t now, struct job **out, int *got);
 int pg_next_due(void *be, int64_t *out);
 int pg_running(void *be, const char *queue, int64_t *n);
+int pg_lock_queue(void *be, const char *queue);
 int pg_lease_mark(void *be, const struct job *job, const char *lease_id, int64_t expires_at,
                   int64_t lease_ms);
 int pg_expired(void *be, int64_t now, struct job **out, char (*ids)[STORE_LEASE_ID_LEN + 1], int max,
                int *n, int64_t *next);
 int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next);
-
-/* Jobs left running without a lease by a process that died are recorded
- * interrupted and requeued, or failed with no attempts left; batches are
- * settled; as store/sqlite.c's recover(), in one transaction of its own on
- * the writer session. open() calls it after the migrations, holding the
- * schema's lock. 0, or a PG_ERR_* code with the reason in why (no SQL, no
- * conninfo). */
-int pg_recover(struct pg_store *st, char *why, size_t whylen);
 
 #endif

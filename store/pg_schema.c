@@ -152,7 +152,36 @@ static const char *const migration_1[] = {
 	NULL,
 };
 
-static const char *const *const migrations[] = {migration_1};
+/* Version 2: many jobqd on one schema (issue 14). A running attempt
+ * records the node that runs it (or granted its lease), so a dead node's
+ * attempts can be told apart and fenced; a cancel of an attempt another
+ * node runs leaves cancel_at for that node to see. Each jobqd has a row in
+ * nodes for its life, and one of them holds the leader row. Times in
+ * nodes and leader are the database server's clock (the one clock every
+ * node shares); times in jobs stay each jobqd's. */
+static const char *const migration_2[] = {
+	"ALTER TABLE jobs ADD COLUMN node_id text COLLATE \"C\", ADD COLUMN cancel_at bigint;"
+	"CREATE INDEX jobs_running_node ON jobs (node_id) WHERE state = " S_RUNNING ";"
+	/* Updated every second by each node: half-empty pages keep the
+	 * updates HOT, frequent vacuum keeps the table a page. */
+	"CREATE TABLE nodes ("
+	"  id text COLLATE \"C\" PRIMARY KEY,"
+	"  lock_key bigint NOT NULL,"              /* its session advisory lock, held for its life */
+	"  host text, pid bigint,"
+	"  started_at bigint NOT NULL,"            /* server ms */
+	"  heartbeat_at bigint NOT NULL,"          /* server ms */
+	"  dead_at bigint)"                        /* server ms: declared dead, its attempts rescued */
+	" WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);"
+	"CREATE TABLE leader ("
+	"  name text COLLATE \"C\" PRIMARY KEY,"
+	"  node_id text COLLATE \"C\" NOT NULL,"
+	"  since bigint NOT NULL,"                 /* server ms */
+	"  expires_at bigint NOT NULL)"            /* server ms */
+	" WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100);",
+	NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
                "PG_SCHEMA_LATEST counts the migrations");

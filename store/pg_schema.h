@@ -30,7 +30,7 @@
 
 /* The number of migrations this release knows: a schema it opens ends at
  * this version (meta key 'schema_version'). */
-#define PG_SCHEMA_LATEST 1
+#define PG_SCHEMA_LATEST 2
 
 /* Creates the schema if it is missing and applies the migrations it
  * lacks, all in one transaction under a transaction advisory lock keyed on
@@ -43,7 +43,7 @@ int pg_schema_migrate(PGconn *conn, const char *schema, char *why, size_t whylen
  * there is none. */
 int pg_schema_version(PGconn *conn);
 
-/* A 64-bit advisory lock key for what ("migrate", "writer") on schema:
+/* A 64-bit advisory lock key for what ("migrate", "node", "queue") on name:
  * FNV-1a of "jobq:<what>:<schema>". */
 int64_t pg_lock_key(const char *what, const char *schema);
 

@@ -24,14 +24,6 @@
 #define PROMOTE_RECHECK_MS 1000
 #define SWEEP_BATCH 500
 
-/* The expiry of a job finishing at F: retention_s after it, truncated to
- * the ms as SQLite's CAST(... AS INTEGER) does. */
-#define EXPIRES(F) F " + trunc(retention_s * 1000)::bigint"
-
-/* The callback columns of a job finishing at F: pending from then on. */
-#define CALLBACK_DUE(F) " callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END," \
-	" callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE " F " END"
-
 /* ---- helpers ------------------------------------------------------------ */
 
 /* Runs sql and reads column 0 of its first row into *v (0 for NULL or no
@@ -464,7 +456,8 @@ static const char claim_sql[] =
 	"WITH picked AS MATERIALIZED (SELECT seq AS picked_seq FROM jobs"
 	"   WHERE state = " S_QUEUED " AND queue = $3 ORDER BY priority DESC, seq LIMIT $2"
 	"   FOR UPDATE SKIP LOCKED)"
-	" UPDATE jobs SET state = " S_RUNNING ", attempts = attempts + 1, started_at = $1"
+	" UPDATE jobs SET state = " S_RUNNING ", attempts = attempts + 1, started_at = $1, node_id = $4,"
+	" cancel_at = NULL"
 	" FROM picked WHERE seq = picked.picked_seq"
 	" RETURNING " PG_JOB_COLUMNS;
 
@@ -559,6 +552,9 @@ int pg_claim(void *be, const char *queue, int n, int64_t now, struct job **out, 
 	pg_arg_i64(&a, now);
 	pg_arg_i64(&a, n);
 	pg_arg_text(&a, queue);
+	char me[UUID_LEN + 1];
+	pg_node_id(st, me);
+	pg_arg_text(&a, me);
 	PGresult *r = NULL;
 	int rc = pg_query(st, claim_sql, a.n, a.v, &r);
 	if (rc != 0)
@@ -613,9 +609,10 @@ static const char finish_sql[] =
 	"     ELSE " S_PENDING " END,"
 	"   callback_next_at = CASE WHEN callback_url IS NULL OR $7::bigint IS NULL THEN callback_next_at"
 	"     ELSE $7::bigint END,"
-	"   lease_id = NULL, lease_expires_at = NULL"
+	"   lease_id = NULL, lease_expires_at = NULL, node_id = NULL, cancel_at = NULL"
 	"   WHERE id = $1 AND state = " S_RUNNING " AND attempts = $8"
-	"   AND ($11::text IS NULL OR lease_id = $11::text) RETURNING seq, expires_at),"
+	"   AND ($11::text IS NULL OR lease_id = $11::text)"
+	"   AND ($11::text IS NOT NULL OR node_id = $14::text) RETURNING seq, expires_at),"
 	" history AS (INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
 	"   SELECT seq, $8, $10::bigint, $12::bigint, $13, $4 FROM done"
 	"   ON CONFLICT (job_seq, attempt) DO UPDATE SET started_at = excluded.started_at,"
@@ -625,9 +622,11 @@ static const char finish_sql[] =
 /* Back without spending the attempt: queued, or scheduled at $4. */
 static const char requeue_sql[] =
 	"UPDATE jobs SET state = coalesce($3::bigint, " S_QUEUED "), run_at = coalesce($4::bigint, run_at),"
-	" attempts = attempts - 1, started_at = NULL, lease_id = NULL, lease_expires_at = NULL"
+	" attempts = attempts - 1, started_at = NULL, lease_id = NULL, lease_expires_at = NULL,"
+	" node_id = NULL, cancel_at = NULL"
 	" WHERE id = $1 AND state = " S_RUNNING " AND attempts = $2"
-	" AND ($5::text IS NULL OR lease_id = $5::text)";
+	" AND ($5::text IS NULL OR lease_id = $5::text)"
+	" AND ($5::text IS NOT NULL OR node_id = $6::text)";
 
 static const char attempt_sql[] =
 	"INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
@@ -664,6 +663,9 @@ static int requeue(struct pg_store *st, struct store_op *op, struct store_effect
 		pg_arg_null(&a);
 	}
 	pg_arg_text(&a, lease_id);
+	char me[UUID_LEN + 1];
+	pg_node_id(st, me);
+	pg_arg_text(&a, me);
 	int64_t changed = 0;
 	int rc = fault();
 	if (rc != 0)
@@ -721,6 +723,9 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	pg_arg_text(&a, lease_id);
 	pg_arg_i64(&a, ended);
 	pg_arg_text(&a, attempt_outcome_name(job->outcome));
+	char me[UUID_LEN + 1];
+	pg_node_id(st, me);
+	pg_arg_text(&a, me);
 	PGresult *r = NULL;
 	rc = pg_query(st, finish_sql, a.n, a.v, &r);
 	if (rc != 0)
@@ -736,7 +741,8 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 		return 0;
 	}
 	if (!fx->changed) {
-		log_warn("job %s attempt %d was no longer running; its outcome is dropped", job->id, job->attempts);
+		log_warn("job %s attempt %d was no longer running here (finished, canceled, or rescued after this "
+		         "node was taken for dead); its outcome is dropped", job->id, job->attempts);
 		return 0;
 	}
 	fx->expires_at = expires_at;
@@ -836,6 +842,12 @@ static int cancel_leased(struct pg_store *st, struct store_op *op, struct store_
 	return check_batch_done(st, t->batch_id, &fx->batch_done);
 }
 
+/* A running job some node's pool runs: that node is told (the group's
+ * notice), and finds cancel_at at its next poll should the notice be
+ * lost. */
+static const char cancel_run_sql[] =
+	"UPDATE jobs SET cancel_at = $2 WHERE id = $1 AND state = " S_RUNNING " AND lease_id IS NULL";
+
 int pg_apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 {
 	struct pg_store *st = be;
@@ -844,8 +856,14 @@ int pg_apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 	int rc = state_of(st, op, &seq);
 	if (rc != 0 || op->rc == STORE_NOT_FOUND)
 		return rc;
-	if (t->found == JOB_RUNNING)
-		return cancel_leased(st, op, fx);
+	if (t->found == JOB_RUNNING) {
+		if ((rc = cancel_leased(st, op, fx)) != 0 || fx->finished)
+			return rc;
+		struct pg_args a = {0};
+		pg_arg_text(&a, t->id);
+		pg_arg_i64(&a, clock_now_ms());
+		return query_changes(st, cancel_run_sql, &a, NULL);
+	}
 	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED)
 		return 0;
 	struct pg_args a = {0};
@@ -961,6 +979,8 @@ int pg_apply_probe(void *be, struct store_op *op, struct store_effects *fx)
 
 static const char running_sql[] = "SELECT n FROM queue_counts WHERE queue = $1 AND state = " S_RUNNING;
 
+static const char lock_queue_sql[] = "SELECT pg_advisory_xact_lock($1::bigint)";
+
 static const char lease_mark_sql[] =
 	"UPDATE jobs SET lease_id = $2, lease_expires_at = $3, lease_ms = $4 WHERE seq = $1";
 
@@ -992,6 +1012,18 @@ int pg_running(void *be, const char *queue, int64_t *n)
 	pg_arg_text(&a, queue);
 	*n = 0;
 	return query_i64(be, running_sql, &a, n);
+}
+
+/* Held until the group commits: the next node's claim of the queue
+ * counts what this one started. */
+int pg_lock_queue(void *be, const char *queue)
+{
+	struct pg_store *st = be;
+	char name[160];
+	snprintf(name, sizeof name, "%s/%s", st->schema, queue);
+	struct pg_args a = {0};
+	pg_arg_i64(&a, pg_lock_key("queue", name));
+	return query_changes(st, lock_queue_sql, &a, NULL);
 }
 
 int pg_lease_mark(void *be, const struct job *job, const char *lease_id, int64_t expires_at, int64_t lease_ms)
@@ -1121,58 +1153,5 @@ int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 	*deleted = PQntuples(r) == 1 ? (int)pg_i64(r, 0, 0) : 0;
 	*next = *deleted >= SWEEP_BATCH ? now : (PQntuples(r) == 1 ? pg_i64(r, 0, 1) : 0);
 	PQclear(r);
-	return 0;
-}
-
-/* ---- recovery ------------------------------------------------------------- */
-
-/* Jobs left running without a lease belong to a process that died (we
- * hold the schema's lock, so no other jobqd runs them). Their attempt is
- * recorded as interrupted; the attempt was counted when they were
- * claimed, so a job that crashes jobqd every time ends failed after
- * max_attempts runs instead of looping. Leased jobs keep their leases. */
-static const char recover_attempts_sql[] =
-	"INSERT INTO job_attempts (job_seq, attempt, started_at, finished_at, outcome, error)"
-	"  SELECT seq, attempts, started_at, $1::bigint, 'interrupted', 'jobqd stopped while the job ran'"
-	"  FROM jobs WHERE state = " S_RUNNING " AND lease_id IS NULL"
-	" ON CONFLICT (job_seq, attempt) DO UPDATE SET started_at = excluded.started_at,"
-	" finished_at = excluded.finished_at, outcome = excluded.outcome, error = excluded.error";
-
-static const char recover_fail_sql[] =
-	"UPDATE jobs SET state = " S_FAILED ", finished_at = $1::bigint, expires_at = " EXPIRES("$1::bigint") ","
-	CALLBACK_DUE("$1::bigint") ","
-	"  error = 'interrupted: jobqd stopped while the job ran and no attempts are left'"
-	"  WHERE state = " S_RUNNING " AND attempts >= max_attempts AND lease_id IS NULL";
-
-static const char recover_requeue_sql[] =
-	"UPDATE jobs SET state = " S_QUEUED ", started_at = NULL WHERE state = " S_RUNNING " AND lease_id IS NULL";
-
-static const char recover_batches_sql[] =
-	"UPDATE batches SET finished_at = $1::bigint,"
-	"  callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE " S_PENDING " END,"
-	"  callback_next_at = CASE WHEN callback_url IS NULL THEN NULL ELSE $1::bigint END"
-	"  WHERE finished_at IS NULL AND NOT EXISTS (SELECT 1 FROM batch_counts"
-	"    WHERE batch_id = batches.id AND state IN (" S_WAITING ") AND n > 0)";
-
-int pg_recover(struct pg_store *st, char *why, size_t whylen)
-{
-	struct pg_args a = {0};
-	pg_arg_i64(&a, clock_now_ms());
-	int64_t failed = 0, requeued = 0;
-	int rc = pg_command(st, "BEGIN");
-	if (rc == 0 && (rc = query_changes(st, recover_attempts_sql, &a, NULL)) == 0 &&
-	    (rc = query_changes(st, recover_fail_sql, &a, &failed)) == 0 &&
-	    (rc = query_changes(st, recover_requeue_sql, NULL, &requeued)) == 0 &&
-	    (rc = query_changes(st, recover_batches_sql, &a, NULL)) == 0)
-		rc = pg_command(st, "COMMIT");
-	if (rc != 0) {
-		if (st->wconn && PQtransactionStatus(st->wconn) != PQTRANS_IDLE)
-			pg_command(st, "ROLLBACK");
-		snprintf(why, whylen, "recovering the jobs left running failed (%s)",
-		         rc == PG_ERR_DOWN ? "the connection was lost" : "the server's reason is logged");
-		return rc;
-	}
-	if (failed + requeued > 0)
-		log_warn("recovered %lld job(s) left running by a previous process", (long long)(failed + requeued));
 	return 0;
 }

@@ -45,7 +45,24 @@ struct job_change {
 	const struct job *job;
 };
 
-/* Called on the writer thread after a commit; must not block. */
+/* What a commit group changed, for the other nodes (backend's notice):
+ * up to STORE_NOTICE_ITEMS items, overflow when more did not fit. Tags:
+ * 'j' a job changed, 'b' a batch finished, 'k' stop this job's run (a
+ * cancel). */
+#define STORE_NOTICE_ITEMS 200
+struct store_notice {
+	bool runnable, overflow;
+	int n;
+	struct {
+		char tag;
+		char id[UUID_LEN + 1];
+	} items[STORE_NOTICE_ITEMS];
+};
+
+/* Called on the writer thread after a commit; must not block. The
+ * cluster's members (remote, stop, wake, watched) are called on the
+ * backend's coordination thread; they, and batch_done and submitted
+ * called from there too, must not block either. */
 struct store_hooks {
 	/* every committed state change of a job, in commit order */
 	void (*transition)(void *arg, const struct job_change *c);
@@ -56,6 +73,16 @@ struct store_hooks {
 	void (*finished)(void *arg, const char *id, const char *queue);
 	/* every job of a batch is finished; also: a callback became due */
 	void (*batch_done)(void *arg, const char *batch_id);
+	/* another node committed a change to a job (c as the job is now;
+	 * c->job NULL) */
+	void (*remote)(void *arg, const struct job_change *c);
+	/* a cancel committed elsewhere: stop this node's run of job id */
+	void (*stop)(void *arg, const char *id);
+	/* the fallback poll, once per heartbeat: look for work as if woken */
+	void (*wake)(void *arg);
+	/* the job (and batch) ids local requests wait on, up to max, into
+	 * out; returns how many */
+	int (*watched)(void *arg, char (*out)[UUID_LEN + 1], int max);
 };
 
 /* How durable a commit is before an op's done() runs. */
@@ -79,6 +106,11 @@ struct store_options {
 	 * claim never takes its jobs. NULL: none is. */
 	bool (*external)(void *arg, const char *queue);
 	void *external_arg;
+	/* pg: a node whose heartbeat is older than this (seconds) is dead
+	 * (0: 30). */
+	double node_timeout_s;
+	/* Set by store_open for the backend: the store's hooks. */
+	const struct store_hooks *hooks;
 };
 
 enum store_op_kind {
@@ -157,6 +189,8 @@ struct store_op_claim {
 	/* how many more jobs of queue may start now (INT_MAX: no limit);
 	 * called on the writer thread inside the transaction; NULL: no limit */
 	int (*queue_room)(struct store_op *op, const char *queue);
+	/* queue's limit for the whole cluster (INT_MAX: none); NULL: none */
+	int (*queue_limit)(struct store_op *op, const char *queue);
 	int nclaimed;                     /* out */
 	int64_t next_due;                 /* out: earliest scheduled run_at (unix ms), 0: none */
 	bool limited;                     /* out: a queue had runnable jobs but no room */
@@ -363,6 +397,37 @@ enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int
 
 /* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
+
+/* ---- the cluster ---------------------------------------------------------- */
+
+#define STORE_NODES_MAX 64
+
+struct store_node {
+	char id[UUID_LEN + 1];
+	char host[64];
+	int64_t pid;
+	int64_t started_at, heartbeat_at; /* unix ms (the database server's clock) */
+	bool alive, leader;
+	int64_t running;                  /* its running attempts */
+};
+
+/* The nodes sharing the store: on SQLite this process alone. */
+struct store_cluster {
+	char node[UUID_LEN + 1];          /* this node */
+	char leader[UUID_LEN + 1];        /* "" when none holds the row now */
+	const char *backend;              /* "sqlite" or "pg" */
+	struct store_node nodes[STORE_NODES_MAX];
+	int nnodes;
+};
+
+/* This node's id (random per boot; a PostgreSQL node declared dead while
+ * cut off takes a new one). */
+void store_node_id(struct store *st, char out[UUID_LEN + 1]);
+
+/* Whether this node runs the cluster's maintenance (always on SQLite). */
+bool store_is_leader(struct store *st);
+
+enum store_rc store_cluster(struct store *st, struct store_cluster *out);
 
 /* Callbacks due at `now`: up to max ids of jobs (is_batch false) or
  * batches, and in *next the earliest due time of any pending callback

@@ -37,14 +37,17 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/uuid.h"
 
 #define WRITER_BATCH 1024
 #define PROBE_REUSE_MS 1000 /* a probe that committed this recently answers for later ones */
@@ -80,6 +83,10 @@ struct store {
 	int64_t probe_ok_at;              /* writer only: monotonic ms of the last probe that
 	                                   * wrote and committed; 0 after any failed write */
 	bool probe_wrote;                 /* writer only: this group's probe wrote */
+
+	char node_id[UUID_LEN + 1];       /* this node, when the backend keeps none */
+	int64_t started_at;               /* unix ms */
+	struct store_notice notice;       /* writer only: the group's, for the backend */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t synced;      /* of them, durable commits */
@@ -165,9 +172,26 @@ static int lease_room(struct store *st, struct store_op *op, const char *queue)
 	if (limit == INT_MAX)
 		return INT_MAX;
 	int64_t running = 0;
-	if (st->be->running(st->impl, queue, &running) != 0)
+	if ((st->be->lock_queue && st->be->lock_queue(st->impl, queue) != 0) ||
+	    st->be->running(st->impl, queue, &running) != 0)
 		return -1;
 	return running < limit ? limit - (int)running : 0;
+}
+
+/* A claim's room in a limited queue when several nodes share the store:
+ * the queue's limit less the jobs of it running anywhere, counted under
+ * the queue's lock (held to the commit); at most room, the pool's own.
+ * -1 on a failure. */
+static int cluster_room(struct store *st, struct store_op *op, const char *queue, int room)
+{
+	int limit = op->claim.queue_limit ? op->claim.queue_limit(op, queue) : INT_MAX;
+	if (room == 0 || limit == INT_MAX || !st->be->lock_queue)
+		return room;
+	int64_t running = 0;
+	if (st->be->lock_queue(st->impl, queue) != 0 || st->be->running(st->impl, queue, &running) != 0)
+		return -1;
+	int left = running < limit ? limit - (int)running : 0;
+	return left < room ? left : room;
 }
 
 /* ready_queues' each(): keeps queues with room, in turn order. A claim
@@ -184,7 +208,10 @@ static int add_ready(void *arg, const char *queue)
 			return 0;
 	} else if (st->external && st->external(st->external_arg, queue)) {
 		return 0;
-	} else if ((room = op->claim.queue_room ? op->claim.queue_room(op, queue) : INT_MAX) == 0) {
+	} else if ((room = op->claim.queue_room ? op->claim.queue_room(op, queue) : INT_MAX) == 0 ||
+	           (room = cluster_room(st, op, queue, room)) <= 0) {
+		if (room < 0)
+			return -1;
 		op->claim.limited = true;
 		return 0;
 	}
@@ -343,25 +370,32 @@ struct applied {
 	struct claim_scratch claim;
 };
 
-static void report(struct store *st, const char *id, const char *queue, const char *type,
+/* Where an op's changes go: the transition hook after the commit, or the
+ * group's notice before it. */
+struct reporter {
+	void (*emit)(void *ctx, const struct job_change *c);
+	void *ctx;
+};
+
+static void report(const struct reporter *to, const char *id, const char *queue, const char *type,
                    enum job_state state, int attempts)
 {
 	struct job_change c = {.id = id, .queue = queue, .type = type, .state = state, .attempts = attempts};
-	st->hooks.transition(st->hooks.arg, &c);
+	to->emit(to->ctx, &c);
 }
 
-static void report_job(struct store *st, const struct job *job, enum job_state state, int attempts,
+static void report_job(const struct reporter *to, const struct job *job, enum job_state state, int attempts,
                        bool created)
 {
 	struct job_change c = {.id = job->id, .queue = job->queue, .type = job->type, .state = state,
 	                       .attempts = attempts, .created = created, .job = job};
-	st->hooks.transition(st->hooks.arg, &c);
+	to->emit(to->ctx, &c);
 }
 
-/* Reports the state changes an op committed, in order. */
-static void report_changes(struct store *st, struct store_op *op, const struct applied *ap)
+/* Reports the state changes an op made, in order. */
+static void report_changes(const struct reporter *st, struct store_op *op, const struct applied *ap)
 {
-	if (!st->hooks.transition || op->rc != STORE_OK)
+	if (op->rc != STORE_OK)
 		return;
 	switch (op->kind) {
 	case STORE_OP_SUBMIT:
@@ -407,15 +441,63 @@ static const char *batch_of(struct store_op *op)
 	return op->kind == STORE_OP_FINISH ? op->finish.batch_id : store_op_target(op)->batch_id;
 }
 
+static void emit_transition(void *ctx, const struct job_change *c)
+{
+	const struct store *st = ctx;
+	st->hooks.transition(st->hooks.arg, c);
+}
+
+static void notice_add(struct store_notice *nt, char tag, const char *id)
+{
+	if (nt->n == STORE_NOTICE_ITEMS) {
+		nt->overflow = true;
+		return;
+	}
+	nt->items[nt->n].tag = tag;
+	snprintf(nt->items[nt->n].id, sizeof nt->items[nt->n].id, "%s", id);
+	nt->n++;
+}
+
+static void emit_notice(void *ctx, const struct job_change *c)
+{
+	notice_add(ctx, 'j', c->id);
+}
+
+/* What the group changed, for the other nodes: given to the backend
+ * before the COMMIT, which sends it only if the group commits. */
+static void notice_group(struct store *st, struct store_op **ops, struct applied *ap, int n)
+{
+	struct store_notice *nt = &st->notice;
+	memset(nt, 0, offsetof(struct store_notice, items));
+	struct reporter to = {.emit = emit_notice, .ctx = nt};
+	for (int i = 0; i < n; i++) {
+		struct store_op *op = ops[i];
+		if (op->rc != STORE_OK)
+			continue;
+		report_changes(&to, op, &ap[i]);
+		if (ap[i].fx.runnable || (op->kind == STORE_OP_PAUSE && !op->pause.paused))
+			nt->runnable = true;
+		if (ap[i].fx.batch_done)
+			notice_add(nt, 'b', batch_of(op));
+		/* A cancel of a job some node's pool runs: that node stops it. */
+		if (op->kind == STORE_OP_CANCEL && op->cancel.found == JOB_RUNNING && !ap[i].fx.finished)
+			notice_add(nt, 'k', op->cancel.id);
+	}
+	if (nt->n > 0 || nt->runnable || nt->overflow)
+		st->be->notice(st->impl, nt);
+}
+
 static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
                            int n, bool committed)
 {
 	bool submitted = false;
+	struct reporter to = {.emit = emit_transition, .ctx = st};
 	for (int i = 0; i < n; i++) {
 		struct store_op *op = ops[i];
 		if (!committed)
 			op->rc = STORE_UNAVAILABLE;
-		report_changes(st, op, &ap[i]);
+		if (st->hooks.transition)
+			report_changes(&to, op, &ap[i]);
 		if (op->kind == STORE_OP_CLAIM) {
 			op->claim.nclaimed = op->rc == STORE_OK ? ap[i].claim.n : 0;
 			if (op->rc == STORE_OK) {
@@ -557,6 +639,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 				st->next_lease = ap[i].fx.lease_expires_at;
 		}
 	}
+	if (ok && be->notice)
+		notice_group(st, ops, ap, n);
 	if (ok && be->commit(st->impl) != 0)
 		ok = false;
 	if (ok) {
@@ -575,6 +659,19 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	complete_group(st, ops, ap, n, ok);
 }
 
+/* With other nodes writing too, the next expiry (of a lease, of a
+ * finished job) may come from their commits, which this writer's timers
+ * never saw: look again within a second. */
+#define SHARED_RECHECK_MS 1000
+
+static int64_t shared_cap(const struct store *st, int64_t at)
+{
+	if (!st->be->node_id)
+		return at;
+	int64_t soon = clock_now_ms() + SHARED_RECHECK_MS;
+	return at < soon ? at : soon;
+}
+
 /* Deletes a batch of expired jobs and sets the next sweep time: now again
  * if there may be more, else the next expiry. A job is deleted
  * SWEEP_GRACE_MS after it expired, not at once: the request that ended
@@ -584,6 +681,10 @@ static void sweep(struct store *st)
 {
 	int64_t now = clock_now_ms() - SWEEP_GRACE_MS, next = 0;
 	int deleted = 0;
+	if (!store_is_leader(st)) {
+		st->next_sweep = clock_now_ms() + 1000; /* the leader's job; look again */
+		return;
+	}
 	if (st->be->sweep(st->impl, now, &deleted, &next) != 0) {
 		st->probe_ok_at = 0;
 		st->next_sweep = now + 1000; /* try again in a second */
@@ -591,7 +692,7 @@ static void sweep(struct store *st)
 	}
 	if (deleted > 0)
 		log_debug("retention: deleted %d finished job(s)", deleted);
-	st->next_sweep = next ? next + SWEEP_GRACE_MS : INT64_MAX;
+	st->next_sweep = shared_cap(st, next ? next + SWEEP_GRACE_MS : INT64_MAX);
 }
 
 /* The next time the writer has work of its own: a sweep or a lease
@@ -622,7 +723,7 @@ static void expire_leases(struct store *st)
 			return;
 		}
 		if (n == 0) {
-			st->next_lease = next ? next : INT64_MAX;
+			st->next_lease = shared_cap(st, next ? next : INT64_MAX);
 			return;
 		}
 		struct store_op ops[EXPIRE_BATCH], *ptrs[EXPIRE_BATCH];
@@ -810,7 +911,11 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	st->next_lease = 0; /* and look for leases that ran out meanwhile */
 	st->external = opts->external;
 	st->external_arg = opts->external_arg;
-	if ((result = be->open(opts, &st->impl, err, errlen)) != 0)
+	uuid_v7(st->node_id);
+	st->started_at = clock_now_ms();
+	struct store_options bopts = *opts;
+	bopts.hooks = &st->hooks;
+	if ((result = be->open(&bopts, &st->impl, err, errlen)) != 0)
 		goto fail;
 	result = STORE_OPEN_FAILED;
 	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
@@ -850,15 +955,28 @@ void *store_backend_state(struct store *st, const struct store_backend *backend)
 
 /* ---- reads ------------------------------------------------------------- */
 
+/* A backend without nodes (one process): its running jobs run here. */
+static void own_running(const struct store *st, struct job *job)
+{
+	if (!st->be->node_id && job && job->state == JOB_RUNNING)
+		memcpy(job->node, st->node_id, sizeof job->node);
+}
+
 enum store_rc store_get_job(struct store *st, const char *id, struct job **out)
 {
-	return st->be->get_job(st->impl, id, out);
+	enum store_rc rc = st->be->get_job(st->impl, id, out);
+	if (rc == STORE_OK)
+		own_running(st, *out);
+	return rc;
 }
 
 enum store_rc store_list_jobs(struct store *st, const struct store_filter *f,
                               struct job ***jobs, size_t *n, int64_t *next_seq)
 {
-	return st->be->list_jobs(st->impl, f, jobs, n, next_seq);
+	enum store_rc rc = st->be->list_jobs(st->impl, f, jobs, n, next_seq);
+	for (size_t i = 0; rc == STORE_OK && i < *n; i++)
+		own_running(st, (*jobs)[i]);
+	return rc;
 }
 
 enum store_rc store_get_queue(struct store *st, const char *name, struct queue_info *out)
@@ -904,4 +1022,39 @@ bool store_damaged(struct store *st)
 int store_schema_version(struct store *st)
 {
 	return st->be->schema_version(st->impl);
+}
+
+/* ---- the cluster ---------------------------------------------------------- */
+
+void store_node_id(struct store *st, char out[UUID_LEN + 1])
+{
+	if (st->be->node_id)
+		st->be->node_id(st->impl, out);
+	else
+		memcpy(out, st->node_id, UUID_LEN + 1);
+}
+
+bool store_is_leader(struct store *st)
+{
+	return !st->be->leader || st->be->leader(st->impl);
+}
+
+enum store_rc store_cluster(struct store *st, struct store_cluster *out)
+{
+	memset(out, 0, sizeof *out);
+	if (st->be->cluster)
+		return st->be->cluster(st->impl, out);
+	/* One process: itself, alive and leading. */
+	out->backend = st->be->name;
+	memcpy(out->node, st->node_id, sizeof out->node);
+	memcpy(out->leader, st->node_id, sizeof out->leader);
+	struct store_node *n = &out->nodes[out->nnodes++];
+	memcpy(n->id, st->node_id, sizeof n->id);
+	n->alive = n->leader = true;
+	n->pid = (int64_t)getpid();
+	n->started_at = st->started_at;
+	n->heartbeat_at = clock_now_ms();
+	gethostname(n->host, sizeof n->host - 1);
+	n->running = -1;
+	return STORE_OK;
 }

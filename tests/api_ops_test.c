@@ -577,6 +577,74 @@ START_TEST(info_reports_version_backend_and_durability)
 }
 END_TEST
 
+static cJSON *get_job_json(const struct jobqd *d, const char *id, const char *query)
+{
+	char path[256];
+	struct resp r;
+	cJSON *j;
+
+	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
+	call(d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	j = r.json;
+	r.json = NULL;
+	harness_resp_free(&r);
+	return j;
+}
+
+/* One jobqd alone: GET /v1/cluster lists it, alive and leader; every
+ * reply names it in Jobq-Node (errors too); a running job names it. */
+START_TEST(cluster_lists_this_node_and_replies_name_it)
+{
+	struct jobqd d;
+	struct resp r;
+	char node[64], got[64], path[128];
+	const cJSON *nodes, *n;
+	cJSON *job;
+
+	harness_start(&d, NULL);
+	call(&d, "GET", "/v1/cluster", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	assert_header(&r, "Content-Type", "application/json");
+	snprintf(node, sizeof node, "%s", jstr_or(r.json, "node"));
+	ck_assert_uint_eq(strlen(node), 36);
+	ck_assert_str_eq(jstr_or(r.json, "leader"), node);
+	ck_assert_str_eq(jstr_or(r.json, "backend"), harness_db_url() ? "pg" : "sqlite");
+	nodes = jget(r.json, "nodes");
+	ck_assert_msg(cJSON_IsArray(nodes) && cJSON_GetArraySize(nodes) == 1, "%s", r.body);
+	n = cJSON_GetArrayItem(nodes, 0);
+	ck_assert_str_eq(jstr_or(n, "id"), node);
+	ck_assert(cJSON_IsTrue(jget(n, "alive")));
+	ck_assert(cJSON_IsTrue(jget(n, "leader")));
+	ck_assert_int_eq((int)cJSON_GetNumberValue(jget(n, "pid")), (int)d.pid);
+	assert_header(&r, "Jobq-Node", node);
+	harness_resp_free(&r);
+
+	call(&d, "GET", "/v1/jobs/01a237ba-2a49-7004-939f-0c1cd5ba0f18", NULL, NULL, NULL, NULL, NULL, &r);
+	assert_problem(&r, 404, "job_not_found", NULL);
+	ck_assert(harness_header(&r, "Jobq-Node", got, sizeof got));
+	ck_assert_str_eq(got, node);
+	harness_resp_free(&r);
+
+	call(&d, "POST", "/v1/jobs", "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}", JSON_CT, NULL,
+	     NULL, NULL, &r);
+	assert_status(&r, 201);
+	ck_assert_ptr_null(jget(r.json, "node")); /* queued: no node */
+	snprintf(got, sizeof got, "%s", jstr_or(r.json, "id"));
+	harness_resp_free(&r);
+	job = harness_wait_state(&d, got, "running", get_job_json);
+	ck_assert_str_eq(jstr_or(job, "node"), node);
+	cJSON_Delete(job);
+	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", got);
+	call(&d, "POST", path, NULL, NULL, NULL, NULL, NULL, &r);
+	assert_status(&r, 200);
+	ck_assert_str_eq(jstr_or(r.json, "state"), "canceled");
+	ck_assert_ptr_null(jget(r.json, "node")); /* not running: no node */
+	harness_resp_free(&r);
+	stop_ok(&d);
+}
+END_TEST
+
 /* Like every other read: a key with at least the read role. */
 START_TEST(info_needs_a_read_key_when_keys_are_set)
 {
@@ -658,7 +726,7 @@ START_TEST(cors_headers_on_normal_responses_only_for_allowed_origins)
 	call(&d, "GET", "/v1/jobs", NULL, "Origin: " ORIGIN, AS_READ, NULL, NULL, &r);
 	assert_status(&r, 200);
 	assert_header(&r, "Access-Control-Allow-Origin", ORIGIN);
-	assert_header(&r, "Access-Control-Expose-Headers", "ETag, Location, X-Request-Id, Retry-After");
+	assert_header(&r, "Access-Control-Expose-Headers", "ETag, Location, X-Request-Id, Retry-After, Jobq-Node");
 	assert_header(&r, "Vary", "Origin");
 	harness_resp_free(&r);
 	/* an error carries them too, so the page can read it */
@@ -1178,6 +1246,7 @@ static Suite *ops_suite(void)
 	tcase_add_loop_test(tc, info_reports_version_backend_and_durability, 0,
 			    (int)(sizeof info_cases / sizeof info_cases[0]));
 	tcase_add_test(tc, info_needs_a_read_key_when_keys_are_set);
+	tcase_add_test(tc, cluster_lists_this_node_and_replies_name_it);
 
 	tc = tcase(s, "cors");
 	tcase_add_test(tc, cors_preflight_from_an_allowed_origin);

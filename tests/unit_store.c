@@ -1109,6 +1109,55 @@ static struct job *submit_and_claim(struct store *st, int max_attempts, struct j
 	return got.jobs[0];
 }
 
+/* A claimed job names the node that runs it. On PostgreSQL a second store
+ * on the same schema is a second node: its outcome for the first node's
+ * attempt is dropped (the job stays running, nothing recorded), and the
+ * owner's applies. */
+START_TEST(store_outcome_applies_only_from_the_node_running_it)
+{
+	struct store *a = open_store(NULL);
+	char node_a[UUID_LEN + 1];
+	store_node_id(a, node_a);
+	ck_assert_uint_eq(strlen(node_a), UUID_LEN);
+	struct job *sub = NULL;
+	struct job *job = submit_and_claim(a, 3, &sub);
+	struct job *running = get_job(a, job->id);
+	ck_assert_int_eq(running->state, JOB_RUNNING);
+	ck_assert_str_eq(running->node, node_a);
+	job_free(running);
+	if (test_schema) {
+		struct store *b = open_store(NULL);
+		char node_b[UUID_LEN + 1];
+		store_node_id(b, node_b);
+		ck_assert_str_ne(node_a, node_b);
+		struct job *late = get_job(b, job->id);
+		late->state = JOB_SUCCEEDED;
+		late->outcome = ATTEMPT_SUCCEEDED;
+		late->finished_at = clock_now_ms();
+		ck_assert_int_eq(finish(b, late), STORE_OK);
+		struct job *stored = get_job(b, job->id);
+		ck_assert_int_eq(stored->state, JOB_RUNNING);
+		ck_assert_str_eq(stored->node, node_a);
+		ck_assert_int_eq(stored->nhistory, 0);
+		job_free(stored);
+		job_free(late);
+		store_close(b);
+	}
+	job->state = JOB_SUCCEEDED;
+	job->outcome = ATTEMPT_SUCCEEDED;
+	job->finished_at = clock_now_ms();
+	ck_assert_int_eq(finish(a, job), STORE_OK);
+	struct job *done = get_job(a, job->id);
+	ck_assert_int_eq(done->state, JOB_SUCCEEDED);
+	ck_assert_str_eq(done->node, "");
+	ck_assert_int_eq(done->nhistory, 1);
+	job_free(done);
+	job_free(job);
+	job_free(sub);
+	store_close(a);
+}
+END_TEST
+
 START_TEST(store_finish_scheduled_waits_for_retry_and_records_attempt)
 {
 	struct recorder rec;
@@ -3511,6 +3560,7 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_open_in_missing_directory_fails);
 	tcase_add_test(tc, store_open_unknown_backend_fails);
 	tcase_add_test(tc, store_ping_writes);
+	tcase_add_test(tc, store_outcome_applies_only_from_the_node_running_it);
 	tcase_add_test(tc, store_recovery_requeues_jobs_left_running);
 	tcase_add_test(tc, store_recovery_records_interrupted_attempts);
 	tcase_add_test(tc, store_recovery_of_a_job_at_its_last_attempt_fails_it);

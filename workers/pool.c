@@ -255,6 +255,18 @@ static int queue_room(struct store_op *op, const char *queue)
 	return room > 0 ? room : 0;
 }
 
+/* Writer thread, inside the claim: queue's limit, which holds for every
+ * node sharing the store. */
+static int queue_limit(struct store_op *op, const char *queue)
+{
+	struct pool *pool = ((struct claim_batch *)op->arg)->pool;
+	pthread_mutex_lock(&pool->mu);
+	struct limited_queue *q = limit_of(pool, queue);
+	int limit = q ? q->limit : INT_MAX;
+	pthread_mutex_unlock(&pool->mu);
+	return limit;
+}
+
 /* Writer thread, after the claim commit: register the run and queue it. */
 static void on_claimed(struct store_op *op, struct job *job)
 {
@@ -343,7 +355,8 @@ static void *dispatcher_main(void *arg)
 		struct claim_batch batch = {.pool = pool};
 		struct store_op op = {
 			.kind = STORE_OP_CLAIM, .arg = &batch,
-			.claim = {.max = room, .claimed = on_claimed, .queue_room = queue_room},
+			.claim = {.max = room, .claimed = on_claimed, .queue_room = queue_room,
+			           .queue_limit = queue_limit},
 		};
 		enum store_rc rc = store_run(pool->store, &op);
 

@@ -293,10 +293,19 @@ check-deploy: $(BUILD)/jobqd
 
 # The image and deploy/compose.yaml in the real Docker engine (as root; it
 # starts its own dockerd when none runs). A few minutes, not in `make test`.
-.PHONY: check-container
+# It runs inside check-cluster-compose, so both share one engine and build
+# the base image and jobq's image once.
+.PHONY: check-container check-cluster-compose
 check-container:
 	@scripts/deps.sh container
-	tests/container_test.sh
+	@$(MAKE) --no-print-directory check-cluster-compose CLUSTER_COMPOSE_FIRST=tests/container_test.sh
+
+# deploy/cluster/compose.yaml (PostgreSQL, three jobqd, nginx) in the real
+# Docker engine: jobs through nginx, then one jobqd killed under load.
+# CLUSTER_COMPOSE_FIRST: a command run first on the same engine.
+check-cluster-compose:
+	@scripts/deps.sh container
+	tests/cluster_compose_test.sh $(CLUSTER_COMPOSE_FIRST)
 
 lint-openapi:
 	scripts/lint-openapi.sh

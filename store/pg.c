@@ -451,7 +451,14 @@ int pg_command(struct pg_store *st, const char *sql)
 
 /* A group of claims, leases and pings only may be lost in a crash of the
  * server (see writer.c): its commit does not wait for the WAL flush. BEGIN
- * goes out with the first statement of the group. */
+ * goes out with the first statement of the group.
+ *
+ * Every group takes the schema's write lock first, held to its COMMIT:
+ * the count rows (queue_counts, batch_counts) are shared by every node,
+ * and two nodes' groups that update them in different orders would
+ * deadlock (each waits a second, then one group is rolled back whole).
+ * Writes are serialized across nodes; a lone node takes the lock
+ * uncontended, in the same round trip as BEGIN. */
 int pg_begin(void *be, bool durable)
 {
 	struct pg_store *st = be;
@@ -466,6 +473,7 @@ int pg_begin(void *be, bool durable)
 	pend(st, sql_begin);
 	if (!durable)
 		pend(st, sql_async);
+	pend(st, st->write_lock_sql);
 	return 0;
 }
 
@@ -1286,6 +1294,8 @@ static int pg_open(const struct store_options *opts, void **out, char *err, size
 		goto fail;
 	}
 	snprintf(st->schema, sizeof st->schema, "%s", schema);
+	snprintf(st->write_lock_sql, sizeof st->write_lock_sql, "SELECT pg_advisory_xact_lock(%lld)",
+	         (long long)pg_lock_key("write", st->schema));
 	st->durability = opts->durability;
 	st->max_readers = opts->readers > 0 && opts->readers < PG_MAX_READERS ? opts->readers : PG_MAX_READERS;
 	char why[512] = "";

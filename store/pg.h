@@ -39,7 +39,7 @@ enum {
 
 #define PG_MAX_READERS 16
 #define PG_STMT_CACHE 96  /* statements prepared per writer session */
-#define PG_PENDING_MAX 4
+#define PG_PENDING_MAX 6
 #define PG_NOTICE_MAX 7900  /* a notice's payload: PostgreSQL takes 8000 bytes */
 
 struct pg_reader;
@@ -49,6 +49,9 @@ struct pg_store {
 	char *conninfo;                   /* as given: may carry a password, never log it */
 	char *shown;                      /* conninfo with the password masked, for messages */
 	char schema[64];                  /* [a-z_][a-z0-9_]{0,62} */
+	/* "SELECT pg_advisory_xact_lock(<key>)": every transaction that
+	 * writes jobs takes it first (see pg_begin). */
+	char write_lock_sql[64];
 	enum store_durability durability;
 
 	/* Writer thread only (open's thread before the writer starts). */

@@ -469,7 +469,8 @@ static void rescue(struct pg_cluster *c, const char *dead, const char *only_id)
 	char now[24], notice[PG_NOTICE_MAX] = "- r";
 	snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
 	const char *one[] = {dead, only_id}, *two[] = {dead, now, only_id};
-	if (!run_ok(c, "BEGIN", 0, NULL))
+	/* The write lock first, as every writing transaction (pg_begin). */
+	if (!run_ok(c, "BEGIN", 0, NULL) || !run_ok(c, c->st->write_lock_sql, 0, NULL))
 		return;
 	if (dead && !only_id) {
 		PGresult *r = run(c, mark_dead_sql, 1, one);

@@ -1139,19 +1139,23 @@ static const char sweep_sql[] =
 	" (SELECT min(expires_at) FROM jobs WHERE expires_at IS NOT NULL"
 	"   AND seq NOT IN (SELECT doomed_seq FROM doomed))";
 
+/* A transaction of its own, under the write lock (pg_begin): the deletes
+ * change the shared count rows. */
 int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 {
 	struct pg_store *st = be;
-	int rc = pg_writer_up(st);
+	int rc = pg_begin(st, false);
 	if (rc != 0)
 		return rc;
 	struct pg_args a = {0};
 	pg_arg_i64(&a, now);
 	PGresult *r = NULL;
-	if ((rc = pg_query(st, sweep_sql, a.n, a.v, &r)) != 0)
+	if ((rc = pg_query(st, sweep_sql, a.n, a.v, &r)) != 0) {
+		pg_rollback(st);
 		return rc;
+	}
 	*deleted = PQntuples(r) == 1 ? (int)pg_i64(r, 0, 0) : 0;
 	*next = *deleted >= SWEEP_BATCH ? now : (PQntuples(r) == 1 ? pg_i64(r, 0, 1) : 0);
 	PQclear(r);
-	return 0;
+	return pg_commit(st);
 }

@@ -31,6 +31,11 @@
 #               single-row INSERT transactions, 1 client and 64 clients,
 #               BENCH_SECONDS each (the ceiling sequential and concurrent
 #               submits are held against, as fdatasync is on SQLite)
+# and one at the end (issue 14):
+#     cluster   1, 2 and 3 jobqd on one schema: CLUSTER_JOBS (10,000) no-op
+#               jobs submitted across the nodes from 64 connections and all
+#               finished; then the claim latency of a job submitted on one
+#               node, on the same node alone and on the others
 # Parts go to bench/results/parts/pg/, the report to
 # bench/results/latest-pg.json.
 set -euo pipefail
@@ -55,8 +60,29 @@ esac
 mkdir -p "$parts_dir"
 dir=$(mktemp -d)
 pgdir=
+# The cluster part's nodes: several jobqd on one schema, each on its own
+# port, started and stopped apart from JQ_PID's one.
+node_pids=()
+node_ports=()
+node_logs=0
+node_start() { # node_start SCHEMA: one more jobqd on SCHEMA, default workers
+	node_logs=$((node_logs + 1))
+	BENCH_PG_SCHEMA=$1 start_jobqd "$dir/jobq.db" "$dir/node$node_logs.log"
+	node_pids+=("$JQ_PID")
+	node_ports+=("$JQ_PORT")
+	JQ_PID=
+}
+nodes_stop() { # nodes_stop FIRST: SIGTERM to the nodes from index FIRST on, the newest first
+	local i
+	for ((i = ${#node_pids[@]} - 1; i >= $1; i--)); do
+		kill -TERM "${node_pids[$i]}" 2>/dev/null || true
+		wait "${node_pids[$i]}" 2>/dev/null || true
+		unset 'node_pids[i]' 'node_ports[i]'
+	done
+}
 cleanup() {
 	stop_jobqd
+	nodes_stop 0
 	[ -z "$pgdir" ] || pg_cluster_stop "$pgdir"
 	rm -rf "$dir"
 }
@@ -297,18 +323,142 @@ print(json.dumps({"seconds": secs, "submit_per_s": w["per_second"],
 		"$sub" "$c" "$secs" "${samples[*]}" "$(nproc)"
 }
 
+# deadlocks: the cluster's "deadlock detected" errors so far (its log).
+deadlocks() {
+	grep -c 'ERROR:  deadlock detected' "$pgdir/server.log" 2>/dev/null || true
+}
+# outcomes_lost: the nodes' "could not record the outcome" errors so far.
+outcomes_lost() {
+	cat "$dir"/node*.log 2>/dev/null | grep -c 'could not record the outcome' || true
+}
+
+# Many jobqd on one schema (issue 14). Throughput: 1, then 2, then 3 nodes
+# with their default workers; CLUSTER_JOBS no-op jobs of a queue of their
+# own from 64 connections spread over the nodes (bench/load.c, connection i
+# to node i mod k), timed until the queue's counts say all ended. Then the
+# claim latency (bench/cluster_probe.py, CLUSTER_PROBES probes, one at a
+# time): on one node alone, the job runs where it was submitted; for the
+# cross-node figure the first node's workers are all held by sleep jobs it
+# claimed alone, so every probe submitted to it is claimed by another node.
+# That node is started fresh for it: a node claims ahead of its workers
+# only once it has seen short jobs end, and one that never did claims
+# nothing with no worker free. Before that, the jobs a throughput run left
+# running (an outcome that could not be recorded stays running while its
+# node lives) are rescued when their nodes leave, and run to the end.
+part_cluster() {
+	local n=${CLUSTER_JOBS:-10000} probes=${CLUSTER_PROBES:-200} load=${LOAD:-build/bench/load}
+	local workers schema k urls t0 sub accepted drain dl0 ol0 after tput=() lat=() la=() i ready parked first
+	workers=$(nproc)
+	stop_jobqd
+	schema=bench_cluster_$(date +%s%N)
+	la+=("$(cut -d' ' -f1-3 /proc/loadavg)")
+	for k in 1 2 3; do
+		node_start "$schema"
+		python3 bench/cluster_ready.py "${node_ports[0]}" "$k" > /dev/null
+		urls=$(printf 'http://127.0.0.1:%s/v1/jobs,' "${node_ports[@]}")
+		say "cluster: $k node(s), $n jobs"
+		dl0=$(deadlocks)
+		ol0=$(outcomes_lost)
+		t0=$(now_ms)
+		# load exits 1 when an answer was not 2xx: counted, not fatal.
+		sub=$("$load" "${urls%,}" 64 "$n" "{\"type\":\"echo\",\"queue\":\"cl$k\",\"payload\":{}}" || true)
+		accepted=$(python3 -c 'import json, sys; s = json.loads(sys.argv[1]); print(s["requests"] - s["errors"] - s["non_2xx"])' "$sub")
+		drain=$(python3 bench/drain_wait.py "${node_ports[0]}" "cl$k" "$accepted" --timeout 1200 --stall "${CLUSTER_STALL_S:-20}")
+		tput+=("{\"nodes\":$k,\"t0_ms\":$t0,\"submit\":$sub,\"drain\":$drain,\"deadlocks\":$(($(deadlocks) - dl0)),\"outcomes_lost\":$(($(outcomes_lost) - ol0))}")
+	done
+	la+=("$(cut -d' ' -f1-3 /proc/loadavg)")
+	# Claim latency, one node: the job runs where it was submitted.
+	nodes_stop 0
+	node_start "$schema"
+	python3 bench/cluster_ready.py "${node_ports[0]}" 1 > /dev/null
+	after=()
+	for k in 1 2 3; do
+		after+=("$(python3 bench/drain_wait.py "${node_ports[0]}" "cl$k" 0 --timeout 600 --stall "${CLUSTER_STALL_S:-20}")")
+	done
+	say "cluster: claim latency, 1 node"
+	lat+=("{\"nodes\":1,\"where\":\"local\",\"probe\":$(python3 bench/cluster_probe.py "${node_ports[0]}" "$probes" --warmup 1)}")
+	# Across nodes: a fresh first node, its workers held by sleep jobs.
+	nodes_stop 0
+	node_start "$schema"
+	python3 bench/cluster_ready.py "${node_ports[0]}" 1 > /dev/null
+	for ((i = 0; i < workers; i++)); do
+		curl -sf -o /dev/null -H 'Content-Type: application/json' \
+			-d '{"type":"sleep","queue":"park","payload":{"seconds":3600}}' "http://127.0.0.1:${node_ports[0]}/v1/jobs"
+	done
+	parked=
+	for i in $(seq 1 200); do
+		parked=$(queue_counts "${node_ports[0]}" park 2>/dev/null || echo '{}')
+		[ "$(json_get "$parked" running 2>/dev/null)" = "$workers" ] && break
+		sleep 0.05
+	done
+	[ "$(json_get "$parked" running 2>/dev/null)" = "$workers" ] ||
+		{ say "cluster: the first node's $workers sleep jobs are not all running ($parked)"; return 1; }
+	first=$(json_get "$(curl -sf "http://127.0.0.1:${node_ports[0]}/v1/cluster")" node)
+	for k in 2 3; do
+		node_start "$schema"
+		ready=$(python3 bench/cluster_ready.py "${node_ports[0]}" "$k")
+		say "cluster: claim latency across nodes, $k nodes"
+		lat+=("{\"nodes\":$k,\"where\":\"other\",\"probe\":$(python3 bench/cluster_probe.py "${node_ports[0]}" "$probes" --warmup 1),\"first\":\"$first\",\"nodes_before\":$ready,\"nodes_after\":$(python3 bench/cluster_ready.py "${node_ports[0]}" "$k")}")
+	done
+	nodes_stop 0
+	la+=("$(cut -d' ' -f1-3 /proc/loadavg)")
+	local IFS=,
+	python3 - "$n" "$workers" "[${tput[*]}]" "[${lat[*]}]" "${la[*]}" "$(uptime)" "[${after[*]}]" <<'PY'
+import json, os, sys
+n, workers = int(sys.argv[1]), int(sys.argv[2])
+tput, lat = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+loads = sys.argv[5].split(",")
+after = json.loads(sys.argv[7])
+rows = []
+for t, f in zip(tput, after):
+    d = t["drain"]
+    wall = (d["ended_at_ms"] - t["t0_ms"]) / 1000
+    rows.append({"nodes": t["nodes"], "jobs": d["total"], "succeeded": d["succeeded"], "wall_s": wall,
+                 "per_second": round(d["succeeded"] / wall, 1), "submit_s": t["submit"]["seconds"],
+                 "submit_per_s": t["submit"]["per_second"], "submit_p50_ms": t["submit"]["p50_ms"],
+                 "submit_p99_ms": t["submit"]["p99_ms"], "submit_errors": t["submit"]["errors"] + t["submit"]["non_2xx"],
+                 "stalled": bool(d.get("stalled")), "left_running": d.get("running", 0),
+                 "deadlocks": t["deadlocks"], "outcomes_not_recorded": t["outcomes_lost"],
+                 "succeeded_after_restart": f["succeeded"], "ended_after_restart": f["ended"]})
+claims = []
+for l in lat:
+    c = {"nodes": l["nodes"], "where": l["where"]}
+    c.update(l["probe"])
+    if "nodes_before" in l:
+        # The node the probes went to runs only its sleep jobs, before and after.
+        c["first_node_running"] = [next((x["running"] for x in l[k] if x["id"] == l["first"]), None)
+                                   for k in ("nodes_before", "nodes_after")]
+    claims.append(c)
+base = rows[0]["per_second"]
+lbase = claims[0]["p50_ms"]
+for r in rows:
+    r["ratio_to_1"] = round(r["per_second"] / base, 3) if base else None
+for c in claims:
+    c["p50_ratio_to_1"] = round(c["p50_ms"] / lbase, 3) if lbase else None
+cores = os.cpu_count()
+print(json.dumps({"jobs": n, "connections": 64, "workers_per_node": workers, "cores": cores,
+                  "throughput": rows, "claim": claims,
+                  "loadavg": {"start": loads[0].split(), "after_throughput": loads[1].split(), "end": loads[2].split()},
+                  "uptime": sys.argv[6].strip(),
+                  "note": f"every node, PostgreSQL and the load generator share this machine's {cores} cores: "
+                          "a node more adds workers but no CPU, so the 2- and 3-node figures are the cost of "
+                          "coordination (notices to every node, claims racing on one schema), not scale-out"}))
+PY
+}
+
 # skip_reason PART: why PART cannot run on this backend (nothing when it can).
 skip_reason() {
 	case $BACKEND:$1 in
 	sqlite:pgbench) echo "pgbench measures PostgreSQL: run it with BACKEND=pg" ;;
+	sqlite:cluster) echo "several jobqd share one database only on PostgreSQL: run it with BACKEND=pg" ;;
 	esac
 }
 
 all=(machine ceiling submit batch e2e peers external waiters growth outbound backlog soak)
-[ "$BACKEND" = pg ] && all=(machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak)
+[ "$BACKEND" = pg ] && all=(machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak cluster)
 [ "$#" -gt 0 ] && all=("$@")
 for p in "${all[@]}"; do
-	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak)" >&2; exit 2; }
+	declare -F "part_$p" > /dev/null || { echo "bench: no part '$p' (parts: machine pgbench ceiling submit batch e2e peers external waiters growth outbound backlog soak cluster)" >&2; exit 2; }
 done
 if [ "$BACKEND" = pg ]; then
 	pgdir=$(mktemp -d)

@@ -3,8 +3,11 @@
  * answered, N requests in all; prints one JSON line with the rate and the
  * latency percentiles. Loopback only: the URL must name 127.0.0.1 or ::1.
  *
- *   load URL CONCURRENCY TOTAL [JSON_BODY]
- * With a body the request is a POST with Content-Type: application/json. */
+ *   load URL[,URL...] CONCURRENCY TOTAL [JSON_BODY]
+ * With a body the request is a POST with Content-Type: application/json.
+ * With several URLs (several jobqd of one cluster) connection i sends all
+ * its requests to URL i mod n, so each gets an equal share of the
+ * connections and, closed loop, of the requests its server answers. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,13 @@ static size_t discard(char *p, size_t size, size_t n, void *u)
 	return size * n;
 }
 
+#define MAX_URLS 16
+
+static int loopback(const char *url)
+{
+	return strncmp(url, "http://127.0.0.1:", 17) == 0 || strncmp(url, "http://[::1]:", 13) == 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -39,14 +49,23 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: load URL CONCURRENCY TOTAL [JSON_BODY]\n");
+		fprintf(stderr, "usage: load URL[,URL...] CONCURRENCY TOTAL [JSON_BODY]\n");
 		return 2;
 	}
-	const char *url = argv[1], *body = argc > 4 ? argv[4] : NULL;
+	const char *body = argc > 4 ? argv[4] : NULL;
+	char *urls[MAX_URLS], *save = NULL;
+	int nurls = 0;
+	for (char *u = strtok_r(argv[1], ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		if (nurls == MAX_URLS || !loopback(u)) {
+			fprintf(stderr, "load: at most %d URLs, each on loopback (127.0.0.1 or ::1)\n", MAX_URLS);
+			return 2;
+		}
+		urls[nurls++] = u;
+	}
 	int conc = atoi(argv[2]);
 	long total = atol(argv[3]);
-	if (strncmp(url, "http://127.0.0.1:", 17) != 0 && strncmp(url, "http://[::1]:", 13) != 0) {
-		fprintf(stderr, "load: only loopback targets are allowed\n");
+	if (nurls == 0) {
+		fprintf(stderr, "load: no URL\n");
 		return 2;
 	}
 	if (conc < 1 || total < conc) {
@@ -63,7 +82,7 @@ int main(int argc, char **argv)
 	double t0 = now_s();
 	for (int i = 0; i < conc; i++) {
 		CURL *e = curl_easy_init();
-		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_URL, urls[i % nurls]);
 		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
@@ -106,9 +125,9 @@ int main(int argc, char **argv)
 	}
 	double elapsed = now_s() - t0;
 	qsort(lat, (size_t)total, sizeof *lat, cmp_double);
-	printf("{\"requests\":%ld,\"concurrency\":%d,\"seconds\":%.3f,\"per_second\":%.0f,"
+	printf("{\"requests\":%ld,\"concurrency\":%d,\"targets\":%d,\"seconds\":%.3f,\"per_second\":%.0f,"
 	       "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"errors\":%ld,\"non_2xx\":%ld}\n",
-	       total, conc, elapsed, (double)total / elapsed, lat[total / 2] * 1000,
+	       total, conc, nurls, elapsed, (double)total / elapsed, lat[total / 2] * 1000,
 	       lat[(long)((double)total * 0.99)] * 1000, errors, non2xx);
 	for (int i = 0; i < conc; i++)
 		curl_easy_cleanup(slots[i].easy);

@@ -387,7 +387,7 @@ START_TEST(cluster_view_lists_three_live_nodes_and_one_leader)
 
 		ck_assert_msg(str_eq(jstr(v, "node"), c.id[i]) && c.id[i][0] != '\0', "node: %s", s);
 		ck_assert_msg(str_eq(jstr(v, "leader"), c.id[leader]), "leader: %s", s);
-		ck_assert_msg(str_eq(jstr(v, "backend"), "postgres"), "backend: %s", s);
+		ck_assert_msg(str_eq(jstr(v, "backend"), "pg"), "backend: %s", s);
 		ck_assert_msg(cJSON_GetArraySize(jget(v, "nodes")) == NODES, "not %d nodes: %s", NODES, s);
 		cJSON_ArrayForEach(e, jget(v, "nodes")) {
 			int k = node_index(&c, jstr(e, "id"));

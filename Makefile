@@ -65,6 +65,7 @@ DISK_OBJ    := $(BUILD)/tests/api_disk_test.o $(BUILD)/tests/harness.o
 HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 DISPATCH_OBJ := $(BUILD)/tests/api_dispatch_test.o $(BUILD)/tests/harness.o
 LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
+CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
@@ -149,6 +150,9 @@ $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
 $(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -230,12 +234,12 @@ torture:
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
                  check-ops check-hostile check-metrics check-dispatch check-lease
-.PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart
+.PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:
 	@echo "check-pg: SKIPPED: no PostgreSQL backend in this tree (store/pg.c)"
 else
-check-pg: $(BUILD)/tests/unit $(BUILD)/tests/torture $(BUILD)/jobqd $(BUILD)/jobqd-test
+check-pg: $(BUILD)/tests/unit $(BUILD)/tests/torture $(BUILD)/tests/cluster_test $(BUILD)/jobqd $(BUILD)/jobqd-test
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/jobq-pg-XXXXXX") || exit 1; \
 	trap 'scripts/pg-cluster.sh stop "$$dir" || true; rm -rf "$$dir"' EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -246,7 +250,7 @@ check-pg: $(BUILD)/tests/unit $(BUILD)/tests/torture $(BUILD)/jobqd $(BUILD)/job
 	exit $$rc
 endif
 
-check-pg-suites: check-pg-unit $(PG_API_CHECKS) check-pg-kill check-pg-restart
+check-pg-suites: check-pg-unit $(PG_API_CHECKS) check-pg-kill check-pg-restart check-cluster
 
 # (These need the cluster: run them through check-pg.)
 check-pg-unit: $(BUILD)/tests/unit
@@ -261,6 +265,13 @@ check-pg-restart: $(BUILD)/tests/torture $(BUILD)/jobqd-test
 	@test -n "$$JOBQ_TEST_PG_DIR" || { echo "$@: run make check-pg" >&2; exit 2; }
 	JOBQD_TEST=$(BUILD)/jobqd-test PG_CLUSTER=scripts/pg-cluster.sh \
 		$(BUILD)/tests/torture --restart-pg --kills 4 --clients 8 --seconds-per-round 1
+
+# Three jobqd on one schema (issue 14): exactly once, kill -9 and SIGSTOP of
+# a node, the leader killed, and long-poll, SSE, cancel, queue limits, pause
+# and idempotency keys across nodes.
+check-cluster: $(BUILD)/tests/cluster_test $(BUILD)/jobqd-test
+	@test -n "$$JOBQ_TEST_DB_URL" || { echo "$@: run make check-pg" >&2; exit 2; }
+	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/cluster_test
 
 check-readme: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/readme_test.sh README.md

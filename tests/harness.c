@@ -600,6 +600,14 @@ void harness_start_bin(struct jobqd *d, const char *bin_var,
 		       const char *bin_default, const char *const *extra_args,
 		       const char *const *env)
 {
+	harness_start_bin_schema(d, NULL, bin_var, bin_default, extra_args, env);
+}
+
+void harness_start_bin_schema(struct jobqd *d, const char *schema,
+			      const char *bin_var, const char *bin_default,
+			      const char *const *extra_args,
+			      const char *const *env)
+{
 	size_t len = 0, k, i;
 
 	memset(d, 0, sizeof *d);
@@ -618,7 +626,14 @@ void harness_start_bin(struct jobqd *d, const char *bin_var,
 	snprintf(d->db, sizeof d->db, "%s/jobq.db", d->dir);
 	snprintf(d->log, sizeof d->log, "%s/stderr.log", d->dir);
 	schema_for(d);
+	if (schema != NULL && d->schema[0] != '\0')
+		snprintf(d->schema, sizeof d->schema, "%s", schema);
 	launch(d, extra_args, env);
+}
+
+void harness_make_dir(char *out, size_t n)
+{
+	make_tmpdir(out, n);
 }
 
 void harness_respawn(struct jobqd *d, const char *const *extra_args)

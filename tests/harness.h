@@ -98,6 +98,21 @@ void harness_start_bin(struct jobqd *d, const char *bin_var,
 		       const char *bin_default, const char *const *extra_args,
 		       const char *const *env);
 
+/* Like harness_start_bin, but on PostgreSQL the daemon runs on schema
+ * (another jobqd's d->schema from this suite run) instead of a fresh one,
+ * so that several jobqd share one database as a cluster; the schema is
+ * dropped with the suite's others. schema NULL, or SQLite: as
+ * harness_start_bin. */
+void harness_start_bin_schema(struct jobqd *d, const char *schema,
+			      const char *bin_var, const char *bin_default,
+			      const char *const *extra_args,
+			      const char *const *env);
+
+/* Makes a fresh temp dir under the suite's root (removed with it at
+ * harness_suite_end) and writes its path into out: for files that several
+ * jobqd of one test share. Fails the test if it cannot. */
+void harness_make_dir(char *out, size_t n);
+
 /* Starts jobqd again on the same temp dir and DB (like harness_restart) but
  * returns right after the fork, without waiting for /healthz: for a daemon
  * that may die at once. Follow with harness_wait_exit, or harness_wait_ready. */

@@ -26,7 +26,7 @@ cppcheck --std=c11 --library=posix -D_GNU_SOURCE -I. \
 echo "analyze: scan-build ($out)" >&2
 rm -rf "$out"
 mkdir -p "$out"
-targets="$out/jobqd $out/jobqd-test $out/tests/unit $out/tests/torture"
+targets="$out/jobqd $out/jobqd-test $out/tests/unit $out/tests/torture $out/tests/cluster_test"
 for t in tests/api_*test.c; do
 	targets="$targets $out/${t%.c}"
 done

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -631,6 +632,13 @@ static void tick(struct pg_cluster *c)
 	poll_fallback(c);
 }
 
+static void nap_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 static void *cluster_main(void *arg)
 {
 	struct pg_cluster *c = arg;
@@ -638,7 +646,7 @@ static void *cluster_main(void *arg)
 		int64_t now = clock_mono_ms();
 		if (!c->conn) {
 			if (now < c->retry_at) {
-				usleep(50 * 1000);
+				nap_ms(50);
 				continue;
 			}
 			char why[256];
@@ -664,7 +672,7 @@ static void *cluster_main(void *arg)
 		if (pfd.fd >= 0 && poll(&pfd, 1, (int)wait) > 0)
 			drain_notices(c);
 		else if (pfd.fd < 0)
-			usleep(50 * 1000);
+			nap_ms(50);
 	}
 	return NULL;
 }

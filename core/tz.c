@@ -631,6 +631,22 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The caller's name fit to quote in a message: printable ASCII only
+ * (anything else becomes '?', so the message stays valid UTF-8 on one
+ * line), cut at 64 bytes with "...". */
+static const char *quote(const char *name, char buf[72])
+{
+	size_t n = 0;
+	for (; name[n] && n < 64; n++)
+		buf[n] = (name[n] >= 0x20 && name[n] < 0x7f) ? name[n] : '?';
+	if (name[n]) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 static bool name_ok(const char *name)
 {
 	size_t n = strlen(name);
@@ -716,7 +732,8 @@ enum tz_status tz_load(const char *name, struct tz **out, char *err, size_t errl
 		err[0] = '\0';
 
 	if (!name_ok(name)) {
-		set_err(err, errlen, "time zone \"%.64s\" is not a valid name", name);
+		char q[72];
+		set_err(err, errlen, "time zone \"%s\" is not a valid name", quote(name, q));
 		return TZ_INVALID;
 	}
 	if (strcmp(name, "UTC") == 0) {
@@ -735,7 +752,7 @@ enum tz_status tz_load(const char *name, struct tz **out, char *err, size_t errl
 	char path[PATH_MAX];
 	int plen = snprintf(path, sizeof path, "%s/%s", dir, name);
 	if (plen < 0 || (size_t)plen >= sizeof path) {
-		set_err(err, errlen, "time zone \"%.64s\" is unknown", name);
+		set_err(err, errlen, "time zone \"%s\" is unknown", name); /* a valid name: no quoting needed */
 		return TZ_INVALID;
 	}
 	int r = read_file(path, &buf, &len);

@@ -55,10 +55,10 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
  * at 24 bytes with "...". */
 static const char *quote(const char *s, size_t len, char buf[32])
 {
-	size_t n = len > 24 ? 24 : len;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (len > n) {
+	size_t n = 0;
+	for (; n < len && n < 24; n++)
+		buf[n] = (s[n] >= 0x20 && s[n] < 0x7f) ? s[n] : '?';
+	if (n < len) {
 		memcpy(buf + n, "...", 3);
 		n += 3;
 	}
@@ -198,7 +198,6 @@ static bool is_space(char ch)
 
 int cron_parse(const char *text, struct cron *out, char *err, size_t errlen)
 {
-	char q[32];
 	if (errlen > 0)
 		err[0] = '\0';
 	size_t len = strnlen(text, CRON_TEXT_MAX + 1);
@@ -223,6 +222,7 @@ int cron_parse(const char *text, struct cron *out, char *err, size_t errlen)
 			if (len == mlen && strncmp(text, macros[i].name, len) == 0)
 				return cron_parse(macros[i].expansion, out, err, errlen);
 		}
+		char q[32];
 		set_err(err, errlen,
 		        "expression: unknown macro \"%s\" (known: @yearly, @annually, @monthly, @weekly, @daily, "
 		        "@midnight, @hourly)",
@@ -318,12 +318,12 @@ enum cron_next_status cron_next(const struct cron *c, const struct tz *z, int64_
 	 * an earlier wall time resolves to at most after_utc, so the first
 	 * match that resolves past after_utc is the answer. */
 	int y = w.year, m = w.month, d = w.day, h = w.hour, mi = w.minute + 1;
-	if (mi == 60) {
-		mi = 0;
-		h++;
-	}
 	int last_year = y + CRON_SEARCH_YEARS;
 	for (;;) {
+		if (mi == 60) {
+			mi = 0;
+			h++;
+		}
 		if (h == 24) {
 			h = 0;
 			mi = 0;

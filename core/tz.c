@@ -179,13 +179,14 @@ static void footer_period(const struct tz_footer *f, int64_t t, struct period *p
 	if (y > YEAR_MAX - 1)
 		y = YEAR_MAX - 1;
 
-	struct rule_event ev[6];
-	int n = 0;
-	for (int64_t yy = y - 1; yy <= y + 1; yy++) {
-		struct rule_event s = {rule_local(&f->start, yy) - f->std_off, true};
-		struct rule_event e = {rule_local(&f->end, yy) - f->dst_off, false};
-		ev[n++] = s;
-		ev[n++] = e;
+	enum { n = 6 };
+	struct rule_event ev[n];
+	for (int k = 0; k < 3; k++) {
+		int64_t yy = y - 1 + k;
+		ev[2 * k].at = rule_local(&f->start, yy) - f->std_off;
+		ev[2 * k].dst = true;
+		ev[2 * k + 1].at = rule_local(&f->end, yy) - f->dst_off;
+		ev[2 * k + 1].dst = false;
 	}
 	/* Stable insertion sort: at equal instants the year order stands. */
 	for (int i = 1; i < n; i++) {
@@ -637,7 +638,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 static const char *quote(const char *name, char buf[72])
 {
 	size_t n = 0;
-	for (; name[n] && n < 64; n++)
+	for (; n < 64 && name[n]; n++)
 		buf[n] = (name[n] >= 0x20 && name[n] < 0x7f) ? name[n] : '?';
 	if (name[n]) {
 		memcpy(buf + n, "...", 3);

@@ -35,6 +35,9 @@ else
 	need_pkgs="$need_pkgs libmicrohttpd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev libpq-dev"
 	case $what in test|analyze) need_pkgs="$need_pkgs check libsubunit-dev" ;; esac
 fi
+# Time zones come from the system's zone files (core/tz.c): jobqd's
+# schedules read them, and so do the unit tests.
+[ -f /usr/share/zoneinfo/Europe/Berlin ] || need_pkgs="$need_pkgs tzdata"
 if [ "$what" = fuzz ]; then
 	check_cmd clang clang
 	# libFuzzer and the sanitizer runtimes of Debian 12's clang (14)

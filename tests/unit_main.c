@@ -1,4 +1,4 @@
-/* The unit test runner: the core, server and store suites in one SRunner. The
+/* The unit test runner: the core, cron, server and store suites in one SRunner. The
  * built-in job kinds are registered once here, before Check forks a child
  * per test, so every test sees the same kind table jobqd starts with. */
 #include <check.h>
@@ -11,6 +11,7 @@
 #include "workers/builtin.h"
 
 Suite *core_suite(void);
+Suite *cron_suite(void);
 Suite *server_suite(void);
 Suite *store_contract_suite(const char *backend);
 Suite *store_sqlite_suite(void);
@@ -25,6 +26,7 @@ int main(void)
 		return EXIT_FAILURE;
 	}
 	SRunner *sr = srunner_create(core_suite());
+	srunner_add_suite(sr, cron_suite());
 	srunner_add_suite(sr, server_suite());
 	/* The store contract runs against the backend named in
 	 * JOBQ_TEST_BACKEND (default sqlite). */

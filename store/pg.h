@@ -58,6 +58,14 @@ struct pg_store {
 	/* The op gave up its savepoint (pg_scope_none), and whether it sent a
 	 * statement since. */
 	bool unscoped, unscoped_sent;
+	/* The group is one op (begin's nops): its one statement carries the
+	 * COMMIT (pg.c). committed: that COMMIT went through, and the
+	 * group's commit() has nothing left to send. */
+	bool lone, committed;
+	/* Commands without parameters that travel right before the group's
+	 * COMMIT, wherever it goes (pg_commit, or a lone op's statement). */
+	const char *at_commit[PG_PENDING_MAX];
+	int nat_commit;
 	int64_t retry_at;                 /* monotonic ms: no reconnect before */
 	int64_t backoff_ms;               /* 0 while up; 100 doubling to 5000 */
 	/* Statements prepared on wconn (pg_query), by the address of their
@@ -113,13 +121,17 @@ int pg_command(struct pg_store *st, const char *sql);
  * makes a group of n ops touching one count row cost n^2 on the server).
  * Call it after the op's fault step, before its statement. Should the op
  * fail after that, nothing of it can be taken back alone: the whole group
- * is rolled back and every op in it gets STORE_UNAVAILABLE. */
+ * is rolled back and every op in it gets STORE_UNAVAILABLE. In a group of
+ * one op that statement carries the COMMIT: after it the op may only read
+ * (outside the transaction) and must not fail having written. */
 void pg_scope_none(struct pg_store *st);
 
-/* The group transaction (the backend's begin/commit/rollback), also for
- * sweep and recovery's own transactions. pg_begin() brings the session up
- * first. durable false: SET LOCAL synchronous_commit = off. */
-int pg_begin(void *be, bool durable);
+/* The group transaction (the backend's begin/commit/rollback). pg_begin()
+ * brings the session up first. durable false: SET LOCAL
+ * synchronous_commit = off. nops 1: the group's one op, when it gives up
+ * its scope (pg_scope_none), sends its statement with the COMMIT in one
+ * round trip; pg_commit() then returns that COMMIT's outcome. */
+int pg_begin(void *be, bool durable, int nops);
 int pg_commit(void *be);
 void pg_rollback(void *be);
 

@@ -47,8 +47,8 @@ struct store_backend {
 
 	/* The group transaction. durable false: the group holds only claims
 	 * and pings, which may be lost in a power cut (see writer.c). nops:
-	 * how many ops the group holds (a backend may commit a lone op with
-	 * its last statement; commit() then reports that COMMIT's outcome).
+	 * how many ops the group holds (a backend may send the COMMIT with
+	 * the last op's last statement; commit() then reports its outcome).
 	 * in_transaction() is false once a failure ended the transaction on
 	 * its own: then nothing of the group holds. */
 	int (*begin)(void *be, bool durable, int nops);

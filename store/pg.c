@@ -432,14 +432,15 @@ static int commit_tail(const struct pg_store *st, const char **tail)
  * says whether it is prepared. A session found dead when the group's
  * BEGIN goes out is replaced once, at once: nothing of the group ran.
  *
- * The statement of a lone op without a scope of its own (pg_scope_none)
- * carries the group's COMMIT in the same pipeline: BEGIN, the statement,
- * COMMIT, one round trip instead of two. Should the statement fail, the
- * COMMIT is skipped and the transaction waits aborted for the op's undo,
- * as without it; a session lost on the way is not retried then (the
- * COMMIT may have gone through), so its liveness is checked first. */
-static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, const char *const *params,
-                      PGresult **out)
+ * The statement of the group's last op, when that op has no scope of its
+ * own (pg_scope_none), carries the group's COMMIT in the same pipeline: a
+ * lone submit is BEGIN, INSERT, COMMIT, one round trip instead of two.
+ * Should the statement fail, the COMMIT is skipped and the transaction
+ * waits aborted for the op's undo, which rolls the group back, as without
+ * it; a session lost on the way is not retried then (the COMMIT may have
+ * gone through), so its liveness is checked first. */
+static int writer_run(struct pg_store *st, bool cache, bool read, const char *sql, int n,
+                      const char *const *params, PGresult **out)
 {
 	if (out)
 		*out = NULL;
@@ -448,7 +449,37 @@ static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, c
 	const char *ahead[PG_PENDING_MAX], *tail[PG_PENDING_MAX + 1];
 	bool begins = st->npending > 0 && st->pending[0] == sql_begin;
 	int nahead = st->npending, ntail = 0;
-	if (st->lone && st->in_tx && st->unscoped && !st->unscoped_sent) {
+	if (read) {
+		/* The queued commands wait; nothing of the group runs here. */
+		for (int attempt = 0;; attempt++) {
+			bool lost = false;
+			PGresult *r = session_run(st->wconn, cache ? st->stmt_sql : NULL, &st->nstmts, PG_STMT_CACHE, NULL, 0,
+			                          sql, n, params, NULL, 0, &lost);
+			if (r) {
+				if (out)
+					*out = r;
+				else
+					PQclear(r);
+				return 0;
+			}
+			if (!lost)
+				return PG_ERR_SQL;
+			bool in_group = st->in_tx;
+			int savepoint = st->savepoint;
+			const char *keep[PG_PENDING_MAX];
+			memcpy(keep, st->pending, sizeof keep);
+			pg_writer_lost(st);
+			if (attempt > 0 || !begins || pg_writer_up(st) != 0)
+				return PG_ERR_DOWN;
+			/* Nothing of the group was sent: it goes on, on the new
+			 * session. */
+			memcpy(st->pending, keep, sizeof keep);
+			st->npending = nahead;
+			st->in_tx = in_group;
+			st->savepoint = savepoint;
+		}
+	}
+	if (st->ops_left == 0 && st->in_tx && st->unscoped && !st->unscoped_sent) {
 		ntail = commit_tail(st, tail);
 		if (begins && !session_alive(st->wconn)) {
 			log_error("database connection lost while idle");
@@ -492,12 +523,17 @@ static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, c
 
 int pg_query(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
 {
-	return writer_run(st, true, sql, n, params, out);
+	return writer_run(st, true, false, sql, n, params, out);
+}
+
+int pg_read(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
+{
+	return writer_run(st, true, true, sql, n, params, out);
 }
 
 int pg_exec(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
 {
-	return writer_run(st, false, sql, n, params, out);
+	return writer_run(st, false, false, sql, n, params, out);
 }
 
 int pg_command(struct pg_store *st, const char *sql)
@@ -545,7 +581,7 @@ int pg_begin(void *be, bool durable, int nops)
 	st->nat_commit = 0;
 	st->savepoint = SP_NONE;
 	st->unscoped = st->unscoped_sent = false;
-	st->lone = nops == 1;
+	st->ops_left = nops > 0 ? nops : -1; /* unknown: no op carries the COMMIT */
 	st->committed = false;
 	st->in_tx = rc == 0;
 	if (rc != 0)
@@ -563,12 +599,13 @@ static void group_end(struct pg_store *st)
 	st->savepoint = SP_NONE;
 	st->npending = 0;
 	st->nat_commit = 0;
-	st->lone = st->committed = false;
+	st->ops_left = -1;
+	st->committed = false;
 }
 
 /* COMMIT releases the last op's savepoint with the rest; the commands
  * queued for it go in the same round trip. COMMIT of a failed
- * transaction answers ROLLBACK, successfully. A lone op's statement may
+ * transaction answers ROLLBACK, successfully. The last op's statement may
  * have carried the COMMIT already. */
 int pg_commit(void *be)
 {
@@ -630,6 +667,8 @@ static int pg_op_begin(void *be)
 {
 	struct pg_store *st = be;
 	st->unscoped = st->unscoped_sent = false;
+	if (st->ops_left > 0)
+		st->ops_left--;
 	if (!(st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint)) {
 		if (st->savepoint == SP_ENDED)
 			pend(st, sql_release);
@@ -1337,6 +1376,7 @@ static int pg_open(const struct store_options *opts, void **out, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return STORE_OPEN_FAILED;
 	}
+	st->ops_left = -1; /* outside a group */
 	pthread_mutex_init(&st->readers_mu, NULL);
 	pthread_cond_init(&st->readers_cv, NULL);
 	const char *schema = opts->schema ? opts->schema : DEFAULT_SCHEMA;

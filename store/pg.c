@@ -651,9 +651,13 @@ void pg_rollback(void *be)
 	group_end(st);
 }
 
+/* A group whose last op carried the COMMIT holds, whatever that op met
+ * after. */
 static bool pg_in_transaction(void *be)
 {
 	struct pg_store *st = be;
+	if (st->committed)
+		return true;
 	if (!st->wconn || !st->in_tx)
 		return false;
 	PGTransactionStatusType t = PQtransactionStatus(st->wconn);
@@ -703,6 +707,12 @@ void pg_scope_none(struct pg_store *st)
 static int pg_op_undo(void *be)
 {
 	struct pg_store *st = be;
+	if (st->committed) {
+		/* The op failed after its statement committed the group; that
+		 * statement wrote nothing (pg_scope_none): it fails alone. */
+		st->unscoped = st->unscoped_sent = false;
+		return 0;
+	}
 	if (st->unscoped) {
 		bool sent = st->unscoped_sent;
 		st->unscoped = st->unscoped_sent = false;

@@ -134,7 +134,8 @@ int pg_command(struct pg_store *st, const char *sql);
  * fail after that, nothing of it can be taken back alone: the whole group
  * is rolled back and every op in it gets STORE_UNAVAILABLE. In the group's
  * last op that statement carries the COMMIT: after it the op may only read
- * (outside the transaction) and must not fail having written. */
+ * (outside the transaction), and may fail only when the statement wrote
+ * nothing (a submit's id taken): then it fails alone and the group holds. */
 void pg_scope_none(struct pg_store *st);
 
 /* The group transaction (the backend's begin/commit/rollback). pg_begin()

@@ -46,10 +46,12 @@ struct store_backend {
 	const char *(*errstr)(int rc);
 
 	/* The group transaction. durable false: the group holds only claims
-	 * and pings, which may be lost in a power cut (see writer.c).
+	 * and pings, which may be lost in a power cut (see writer.c). nops:
+	 * how many ops the group holds (a backend may send the COMMIT with
+	 * the last op's last statement; commit() then reports its outcome).
 	 * in_transaction() is false once a failure ended the transaction on
 	 * its own: then nothing of the group holds. */
-	int (*begin)(void *be, bool durable);
+	int (*begin)(void *be, bool durable, int nops);
 	int (*commit)(void *be);
 	void (*rollback)(void *be);
 	bool (*in_transaction)(void *be);

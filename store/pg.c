@@ -17,6 +17,7 @@
 #include "store/pg.h"
 
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,15 +185,20 @@ static PGconn *session_open(const struct pg_store *st, const char *extra, char *
 	return conn;
 }
 
-/* Sends ahead[0..nahead-1] (commands without parameters) and then sql
- * with its text params in one pipeline, and reads their results: one
- * round trip. Returns sql's result, or NULL when any part failed (the
+/* Sends ahead[0..nahead-1] (commands without parameters), then sql with
+ * its text params, then behind[0..nbehind-1] (commands without
+ * parameters, e.g. COMMIT) in one pipeline, and reads all their results:
+ * one round trip. Returns sql's result, or NULL when any part failed (the
  * first failure is in *fail, the caller clears it; *broken when the
- * pipeline could not be closed). */
+ * pipeline could not be closed). A command behind that answers ROLLBACK
+ * (a COMMIT of an aborted transaction) is a failure too. */
 static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead, const char *name, const char *sql,
-                              int n, const char *const *params, PGresult **fail, bool *broken)
+                              int n, const char *const *params, const char *const *behind, int nbehind,
+                              PGresult **fail, bool *broken)
 {
 	PGresult *last = NULL;
+	bool rolled_back = false;
+	int nq = nahead + 1 + nbehind;
 	*fail = NULL;
 	if (PQenterPipelineMode(conn) != 1)
 		return NULL;
@@ -202,11 +208,13 @@ static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead
 	if (sent)
 		sent = name ? PQsendQueryPrepared(conn, name, n, params, NULL, NULL, 0) == 1
 		            : PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0) == 1;
+	for (int i = 0; sent && i < nbehind; i++)
+		sent = PQsendQueryParams(conn, behind[i], 0, NULL, NULL, NULL, NULL, 0) == 1;
 	if (sent)
 		sent = PQpipelineSync(conn) == 1;
 	/* Each query's results end with a NULL; the sync's result ends the
 	 * pipeline. A dead connection ends the loop with NULL. */
-	for (int q = 0; sent && q <= nahead + 1; q++) {
+	for (int q = 0; sent && q <= nq; q++) {
 		PGresult *r = PQgetResult(conn);
 		if (!r)
 			break;
@@ -215,13 +223,15 @@ static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead
 			PQclear(r);
 			break;
 		}
+		if (q > nahead && s == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "ROLLBACK") == 0)
+			rolled_back = true;
 		if (s == PGRES_FATAL_ERROR && !*fail)
 			*fail = r;
 		else if (q == nahead && (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK))
 			last = r;
 		else
 			PQclear(r);
-		while (q < nahead + 1 && (r = PQgetResult(conn)) != NULL)
+		while (q < nq && (r = PQgetResult(conn)) != NULL)
 			PQclear(r);
 	}
 	if (PQexitPipelineMode(conn) != 1) {
@@ -229,6 +239,10 @@ static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead
 		*broken = true;
 		PQclear(last);
 		return NULL;
+	}
+	if (rolled_back && !*fail) {
+		log_error("postgres: the transaction was rolled back at COMMIT");
+		sent = false;
 	}
 	if (*fail || !sent) {
 		PQclear(last);
@@ -239,11 +253,12 @@ static PGresult *pipeline_run(PGconn *conn, const char *const *ahead, int nahead
 
 /* Runs sql with text params on conn, prepared once per session when cache
  * is not NULL (by the address of sql, up to cap statements), with the
- * commands ahead (nahead > 0) before it in one pipeline; returns the
- * result or NULL after logging the failure. *lost tells whether the
- * session is gone. */
+ * commands ahead before it and behind after it (either count > 0: in one
+ * pipeline); returns the result or NULL after logging the failure. *lost
+ * tells whether the session is gone. */
 static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int cap, const char *const *ahead,
-                             int nahead, const char *sql, int n, const char *const *params, bool *lost)
+                             int nahead, const char *sql, int n, const char *const *params,
+                             const char *const *behind, int nbehind, bool *lost)
 {
 	*lost = false;
 	PGresult *r = NULL, *fail = NULL;
@@ -266,8 +281,9 @@ static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int 
 	}
 	if (slot >= 0)
 		snprintf(name, sizeof name, "jq%d", slot);
-	if (nahead > 0)
-		r = pipeline_run(conn, ahead, nahead, slot >= 0 ? name : NULL, sql, n, params, &fail, &broken);
+	if (nahead > 0 || nbehind > 0)
+		r = pipeline_run(conn, ahead, nahead, slot >= 0 ? name : NULL, sql, n, params, behind, nbehind, &fail,
+		                 &broken);
 	else if (slot >= 0)
 		r = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
 	else
@@ -353,6 +369,7 @@ static const char sql_begin[] = "BEGIN";
 static const char sql_async[] = "SET LOCAL synchronous_commit = off";
 static const char sql_savepoint[] = "SAVEPOINT op";
 static const char sql_release[] = "RELEASE op";
+static const char sql_commit[] = "COMMIT";
 
 /* Queues a command without parameters to go ahead of the next
  * statement. */
@@ -370,36 +387,118 @@ static bool begin_pending(const struct pg_store *st)
 	return st->npending > 0 && st->pending[0] == sql_begin;
 }
 
+/* Whether a session that sat idle is still there: a server that ended it
+ * (a restart) has left its goodbye or an end of file on the socket. One
+ * non-blocking read, no round trip. */
+static bool session_alive(PGconn *conn)
+{
+	struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+	if (p.fd < 0)
+		return false;
+	if (poll(&p, 1, 0) > 0 && !PQconsumeInput(conn))
+		return false;
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
+/* The commands that end a group: those queued for the COMMIT, then it;
+ * returns how many went into tail (at most PG_PENDING_MAX + 1). */
+static int commit_tail(const struct pg_store *st, const char **tail)
+{
+	int n = 0;
+	for (int i = 0; i < st->nat_commit; i++)
+		tail[n++] = st->at_commit[i];
+	tail[n++] = sql_commit;
+	return n;
+}
+
 /* Runs sql on the writer session, the queued commands ahead of it; cache
  * says whether it is prepared. A session found dead when the group's
- * BEGIN goes out is replaced once, at once: nothing of the group ran. */
-static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, const char *const *params,
-                      PGresult **out)
+ * BEGIN goes out is replaced once, at once: nothing of the group ran.
+ *
+ * The statement of the group's last op, when that op has no scope of its
+ * own (pg_scope_none), carries the group's COMMIT in the same pipeline: a
+ * lone submit is BEGIN, INSERT, COMMIT, one round trip instead of two.
+ * Should the statement fail, the COMMIT is skipped and the transaction
+ * waits aborted for the op's undo, which rolls the group back, as without
+ * it; a session lost on the way is not retried then (the COMMIT may have
+ * gone through), so its liveness is checked first. */
+static int writer_run(struct pg_store *st, bool cache, bool read, const char *sql, int n,
+                      const char *const *params, PGresult **out)
 {
 	if (out)
 		*out = NULL;
 	if (!st->wconn)
 		return PG_ERR_DOWN;
+	const char *ahead[PG_PENDING_MAX], *tail[PG_PENDING_MAX + 1];
+	bool begins = st->npending > 0 && st->pending[0] == sql_begin;
+	int nahead = st->npending, ntail = 0;
+	if (read) {
+		/* The queued commands wait; nothing of the group runs here. */
+		for (int attempt = 0;; attempt++) {
+			bool lost = false;
+			PGresult *r = session_run(st->wconn, cache ? st->stmt_sql : NULL, &st->nstmts, PG_STMT_CACHE, NULL, 0,
+			                          sql, n, params, NULL, 0, &lost);
+			if (r) {
+				if (out)
+					*out = r;
+				else
+					PQclear(r);
+				return 0;
+			}
+			if (!lost)
+				return PG_ERR_SQL;
+			bool in_group = st->in_tx;
+			int savepoint = st->savepoint;
+			const char *keep[PG_PENDING_MAX];
+			memcpy(keep, st->pending, sizeof keep);
+			pg_writer_lost(st);
+			if (attempt > 0 || !begins || pg_writer_up(st) != 0)
+				return PG_ERR_DOWN;
+			/* Nothing of the group was sent: it goes on, on the new
+			 * session. */
+			memcpy(st->pending, keep, sizeof keep);
+			st->npending = nahead;
+			st->in_tx = in_group;
+			st->savepoint = savepoint;
+		}
+	}
+	if (st->ops_left == 0 && st->in_tx && st->unscoped && !st->unscoped_sent) {
+		ntail = commit_tail(st, tail);
+		if (begins && !session_alive(st->wconn)) {
+			log_error("database connection lost while idle");
+			pg_writer_lost(st);
+			if (pg_writer_up(st) != 0)
+				return PG_ERR_DOWN;
+			st->in_tx = true;
+		}
+	}
 	st->unscoped_sent |= st->unscoped;
-	const char *ahead[PG_PENDING_MAX];
-	int nahead = st->npending;
 	memcpy(ahead, st->pending, sizeof ahead);
 	st->npending = 0;
 	for (int attempt = 0;; attempt++) {
 		bool lost = false;
 		PGresult *r = session_run(st->wconn, cache ? st->stmt_sql : NULL, &st->nstmts, PG_STMT_CACHE, ahead, nahead,
-		                          sql, n, params, &lost);
+		                          sql, n, params, tail, ntail, &lost);
 		if (r) {
+			if (ntail > 0) {
+				st->in_tx = false;
+				st->committed = true;
+			}
 			if (out)
 				*out = r;
 			else
 				PQclear(r);
 			return 0;
 		}
-		if (!lost)
+		if (!lost) {
+			/* A failed COMMIT ended the transaction: nothing of the
+			 * group holds. */
+			if (ntail > 0 && PQtransactionStatus(st->wconn) == PQTRANS_IDLE)
+				st->in_tx = false;
 			return PG_ERR_SQL;
+		}
 		pg_writer_lost(st);
-		if (attempt > 0 || nahead == 0 || ahead[0] != sql_begin || pg_writer_up(st) != 0)
+		if (attempt > 0 || !begins || ntail > 0 || pg_writer_up(st) != 0)
 			return PG_ERR_DOWN;
 		st->in_tx = true;
 	}
@@ -407,12 +506,17 @@ static int writer_run(struct pg_store *st, bool cache, const char *sql, int n, c
 
 int pg_query(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
 {
-	return writer_run(st, true, sql, n, params, out);
+	return writer_run(st, true, false, sql, n, params, out);
+}
+
+int pg_read(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
+{
+	return writer_run(st, true, true, sql, n, params, out);
 }
 
 int pg_exec(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out)
 {
-	return writer_run(st, false, sql, n, params, out);
+	return writer_run(st, false, false, sql, n, params, out);
 }
 
 int pg_command(struct pg_store *st, const char *sql)
@@ -458,15 +562,23 @@ int pg_command(struct pg_store *st, const char *sql)
  * and two nodes' groups that update them in different orders would
  * deadlock (each waits a second, then one group is rolled back whole).
  * Writes are serialized across nodes; a lone node takes the lock
- * uncontended, in the same round trip as BEGIN. */
-int pg_begin(void *be, bool durable)
+ * uncontended, in the same round trip as BEGIN.
+ *
+ * With other nodes alive the last op does not carry the COMMIT: the
+ * group's notice for them is known only once every op has run, and it
+ * must go with the COMMIT (pg_commit). */
+int pg_begin(void *be, bool durable, int nops)
 {
 	struct pg_store *st = be;
 	int rc = pg_writer_up(st);
 	st->npending = 0;
+	st->nat_commit = 0;
 	st->savepoint = SP_NONE;
 	st->unscoped = st->unscoped_sent = false;
 	st->notice[0] = '\0';
+	/* unknown, or other nodes to tell: no op carries the COMMIT */
+	st->ops_left = nops > 0 && pg_alone(st) ? nops : -1;
+	st->committed = false;
 	st->in_tx = rc == 0;
 	if (rc != 0)
 		return rc;
@@ -477,28 +589,42 @@ int pg_begin(void *be, bool durable)
 	return 0;
 }
 
-/* COMMIT releases the last op's savepoint with the rest. COMMIT of a
- * failed transaction answers ROLLBACK, successfully. */
-int pg_commit(void *be)
+/* Ends the group: forgets what was queued for it. */
+static void group_end(struct pg_store *st)
 {
-	struct pg_store *st = be;
-	bool ran = !begin_pending(st);
 	st->in_tx = false;
 	st->savepoint = SP_NONE;
 	st->npending = 0;
-	if (!ran)
-		return 0; /* nothing of the group reached the server */
+	st->nat_commit = 0;
+	st->ops_left = -1;
+	st->committed = false;
+}
+
+/* COMMIT releases the last op's savepoint with the rest; the commands
+ * queued for it go in the same round trip. COMMIT of a failed
+ * transaction answers ROLLBACK, successfully. The last op's statement may
+ * have carried the COMMIT already. */
+int pg_commit(void *be)
+{
+	struct pg_store *st = be;
+	bool ran = !begin_pending(st), committed = st->committed;
+	const char *tail[PG_PENDING_MAX + 1];
+	int ntail = commit_tail(st, tail);
+	group_end(st);
+	if (committed || !ran)
+		return 0; /* committed already, or nothing of the group reached the server */
 	if (!st->wconn)
 		return PG_ERR_DOWN;
 	/* The group's notice rides with the COMMIT: delivered when it
 	 * commits, never when it does not. Its text is ids, tags and the
 	 * channel (a schema name): nothing to escape. */
-	char sql[PG_NOTICE_MAX + 128];
+	char sql[PG_NOTICE_MAX + 640] = "";
+	size_t len = 0;
 	if (st->notice[0] && !pg_alone(st))
-		snprintf(sql, sizeof sql, "SELECT pg_notify('%s', '%s'); COMMIT", st->channel, st->notice);
-	else
-		snprintf(sql, sizeof sql, "COMMIT");
+		len = (size_t)snprintf(sql, sizeof sql, "SELECT pg_notify('%s', '%s'); ", st->channel, st->notice);
 	st->notice[0] = '\0';
+	for (int i = 0; i < ntail; i++)
+		len += (size_t)snprintf(sql + len, sizeof sql - len, "%s%s", i ? "; " : "", tail[i]);
 	PGresult *r = PQexec(st->wconn, sql);
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -508,6 +634,8 @@ int pg_commit(void *be)
 		log_error("%s: %s", lost ? "database connection lost at COMMIT" : "postgres: COMMIT", why);
 		if (lost)
 			pg_writer_lost(st);
+		else if (PQtransactionStatus(st->wconn) != PQTRANS_IDLE)
+			st->in_tx = true; /* a command before COMMIT failed: the writer rolls back */
 		rc = lost ? PG_ERR_DOWN : PG_ERR_SQL;
 	} else if (strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 		log_error("postgres: the transaction was rolled back at COMMIT");
@@ -523,13 +651,16 @@ void pg_rollback(void *be)
 	st->npending = 0;
 	if (st->wconn && PQtransactionStatus(st->wconn) != PQTRANS_IDLE)
 		pg_command(st, "ROLLBACK");
-	st->in_tx = false;
-	st->savepoint = SP_NONE;
+	group_end(st);
 }
 
+/* A group whose last op carried the COMMIT holds, whatever that op met
+ * after. */
 static bool pg_in_transaction(void *be)
 {
 	struct pg_store *st = be;
+	if (st->committed)
+		return true;
 	if (!st->wconn || !st->in_tx)
 		return false;
 	PGTransactionStatusType t = PQtransactionStatus(st->wconn);
@@ -543,6 +674,8 @@ static int pg_op_begin(void *be)
 {
 	struct pg_store *st = be;
 	st->unscoped = st->unscoped_sent = false;
+	if (st->ops_left > 0)
+		st->ops_left--;
 	if (!(st->npending > 0 && st->pending[st->npending - 1] == sql_savepoint)) {
 		if (st->savepoint == SP_ENDED)
 			pend(st, sql_release);
@@ -577,6 +710,12 @@ void pg_scope_none(struct pg_store *st)
 static int pg_op_undo(void *be)
 {
 	struct pg_store *st = be;
+	if (st->committed) {
+		/* The op failed after its statement committed the group; that
+		 * statement wrote nothing (pg_scope_none): it fails alone. */
+		st->unscoped = st->unscoped_sent = false;
+		return 0;
+	}
 	if (st->unscoped) {
 		bool sent = st->unscoped_sent;
 		st->unscoped = st->unscoped_sent = false;
@@ -848,7 +987,7 @@ static PGresult *reader_exec(struct pg_reader *r, bool prepared, const char *sql
 {
 	bool lost = false;
 	const char **cache = prepared ? r->stmt_sql : NULL;
-	PGresult *res = session_run(r->conn, cache, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, &lost);
+	PGresult *res = session_run(r->conn, cache, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, NULL, 0, &lost);
 	if (res || !lost)
 		return res;
 	char why[512] = "";
@@ -858,7 +997,7 @@ static PGresult *reader_exec(struct pg_reader *r, bool prepared, const char *sql
 	PQfinish(r->conn);
 	r->conn = fresh;
 	r->nstmts = 0;
-	return session_run(r->conn, cache, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, &lost);
+	return session_run(r->conn, cache, &r->nstmts, READER_STMTS, NULL, 0, sql, n, params, NULL, 0, &lost);
 }
 
 static PGresult *reader_run(struct pg_reader *r, const char *sql, int n, const char *const *params)
@@ -866,7 +1005,7 @@ static PGresult *reader_run(struct pg_reader *r, const char *sql, int n, const c
 	return reader_exec(r, true, sql, n, params);
 }
 
-PGresult *pg_read(struct pg_store *st, const char *sql, int n, const char *const *params)
+PGresult *pg_reader_query(struct pg_store *st, const char *sql, int n, const char *const *params)
 {
 	struct pg_reader *r = reader_take(st);
 	if (!r)
@@ -1279,6 +1418,7 @@ static int pg_open(const struct store_options *opts, void **out, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return STORE_OPEN_FAILED;
 	}
+	st->ops_left = -1; /* outside a group */
 	pthread_mutex_init(&st->readers_mu, NULL);
 	pthread_cond_init(&st->readers_cv, NULL);
 	pthread_mutex_init(&st->node_mu, NULL);

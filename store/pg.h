@@ -65,6 +65,16 @@ struct pg_store {
 	/* The op gave up its savepoint (pg_scope_none), and whether it sent a
 	 * statement since. */
 	bool unscoped, unscoped_sent;
+	/* The ops of the group not begun yet (begin's nops, less one per
+	 * op_begin): at 0 the op is the group's last, and its one statement
+	 * may carry the COMMIT (pg.c). committed: that COMMIT went through,
+	 * and the group's commit() has nothing left to send. */
+	int ops_left;
+	bool committed;
+	/* Commands without parameters that travel right before the group's
+	 * COMMIT, wherever it goes (pg_commit, or the last op's statement). */
+	const char *at_commit[PG_PENDING_MAX];
+	int nat_commit;
 	int64_t retry_at;                 /* monotonic ms: no reconnect before */
 	int64_t backoff_ms;               /* 0 while up; 100 doubling to 5000 */
 	/* Statements prepared on wconn (pg_query), by the address of their
@@ -119,6 +129,15 @@ void pg_writer_lost(struct pg_store *st);
  * called). */
 int pg_query(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out);
 
+/* pg_query for a statement that only reads: it goes without the queued
+ * commands (they wait for the next statement), so a read that opens a
+ * group sends no BEGIN, and a group that then writes nothing costs no
+ * COMMIT. Under READ COMMITTED it sees what it would see inside the
+ * transaction: the writes of the group so far, or, before BEGIN went
+ * out, there are none. Retried once on a fresh session when the group
+ * has sent nothing yet. */
+int pg_read(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out);
+
 /* pg_query for SQL built at run time (a multi-row INSERT): not cached. */
 int pg_exec(struct pg_store *st, const char *sql, int n, const char *const *params, PGresult **out);
 
@@ -131,13 +150,18 @@ int pg_command(struct pg_store *st, const char *sql);
  * makes a group of n ops touching one count row cost n^2 on the server).
  * Call it after the op's fault step, before its statement. Should the op
  * fail after that, nothing of it can be taken back alone: the whole group
- * is rolled back and every op in it gets STORE_UNAVAILABLE. */
+ * is rolled back and every op in it gets STORE_UNAVAILABLE. In the group's
+ * last op that statement carries the COMMIT: after it the op may only read
+ * (outside the transaction), and may fail only when the statement wrote
+ * nothing (a submit's id taken): then it fails alone and the group holds. */
 void pg_scope_none(struct pg_store *st);
 
-/* The group transaction (the backend's begin/commit/rollback), also for
- * sweep and recovery's own transactions. pg_begin() brings the session up
- * first. durable false: SET LOCAL synchronous_commit = off. */
-int pg_begin(void *be, bool durable);
+/* The group transaction (the backend's begin/commit/rollback). pg_begin()
+ * brings the session up first. durable false: SET LOCAL
+ * synchronous_commit = off. nops: the group's last op, when it gives up
+ * its scope (pg_scope_none), sends its statement with the COMMIT in one
+ * round trip; pg_commit() then returns that COMMIT's outcome. */
+int pg_begin(void *be, bool durable, int nops);
 int pg_commit(void *be);
 void pg_rollback(void *be);
 
@@ -198,7 +222,7 @@ PGconn *pg_session_open(const struct pg_store *st, const char *extra, char *why,
 
 /* One statement on a reader session: its result (the caller clears it),
  * or NULL after logging (the reader is replaced if it was lost). */
-PGresult *pg_read(struct pg_store *st, const char *sql, int n, const char *const *params);
+PGresult *pg_reader_query(struct pg_store *st, const char *sql, int n, const char *const *params);
 
 /* ---- the cluster (store/pg_cluster.c) ---------------------------------- */
 

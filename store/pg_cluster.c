@@ -748,7 +748,7 @@ enum store_rc pg_cluster_info(void *be, struct store_cluster *out)
 	char timeout[24];
 	snprintf(timeout, sizeof timeout, "%lld", (long long)(st->cluster ? st->cluster->timeout_ms : 30000));
 	const char *p[] = {timeout};
-	PGresult *r = pg_read(st, nodes_sql, 1, p);
+	PGresult *r = pg_reader_query(st, nodes_sql, 1, p);
 	if (!r)
 		return STORE_UNAVAILABLE;
 	for (int i = 0; i < PQntuples(r) && out->nnodes < STORE_NODES_MAX; i++) {

@@ -520,7 +520,7 @@ int pg_ready_queues(void *be, const char *after, int (*each)(void *arg, const ch
 	struct pg_args a = {0};
 	pg_arg_text(&a, after);
 	PGresult *r = NULL;
-	int rc = pg_query(st, ready_queues_sql, a.n, a.v, &r);
+	int rc = pg_read(st, ready_queues_sql, a.n, a.v, &r); /* an empty claim sends no BEGIN and no COMMIT */
 	if (rc != 0)
 		return rc;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -1144,7 +1144,7 @@ static const char sweep_sql[] =
 int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 {
 	struct pg_store *st = be;
-	int rc = pg_begin(st, false);
+	int rc = pg_begin(st, false, 0);
 	if (rc != 0)
 		return rc;
 	struct pg_args a = {0};

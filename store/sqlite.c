@@ -496,9 +496,10 @@ static int step_done(sqlite3_stmt *s)
 
 /* A group of claims and pings only is committed unsynced (see writer.c);
  * a durable group is never committed while synchronous is OFF. */
-static int sqlite_begin(void *be, bool durable)
+static int sqlite_begin(void *be, bool durable, int nops)
 {
 	struct sqlite_store *st = be;
+	(void)nops;
 	if (durable != !st->sync_relaxed &&
 	    sqlite_exec(st->wdb, durable ? st->sync_pragma : "PRAGMA synchronous = OFF") == SQLITE_OK)
 		st->sync_relaxed = !durable;

@@ -603,7 +603,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 	struct applied ap[WRITER_BATCH];
 	memset(ap, 0, sizeof(struct applied) * (size_t)n);
 	bool durable = group_durable(ops, n);
-	bool ok = be->begin(st->impl, durable) == 0;
+	bool ok = be->begin(st->impl, durable, n) == 0;
 	for (int i = 0; ok && i < n; i++) {
 		struct store_op *op = ops[i];
 		op->rc = STORE_OK;

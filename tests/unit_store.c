@@ -2009,6 +2009,51 @@ START_TEST(store_group_commit_puts_queued_submits_in_one_transaction)
 }
 END_TEST
 
+/* The group's last op is a submit whose id the first one took: it fails
+ * alone, and the first submit holds and is told so (on PostgreSQL the last
+ * op's statement carries the COMMIT, so its failure comes after it). */
+START_TEST(store_group_last_submit_with_a_taken_id_fails_alone)
+{
+	struct store *st = open_store(NULL);
+	struct gate g = {.entered = false, .open = false};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	struct store_op first = {.kind = STORE_OP_PING, .done = gate_done, .arg = &g};
+	store_post(st, &first);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	struct store_stats before, after;
+	store_get_stats(st, &before);
+
+	atomic_int done;
+	atomic_init(&done, 0);
+	struct job *x = make_job("echo", "default", 0, "{}"), *y = make_job("echo", "default", 0, "{}");
+	memcpy(y->id, x->id, sizeof y->id);
+	struct store_op sx = {.kind = STORE_OP_SUBMIT, .submit.job = x, .done = count_done, .arg = &done};
+	struct store_op sy = {.kind = STORE_OP_SUBMIT, .submit.job = y, .done = count_done, .arg = &done};
+	store_post(st, &sx);
+	store_post(st, &sy);
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	ck_assert_msg(wait_for_count(&done, 2), "%d of 2 submits done", atomic_load(&done));
+	store_get_stats(st, &after);
+
+	ck_assert_int_eq(sx.rc, STORE_OK);
+	ck_assert_int_eq(sy.rc, STORE_UNAVAILABLE);
+	ck_assert_int_eq(state_of(st, x->id), JOB_QUEUED);
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	store_close(st);
+	job_free(x);
+	job_free(y);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+END_TEST
+
 START_TEST(store_list_jobs_treats_limit_below_one_as_one)
 {
 	struct recorder rec;
@@ -3661,6 +3706,7 @@ Suite *store_contract_suite(const char *backend)
 
 	tc = store_tcase(s, "plans");
 	tcase_add_test(tc, store_group_commit_puts_queued_submits_in_one_transaction);
+	tcase_add_test(tc, store_group_last_submit_with_a_taken_id_fails_alone);
 
 	tc = store_tcase(s, "idempotency");
 	tcase_add_test(tc, store_submit_with_idempotency_key_inserts_once);

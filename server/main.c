@@ -103,17 +103,26 @@ static void count_change(struct metrics *m, const struct job_change *c)
 		            j ? ran_s(j) : -1);
 }
 
-static void on_transition(void *arg, const struct job_change *c)
+/* The event streams hear of the change; waiting leases of a job queued
+ * for external workers. Returns whether the job waits for them. */
+static bool publish_change(struct wiring *w, const struct job_change *c)
 {
-	struct wiring *w = arg;
-	count_change(w->metrics, c);
 	struct event e = {.kind = EVENT_JOB, .state = c->state, .attempts = c->attempts};
 	snprintf(e.id, sizeof e.id, "%s", c->id);
 	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
 	snprintf(e.type, sizeof e.type, "%s", c->type);
 	events_publish(w->events, &e);
-	if (c->state == JOB_QUEUED && config_queue_external(w->cfg, c->queue))
+	bool external = c->state == JOB_QUEUED && config_queue_external(w->cfg, c->queue);
+	if (external)
 		leases_notify(w->hub);
+	return external;
+}
+
+static void on_transition(void *arg, const struct job_change *c)
+{
+	struct wiring *w = arg;
+	count_change(w->metrics, c);
+	publish_change(w, c);
 	char attempt[16];
 	snprintf(attempt, sizeof attempt, "%d", c->attempts);
 	const struct log_field f[] = {
@@ -147,14 +156,7 @@ static void on_batch_done(void *arg, const char *batch_id)
 static void on_remote(void *arg, const struct job_change *c)
 {
 	struct wiring *w = arg;
-	struct event e = {.kind = EVENT_JOB, .state = c->state, .attempts = c->attempts};
-	snprintf(e.id, sizeof e.id, "%s", c->id);
-	snprintf(e.queue, sizeof e.queue, "%s", c->queue);
-	snprintf(e.type, sizeof e.type, "%s", c->type);
-	events_publish(w->events, &e);
-	if (c->state == JOB_QUEUED && config_queue_external(w->cfg, c->queue))
-		leases_notify(w->hub);
-	else if (c->state == JOB_QUEUED)
+	if (!publish_change(w, c) && c->state == JOB_QUEUED)
 		on_submitted(w);
 	if (job_state_terminal(c->state)) {
 		hub_notify(w->hub, c->id);

@@ -116,12 +116,14 @@ struct store_backend {
 
 	/* Many nodes on one database (NULL members: a single node, as on
 	 * SQLite). notice: what the group being applied changed, for the
-	 * other nodes, given before its commit. node_id: this node's id now.
+	 * other nodes, given before its commit; alone: whether no other node is
+ * alive (the notice is not built then). node_id: this node's id now.
 	 * leader: whether this node runs the cluster's maintenance (retention,
 	 * callbacks). cluster: the nodes as the database sees them (reads).
 	 * lock_queue: inside the group, serializes the claims of a limited
 	 * queue across nodes until the commit. */
 	void (*notice)(void *be, const struct store_notice *nt);
+	bool (*alone)(void *be);          /* no other node to tell: no notice */
 	void (*node_id)(void *be, char out[UUID_LEN + 1]);
 	bool (*leader)(void *be);
 	enum store_rc (*cluster)(void *be, struct store_cluster *out);

@@ -128,7 +128,7 @@ static const char *pg_errstr(int rc)
 }
 
 /* The server's (or libpq's) message on one line. */
-static void message_of(PGconn *conn, const PGresult *r, char *why, size_t whylen)
+void pg_message(PGconn *conn, const PGresult *r, char *why, size_t whylen)
 {
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	snprintf(why, whylen, "%s", msg ? msg : conn ? PQerrorMessage(conn) : "out of memory");
@@ -161,7 +161,7 @@ static PGconn *session_open(const struct pg_store *st, const char *extra, char *
 	const char *vals[] = {CONNECT_TIMEOUT_S, "jobqd", "30", "10", "3", st->conninfo, NULL};
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		message_of(conn, NULL, why, whylen);
+		pg_message(conn, NULL, why, whylen);
 		PQfinish(conn);
 		return NULL;
 	}
@@ -176,7 +176,7 @@ static PGconn *session_open(const struct pg_store *st, const char *extra, char *
 	         extra ? "; " : "", extra ? extra : "");
 	PGresult *r = PQexec(conn, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		message_of(conn, r, why, whylen);
+		pg_message(conn, r, why, whylen);
 		PQclear(r);
 		PQfinish(conn);
 		return NULL;
@@ -297,7 +297,7 @@ static PGresult *session_run(PGconn *conn, const char **cache, int *ncache, int 
 		PQclear(r);
 failed:;
 	char why[512];
-	message_of(conn, fail, why, sizeof why);
+	pg_message(conn, fail, why, sizeof why);
 	PQclear(fail);
 	*lost = broken || PQstatus(conn) != CONNECTION_OK;
 	if (*lost)
@@ -540,7 +540,7 @@ int pg_command(struct pg_store *st, const char *sql)
 		return 0;
 	}
 	char why[512];
-	message_of(st->wconn, r, why, sizeof why);
+	pg_message(st->wconn, r, why, sizeof why);
 	PQclear(r);
 	if (PQstatus(st->wconn) != CONNECTION_OK) {
 		log_error("database connection lost: %s", why);
@@ -629,7 +629,7 @@ int pg_commit(void *be)
 	int rc = 0;
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		char why[512];
-		message_of(st->wconn, r, why, sizeof why);
+		pg_message(st->wconn, r, why, sizeof why);
 		bool lost = PQstatus(st->wconn) != CONNECTION_OK;
 		log_error("%s: %s", lost ? "database connection lost at COMMIT" : "postgres: COMMIT", why);
 		if (lost)
@@ -740,6 +740,11 @@ static void pg_notice(void *be, const struct store_notice *nt)
 {
 	struct pg_store *st = be;
 	pg_notice_build(st, nt, st->notice, sizeof st->notice);
+}
+
+static bool pg_backend_alone(void *be)
+{
+	return pg_alone(be);
 }
 
 static void pg_backend_node_id(void *be, char out[UUID_LEN + 1])
@@ -1496,6 +1501,7 @@ const struct store_backend store_pg_backend = {
 	.damaged = pg_damaged,
 	.after_writes = pg_after_writes,
 	.notice = pg_notice,
+	.alone = pg_backend_alone,
 	.node_id = pg_backend_node_id,
 	.leader = pg_backend_leader,
 	.cluster = pg_cluster_info,

@@ -216,6 +216,9 @@ struct job *pg_row_to_job(const PGresult *r, int row);
 
 /* ---- sessions for others ------------------------------------------------ */
 
+/* The server's (or libpq's) message for r on conn, on one line. */
+void pg_message(PGconn *conn, const PGresult *r, char *why, size_t whylen);
+
 /* A new session with the common settings and the schema's search_path
  * (extra: more SET commands, or NULL); NULL with why on failure. */
 PGconn *pg_session_open(const struct pg_store *st, const char *extra, char *why, size_t whylen);

@@ -188,15 +188,6 @@ bool pg_alone(struct pg_store *st)
 
 /* ---- sessions -------------------------------------------------------------- */
 
-static void why_of(PGconn *conn, const PGresult *r, char *why, size_t whylen)
-{
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	snprintf(why, whylen, "%s", msg ? msg : conn ? PQerrorMessage(conn) : "out of memory");
-	for (char *c = why; *c; c++)
-		if (*c == '\n' || *c == '\r' || *c == '\t')
-			*c = ' ';
-}
-
 /* Runs sql on the coordination session; the result (the caller clears it)
  * or NULL after logging. A lost session is closed: the loop reconnects. */
 static PGresult *run(struct pg_cluster *c, const char *sql, int n, const char *const *params)
@@ -208,7 +199,7 @@ static PGresult *run(struct pg_cluster *c, const char *sql, int n, const char *c
 	if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
 		return r;
 	char why[512];
-	why_of(c->conn, r, why, sizeof why);
+	pg_message(c->conn, r, why, sizeof why);
 	PQclear(r);
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		log_warn("cluster: database session lost: %s", why);

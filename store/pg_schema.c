@@ -2,6 +2,7 @@
  * (store/sqlite_schema.c) as migration 1, same tables, columns, indexes and
  * meanings, and the migrations after it. */
 #include "store/pg_schema.h"
+#include "store/pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,19 +202,6 @@ int64_t pg_lock_key(const char *what, const char *schema)
 	return key;
 }
 
-/* The server's message, on one line, without its "ERROR:  " prefix. */
-static void server_why(PGconn *conn, const PGresult *r, char *why, size_t whylen)
-{
-	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	snprintf(why, whylen, "%s", msg ? msg : PQerrorMessage(conn));
-	for (char *c = why; *c; c++)
-		if (*c == '\n' || *c == '\r' || *c == '\t')
-			*c = ' ';
-	size_t len = strlen(why);
-	while (len > 0 && why[len - 1] == ' ')
-		why[--len] = '\0';
-}
-
 /* Runs sql (text parameters); *out gets a successful result (the caller
  * clears it) or NULL. -1 with why on failure. */
 static int run(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **out, char *why,
@@ -222,7 +210,7 @@ static int run(PGconn *conn, const char *sql, int n, const char *const *params, 
 	PGresult *r = n > 0 ? PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0) : PQexec(conn, sql);
 	ExecStatusType s = PQresultStatus(r);
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		server_why(conn, r, why, whylen);
+		pg_message(conn, r, why, whylen);
 		PQclear(r);
 		if (out)
 			*out = NULL;

@@ -158,6 +158,18 @@ static void claim_scratch_free(struct claim_scratch *cs)
 	memset(cs, 0, sizeof *cs);
 }
 
+/* queue's limit less its jobs running on any node, counted under the
+ * queue's lock (held to the group's commit, so the next node's claim
+ * counts what this one starts); -1 on a read failure. */
+static int limit_left(struct store *st, const char *queue, int limit)
+{
+	int64_t running = 0;
+	if ((st->be->lock_queue && st->be->lock_queue(st->impl, queue) != 0) ||
+	    st->be->running(st->impl, queue, &running) != 0)
+		return -1;
+	return running < limit ? limit - (int)running : 0;
+}
+
 /* How many jobs of queue a lease may take: none unless the lease names
  * it, else its limit less the jobs of it running; -1 on a read failure. */
 static int lease_room(struct store *st, struct store_op *op, const char *queue)
@@ -169,28 +181,17 @@ static int lease_room(struct store *st, struct store_op *op, const char *queue)
 	if (k == l->nqueues)
 		return 0;
 	int limit = l->queue_limit ? l->queue_limit(op, queue) : INT_MAX;
-	if (limit == INT_MAX)
-		return INT_MAX;
-	int64_t running = 0;
-	if ((st->be->lock_queue && st->be->lock_queue(st->impl, queue) != 0) ||
-	    st->be->running(st->impl, queue, &running) != 0)
-		return -1;
-	return running < limit ? limit - (int)running : 0;
+	return limit == INT_MAX ? INT_MAX : limit_left(st, queue, limit);
 }
 
 /* A claim's room in a limited queue when several nodes share the store:
- * the queue's limit less the jobs of it running anywhere, counted under
- * the queue's lock (held to the commit); at most room, the pool's own.
- * -1 on a failure. */
+ * at most room (the pool's own) and what limit_left() leaves. */
 static int cluster_room(struct store *st, struct store_op *op, const char *queue, int room)
 {
 	int limit = op->claim.queue_limit ? op->claim.queue_limit(op, queue) : INT_MAX;
 	if (room == 0 || limit == INT_MAX || !st->be->lock_queue)
 		return room;
-	int64_t running = 0;
-	if (st->be->lock_queue(st->impl, queue) != 0 || st->be->running(st->impl, queue, &running) != 0)
-		return -1;
-	int left = running < limit ? limit - (int)running : 0;
+	int left = limit_left(st, queue, limit);
 	return left < room ? left : room;
 }
 
@@ -639,7 +640,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 				st->next_lease = ap[i].fx.lease_expires_at;
 		}
 	}
-	if (ok && be->notice)
+	if (ok && be->notice && !be->alone(st->impl))
 		notice_group(st, ops, ap, n);
 	if (ok && be->commit(st->impl) != 0)
 		ok = false;

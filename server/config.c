@@ -361,7 +361,9 @@ static int opt_api_key_file(struct config *cfg, const char *v)
 }
 
 /* A switch: the flag alone sets it; its variable takes 1/0, true/false,
- * yes/no. */
+ * yes/no, and nothing else (a typo must not turn a switch off). */
+#define SWITCH_VALUES "1, true, yes, 0, false or no"
+
 static int parse_switch(const char *v, bool *out)
 {
 	if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
@@ -427,26 +429,26 @@ static const struct option_def options[] = {
 	{"--workers", "JOBQ_WORKERS", "N", "worker threads, 1-1024 (default: number of cores)", opt_workers},
 	{"--sync", "JOBQ_SYNC", "full|normal", "full: a 201 survives power loss; normal: survives a crash (default full)", opt_sync},
 	{"--node-timeout", "JOBQ_NODE_TIMEOUT", "SECONDS", "on PostgreSQL, a node whose heartbeat is older than this is dead and its running jobs are rescued, 2-3600 (default 30)", opt_node_timeout},
-	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long; 0 skips it (default 10)", opt_integrity_check},
-	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted (default 1048576)", opt_max_body},
-	{"--request-timeout", "JOBQ_REQUEST_TIMEOUT", "SECONDS", "a request's line, headers and body must arrive within this, else 408 (default 30)", opt_request_timeout},
-	{"--max-connections", "JOBQ_MAX_CONNECTIONS", "N", "open connections served; past it a new one gets 503 (default 10000)", opt_max_connections},
+	{"--integrity-check", "JOBQ_INTEGRITY_CHECK", "SECONDS", "at start, check the database for damage for at most this long, 0-86400; 0 skips it (default 10)", opt_integrity_check},
+	{"--max-body", "JOBQ_MAX_BODY", "BYTES", "largest request body accepted, 1-67108864 (default 1048576)", opt_max_body},
+	{"--request-timeout", "JOBQ_REQUEST_TIMEOUT", "SECONDS", "a request's line, headers and body must arrive within this, else 408; 0.1-3600 (default 30)", opt_request_timeout},
+	{"--max-connections", "JOBQ_MAX_CONNECTIONS", "N", "open connections served; past it a new one gets 503; 1-1000000 (default 10000)", opt_max_connections},
 	{"--log-level", "JOBQ_LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", opt_log_level},
 	{"--max-attempts", "JOBQ_MAX_ATTEMPTS", "N", "attempts a job gets unless it says (1-100, default 3)", opt_max_attempts},
-	{"--backoff", "JOBQ_BACKOFF", "SECONDS", "retry backoff base unless the job says (default 1)", opt_backoff},
-	{"--max-backoff", "JOBQ_MAX_BACKOFF", "SECONDS", "retry backoff cap unless the job says (default 300)", opt_max_backoff},
-	{"--timeout", "JOBQ_TIMEOUT", "SECONDS", "attempt time limit unless the job says (default 3600)", opt_timeout},
-	{"--retention", "JOBQ_RETENTION", "SECONDS", "keep finished jobs this long unless the job says (default 604800)", opt_retention},
-	{"--shutdown-grace", "JOBQ_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, let running jobs finish this long (default 30)", opt_shutdown_grace},
-	{"--queue", "JOBQ_QUEUE", "NAME=N", "run at most N jobs of queue NAME at once; repeatable (env: a=1,b=2)", opt_queue},
+	{"--backoff", "JOBQ_BACKOFF", "SECONDS", "retry backoff base unless the job says, 0.001-86400 (default 1)", opt_backoff},
+	{"--max-backoff", "JOBQ_MAX_BACKOFF", "SECONDS", "retry backoff cap unless the job says, 0.001-604800 (default 300)", opt_max_backoff},
+	{"--timeout", "JOBQ_TIMEOUT", "SECONDS", "attempt time limit unless the job says, 0.001-604800 (default 3600)", opt_timeout},
+	{"--retention", "JOBQ_RETENTION", "SECONDS", "keep finished jobs this long unless the job says, 0-315360000 (default 604800)", opt_retention},
+	{"--shutdown-grace", "JOBQ_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, let running jobs finish this long, 0-3600 (default 30)", opt_shutdown_grace},
+	{"--queue", "JOBQ_QUEUE", "NAME=N", "run at most N (1-1024) jobs of queue NAME at once; repeatable (env: a=1,b=2)", opt_queue},
 	{"--external-queue", "JOBQ_EXTERNAL_QUEUES", "NAME", "queue NAME (or every queue starting PREFIX, as PREFIX*) is run by external workers over the lease API; repeatable (env: a,b)", opt_external_queue},
 	{"--command", "JOBQ_COMMAND", "NAME=PATH", "register executable PATH as job type NAME; repeatable (env: a=/p,b=/q)", opt_command},
-	{"--command-grace", "JOBQ_COMMAND_GRACE", "SECONDS", "after SIGTERM, wait this long before SIGKILL (default 5)", opt_command_grace},
-	{"--http-max-response", "JOBQ_HTTP_MAX_RESPONSE", "BYTES", "largest response an http job keeps (default 1048576)", opt_http_max_response},
+	{"--command-grace", "JOBQ_COMMAND_GRACE", "SECONDS", "after SIGTERM, wait this long before SIGKILL, 0-600 (default 5)", opt_command_grace},
+	{"--http-max-response", "JOBQ_HTTP_MAX_RESPONSE", "BYTES", "largest response an http job keeps, 1-1073741824 (default 1048576)", opt_http_max_response},
 	{"--http-allow", "JOBQ_HTTP_ALLOW", "RULE", "CIDR or host pattern http jobs may reach despite a deny rule; repeatable", opt_http_allow},
 	{"--http-deny", "JOBQ_HTTP_DENY", "RULE", "CIDR or host pattern http jobs may not reach (metadata ranges are denied by default); repeatable", opt_http_deny},
 	{"--callback-secret", "JOBQ_CALLBACK_SECRET", "SECRET", "sign callbacks with HMAC-SHA256 in X-Jobq-Signature", opt_callback_secret},
-	{"--sse-heartbeat", "JOBQ_SSE_HEARTBEAT", "SECONDS", "idle event streams get a keep-alive comment this often (default 15)", opt_sse_heartbeat},
+	{"--sse-heartbeat", "JOBQ_SSE_HEARTBEAT", "SECONDS", "idle event streams get a keep-alive comment this often, 0.05-3600 (default 15)", opt_sse_heartbeat},
 	{"--log-format", "JOBQ_LOG_FORMAT", "logfmt|json", "log lines as logfmt or JSON objects (default logfmt)", opt_log_format},
 	{"--api-key-file", "JOBQ_API_KEY_FILE", "PATH", "API keys, one ROLE:KEY per line (roles admin, submit, worker, read); also JOBQ_API_KEYS", opt_api_key_file},
 	{"--insecure-no-auth", "JOBQ_INSECURE_NO_AUTH", NULL, "allow listening beyond loopback with no API key", opt_insecure_no_auth},
@@ -552,16 +554,16 @@ enum config_rc config_load(struct config *cfg, int argc, char **argv, char *err,
 		if (env && options[i].parse(cfg, env) != 0) {
 			char shown[128];
 			shown_value(&options[i], env, shown, sizeof shown);
-			snprintf(err, errlen, "invalid %s=%s: expected %s", options[i].env, shown,
-			         options[i].arg ? options[i].arg : "1 or 0");
+			snprintf(err, errlen, "invalid %s=%s: expected %s: %s", options[i].env, shown,
+			         options[i].arg ? options[i].arg : SWITCH_VALUES, options[i].help);
 			return CONFIG_ERROR;
 		}
 		for (int k = 0; k < ngiven[i]; k++) {
 			if (options[i].parse(cfg, given[i][k]) != 0) {
 				char shown[128];
 				shown_value(&options[i], given[i][k], shown, sizeof shown);
-				snprintf(err, errlen, "invalid %s %s: expected %s", options[i].flag, shown,
-				         options[i].arg ? options[i].arg : "1 or 0");
+				snprintf(err, errlen, "invalid %s %s: expected %s: %s", options[i].flag, shown,
+				         options[i].arg ? options[i].arg : SWITCH_VALUES, options[i].help);
 				return CONFIG_ERROR;
 			}
 		}

@@ -2157,6 +2157,41 @@ START_TEST(config_load_bad_equals_value_names_the_flag)
 }
 END_TEST
 
+/* A refused value's error says what would be accepted: the range, the
+ * levels, the switch's spellings. */
+static const struct {
+	const char *arg, *env, *value, *says;
+} bad_value_messages[] = {
+	{"--workers", NULL, "0", "1-1024"},
+	{"--log-level", NULL, "verbose", "error, warn, info or debug"},
+	{"--max-body", NULL, "0", "1-67108864"},
+	{"--backoff", NULL, "0", "0.001-86400"},
+	{NULL, "JOBQ_METRICS_PUBLIC", "on", "1, true, yes, 0, false or no"},
+	{NULL, "JOBQ_INSECURE_NO_AUTH", "Yes", "1, true, yes, 0, false or no"},
+};
+
+START_TEST(config_load_error_names_the_accepted_values)
+{
+	char flag[64];
+	char *argv[] = {"jobqd", flag, (char *)bad_value_messages[_i].value, NULL};
+	char *bare[] = {"jobqd", NULL};
+	struct config cfg;
+	char err[512] = "";
+	enum config_rc rc;
+	if (bad_value_messages[_i].arg) {
+		snprintf(flag, sizeof flag, "%s", bad_value_messages[_i].arg);
+		rc = config_load(&cfg, ARGC(argv), argv, err, sizeof err);
+	} else {
+		setenv(bad_value_messages[_i].env, bad_value_messages[_i].value, 1);
+		rc = config_load(&cfg, ARGC(bare), bare, err, sizeof err);
+		unsetenv(bad_value_messages[_i].env);
+	}
+	ck_assert_int_eq(rc, CONFIG_ERROR);
+	ck_assert_msg(strstr(err, bad_value_messages[_i].says) != NULL, "err \"%s\" does not say %s", err,
+	              bad_value_messages[_i].says);
+}
+END_TEST
+
 START_TEST(config_load_rejects_unknown_option)
 {
 	char *argv[] = {"jobqd", "--bogus", NULL};
@@ -3439,6 +3474,8 @@ Suite *core_suite(void)
 	tcase_add_test(tc, config_load_reads_flag_equals_value);
 	tcase_add_test(tc, config_load_reads_environment);
 	tcase_add_test(tc, config_load_reads_request_timeout_and_max_connections);
+	tcase_add_loop_test(tc, config_load_error_names_the_accepted_values, 0,
+	                    (int)(sizeof bad_value_messages / sizeof bad_value_messages[0]));
 	tcase_add_test(tc, config_load_flags_win_over_environment);
 	tcase_add_test(tc, config_load_good_flag_overrides_bad_environment);
 	tcase_add_test(tc, config_load_bad_environment_names_the_variable);

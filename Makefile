@@ -170,7 +170,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python lint-openapi \
+           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -302,6 +302,26 @@ check-proxy: $(BUILD)/jobqd
 # The Dockerfile and the systemd unit, checked against the built jobqd.
 check-deploy: $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd tests/deploy_test.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: jobqd, its man page (made
+# from its own --help by scripts/manpage.sh) and its systemd unit, whose
+# ExecStart names the installed binary. tests/install_test.sh checks it.
+PREFIX ?= /usr/local
+.PHONY: install man check-install
+man: $(BUILD)/jobqd.1
+$(BUILD)/jobqd.1: $(BUILD)/jobqd scripts/manpage.sh
+	scripts/manpage.sh $(BUILD)/jobqd > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/jobqd $(BUILD)/jobqd.1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BUILD)/jobqd $(DESTDIR)$(PREFIX)/bin/jobqd
+	install -m 644 $(BUILD)/jobqd.1 $(DESTDIR)$(PREFIX)/share/man/man1/jobqd.1
+	sed 's|^ExecStart=/usr/local/bin/jobqd|ExecStart=$(PREFIX)/bin/jobqd|' deploy/jobqd.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/jobqd.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/jobqd.service
+
+check-install: $(BUILD)/jobqd
+	MAKE="$(MAKE)" BUILD=$(BUILD) tests/install_test.sh
 
 # The image and deploy/compose.yaml in the real Docker engine (as root; it
 # starts its own dockerd when none runs). A few minutes, not in `make test`.

@@ -85,6 +85,10 @@ if [ "$what" = test ]; then
 	# (in /usr/sbin, which is not on every user's PATH)
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs="$need_pkgs nginx"
 	check_cmd systemd-analyze systemd
+	# check-install renders the man page
+	check_cmd man man-db
+	check_cmd groff groff-base
+	check_cmd col bsdextrautils
 	# check-pg: a private cluster from Debian's server (scripts/pg-cluster.sh)
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs="$need_pkgs postgresql-15"
 	check_cmd psql postgresql-client-15

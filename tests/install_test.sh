@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# make install into a staging root (DESTDIR) under two prefixes: the binary,
+# the man page and the systemd unit land where the prefix says; the page
+# renders without a warning and documents every option of the binary's
+# --help; the unit runs the installed binary and passes systemd-analyze.
+# Usage: install_test.sh   (from the repository root; MAKE and BUILD as the
+# Makefile passes them)
+set -euo pipefail
+
+make=${MAKE:-make}
+build=${BUILD:-build}
+dir=$(mktemp -d)
+passed=0
+trap 'rm -rf "$dir"' EXIT
+
+fail() {
+	echo "install_test: FAIL: $*" >&2
+	exit 1
+}
+pass() {
+	echo "install_test: ok: $*"
+	passed=$((passed + 1))
+}
+
+for prefix in /usr/local /opt/jobq; do
+	root=$dir/root${prefix//\//_}
+	$make --no-print-directory -s install BUILD="$build" DESTDIR="$root" PREFIX="$prefix" > "$dir/make.log" 2>&1 ||
+		fail "make install PREFIX=$prefix: $(cat "$dir/make.log")"
+	bin=$root$prefix/bin/jobqd
+	page=$root$prefix/share/man/man1/jobqd.1
+	unit=$root$prefix/lib/systemd/system/jobqd.service
+	[ -x "$bin" ] || fail "PREFIX=$prefix: no executable $bin"
+	[ "$(stat -c %a "$page")" = 644 ] && [ "$(stat -c %a "$unit")" = 644 ] ||
+		fail "PREFIX=$prefix: the page or the unit is not mode 644"
+	"$bin" --version | grep -q '^jobqd ' || fail "PREFIX=$prefix: the installed jobqd does not run"
+	grep -qx "ExecStart=$prefix/bin/jobqd" "$unit" || fail "PREFIX=$prefix: the unit's ExecStart is $(grep ExecStart "$unit")"
+	pass "PREFIX=$prefix: bin/jobqd, share/man/man1/jobqd.1, lib/systemd/system/jobqd.service"
+done
+
+# The page: no roff warning, every option of --help in it, exit statuses.
+warnings=$(groff -man -ww -z "$page" 2>&1) || fail "groff: $warnings"
+[ -z "$warnings" ] || fail "groff warns: $warnings"
+text=$(MANWIDTH=100 man -l "$page" 2>/dev/null | col -b)
+missing=
+for flag in $("$bin" --help | sed -n 's/^  \(--[a-z-]*\).*/\1/p'); do
+	grep -q -- "$flag" <<< "$text" || missing="$missing $flag"
+done
+[ -z "$missing" ] || fail "the man page lacks$missing"
+grep -q '^EXIT STATUS' <<< "$text" && grep -q '^SIGNALS' <<< "$text" || fail "the man page lacks EXIT STATUS or SIGNALS"
+pass "jobqd.1 renders without warnings and documents all $("$bin" --help | grep -c '^  --') options"
+
+# The installed unit, as systemd would load it from that root.
+if command -v systemd-analyze > /dev/null; then
+	sed "s|^ExecStart=.*|ExecStart=$bin|" "$unit" > "$dir/jobqd.service"
+	(cd "$dir" && systemd-analyze verify jobqd.service) > "$dir/verify.log" 2>&1 ||
+		fail "systemd-analyze verify: $(cat "$dir/verify.log")"
+	[ ! -s "$dir/verify.log" ] || fail "systemd-analyze verify warns: $(cat "$dir/verify.log")"
+	pass "the installed unit passes systemd-analyze verify"
+else
+	echo "install_test: SKIP: systemd-analyze verify (systemd-analyze is not installed)"
+fi
+
+echo "install_test: $passed passed, 0 failed"

@@ -58,7 +58,7 @@ sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/story.sh" "$di
 	"$dir/story/plots.py" "$dir/story/worker.sh" "$dir/story/train.py"
 
 # The plotting API of the story, on a free port instead of 9000.
-python3 "$(dirname "$0")/story/plot_server.py" 0 "$dir/plot.port" 60 "$dir/plot.log" &
+python3 docs/examples/plot_server.py 0 "$dir/plot.port" 60 "$dir/plot.log" > /dev/null &
 plot_pid=$!
 for _ in $(seq 1 200); do
 	[ -s "$dir/plot.port" ] && break
@@ -125,4 +125,22 @@ pid=
 if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/jobqd.log"; then
 	fail "sanitizer report in the jobqd log"
 fi
-echo "readme_test: 4 passed, 0 failed"
+# The README is the way in: every relative link in it, and in the pages it
+# leads to, names a file that exists.
+python3 - "$readme" > "$dir/links.out" 2>&1 <<'PY' || fail "broken links: $(cat "$dir/links.out")"
+import glob, os, re, sys
+root = os.path.dirname(os.path.abspath(sys.argv[1]))
+pages = [sys.argv[1]] + [os.path.join(root, p) for p in ("CONTRIBUTING.md", "CHANGELOG.md", "clients/python/README.md")]
+pages += glob.glob(os.path.join(root, "docs", "*.md"))
+broken = []
+for page in pages:
+    text = re.sub(r"```.*?```", "", open(page).read(), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        if not os.path.exists(os.path.join(os.path.dirname(page), target.split("#")[0])):
+            broken.append(f"{os.path.relpath(page, root)}: {target}")
+print("\n".join(broken))
+sys.exit(1 if broken else 0)
+PY
+echo "readme_test: 5 passed, 0 failed"

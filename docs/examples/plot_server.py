@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A stand-in for a slow plotting web API, for the README story test.
+"""The plotting web API of the README's story: a slow stand-in.
 
-Listens on 127.0.0.1 (port from argv[1], 0 picks one), answers every POST
-after DELAY seconds with {"plotted": <the request's JSON>}, writes the port
-it got to argv[2], and exits after argv[3] seconds at the latest. With
-argv[4], appends every request's JSON to that file, one line each."""
+    python3 docs/examples/plot_server.py [PORT [PORT_FILE [SECONDS [LOG]]]]
+
+Listens on 127.0.0.1:PORT (default 9000; 0 picks a free one) and answers
+every POST after DELAY seconds with {"plotted": <the request's JSON>}. The
+README's test passes the rest: PORT_FILE gets the port it listens on,
+SECONDS bounds its life, and LOG gets every request's JSON, one line each."""
 import http.server
 import json
 import sys
@@ -34,8 +36,11 @@ class Plot(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Plot)
-with open(sys.argv[2], "w") as f:
-    f.write(str(server.server_address[1]))
-threading.Timer(float(sys.argv[3]), server.shutdown).start()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 9000), Plot)
+if len(sys.argv) > 2:
+    with open(sys.argv[2], "w") as f:
+        f.write(str(server.server_address[1]))
+if len(sys.argv) > 3:
+    threading.Timer(float(sys.argv[3]), server.shutdown).start()
+print(f"plot_server: serving POST /plot on 127.0.0.1:{server.server_address[1]}", flush=True)
 server.serve_forever()

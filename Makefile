@@ -39,6 +39,7 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
                core/tz.c core/cron.c
+CORE_SRC    += core/bucket.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
@@ -53,6 +54,7 @@ MAIN_OBJ := $(BUILD)/server/main.o
 TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
 
 UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c
+UNIT_TESTS += tests/unit_bucket.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

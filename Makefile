@@ -41,6 +41,7 @@ CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/tz.c core/cron.c
 CORE_SRC    += core/bucket.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c
+STORE_SRC   += store/pg_rate.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c

@@ -3090,6 +3090,11 @@ static void halfway_setup(struct store *st, int kind, struct halfway *h)
 		h->step = 1;                      /* extended; the op fails */
 		break;
 	}
+	case STORE_OP_RATE:
+		snprintf(op->rate.rate.queue, sizeof op->rate.rate.queue, "q");
+		op->rate.rate.bucket = (struct bucket){.limit = 5, .period_ms = 1000, .burst = 5};
+		h->step = 1;                      /* writing the limit fails */
+		break;
 	}
 }
 

@@ -153,6 +153,10 @@ int rates_queue_json(struct req *r, cJSON *o, const char *name);
  * that are not there yet, so a queue is listed once it has a limit; -1
  * after replying. */
 int rates_merge_names(struct req *r, const char *after, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+/* jobq_queue_rate_limit, jobq_queue_rate_tokens and
+ * jobq_rate_limited_total of every queue with a limit; -1 after replying. */
+struct metrics_text;
+int rates_render_metrics(struct req *r, struct metrics_text *t);
 
 /* handlers/dashboard.c: the dashboard's files at /, /app.js, /style.css */
 void dashboard_get(struct req *r);

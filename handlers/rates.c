@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/job.h"
 #include "core/json.h"
+#include "core/metrics.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/config.h"
@@ -201,4 +202,41 @@ void queues_rate_put(struct req *r)
 void queues_rate_delete(struct req *r)
 {
 	post_rate(r, true);
+}
+
+/* One line of a per-queue series: v with up to 6 significant digits. */
+static void queue_line(struct metrics_text *t, const char *name, const char *queue, double v)
+{
+	metrics_text_printf(t, "%s{queue=\"", name);
+	metrics_text_label_value(t, queue);
+	metrics_text_printf(t, "\"} %.6g\n", v);
+}
+
+int rates_render_metrics(struct req *r, struct metrics_text *t)
+{
+	struct store_rate *rates = NULL;
+	size_t n = 0;
+	if (store_list_rates(r->app->store, &rates, &n) != STORE_OK) {
+		handler_reply_unavailable(r);
+		return -1;
+	}
+	int64_t now = clock_now_ms();
+	const char *name = "jobq_queue_rate_limit";
+	metrics_text_family(t, name, "gauge", "The queue's rate limit, in job starts per second.");
+	for (size_t i = 0; i < n; i++)
+		queue_line(t, name, rates[i].queue, rates[i].bucket.limit * 1000 / (double)rates[i].bucket.period_ms);
+	name = "jobq_queue_rate_tokens";
+	metrics_text_family(t, name, "gauge", "Starts the queue's rate limit allows now (its token bucket).");
+	for (size_t i = 0; i < n; i++) {
+		bucket_refill(&rates[i].bucket, now);
+		double tokens = rates[i].bucket.paused_until > now ? 0 : rates[i].bucket.tokens;
+		queue_line(t, name, rates[i].queue, floor(tokens * 1000) / 1000);
+	}
+	name = "jobq_rate_limited_total";
+	metrics_text_family(t, name, "counter",
+	                    "Claims and leases of this node that found the queue out of tokens with jobs to start.");
+	for (size_t i = 0; i < n; i++)
+		queue_line(t, name, rates[i].queue, (double)store_rate_limited(r->app->store, rates[i].queue));
+	free(rates);
+	return 0;
 }

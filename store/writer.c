@@ -106,6 +106,7 @@ struct store {
 	int64_t rated_at;                 /* writer only: monotonic ms of the read, 0: stale */
 	struct ready_queue rate_seen;     /* writer only */
 	int64_t rate_next;                /* writer only: unix ms, 0: none */
+	bool rate_checked;                /* writer only: this claim looked at the names */
 	pthread_mutex_t rate_mu;          /* guards limited, nlimited */
 	struct rate_count *limited;
 	int nlimited;
@@ -191,7 +192,7 @@ static void claim_scratch_free(struct claim_scratch *cs)
  * claim.next_due (lease.next_token), so the pool (or a waiting lease)
  * wakes then and not before. */
 
-/* With other nodes, a limit set elsewhere is seen within this long. */
+/* A node that believes itself alone reads the limits again this often. */
 #define RATE_RECHECK_MS 1000
 
 static int rated_add(void *arg, const char *queue)
@@ -209,13 +210,18 @@ static int rated_add(void *arg, const char *queue)
 	return 0;
 }
 
-/* Reads which queues have a limit when the last read may be out of date. */
+/* Reads which queues have a limit when the last read may be out of date:
+ * after a local change; with other nodes alive, at every claim that
+ * found ready queues (one small read: a limit set on any node holds on
+ * every node from its commit on); alone, each RATE_RECHECK_MS (a node
+ * that joined since the last tick). */
 static int rated_refresh(struct store *st)
 {
 	if (!st->be->rate_names)
 		return 0;
 	int64_t mono = clock_mono_ms();
-	if (st->rated_at && (!st->be->node_id || mono - st->rated_at < RATE_RECHECK_MS))
+	bool shared = st->be->node_id && st->be->alone && !st->be->alone(st->impl);
+	if (st->rated_at && !shared && (!st->be->node_id || mono - st->rated_at < RATE_RECHECK_MS))
 		return 0;
 	st->nrated = 0;
 	int rc = st->be->rate_names(st->impl, rated_add, st);
@@ -284,6 +290,11 @@ static int rate_room(struct store *st, const char *queue, int room)
 {
 	struct ready_queue *q = &st->rate_seen;
 	q->rated = q->capped = false;
+	if (!st->rate_checked) { /* the first ready queue of the claim */
+		st->rate_checked = true;
+		if (rated_refresh(st) != 0)
+			return -1;
+	}
 	if (!rated(st, queue))
 		return room;
 	bool found = false;
@@ -565,8 +576,7 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	if (rc != 0)
 		return rc;
 	st->rate_next = 0;
-	if (max > 0 && (rc = rated_refresh(st)) != 0)
-		return rc;
+	st->rate_checked = false;
 	if (max > 0) {
 		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
 		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))

@@ -111,7 +111,7 @@ static int parse_rate(struct req *r, struct store_rate *rate)
 	}
 	int rc = -1;
 	if (!cJSON_IsObject(body)) {
-		reply_error(r, PROBLEM_INVALID_FIELD, NULL,
+		reply_error(r, PROBLEM_MALFORMED_JSON, NULL,
 		            "the body must be a JSON object: {\"limit\": R, \"period_s\": P, \"burst\": B, \"retry_after\": bool}");
 		goto out;
 	}

@@ -309,6 +309,38 @@ START_TEST(rate_bad_bodies_get_400_naming_the_field_and_change_nothing)
 }
 END_TEST
 
+START_TEST(rate_changes_need_the_admin_role)
+{
+	struct jobqd d;
+	harness_start_env(&d, NULL, ARGS("JOBQ_API_KEYS=submit:sb-key,read:rd-key,admin:ad-key"));
+	static const char *const not_admin[] = {"Authorization: Bearer sb-key", "Authorization: Bearer rd-key"};
+	const char *body = "{\"limit\":5,\"period_s\":1}";
+	for (size_t i = 0; i < 2; i++) {
+		struct resp r;
+		harness_request(&d, "PUT", "/v1/queues/q/rate", "application/json", body, not_admin[i], &r);
+		assert_problem(&r, 403, "forbidden", "Authorization");
+		harness_resp_free(&r);
+		harness_request(&d, "DELETE", "/v1/queues/q/rate", NULL, NULL, not_admin[i], &r);
+		assert_problem(&r, 403, "forbidden", "Authorization");
+		harness_resp_free(&r);
+	}
+	struct resp r;
+	harness_request(&d, "PUT", "/v1/queues/q/rate", "application/json", body, NULL, &r);
+	assert_problem(&r, 401, "unauthorized", "Authorization");
+	harness_resp_free(&r);
+	harness_request(&d, "PUT", "/v1/queues/q/rate", "application/json", body, "Authorization: Bearer ad-key", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(jlong(jget(r.json, "rate"), "limit"), 5);
+	harness_resp_free(&r);
+	/* A read key sees it. */
+	harness_request(&d, "GET", "/v1/queues/q", NULL, NULL, "Authorization: Bearer rd-key", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(jlong(jget(r.json, "rate"), "limit"), 5);
+	harness_resp_free(&r);
+	stop(&d);
+}
+END_TEST
+
 /* ---- accuracy ---- */
 
 #define ACC_LIMIT 10
@@ -516,6 +548,7 @@ static Suite *rate_suite(void)
 	TCase *tc = tcase(s, "resource");
 	tcase_add_test(tc, rate_put_shows_in_the_queue_survives_a_restart_and_delete_removes_it);
 	tcase_add_test(tc, rate_bad_bodies_get_400_naming_the_field_and_change_nothing);
+	tcase_add_test(tc, rate_changes_need_the_admin_role);
 	tc = tcase(s, "limit");
 	tcase_add_test(tc, rate_starts_keep_within_5_percent_of_the_limit_after_one_burst);
 	tcase_add_test(tc, rate_waiting_jobs_stay_queued_without_attempts_and_nothing_spins);

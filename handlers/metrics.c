@@ -148,7 +148,7 @@ static void render_process(struct req *r, struct metrics_text *t)
 void metrics_get(struct req *r)
 {
 	struct metrics_text t = {0};
-	if (render_queues(r, &t) != 0) {
+	if (render_queues(r, &t) != 0 || rates_render_metrics(r, &t) != 0) {
 		free(t.buf);
 		return;
 	}

@@ -69,6 +69,11 @@ static cJSON *queue_json(struct req *r, const char *name)
 	}
 	cJSON_AddNumberToObject(o, "finished_last_minute", (double)meter_last_minute(r->app->finished, name, now));
 	add_throughput(o, r->app->finished, name, now);
+	if (rates_queue_json(r, o, name) != 0) {
+		cJSON_Delete(o);
+		handler_reply_unavailable(r);
+		return NULL;
+	}
 	return o;
 }
 
@@ -113,6 +118,10 @@ int queues_names_page(struct req *r, const char *after, int max, queue_name **na
 			seen = strcmp(all[k], name) == 0;
 		if (!seen)
 			memcpy(all[(*n)++], name, sizeof all[0]);
+	}
+	if (rates_merge_names(r, after, &all, n) != 0) {
+		free(all);
+		return -1;
 	}
 	qsort(all, *n, sizeof all[0], name_order);
 	if (*n > (size_t)max)

@@ -127,6 +127,8 @@ static const struct route routes[] = {
 	{"GET", "/v1/queues/{name}", queues_get, false, ACCESS_READ, true},
 	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
 	{"POST", "/v1/queues/{name}/resume", queues_resume, false, ACCESS_ADMIN, false},
+	{"PUT", "/v1/queues/{name}/rate", queues_rate_put, true, ACCESS_ADMIN, false},
+	{"DELETE", "/v1/queues/{name}/rate", queues_rate_delete, false, ACCESS_ADMIN, false},
 	{"GET", "/v1/info", system_info, false, ACCESS_READ, false},
 	{"GET", "/v1/cluster", system_cluster, false, ACCESS_READ, false},
 	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},

@@ -62,7 +62,8 @@ struct store_backend {
 	int (*op_end)(void *be);
 	int (*op_undo)(void *be);
 
-	/* Every kind but STORE_OP_CLAIM and STORE_OP_LEASE, indexed by kind. */
+	/* Every kind but STORE_OP_CLAIM, STORE_OP_LEASE and STORE_OP_RATE (the
+	 * writer builds those from the parts below), indexed by kind. */
 	store_apply_fn apply[STORE_OP_KINDS];
 
 	/* The claim's parts. promote: due scheduled jobs become queued
@@ -128,6 +129,19 @@ struct store_backend {
 	bool (*leader)(void *be);
 	enum store_rc (*cluster)(void *be, struct store_cluster *out);
 	int (*lock_queue)(void *be, const char *queue);
+
+	/* Rate limits (store_rate), on the writer thread inside the group,
+	 * the caller holding the queue's lock (lock_queue): rate_load reads
+	 * queue's (*found false: none), rate_save inserts or replaces it,
+	 * rate_delete removes it (*found: there was one); rate_names calls
+	 * each() with every queue that has one. Reads from any thread:
+	 * get_rate, list_rates (store.h). */
+	int (*rate_load)(void *be, const char *queue, struct store_rate *out, bool *found);
+	int (*rate_save)(void *be, const struct store_rate *rate);
+	int (*rate_delete)(void *be, const char *queue, bool *found);
+	int (*rate_names)(void *be, int (*each)(void *arg, const char *queue), void *arg);
+	enum store_rc (*get_rate)(void *be, const char *queue, struct store_rate *out, bool *found);
+	enum store_rc (*list_rates)(void *be, struct store_rate **out, size_t *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -1506,4 +1506,10 @@ const struct store_backend store_pg_backend = {
 	.leader = pg_backend_leader,
 	.cluster = pg_cluster_info,
 	.lock_queue = pg_lock_queue,
+	.rate_load = pg_rate_load,
+	.rate_save = pg_rate_save,
+	.rate_delete = pg_rate_delete,
+	.rate_names = pg_rate_names,
+	.get_rate = pg_get_rate,
+	.list_rates = pg_list_rates,
 };

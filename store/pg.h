@@ -275,4 +275,13 @@ int pg_expired(void *be, int64_t now, struct job **out, char (*ids)[STORE_LEASE_
                int *n, int64_t *next);
 int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next);
 
+/* ---- rate limits (store/pg_rate.c) ------------------------------------- */
+
+int pg_rate_load(void *be, const char *queue, struct store_rate *out, bool *found);
+int pg_rate_save(void *be, const struct store_rate *rate);
+int pg_rate_delete(void *be, const char *queue, bool *found);
+int pg_rate_names(void *be, int (*each)(void *arg, const char *queue), void *arg);
+enum store_rc pg_get_rate(void *be, const char *queue, struct store_rate *out, bool *found);
+enum store_rc pg_list_rates(void *be, struct store_rate **out, size_t *n);
+
 #endif

@@ -183,7 +183,25 @@ static const char *const migration_2[] = {
 	NULL,
 };
 
-static const char *const *const migrations[] = {migration_1, migration_2};
+/* Version 3: per-queue rate limits (core/bucket.h), as SQLite's 6. The
+ * row is read and written under the queue's lock by every claim of the
+ * queue on any node: half-empty pages keep the updates HOT. Times are
+ * jobqd's clock (unix ms), as in jobs. */
+static const char *const migration_3[] = {
+	"CREATE TABLE queue_rates ("
+	"  queue text COLLATE \"C\" PRIMARY KEY,"
+	"  rate_limit double precision NOT NULL,"
+	"  period_ms bigint NOT NULL,"
+	"  burst double precision NOT NULL,"
+	"  retry_after bigint NOT NULL DEFAULT 0,"
+	"  tokens double precision NOT NULL,"
+	"  refilled_at bigint NOT NULL,"
+	"  paused_until bigint NOT NULL DEFAULT 0)"
+	" WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200);",
+	NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2, migration_3};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
                "PG_SCHEMA_LATEST counts the migrations");

@@ -222,6 +222,8 @@ struct sqlite_store {
 	struct reader *idle;
 	struct reader *all_readers;       /* every reader opened, for close */
 	int nreaders, max_readers;
+
+	sqlite3_stmt *rate_stmt[4];       /* writer only: RATE_SQL, prepared on first use */
 };
 
 /* ---- damage ----------------------------------------------------------- */
@@ -1458,6 +1460,8 @@ static void sqlite_close(void *be)
 	}
 	for (int i = 0; i < SQL_COUNT; i++)
 		sqlite3_finalize(st->wstmt[i]);
+	for (size_t i = 0; i < sizeof st->rate_stmt / sizeof st->rate_stmt[0]; i++)
+		sqlite3_finalize(st->rate_stmt[i]);
 	if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
 		log_error("closing the database: %s", sqlite3_errmsg(st->wdb));
 	if (st->lock_fd >= 0)
@@ -1958,6 +1962,167 @@ static int sqlite_version(void *be)
 	return v;
 }
 
+/* ---- rate limits ------------------------------------------------------ */
+
+#define RATE_COLUMNS "queue, rate_limit, period_ms, burst, retry_after, tokens, refilled_at, paused_until"
+
+enum { RATE_LOAD, RATE_SAVE, RATE_DELETE, RATE_NAMES };
+
+static const char *const rate_sql[] = {
+	[RATE_LOAD] = "SELECT " RATE_COLUMNS " FROM queue_rates WHERE queue = ?1",
+	[RATE_SAVE] = "INSERT OR REPLACE INTO queue_rates (" RATE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[RATE_DELETE] = "DELETE FROM queue_rates WHERE queue = ?1 RETURNING queue",
+	[RATE_NAMES] = "SELECT queue FROM queue_rates ORDER BY queue",
+};
+
+_Static_assert(sizeof rate_sql / sizeof rate_sql[0] == sizeof ((struct sqlite_store *)0)->rate_stmt /
+               sizeof ((struct sqlite_store *)0)->rate_stmt[0], "one statement per rate_sql");
+
+/* The writer's statement k, prepared on first use; NULL on failure. */
+static sqlite3_stmt *rate_stmt(struct sqlite_store *st, int k)
+{
+	if (!st->rate_stmt[k] && prepare(st->wdb, rate_sql[k], &st->rate_stmt[k]) != SQLITE_OK)
+		return NULL;
+	return st->rate_stmt[k];
+}
+
+static void rate_row(sqlite3_stmt *s, struct store_rate *out)
+{
+	memset(out, 0, sizeof *out);
+	column_copy(s, 0, out->queue, sizeof out->queue);
+	out->bucket.limit = sqlite3_column_double(s, 1);
+	out->bucket.period_ms = sqlite3_column_int64(s, 2);
+	out->bucket.burst = sqlite3_column_double(s, 3);
+	out->retry_after = sqlite3_column_int(s, 4) != 0;
+	out->bucket.tokens = sqlite3_column_double(s, 5);
+	out->bucket.refilled_at = sqlite3_column_int64(s, 6);
+	out->bucket.paused_until = sqlite3_column_int64(s, 7);
+}
+
+static int sqlite_rate_load(void *be, const char *queue, struct store_rate *out, bool *found)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_LOAD);
+	if (!s)
+		return SQLITE_ERROR;
+	*found = false;
+	sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		rate_row(s, out);
+		*found = true;
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_rate_save(void *be, const struct store_rate *rate)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_SAVE);
+	if (!s)
+		return SQLITE_ERROR;
+	if (store_fault_hit())
+		return SQLITE_NOMEM;
+	int64_t unused = 0;
+	sqlite3_bind_text(s, 1, rate->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, rate->bucket.limit);
+	sqlite3_bind_int64(s, 3, rate->bucket.period_ms);
+	sqlite3_bind_double(s, 4, rate->bucket.burst);
+	sqlite3_bind_int(s, 5, rate->retry_after);
+	sqlite3_bind_double(s, 6, rate->bucket.tokens);
+	sqlite3_bind_int64(s, 7, rate->bucket.refilled_at);
+	sqlite3_bind_int64(s, 8, rate->bucket.paused_until);
+	return step_int64(s, &unused);
+}
+
+static int sqlite_rate_delete(void *be, const char *queue, bool *found)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_DELETE);
+	if (!s)
+		return SQLITE_ERROR;
+	sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_rate_names(void *be, int (*each)(void *arg, const char *queue), void *arg)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_NAMES);
+	if (!s)
+		return SQLITE_ERROR;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (each(arg, (const char *)sqlite3_column_text(s, 0)) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Reads through a reader, preparing the statement for this call (rates
+ * are read by a queue's page and a metrics scrape, not per job). */
+static enum store_rc rate_read(struct sqlite_store *st, const char *queue, struct store_rate **out, size_t *n)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	const char *sql = queue ? rate_sql[RATE_LOAD] : "SELECT " RATE_COLUMNS " FROM queue_rates ORDER BY queue";
+	struct store_rate *rates = NULL;
+	size_t count = 0, cap = 0;
+	int rc = prepare(r->db, sql, &s);
+	if (rc == SQLITE_OK && queue)
+		sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct store_rate *grown = realloc(rates, cap * sizeof *grown);
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rates = grown;
+		}
+		rate_row(s, &rates[count++]);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+		log_error("reading rate limits: %s", sqlite3_errstr(rc));
+		free(rates);
+		return STORE_UNAVAILABLE;
+	}
+	*out = rates;
+	*n = count;
+	return STORE_OK;
+}
+
+static enum store_rc sqlite_get_rate(void *be, const char *queue, struct store_rate *out, bool *found)
+{
+	struct store_rate *rates = NULL;
+	size_t n = 0;
+	enum store_rc rc = rate_read(be, queue, &rates, &n);
+	*found = rc == STORE_OK && n > 0;
+	if (*found)
+		*out = rates[0];
+	free(rates);
+	return rc;
+}
+
+static enum store_rc sqlite_list_rates(void *be, struct store_rate **out, size_t *n)
+{
+	return rate_read(be, NULL, out, n);
+}
+
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -2001,4 +2166,10 @@ const struct store_backend store_sqlite_backend = {
 	.schema_version = sqlite_version,
 	.damaged = sqlite_damaged,
 	.after_writes = sqlite_after_writes,
+	.rate_load = sqlite_rate_load,
+	.rate_save = sqlite_rate_save,
+	.rate_delete = sqlite_rate_delete,
+	.rate_names = sqlite_rate_names,
+	.get_rate = sqlite_get_rate,
+	.list_rates = sqlite_list_rates,
 };

@@ -123,6 +123,19 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;"
 	"CREATE INDEX jobs_lease_expiry ON jobs(lease_expires_at)"
 	"  WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL;",
+
+	/* 6: per-queue rate limits (core/bucket.h): the limit and the token
+	 * bucket's state, read and written by each claim of the queue. Times
+	 * are unix ms; paused_until 0: not paused. */
+	"CREATE TABLE queue_rates ("
+	"  queue TEXT PRIMARY KEY,"
+	"  rate_limit REAL NOT NULL,"
+	"  period_ms INTEGER NOT NULL,"
+	"  burst REAL NOT NULL,"
+	"  retry_after INTEGER NOT NULL DEFAULT 0,"
+	"  tokens REAL NOT NULL,"
+	"  refilled_at INTEGER NOT NULL,"
+	"  paused_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SQLITE_SCHEMA_LATEST,

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bucket.h"
 #include "core/job.h"
 
 enum store_rc {
@@ -134,6 +135,7 @@ enum store_op_kind {
 	STORE_OP_PROBE,
 	STORE_OP_LEASE,
 	STORE_OP_HEARTBEAT,
+	STORE_OP_RATE,     /* set or remove a queue's rate limit (store_op_rate) */
 	STORE_OP_KINDS
 };
 
@@ -220,6 +222,12 @@ struct store_op_finish {
 	struct job *job;
 	char batch_id[UUID_LEN + 1];      /* out: the job's batch, "" if none */
 	struct store_op_finish_lease lease;
+	/* in: the far side answered 429 with Retry-After until then (unix
+	 * ms), 0: no. When the job's queue has a rate limit with
+	 * retry_after, its bucket pauses until then and the attempt is
+	 * released (job->state becomes SCHEDULED at then, lease.release set)
+	 * instead of spent; otherwise the outcome stands as given. */
+	int64_t throttled_until;
 };
 
 /* The outcome a failed attempt leads to: SCHEDULED at now plus the
@@ -246,6 +254,8 @@ struct store_op_lease {
 	int (*queue_limit)(struct store_op *op, const char *queue);
 	struct store_leased *leased;      /* out: the caller frees each job and the array */
 	int nleased;
+	int64_t next_token;               /* out: when a named rate-limited queue with queued
+	                                   * jobs gets its next token (unix ms), 0: none */
 };
 
 /* Extends the lease of job id by lease_ms (0: the lease's own length)
@@ -290,6 +300,26 @@ struct store_op_pause {
 	bool paused;
 };
 
+/* A queue's rate limit: at most bucket.limit starts per bucket.period_ms,
+ * bursts of bucket.burst (core/bucket.h), stored with the bucket's state
+ * so that every node shares one. retry_after: an http job's 429 with
+ * Retry-After pauses the bucket (store_op_finish.throttled_until). */
+struct store_rate {
+	char queue[JOB_NAME_MAX + 1];
+	bool retry_after;
+	struct bucket bucket;
+};
+
+/* RATE: in: rate.queue and remove; without remove, rate's limit,
+ * period_ms, burst and retry_after replace the queue's (a new limit starts
+ * with a full bucket; a changed one keeps its tokens, up to the new
+ * burst, and its pause). out: found, whether the queue had a limit. */
+struct store_op_rate {
+	struct store_rate rate;
+	bool remove;
+	bool found;                       /* out */
+};
+
 struct store_op {
 	enum store_op_kind kind;
 	enum store_rc rc;                 /* out */
@@ -307,6 +337,7 @@ struct store_op {
 		struct store_op_pause pause;
 		struct store_op_lease lease;
 		struct store_op_heartbeat heartbeat;
+		struct store_op_rate rate;
 	};
 
 	struct store_op *next;            /* writer queue, internal */
@@ -396,6 +427,17 @@ enum store_rc store_list_queue_names(struct store *st, const char *after, int ma
  * are zero. On failure *n is 0. */
 enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int top, int *n,
                                    struct queue_info *rest);
+
+/* Reads queue's rate limit with its bucket as stored (bucket_refill()
+ * brings it to now); *found false when the queue has none. */
+enum store_rc store_get_rate(struct store *st, const char *queue, struct store_rate *out, bool *found);
+
+/* Every queue's rate limit, by name; the caller frees the array. */
+enum store_rc store_list_rates(struct store *st, struct store_rate **out, size_t *n);
+
+/* How many times since open a claim or lease of this node found queue
+ * out of tokens while it had jobs to start (any thread). */
+uint64_t store_rate_limited(struct store *st, const char *queue);
 
 /* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);

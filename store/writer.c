@@ -58,6 +58,15 @@
 struct ready_queue {
 	char name[JOB_NAME_MAX + 1];
 	int room;
+	bool rated;                       /* rate limited: rate holds its bucket as of the claim */
+	bool capped;                      /* room is what its tokens allow, less than else */
+	struct store_rate rate;
+};
+
+/* A node's count of claims that found a rate-limited queue out of tokens. */
+struct rate_count {
+	char queue[JOB_NAME_MAX + 1];
+	uint64_t n;
 };
 
 struct store {
@@ -88,6 +97,20 @@ struct store {
 	int64_t started_at;               /* unix ms */
 	struct store_notice notice;       /* writer only: the group's, for the backend */
 
+	/* Rate limits: the queues that have one, as last read (refreshed
+	 * after a local change, and each RATE_RECHECK_MS when other nodes
+	 * may change them); the rate of the queue add_ready is looking at;
+	 * the earliest next token of a queue a claim left waiting. */
+	char (*rated)[JOB_NAME_MAX + 1];  /* writer only */
+	int nrated, rated_cap;            /* writer only */
+	int64_t rated_at;                 /* writer only: monotonic ms of the read, 0: stale */
+	struct ready_queue rate_seen;     /* writer only */
+	int64_t rate_next;                /* writer only: unix ms, 0: none */
+	bool rate_checked;                /* writer only: this claim looked at the names */
+	pthread_mutex_t rate_mu;          /* guards limited, nlimited */
+	struct rate_count *limited;
+	int nlimited;
+
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t synced;      /* of them, durable commits */
 	atomic_uint_fast64_t committed_ops;
@@ -100,7 +123,7 @@ static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
 	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
 	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe", [STORE_OP_LEASE] = "lease",
-	[STORE_OP_HEARTBEAT] = "heartbeat",
+	[STORE_OP_HEARTBEAT] = "heartbeat", [STORE_OP_RATE] = "rate",
 };
 
 /* ---- the fault seam ---------------------------------------------------- */
@@ -157,6 +180,241 @@ static void claim_scratch_free(struct claim_scratch *cs)
 	free(cs->promoted);
 	memset(cs, 0, sizeof *cs);
 }
+
+/* ---- rate limits --------------------------------------------------------
+
+ * A rate-limited queue's bucket (core/bucket.h) lives in the database.
+ * A claim or lease that finds the queue ready takes the queue's lock
+ * (lock_queue: the buckets are global across nodes), reads the bucket,
+ * lets the queue start at most its whole tokens, and writes back what it
+ * took, all in the claim's transaction. A queue out of tokens is skipped
+ * without spending anything; the time its next token is due goes back in
+ * claim.next_due (lease.next_token), so the pool (or a waiting lease)
+ * wakes then and not before. */
+
+/* A node that believes itself alone reads the limits again this often. */
+#define RATE_RECHECK_MS 1000
+
+static int rated_add(void *arg, const char *queue)
+{
+	struct store *st = arg;
+	if (st->nrated == st->rated_cap) {
+		int cap = st->rated_cap ? st->rated_cap * 2 : 8;
+		char (*grown)[JOB_NAME_MAX + 1] = realloc(st->rated, (size_t)cap * sizeof *grown);
+		if (!grown)
+			return -1;
+		st->rated = grown;
+		st->rated_cap = cap;
+	}
+	snprintf(st->rated[st->nrated++], sizeof st->rated[0], "%s", queue);
+	return 0;
+}
+
+/* Reads which queues have a limit when the last read may be out of date:
+ * after a local change; with other nodes alive, at every claim that
+ * found ready queues (one small read: a limit set on any node holds on
+ * every node from its commit on); alone, each RATE_RECHECK_MS (a node
+ * that joined since the last tick). */
+static int rated_refresh(struct store *st)
+{
+	if (!st->be->rate_names)
+		return 0;
+	int64_t mono = clock_mono_ms();
+	bool shared = st->be->node_id && st->be->alone && !st->be->alone(st->impl);
+	if (st->rated_at && !shared && (!st->be->node_id || mono - st->rated_at < RATE_RECHECK_MS))
+		return 0;
+	st->nrated = 0;
+	int rc = st->be->rate_names(st->impl, rated_add, st);
+	st->rated_at = rc == 0 ? (mono ? mono : 1) : 0;
+	return rc;
+}
+
+static bool rated(const struct store *st, const char *queue)
+{
+	for (int i = 0; i < st->nrated; i++)
+		if (strcmp(st->rated[i], queue) == 0)
+			return true;
+	return false;
+}
+
+static void rate_next_at(struct store *st, int64_t at)
+{
+	if (at && (!st->rate_next || at < st->rate_next))
+		st->rate_next = at;
+}
+
+static void rate_count_limited(struct store *st, const char *queue)
+{
+	pthread_mutex_lock(&st->rate_mu);
+	int i = 0;
+	while (i < st->nlimited && strcmp(st->limited[i].queue, queue) != 0)
+		i++;
+	if (i == st->nlimited) {
+		struct rate_count *grown = realloc(st->limited, (size_t)(i + 1) * sizeof *grown);
+		if (grown) {
+			st->limited = grown;
+			snprintf(grown[i].queue, sizeof grown[i].queue, "%s", queue);
+			grown[i].n = 0;
+			st->nlimited++;
+		}
+	}
+	if (i < st->nlimited)
+		st->limited[i].n++;
+	pthread_mutex_unlock(&st->rate_mu);
+}
+
+uint64_t store_rate_limited(struct store *st, const char *queue)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&st->rate_mu);
+	for (int i = 0; i < st->nlimited; i++)
+		if (strcmp(st->limited[i].queue, queue) == 0)
+			n = st->limited[i].n;
+	pthread_mutex_unlock(&st->rate_mu);
+	return n;
+}
+
+/* Locks queue and reads its rate into *out (*found false: none). */
+static int rate_locked_load(struct store *st, const char *queue, struct store_rate *out, bool *found)
+{
+	*found = false;
+	if (st->be->lock_queue && st->be->lock_queue(st->impl, queue) != 0)
+		return -1;
+	return st->be->rate_load(st->impl, queue, out, found);
+}
+
+/* add_ready's last word on a queue with room: at most its whole tokens
+ * when it is rate limited (kept in st->rate_seen for rate_keep); 0 when
+ * it has none (counted, its next token noted); -1 on a read failure. */
+static int rate_room(struct store *st, const char *queue, int room)
+{
+	struct ready_queue *q = &st->rate_seen;
+	q->rated = q->capped = false;
+	if (!st->rate_checked) { /* the first ready queue of the claim */
+		st->rate_checked = true;
+		if (rated_refresh(st) != 0)
+			return -1;
+	}
+	if (!rated(st, queue))
+		return room;
+	bool found = false;
+	if (rate_locked_load(st, queue, &q->rate, &found) != 0)
+		return -1;
+	if (!found)
+		return room;
+	int64_t now = clock_now_ms();
+	bucket_refill(&q->rate.bucket, now);
+	int whole = bucket_whole(&q->rate.bucket, now);
+	if (whole == 0) {
+		rate_count_limited(st, queue);
+		rate_next_at(st, bucket_next_at(&q->rate.bucket, now));
+		return 0;
+	}
+	q->rated = true;
+	q->capped = whole < room;
+	return q->capped ? whole : room;
+}
+
+/* The ready queue add_ready just kept takes what rate_room found. */
+static void rate_keep(struct store *st, struct ready_queue *r)
+{
+	r->rated = st->rate_seen.rated;
+	r->capped = st->rate_seen.capped;
+	if (r->rated)
+		r->rate = st->rate_seen.rate;
+}
+
+/* After the claim: each rate-limited queue's bucket gives the tokens its
+ * started jobs took, written back; one left empty notes its next token. */
+static int rate_settle(struct store *st, const struct claim_scratch *cs, int nq)
+{
+	int64_t now = clock_now_ms();
+	for (int k = 0; k < nq; k++) {
+		struct ready_queue *q = &st->ready[k];
+		if (!q->rated)
+			continue;
+		int got = 0;
+		for (int i = 0; i < cs->n; i++)
+			got += cs->turn[i] == k;
+		if (got == 0)
+			continue;
+		bucket_take(&q->rate.bucket, now, got);
+		int rc = st->be->rate_save(st->impl, &q->rate);
+		if (rc != 0)
+			return rc;
+		if (bucket_whole(&q->rate.bucket, now) == 0)
+			rate_next_at(st, bucket_next_at(&q->rate.bucket, now));
+	}
+	return 0;
+}
+
+/* STORE_OP_RATE: set (keeping the bucket's tokens and pause) or remove. */
+static int apply_rate(struct store *st, struct store_op *op, struct store_effects *fx)
+{
+	struct store_op_rate *r = &op->rate;
+	struct store_rate old;
+	int rc = rate_locked_load(st, r->rate.queue, &old, &r->found);
+	if (rc != 0)
+		return rc;
+	st->rated_at = 0; /* read the names again at the next claim */
+	fx->runnable = true; /* jobs held back may start now */
+	if (r->remove) {
+		bool unused = false;
+		return r->found ? st->be->rate_delete(st->impl, r->rate.queue, &unused) : 0;
+	}
+	int64_t now = clock_now_ms();
+	struct bucket *b = &r->rate.bucket;
+	double limit = b->limit, burst = b->burst;
+	int64_t period_ms = b->period_ms;
+	bucket_init(b, limit, period_ms, burst, now);
+	if (r->found) {
+		bucket_refill(&old.bucket, now);
+		b->tokens = old.bucket.tokens < burst ? old.bucket.tokens : burst;
+		b->refilled_at = old.bucket.refilled_at;
+		b->paused_until = old.bucket.paused_until;
+	}
+	return st->be->rate_save(st->impl, &r->rate);
+}
+
+/* A FINISH whose attempt met a 429 with Retry-After: when the queue's
+ * rate opts in, its bucket pauses until then and the attempt is given
+ * back (the job scheduled at that time), before the finish applies. */
+static int rate_throttle(struct store *st, struct store_op *op)
+{
+	struct job *job = op->finish.job;
+	int64_t until = op->finish.throttled_until, now = clock_now_ms();
+	if (!st->be->rate_load || until <= now || op->finish.lease.release ||
+	    (job->state != JOB_SCHEDULED && job->state != JOB_FAILED))
+		return 0;
+	struct store_rate rate;
+	bool found = false;
+	int rc = rate_locked_load(st, job->queue, &rate, &found);
+	if (rc != 0 || !found || !rate.retry_after)
+		return rc;
+	bucket_refill(&rate.bucket, now);
+	bucket_pause(&rate.bucket, now, until);
+	if ((rc = st->be->rate_save(st->impl, &rate)) != 0)
+		return rc;
+	job->state = JOB_SCHEDULED;
+	job->run_at = until;
+	op->finish.lease.release = true;
+	return 0;
+}
+
+enum store_rc store_get_rate(struct store *st, const char *queue, struct store_rate *out, bool *found)
+{
+	*found = false;
+	return st->be->get_rate ? st->be->get_rate(st->impl, queue, out, found) : STORE_OK;
+}
+
+enum store_rc store_list_rates(struct store *st, struct store_rate **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->be->list_rates ? st->be->list_rates(st->impl, out, n) : STORE_OK;
+}
+
+/* ---- the claim, continued ---------------------------------------------- */
 
 /* queue's limit less its jobs running on any node, counted under the
  * queue's lock (held to the group's commit, so the next node's claim
@@ -216,6 +474,8 @@ static int add_ready(void *arg, const char *queue)
 		op->claim.limited = true;
 		return 0;
 	}
+	if ((room = rate_room(st, queue, room)) <= 0)
+		return room < 0 ? -1 : 0;
 	if (st->nready == st->ready_cap) {
 		size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
 		struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
@@ -227,6 +487,7 @@ static int add_ready(void *arg, const char *queue)
 	struct ready_queue *r = &st->ready[st->nready++];
 	snprintf(r->name, sizeof r->name, "%s", queue);
 	r->room = room;
+	rate_keep(st, r);
 	return 0;
 }
 
@@ -314,6 +575,8 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	int rc = be->promote(st->impl, now, &cs->promoted, &cs->npromoted, &cs->promoted_cap);
 	if (rc != 0)
 		return rc;
+	st->rate_next = 0;
+	st->rate_checked = false;
 	if (max > 0) {
 		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
 		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))
@@ -352,15 +615,24 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 				progress = true;   /* this queue may have more */
 			else
 				q->room = 0;       /* drained */
-			if (q->room == 0 && got == want)
+			if (q->room == 0 && got == want && !q->capped)
 				c->limited = true;
 		}
 	}
+	/* Tokens are counted from the turns, before interleave reorders. */
+	if ((rc = rate_settle(st, cs, nq)) != 0)
+		return rc;
 	if (interleave(cs, nq) != 0)
 		return -1;
-	if (lease)
+	if (lease) {
+		op->lease.next_token = st->rate_next;
 		return mark_leases(st, op, cs, now, fx);
-	return be->next_due(st->impl, &c->next_due);
+	}
+	if ((rc = be->next_due(st->impl, &c->next_due)) != 0)
+		return rc;
+	if (st->rate_next && (!c->next_due || st->rate_next < c->next_due))
+		c->next_due = st->rate_next;
+	return 0;
 }
 
 /* ---- the group --------------------------------------------------------- */
@@ -573,9 +845,13 @@ static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
 	fault_current = (int)op->kind;
 	fault_count = 0;
 	int rc = be->op_begin(st->impl);
+	if (rc == 0 && op->kind == STORE_OP_FINISH && op->finish.throttled_until)
+		rc = rate_throttle(st, op);
 	if (rc == 0) {
 		if (op->kind == STORE_OP_CLAIM || op->kind == STORE_OP_LEASE)
 			rc = apply_claim(st, op, &ap->claim, &ap->fx);
+		else if (op->kind == STORE_OP_RATE)
+			rc = be->rate_load ? apply_rate(st, op, &ap->fx) : -1;
 		else
 			rc = be->apply[op->kind](st->impl, op, &ap->fx);
 	}
@@ -896,7 +1172,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		return STORE_OPEN_FAILED;
 	}
 	for (int k = 0; k < STORE_OP_KINDS; k++)
-		assert(k == STORE_OP_CLAIM || k == STORE_OP_LEASE || be->apply[k]);
+		assert(k == STORE_OP_CLAIM || k == STORE_OP_LEASE || k == STORE_OP_RATE || be->apply[k]);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
@@ -908,6 +1184,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);
 	clock_cond_init(&st->cv);
+	pthread_mutex_init(&st->rate_mu, NULL);
 	st->next_sweep = 0; /* sweep once right after start */
 	st->next_lease = 0; /* and look for leases that ran out meanwhile */
 	st->external = opts->external;
@@ -946,6 +1223,9 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st->ready);
+	pthread_mutex_destroy(&st->rate_mu);
+	free(st->rated);
+	free(st->limited);
 	free(st);
 }
 

@@ -1300,6 +1300,76 @@ START_TEST(cross_node_idempotency)
 }
 END_TEST
 
+/* ---- one rate limit for the cluster ---- */
+
+#define RL_LIMIT 10
+#define RL_PERIOD_MS 500
+#define RL_BURST 3
+#define RL_AFTER 60 /* starts after the burst: 6 periods */
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+START_TEST(cluster_rate_limit_is_global)
+{
+	enum { N = RL_BURST + RL_AFTER };
+	struct cluster c;
+	char *ids[N];
+	long long started[N];
+	struct tally t;
+
+	cluster_start(&c, NULL);
+	cJSON_Delete(call(&c.n[0], "PUT", "/v1/queues/rl/rate", "{\"limit\":10,\"period_s\":0.5,\"burst\":3}", 200));
+	/* Every job is queued before any may start: the queue is paused
+	 * meanwhile (on another node), then resumed (on a third). */
+	cJSON_Delete(queue_action(&c.n[1], "rl", "pause"));
+	for (int i = 0; i < N; i++)
+		ids[i] = submit(&c.n[i % NODES], "{\"type\":\"tally\",\"queue\":\"rl\",\"payload\":{}}");
+	cJSON_Delete(queue_action(&c.n[2], "rl", "resume"));
+	for (int i = 0; i < N; i++) {
+		cJSON *j = wait_terminal(&c.n[(i + 1) % NODES], ids[i]);
+		char *js = dump(j);
+
+		ck_assert_msg(str_eq(jstr(j, "state"), "succeeded") && jlong(j, "attempts") == 1,
+			      "job %d did not succeed at its one attempt: %s", i, js);
+		free(js);
+		started[i] = jts(j, "started_at");
+		cJSON_Delete(j);
+		free(ids[i]);
+	}
+	tally_load(&c, &t);
+	ck_assert_msg(t.n == N, "%zu runs tallied for %d jobs", t.n, N);
+	int nodes_ran = 0;
+
+	for (int i = 0; i < NODES; i++)
+		nodes_ran += t.per_node[i] > 0;
+	fprintf(stderr, "cluster_rate_limit_is_global: starts per node %zu %zu %zu\n", t.per_node[0],
+		t.per_node[1], t.per_node[2]);
+	free(t.v);
+	ck_assert_msg(nodes_ran >= 2, "only %d node started jobs: the limit was not shared", nodes_ran);
+
+	qsort(started, N, sizeof started[0], cmp_ll);
+	double gap = (double)RL_PERIOD_MS / RL_LIMIT;
+
+	ck_assert_msg(started[RL_BURST - 1] - started[0] < gap, "the burst of %d took %lld ms", RL_BURST,
+		      started[RL_BURST - 1] - started[0]);
+	double window = (double)(started[N - 1] - started[0]);
+	double rate = RL_AFTER / window * RL_PERIOD_MS;
+
+	ck_assert_msg(fabs(rate - RL_LIMIT) <= RL_LIMIT * 0.05,
+		      "the cluster started %.2f per period over %.0f ms (limit %d)", rate, window, RL_LIMIT);
+	for (int i = 0; i < N; i++)
+		for (int k = i + 1; k < N; k++)
+			ck_assert_msg(k - i <= RL_BURST + (started[k] - started[i]) / gap + 1,
+				      "%d starts in %lld ms across the nodes", k - i + 1, started[k] - started[i]);
+	cluster_stop(&c);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
 	Suite *s = suite_create("jobq_cluster");
@@ -1319,6 +1389,7 @@ static Suite *cluster_suite(void)
 		{"cluster_queue_limit", cluster_queue_limit},
 		{"cross_node_pause", cross_node_pause},
 		{"cross_node_idempotency", cross_node_idempotency},
+		{"cluster_rate_limit_is_global", cluster_rate_limit_is_global},
 	};
 
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)

@@ -26,6 +26,7 @@
 #include "tests/store_test.h"
 
 Suite *store_contract_suite(const char *backend);
+void store_rate_cases(Suite *s); /* tests/unit_store_rate.c */
 
 /* ---- open -------------------------------------------------------------- */
 
@@ -3090,6 +3091,11 @@ static void halfway_setup(struct store *st, int kind, struct halfway *h)
 		h->step = 1;                      /* extended; the op fails */
 		break;
 	}
+	case STORE_OP_RATE:
+		snprintf(op->rate.rate.queue, sizeof op->rate.rate.queue, "q");
+		op->rate.rate.bucket = (struct bucket){.limit = 5, .period_ms = 1000, .burst = 5};
+		h->step = 1;                      /* writing the limit fails */
+		break;
 	}
 }
 
@@ -3752,5 +3758,6 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_expired_lease_ends_the_attempt_interrupted_and_retries);
 	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
 
+	store_rate_cases(s);
 	return s;
 }

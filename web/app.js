@@ -213,7 +213,20 @@
       el("td", {}, el("span", { class: q.paused ? "paused" : "active", text: q.paused ? "paused" : "active" })),
       ...STATES.map((s) => el("td", { class: "num count-" + s, text: counts[s] ?? 0 })),
       el("td", {}, sparkline(Array.isArray(q.throughput) ? q.throughput : [])),
+      el("td", {}, rateCell(q.rate)),
       el("td", {}, button));
+  }
+
+  /* The queue's rate limit: "R / P s", its tokens now, and a 429's pause. */
+  function rateCell(rate) {
+    if (!rate) return el("span", { class: "muted rate-none", text: "none" });
+    const tokens = Math.floor(Number(rate.tokens) || 0);
+    const parts = [el("span", { class: "rate-limit", text: rate.limit + " / " + rate.period_s + " s" }),
+      el("span", { class: "muted rate-tokens", text: " " + tokens + " of " + rate.burst + " tokens" })];
+    if (rate.paused_until)
+      parts.push(el("span", { class: "paused rate-paused", title: "paused by a 429 until " + rate.paused_until,
+        text: " 429 pause" }));
+    return el("span", { class: "rate" }, ...parts);
   }
 
   /* Queues come a page at a time, by name, like jobs: a jobqd with

@@ -257,6 +257,17 @@ step("a queue is paused and resumed from the page", async () => {
   await waitRowState(page, ids.held, "succeeded");
 });
 
+step("a queue's rate limit and its tokens show in the queue table", async () => {
+  const q = page.locator('#queues-body tr[data-queue="web"]');
+  await waitText(q.locator(".rate-none"), "none");
+  const put = await api("PUT", "v1/queues/web/rate", { limit: 5, period_s: 60, burst: 3 });
+  assert.equal(put.status, 200);
+  await waitText(q.locator(".rate-limit"), "5 / 60 s");
+  await waitText(q.locator(".rate-tokens"), "3 of 3 tokens");
+  assert.equal((await api("DELETE", "v1/queues/web/rate")).status, 200);
+  await waitText(q.locator(".rate-none"), "none");
+});
+
 step("every request stayed on jobqd, and nothing went wrong in the page", async () => {
   const foreign = page.requests.filter((u) => !u.startsWith(jobqd.base + "/"));
   assert.deepEqual(foreign, [], "requests elsewhere");

@@ -23,8 +23,9 @@
 #define S_FAILED JOBQ_STR(JOB_FAILED_V)
 #define S_CANCELED JOBQ_STR(JOB_CANCELED_V)
 #define S_SCHEDULED JOBQ_STR(JOB_SCHEDULED_V)
+#define S_BLOCKED JOBQ_STR(JOB_BLOCKED_V)
 #define S_FINISHED S_SUCCEEDED ", " S_FAILED ", " S_CANCELED   /* for IN (...) */
-#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED    /* not finished */
+#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED ", " S_BLOCKED   /* not finished */
 #define S_PENDING JOBQ_STR(DELIVERY_PENDING_V)
 #endif
 

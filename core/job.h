@@ -113,10 +113,11 @@ struct job_defaults {
 /* Dependencies (core/deps.h): what a job waits for while blocked. */
 #define JOB_DEPS_MAX 64          /* depends_on entries */
 /* Stored by number: never renumber. */
+#define DEP_WAIT_V 2
 enum dep_policy {
 	DEP_CANCEL = 0,              /* a failed or canceled parent cancels the job */
 	DEP_RUN = 1,                 /* it counts as resolved: the job runs anyway */
-	DEP_WAIT = 2,                /* the job stays blocked until the parent succeeds */
+	DEP_WAIT = DEP_WAIT_V,       /* the job stays blocked until the parent succeeds */
 	DEP_POLICY_COUNT
 };
 

@@ -238,3 +238,24 @@ int store_deps_batch_insert(const struct store_deps_ops *ops, void *be, struct j
 		rc = ops->nomem;
 	return rc;
 }
+
+#define SETTLE_BATCH 64
+
+int store_deps_settle(const struct store_deps_ops *ops, void *be, struct store_cascade *cx)
+{
+	struct deps_parent parents[SETTLE_BATCH];
+	int n = 0;
+	int rc = ops->stranded(be, parents, SETTLE_BATCH, &n);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = store_deps_ended(ops, be, parents[i].id, parents[i].state, cx);
+	return rc;
+}
+
+const struct store_deps_ops *store_deps_ops_of(const void *backend)
+{
+	if (backend == &store_sqlite_backend)
+		return &store_sqlite_deps;
+	if (backend == &store_pg_backend)
+		return &store_pg_deps;
+	return NULL;
+}

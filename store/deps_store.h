@@ -41,6 +41,12 @@ struct deps_child {
 	enum dep_policy policy;
 };
 
+/* A parent that has ended, with children still blocked on it. */
+struct deps_parent {
+	char id[UUID_LEN + 1];
+	enum job_state state;
+};
+
 /* What a backend provides; each returns 0 or the backend's error code. */
 struct store_deps_ops {
 	int nomem;                        /* the backend's out-of-memory code */
@@ -66,6 +72,10 @@ struct store_deps_ops {
 	int (*reblock)(void *be, struct job *child, int64_t now);
 	/* Marks the batch finished when no job of it waits; *done if it did. */
 	int (*batch_done)(void *be, const char *batch_id, bool *done);
+	/* Up to max parents that ended without their end reaching a blocked
+	 * child (ended outside the writer: recovery at open, a dead node's
+	 * rescue), except a failure a "wait" child waits out; *n of them. */
+	int (*stranded)(void *be, struct deps_parent *out, int max, int *n);
 };
 
 /* Before a job with depends_on is inserted: reads each parent's state
@@ -111,6 +121,16 @@ int store_deps_batch_insert(const struct store_deps_ops *ops, void *be, struct j
                             const struct deps_plan *plan, const char *batch_id, struct store_cascade *cx);
 
 void store_deps_plan_free(struct deps_plan *plan);
+
+/* How often the writer looks for stranded parents (in a claim). */
+#define DEPS_SETTLE_MS 2000
+
+/* Applies the end of stranded parents (a batch of them) to their
+ * children, as store_deps_ended does. */
+int store_deps_settle(const struct store_deps_ops *ops, void *be, struct store_cascade *cx);
+
+/* The deps ops of a backend (NULL: it has none). */
+const struct store_deps_ops *store_deps_ops_of(const void *backend);
 
 /* Adds an item to cx; -1 when out of memory. */
 int store_cascade_add(struct store_cascade *cx, const struct store_cascaded *item);

@@ -1237,6 +1237,11 @@ static const char deps_reblock_job_sql[] =
 	" state = CASE WHEN EXISTS (SELECT 1 FROM job_deps WHERE child = $1 AND resolved = 0)"
 	"   THEN " S_BLOCKED " ELSE state END"
 	" WHERE id = $1 RETURNING state, deps_pending";
+static const char deps_stranded_sql[] =
+	"SELECT DISTINCT d.parent, p.state FROM job_deps d"
+	" JOIN jobs p ON p.id = d.parent JOIN jobs c ON c.id = d.child"
+	" WHERE d.resolved = 0 AND c.state = " S_BLOCKED " AND p.state IN (" S_FINISHED ")"
+	" AND (p.state = " S_SUCCEEDED " OR c.dep_policy <> " JOBQ_STR(DEP_WAIT_V) ") LIMIT $1";
 static const char deps_any_sql[] = "SELECT EXISTS (SELECT 1 FROM job_deps WHERE resolved = 0)";
 
 /* Whether some edge may wait for a parent: set once one is written here
@@ -1440,6 +1445,27 @@ static int deps_batch_done(void *be, const char *batch_id, bool *done)
 	return check_batch_done(be, batch_id, done);
 }
 
+static int deps_stranded(void *be, struct deps_parent *out, int max, int *n)
+{
+	struct pg_store *st = be;
+	*n = 0;
+	if (!deps_possible(st))
+		return 0;
+	struct pg_args a = {0};
+	pg_arg_i64(&a, max);
+	PGresult *r = NULL;
+	int rc = pg_read(st, deps_stranded_sql, a.n, a.v, &r);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+		pg_copy(r, i, 0, out[*n].id, sizeof out[*n].id);
+		int64_t state = pg_i64(r, i, 1);
+		out[(*n)++].state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_FAILED;
+	}
+	PQclear(r);
+	return 0;
+}
+
 const struct store_deps_ops store_pg_deps = {
 	.nomem = PG_ERR_NOMEM,
 	.state = deps_state,
@@ -1449,4 +1475,5 @@ const struct store_deps_ops store_pg_deps = {
 	.cancel = deps_cancel,
 	.reblock = deps_reblock,
 	.batch_done = deps_batch_done,
+	.stranded = deps_stranded,
 };

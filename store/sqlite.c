@@ -184,7 +184,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 /* Dependencies' statements (the block at the end of this file). */
 enum {
 	D_STATE, D_EDGE, D_COLUMNS, D_CHILDREN, D_RESOLVE_EDGE, D_COUNT_DOWN, D_CANCEL, D_REBLOCK_EDGES,
-	D_REBLOCK_JOB, DEPS_SQL_COUNT
+	D_REBLOCK_JOB, D_STRANDED, DEPS_SQL_COUNT
 };
 
 struct reader {
@@ -2089,6 +2089,10 @@ static const char *const deps_sql[DEPS_SQL_COUNT] = {
 	                  " state = CASE WHEN EXISTS (SELECT 1 FROM job_deps WHERE child = ?1 AND resolved = 0)"
 	                  "   THEN " S_BLOCKED " ELSE state END"
 	                  " WHERE id = ?1 RETURNING state, deps_pending",
+	[D_STRANDED] = "SELECT DISTINCT d.parent, p.state FROM job_deps d INDEXED BY job_deps_waiting"
+	               " JOIN jobs p ON p.id = d.parent JOIN jobs c ON c.id = d.child"
+	               " WHERE d.resolved = 0 AND c.state = " S_BLOCKED " AND p.state IN (" S_FINISHED ")"
+	               " AND (p.state = " S_SUCCEEDED " OR c.dep_policy <> " JOBQ_STR(DEP_WAIT_V) ") LIMIT ?1",
 };
 
 /* The statement k on the writer connection, prepared at its first use;
@@ -2301,6 +2305,33 @@ static int deps_batch_done(void *be, const char *batch_id, bool *done)
 	return check_batch_done(be, batch_id, done);
 }
 
+struct stranded_rows {
+	struct deps_parent *out;
+	int max, *n;
+};
+
+static int stranded_row(sqlite3_stmt *s, void *arg)
+{
+	struct stranded_rows *c = arg;
+	if (*c->n < c->max) {
+		column_copy(s, 0, c->out[*c->n].id, sizeof c->out[*c->n].id);
+		c->out[(*c->n)++].state = column_state(s, 1);
+	}
+	return SQLITE_OK;
+}
+
+static int deps_stranded(void *be, struct deps_parent *out, int max, int *n)
+{
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(be, D_STRANDED, &rc);
+	*n = 0;
+	if (!s)
+		return rc;
+	struct stranded_rows c = {.out = out, .max = max, .n = n};
+	sqlite3_bind_int(s, 1, max);
+	return deps_step(s, stranded_row, &c);
+}
+
 const struct store_deps_ops store_sqlite_deps = {
 	.nomem = SQLITE_NOMEM,
 	.state = deps_state,
@@ -2310,4 +2341,5 @@ const struct store_deps_ops store_sqlite_deps = {
 	.cancel = deps_cancel,
 	.reblock = deps_reblock,
 	.batch_done = deps_batch_done,
+	.stranded = deps_stranded,
 };

@@ -88,6 +88,9 @@ struct store {
 	int64_t started_at;               /* unix ms */
 	struct store_notice notice;       /* writer only: the group's, for the backend */
 
+	const struct store_deps_ops *deps; /* the backend's dependency statements */
+	int64_t next_settle;              /* writer only: unix ms of the next look for stranded parents */
+
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t synced;      /* of them, durable commits */
 	atomic_uint_fast64_t committed_ops;
@@ -314,6 +317,13 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	int rc = be->promote(st->impl, now, &cs->promoted, &cs->npromoted, &cs->promoted_cap);
 	if (rc != 0)
 		return rc;
+	if (now >= st->next_settle && st->deps) {
+		/* Jobs ended outside the writer (recovery, a dead node's
+		 * rescue) have not told their children yet. */
+		st->next_settle = now + DEPS_SETTLE_MS;
+		if ((rc = store_deps_settle(st->deps, st->impl, &fx->cascade)) != 0)
+			return rc;
+	}
 	if (max > 0) {
 		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
 		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))
@@ -943,6 +953,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	}
 	int result = STORE_OPEN_FAILED;
 	st->be = be;
+	st->deps = store_deps_ops_of(be);
 	if (hooks)
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);

@@ -511,6 +511,32 @@ START_TEST(refusals_name_the_field)
 }
 END_TEST
 
+/* A parent ended outside the writer: jobqd killed while it ran its last
+ * attempt, so the next start (SQLite's recovery, or on PostgreSQL the
+ * rescue of the dead node) fails it. Its children still learn of it. */
+START_TEST(parent_failed_by_recovery_cancels_its_children)
+{
+	struct jobqd d;
+	const char *const args[] = {"--node-timeout", "2", NULL};
+	harness_start(&d, harness_db_url() ? args : NULL);
+	char *p = submit_in(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":60},\"max_attempts\":1}", "queued");
+	char *c = submit_in(&d, child_body(PARENTS(p), ""), "blocked");
+	char *r = submit_in(&d, child_body(PARENTS(p), "\"on_dependency_failure\":\"run\""), "blocked");
+	cJSON_Delete(harness_wait_state(&d, p, "running", get_job));
+	harness_kill9(&d);
+	harness_restart(&d, harness_db_url() ? args : NULL);
+	ends(&d, p, "failed", NULL);
+	char why[128];
+	snprintf(why, sizeof why, "dependency %s failed", p);
+	ends(&d, c, "canceled", why);
+	ends(&d, r, "succeeded", NULL);
+	free(p);
+	free(c);
+	free(r);
+	harness_stop(&d);
+}
+END_TEST
+
 static Suite *deps_suite(void)
 {
 	Suite *s = suite_create("jobq_api_deps");
@@ -527,6 +553,7 @@ static Suite *deps_suite(void)
 	tcase_add_test(tc, batch_with_a_failed_parent_cancels_and_finishes);
 	tcase_add_test(tc, blocked_is_listed_and_counted);
 	tcase_add_test(tc, refusals_name_the_field);
+	tcase_add_test(tc, parent_failed_by_recovery_cancels_its_children);
 	return s;
 }
 

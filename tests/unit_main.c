@@ -15,6 +15,7 @@ Suite *cron_suite(void);
 Suite *server_suite(void);
 Suite *store_contract_suite(const char *backend);
 Suite *store_sqlite_suite(void);
+Suite *deps_suite(void);
 
 int main(void)
 {
@@ -28,6 +29,7 @@ int main(void)
 	SRunner *sr = srunner_create(core_suite());
 	srunner_add_suite(sr, cron_suite());
 	srunner_add_suite(sr, server_suite());
+	srunner_add_suite(sr, deps_suite());
 	/* The store contract runs against the backend named in
 	 * JOBQ_TEST_BACKEND (default sqlite). */
 	const char *backend = getenv("JOBQ_TEST_BACKEND");

@@ -54,7 +54,7 @@ MAIN_OBJ := $(BUILD)/server/main.o
 TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
 
 UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c \
-              tests/unit_deps.c
+              tests/unit_deps.c tests/unit_store_deps.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

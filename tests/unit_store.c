@@ -26,6 +26,7 @@
 #include "tests/store_test.h"
 
 Suite *store_contract_suite(const char *backend);
+void store_deps_tcase(Suite *s); /* tests/unit_store_deps.c */
 
 /* ---- open -------------------------------------------------------------- */
 
@@ -3752,5 +3753,6 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_expired_lease_ends_the_attempt_interrupted_and_retries);
 	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
 
+	store_deps_tcase(s);
 	return s;
 }

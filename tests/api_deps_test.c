@@ -3,6 +3,7 @@
  * chains, fan-out, fan-in, each policy for a failed and a canceled parent,
  * cascades, retries, and every refusal with the field it names. Each test
  * starts its own jobqd through tests/harness.c; waits are bounded polls. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,6 +538,60 @@ START_TEST(parent_failed_by_recovery_cancels_its_children)
 }
 END_TEST
 
+struct poll_arg {
+	const struct jobqd *d;
+	char path[160];
+	char state[32];
+};
+
+static void *long_poll(void *arg)
+{
+	struct poll_arg *a = arg;
+	struct resp r;
+	harness_request(a->d, "GET", a->path, NULL, NULL, NULL, &r);
+	snprintf(a->state, sizeof a->state, "%s", r.json && jstr(r.json, "state") ? jstr(r.json, "state") : "?");
+	harness_resp_free(&r);
+	return NULL;
+}
+
+static long waiters(const struct jobqd *d)
+{
+	struct resp r;
+	long n = -1;
+	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
+	const char *at = r.status == 200 ? strstr(r.body, "\njobq_waiters ") : NULL;
+	if (at)
+		n = strtol(at + strlen("\njobq_waiters "), NULL, 10);
+	harness_resp_free(&r);
+	return n;
+}
+
+/* A long poll on a blocked child is answered as soon as its parent's
+ * cancel ends it too, not when its wait runs out (it would then still
+ * read blocked). */
+START_TEST(cascade_wakes_a_long_poll_on_the_child)
+{
+	struct jobqd d;
+	harness_start(&d, NULL);
+	char *p = submit_in(&d, "{\"type\":\"echo\"," HOLD "}", "scheduled");
+	char *c = submit_in(&d, child_body(PARENTS(p), ""), "blocked");
+	struct poll_arg a = {.d = &d};
+	snprintf(a.path, sizeof a.path, "/v1/jobs/%s?wait=30", c);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &a), 0);
+	int k = 0;
+	while (waiters(&d) < 1 && k++ < 1000)
+		nap_ms(10);
+	ck_assert_msg(waiters(&d) >= 1, "the long poll never registered");
+	action(&d, p, "cancel", 200);
+	pthread_join(t, NULL);
+	ck_assert_str_eq(a.state, "canceled");
+	free(p);
+	free(c);
+	harness_stop(&d);
+}
+END_TEST
+
 static Suite *deps_suite(void)
 {
 	Suite *s = suite_create("jobq_api_deps");
@@ -554,6 +609,7 @@ static Suite *deps_suite(void)
 	tcase_add_test(tc, blocked_is_listed_and_counted);
 	tcase_add_test(tc, refusals_name_the_field);
 	tcase_add_test(tc, parent_failed_by_recovery_cancels_its_children);
+	tcase_add_test(tc, cascade_wakes_a_long_poll_on_the_child);
 	return s;
 }
 

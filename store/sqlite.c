@@ -2320,16 +2320,25 @@ static int stranded_row(sqlite3_stmt *s, void *arg)
 	return SQLITE_OK;
 }
 
+/* On SQLite only recovery at open ends jobs outside the writer: once the
+ * writer has found no more stranded parents, it stops looking (each store
+ * has its own writer thread). */
+static _Thread_local bool stranded_done;
+
 static int deps_stranded(void *be, struct deps_parent *out, int max, int *n)
 {
 	int rc = SQLITE_OK;
-	sqlite3_stmt *s = dstmt(be, D_STRANDED, &rc);
 	*n = 0;
+	if (stranded_done)
+		return SQLITE_OK;
+	sqlite3_stmt *s = dstmt(be, D_STRANDED, &rc);
 	if (!s)
 		return rc;
 	struct stranded_rows c = {.out = out, .max = max, .n = n};
 	sqlite3_bind_int(s, 1, max);
-	return deps_step(s, stranded_row, &c);
+	rc = deps_step(s, stranded_row, &c);
+	stranded_done = rc == SQLITE_OK && *n < max;
+	return rc;
 }
 
 const struct store_deps_ops store_sqlite_deps = {

@@ -179,12 +179,6 @@ const char *job_state_name(enum job_state state);
 /* Returns 0 and sets *out for a known state name, else -1. */
 int job_state_parse(const char *name, enum job_state *out);
 
-/* Waiting to run, running, or blocked: not finished. */
-static inline bool job_state_waiting(enum job_state s)
-{
-	return s == JOB_QUEUED || s == JOB_RUNNING || s == JOB_SCHEDULED || s == JOB_BLOCKED;
-}
-
 static inline bool job_state_terminal(enum job_state s)
 {
 	return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELED;

@@ -32,6 +32,7 @@ static const struct problem_info problems[PROBLEM_KIND_COUNT] = {
 	[PROBLEM_INTERNAL] = {"internal", 500, "Internal error"},
 	[PROBLEM_LEASE_LOST] = {"lease_lost", 409, "Lease lost"},
 	[PROBLEM_QUEUE_NOT_EXTERNAL] = {"queue_not_external", 422, "Queue not external"},
+	[PROBLEM_INVALID_DEPENDENCY] = {"invalid_dependency", 422, "Invalid dependency"},
 };
 
 const struct problem_info *problem_info(enum problem_kind kind)

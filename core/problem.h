@@ -34,6 +34,7 @@ enum problem_kind {
 	PROBLEM_INTERNAL,
 	PROBLEM_LEASE_LOST,
 	PROBLEM_QUEUE_NOT_EXTERNAL,
+	PROBLEM_INVALID_DEPENDENCY,   /* depends_on: unknown job, cycle, too many */
 	PROBLEM_KIND_COUNT
 };
 

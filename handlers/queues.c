@@ -57,7 +57,7 @@ static cJSON *queue_json(struct req *r, const char *name)
 	else
 		cJSON_AddNullToObject(o, "concurrency");
 	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
-	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
+	static const enum job_state order[] = {JOB_BLOCKED, JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
 	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
 		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)q.counts[order[i]]);

@@ -10,6 +10,7 @@
 #ifndef JOBQ_STORE_BACKEND_H
 #define JOBQ_STORE_BACKEND_H
 
+#include "store/deps_store.h"
 #include "store/store.h"
 
 /* What an applied op changed; the writer turns it into hooks after the
@@ -21,6 +22,9 @@ struct store_effects {
 	bool runnable;                /* jobs may have become runnable */
 	int64_t expires_at;           /* an expiry the op set (unix ms), 0: none */
 	int64_t lease_expires_at;     /* a lease expiry the op set (unix ms), 0: none */
+	/* Other jobs the op changed through dependencies (store/deps_store.h):
+	 * reported after the op's own change; the writer frees it. */
+	struct store_cascade cascade;
 };
 
 /* A job a claim moved from scheduled to queued. */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/log.h"
 
 #define DEFAULT_SCHEMA "jobq"
@@ -885,7 +886,11 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 	delivery_at(r, row, 22, &job->callback);
 	if (job->state == JOB_RUNNING)
 		pg_copy(r, row, 27, job->node, sizeof job->node);
-	if ((!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
+	int64_t policy = pg_i64(r, row, 29);
+	job->deps.policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
+	job->deps.pending = (int)pg_i64(r, row, 30);
+	if ((!pg_null(r, row, 28) && deps_ids_from_text(PQgetvalue(r, row, 28), &job->deps) != 0) ||
+	    (!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
 	    (!pg_null(r, row, 8) && !job->error) || (!pg_null(r, row, 22) && !job->callback.url) ||
 	    (!pg_null(r, row, 26) && !job->callback.last_error)) {
 		job_free(job);

@@ -200,8 +200,8 @@ int64_t pg_changes(const PGresult *r);
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
 	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error, " \
-	"node_id"
-#define PG_JOB_NCOLUMNS 28
+	"node_id, depends_on, dep_policy, deps_pending"
+#define PG_JOB_NCOLUMNS 31
 
 /* Builds a job from row of a result of PG_JOB_COLUMNS; NULL on OOM. */
 struct job *pg_row_to_job(const PGresult *r, int row);

@@ -201,7 +201,22 @@ static const char *const migration_3[] = {
 	NULL,
 };
 
-static const char *const *const migrations[] = {migration_1, migration_2, migration_3};
+/* Version 4: dependencies, as SQLite's 7. A blocked job (state 6) waits
+ * for deps_pending parents; job_deps holds its edges (resolved once the
+ * parent's end was applied) and goes with the child job. */
+static const char *const migration_4[] = {
+	"ALTER TABLE jobs ADD COLUMN depends_on text, ADD COLUMN dep_policy bigint NOT NULL DEFAULT 0,"
+	"  ADD COLUMN deps_pending bigint NOT NULL DEFAULT 0;"
+	"CREATE TABLE job_deps ("
+	"  child text COLLATE \"C\" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	"  parent text COLLATE \"C\" NOT NULL,"
+	"  resolved bigint NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (child, parent));"
+	"CREATE INDEX job_deps_waiting ON job_deps (parent) WHERE resolved = 0;",
+	NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
                "PG_SCHEMA_LATEST counts the migrations");

@@ -136,6 +136,20 @@ static const char *const migrations[] = {
 	"  tokens REAL NOT NULL,"
 	"  refilled_at INTEGER NOT NULL,"
 	"  paused_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
+	/* 7: dependencies. A blocked job (state 6) waits for deps_pending
+	 * parents; job_deps holds its edges (resolved 1 once the parent's end
+	 * was applied), depends_on the ids as given (a JSON array), dep_policy
+	 * enum dep_policy. A job's edges go with it. */
+	"ALTER TABLE jobs ADD COLUMN depends_on TEXT;"
+	"ALTER TABLE jobs ADD COLUMN dep_policy INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN deps_pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE job_deps ("
+	"  child TEXT NOT NULL, parent TEXT NOT NULL, resolved INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (child, parent)) WITHOUT ROWID;"
+	"CREATE INDEX job_deps_waiting ON job_deps(parent) WHERE resolved = 0;"
+	"CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs WHEN OLD.depends_on IS NOT NULL BEGIN"
+	"  DELETE FROM job_deps WHERE child = OLD.id;"
+	"END;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SQLITE_SCHEMA_LATEST,

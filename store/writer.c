@@ -110,6 +110,8 @@ struct store {
 	pthread_mutex_t rate_mu;          /* guards limited, nlimited */
 	struct rate_count *limited;
 	int nlimited;
+	const struct store_deps_ops *deps; /* the backend's dependency statements */
+	int64_t next_settle;              /* writer only: unix ms of the next look for stranded parents */
 
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t synced;      /* of them, durable commits */
@@ -577,6 +579,13 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 		return rc;
 	st->rate_next = 0;
 	st->rate_checked = false;
+	if (now >= st->next_settle && st->deps) {
+		/* Jobs ended outside the writer (recovery, a dead node's
+		 * rescue) have not told their children yet. */
+		st->next_settle = now + DEPS_SETTLE_MS;
+		if ((rc = store_deps_settle(st->deps, st->impl, &fx->cascade)) != 0)
+			return rc;
+	}
 	if (max > 0) {
 		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
 		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))
@@ -665,6 +674,15 @@ static void report_job(const struct reporter *to, const struct job *job, enum jo
 	to->emit(to->ctx, &c);
 }
 
+/* The children an op changed through dependencies, after its own change. */
+static void report_cascade(const struct reporter *to, const struct store_cascade *cx)
+{
+	for (int i = 0; i < cx->n; i++)
+		if (cx->items[i].change)
+			report(to, cx->items[i].id, cx->items[i].queue, cx->items[i].type, cx->items[i].state,
+			       cx->items[i].attempts);
+}
+
 /* Reports the state changes an op made, in order. */
 static void report_changes(const struct reporter *st, struct store_op *op, const struct applied *ap)
 {
@@ -701,11 +719,12 @@ static void report_changes(const struct reporter *st, struct store_op *op, const
 		break;
 	case STORE_OP_RETRY:
 		if (op->retry.job)
-			report_job(st, op->retry.job, JOB_QUEUED, op->retry.job->attempts, false);
+			report_job(st, op->retry.job, op->retry.job->state, op->retry.job->attempts, false);
 		break;
 	default:
 		break;
 	}
+	report_cascade(st, &ap->fx.cascade);
 }
 
 /* The batch an op's job belongs to, for hooks.batch_done. */
@@ -752,12 +771,35 @@ static void notice_group(struct store *st, struct store_op **ops, struct applied
 			nt->runnable = true;
 		if (ap[i].fx.batch_done)
 			notice_add(nt, 'b', batch_of(op));
+		for (int k = 0; k < ap[i].fx.cascade.n; k++) {
+			const struct store_cascaded *c = &ap[i].fx.cascade.items[k];
+			if (c->batch_done)
+				notice_add(nt, 'b', c->batch_id);
+			if (c->change && c->state == JOB_QUEUED)
+				nt->runnable = true;
+		}
 		/* A cancel of a job some node's pool runs: that node stops it. */
 		if (op->kind == STORE_OP_CANCEL && op->cancel.found == JOB_RUNNING && !ap[i].fx.finished)
 			notice_add(nt, 'k', op->cancel.id);
 	}
 	if (nt->n > 0 || nt->runnable || nt->overflow)
 		st->be->notice(st->impl, nt);
+}
+
+/* The hooks of the children an op changed: finished, batch_done.
+ * Returns whether one became runnable. */
+static bool cascade_hooks(struct store *st, const struct store_cascade *cx)
+{
+	bool runnable = false;
+	for (int i = 0; i < cx->n; i++) {
+		const struct store_cascaded *c = &cx->items[i];
+		if (c->change && job_state_terminal(c->state) && st->hooks.finished)
+			st->hooks.finished(st->hooks.arg, c->id, c->queue);
+		if (c->batch_done && st->hooks.batch_done)
+			st->hooks.batch_done(st->hooks.arg, c->batch_id);
+		runnable = runnable || (c->change && (c->state == JOB_QUEUED || c->state == JOB_SCHEDULED));
+	}
+	return runnable;
 }
 
 static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
@@ -802,6 +844,9 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 		}
 		if (op->rc == STORE_OK && ap[i].fx.batch_done && st->hooks.batch_done)
 			st->hooks.batch_done(st->hooks.arg, batch_of(op));
+		if (op->rc == STORE_OK && cascade_hooks(st, &ap[i].fx.cascade))
+			submitted = true;
+		store_cascade_clear(&ap[i].fx.cascade);
 		op->done(op);
 	}
 	if (submitted && st->hooks.submitted)
@@ -900,6 +945,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			st->probe_wrote = false;
 			op->rc = STORE_UNAVAILABLE;
 			claim_scratch_free(&ap[i].claim);
+			store_cascade_clear(&ap[i].fx.cascade);
 			memset(&ap[i].fx, 0, sizeof ap[i].fx);
 			if (op->kind == STORE_OP_RETRY) {
 				job_free(op->retry.job);
@@ -912,6 +958,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		} else {
 			if (ap[i].fx.expires_at && ap[i].fx.expires_at + SWEEP_GRACE_MS < st->next_sweep)
 				st->next_sweep = ap[i].fx.expires_at + SWEEP_GRACE_MS;
+			if (ap[i].fx.cascade.expires_at && ap[i].fx.cascade.expires_at + SWEEP_GRACE_MS < st->next_sweep)
+				st->next_sweep = ap[i].fx.cascade.expires_at + SWEEP_GRACE_MS;
 			if (ap[i].fx.lease_expires_at && ap[i].fx.lease_expires_at < st->next_lease)
 				st->next_lease = ap[i].fx.lease_expires_at;
 		}
@@ -1180,6 +1228,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	}
 	int result = STORE_OPEN_FAILED;
 	st->be = be;
+	st->deps = store_deps_ops_of(be);
 	if (hooks)
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);

@@ -27,6 +27,7 @@
 
 Suite *store_contract_suite(const char *backend);
 void store_rate_cases(Suite *s); /* tests/unit_store_rate.c */
+void store_deps_tcase(Suite *s); /* tests/unit_store_deps.c */
 
 /* ---- open -------------------------------------------------------------- */
 
@@ -3759,5 +3760,6 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
 
 	store_rate_cases(s);
+	store_deps_tcase(s);
 	return s;
 }

@@ -11,7 +11,7 @@
   const POLL_MS = 1000;
   const PAGE_SIZE = 25;
   const KEY_NAME = "jobq.key";
-  const STATES = ["scheduled", "queued", "running", "succeeded", "failed", "canceled"];
+  const STATES = ["blocked", "scheduled", "queued", "running", "succeeded", "failed", "canceled"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -175,7 +175,7 @@
 
   function jobActions(job) {
     const out = [];
-    if (job.state === "queued" || job.state === "scheduled" || job.state === "running")
+    if (job.state === "queued" || job.state === "scheduled" || job.state === "blocked" || job.state === "running")
       out.push(el("button", { type: "button", class: "small cancel", text: "Cancel",
         on: { click: (ev) => act(ev.currentTarget, "POST", jobPath(job.id, "cancel")) } }));
     if (job.state === "failed" || job.state === "canceled")
@@ -380,12 +380,27 @@
     return [el("dt", { text: name }), el("dd", {}, value === null || value === undefined || value === "" ? el("span", { class: "muted", text: "–" }) : value)];
   }
 
+  /* The parents as links, the policy, and while blocked how many wait. */
+  function dependsOn(job) {
+    const ids = job.depends_on || [];
+    if (!ids.length) return "";
+    const span = el("span", {});
+    ids.forEach((id, i) => {
+      if (i) span.append(", ");
+      span.append(el("a", { href: "#/jobs/" + encodeURIComponent(id), text: id.slice(0, 8) + "…", title: id }));
+    });
+    let note = " (if one fails: " + (job.on_dependency_failure || "cancel");
+    if (job.state === "blocked") note += "; " + job.dependencies_pending + " pending";
+    span.append(note + ")");
+    return span;
+  }
+
   function renderJob(job) {
     $("job-id").textContent = job.id;
     $("job-state").replaceWith(Object.assign(stateBadge(job.state), { id: "job-state" }));
     document.title = "jobq · " + job.type + " " + job.state;
     const running = job.state === "running";
-    show($("job-cancel"), running || job.state === "queued" || job.state === "scheduled");
+    show($("job-cancel"), running || job.state === "queued" || job.state === "scheduled" || job.state === "blocked");
     show($("job-retry"), job.state === "failed" || job.state === "canceled");
 
     show($("job-progress"), running);
@@ -408,6 +423,7 @@
       ...field("finished", time(job.finished_at)),
       ...field("timeout", job.timeout_s + " s"),
       ...field("batch", job.batch_id),
+      ...field("depends on", dependsOn(job)),
       ...field("callback", cb ? cb.state + " → " + cb.url + (cb.last_error ? " (" + cb.last_error + ")" : "") : ""));
 
     $("job-payload").textContent = pretty(job.payload);

@@ -247,6 +247,13 @@ cJSON *job_to_json(const struct job *job)
 	else
 		cJSON_AddNullToObject(o, "batch_id");
 	cJSON_AddItemToObject(o, "callback", delivery_to_json(&job->callback));
+	if (job->schedule_name[0]) {
+		cJSON *sc = cJSON_AddObjectToObject(o, "schedule");
+		cJSON_AddStringToObject(sc, "name", job->schedule_name);
+		add_time(sc, "fire_at", job->schedule_fire_at);
+	} else {
+		cJSON_AddNullToObject(o, "schedule");
+	}
 	if (job->has_history) {
 		cJSON *h = cJSON_AddArrayToObject(o, "attempt_history");
 		for (int i = 0; i < job->nhistory; i++) {
@@ -421,6 +428,16 @@ void job_write(struct json_out *o, const struct job *job)
 	out_str_or_null(o, job->batch_id[0] ? job->batch_id : NULL);
 	json_out_lit(o, ",\"callback\":");
 	out_delivery(o, &job->callback);
+	json_out_lit(o, ",\"schedule\":");
+	if (job->schedule_name[0]) {
+		json_out_lit(o, "{\"name\":");
+		json_out_str(o, job->schedule_name);
+		json_out_lit(o, ",\"fire_at\":");
+		out_time(o, job->schedule_fire_at);
+		json_out_lit(o, "}");
+	} else {
+		json_out_lit(o, "null");
+	}
 	if (job->has_history) {
 		json_out_lit(o, ",\"attempt_history\":[");
 		for (int i = 0; i < job->nhistory; i++) {

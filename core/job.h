@@ -146,6 +146,12 @@ struct job {
 	/* The node whose pool runs the attempt, or that granted its lease:
 	 * "" when the job is not running (or the store keeps no node). */
 	char node[UUID_LEN + 1];
+
+	/* The schedule fire this job stands for (core/schedule.h): the
+	 * schedule's name ("" for other jobs) and the fire time (unix ms).
+	 * The pair is unique among jobs. */
+	char schedule_name[JOB_NAME_MAX + 1];
+	int64_t schedule_fire_at;
 };
 
 const char *job_state_name(enum job_state state);

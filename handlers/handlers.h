@@ -140,6 +140,16 @@ void queues_get(struct req *r);
 void queues_pause(struct req *r);
 void queues_resume(struct req *r);
 
+/* handlers/schedules.c */
+void schedules_create(struct req *r);
+void schedules_list(struct req *r);
+void schedules_get(struct req *r);
+void schedules_replace(struct req *r);
+void schedules_delete(struct req *r);
+void schedules_pause(struct req *r);
+void schedules_resume(struct req *r);
+void schedules_run(struct req *r);
+
 /* handlers/dashboard.c: the dashboard's files at /, /app.js, /style.css */
 void dashboard_get(struct req *r);
 

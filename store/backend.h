@@ -128,6 +128,17 @@ struct store_backend {
 	bool (*leader)(void *be);
 	enum store_rc (*cluster)(void *be, struct store_cluster *out);
 	int (*lock_queue)(void *be, const char *queue);
+
+	/* Schedules (their writes are apply[STORE_OP_SCHEDULE] and
+	 * apply[STORE_OP_FIRE]). Reads from any thread. due_schedules: up to
+	 * max unpaused schedules with next_fire_at <= now, earliest first;
+	 * next_schedule: the earliest next_fire_at of any (0: none). */
+	enum store_rc (*get_schedule)(void *be, const char *name, struct store_schedule *out);
+	enum store_rc (*list_schedules)(void *be, const char *after, int max, struct store_schedule **out,
+	                                size_t *n);
+	enum store_rc (*due_schedules)(void *be, int64_t now, struct store_schedule *out, int max, int *n);
+	enum store_rc (*next_schedule)(void *be, int64_t *next);
+	enum store_rc (*count_schedules)(void *be, int64_t *active, int64_t *paused);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -39,7 +39,7 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
                core/tz.c core/cron.c core/schedule.c
-STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c
+STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c handlers/schedules.c

@@ -885,6 +885,8 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 	delivery_at(r, row, 22, &job->callback);
 	if (job->state == JOB_RUNNING)
 		pg_copy(r, row, 27, job->node, sizeof job->node);
+	pg_copy(r, row, 28, job->schedule_name, sizeof job->schedule_name);
+	job->schedule_fire_at = pg_i64(r, row, 29);
 	if ((!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
 	    (!pg_null(r, row, 8) && !job->error) || (!pg_null(r, row, 22) && !job->callback.url) ||
 	    (!pg_null(r, row, 26) && !job->callback.last_error)) {
@@ -1481,6 +1483,8 @@ const struct store_backend store_pg_backend = {
 		[STORE_OP_PING] = pg_apply_ping,
 		[STORE_OP_PROBE] = pg_apply_probe,
 		[STORE_OP_HEARTBEAT] = pg_apply_heartbeat,
+		[STORE_OP_SCHEDULE] = pg_apply_schedule,
+		[STORE_OP_FIRE] = pg_apply_fire,
 	},
 	.promote = pg_promote,
 	.ready_queues = pg_ready_queues,
@@ -1506,4 +1510,9 @@ const struct store_backend store_pg_backend = {
 	.leader = pg_backend_leader,
 	.cluster = pg_cluster_info,
 	.lock_queue = pg_lock_queue,
+	.get_schedule = pg_get_schedule,
+	.list_schedules = pg_list_schedules,
+	.due_schedules = pg_due_schedules,
+	.next_schedule = pg_next_schedule,
+	.count_schedules = pg_count_schedules,
 };

@@ -30,7 +30,7 @@
 
 /* The number of migrations this release knows: a schema it opens ends at
  * this version (meta key 'schema_version'). */
-#define PG_SCHEMA_LATEST 2
+#define PG_SCHEMA_LATEST 3
 
 /* Creates the schema if it is missing and applies the migrations it
  * lacks, all in one transaction under a transaction advisory lock keyed on

@@ -3090,6 +3090,32 @@ static void halfway_setup(struct store *st, int kind, struct halfway *h)
 		h->step = 1;                      /* extended; the op fails */
 		break;
 	}
+	case STORE_OP_SCHEDULE:
+		h->own[1] = submit(st, "echo", "q", 0, NULL); /* something to snapshot */
+		op->schedule.action = STORE_SCHEDULE_CREATE;
+		snprintf(op->schedule.name, sizeof op->schedule.name, "nightly");
+		op->schedule.spec = "{}";
+		op->schedule.next_fire_at = 1000;
+		op->schedule.now = 1;
+		h->step = 1;                      /* inserted; the op fails */
+		break;
+	case STORE_OP_FIRE: {
+		struct store_op c = {.kind = STORE_OP_SCHEDULE,
+		                     .schedule = {.action = STORE_SCHEDULE_CREATE, .name = "nightly", .spec = "{}",
+		                                  .next_fire_at = 1000, .now = 1}};
+		ck_assert_int_eq(store_run(st, &c), STORE_OK);
+		h->own[1] = submit(st, "echo", "q", 0, NULL); /* something to snapshot */
+		h->own[0] = make_job("echo", "q", 0, NULL);
+		snprintf(h->own[0]->schedule_name, sizeof h->own[0]->schedule_name, "nightly");
+		h->own[0]->schedule_fire_at = 1000;
+		snprintf(op->fire.name, sizeof op->fire.name, "nightly");
+		op->fire.due = 1000;
+		op->fire.next = 2000;
+		op->fire.jobs = &h->own[0];
+		op->fire.njobs = 1;
+		h->step = 2;                      /* moved on, the job in; the op fails */
+		break;
+	}
 	}
 }
 

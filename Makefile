@@ -66,12 +66,13 @@ DISK_OBJ    := $(BUILD)/tests/api_disk_test.o $(BUILD)/tests/harness.o
 HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 DISPATCH_OBJ := $(BUILD)/tests/api_dispatch_test.o $(BUILD)/tests/harness.o
 LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
+SCHEDULE_OBJ := $(BUILD)/tests/api_schedule_test.o $(BUILD)/tests/harness.o
 CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-schedule check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -151,6 +152,9 @@ $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
 $(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_schedule_test: $(SCHEDULE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -170,7 +174,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python lint-openapi \
+           check-dispatch check-lease check-schedule check-torture check-readme check-web check-proxy check-deploy check-python lint-openapi \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -217,6 +221,9 @@ check-dispatch: $(BUILD)/tests/api_dispatch_test $(BUILD)/jobqd-test
 check-lease: $(BUILD)/tests/api_lease_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_lease_test
 
+check-schedule: $(BUILD)/tests/api_schedule_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_schedule_test
+
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
 	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 10 --clients 4 --seconds-per-round 0.3
@@ -234,7 +241,7 @@ torture:
 # the database server restarted under load. Until the tree has the backend
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
-                 check-ops check-hostile check-metrics check-dispatch check-lease
+                 check-ops check-hostile check-metrics check-dispatch check-lease check-schedule
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:

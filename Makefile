@@ -52,7 +52,7 @@ MAIN_OBJ := $(BUILD)/server/main.o
 # The test build: jobqd plus job types that crash or count their runs.
 TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
 
-UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c
+UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_schedule.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

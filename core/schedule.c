@@ -63,8 +63,11 @@ static int load_zone(struct schedule *s, const char *name, struct problem *p)
  * name and the job template's check. */
 static int parse_timing(const cJSON *body, struct schedule *s, struct problem *p)
 {
+	/* null is absent: a reply shows the unused one of the two as null */
 	const cJSON *cron = cJSON_GetObjectItemCaseSensitive(body, "cron");
 	const cJSON *every = cJSON_GetObjectItemCaseSensitive(body, "every_s");
+	cron = cJSON_IsNull(cron) ? NULL : cron;
+	every = cJSON_IsNull(every) ? NULL : every;
 	if (cron && every)
 		return problem_set(p, PROBLEM_INVALID_FIELD, "cron", "give cron or every_s, not both");
 	if (!cron && !every)
@@ -79,6 +82,8 @@ static int parse_timing(const cJSON *body, struct schedule *s, struct problem *p
 			return problem_set(p, PROBLEM_INVALID_FIELD, "cron", "cron: %s", err);
 		s->has_cron = true;
 		snprintf(s->cron_text, sizeof s->cron_text, "%s", cron->valuestring);
+	} else if (!cJSON_IsNumber(every) || every->valuedouble != floor(every->valuedouble)) {
+		return problem_set(p, PROBLEM_INVALID_FIELD, "every_s", "every_s must be an integer");
 	} else if (opt_int(body, "every_s", 1, SCHEDULE_EVERY_MAX_S, &s->every_s, p) != 0) {
 		return -1;
 	}
@@ -110,8 +115,11 @@ static int parse_timing(const cJSON *body, struct schedule *s, struct problem *p
 	return 0;
 }
 
+/* The definition's keys, and the read-only ones of the reply (accepted and
+ * ignored, so that a GET's body can be PUT back). */
 static const char *const known_keys[] = {
 	"name", "job", "cron", "every_s", "tz", "catch_up", "catch_up_max", "misfire_grace_s",
+	"paused", "next_fire_at", "last_fire_at", "created_at", "updated_at",
 };
 
 /* The template checked as a submission; problems named job.<field>. */
@@ -212,13 +220,6 @@ int schedule_from_stored(const char *name, const char *text, struct schedule *ou
 	memset(&s, 0, sizeof s);
 	cJSON *body = job_parse_body(text, strlen(text), &p);
 	const cJSON *job = body ? cJSON_GetObjectItemCaseSensitive(body, "job") : NULL;
-	/* The stored form writes null for the unused one of cron/every_s. */
-	if (body) {
-		if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "cron")))
-			cJSON_DeleteItemFromObjectCaseSensitive(body, "cron");
-		if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "every_s")))
-			cJSON_DeleteItemFromObjectCaseSensitive(body, "every_s");
-	}
 	if (!body || !cJSON_IsObject(job) || parse_timing(body, &s, &p) != 0 ||
 	    !(s.job = cJSON_Duplicate(job, true))) {
 		snprintf(err, errlen, "schedule %s: %s", name, body ? p.detail : "unreadable definition");

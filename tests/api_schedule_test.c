@@ -224,6 +224,15 @@ START_TEST(schedules_create_read_list_replace_delete)
 	ck_assert_ptr_null(jget(jget(s, "job"), "priority"));
 	ck_assert(jts(s, "updated_at") >= jts(s, "created_at"));
 	cJSON_Delete(s);
+	/* a GET's body goes back with PUT as it is (read-only fields ignored) */
+	s = get_schedule(&d, "a-every");
+	char *text = cJSON_PrintUnformatted(s);
+	cJSON_Delete(s);
+	s = call(&d, "PUT", "/v1/schedules/a-every", text, 200);
+	free(text);
+	ck_assert_int_eq(jlong(s, "every_s"), 300);
+	ck_assert(cJSON_IsFalse(jget(s, "paused")));
+	cJSON_Delete(s);
 	refused(&d, "PUT", "/v1/schedules/nope", "{\"every_s\":5,\"job\":{\"type\":\"echo\"}}", 404,
 		"schedule_not_found", NULL);
 

@@ -257,6 +257,13 @@ cJSON *job_to_json(const struct job *job)
 		cJSON_AddItemToArray(deps, cJSON_CreateString(job->deps.ids[i]));
 	cJSON_AddStringToObject(o, "on_dependency_failure", dep_policy_name(job->deps.policy));
 	cJSON_AddNumberToObject(o, "dependencies_pending", job->state == JOB_BLOCKED ? job->deps.pending : 0);
+	if (job->schedule_name[0]) {
+		cJSON *sc = cJSON_AddObjectToObject(o, "schedule");
+		cJSON_AddStringToObject(sc, "name", job->schedule_name);
+		add_time(sc, "fire_at", job->schedule_fire_at);
+	} else {
+		cJSON_AddNullToObject(o, "schedule");
+	}
 	if (job->has_history) {
 		cJSON *h = cJSON_AddArrayToObject(o, "attempt_history");
 		for (int i = 0; i < job->nhistory; i++) {
@@ -441,6 +448,16 @@ void job_write(struct json_out *o, const struct job *job)
 	json_out_str(o, dep_policy_name(job->deps.policy));
 	json_out_lit(o, ",\"dependencies_pending\":");
 	json_out_num(o, job->state == JOB_BLOCKED ? job->deps.pending : 0);
+	json_out_lit(o, ",\"schedule\":");
+	if (job->schedule_name[0]) {
+		json_out_lit(o, "{\"name\":");
+		json_out_str(o, job->schedule_name);
+		json_out_lit(o, ",\"fire_at\":");
+		out_time(o, job->schedule_fire_at);
+		json_out_lit(o, "}");
+	} else {
+		json_out_lit(o, "null");
+	}
 	if (job->has_history) {
 		json_out_lit(o, ",\"attempt_history\":[");
 		for (int i = 0; i < job->nhistory; i++) {

@@ -172,6 +172,11 @@ struct job {
 	char node[UUID_LEN + 1];
 
 	struct job_deps deps;            /* depends_on; n 0: none */
+	/* The schedule fire this job stands for (core/schedule.h): the
+	 * schedule's name ("" for other jobs) and the fire time (unix ms).
+	 * The pair is unique among jobs. */
+	char schedule_name[JOB_NAME_MAX + 1];
+	int64_t schedule_fire_at;
 };
 
 const char *job_state_name(enum job_state state);

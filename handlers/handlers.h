@@ -157,6 +157,15 @@ int rates_merge_names(struct req *r, const char *after, char (**names)[JOB_NAME_
  * jobq_rate_limited_total of every queue with a limit; -1 after replying. */
 struct metrics_text;
 int rates_render_metrics(struct req *r, struct metrics_text *t);
+/* handlers/schedules.c */
+void schedules_create(struct req *r);
+void schedules_list(struct req *r);
+void schedules_get(struct req *r);
+void schedules_replace(struct req *r);
+void schedules_delete(struct req *r);
+void schedules_pause(struct req *r);
+void schedules_resume(struct req *r);
+void schedules_run(struct req *r);
 
 /* handlers/dashboard.c: the dashboard's files at /, /app.js, /style.css */
 void dashboard_get(struct req *r);

@@ -146,6 +146,16 @@ struct store_backend {
 	int (*rate_names)(void *be, int (*each)(void *arg, const char *queue), void *arg);
 	enum store_rc (*get_rate)(void *be, const char *queue, struct store_rate *out, bool *found);
 	enum store_rc (*list_rates)(void *be, struct store_rate **out, size_t *n);
+	/* Schedules (their writes are apply[STORE_OP_SCHEDULE] and
+	 * apply[STORE_OP_FIRE]). Reads from any thread. due_schedules: up to
+	 * max unpaused schedules with next_fire_at <= now, earliest first;
+	 * next_schedule: the earliest next_fire_at of any (0: none). */
+	enum store_rc (*get_schedule)(void *be, const char *name, struct store_schedule *out);
+	enum store_rc (*list_schedules)(void *be, const char *after, int max, struct store_schedule **out,
+	                                size_t *n);
+	enum store_rc (*due_schedules)(void *be, int64_t now, struct store_schedule *out, int max, int *n);
+	enum store_rc (*next_schedule)(void *be, int64_t *next);
+	enum store_rc (*count_schedules)(void *be, int64_t *active, int64_t *paused);
 };
 
 extern const struct store_backend store_sqlite_backend;

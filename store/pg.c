@@ -886,6 +886,8 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 	delivery_at(r, row, 22, &job->callback);
 	if (job->state == JOB_RUNNING)
 		pg_copy(r, row, 27, job->node, sizeof job->node);
+	pg_copy(r, row, 31, job->schedule_name, sizeof job->schedule_name);
+	job->schedule_fire_at = pg_i64(r, row, 32);
 	int64_t policy = pg_i64(r, row, 29);
 	job->deps.policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
 	job->deps.pending = (int)pg_i64(r, row, 30);
@@ -1486,6 +1488,8 @@ const struct store_backend store_pg_backend = {
 		[STORE_OP_PING] = pg_apply_ping,
 		[STORE_OP_PROBE] = pg_apply_probe,
 		[STORE_OP_HEARTBEAT] = pg_apply_heartbeat,
+		[STORE_OP_SCHEDULE] = pg_apply_schedule,
+		[STORE_OP_FIRE] = pg_apply_fire,
 	},
 	.promote = pg_promote,
 	.ready_queues = pg_ready_queues,
@@ -1517,4 +1521,9 @@ const struct store_backend store_pg_backend = {
 	.rate_names = pg_rate_names,
 	.get_rate = pg_get_rate,
 	.list_rates = pg_list_rates,
+	.get_schedule = pg_get_schedule,
+	.list_schedules = pg_list_schedules,
+	.due_schedules = pg_due_schedules,
+	.next_schedule = pg_next_schedule,
+	.count_schedules = pg_count_schedules,
 };

@@ -216,7 +216,27 @@ static const char *const migration_4[] = {
 	NULL,
 };
 
-static const char *const *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
+/* Version 5: schedules. spec is the definition (core/schedule.h's stored
+ * form); next_fire_at is NULL while paused or when it never fires again.
+ * A fired job names its schedule and fire time, unique together: one fire
+ * can never make two jobs, whichever node fires it. */
+static const char *const migration_5[] = {
+	"CREATE TABLE schedules ("
+	"  name text COLLATE \"C\" PRIMARY KEY,"
+	"  spec text NOT NULL,"
+	"  next_fire_at bigint,"
+	"  last_fire_at bigint,"
+	"  paused boolean NOT NULL DEFAULT false,"
+	"  created_at bigint NOT NULL,"
+	"  updated_at bigint NOT NULL);"
+	"CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE next_fire_at IS NOT NULL;"
+	"ALTER TABLE jobs ADD COLUMN schedule_name text COLLATE \"C\", ADD COLUMN schedule_fire_at bigint;"
+	"CREATE UNIQUE INDEX jobs_schedule_fire ON jobs (schedule_name, schedule_fire_at)"
+	"  WHERE schedule_name IS NOT NULL;",
+	NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
                "PG_SCHEMA_LATEST counts the migrations");

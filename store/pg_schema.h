@@ -31,7 +31,7 @@
 
 /* The number of migrations this release knows: a schema it opens ends at
  * this version (meta key 'schema_version'). */
-#define PG_SCHEMA_LATEST 4
+#define PG_SCHEMA_LATEST 5
 
 /* Creates the schema if it is missing and applies the migrations it
  * lacks, all in one transaction under a transaction advisory lock keyed on

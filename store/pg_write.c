@@ -80,6 +80,11 @@ static void note_scheduled(int64_t run_at)
 		sched_next = run_at;
 }
 
+void pg_note_scheduled(int64_t run_at)
+{
+	note_scheduled(run_at);
+}
+
 /* ---- submit and batch ----------------------------------------------------- */
 
 /* A repeated Idempotency-Key (or id) inserts nothing and returns no row.

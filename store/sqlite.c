@@ -50,14 +50,15 @@
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
 #define DEFAULT_READERS 64
+#define FIRE_READ_MAX 64   /* due schedules read at once, at most */
 #define LIST_VARIANTS 64 /* state, queue, type, cursor, batch, ids: one bit each */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
 	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error, " \
-	"depends_on, dep_policy, deps_pending"
-#define JOB_NCOLUMNS 30 /* a column after JOB_COLUMNS has this number */
+	"depends_on, dep_policy, deps_pending, schedule_name, schedule_fire_at"
+#define JOB_NCOLUMNS 32 /* a column after JOB_COLUMNS has this number */
 
 enum {
 	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
@@ -66,7 +67,9 @@ enum {
 	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
 	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO,
 	SQL_RUNNING, SQL_LEASE_MARK, SQL_EXPIRED, SQL_NEXT_LEASE, SQL_HEARTBEAT, SQL_HEARTBEAT_CANCELED,
-	SQL_CANCEL_LEASED, SQL_EXISTS, SQL_COUNT
+	SQL_CANCEL_LEASED, SQL_EXISTS,
+	SQL_SCHED_INSERT, SQL_SCHED_REPLACE, SQL_SCHED_DELETE, SQL_SCHED_PAUSE, SQL_SCHED_RESUME,
+	SQL_SCHED_CAS, SQL_SCHED_RUN, SQL_FIRE_EXISTS, SQL_FIRE_MARK, SQL_COUNT
 };
 
 /* The callback columns of a job finishing at ?F: pending from then on. */
@@ -179,6 +182,21 @@ static const char *const writer_sql[SQL_COUNT] = {
 	                      " WHERE id = ?1 AND state = " S_RUNNING " AND lease_expires_at IS NOT NULL"
 	                      " RETURNING expires_at, seq, attempts, started_at",
 	[SQL_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1",
+	/* Schedules: ?1 the name; the others as each op says. */
+	[SQL_SCHED_INSERT] = "INSERT INTO schedules (name, spec, next_fire_at, created_at, updated_at)"
+	                     " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+	[SQL_SCHED_REPLACE] = "UPDATE schedules SET spec = ?2,"
+	                      " next_fire_at = CASE WHEN paused THEN NULL ELSE ?3 END, updated_at = ?4 WHERE name = ?1",
+	[SQL_SCHED_DELETE] = "DELETE FROM schedules WHERE name = ?1",
+	[SQL_SCHED_PAUSE] = "UPDATE schedules SET paused = 1, next_fire_at = NULL, updated_at = ?4 WHERE name = ?1",
+	[SQL_SCHED_RESUME] = "UPDATE schedules SET next_fire_at = CASE WHEN paused THEN ?3 ELSE next_fire_at END,"
+	                     " paused = 0, updated_at = ?4 WHERE name = ?1",
+	/* The fire's compare and set: only while ?2 is still the due time. */
+	[SQL_SCHED_CAS] = "UPDATE schedules SET next_fire_at = ?3, last_fire_at = coalesce(?4, last_fire_at)"
+	                  " WHERE name = ?1 AND next_fire_at = ?2 AND NOT paused",
+	[SQL_SCHED_RUN] = "UPDATE schedules SET last_fire_at = max(coalesce(last_fire_at, 0), ?2) WHERE name = ?1",
+	[SQL_FIRE_EXISTS] = "SELECT 1 FROM jobs WHERE schedule_name = ?1 AND schedule_fire_at = ?2",
+	[SQL_FIRE_MARK] = "UPDATE jobs SET schedule_name = ?2, schedule_fire_at = ?3 WHERE seq = ?1",
 };
 
 /* Dependencies' statements (the block at the end of this file). */
@@ -474,6 +492,8 @@ static struct job *row_to_job(sqlite3_stmt *s)
 	job->run_at = sqlite3_column_int64(s, 20);
 	column_copy(s, 21, job->batch_id, sizeof job->batch_id);
 	column_delivery(s, 22, &job->callback);
+	column_copy(s, 30, job->schedule_name, sizeof job->schedule_name);
+	job->schedule_fire_at = sqlite3_column_int64(s, 31);
 	int policy = sqlite3_column_int(s, 28);
 	job->deps.policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
 	job->deps.pending = sqlite3_column_int(s, 29);
@@ -2180,6 +2200,212 @@ static enum store_rc sqlite_list_rates(void *be, struct store_rate **out, size_t
 	return rate_read(be, NULL, out, n);
 }
 
+/* ---- schedules ------------------------------------------------------ */
+
+static int apply_schedule(void *be, struct store_op *op, struct store_effects *fx)
+{
+	static const int sql[] = {
+		[STORE_SCHEDULE_CREATE] = SQL_SCHED_INSERT, [STORE_SCHEDULE_REPLACE] = SQL_SCHED_REPLACE,
+		[STORE_SCHEDULE_DELETE] = SQL_SCHED_DELETE, [STORE_SCHEDULE_PAUSE] = SQL_SCHED_PAUSE,
+		[STORE_SCHEDULE_RESUME] = SQL_SCHED_RESUME,
+	};
+	struct sqlite_store *st = be;
+	const struct store_op_schedule *o = &op->schedule;
+	(void)fx;
+	sqlite3_stmt *s = st->wstmt[sql[o->action]];
+	int n = sqlite3_bind_parameter_count(s);
+	sqlite3_bind_text(s, 1, o->name, -1, SQLITE_STATIC);
+	if (n >= 2)
+		bind_text_or_null(s, 2, o->spec);
+	if (n >= 3)
+		bind_int64_or_null(s, 3, o->next_fire_at);
+	if (n >= 4)
+		sqlite3_bind_int64(s, 4, o->now);
+	int rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_OK && store_fault_hit())
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && sqlite3_changes(st->wdb) == 0)
+		op->rc = o->action == STORE_SCHEDULE_CREATE ? STORE_CONFLICT : STORE_NOT_FOUND;
+	return rc;
+}
+
+/* Inserts a fired job unless its fire already has one (seq left 0). */
+static int insert_fired(struct sqlite_store *st, struct job *job, bool *runnable)
+{
+	int64_t found = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_FIRE_EXISTS];
+	sqlite3_bind_text(s, 1, job->schedule_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, job->schedule_fire_at);
+	int rc = step_int64(s, &found);
+	job->seq = 0;
+	if (rc != SQLITE_OK || found)
+		return rc;
+	if ((rc = insert_job(st, job)) != SQLITE_OK)
+		return rc;
+	if (job->seq == 0)
+		return SQLITE_CONSTRAINT;         /* its id taken: never for a fresh UUIDv7 */
+	s = st->wstmt[SQL_FIRE_MARK];
+	sqlite3_bind_int64(s, 1, job->seq);
+	sqlite3_bind_text(s, 2, job->schedule_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, job->schedule_fire_at);
+	rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	bool ok = false;
+	if (rc == SQLITE_OK && (rc = inserted_runnable(st, job, &ok)) == SQLITE_OK && ok)
+		*runnable = true;
+	return rc;
+}
+
+static int apply_fire(void *be, struct store_op *op, struct store_effects *fx)
+{
+	struct sqlite_store *st = be;
+	struct store_op_fire *f = &op->fire;
+	int64_t last = 0;
+	for (int i = 0; i < f->njobs; i++)
+		if (f->jobs[i]->schedule_fire_at > last)
+			last = f->jobs[i]->schedule_fire_at;
+	sqlite3_stmt *s = st->wstmt[f->due ? SQL_SCHED_CAS : SQL_SCHED_RUN];
+	sqlite3_bind_text(s, 1, f->name, -1, SQLITE_STATIC);
+	if (f->due) {
+		sqlite3_bind_int64(s, 2, f->due);
+		bind_int64_or_null(s, 3, f->next);
+		bind_int64_or_null(s, 4, last);
+	} else {
+		sqlite3_bind_int64(s, 2, last);
+	}
+	int rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_OK && store_fault_hit())
+		rc = SQLITE_NOMEM;
+	if (rc != SQLITE_OK)
+		return rc;
+	if (sqlite3_changes(st->wdb) == 0) {
+		op->rc = f->due ? STORE_CONFLICT : STORE_NOT_FOUND;
+		return SQLITE_OK;
+	}
+	f->fired = 0;
+	for (int i = 0; i < f->njobs; i++) {
+		if ((rc = insert_fired(st, f->jobs[i], &fx->runnable)) != SQLITE_OK)
+			return rc;
+		if (store_fault_hit())
+			return SQLITE_NOMEM;
+		if (f->jobs[i]->seq != 0)
+			f->fired++;
+	}
+	return SQLITE_OK;
+}
+
+#define SCHEDULE_COLUMNS "name, spec, next_fire_at, last_fire_at, paused, created_at, updated_at"
+
+/* Runs a schedule read on a reader: each row into out[*n] (up to max).
+ * binds: ?1 text (or NULL), ?2 integer. */
+static enum store_rc read_schedules(struct sqlite_store *st, const char *sql, const char *text, int64_t num,
+                                    struct store_schedule *out, int max, size_t *n)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	enum store_rc result = STORE_UNAVAILABLE;
+	*n = 0;
+	if (prepare(r->db, sql, &s) != SQLITE_OK)
+		goto out;
+	if (sqlite3_bind_parameter_count(s) >= 1)
+		bind_text_or_null(s, 1, text);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, num);
+	int rc = SQLITE_DONE;
+	while ((int)*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_schedule *o = &out[*n];
+		memset(o, 0, sizeof *o);
+		column_copy(s, 0, o->name, sizeof o->name);
+		o->next_fire_at = sqlite3_column_int64(s, 2);
+		o->last_fire_at = sqlite3_column_int64(s, 3);
+		o->paused = sqlite3_column_int(s, 4) != 0;
+		o->created_at = sqlite3_column_int64(s, 5);
+		o->updated_at = sqlite3_column_int64(s, 6);
+		(*n)++;
+		if (!(o->spec = column_strdup(s, 1))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if ((int)*n == max || rc == SQLITE_DONE)
+		result = STORE_OK;
+	else
+		log_error("reading schedules: %s", sqlite3_errmsg(r->db));
+out:
+	if (result != STORE_OK) {
+		for (size_t i = 0; i < *n; i++)
+			store_schedule_clear(&out[i]);
+		*n = 0;
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	return result;
+}
+
+static enum store_rc sqlite_get_schedule(void *be, const char *name, struct store_schedule *out)
+{
+	size_t n = 0;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE name = ?1", name, 0,
+	                                  out, 1, &n);
+	return rc == STORE_OK && n == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc sqlite_list_schedules(void *be, const char *after, int max, struct store_schedule **out,
+                                           size_t *n)
+{
+	if (!(*out = calloc((size_t)max, sizeof **out)))
+		return STORE_UNAVAILABLE;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE name > ?1"
+	                                  " ORDER BY name LIMIT ?2", after ? after : "", max, *out, max, n);
+	if (rc != STORE_OK) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static enum store_rc sqlite_due_schedules(void *be, int64_t now, struct store_schedule *out, int max, int *n)
+{
+	size_t got = 0;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules INDEXED BY schedules_due"
+	                                  " WHERE next_fire_at IS NOT NULL AND next_fire_at <= ?2"
+	                                  " ORDER BY next_fire_at LIMIT " JOBQ_STR(FIRE_READ_MAX),
+	                                  NULL, now, out, max, &got);
+	*n = (int)got;
+	return rc;
+}
+
+/* One integer from a reader (0 for none). */
+static enum store_rc read_int64(struct sqlite_store *st, const char *sql, int64_t *out)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	*out = 0;
+	int rc = prepare(r->db, sql, &s);
+	if (rc == SQLITE_OK)
+		rc = step_int64(s, out);
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	return rc == SQLITE_OK ? STORE_OK : STORE_UNAVAILABLE;
+}
+
+static enum store_rc sqlite_next_schedule(void *be, int64_t *next)
+{
+	return read_int64(be, "SELECT min(next_fire_at) FROM schedules WHERE next_fire_at IS NOT NULL", next);
+}
+
+static enum store_rc sqlite_count_schedules(void *be, int64_t *active, int64_t *paused)
+{
+	enum store_rc rc = read_int64(be, "SELECT count(*) FROM schedules WHERE NOT paused", active);
+	return rc == STORE_OK ? read_int64(be, "SELECT count(*) FROM schedules WHERE paused", paused) : rc;
+}
+
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -2204,6 +2430,8 @@ const struct store_backend store_sqlite_backend = {
 		[STORE_OP_PING] = apply_ping,
 		[STORE_OP_PROBE] = apply_probe,
 		[STORE_OP_HEARTBEAT] = apply_heartbeat,
+		[STORE_OP_SCHEDULE] = apply_schedule,
+		[STORE_OP_FIRE] = apply_fire,
 	},
 	.promote = sqlite_promote,
 	.ready_queues = sqlite_ready_queues,
@@ -2229,6 +2457,11 @@ const struct store_backend store_sqlite_backend = {
 	.rate_names = sqlite_rate_names,
 	.get_rate = sqlite_get_rate,
 	.list_rates = sqlite_list_rates,
+	.get_schedule = sqlite_get_schedule,
+	.list_schedules = sqlite_list_schedules,
+	.due_schedules = sqlite_due_schedules,
+	.next_schedule = sqlite_next_schedule,
+	.count_schedules = sqlite_count_schedules,
 };
 
 /* ---- dependencies (store/deps_store.h) ------------------------------- */

@@ -150,6 +150,24 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs WHEN OLD.depends_on IS NOT NULL BEGIN"
 	"  DELETE FROM job_deps WHERE child = OLD.id;"
 	"END;",
+	/* 8: schedules. spec is the definition (core/schedule.h's stored
+	 * form); next_fire_at is NULL while paused or when it never fires
+	 * again. A fired job names its schedule and fire time, unique
+	 * together: one fire can never make two jobs. */
+	"CREATE TABLE schedules ("
+	"  name TEXT PRIMARY KEY,"
+	"  spec TEXT NOT NULL,"
+	"  next_fire_at INTEGER,"
+	"  last_fire_at INTEGER,"
+	"  paused INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE next_fire_at IS NOT NULL;"
+	"ALTER TABLE jobs ADD COLUMN schedule_name TEXT;"
+	"ALTER TABLE jobs ADD COLUMN schedule_fire_at INTEGER;"
+	"CREATE UNIQUE INDEX jobs_schedule_fire ON jobs(schedule_name, schedule_fire_at)"
+	"  WHERE schedule_name IS NOT NULL;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SQLITE_SCHEMA_LATEST,

@@ -34,7 +34,7 @@ int sqlite_exec_quiet(sqlite3 *db, const char *sql, char *why, size_t whylen);
 
 /* The number of migrations this release knows: a database it opens ends
  * at this user_version. */
-#define SQLITE_SCHEMA_LATEST 7
+#define SQLITE_SCHEMA_LATEST 8
 
 /* PRAGMA user_version: the number of migrations applied; -1 on failure. */
 int sqlite_schema_version(sqlite3 *db);

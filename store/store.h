@@ -112,6 +112,9 @@ struct store_options {
 	/* pg: a node whose heartbeat is older than this (seconds) is dead
 	 * (0: 30). */
 	double node_timeout_s;
+	/* The defaults a schedule's fired jobs are made with (NULL: no
+	 * schedule fires). */
+	const struct job_defaults *job_defaults;
 	/* Set by store_open for the backend: the store's hooks. */
 	const struct store_hooks *hooks;
 };
@@ -136,6 +139,8 @@ enum store_op_kind {
 	STORE_OP_LEASE,
 	STORE_OP_HEARTBEAT,
 	STORE_OP_RATE,     /* set or remove a queue's rate limit (store_op_rate) */
+	STORE_OP_SCHEDULE, /* create, replace, delete, pause, resume a schedule */
+	STORE_OP_FIRE,     /* a schedule's fire: its next time moved, its jobs in */
 	STORE_OP_KINDS
 };
 
@@ -320,6 +325,56 @@ struct store_op_rate {
 	bool found;                       /* out */
 };
 
+/* ---- schedules (core/schedule.h) ---------------------------------------- */
+
+/* A schedule as stored: its definition is spec, core/schedule.h's stored
+ * form. Times unix ms, 0: none (next_fire_at is 0 while paused). */
+struct store_schedule {
+	char name[JOB_NAME_MAX + 1];
+	char *spec;                       /* owned */
+	int64_t next_fire_at, last_fire_at, created_at, updated_at;
+	bool paused;
+};
+
+void store_schedule_clear(struct store_schedule *s);
+
+enum store_schedule_action {
+	STORE_SCHEDULE_CREATE,  /* rc STORE_CONFLICT when the name is taken */
+	STORE_SCHEDULE_REPLACE, /* the definition; next_fire_at unless paused */
+	STORE_SCHEDULE_DELETE,
+	STORE_SCHEDULE_PAUSE,   /* next_fire_at becomes none */
+	STORE_SCHEDULE_RESUME,  /* a paused one gets next_fire_at; else unchanged */
+};
+
+/* in: name, spec (borrowed; CREATE, REPLACE), next_fire_at (CREATE,
+ * REPLACE, RESUME), now. rc STORE_NOT_FOUND when there is no such
+ * schedule (all but CREATE). */
+struct store_op_schedule {
+	enum store_schedule_action action;
+	char name[JOB_NAME_MAX + 1];
+	const char *spec;
+	int64_t next_fire_at;
+	int64_t now;
+};
+
+/* One fire of schedule name, all or nothing. due != 0: only while its
+ * next_fire_at is still due (compare and set), it becomes next (0: none)
+ * and last_fire_at the newest fire time; else rc STORE_CONFLICT and
+ * nothing changes (another node or tick fired it). due == 0 (run now):
+ * next_fire_at stays, rc STORE_NOT_FOUND without the schedule. Then each
+ * of jobs (borrowed, with schedule_name and schedule_fire_at set) is
+ * inserted unless a job of that fire exists (its seq is left 0); fired
+ * counts those inserted. skipped: due times the plan left out (for the
+ * counters only). */
+struct store_op_fire {
+	char name[JOB_NAME_MAX + 1];
+	int64_t due, next;
+	struct job **jobs;
+	int njobs;
+	int64_t skipped;
+	int fired;                        /* out */
+};
+
 struct store_op {
 	enum store_op_kind kind;
 	enum store_rc rc;                 /* out */
@@ -338,6 +393,8 @@ struct store_op {
 		struct store_op_lease lease;
 		struct store_op_heartbeat heartbeat;
 		struct store_op_rate rate;
+		struct store_op_schedule schedule;
+		struct store_op_fire fire;
 	};
 
 	struct store_op *next;            /* writer queue, internal */
@@ -497,6 +554,19 @@ void store_get_stats(struct store *st, struct store_stats *out);
 /* Whether a read or a write has met a damaged page since open: the
  * database is corrupt, and stays so until it is restored or repaired. */
 bool store_damaged(struct store *st);
+
+/* Reads schedule name (STORE_NOT_FOUND without it); out is cleared with
+ * store_schedule_clear. */
+enum store_rc store_get_schedule(struct store *st, const char *name, struct store_schedule *out);
+
+/* A page of schedules in name order: at most max (below 1 counts as 1)
+ * after `after` (NULL or "": from the first). The caller clears each and
+ * frees the array. */
+enum store_rc store_list_schedules(struct store *st, const char *after, int max, struct store_schedule **out,
+                                   size_t *n);
+
+/* How many schedules are active (unpaused) and paused. */
+enum store_rc store_count_schedules(struct store *st, int64_t *active, int64_t *paused);
 
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);

@@ -47,6 +47,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/schedule.h"
 #include "core/uuid.h"
 
 #define WRITER_BATCH 1024
@@ -54,6 +55,7 @@
 #define SWEEP_GRACE_MS 1000  /* a job outlives its expiry by this much */
 #define EXPIRE_BATCH 64     /* expired leases ended in one group */
 #define EXPIRE_ROUNDS 16    /* groups of them before the writer looks at its queue again */
+#define FIRE_BATCH 16       /* schedules fired in one group */
 
 struct ready_queue {
 	char name[JOB_NAME_MAX + 1];
@@ -83,6 +85,8 @@ struct store {
 
 	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
 	int64_t next_lease;               /* writer only: earliest lease expiry, unix ms */
+	int64_t next_fire;                /* writer only: earliest schedule fire, unix ms */
+	const struct job_defaults *job_defaults; /* fired jobs are made with these */
 	bool (*external)(void *arg, const char *queue);
 	void *external_arg;
 	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
@@ -125,7 +129,7 @@ static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
 	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
 	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe", [STORE_OP_LEASE] = "lease",
-	[STORE_OP_HEARTBEAT] = "heartbeat", [STORE_OP_RATE] = "rate",
+	[STORE_OP_HEARTBEAT] = "heartbeat", [STORE_OP_RATE] = "rate", [STORE_OP_SCHEDULE] = "schedule", [STORE_OP_FIRE] = "fire",
 };
 
 /* ---- the fault seam ---------------------------------------------------- */
@@ -721,6 +725,11 @@ static void report_changes(const struct reporter *st, struct store_op *op, const
 		if (op->retry.job)
 			report_job(st, op->retry.job, op->retry.job->state, op->retry.job->attempts, false);
 		break;
+	case STORE_OP_FIRE:
+		for (int j = 0; j < op->fire.njobs; j++)
+			if (op->fire.jobs[j]->seq != 0)
+				report_job(st, op->fire.jobs[j], op->fire.jobs[j]->state, 0, true);
+		break;
 	default:
 		break;
 	}
@@ -802,6 +811,21 @@ static bool cascade_hooks(struct store *st, const struct store_cascade *cx)
 	return runnable;
 }
 
+/* A committed schedule change may move the next fire; a fire counts. */
+static void schedule_committed(struct store *st, struct store_op *op)
+{
+	if (op->rc != STORE_OK)
+		return;
+	if (op->kind == STORE_OP_SCHEDULE) {
+		st->next_fire = 0;
+		return;
+	}
+	if (op->fire.fired > 0)
+		schedule_count_fired(op->fire.name, op->fire.fired);
+	if (op->fire.skipped > 0)
+		schedule_count_skipped(op->fire.skipped);
+}
+
 static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
                            int n, bool committed)
 {
@@ -847,6 +871,8 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 		if (op->rc == STORE_OK && cascade_hooks(st, &ap[i].fx.cascade))
 			submitted = true;
 		store_cascade_clear(&ap[i].fx.cascade);
+		if (op->kind == STORE_OP_SCHEDULE || op->kind == STORE_OP_FIRE)
+			schedule_committed(st, op);
 		op->done(op);
 	}
 	if (submitted && st->hooks.submitted)
@@ -1024,7 +1050,8 @@ static void sweep(struct store *st)
  * expiry. */
 static int64_t next_timer(const struct store *st)
 {
-	return st->next_lease < st->next_sweep ? st->next_lease : st->next_sweep;
+	int64_t t = st->next_lease < st->next_sweep ? st->next_lease : st->next_sweep;
+	return st->next_fire < t ? st->next_fire : t;
 }
 
 static void expire_done(struct store_op *op)
@@ -1071,9 +1098,100 @@ static void expire_leases(struct store *st)
 	st->next_lease = now; /* more: after the queued ops */
 }
 
+/* ---- schedules ---------------------------------------------------------- */
+
+/* One schedule's fire op: the plan for its due time, its jobs made from
+ * the template. A definition that no longer reads (a zone file gone) or
+ * whose template no longer validates fires nothing and moves on, logged,
+ * so it cannot stall the others. */
+static void fire_prepare(struct store *st, const struct store_schedule *row, int64_t now, struct store_op *op,
+                         struct schedule_plan *plan)
+{
+	struct schedule s;
+	char err[300];
+	*op = (struct store_op){.kind = STORE_OP_FIRE, .done = expire_done};
+	memcpy(op->fire.name, row->name, sizeof op->fire.name);
+	op->fire.due = row->next_fire_at;
+	if (schedule_from_stored(row->name, row->spec, &s, err, sizeof err) != 0) {
+		log_error("%s: retrying in a minute", err);
+		op->fire.next = now + 60000;
+		return;
+	}
+	schedule_plan(&s, row->next_fire_at, now, plan);
+	op->fire.next = plan->next;
+	op->fire.skipped = plan->skipped;
+	if (plan->n > 0 && !(op->fire.jobs = calloc((size_t)plan->n, sizeof *op->fire.jobs))) {
+		op->fire.next = now + 1000;    /* out of memory: this fire again soon */
+		op->fire.due = -1;             /* matches nothing: the op changes nothing */
+		schedule_clear(&s);
+		return;
+	}
+	for (int k = 0; k < plan->n; k++) {
+		struct problem p;
+		if (schedule_make_job(&s, st->job_defaults, plan->fire_at[k], now, &op->fire.jobs[op->fire.njobs], &p) != 0) {
+			log_error("schedule %s: its job no longer validates (%s: %s); fire skipped", s.name, p.field,
+			          p.detail);
+			op->fire.skipped++;
+			continue;
+		}
+		op->fire.njobs++;
+	}
+	schedule_clear(&s);
+}
+
+/* Fires the schedules that are due (the leader's task; with two leaders
+ * at once the fire op's compare and set lets one win), then sets the
+ * next fire time. */
+static void fire_schedules(struct store *st)
+{
+	int64_t now = clock_now_ms();
+	if (!st->be->due_schedules || !st->job_defaults) {
+		st->next_fire = INT64_MAX;
+		return;
+	}
+	if (!store_is_leader(st)) {
+		st->next_fire = now + 1000;     /* the leader's job; look again */
+		return;
+	}
+	struct store_schedule due[FIRE_BATCH];
+	int n = 0;
+	if (st->be->due_schedules(st->impl, now, due, FIRE_BATCH, &n) != STORE_OK) {
+		st->next_fire = now + 1000;
+		return;
+	}
+	struct store_op ops[FIRE_BATCH], *ptrs[FIRE_BATCH];
+	struct schedule_plan *plan = malloc(sizeof *plan);
+	for (int i = 0; i < n; i++) {
+		if (plan)
+			fire_prepare(st, &due[i], now, &ops[i], plan);
+		else
+			ops[i] = (struct store_op){.kind = STORE_OP_FIRE, .done = expire_done,
+			                           .fire = {.due = -1, .next = now + 1000}};
+		ptrs[i] = &ops[i];
+	}
+	free(plan);
+	if (n > 0)
+		apply_group(st, ptrs, n);
+	for (int i = 0; i < n; i++) {
+		for (int j = 0; j < ops[i].fire.njobs; j++)
+			job_free(ops[i].fire.jobs[j]);
+		free(ops[i].fire.jobs);
+		store_schedule_clear(&due[i]);
+	}
+	int64_t next = 0;
+	if (n == FIRE_BATCH)
+		st->next_fire = now;           /* maybe more: after the queued ops */
+	else if (st->be->next_schedule(st->impl, &next) != STORE_OK)
+		st->next_fire = now + 1000;
+	else
+		st->next_fire = shared_cap(st, next ? next : INT64_MAX);
+}
+
 /* Runs whichever of the writer's own tasks is due. */
 static void timers(struct store *st)
 {
+	if (clock_now_ms() >= st->next_fire)
+		fire_schedules(st);
 	if (clock_now_ms() >= st->next_lease)
 		expire_leases(st);
 	if (clock_now_ms() >= st->next_sweep)
@@ -1236,6 +1354,8 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	pthread_mutex_init(&st->rate_mu, NULL);
 	st->next_sweep = 0; /* sweep once right after start */
 	st->next_lease = 0; /* and look for leases that ran out meanwhile */
+	st->next_fire = 0;  /* and for schedules due */
+	st->job_defaults = opts->job_defaults;
 	st->external = opts->external;
 	st->external_arg = opts->external_arg;
 	uuid_v7(st->node_id);
@@ -1347,6 +1467,35 @@ void store_get_stats(struct store *st, struct store_stats *out)
 bool store_damaged(struct store *st)
 {
 	return st->be->damaged(st->impl);
+}
+
+void store_schedule_clear(struct store_schedule *s)
+{
+	if (!s)
+		return;
+	free(s->spec);
+	memset(s, 0, sizeof *s);
+}
+
+enum store_rc store_get_schedule(struct store *st, const char *name, struct store_schedule *out)
+{
+	memset(out, 0, sizeof *out);
+	return st->be->get_schedule ? st->be->get_schedule(st->impl, name, out) : STORE_NOT_FOUND;
+}
+
+enum store_rc store_list_schedules(struct store *st, const char *after, int max, struct store_schedule **out,
+                                   size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->be->list_schedules ? st->be->list_schedules(st->impl, after, max < 1 ? 1 : max, out, n)
+	                              : STORE_OK;
+}
+
+enum store_rc store_count_schedules(struct store *st, int64_t *active, int64_t *paused)
+{
+	*active = *paused = 0;
+	return st->be->count_schedules ? st->be->count_schedules(st->impl, active, paused) : STORE_OK;
 }
 
 int store_schema_version(struct store *st)

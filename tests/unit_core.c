@@ -1066,6 +1066,7 @@ static const char *const job_keys[] = {
 	"progress", "attempts", "max_attempts", "backoff_s", "max_backoff_s", "timeout_s",
 	"retention_s", "created_at", "run_at", "started_at", "finished_at", "batch_id", "callback",
 	"depends_on", "on_dependency_failure", "dependencies_pending",
+	"schedule",
 };
 #define NJOB_KEYS (int)(sizeof job_keys / sizeof job_keys[0])
 
@@ -1841,6 +1842,9 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_LEASE_LOST, "lease_lost", 409},
 		{PROBLEM_QUEUE_NOT_EXTERNAL, "queue_not_external", 422},
 		{PROBLEM_INVALID_DEPENDENCY, "invalid_dependency", 422},
+		{PROBLEM_SCHEDULE_NOT_FOUND, "schedule_not_found", 404},
+		{PROBLEM_SCHEDULE_EXISTS, "schedule_exists", 409},
+		{PROBLEM_UNKNOWN_TIME_ZONE, "unknown_time_zone", 422},
 	};
 	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {

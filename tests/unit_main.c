@@ -12,6 +12,7 @@
 
 Suite *core_suite(void);
 Suite *cron_suite(void);
+Suite *schedule_suite(void);
 Suite *server_suite(void);
 Suite *store_contract_suite(const char *backend);
 Suite *store_sqlite_suite(void);
@@ -29,6 +30,7 @@ int main(void)
 	}
 	SRunner *sr = srunner_create(core_suite());
 	srunner_add_suite(sr, cron_suite());
+	srunner_add_suite(sr, schedule_suite());
 	srunner_add_suite(sr, server_suite());
 	srunner_add_suite(sr, bucket_suite());
 	srunner_add_suite(sr, deps_suite());

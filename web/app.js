@@ -447,7 +447,63 @@
 
   /* ---- routing and polling ---- */
 
+  /* ---- schedules ---- */
+
+  function schedulePath(name, action) {
+    return "v1/schedules/" + encodeURIComponent(name) + (action ? "/" + action : "");
+  }
+
+  function scheduleRow(sc) {
+    const button = (label, cls, action) => el("button", { type: "button", class: "small " + cls, text: label,
+      on: { click: (ev) => act(ev.currentTarget, "POST", schedulePath(sc.name, action)) } });
+    const when = sc.cron !== null && sc.cron !== undefined ? sc.cron : "every " + sc.every_s + " s";
+    return el("tr", { dataset: { schedule: sc.name } },
+      el("td", { class: "sname", text: sc.name }),
+      el("td", {}, el("code", { text: when })),
+      el("td", { text: sc.tz }),
+      el("td", {}, sc.next_fire_at ? time(sc.next_fire_at) : el("span", { class: "muted", text: "—" })),
+      el("td", {}, sc.last_fire_at ? time(sc.last_fire_at) : el("span", { class: "muted", text: "never" })),
+      el("td", {}, el("span", { class: sc.paused ? "paused" : "active", text: sc.paused ? "paused" : "active" })),
+      el("td", {}, sc.paused ? button("Resume", "resume", "resume") : button("Pause", "pause", "pause"),
+        button("Run now", "run", "run")));
+  }
+
+  let scheduleCursors = [null];
+  let scheduleNext = null;
+  let lastSchedules = "";
+  async function refreshSchedules(force) {
+    const p = new URLSearchParams();
+    p.set("limit", String(PAGE_SIZE));
+    const c = scheduleCursors[scheduleCursors.length - 1];
+    if (c) p.set("cursor", c);
+    const { data, text } = await api("GET", "v1/schedules?" + p.toString());
+    const list = (data && data.schedules) || [];
+    if (list.length === 0 && scheduleCursors.length > 1) {
+      scheduleCursors.pop();
+      return refreshSchedules(true);
+    }
+    scheduleNext = (data && data.next_cursor) || null;
+    $("schedules-next").disabled = !scheduleNext;
+    $("schedules-prev").disabled = scheduleCursors.length <= 1;
+    $("schedules-page").textContent = "page " + scheduleCursors.length;
+    show($("schedules-pager"), scheduleNext !== null || scheduleCursors.length > 1);
+    if (text === lastSchedules && !force) return;
+    lastSchedules = text;
+    $("schedules-body").replaceChildren(...list.map(scheduleRow));
+    show($("schedules-empty"), list.length === 0);
+  }
+
+  $("schedules-next").addEventListener("click", () => {
+    if (scheduleNext) scheduleCursors.push(scheduleNext);
+    refresh(true);
+  });
+  $("schedules-prev").addEventListener("click", () => {
+    if (scheduleCursors.length > 1) scheduleCursors.pop();
+    refresh(true);
+  });
+
   let currentJob = null;
+  let onSchedules = false;
   let timer = 0;
   let busy = false;
   let again = false;
@@ -455,8 +511,11 @@
   function route() {
     const m = /^#\/jobs\/([^/]+)$/.exec(location.hash);
     currentJob = m ? decodeURIComponent(m[1]) : null;
+    onSchedules = !currentJob && location.hash === "#/schedules";
     lastJob = "";
-    show($("overview"), !currentJob);
+    lastSchedules = "";
+    show($("overview"), !currentJob && !onSchedules);
+    show($("schedules"), onSchedules);
     show($("job"), !!currentJob);
     if (!currentJob) document.title = "jobq";
     refresh(true);
@@ -474,12 +533,14 @@
       if (!$("auth").hidden && !sessionStorage.getItem(KEY_NAME)) return;
       if (currentJob) {
         await refreshJob(currentJob, force);
+      } else if (onSchedules) {
+        await refreshSchedules(force);
       } else {
         await refreshQueues(force);
         await refreshJobs(force);
       }
       show($("auth"), false);
-      show(currentJob ? $("job") : $("overview"), true);
+      show(currentJob ? $("job") : onSchedules ? $("schedules") : $("overview"), true);
       if (sessionStorage.getItem(KEY_NAME)) show($("forget-key"), true);
     } catch (e) {
       if (!(e instanceof ApiError)) setLive(false, "jobqd is not answering");

@@ -268,6 +268,36 @@ step("a queue's rate limit and its tokens show in the queue table", async () => 
   await waitText(q.locator(".rate-none"), "none");
 });
 
+step("the Schedules page lists a schedule, pauses, resumes and runs it now", async () => {
+  const r = await api("POST", "v1/schedules", { name: "web-hourly", every_s: 3600,
+    job: { type: "echo", queue: "web-sched", payload: { from: "schedule" } } });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  await page.locator("#nav-schedules").click();
+  await page.locator("#schedules").waitFor({ state: "visible" });
+  const sc = page.locator('#schedules-body tr[data-schedule="web-hourly"]');
+  await waitText(sc, "every 3600 s");
+  await waitText(sc.locator(".active"), "active");
+  await sc.locator("button.pause").click();
+  await waitText(sc.locator(".paused"), "paused");
+  assert.equal((await api("GET", "v1/schedules/web-hourly")).json.paused, true);
+  await sc.locator("button.resume").click();
+  await waitText(sc.locator(".active"), "active");
+  assert.equal((await api("GET", "v1/schedules/web-hourly")).json.paused, false);
+  await sc.locator("button.run").click();
+  for (let i = 0; ; i++) {
+    const jobs = (await api("GET", "v1/jobs?queue=web-sched")).json.jobs;
+    if (jobs.length === 1) {
+      assert.equal(jobs[0].schedule.name, "web-hourly");
+      break;
+    }
+    assert.ok(i < 150, "run now submitted no job");
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  await waitText(sc, "ago");
+  await page.goto(jobqd.base + "/#/");
+  await page.locator("#overview").waitFor({ state: "visible" });
+});
+
 step("every request stayed on jobqd, and nothing went wrong in the page", async () => {
   const foreign = page.requests.filter((u) => !u.startsWith(jobqd.base + "/"));
   assert.deepEqual(foreign, [], "requests elsewhere");

@@ -1949,6 +1949,8 @@ static const struct query_case query_cases[] = {
 	{ "GET", "/v1/info?verbose", 400, "verbose", "takes none" },
 	{ "GET", "/v1/cluster?x=1", 400, "x", "takes none" },
 	{ "GET", "/metrics?name[]=jobq_waiters", 400, "name[]", "takes none" },
+	/* a refused value lists what is taken: every state */
+	{ "GET", "/v1/jobs?state=bogus", 400, "state", "queued, running, succeeded, failed, canceled, scheduled" },
 	/* taken, or ignored on purpose */
 	{ "GET", "/v1/jobs?&limit=5&", 200, NULL, NULL },
 	{ "GET", "/v1/jobs?state=succeeded&queue=default&type=echo&limit=5", 200, NULL, NULL },

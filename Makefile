@@ -73,7 +73,7 @@ CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python \
-        lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
+        lint-openapi check-contract analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
 
@@ -171,7 +171,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
+           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -342,6 +342,11 @@ check-cluster-compose:
 
 lint-openapi:
 	scripts/lint-openapi.sh
+
+# Every path, method and reachable documented error of openapi.yaml, through
+# a validating proxy (tests/contract), on a default jobqd and one with keys.
+check-contract: $(BUILD)/jobqd
+	scripts/check-contract.sh $(BUILD)/jobqd
 
 # cppcheck over jobqd's sources, clang's scan-build over a fresh build of
 # everything (in build/analyze/); fails on any finding. Not part of `make test`.

@@ -22,7 +22,7 @@ const http = require('http');
 const { loadSpec, startProxy, pathMethods } = require('./proxy');
 
 const root = path.resolve(__dirname, '../..');
-const SPEC = path.join(root, 'openapi.yaml');
+const SPEC = process.env.CONTRACT_SPEC ? path.resolve(process.env.CONTRACT_SPEC) : path.join(root, 'openapi.yaml');
 const KEYS = { admin: 'ct-admin-key', submit: 'ct-submit-key', read: 'ct-read-key', worker: 'ct-worker-key' };
 const UNKNOWN_ID = '01890000-0000-7000-8000-000000000000';
 /* Over the default phase's --max-body (65536), small enough to be in the
@@ -30,6 +30,7 @@ const UNKNOWN_ID = '01890000-0000-7000-8000-000000000000';
 const BIG = 'x'.repeat(100 * 1024);
 
 const failures = [];
+const SHUTDOWN_503 = ['POST /v1/jobs', 'POST /v1/batches', 'GET /readyz'];
 const seen = {}; // "METHOD /spec/path" -> Set of statuses
 let api;
 
@@ -197,6 +198,9 @@ async function defaultTraffic(ex) {
   await ex('POST', `/v1/jobs/${sleeper}/retry`, 200);
   await ex('POST', `/v1/jobs/${sleeper}/cancel`, 200);
   await poll(ex, `/v1/jobs/${sleeper}`, (j) => j.state === 'canceled', 'retried sleep canceled');
+  await ex('POST', `/v1/jobs/${sleeper}/cancel?x=1`, 400, { req: 'any', field: 'x' });
+  await ex('POST', `/v1/jobs/${sleeper}/retry?x=1`, 400, { req: 'any', field: 'x' });
+  await ex('POST', `/v1/jobs/${sleeper}/retry`, 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
   await ex('POST', `/v1/jobs/${UNKNOWN_ID}/cancel`, 404);
   await ex('POST', `/v1/jobs/${UNKNOWN_ID}/retry`, 404);
   await ex('POST', `/v1/jobs/${echo}/cancel`, 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
@@ -233,7 +237,12 @@ async function defaultTraffic(ex) {
   await ex('GET', '/v1/queues', 304, { headers: { 'if-none-match': r.headers.etag } });
   await ex('GET', '/v1/queues?limit=1', 200);
   await ex('GET', '/v1/queues?limit=x', 400, { req: 'invalid', field: 'limit' });
-  await ex('GET', '/v1/queues/ct', 200);
+  r = await ex('GET', '/v1/queues/ct', 200);
+  await ex('GET', '/v1/queues/ct', 304, { headers: { 'if-none-match': r.headers.etag } });
+  await ex('GET', '/v1/queues/ct?limit=1', 400, { req: 'any', field: 'limit' });
+  await ex('POST', '/v1/queues/ct/pause?x=1', 400, { req: 'any', field: 'x' });
+  await ex('POST', '/v1/queues/ct/resume?x=1', 400, { req: 'any', field: 'x' });
+  await ex('POST', '/v1/queues/ct/resume', 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
   await ex('GET', '/v1/queues/bad!name', 404, { code: 'queue_not_found' });
   await ex('POST', '/v1/queues/ct/pause', 200);
   await ex('POST', '/v1/queues/ct/resume', 200);
@@ -265,6 +274,11 @@ async function defaultTraffic(ex) {
   await ex('POST', `/v1/jobs/${UNKNOWN_ID}/heartbeat`, 404, { body: { lease_id: L.lease_id } });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 415, { body: '{}', type: 'text/plain', req: 'any' });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 413, { body: JSON.stringify({ lease_id: L.lease_id, pad: BIG }), req: 'any' });
+  for (const what of ['complete', 'fail', 'release']) {
+    await ex('POST', `/v1/jobs/${L.id}/${what}`, 400, { body: { lease_id: 5 }, req: 'invalid', field: 'lease_id' });
+    await ex('POST', `/v1/jobs/${L.id}/${what}`, 415, { body: '{}', type: 'text/plain', req: 'any' });
+    await ex('POST', `/v1/jobs/${L.id}/${what}`, 413, { body: JSON.stringify({ lease_id: L.lease_id, pad: BIG }), req: 'any' });
+  }
   await ex('POST', `/v1/jobs/${L.id}/complete`, 200, { body: { lease_id: L.lease_id, result: { ok: true } } });
   await ex('POST', `/v1/jobs/${L.id}/complete`, 409, { body: { lease_id: L.lease_id } });
   L = await leaseOf(2);
@@ -274,6 +288,7 @@ async function defaultTraffic(ex) {
   L = await leaseOf(4);
   await ex('POST', `/v1/jobs/${L.id}/fail`, 400, { body: { lease_id: L.lease_id, retryable: 'no' }, req: 'invalid', field: 'retryable' });
   await ex('POST', `/v1/jobs/${L.id}/fail`, 204, { body: { lease_id: L.lease_id, error: 'boom', retryable: false }, headers: { prefer: 'return=minimal' } });
+  await ex('POST', `/v1/jobs/${L.id}/fail`, 409, { body: { lease_id: L.lease_id, error: 'again' }, code: 'lease_lost' });
   L = await leaseOf(5);
   await ex('POST', `/v1/jobs/${L.id}/release`, 200, { body: { lease_id: L.lease_id } });
   L = await leaseOf(6);
@@ -286,6 +301,7 @@ async function defaultTraffic(ex) {
   await ex('GET', '/v1/info', 200);
   await ex('GET', '/v1/cluster', 200);
   await ex('GET', '/v1/info?x=1', 400, { req: 'any', field: 'x' });
+  await ex('GET', '/v1/cluster?x=1', 400, { req: 'any', field: 'x' });
   await ex('GET', '/healthz', 200);
   await ex('GET', '/readyz', 200);
   await ex('GET', '/openapi.yaml', 200);
@@ -329,6 +345,11 @@ async function keyedTraffic(ex) {
   for (const [m, p] of [['POST', `/v1/jobs/${id}/cancel`], ['POST', `/v1/jobs/${id}/retry`], ['POST', '/v1/queues/default/pause'],
     ['POST', '/v1/queues/default/resume'], ['POST', '/v1/leases'], ['POST', '/v1/batches']])
     await ex(m, p, 403, { headers: auth(KEYS.read), body: m === 'POST' ? {} : undefined, req: 'any' });
+  for (const what of ['heartbeat', 'complete', 'fail', 'release'])
+    await ex('POST', `/v1/jobs/${id}/${what}`, 403, { headers: auth(KEYS.read), body: { lease_id: 'x' }, code: 'forbidden' });
+  /* Every role may read: no key gets 403 on a read. */
+  for (const k of Object.values(KEYS))
+    for (const p of ['/v1/info', '/v1/cluster', '/v1/queues', '/v1/jobs', '/metrics']) await ex('GET', p, 200, { headers: auth(k) });
   await ex('POST', '/v1/queues/default/pause', 200, { headers: auth(KEYS.admin) });
   await ex('GET', '/v1/queues/default', 200, { headers: auth(KEYS.read) });
   await ex('GET', '/v1/info', 200, { headers: auth(KEYS.read) });
@@ -378,6 +399,11 @@ function checkCoverage() {
       const missing = documented.filter((s) => !got.has(Number(s)));
       lines.push(`  ${k}: answered ${[...got].sort().join(' ') || '-'}; documented, not reached: ${missing.join(' ') || '-'}`);
       if (![...got].some((s) => s >= 200 && s < 300)) fail(`${k}: no success answer in the traffic set`);
+      /* Every documented client error is reached; of the 5xx, 503 where
+       * shutting down gives it. 500 and storage_unavailable need a broken
+       * disk (api_disk_test covers those). */
+      for (const s of missing)
+        if (s[0] === '4' || (s === '503' && SHUTDOWN_503.includes(k))) fail(`${k}: documented ${s} not reached by the traffic set`);
     }
   }
   console.log('coverage (status codes per operation):\n' + lines.join('\n'));

@@ -49,14 +49,10 @@ function startJobqd(bin, args, env) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('jobqd did not start:\n' + log)), 15000);
     const onData = (d) => {
-      log += d;
+      if (log.length < (1 << 20)) log += d;
       const m = /jobqd: listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
-        proc.stdout.removeAllListeners('data');
-        proc.stderr.removeAllListeners('data');
-        proc.stdout.resume();
-        proc.stderr.resume();
         resolve({ proc, port: Number(m[1]), dir, log: () => log });
       }
     };
@@ -431,6 +427,8 @@ async function main() {
     proxy.close();
     const code = await stopJobqd(j);
     if (code !== 0) fail(`[${label}] jobqd exited ${code}:\n${j.log().slice(-2000)}`);
+    const report = /(ERROR: \w+Sanitizer|runtime error:|WARNING: ThreadSanitizer)[^]*/.exec(j.log());
+    if (report) fail(`[${label}] sanitizer report in jobqd's log:\n${report[0].slice(0, 3000)}`);
   }
   checkCoverage();
   if (failures.length) {

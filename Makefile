@@ -236,6 +236,7 @@ torture:
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
                  check-ops check-hostile check-metrics check-dispatch check-lease
+PG_API_CHECKS += check-contract
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:

@@ -14,7 +14,7 @@
  * node contract.js JOBQD_BINARY (run by make check-contract). Talks only to
  * 127.0.0.1. */
 
-const { spawn } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -42,7 +42,9 @@ function fail(msg) {
 /* Starts jobqd on a free loopback port; resolves {proc, port, dir}. */
 function startJobqd(bin, args, env) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobq-contract-'));
-  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--db', path.join(dir, 'jobq.db'), ...args], {
+  /* On PostgreSQL (JOBQ_TEST_DB_URL, as the C suites): a fresh schema. */
+  const db = DB_URL ? [DB_URL, '--db-schema', newSchema()] : [path.join(dir, 'jobq.db')];
+  const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--db', ...db, ...args], {
     cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -60,6 +62,21 @@ function startJobqd(bin, args, env) {
     proc.stderr.on('data', onData);
     proc.on('exit', (code) => reject(new Error(`jobqd exited ${code}:\n${log}`)));
   });
+}
+
+const DB_URL = process.env.JOBQ_TEST_DB_URL || '';
+const schemas = [];
+function newSchema() {
+  schemas.push(`ct_${process.pid}_${schemas.length}`);
+  return schemas[schemas.length - 1];
+}
+
+/* Drops this run's schemas, when psql is there to do it. */
+function dropSchemas() {
+  if (!DB_URL || !schemas.length) return;
+  const sql = schemas.map((x) => `DROP SCHEMA IF EXISTS ${x} CASCADE;`).join(' ');
+  const r = spawnSync('psql', ['-q', '-X', DB_URL, '-c', sql], { stdio: 'ignore' });
+  if (r.status !== 0) console.error(`check-contract: could not drop the schemas ${schemas.join(', ')}`);
 }
 
 function stopJobqd(j) {
@@ -431,6 +448,7 @@ async function main() {
     if (report) fail(`[${label}] sanitizer report in jobqd's log:\n${report[0].slice(0, 3000)}`);
   }
   checkCoverage();
+  dropSchemas();
   if (failures.length) {
     console.error(`check-contract: ${failures.length} failure(s)`);
     process.exit(1);

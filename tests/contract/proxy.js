@@ -175,6 +175,10 @@ function startProxy(api, upstreamPort, listenPort, onExchange) {
         headers: creq.headers, body: raw.length ? raw.toString('utf8') : '',
       };
       const headers = { ...creq.headers, host: `127.0.0.1:${upstreamPort}` };
+      /* A body goes upstream only after 100 Continue: jobqd refuses an
+       * oversized one (413) from its Content-Length and closes, and a body
+       * written meanwhile would meet a reset instead of that answer. */
+      if (raw.length) headers.expect = '100-continue';
       const ureq = http.request({ host: '127.0.0.1', port: upstreamPort, method: creq.method, path: creq.url, headers }, (ures) => {
         const resInfo = { status: ures.statusCode, headers: ures.headers, body: '', streamed: false };
         const mt = mediaType(ures.headers['content-type']);
@@ -193,10 +197,12 @@ function startProxy(api, upstreamPort, listenPort, onExchange) {
           resInfo.body = buf.toString('utf8');
           onExchange(reqInfo, resInfo, checkExchange(api, ajvShared, reqInfo, resInfo));
           cres.end(buf);
+          ureq.destroy(); /* answered before the body was asked for */
         });
       });
-      ureq.on('error', (e) => { cres.writeHead(502); cres.end(String(e)); });
-      ureq.end(raw);
+      ureq.on('error', (e) => { if (!cres.headersSent) { cres.writeHead(502); cres.end(String(e)); } });
+      if (raw.length) ureq.on('continue', () => ureq.end(raw));
+      else ureq.end();
     });
   });
   return new Promise((resolve) => server.listen(listenPort, '127.0.0.1', () => resolve(server)));

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/job.h"
+
 struct query_route {
 	const char *method;
 	const char *pattern;
@@ -106,6 +108,29 @@ static void list_names(const char *names, char *buf, size_t size)
 	}
 }
 
+/* The name as the reply shows it: as given when it is up to 60 bytes of
+ * UTF-8 text without control characters, else in ASCII with each other byte
+ * (and %) as %XX, cut to fit, so that a problem body stays valid UTF-8. */
+static const char *shown(const char *name, char *buf, size_t size)
+{
+	size_t len = strlen(name);
+	bool plain = len <= 60 && utf8_valid(name, len); /* longer ones are cut: in ASCII */
+	for (size_t i = 0; plain && i < len; i++)
+		plain = (unsigned char)name[i] >= 0x20 && name[i] != 0x7f;
+	if (plain)
+		return name;
+	size_t at = 0;
+	for (size_t i = 0; i < len && at + 4 <= size; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c >= 0x7f || c == '%')
+			at += (size_t)snprintf(buf + at, size - at, "%%%02X", c);
+		else
+			buf[at++] = (char)c;
+	}
+	buf[at] = '\0';
+	return buf;
+}
+
 int query_check_names(const char *method, const char *pattern, const char *const *names, size_t n,
                       struct problem *p)
 {
@@ -115,11 +140,12 @@ int query_check_names(const char *method, const char *pattern, const char *const
 	char list[160], hint[32];
 	list_names(takes, list, sizeof list);
 	for (size_t i = 0; i < n; i++) {
-		const char *name = names[i];
-		if (!name[0])
+		char safe[91]; /* whole %XX escapes that fit a problem's field */
+		if (!names[i][0])
 			continue;
-		if (!names_have(takes, name, false)) {
-			const char *m = meant(takes, name, hint, sizeof hint);
+		const char *name = shown(names[i], safe, sizeof safe);
+		if (!names_have(takes, names[i], false)) {
+			const char *m = meant(takes, names[i], hint, sizeof hint);
 			if (!takes[0])
 				return problem_set(p, PROBLEM_INVALID_QUERY, name,
 				                   "%.60s is not a query parameter: %s %s takes none", name, method, pattern);
@@ -127,7 +153,7 @@ int query_check_names(const char *method, const char *pattern, const char *const
 			                   name, method, pattern, m ? " (did you mean " : "", m ? m : "", m ? "?)" : "", list);
 		}
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(names[j], name) == 0)
+			if (strcmp(names[j], names[i]) == 0)
 				return problem_set(p, PROBLEM_INVALID_QUERY, name, "%.60s is given more than once; give it once",
 				                   name);
 	}

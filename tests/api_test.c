@@ -1922,6 +1922,7 @@ struct query_case {
 static const struct query_case query_cases[] = {
 	{ "GET", "/v1/jobs?status=failed", 400, "status", "did you mean state?" },
 	{ "GET", "/v1/jobs?State=failed", 400, "State", "did you mean state?" },
+	{ "GET", "/v1/jobs?%ff%0a=1", 400, "%FF%0A", "%FF%0A is not a query parameter" },
 	{ "GET", "/v1/jobs?page_size=5", 400, "page_size", "did you mean limit?" },
 	{ "GET", "/v1/jobs?limit=5&offset=10", 400, "offset", "did you mean cursor?" },
 	{ "GET", "/v1/jobs?state=failed&state=queued", 400, "state", "more than once" },

@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/job.h"
 #include "core/log.h"
 #include "server/query.h"
 #include "handlers/handlers.h"
@@ -720,6 +721,14 @@ static const struct {
 	{"GET", "/v1/some/new/route", {"x"}, 1, "x", "takes none"},
 	{"GET", "/healthz", {"anything", "anything"}, 2, NULL, NULL},
 	{"GET", "/app.js", {"v"}, 1, NULL, NULL},
+	/* shown so that the reply stays UTF-8 text */
+	{"GET", "/v1/jobs", {"\xff\"x"}, 1, "%FF\"x", "%FF\"x is not"},
+	{"GET", "/v1/jobs", {"a\nb"}, 1, "a%0Ab", "a%0Ab is not"},
+	{"GET", "/v1/jobs", {"caf\xc3\xa9"}, 1, "caf\xc3\xa9", "caf\xc3\xa9 is not"},
+	{"GET", "/v1/jobs", {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
+	 1, "%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9", "%C3%A9"},
 };
 
 START_TEST(query_names_are_checked_against_the_route)
@@ -736,6 +745,8 @@ START_TEST(query_names_are_checked_against_the_route)
 	ck_assert_str_eq(p.field, query_cases[_i].field);
 	ck_assert_msg(strstr(p.detail, query_cases[_i].detail) != NULL, "detail '%s' lacks '%s'", p.detail,
 	              query_cases[_i].detail);
+	ck_assert_msg(utf8_valid(p.field, strlen(p.field)) && utf8_valid(p.detail, strlen(p.detail)),
+	              "case %d: field or detail is not UTF-8", _i);
 }
 END_TEST
 

@@ -45,6 +45,7 @@ STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c st
 STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
+SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
 HANDLER_SRC += handlers/rates.c handlers/schedules.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
@@ -82,7 +83,7 @@ RATE_OBJ    := $(BUILD)/tests/api_rate_test.o $(BUILD)/tests/harness.o
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
 .PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-python \
-        lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
+        lint-openapi check-contract analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
 
@@ -189,7 +190,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
+           check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -263,6 +264,7 @@ torture:
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
                  check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule
+PG_API_CHECKS += check-contract
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:
@@ -369,6 +371,11 @@ check-cluster-compose:
 
 lint-openapi:
 	scripts/lint-openapi.sh
+
+# Every path, method and reachable documented error of openapi.yaml, through
+# a validating proxy (tests/contract), on a default jobqd and one with keys.
+check-contract: $(BUILD)/jobqd
+	scripts/check-contract.sh $(BUILD)/jobqd
 
 # cppcheck over jobqd's sources, clang's scan-build over a fresh build of
 # everything (in build/analyze/); fails on any finding. Not part of `make test`.

@@ -318,9 +318,15 @@ int jobs_parse_list_query(const char *state, const char *limit, const char *curs
 	memset(f, 0, sizeof *f);
 	f->limit = LIST_DEFAULT;
 	if (state) {
-		if (job_state_parse(state, &f->state) != 0)
-			return problem_set(p, PROBLEM_INVALID_QUERY, "state",
-			                   "state must be one of queued, running, succeeded, failed, canceled");
+		if (job_state_parse(state, &f->state) != 0) {
+			/* From the state table, so a new state is listed too. */
+			char names[160] = "";
+			size_t at = 0;
+			for (int i = 0; i < JOB_STATE_COUNT && at < sizeof names; i++)
+				at += (size_t)snprintf(names + at, sizeof names - at, "%s%s", i ? ", " : "",
+				                       job_state_name((enum job_state)i));
+			return problem_set(p, PROBLEM_INVALID_QUERY, "state", "state must be one of %s", names);
+		}
 		f->has_state = true;
 	}
 	if (limit) {

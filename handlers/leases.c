@@ -57,7 +57,7 @@ static cJSON *parse_object(struct req *r)
 	}
 	if (!cJSON_IsObject(body)) {
 		cJSON_Delete(body);
-		reply_error(r, PROBLEM_INVALID_FIELD, NULL, "the body must be a JSON object");
+		reply_error(r, PROBLEM_MALFORMED_JSON, NULL, "the request body must be a JSON object");
 		return NULL;
 	}
 	return body;

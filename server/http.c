@@ -59,6 +59,7 @@
 #include "core/metrics.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
+#include "server/query.h"
 #include "server/req.h"
 
 /* Connections past --max-connections that still get their 503: the
@@ -434,6 +435,41 @@ static bool refuse_query_nul(struct exchange *x, struct MHD_Connection *c)
 		return false;
 	reply_error(&x->req, PROBLEM_INVALID_QUERY, name, "the query parameter %.60s holds a NUL byte (%%00)", name);
 	return true;
+}
+
+/* Collects the query parameter names of a request, up to QUERY_NAMES_MAX. */
+#define QUERY_NAMES_MAX 64
+struct query_names {
+	const char *v[QUERY_NAMES_MAX];
+	size_t n;
+	bool over;
+};
+
+static enum MHD_Result collect_query_name(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                          const char *value, size_t value_size)
+{
+	struct query_names *q = cls;
+	(void)kind, (void)key_size, (void)value, (void)value_size;
+	if (q->n == QUERY_NAMES_MAX) {
+		q->over = true;
+		return MHD_NO;
+	}
+	q->v[q->n++] = key ? key : "";
+	return MHD_YES;
+}
+
+/* Refuses a query parameter the route does not take (server/query.c),
+ * so a misspelt filter is an error, not every job. */
+static void refuse_unknown_query(struct exchange *x, struct MHD_Connection *c)
+{
+	struct query_names q = {0};
+	struct problem p;
+	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, collect_query_name, &q);
+	if (query_check_names(x->route->method, x->route->pattern, q.v, q.n, &p) != 0)
+		reply_problem(&x->req, &p);
+	else if (q.over && query_route_names(x->route->method, x->route->pattern))
+		reply_error(&x->req, PROBLEM_INVALID_QUERY, NULL, "the query holds more than %d parameters",
+		            QUERY_NAMES_MAX);
 }
 
 /* A CORS preflight (OPTIONS with an Origin): 204 with what the path allows
@@ -992,6 +1028,8 @@ static void first_call(struct exchange *x, struct MHD_Connection *c, const char 
 	route_pick(x);
 	if (x->route)
 		authorize(x);
+	if (x->route && !x->req.replied)
+		refuse_unknown_query(x, c);
 	if (x->route && !x->req.replied)
 		early_checks(x, c);
 }

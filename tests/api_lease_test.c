@@ -553,7 +553,7 @@ START_TEST(bad_inputs_name_the_field)
 		{"{\"queues\":[\"py\"],\"wait_s\":61}", 400, "invalid_field", "wait_s"},
 		{"{\"queues\":[\"py\"],\"wait_s\":-1}", 400, "invalid_field", "wait_s"},
 		{"{\"queues\":[\"py\"],\"worker\":7}", 400, "invalid_field", "worker"},
-		{"[1]", 400, "invalid_field", NULL},
+		{"[1]", 400, "malformed_json", NULL}, /* as POST /v1/jobs: not the API's shape (issue 16) */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		refused(&d, NULL, "POST", "/v1/leases", cases[i].body, cases[i].status, cases[i].code, cases[i].field);

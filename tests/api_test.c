@@ -1907,6 +1907,122 @@ START_TEST(cli_env_max_body_applies_and_flag_wins)
 }
 END_TEST
 
+/* ---- unknown query parameters (issue 16) ---- */
+
+/* Every route that is not public refuses a query parameter it does not
+ * take, naming it; {id} is a finished job. want_detail, when set, must be
+ * in the problem's detail. status 200/204 rows check that what a route
+ * takes (or ignores on purpose) still passes. */
+struct query_case {
+	const char *method, *path;
+	long status;
+	const char *field, *want_detail;
+};
+
+static const struct query_case query_cases[] = {
+	{ "GET", "/v1/jobs?status=failed", 400, "status", "did you mean state?" },
+	{ "GET", "/v1/jobs?State=failed", 400, "State", "did you mean state?" },
+	{ "GET", "/v1/jobs?%ff%0a=1", 400, "%FF%0A", "%FF%0A is not a query parameter" },
+	{ "GET", "/v1/jobs?page_size=5", 400, "page_size", "did you mean limit?" },
+	{ "GET", "/v1/jobs?limit=5&offset=10", 400, "offset", "did you mean cursor?" },
+	{ "GET", "/v1/jobs?state=failed&state=queued", 400, "state", "more than once" },
+	{ "GET", "/v1/jobs?wait=5", 400, "wait", "it takes state, queue, type, batch_id, ids, limit and cursor" },
+	{ "GET", "/v1/jobs/{id}?wait=0&verbose=1", 400, "verbose", "it takes wait" },
+	{ "GET", "/v1/jobs/{id}?timeout=5", 400, "timeout", "did you mean wait?" },
+	{ "DELETE", "/v1/jobs/{id}?force=1", 400, "force", "takes none" },
+	{ "POST", "/v1/jobs/{id}/cancel?reason=x", 400, "reason", "takes none" },
+	{ "POST", "/v1/jobs/{id}/retry?now=1", 400, "now", "takes none" },
+	{ "GET", "/v1/jobs/{id}/events?since=1", 400, "since", "takes none" },
+	{ "POST", "/v1/jobs/{id}/heartbeat?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/jobs/{id}/complete?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/jobs/{id}/fail?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/jobs/{id}/release?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/jobs?wait=5", 400, "wait", "takes none" },
+	{ "POST", "/v1/batches?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/leases?queue=q", 400, "queue", "takes none" },
+	{ "GET", "/v1/batches/" UNKNOWN_ID "?include=jobs&expand=jobs", 400, "expand", "did you mean include?" },
+	{ "GET", "/v1/events?status=failed", 400, "status", "it takes queue, type, ids and batch_id" },
+	{ "GET", "/v1/events?batch=" UNKNOWN_ID, 400, "batch", "did you mean batch_id?" },
+	{ "GET", "/v1/queues?page=2", 400, "page", "did you mean cursor?" },
+	{ "GET", "/v1/queues/default?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/queues/default/pause?x=1", 400, "x", "takes none" },
+	{ "POST", "/v1/queues/default/resume?x=1", 400, "x", "takes none" },
+	{ "GET", "/v1/info?verbose", 400, "verbose", "takes none" },
+	{ "GET", "/v1/cluster?x=1", 400, "x", "takes none" },
+	{ "GET", "/metrics?name[]=jobq_waiters", 400, "name[]", "takes none" },
+	/* a refused value lists what is taken: every state */
+	{ "GET", "/v1/jobs?state=bogus", 400, "state", "queued, running, succeeded, failed, canceled, scheduled" },
+	/* taken, or ignored on purpose */
+	{ "GET", "/v1/jobs?&limit=5&", 200, NULL, NULL },
+	{ "GET", "/v1/jobs?state=succeeded&queue=default&type=echo&limit=5", 200, NULL, NULL },
+	{ "GET", "/v1/jobs/{id}?wait=0", 200, NULL, NULL },
+	{ "GET", "/v1/queues?limit=5", 200, NULL, NULL },
+	{ "GET", "/healthz?probe=lb", 200, NULL, NULL },
+	{ "GET", "/readyz?probe=lb", 200, NULL, NULL },
+	{ "GET", "/openapi.yaml?v=3", 200, NULL, NULL },
+	{ "GET", "/?v=3", 200, NULL, NULL },
+	{ "GET", "/app.js?v=3", 200, NULL, NULL },
+	{ "GET", "/style.css?v=3", 200, NULL, NULL },
+};
+
+#define N_QUERY_CASES ((int)(sizeof query_cases / sizeof query_cases[0]))
+
+START_TEST(api_refuses_unknown_query_parameters_naming_them)
+{
+	struct jobqd d;
+	size_t cap = 64 * 1024;
+	char *report = calloc(1, cap);
+	int nbad = 0;
+
+	ck_assert(report != NULL);
+	harness_start(&d, NULL);
+	char *id = submit(&d, "{\"type\":\"echo\"}");
+	cJSON_Delete(wait_terminal(&d, id));
+	for (int i = 0; i < N_QUERY_CASES; i++) {
+		const struct query_case *c = &query_cases[i];
+		char path[256], why[2048] = "";
+		struct resp r;
+		int bad;
+		expand_id(path, sizeof path, c->path, id);
+		int body = strcmp(c->method, "POST") == 0;
+		harness_request(&d, c->method, path, body ? JSON : NULL, body ? "{}" : NULL, NULL, &r);
+		if (c->status != 400) {
+			bad = r.status != c->status;
+			if (bad)
+				snprintf(why, sizeof why, "status %ld, want %ld: %.200s", r.status, c->status,
+				         r.body ? r.body : "");
+		} else {
+			bad = harness_problem_mismatch(&r, 400, "invalid_query", c->field, why, sizeof why);
+			const char *detail = r.json ? jstr(r.json, "detail") : NULL;
+			if (!bad && c->want_detail && (!detail || !strstr(detail, c->want_detail))) {
+				snprintf(why, sizeof why, "detail '%s' lacks '%s'", detail ? detail : "-", c->want_detail);
+				bad = 1;
+			}
+		}
+		if (bad) {
+			size_t len = strlen(report);
+			snprintf(report + len, cap - len, "  %s %s: %s\n", c->method, path, why);
+			nbad++;
+		}
+		harness_resp_free(&r);
+	}
+	ck_assert_msg(nbad == 0, "%d of %d query cases mismatched:\n%s", nbad, N_QUERY_CASES, report);
+	/* Nothing changed on the way: the one job is still the only one, and
+	 * the queue was not paused by the refused pause. */
+	cJSON *l = list(&d, "/v1/jobs?limit=1000");
+	assert_list_ids(l, &id, 1, "jobs after refused queries");
+	cJSON_Delete(l);
+	struct resp q;
+	harness_request(&d, "GET", "/v1/queues/default", NULL, NULL, NULL, &q);
+	ck_assert_int_eq(q.status, 200);
+	ck_assert_msg(q.json && cJSON_IsFalse(jget(q.json, "paused")), "queue paused: %s", q.body);
+	harness_resp_free(&q);
+	free(report);
+	free(id);
+	stop_ok(&d);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static Suite *api_suite(void)
@@ -1963,6 +2079,9 @@ static Suite *api_suite(void)
 			    N_BAD_CLI);
 	tcase_add_test(tc, cli_flags_win_over_env);
 	tcase_add_test(tc, cli_env_max_body_applies_and_flag_wins);
+
+	tc = tcase(s, "query_parameters");
+	tcase_add_test(tc, api_refuses_unknown_query_parameters_naming_them);
 	return s;
 }
 

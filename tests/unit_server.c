@@ -13,7 +13,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/job.h"
 #include "core/log.h"
+#include "server/query.h"
 #include "handlers/handlers.h"
 #include "server/auth.h"
 #include "server/config.h"
@@ -698,6 +700,56 @@ START_TEST(invalid_utf8_is_replaced)
 }
 END_TEST
 
+/* ---- query parameters (server/query.c, issue 16) ------------------------ */
+
+static const struct {
+	const char *method, *pattern;
+	const char *names[4];
+	int n;
+	const char *field, *detail; /* NULL field: accepted */
+} query_cases[] = {
+	{"GET", "/v1/jobs", {"state", "limit", "cursor"}, 3, NULL, NULL},
+	{"GET", "/v1/jobs", {"status"}, 1, "status", "did you mean state?"},
+	{"GET", "/v1/jobs", {"STATE"}, 1, "STATE", "did you mean state?"},
+	{"GET", "/v1/jobs", {"limit", "per_page"}, 2, "per_page", "did you mean limit?"},
+	{"GET", "/v1/jobs", {"limit", "limit"}, 2, "limit", "more than once"},
+	{"GET", "/v1/jobs", {"", "limit", ""}, 3, NULL, NULL},
+	{"GET", "/v1/jobs", {"frobnicate"}, 1, "frobnicate", "it takes state, queue, type, batch_id, ids, limit and cursor"},
+	{"GET", "/v1/queues", {"status"}, 1, "status", "it takes limit and cursor"},
+	{"GET", "/v1/jobs/{id}", {"timeout"}, 1, "timeout", "did you mean wait?"},
+	{"POST", "/v1/jobs", {"wait"}, 1, "wait", "POST /v1/jobs takes none"},
+	{"GET", "/v1/some/new/route", {"x"}, 1, "x", "takes none"},
+	{"GET", "/healthz", {"anything", "anything"}, 2, NULL, NULL},
+	{"GET", "/app.js", {"v"}, 1, NULL, NULL},
+	/* shown so that the reply stays UTF-8 text */
+	{"GET", "/v1/jobs", {"\xff\"x"}, 1, "%FF\"x", "%FF\"x is not"},
+	{"GET", "/v1/jobs", {"a\nb"}, 1, "a%0Ab", "a%0Ab is not"},
+	{"GET", "/v1/jobs", {"caf\xc3\xa9"}, 1, "caf\xc3\xa9", "caf\xc3\xa9 is not"},
+	{"GET", "/v1/jobs", {"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	                      "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
+	 1, "%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9", "%C3%A9"},
+};
+
+START_TEST(query_names_are_checked_against_the_route)
+{
+	struct problem p;
+	int rc = query_check_names(query_cases[_i].method, query_cases[_i].pattern, query_cases[_i].names,
+	                           (size_t)query_cases[_i].n, &p);
+	if (!query_cases[_i].field) {
+		ck_assert_msg(rc == 0, "case %d refused: %s", _i, p.detail);
+		return;
+	}
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_QUERY);
+	ck_assert_str_eq(p.field, query_cases[_i].field);
+	ck_assert_msg(strstr(p.detail, query_cases[_i].detail) != NULL, "detail '%s' lacks '%s'", p.detail,
+	              query_cases[_i].detail);
+	ck_assert_msg(utf8_valid(p.field, strlen(p.field)) && utf8_valid(p.detail, strlen(p.detail)),
+	              "case %d: field or detail is not UTF-8", _i);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -745,5 +797,8 @@ Suite *server_suite(void)
 	tcase_add_test(tc, json_lines_are_one_object_each);
 	tcase_add_test(tc, a_line_too_long_drops_whole_fields);
 	tcase_add_test(tc, invalid_utf8_is_replaced);
+
+	tc = tcase(s, "query");
+	tcase_add_loop_test(tc, query_names_are_checked_against_the_route, 0, NELEMS(query_cases));
 	return s;
 }

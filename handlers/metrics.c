@@ -177,10 +177,27 @@ static int render_schedules(struct req *r, struct metrics_text *t)
 	return 0;
 }
 
+/* jobq_jobs: every state, summed over the queues from the kept counts
+ * (the whole store's: every node shows the same); blocked is the jobs
+ * waiting for their dependencies. -1 after replying 503. */
+static int render_states(struct req *r, struct metrics_text *t)
+{
+	int64_t counts[JOB_STATE_COUNT];
+	if (store_state_counts(r->app->store, counts) != STORE_OK) {
+		handler_reply_unavailable(r);
+		return -1;
+	}
+	metrics_text_family(t, "jobq_jobs", "gauge", "Jobs in each state, over every queue.");
+	for (int s = 0; s < JOB_STATE_COUNT; s++)
+		metrics_text_printf(t, "jobq_jobs{state=\"%s\"} %lld\n", job_state_name((enum job_state)s),
+		                    (long long)counts[s]);
+	return 0;
+}
+
 void metrics_get(struct req *r)
 {
 	struct metrics_text t = {0};
-	if (render_queues(r, &t) != 0 || rates_render_metrics(r, &t) != 0) {
+	if (render_states(r, &t) != 0 || render_queues(r, &t) != 0 || rates_render_metrics(r, &t) != 0) {
 		free(t.buf);
 		return;
 	}

@@ -110,6 +110,7 @@ struct store_backend {
 	enum store_rc (*deepest_queues)(void *be, struct queue_info *out, int top, int *n,
 	                                struct queue_info *rest);
 	enum store_rc (*get_batch)(void *be, const char *id, struct batch_info *out);
+	enum store_rc (*state_counts)(void *be, int64_t out[JOB_STATE_COUNT]);
 	enum store_rc (*due_callbacks)(void *be, int64_t now, struct due_callback *out, int max, int *n,
 	                               int64_t *next);
 	int (*schema_version)(void *be);

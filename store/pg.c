@@ -1325,6 +1325,26 @@ static enum store_rc pg_deepest_queues(void *be, struct queue_info *out, int top
 	return STORE_OK;
 }
 
+static enum store_rc pg_state_counts(void *be, int64_t out[JOB_STATE_COUNT])
+{
+	struct pg_store *st = be;
+	memset(out, 0, sizeof(int64_t) * JOB_STATE_COUNT);
+	struct pg_reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	PGresult *res = reader_run(r, "SELECT state, sum(n)::bigint FROM queue_counts GROUP BY state", 0, NULL);
+	reader_give(st, r);
+	if (!res)
+		return STORE_UNAVAILABLE;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t state = pg_i64(res, i, 0);
+		if (state >= 0 && state < JOB_STATE_COUNT)
+			out[state] = pg_i64(res, i, 1);
+	}
+	PQclear(res);
+	return STORE_OK;
+}
+
 /* ---- batches and callbacks --------------------------------------------- */
 
 static enum store_rc pg_get_batch(void *be, const char *id, struct batch_info *out)
@@ -1504,6 +1524,7 @@ const struct store_backend store_pg_backend = {
 	.get_queue = pg_get_queue,
 	.list_queue_names = pg_list_queue_names,
 	.deepest_queues = pg_deepest_queues,
+	.state_counts = pg_state_counts,
 	.get_batch = pg_get_batch,
 	.due_callbacks = pg_due_callbacks,
 	.schema_version = pg_version,

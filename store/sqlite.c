@@ -1892,6 +1892,31 @@ static enum store_rc sqlite_deepest_queues(void *be, struct queue_info *out, int
 	return STORE_OK;
 }
 
+static enum store_rc sqlite_state_counts(void *be, int64_t out[JOB_STATE_COUNT])
+{
+	struct sqlite_store *st = be;
+	memset(out, 0, sizeof(int64_t) * JOB_STATE_COUNT);
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	int rc = prepare(r->db, "SELECT state, sum(n) FROM queue_counts GROUP BY state", &s);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(s)) {
+		int state = sqlite3_column_int(s, 0);
+		if (state >= 0 && state < JOB_STATE_COUNT)
+			out[state] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE) {
+		log_error("reading state counts: %s", sqlite3_errstr(rc));
+		return STORE_UNAVAILABLE;
+	}
+	return STORE_OK;
+}
+
 /* ---- batches and callbacks ------------------------------------------ */
 
 static enum store_rc sqlite_get_batch(void *be, const char *id, struct batch_info *out)
@@ -2446,6 +2471,7 @@ const struct store_backend store_sqlite_backend = {
 	.get_queue = sqlite_get_queue,
 	.list_queue_names = sqlite_list_queue_names,
 	.deepest_queues = sqlite_deepest_queues,
+	.state_counts = sqlite_state_counts,
 	.get_batch = sqlite_get_batch,
 	.due_callbacks = sqlite_due_callbacks,
 	.schema_version = sqlite_version,

@@ -496,6 +496,10 @@ enum store_rc store_list_rates(struct store *st, struct store_rate **out, size_t
  * out of tokens while it had jobs to start (any thread). */
 uint64_t store_rate_limited(struct store *st, const char *queue);
 
+/* Jobs in each state over every queue (out[state]), summed from the
+ * kept per-queue counts: no scan of the jobs. */
+enum store_rc store_state_counts(struct store *st, int64_t out[JOB_STATE_COUNT]);
+
 /* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
 

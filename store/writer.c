@@ -1440,6 +1440,11 @@ enum store_rc store_list_queue_names(struct store *st, const char *after, int ma
 	return st->be->list_queue_names(st->impl, after, max, names, n);
 }
 
+enum store_rc store_state_counts(struct store *st, int64_t out[JOB_STATE_COUNT])
+{
+	return st->be->state_counts(st->impl, out);
+}
+
 enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int top, int *n,
                                    struct queue_info *rest)
 {

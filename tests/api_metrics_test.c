@@ -358,6 +358,47 @@ START_TEST(metrics_queue_gauges_show_depth_and_oldest_age)
 }
 END_TEST
 
+/* jobq_jobs counts every state over the queues, blocked jobs (waiting
+ * for a dependency) included, and follows a cancel's cascade. */
+START_TEST(metrics_jobs_gauge_counts_each_state_with_blocked)
+{
+	struct jobqd d;
+	struct resp r;
+	char body[256], path[128], *text, *parent, *child;
+
+	harness_start(&d, NULL);
+	harness_request(&d, "POST", "/v1/queues/held/pause", NULL, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	harness_resp_free(&r);
+	parent = submit(&d, "{\"type\":\"echo\",\"queue\":\"held\"}");
+	snprintf(body, sizeof body, "{\"type\":\"echo\",\"depends_on\":[\"%s\"]}", parent);
+	child = submit(&d, body);
+	free(submit(&d, "{\"type\":\"echo\",\"delay_s\":3600}"));
+	expect_end(&d, submit(&d, "{\"type\":\"echo\"}"), "succeeded");
+	text = scrape(&d);
+	assert_sample(text, "jobq_jobs{state=\"queued\"}", 1);
+	assert_sample(text, "jobq_jobs{state=\"blocked\"}", 1);
+	assert_sample(text, "jobq_jobs{state=\"scheduled\"}", 1);
+	assert_sample(text, "jobq_jobs{state=\"succeeded\"}", 1);
+	assert_sample(text, "jobq_jobs{state=\"running\"}", 0);
+	assert_sample(text, "jobq_jobs{state=\"canceled\"}", 0);
+	free(text);
+
+	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", parent);
+	harness_request(&d, "POST", path, NULL, NULL, NULL, &r);
+	ck_assert_int_eq(r.status, 200);
+	harness_resp_free(&r);
+	expect_end(&d, child, "canceled");
+	text = scrape(&d);
+	assert_sample(text, "jobq_jobs{state=\"queued\"}", 0);
+	assert_sample(text, "jobq_jobs{state=\"blocked\"}", 0);
+	assert_sample(text, "jobq_jobs{state=\"canceled\"}", 2);
+	free(text);
+	free(parent);
+	harness_stop(&d);
+}
+END_TEST
+
 /* The lines of text that start with prefix. */
 static int count_lines(const char *text, const char *prefix)
 {
@@ -593,6 +634,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, metrics_count_known_jobs_of_each_queue_and_type_exactly);
 	tcase_add_test(tc, metrics_count_requests_under_their_route_pattern);
 	tcase_add_test(tc, metrics_queue_gauges_show_depth_and_oldest_age);
+	tcase_add_test(tc, metrics_jobs_gauge_counts_each_state_with_blocked);
 	tcase_add_test(tc, metrics_queue_gauges_are_bounded_to_the_deepest_queues);
 	tcase_add_test(tc, metrics_gauge_waiters_and_connections_of_a_long_poll);
 	tcase_add_test(tc, metrics_process_gauges_and_build_info);

@@ -26,9 +26,14 @@ export CK_EXCLUDE_TAGS := bulk
 export TSAN_OPTIONS ?= second_deadlock_stack=1
 endif
 
-WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wformat=2 -Werror
-CFLAGS  ?= -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SAN_FLAGS) -I. -MMD -MP
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wformat=2
+# -Werror where the build is checked (make test, make analyze, CI), not on
+# every user's build: a newer compiler's new warning must not stop `make`.
+WERROR  ?=
+# CFLAGS is the user's (make CFLAGS="-O0 -g" works); the flags jobq needs
+# come first in ALL_CFLAGS, so a user's -O or -g wins.
+CFLAGS  ?= -g $(OPT)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(SAN_FLAGS) -I. -MMD -MP $(CFLAGS)
 # pkg-config runs when a recipe needs it (deferred =), after deps are in.
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS))
@@ -88,29 +93,29 @@ METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUIL
 all: $(BUILD)/jobqd
 
 $(BUILD)/jobqd: $(MAIN_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/jobqd-test: $(TEST_MAIN_OBJ) $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/testbuild/server/main.o: server/main.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -DJOBQ_TEST_KINDS -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -DJOBQ_TEST_KINDS -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
 $(BUILD)/gen/openapi.c: openapi.yaml scripts/embed.sh
 	@mkdir -p $(dir $@)
 	scripts/embed.sh openapi_yaml openapi.yaml > $@
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The dashboard, embedded as web_index_html, web_app_js, web_style_css.
 $(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed.sh
@@ -120,62 +125,62 @@ $(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed.sh
 	  scripts/embed.sh web_style_css web/style.css; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/web.o: $(BUILD)/gen/web.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The test binaries link the same objects as jobqd (all but main.o).
 $(BUILD)/tests/unit: $(UNIT_OBJ) $(BUILD)/tests/unit_main.o $(LIB_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_test: $(API_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_semantics_test: $(SEM_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_delivery_test: $(DELIVERY_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_command_test: $(COMMAND_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_http_test: $(HTTP_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_events_test: $(EVENTS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_ops_test: $(OPS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_disk_test: $(DISK_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_hostile_test: $(HOSTILE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_metrics_test: $(METRICS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_deps_test: $(DEPS_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_schedule_test: $(SCHEDULE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/api_rate_test: $(RATE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 run:
 	@scripts/deps.sh build
@@ -187,7 +192,7 @@ run:
 # OpenAPI lint.
 test:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory test-only
+	@$(MAKE) --no-print-directory test-only WERROR=-Werror
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
            check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
@@ -388,15 +393,15 @@ deps:
 
 $(BUILD)/bench/load: bench/load.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/slow_server: bench/slow_server.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/waiters: bench/waiters.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(ALL_CFLAGS) -o $@ $<
 
 # 10,000 long-polls on one job: memory per waiter, time to answer them all.
 bench-waiters:
@@ -442,7 +447,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # (server/http.c hands libmicrohttpd's log format on, which clang flags)
-FUZZ_CFLAGS   = -g -O1 -std=c11 -D_GNU_SOURCE $(WARN) -Wno-format-nonliteral $(FUZZ_SAN) -I. -MMD -MP $(PKG_CFLAGS)
+FUZZ_CFLAGS   = -g -O1 -std=c11 -D_GNU_SOURCE $(WARN) -Werror -Wno-format-nonliteral $(FUZZ_SAN) -I. -MMD -MP $(PKG_CFLAGS)
 FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/openapi.o $(FUZZ_BUILD)/gen/web.o

@@ -32,7 +32,7 @@ for t in tests/api_*test.c; do
 done
 # shellcheck disable=SC2086
 scan-build --status-bugs -o "$out/report" \
-	"${MAKE:-make}" --no-print-directory -j "$jobs" BUILD="$out" $targets || rc=1
+	"${MAKE:-make}" --no-print-directory -j "$jobs" BUILD="$out" WERROR=-Werror $targets || rc=1
 if ls -d "$out"/report/*/failures >/dev/null 2>&1; then
 	echo "analyze: clang could not analyze some files; see $out/report/*/failures" >&2
 	rc=1

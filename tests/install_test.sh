@@ -60,4 +60,17 @@ else
 	echo "install_test: SKIP: systemd-analyze verify (systemd-analyze is not installed)"
 fi
 
+# A user's CFLAGS replaces only the user's part: the flags jobq needs stay,
+# and -Werror comes only with make test.
+# (as a user runs it: not with the variables of the make that runs this test)
+user_make() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u WERROR "$make" "$@"; }
+line=$(user_make --no-print-directory -n -B BUILD="$dir/cflags" CFLAGS="-O0 -g3" "$dir/cflags/core/uuid.o" | grep -- ' -c ')
+for want in -std=c11 -D_GNU_SOURCE -Wall -I. -O0 -g3; do
+	grep -q -- " $want\( \|$\)" <<< "$line" || fail "make CFLAGS=\"-O0 -g3\" compiles without $want: $line"
+done
+! grep -q -- '-Werror' <<< "$line" || fail "a user's build is compiled with -Werror: $line"
+line=$(user_make --no-print-directory -n -B BUILD="$dir/cflags" WERROR=-Werror "$dir/cflags/core/uuid.o" | grep -- ' -c ')
+grep -q -- ' -Werror' <<< "$line" || fail "WERROR=-Werror (as make test sets it) does not reach the compiler: $line"
+pass "make CFLAGS=\"-O0 -g3\" keeps jobq's required flags; -Werror only where make test asks for it"
+
 echo "install_test: $passed passed, 0 failed"

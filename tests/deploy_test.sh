@@ -10,31 +10,24 @@
 # the README says.
 # Usage: deploy_test.sh   (from the repository root; JOBQD names the binary)
 set -euo pipefail
+test_name=deploy_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 jobqd=${JOBQD:-build/jobqd}
 dockerfile=Dockerfile
 unit=deploy/jobqd.service
 compose=deploy/compose.yaml
-dir=$(mktemp -d)
 ns_pid=
 jobqd_pid=
-passed=0
 
 cleanup() {
 	[ -n "$jobqd_pid" ] && kill -KILL "$jobqd_pid" 2>/dev/null || true
 	[ -n "$ns_pid" ] && kill -KILL "$ns_pid" 2>/dev/null && wait "$ns_pid" 2>/dev/null || true
-	rm -rf "$dir"
 }
-trap cleanup EXIT
-
-fail() {
-	echo "deploy_test: FAIL: $*" >&2
-	[ -f "$dir/jobqd.log" ] && { echo "--- jobqd log ---" >&2; cat "$dir/jobqd.log" >&2; }
-	exit 1
-}
-pass() {
-	echo "deploy_test: ok: $*"
-	passed=$((passed + 1))
+at_exit cleanup
+fail_hook() {
+	[ -f "$dir/jobqd.log" ] && { echo "--- jobqd log ---"; cat "$dir/jobqd.log"; }
 }
 
 [ -x "$jobqd" ] || fail "no jobqd at $jobqd"

@@ -4,25 +4,22 @@
 # cannot rot: every command must succeed, and the outputs must show what the
 # README says they show. Usage: readme_test.sh README.md  (JOBQD names the binary)
 set -euo pipefail
+test_name=readme_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 readme=${1:-README.md}
 jobqd=${JOBQD:-build/jobqd}
-dir=$(mktemp -d)
 pid=
 plot_pid=
 worker_pid=
 cleanup() {
-	[ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	[ -n "$plot_pid" ] && kill "$plot_pid" 2>/dev/null && wait "$plot_pid" 2>/dev/null || true
-	rm -rf "$dir"
+	kill_wait "$worker_pid" "$pid" "$plot_pid"
 }
-trap cleanup EXIT
-fail() {
-	echo "readme_test: FAIL: $*" >&2
-	echo "--- jobqd log ---" >&2
-	cat "$dir/jobqd.log" >&2 || true
-	exit 1
+at_exit cleanup
+fail_hook() {
+	echo "--- jobqd log ---"
+	cat "$dir/jobqd.log" || true
 }
 
 # The code between <!-- NAME ... --> and <!-- /NAME -->, without the fences.

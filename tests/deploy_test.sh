@@ -129,13 +129,7 @@ env -i PATH=/usr/bin:/bin "${image_env[@]}" JOBQ_API_KEYS=admin:deploy-test-key 
 	"${pid1[@]}" "$jobqd" "${image_args[@]}" --listen 127.0.0.1:0 --db "$dir/jobq.db" --shutdown-grace 10 \
 	2> "$dir/jobqd.log" &
 ns_pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start with the image's environment and arguments"
+wait_listening "$dir/jobqd.log" "jobqd did not start with the image's environment and arguments"
 if [ "${#pid1[@]}" -gt 0 ]; then
 	jobqd_pid=$(pgrep -P "$ns_pid" | head -n 1)
 	[ -n "$jobqd_pid" ] || fail "no jobqd under unshare"

@@ -64,6 +64,18 @@ header() {
 	sed -n "s/^$2: *//Ip" "$1" | tr -d '\r' | tail -n 1
 }
 
+# Sets port from jobqd's "listening on" line in log $1 once it is there
+# (polled, at most 10 s); fails with $2 when it never comes.
+wait_listening() {
+	port=
+	for _ in $(seq 1 200); do
+		port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$1")
+		[ -n "$port" ] && return 0
+		sleep 0.05
+	done
+	fail "$2"
+}
+
 # ---- the Docker engine and base image (container tests) ---------------------
 
 docker_pid=

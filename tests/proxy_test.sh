@@ -58,13 +58,7 @@ if "$jobqd" --help | grep -q -- '--trust-proxy'; then
 fi
 "$jobqd" "${jobqd_args[@]}" 2> "$dir/jobqd.log" &
 jobqd_pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start"
+wait_listening "$dir/jobqd.log" "jobqd did not start"
 
 # ---- nginx -------------------------------------------------------------
 

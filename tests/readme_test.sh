@@ -45,13 +45,7 @@ story_flags=$(sed -n 's|^build/jobqd ||p' "$dir/story-jobqd.sh")
 eval "set -- $story_flags"
 "$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" "$@" 2> "$dir/jobqd.log" &
 pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start"
+wait_listening "$dir/jobqd.log" "jobqd did not start"
 sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/deps.sh" "$dir/story.sh" "$dir/story.py" \
 	"$dir/story/plots.py" "$dir/story/worker.sh" "$dir/story/train.py"
 

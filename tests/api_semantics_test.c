@@ -199,56 +199,19 @@ static void stop_ok(struct jobqd *d)
 	harness_cleanup(d);
 }
 
-/* The job shape (with attempt_history when with_history), with the job
- * itself in the messages. */
-static void check_job(const cJSON *j, int with_history)
+/* Every job the harness reads has the job shape, with attempt_history
+ * when it is a GET of one job (its JSON in messages). */
+static void check_job(const cJSON *j, const char *text, int from_get)
 {
-	char *text = harness_json_text(j);
-
-	assert_job_shape(j, text, with_history);
-	free(text);
+	assert_job_shape(j, text, from_get);
 }
 
-/* POSTs a job; asserts 201, Location and the job shape; returns the body. */
-static cJSON *submit_json(const struct jobqd *d, const char *body)
-{
-	cJSON *j = harness_submit_json(d, body, NULL);
-
-	check_job(j, 0);
-	return j;
-}
-
-/* POSTs a job expected to start in state want_state; returns its id. */
-static char *submit_state(const struct jobqd *d, const char *body,
-			  const char *want_state)
-{
-	cJSON *j = submit_json(d, body);
-	char *id;
-
-	ck_assert_msg(str_eq(jstr(j, "state"), want_state),
-		      "submit %s: state %s, want %s", body, jstr_or(j, "state"),
-		      want_state);
-	id = strdup(jstr(j, "id"));
-	cJSON_Delete(j);
-	return id;
-}
-
-static char *submit(const struct jobqd *d, const char *body)
-{
-	return submit_state(d, body, "queued");
-}
-
-/* GET /v1/jobs/{id}[?query]; asserts 200, the job shape with history. */
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	cJSON *j = harness_get_job(d, id, query);
-
-	check_job(j, 1);
-	return j;
-}
-
-#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
-#define wait_state(d, id, state) harness_wait_state((d), (id), (state), get_job)
+#define submit_json(d, body) harness_submit_json((d), (body), NULL)
+#define submit_state harness_submit_state
+#define submit(d, body) harness_submit_state((d), (body), "queued")
+#define get_job harness_get_job
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), NULL)
+#define wait_state(d, id, state) harness_wait_state((d), (id), (state), NULL)
 
 static cJSON *cancel_ok(const struct jobqd *d, const char *id)
 {
@@ -2396,5 +2359,6 @@ static Suite *semantics_suite(void)
 
 int main(void)
 {
+	harness_set_job_check(check_job);
 	return harness_run(semantics_suite());
 }

@@ -1279,6 +1279,25 @@ cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *sta
 
 /* ---- the API helpers every suite uses ---- */
 
+static harness_job_check_fn job_check;
+
+void harness_set_job_check(harness_job_check_fn fn)
+{
+	job_check = fn;
+}
+
+/* Runs the suite's job check, if any, on j. */
+static void run_job_check(const cJSON *j, int from_get)
+{
+	char *text;
+
+	if (job_check == NULL)
+		return;
+	text = harness_json_text(j);
+	job_check(j, text, from_get);
+	free(text);
+}
+
 cJSON *harness_call(const struct jobqd *d, const char *method, const char *path,
 		    const char *body, const char *extra_header, long want)
 {
@@ -1313,6 +1332,7 @@ cJSON *harness_submit_json(const struct jobqd *d, const char *body,
 		      strcmp(loc, want) == 0, "Location '%s', want '%s'", loc, want);
 	j = take_json(&r);
 	harness_resp_free(&r);
+	run_job_check(j, 0);
 	return j;
 }
 
@@ -1322,6 +1342,18 @@ char *harness_submit(const struct jobqd *d, const char *body)
 	char *id = strdup(jstr(j, "id"));
 
 	ck_assert(id != NULL);
+	cJSON_Delete(j);
+	return id;
+}
+
+char *harness_submit_state(const struct jobqd *d, const char *body, const char *state)
+{
+	cJSON *j = harness_submit_json(d, body, NULL);
+	char *id = strdup(jstr(j, "id"));
+
+	ck_assert(id != NULL);
+	ck_assert_msg(str_eq(jstr(j, "state"), state), "submit %.300s: state %s, want %s",
+		      body, jstr_or(j, "state"), state);
 	cJSON_Delete(j);
 	return id;
 }
@@ -1342,6 +1374,7 @@ cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query)
 		      r.body);
 	j = take_json(&r);
 	harness_resp_free(&r);
+	run_job_check(j, 1);
 	return j;
 }
 

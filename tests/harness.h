@@ -302,6 +302,17 @@ cJSON *harness_submit_json(const struct jobqd *d, const char *body,
 /* harness_submit_json without a header, keeping only the id (malloc'd). */
 char *harness_submit(const struct jobqd *d, const char *body);
 
+/* harness_submit that also asserts the job starts in state (e.g. "queued",
+ * "scheduled"). */
+char *harness_submit_state(const struct jobqd *d, const char *body, const char *state);
+
+/* A suite's own check of every job the submit and get helpers read (its
+ * shape): j is the job, text its JSON for messages, from_get 1 for a GET of
+ * one job (which carries attempt_history), 0 for a submit's reply. Set it
+ * once in main, before harness_run; NULL (the default) checks nothing more. */
+typedef void (*harness_job_check_fn)(const cJSON *j, const char *text, int from_get);
+void harness_set_job_check(harness_job_check_fn fn);
+
 /* GET /v1/jobs/{id}[?query]: asserts 200 and a JSON object for that id.
  * A harness_get_fn; the caller frees the job. */
 cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query);

@@ -1392,7 +1392,13 @@ START_TEST(hung_up_waiters_and_streams_release_descriptors)
 	wait_state(&d, id, "running");
 	events_path(path, sizeof path, id);
 	snprintf(poll_path, sizeof poll_path, "/v1/jobs/%s?wait=2", id);
-	nap_ms(100);
+	/* the baseline once the setup's connections are closed: the scrape's
+	 * own is the only one left */
+	end = mono_ms() + 10000;
+	while (harness_metric(&d, "jobq_http_connections") > 1) {
+		ck_assert_msg(mono_ms() < end, "the setup's connections still open after 10 s");
+		nap_ms(10);
+	}
 	fd0 = proc_count(d.pid, "fd");
 
 	g = group_new(&d, 2 * WAITERS, 10000);

@@ -1484,6 +1484,19 @@ static double metric_value(const char *body, const char *series, int *found)
 	return -1;
 }
 
+double harness_metric(const struct jobqd *d, const char *series)
+{
+	struct resp r;
+	double v;
+	int found;
+
+	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
+	ck_assert_msg(r.status == 200, "GET /metrics: %ld %s", r.status, r.error);
+	v = metric_value(r.body, series, &found);
+	harness_resp_free(&r);
+	return found ? v : -1;
+}
+
 double harness_wait_metric(const struct jobqd *d, const char *series, double min,
 			   double bound_ms)
 {

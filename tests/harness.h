@@ -350,6 +350,10 @@ int harness_bad_case_run(const struct jobqd *d, const struct harness_bad_case *c
 void harness_bad_cases(const struct jobqd *d, const struct harness_bad_case *cases,
 		       size_t n, const char *id);
 
+/* The value of the sample named exactly by series in GET /metrics (which
+ * must answer 200), or -1 when there is no such sample. */
+double harness_metric(const struct jobqd *d, const char *series);
+
 /* Polls GET /metrics (every 10 ms, at most bound_ms) until the sample named
  * exactly by series (e.g. "jobq_waiters" or "jobq_jobs{state=\"queued\"}")
  * reaches at least min; fails the test otherwise. Returns the value read. */

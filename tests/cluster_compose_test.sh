@@ -102,18 +102,9 @@ base_image "$base"
 
 # ---- stand-ins for postgres and nginx --------------------------------------------
 
-# nginx as the official image runs it: in the foreground, the conf.d site
-# only, logs to the container's output.
+# nginx as the official image runs it (tests/lib.sh).
 nginx_image=$(service_image nginx)
-mkdir "$dir/nginx"
-printf '%s\n' "FROM $base" \
-	'RUN apt-get update \' \
-	' && apt-get install -y --no-install-recommends nginx \' \
-	' && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \' \
-	' && ln -sf /dev/stdout /var/log/nginx/access.log \' \
-	' && ln -sf /dev/stderr /var/log/nginx/error.log' \
-	'STOPSIGNAL SIGQUIT' \
-	'CMD ["nginx", "-g", "daemon off;"]' > "$dir/nginx/Dockerfile"
+nginx_stand_in "$base" "$dir/nginx"
 
 # PostgreSQL 15 with the part of the official image's interface the compose
 # file uses: POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB make the

@@ -158,15 +158,7 @@ base_image "$base"
 nginx_image=$(python3 -c 'import sys, yaml
 print(yaml.safe_load(open(sys.argv[1]))["services"]["nginx"]["image"])' "$compose_file")
 [ -n "$nginx_image" ] || fail "$compose_file names no nginx image"
-mkdir "$dir/nginx"
-printf '%s\n' "FROM $base" \
-	'RUN apt-get update \' \
-	' && apt-get install -y --no-install-recommends nginx \' \
-	' && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \' \
-	' && ln -sf /dev/stdout /var/log/nginx/access.log \' \
-	' && ln -sf /dev/stderr /var/log/nginx/error.log' \
-	'STOPSIGNAL SIGQUIT' \
-	'CMD ["nginx", "-g", "daemon off;"]' > "$dir/nginx/Dockerfile"
+nginx_stand_in "$base" "$dir/nginx"
 {
 	have_image "$nginx_image" || timeout 30 docker pull -q "$nginx_image" ||
 		{ echo "no $nginx_image to pull: a stand-in" && docker build --network host -t "$nginx_image" "$dir/nginx"; }

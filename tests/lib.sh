@@ -128,6 +128,21 @@ docker_engine() {
 	docker version > /dev/null 2>&1 || fail "the Docker engine at ${DOCKER_HOST:-the default socket} does not answer"
 }
 
+# Writes into the new folder $2 the Dockerfile of an nginx stand-in on base
+# image $1, run as the official image runs it: Debian's nginx in the
+# foreground, the conf.d site only, logs to the container's output.
+nginx_stand_in() {
+	mkdir "$2"
+	printf '%s\n' "FROM $1" \
+		'RUN apt-get update \' \
+		' && apt-get install -y --no-install-recommends nginx \' \
+		' && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \' \
+		' && ln -sf /dev/stdout /var/log/nginx/access.log \' \
+		' && ln -sf /dev/stderr /var/log/nginx/error.log' \
+		'STOPSIGNAL SIGQUIT' \
+		'CMD ["nginx", "-g", "daemon off;"]' > "$2/Dockerfile"
+}
+
 # "deb URI SUITE COMPONENT" for each bookworm suite apt uses here.
 apt_sources() {
 	# shellcheck disable=SC2016 # apt expands $(...) itself

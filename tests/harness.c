@@ -1242,7 +1242,13 @@ TCase *harness_tcase(Suite *s, const char *name, int timeout_s)
 
 cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get)
 {
-	double end = mono_ms() + 30000.0;
+	return harness_wait_terminal_for(d, id, get, 30000.0);
+}
+
+cJSON *harness_wait_terminal_for(const struct jobqd *d, const char *id, harness_get_fn get,
+				 double bound_ms)
+{
+	double end = mono_ms() + bound_ms;
 	cJSON *j;
 
 	if (get == NULL)
@@ -1251,8 +1257,8 @@ cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_
 		j = get(d, id, "wait=5");
 		if (is_terminal(jstr(j, "state")))
 			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
-			      id, jstr_or(j, "state"));
+		ck_assert_msg(mono_ms() < end, "job %s not terminal after %.0f ms: %s",
+			      id, bound_ms, jstr_or(j, "state"));
 		cJSON_Delete(j);
 	}
 }

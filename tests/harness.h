@@ -207,6 +207,11 @@ typedef cJSON *(*harness_get_fn)(const struct jobqd *d, const char *id, const ch
  * fails the test after about 30 s. The caller frees the job. */
 cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get);
 
+/* harness_wait_terminal with its own bound, for jobs held back on purpose
+ * (a rate limit, a backoff). */
+cJSON *harness_wait_terminal_for(const struct jobqd *d, const char *id, harness_get_fn get,
+				 double bound_ms);
+
 /* Polls with get (NULL: harness_get_job) every 10 ms until the job is in
  * state (not a terminal one); fails the test on a terminal state first or
  * after 10 s. */

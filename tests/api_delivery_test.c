@@ -164,17 +164,7 @@ static void cancel_ok(const struct jobqd *d, const char *id)
 	harness_resp_free(&r);
 }
 
-static void queue_action(const struct jobqd *d, const char *name,
-			 const char *action)
-{
-	char path[256];
-	struct resp r;
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", name, action);
-	harness_request(d, "POST", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	harness_resp_free(&r);
-}
+#define queue_action(d, queue, action) cJSON_Delete(harness_queue_action((d), (queue), (action)))
 
 /* GET /v1/jobs?limit=1000; asserts 200 and the shape of every job. */
 static cJSON *list_jobs(const struct jobqd *d)

@@ -18,14 +18,6 @@
 
 #define get_job(d, id) harness_get_job((d), (id), NULL)
 
-static void queue_do(const struct jobqd *d, const char *queue, const char *action)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
-	cJSON_Delete(harness_call(d, "POST", path, NULL, NULL, 200));
-}
-
 static long queue_count(const struct jobqd *d, const char *queue, const char *state)
 {
 	char path[128];
@@ -95,11 +87,11 @@ static void start_scene(struct jobqd *d, const char *const *args, struct scene *
 	}
 	/* paused while they are submitted: one claim takes the gate and what
 	 * fits behind it */
-	queue_do(d, "q", "pause");
+	cJSON_Delete(harness_queue_action(d, "q", "pause"));
 	sc->gate = harness_submit(d, "{\"type\":\"gate\",\"queue\":\"q\"}");
 	for (int i = 0; i < BEHIND; i++)
 		sc->behind[i] = harness_submit(d, "{\"type\":\"echo\",\"queue\":\"q\",\"payload\":{\"i\":1}}");
-	queue_do(d, "q", "resume");
+	cJSON_Delete(harness_queue_action(d, "q", "resume"));
 	end = mono_ms() + 10000.0;
 	while (queue_count(d, "q", "running") < 2) {
 		ck_assert_msg(mono_ms() < end, "no job was claimed ahead behind the gate in 10 s "
@@ -135,7 +127,7 @@ START_TEST(shutdown_puts_buffered_jobs_back_without_an_attempt)
 	char *s;
 
 	start_scene(&d, ARGS("--shutdown-grace", "0.2"), &sc);
-	queue_do(&d, "q", "pause"); /* nothing of q runs after the restart */
+	cJSON_Delete(harness_queue_action(&d, "q", "pause")); /* nothing of q runs after the restart */
 	assert_exit_0(harness_stop_keep(&d), "SIGTERM");
 	harness_restart(&d, NULL);
 	for (int k = 0; k < sc.nbuffered; k++) {
@@ -167,7 +159,7 @@ START_TEST(kill9_recovers_buffered_jobs_as_interrupted_attempts)
 	char *s;
 
 	start_scene(&d, NULL, &sc);
-	queue_do(&d, "q", "pause");
+	cJSON_Delete(harness_queue_action(&d, "q", "pause"));
 	harness_kill9(&d);
 	harness_restart(&d, NULL);
 	for (int k = 0; k < sc.nbuffered; k++) {
@@ -182,7 +174,7 @@ START_TEST(kill9_recovers_buffered_jobs_as_interrupted_attempts)
 	}
 	/* and they run when their queue resumes */
 	open_gate(&d);
-	queue_do(&d, "q", "resume");
+	cJSON_Delete(harness_queue_action(&d, "q", "resume"));
 	for (int i = 0; i < BEHIND; i++) {
 		j = wait_terminal(&d, sc.behind[i]);
 		ck_assert_str_eq(jstr(j, "state"), "succeeded");

@@ -773,17 +773,7 @@ static void assert_same_suffix(const struct stream *a, long long after,
 
 #define wait_state(d, id, state) cJSON_Delete(harness_wait_state((d), (id), (state), NULL))
 
-static void queue_action(const struct jobqd *d, const char *queue,
-			 const char *action)
-{
-	char path[256];
-	struct resp r;
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
-	harness_request(d, "POST", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	harness_resp_free(&r);
-}
+#define queue_action(d, queue, action) cJSON_Delete(harness_queue_action((d), (queue), (action)))
 
 static void cancel_ok(const struct jobqd *d, const char *id)
 {

@@ -1364,6 +1364,14 @@ char *harness_submit_state(const struct jobqd *d, const char *body, const char *
 	return id;
 }
 
+cJSON *harness_queue_action(const struct jobqd *d, const char *queue, const char *action)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
+	return harness_call(d, "POST", path, NULL, NULL, 200);
+}
+
 cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query)
 {
 	char path[256];

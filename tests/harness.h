@@ -318,6 +318,10 @@ char *harness_submit_state(const struct jobqd *d, const char *body, const char *
 typedef void (*harness_job_check_fn)(const cJSON *j, const char *text, int from_get);
 void harness_set_job_check(harness_job_check_fn fn);
 
+/* POST /v1/queues/<queue>/<action> (pause, resume): asserts 200 and
+ * returns the queue; the caller frees it. */
+cJSON *harness_queue_action(const struct jobqd *d, const char *queue, const char *action);
+
 /* GET /v1/jobs/{id}[?query]: asserts 200 and a JSON object for that id.
  * A harness_get_fn; the caller frees the job. */
 cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query);

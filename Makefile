@@ -68,11 +68,12 @@ HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 DISPATCH_OBJ := $(BUILD)/tests/api_dispatch_test.o $(BUILD)/tests/harness.o
 LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
 CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
+BULK_OBJ    := $(BUILD)/tests/api_bulk_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-python \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-bulk check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -152,6 +153,9 @@ $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
 $(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_bulk_test: $(BULK_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -171,7 +175,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
+           check-dispatch check-lease check-bulk check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -218,6 +222,10 @@ check-dispatch: $(BUILD)/tests/api_dispatch_test $(BUILD)/jobqd-test
 check-lease: $(BUILD)/tests/api_lease_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_lease_test
 
+# Retry, cancel and delete on the jobs a filter selects, page by page.
+check-bulk: $(BUILD)/tests/api_bulk_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_bulk_test
+
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
 	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 10 --clients 4 --seconds-per-round 0.3
@@ -235,7 +243,7 @@ torture:
 # the database server restarted under load. Until the tree has the backend
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
-                 check-ops check-hostile check-metrics check-dispatch check-lease
+                 check-ops check-hostile check-metrics check-dispatch check-lease check-bulk
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:

@@ -43,7 +43,7 @@ STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c st
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c \
-               handlers/bulk.c
+               handlers/bulk.c handlers/workers.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o

@@ -109,6 +109,9 @@ void jobs_bulk_cancel(struct req *r);
 void jobs_bulk_retry(struct req *r);
 void jobs_bulk_delete(struct req *r);
 
+/* handlers/workers.c: GET /v1/leases, the jobs leased now (?queue, ?limit) */
+void leases_list(struct req *r);
+
 /* handlers/leases.c: the lease API of external workers */
 void leases_create(struct req *r);
 void leases_heartbeat(struct req *r);

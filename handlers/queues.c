@@ -69,6 +69,8 @@ static cJSON *queue_json(struct req *r, const char *name)
 	}
 	cJSON_AddNumberToObject(o, "finished_last_minute", (double)meter_last_minute(r->app->finished, name, now));
 	add_throughput(o, r->app->finished, name, now);
+	/* served by external workers (the lease API), not by jobqd's pool */
+	cJSON_AddBoolToObject(o, "external", config_queue_external(r->app->cfg, name));
 	return o;
 }
 

@@ -138,6 +138,8 @@ static const struct route routes[] = {
 	{"POST", "/v1/jobs/cancel", jobs_bulk_cancel, true, ACCESS_SUBMIT, false},
 	{"POST", "/v1/jobs/retry", jobs_bulk_retry, true, ACCESS_SUBMIT, false},
 	{"POST", "/v1/jobs/delete", jobs_bulk_delete, true, ACCESS_ADMIN, false},
+	/* The leases external workers hold now (handlers/workers.c). */
+	{"GET", "/v1/leases", leases_list, false, ACCESS_READ, false},
 };
 
 /* Public routes: served to anyone, even once API keys are required. They

@@ -128,6 +128,8 @@ struct store_backend {
 	bool (*leader)(void *be);
 	enum store_rc (*cluster)(void *be, struct store_cluster *out);
 	int (*lock_queue)(void *be, const char *queue);
+	/* store_list_leases */
+	enum store_rc (*list_leases)(void *be, const char *queue, int max, struct store_lease_info *out, int *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -433,7 +433,10 @@
     jobs.next = (data && data.next_cursor) || null;
     $("page-older").disabled = !jobs.next;
     $("page-newer").disabled = !jobs.cursor;
-    $("page-label").textContent = "page " + (jobs.cursor ? cursorsBefore().length + 1 : 1);
+    /* history.state holds the cursors of the pages between the first and
+     * this one; a link opened without it does not know its page number. */
+    $("page-label").textContent = !jobs.cursor ? "page 1"
+      : history.state && Array.isArray(history.state.cursors) ? "page " + (cursorsBefore().length + 2) : "a later page";
     if (text === jobs.text && !force) return;
     jobs.text = text;
     const list = (data && data.jobs) || [];
@@ -987,8 +990,12 @@
     }
     clearTimeout(timer);
     timer = 0;
-    if (document.hidden) return;
+    if (document.hidden) {
+      pollState("paused");
+      return;
+    }
     busy = true;
+    pollState("busy");
     document.body.dataset.polls = String(++polls);
     const gen = routeGen;
     try {
@@ -1008,8 +1015,17 @@
         refresh(true);
       } else if (!document.hidden) {
         timer = setTimeout(() => refresh(false), POLL_MS);
+        pollState("waiting");
+      } else {
+        pollState("paused");
       }
     }
+  }
+
+  /* What the poller does now, on <body data-polling>: busy (a refresh is
+   * out), waiting (for the next one), paused (the tab is hidden). */
+  function pollState(s) {
+    document.body.dataset.polling = s;
   }
 
   let ticker = 0;
@@ -1022,6 +1038,7 @@
     if (document.hidden) {
       clearTimeout(timer);
       timer = 0;
+      if (!busy) pollState("paused");
       clearInterval(ticker);
       setLive(true);
       $("live").textContent = "paused while the tab is hidden";

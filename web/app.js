@@ -1026,6 +1026,10 @@
    * out), waiting (for the next one), paused (the tab is hidden). */
   function pollState(s) {
     document.body.dataset.polling = s;
+    if (s === "paused") {
+      $("live").textContent = "paused while the tab is hidden";
+      $("live").classList.remove("down");
+    }
   }
 
   let ticker = 0;
@@ -1038,10 +1042,8 @@
     if (document.hidden) {
       clearTimeout(timer);
       timer = 0;
-      if (!busy) pollState("paused");
+      if (!busy) pollState("paused");  // else the refresh out says so when it ends
       clearInterval(ticker);
-      setLive(true);
-      $("live").textContent = "paused while the tab is hidden";
     } else {
       startTicker();
       refresh(true);

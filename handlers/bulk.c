@@ -195,7 +195,7 @@ static int parse_body(struct bulk_req *b, struct req *r, struct problem *p)
 	if (!b->body)
 		return -1;
 	if (!cJSON_IsObject(b->body))
-		return problem_set(p, PROBLEM_INVALID_FIELD, NULL, "the body must be a JSON object");
+		return problem_set(p, PROBLEM_MALFORMED_JSON, NULL, "the body must be a JSON object");
 	if (refuse_unknown(b->body, "", top, p) != 0)
 		return -1;
 	const cJSON *filter = cJSON_GetObjectItemCaseSensitive(b->body, "filter");

@@ -312,7 +312,7 @@ START_TEST(bad_inputs_name_the_field_and_change_nothing)
 		long status;
 	} cases[] = {
 		{"/v1/jobs/retry", "{", "malformed_json", NULL, 400},
-		{"/v1/jobs/retry", "[]", "invalid_field", NULL, 400},
+		{"/v1/jobs/retry", "[]", "malformed_json", NULL, 400},
 		{"/v1/jobs/retry", "{}", "invalid_field", "filter", 400},
 		{"/v1/jobs/retry", "{\"filter\":null}", "invalid_field", "filter", 400},
 		{"/v1/jobs/retry", "{\"filter\":[]}", "invalid_field", "filter", 400},

@@ -818,7 +818,7 @@
             on: { click: (ev) => act(ev.currentTarget, "POST", schedulePath(s.name, "resume")) } })
         : el("button", { type: "button", class: "small pause", text: "Pause", "aria-label": "Pause schedule " + s.name,
             on: { click: (ev) => act(ev.currentTarget, "POST", schedulePath(s.name, "pause")) } }),
-      el("button", { type: "button", class: "small", text: "Run now", "aria-label": "Run schedule " + s.name + " now",
+      el("button", { type: "button", class: "small", text: "Run now", "aria-label": "Run now, schedule " + s.name,
         on: { click: (ev) => act(ev.currentTarget, "POST", schedulePath(s.name, "run")) } }),
     ];
     return el("tr", { dataset: { schedule: s.name } },

@@ -6,7 +6,9 @@
 // run is killed after RUN_LIMIT_MS.
 //
 // Env: JOBQD (default build/jobqd-test), CHROMIUM (default /usr/bin/chromium),
-// OUT_DIR (default build/test-output, where dashboard.png goes).
+// OUT_DIR (default build/test-output, where dashboard.png goes), ONLY (a
+// regular expression: run the first step, which opens the page, and the
+// steps whose names match; later steps may need what earlier ones made).
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -498,7 +500,7 @@ step("the schedules page lists schedules, or says this jobqd has none", async ()
   }
   assert.equal(probe.status, 200);
   const made = await api("POST", "v1/schedules", { name: "web-nightly", cron: "30 2 * * *", tz: "Europe/Berlin",
-    job: { type: "echo", queue: "web", payload: { from: "schedule" } } });
+    job: { type: "echo", queue: "schedq", payload: { from: "schedule" } } });
   assert.equal(made.status, 201, JSON.stringify(made.json));
   const r = page.locator('#schedules-body tr[data-schedule="web-nightly"]');
   await waitText(r, "30 2 * * *");
@@ -507,6 +509,12 @@ step("the schedules page lists schedules, or says this jobqd has none", async ()
   await waitText(r.locator(".paused"), "paused");
   await r.locator("button.resume").click();
   await waitText(r.locator(".active"), "active");
+  await r.locator("button", { hasText: "Run now" }).click();   // one job, now
+  const end = Date.now() + WAIT_MS;
+  while ((await api("GET", "v1/jobs?queue=schedq")).json.jobs.length !== 1) {
+    assert.ok(Date.now() < end, "Run now made no job");
+    await new Promise((res) => setTimeout(res, 50));   // poll interval of a bounded wait
+  }
   await axeCheck(page, "schedules");
   assert.equal((await api("DELETE", "v1/schedules/web-nightly")).status, 204);
 });
@@ -523,8 +531,30 @@ step("a queue's rate limit and its tokens show in the queue table", async () => 
   assert.equal(put.status, 200);
   await waitText(q.locator(".rate-limit"), "5 / 60 s");
   await waitText(q.locator(".rate-tokens"), "3 of 3 tokens");
+  await axeCheck(page, "a queue with a rate limit");
   assert.equal((await api("DELETE", "v1/queues/web/rate")).status, 200);
   await waitText(q.locator(".rate-none"), "none");
+});
+
+step("a job waiting for its dependencies shows as blocked, with links to them", async () => {
+  const parent = await submit({ type: "sleep", queue: "deps", payload: { seconds: 60 } });
+  const r = await api("POST", "v1/jobs", { type: "echo", queue: "deps", depends_on: [parent] });
+  if (r.status === 400 && r.json && r.json.field === "depends_on") {
+    console.log("skip blocked jobs: POST /v1/jobs refuses depends_on (no dependencies in this jobqd)");
+    assert.equal((await api("POST", "v1/jobs/" + parent + "/cancel")).status, 200);
+    return;
+  }
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const child = r.json.id;
+  await go(page, "#/jobs?state=blocked", "#view-jobs");
+  await page.locator(`#jobs-body tr[data-job-id="${child}"][data-state="blocked"]`).waitFor();
+  await row(page, child).locator("button.cancel").waitFor();
+  await axeCheck(page, "blocked jobs");
+  await go(page, "#/jobs/" + child, "#job-body");
+  await waitText(page.locator("#job-state"), "blocked");
+  await page.locator(`#job-fields a[href="#/jobs/${parent}"]`).waitFor();
+  assert.equal((await api("POST", "v1/jobs/" + parent + "/cancel")).status, 200);
+  await waitText(page.locator("#job-state"), "canceled");   // the default policy cascades
 });
 
 step("at 390 px wide nothing scrolls sideways", async () => {
@@ -720,12 +750,16 @@ async function main() {
     process.exit(1);
   }, RUN_LIMIT_MS);
   let failed = 0;
+  let ran = 0;
   try {
     jobqd = await startJobqd();
     const args = ["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions"];
     if (process.getuid && process.getuid() === 0) args.push("--no-sandbox");
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+    const only = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
     for (const s of steps) {
+      if (only && s !== steps[0] && !only.test(s.name)) continue;
+      ran++;
       try {
         await s.fn();
         console.log("ok   " + s.name);
@@ -758,7 +792,7 @@ async function main() {
     }
     clearTimeout(limit);
   }
-  console.log(failed ? "web: FAILED" : "web: all " + steps.length + " steps passed");
+  console.log(failed ? "web: FAILED" : "web: all " + ran + " steps passed" + (ran < steps.length ? " (ONLY)" : ""));
   process.exit(failed ? 1 : 0);
 }
 

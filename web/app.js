@@ -961,7 +961,10 @@
     else if (parts[0] === "schedules" || parts[0] === "workers" || parts[0] === "nodes") view = parts[0];
     current.view = view;
     current.id = id;
-    if (view === "jobs") readJobsRoute(params);
+    if (view === "jobs") {
+      readJobsRoute(params);
+      $("job-back").href = location.hash || "#/jobs";   // back to this list, filters and all
+    }
     if (view === "job") resetJob(id);
     if (view === "batch") resetBatch(id);
     if (view === "schedules") { schedules.text = ""; schedules.cursors = [null]; }

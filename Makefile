@@ -38,12 +38,16 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
-               core/tz.c core/cron.c
-STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c
+               core/tz.c core/cron.c core/deps.c core/schedule.c
+CORE_SRC    += core/bucket.c
+STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c \
+               store/deps_store.c
+STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
-HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c \
-               handlers/bulk.c handlers/workers.c
+HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
+HANDLER_SRC += handlers/rates.c handlers/schedules.c
+HANDLER_SRC += handlers/bulk.c handlers/workers.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
@@ -53,7 +57,10 @@ MAIN_OBJ := $(BUILD)/server/main.o
 # The test build: jobqd plus job types that crash or count their runs.
 TEST_MAIN_OBJ := $(BUILD)/testbuild/server/main.o $(BUILD)/workers/testkinds.o
 
-UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c
+UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit_store.c tests/unit_store_sqlite.c tests/store_test.c \
+              tests/unit_deps.c tests/unit_store_deps.c
+UNIT_TESTS += tests/unit_bucket.c tests/unit_store_rate.c
+UNIT_TESTS += tests/unit_schedule.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
@@ -67,13 +74,16 @@ DISK_OBJ    := $(BUILD)/tests/api_disk_test.o $(BUILD)/tests/harness.o
 HOSTILE_OBJ := $(BUILD)/tests/api_hostile_test.o $(BUILD)/tests/harness.o
 DISPATCH_OBJ := $(BUILD)/tests/api_dispatch_test.o $(BUILD)/tests/harness.o
 LEASE_OBJ   := $(BUILD)/tests/api_lease_test.o $(BUILD)/tests/harness.o
+DEPS_OBJ    := $(BUILD)/tests/api_deps_test.o $(BUILD)/tests/harness.o
+SCHEDULE_OBJ := $(BUILD)/tests/api_schedule_test.o $(BUILD)/tests/harness.o
 CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
+RATE_OBJ    := $(BUILD)/tests/api_rate_test.o $(BUILD)/tests/harness.o
 BULK_OBJ    := $(BUILD)/tests/api_bulk_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-bulk check-torture check-readme check-web check-proxy check-deploy check-python \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -153,10 +163,19 @@ $(BUILD)/tests/api_dispatch_test: $(DISPATCH_OBJ)
 $(BUILD)/tests/api_lease_test: $(LEASE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_deps_test: $(DEPS_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/api_schedule_test: $(SCHEDULE_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/api_bulk_test: $(BULK_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/api_rate_test: $(RATE_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/torture: $(TORTURE_OBJ)
@@ -175,7 +194,7 @@ test:
 	@$(MAKE) --no-print-directory test-only
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-bulk check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
+           check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -222,6 +241,15 @@ check-dispatch: $(BUILD)/tests/api_dispatch_test $(BUILD)/jobqd-test
 check-lease: $(BUILD)/tests/api_lease_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_lease_test
 
+check-rate: $(BUILD)/tests/api_rate_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_rate_test
+
+check-deps: $(BUILD)/tests/api_deps_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_deps_test
+
+check-schedule: $(BUILD)/tests/api_schedule_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_schedule_test
+
 # Retry, cancel and delete on the jobs a filter selects, page by page.
 check-bulk: $(BUILD)/tests/api_bulk_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_bulk_test
@@ -243,7 +271,7 @@ torture:
 # the database server restarted under load. Until the tree has the backend
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
-                 check-ops check-hostile check-metrics check-dispatch check-lease check-bulk
+                 check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)
 check-pg:

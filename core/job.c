@@ -10,11 +10,12 @@
 #include <curl/curl.h>
 
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/json.h"
 #include "core/kind.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
-	"queued", "running", "succeeded", "failed", "canceled", "scheduled",
+	"queued", "running", "succeeded", "failed", "canceled", "scheduled", "blocked",
 };
 
 static const char *const outcome_names[ATTEMPT_OUTCOME_COUNT] = {
@@ -68,8 +69,10 @@ int64_t job_backoff_ms(const struct job *job, int attempt)
 struct job *job_new(void)
 {
 	struct job *job = calloc(1, sizeof(struct job));
-	if (job)
+	if (job) {
 		job->callback.state = DELIVERY_NONE;
+		job->deps.missing = -1;
+	}
 	return job;
 }
 
@@ -110,7 +113,7 @@ cJSON *batch_to_json(const struct batch_info *b)
 	cJSON_AddStringToObject(o, "id", b->id);
 	cJSON_AddNumberToObject(o, "total", (double)b->total);
 	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
-	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
+	static const enum job_state order[] = {JOB_BLOCKED, JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
 	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
 		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)b->counts[order[i]]);
@@ -184,6 +187,8 @@ void job_free(struct job *job)
 	for (int i = 0; i < job->nhistory; i++)
 		free(job->history[i].error);
 	free(job->history);
+	free(job->deps.ids);
+	free(job->deps.refs);
 	free(job);
 }
 
@@ -247,6 +252,18 @@ cJSON *job_to_json(const struct job *job)
 	else
 		cJSON_AddNullToObject(o, "batch_id");
 	cJSON_AddItemToObject(o, "callback", delivery_to_json(&job->callback));
+	cJSON *deps = cJSON_AddArrayToObject(o, "depends_on");
+	for (int i = 0; i < job->deps.n; i++)
+		cJSON_AddItemToArray(deps, cJSON_CreateString(job->deps.ids[i]));
+	cJSON_AddStringToObject(o, "on_dependency_failure", dep_policy_name(job->deps.policy));
+	cJSON_AddNumberToObject(o, "dependencies_pending", job->state == JOB_BLOCKED ? job->deps.pending : 0);
+	if (job->schedule_name[0]) {
+		cJSON *sc = cJSON_AddObjectToObject(o, "schedule");
+		cJSON_AddStringToObject(sc, "name", job->schedule_name);
+		add_time(sc, "fire_at", job->schedule_fire_at);
+	} else {
+		cJSON_AddNullToObject(o, "schedule");
+	}
 	if (job->has_history) {
 		cJSON *h = cJSON_AddArrayToObject(o, "attempt_history");
 		for (int i = 0; i < job->nhistory; i++) {
@@ -421,6 +438,26 @@ void job_write(struct json_out *o, const struct job *job)
 	out_str_or_null(o, job->batch_id[0] ? job->batch_id : NULL);
 	json_out_lit(o, ",\"callback\":");
 	out_delivery(o, &job->callback);
+	json_out_lit(o, ",\"depends_on\":[");
+	for (int i = 0; i < job->deps.n; i++) {
+		if (i > 0)
+			json_out_lit(o, ",");
+		json_out_str(o, job->deps.ids[i]);
+	}
+	json_out_lit(o, "],\"on_dependency_failure\":");
+	json_out_str(o, dep_policy_name(job->deps.policy));
+	json_out_lit(o, ",\"dependencies_pending\":");
+	json_out_num(o, job->state == JOB_BLOCKED ? job->deps.pending : 0);
+	json_out_lit(o, ",\"schedule\":");
+	if (job->schedule_name[0]) {
+		json_out_lit(o, "{\"name\":");
+		json_out_str(o, job->schedule_name);
+		json_out_lit(o, ",\"fire_at\":");
+		out_time(o, job->schedule_fire_at);
+		json_out_lit(o, "}");
+	} else {
+		json_out_lit(o, "null");
+	}
 	if (job->has_history) {
 		json_out_lit(o, ",\"attempt_history\":[");
 		for (int i = 0; i < job->nhistory; i++) {
@@ -516,6 +553,7 @@ bool job_queue_name_valid(const char *s)
 static const char *const submission_keys[] = {
 	"type", "payload", "queue", "priority", "max_attempts", "backoff_s", "max_backoff_s",
 	"timeout_s", "run_at", "delay_s", "retention_s", "callback_url",
+	"depends_on", "on_dependency_failure",
 };
 
 static int check_keys(const cJSON *body, struct problem *p)
@@ -720,6 +758,10 @@ int job_from_submission(const cJSON *body, const struct job_defaults *d,
 		job_free(job);
 		return problem_set(p, PROBLEM_INTERNAL, NULL, "out of memory");
 	}
+	if (deps_parse(body, job, p)) {
+		job_free(job);
+		return -1;
+	}
 	*out = job;
 	return 0;
 }
@@ -784,6 +826,10 @@ int job_batch_from_submission(const cJSON *body, const struct job_defaults *d,
 			return -1;
 		}
 		b->njobs = ++i;
+	}
+	if (deps_batch_link(b, p)) {
+		job_batch_clear(b);
+		return -1;
 	}
 	return 0;
 }

@@ -23,6 +23,7 @@
 #define JOB_FAILED_V 3
 #define JOB_CANCELED_V 4
 #define JOB_SCHEDULED_V 5
+#define JOB_BLOCKED_V 6
 enum job_state {
 	JOB_QUEUED = JOB_QUEUED_V,
 	JOB_RUNNING = JOB_RUNNING_V,
@@ -30,10 +31,12 @@ enum job_state {
 	JOB_FAILED = JOB_FAILED_V,
 	JOB_CANCELED = JOB_CANCELED_V,
 	JOB_SCHEDULED = JOB_SCHEDULED_V,   /* waiting for run_at: a delay or a retry's backoff */
+	JOB_BLOCKED = JOB_BLOCKED_V,       /* waiting for the jobs it depends on (core/deps.h) */
 	JOB_STATE_COUNT
 };
 _Static_assert(JOB_QUEUED == 0 && JOB_RUNNING == 1 && JOB_SUCCEEDED == 2 && JOB_FAILED == 3 &&
-               JOB_CANCELED == 4 && JOB_SCHEDULED == 5 && JOB_STATE_COUNT == 6,
+               JOB_CANCELED == 4 && JOB_SCHEDULED == 5 && JOB_BLOCKED == 6 &&
+               JOB_STATE_COUNT == 7,
                "job states are stored by number: never renumber");
 
 /* How one attempt ended (stored as its name). */
@@ -107,6 +110,27 @@ struct job_defaults {
 #define JOB_PRIORITY_LIMIT 1000000 /* |priority| bound */
 #define JOB_PROGRESS_MSG_MAX 200
 
+/* Dependencies (core/deps.h): what a job waits for while blocked. */
+#define JOB_DEPS_MAX 64          /* depends_on entries */
+/* Stored by number: never renumber. */
+#define DEP_WAIT_V 2
+enum dep_policy {
+	DEP_CANCEL = 0,              /* a failed or canceled parent cancels the job */
+	DEP_RUN = 1,                 /* it counts as resolved: the job runs anyway */
+	DEP_WAIT = DEP_WAIT_V,       /* the job stays blocked until the parent succeeds */
+	DEP_POLICY_COUNT
+};
+
+struct job_deps {
+	int n;                       /* entries of depends_on */
+	char (*ids)[UUID_LEN + 1];   /* owned: the parents' ids (a batch index resolved) */
+	int *refs;                   /* owned: per entry the batch index it named, -1 an id;
+	                              * NULL when none named an index */
+	enum dep_policy policy;
+	int pending;                 /* parents not resolved yet (while blocked) */
+	int missing;                 /* out of the store: the entry naming no job, -1 none */
+};
+
 struct job {
 	int64_t seq;                 /* store order; 0 until inserted */
 	char id[UUID_LEN + 1];
@@ -146,6 +170,13 @@ struct job {
 	/* The node whose pool runs the attempt, or that granted its lease:
 	 * "" when the job is not running (or the store keeps no node). */
 	char node[UUID_LEN + 1];
+
+	struct job_deps deps;            /* depends_on; n 0: none */
+	/* The schedule fire this job stands for (core/schedule.h): the
+	 * schedule's name ("" for other jobs) and the fire time (unix ms).
+	 * The pair is unique among jobs. */
+	char schedule_name[JOB_NAME_MAX + 1];
+	int64_t schedule_fire_at;
 };
 
 const char *job_state_name(enum job_state state);

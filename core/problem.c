@@ -32,6 +32,10 @@ static const struct problem_info problems[PROBLEM_KIND_COUNT] = {
 	[PROBLEM_INTERNAL] = {"internal", 500, "Internal error"},
 	[PROBLEM_LEASE_LOST] = {"lease_lost", 409, "Lease lost"},
 	[PROBLEM_QUEUE_NOT_EXTERNAL] = {"queue_not_external", 422, "Queue not external"},
+	[PROBLEM_INVALID_DEPENDENCY] = {"invalid_dependency", 422, "Invalid dependency"},
+	[PROBLEM_SCHEDULE_NOT_FOUND] = {"schedule_not_found", 404, "Schedule not found"},
+	[PROBLEM_SCHEDULE_EXISTS] = {"schedule_exists", 409, "Schedule already exists"},
+	[PROBLEM_UNKNOWN_TIME_ZONE] = {"unknown_time_zone", 422, "Unknown time zone"},
 };
 
 const struct problem_info *problem_info(enum problem_kind kind)

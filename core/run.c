@@ -215,6 +215,21 @@ void run_retry_after(struct run *run, int64_t ms)
 	pthread_mutex_unlock(&run->mu);
 }
 
+void run_throttled(struct run *run, int64_t until)
+{
+	pthread_mutex_lock(&run->mu);
+	run->throttled_until = until;
+	pthread_mutex_unlock(&run->mu);
+}
+
+int64_t run_throttled_until(struct run *run)
+{
+	pthread_mutex_lock(&run->mu);
+	int64_t until = run->throttled_until;
+	pthread_mutex_unlock(&run->mu);
+	return until;
+}
+
 int64_t run_time_left_ms(struct run *run)
 {
 	pthread_mutex_lock(&run->mu);

@@ -38,6 +38,7 @@ struct run {
 	void (*stop_hook)(void *arg); /* run->mu; see run_set_stop_hook */
 	void *stop_hook_arg;
 	int64_t retry_after_ms;  /* run->mu; 0: none */
+	int64_t throttled_until; /* run->mu; unix ms a 429's Retry-After names, 0: none */
 	struct run_table *table; /* set when added */
 	int64_t progress_told;   /* run->mu: monotonic ms of the last progress hook call */
 	pthread_mutex_t mu;
@@ -120,6 +121,12 @@ void run_set_stop_hook(struct run *run, void (*hook)(void *arg), void *arg);
 /* For job kinds: asks that a retry of this attempt wait at least ms
  * (e.g. an HTTP Retry-After). */
 void run_retry_after(struct run *run, int64_t ms);
+
+/* The far side answered 429 (too many requests) and asked to come back at
+ * until (unix ms): the queue's rate limit may pause for it (store.h,
+ * store_op_finish.throttled_until). run_throttled_until reads it, 0: none. */
+void run_throttled(struct run *run, int64_t until);
+int64_t run_throttled_until(struct run *run);
 
 /* Milliseconds left before the attempt's deadline (timeout_s), at least 1;
  * INT64_MAX when it has none. */

@@ -91,6 +91,16 @@ static void batch_created(struct req *r)
 		            "this Idempotency-Key was used with a different request body");
 		return;
 	}
+	for (int i = 0; br->op.rc == STORE_NOT_FOUND && i < br->batch.njobs; i++) {
+		const struct job *job = br->batch.jobs[i];
+		if (job->deps.missing < 0)
+			continue;
+		char field[64];
+		snprintf(field, sizeof field, "jobs[%d].depends_on[%d]", i, job->deps.missing);
+		reply_error(r, PROBLEM_INVALID_DEPENDENCY, field, "%s: no job with id %s", field,
+		            job->deps.ids[job->deps.missing]);
+		return;
+	}
 	if (br->op.rc != STORE_OK) {
 		handler_reply_unavailable(r);
 		return;

@@ -150,6 +150,33 @@ void queues_get(struct req *r);
 void queues_pause(struct req *r);
 void queues_resume(struct req *r);
 
+/* handlers/rates.c: a queue's rate limit */
+void queues_rate_put(struct req *r);
+void queues_rate_delete(struct req *r);
+/* Adds "rate" (rate's limit, its bucket brought to now; null when rate is
+ * NULL) to the queue object o. */
+void rates_add_json(cJSON *o, const struct store_rate *rate, int64_t now);
+/* Reads queue name's rate and adds it to o; -1 when the store could not
+ * be read (nothing replied). */
+int rates_queue_json(struct req *r, cJSON *o, const char *name);
+/* Appends to names[*n] (grown) the queues with a rate limit after `after`
+ * that are not there yet, so a queue is listed once it has a limit; -1
+ * after replying. */
+int rates_merge_names(struct req *r, const char *after, char (**names)[JOB_NAME_MAX + 1], size_t *n);
+/* jobq_queue_rate_limit, jobq_queue_rate_tokens and
+ * jobq_rate_limited_total of every queue with a limit; -1 after replying. */
+struct metrics_text;
+int rates_render_metrics(struct req *r, struct metrics_text *t);
+/* handlers/schedules.c */
+void schedules_create(struct req *r);
+void schedules_list(struct req *r);
+void schedules_get(struct req *r);
+void schedules_replace(struct req *r);
+void schedules_delete(struct req *r);
+void schedules_pause(struct req *r);
+void schedules_resume(struct req *r);
+void schedules_run(struct req *r);
+
 /* handlers/dashboard.c: the dashboard's files at /, /app.js, /style.css */
 void dashboard_get(struct req *r);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/digest.h"
 #include "core/hub.h"
 #include "core/job.h"
@@ -91,6 +92,13 @@ static void create_done(struct req *r)
 		            "this Idempotency-Key was used with a different request body");
 		return;
 	}
+	if (jr->op.rc == STORE_NOT_FOUND && jr->job->deps.missing >= 0) {
+		int i = jr->job->deps.missing;
+		char field[32];
+		snprintf(field, sizeof field, "depends_on[%d]", i);
+		reply_error(r, PROBLEM_INVALID_DEPENDENCY, field, "%s: no job with id %s", field, jr->job->deps.ids[i]);
+		return;
+	}
 	if (jr->op.rc != STORE_OK) {
 		handler_reply_unavailable(r);
 		return;
@@ -146,6 +154,10 @@ void jobs_create(struct req *r)
 	struct job *job = NULL;
 	int rc = body ? job_from_submission(body, &r->app->cfg->defaults, &job, &p) : -1;
 	cJSON_Delete(body);
+	if (rc == 0 && deps_refuse_refs(job, &p) != 0) {
+		job_free(job);
+		rc = -1;
+	}
 	if (rc != 0) {
 		reply_problem(r, &p);
 		return;
@@ -508,7 +520,8 @@ static void cancel_committed(struct req *r)
 	} else if (job_state_terminal(jr->op.cancel.found)) {
 		reply_error(r, PROBLEM_JOB_FINISHED, NULL, "job %s already %s", jr->op.cancel.id,
 		            job_state_name(jr->op.cancel.found));
-	} else if (jr->op.cancel.found == JOB_QUEUED || jr->op.cancel.found == JOB_SCHEDULED) {
+	} else if (jr->op.cancel.found == JOB_QUEUED || jr->op.cancel.found == JOB_SCHEDULED ||
+	           jr->op.cancel.found == JOB_BLOCKED) {
 		cancel_finished(r);
 	} else {
 		wait_for_job(r, jr->op.cancel.id, CANCEL_WAIT_S, cancel_finished);

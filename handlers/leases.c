@@ -210,6 +210,10 @@ static void lease_committed(struct req *r)
 	}
 	if (lr->op.lease.nleased == 0) {
 		double left_s = (double)(lr->deadline - clock_mono_ms()) / 1000;
+		/* A rate-limited queue's next token: lease again then. */
+		int64_t token_ms = lr->op.lease.next_token ? lr->op.lease.next_token - clock_now_ms() : -1;
+		if (token_ms >= 0 && (double)token_ms / 1000 < left_s)
+			left_s = token_ms > 0 ? (double)token_ms / 1000 : 0.001;
 		if (left_s > 0 && !atomic_load(&r->app->stopping)) {
 			handler_wait(r, &lr->waiter, LEASES_READY_KEY, left_s, lease_woken, lease_ready_again);
 			return;

@@ -11,6 +11,7 @@
 #include "core/hub.h"
 #include "core/job.h"
 #include "core/metrics.h"
+#include "core/schedule.h"
 #include "handlers/handlers.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -145,14 +146,49 @@ static void render_process(struct req *r, struct metrics_text *t)
 	metrics_text_printf(t, "jobq_build_info{version=\"%s\"} 1\n", JOBQ_VERSION);
 }
 
+/* ---- schedules ------------------------------------------------------ */
+
+static void fired_line(void *arg, const char *name, int64_t n)
+{
+	struct metrics_text *t = arg;
+	metrics_text_printf(t, "jobq_schedule_fires_total{schedule=\"");
+	metrics_text_label_value(t, name);
+	metrics_text_printf(t, "\"} %lld\n", (long long)n);
+}
+
+/* jobq_schedules (from the store: every node shows the same) and this
+ * node's fire counters (the leader's grow); -1 after replying 503. */
+static int render_schedules(struct req *r, struct metrics_text *t)
+{
+	int64_t active = 0, paused = 0;
+	if (store_count_schedules(r->app->store, &active, &paused) != STORE_OK) {
+		handler_reply_unavailable(r);
+		return -1;
+	}
+	metrics_text_family(t, "jobq_schedules", "gauge", "Schedules by state: active (firing) or paused.");
+	metrics_text_printf(t, "jobq_schedules{state=\"active\"} %lld\n", (long long)active);
+	metrics_text_printf(t, "jobq_schedules{state=\"paused\"} %lld\n", (long long)paused);
+	metrics_text_family(t, "jobq_schedule_fires_total", "counter",
+	                    "Jobs a schedule's fires submitted on this node (run now included).");
+	schedule_each_fired(fired_line, t);
+	metrics_text_family(t, "jobq_schedule_skipped_total", "counter",
+	                    "Due fire times this node left unfired under a catch-up policy.");
+	metrics_text_printf(t, "jobq_schedule_skipped_total %lld\n", (long long)schedule_skipped_total());
+	return 0;
+}
+
 void metrics_get(struct req *r)
 {
 	struct metrics_text t = {0};
-	if (render_queues(r, &t) != 0) {
+	if (render_queues(r, &t) != 0 || rates_render_metrics(r, &t) != 0) {
 		free(t.buf);
 		return;
 	}
 	render_process(r, &t);
+	if (render_schedules(r, &t) != 0) {
+		free(t.buf);
+		return;
+	}
 	metrics_render(r->app->metrics, &t);
 	if (t.failed) {
 		free(t.buf);

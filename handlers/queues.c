@@ -57,7 +57,7 @@ static cJSON *queue_json(struct req *r, const char *name)
 	else
 		cJSON_AddNullToObject(o, "concurrency");
 	cJSON *counts = cJSON_AddObjectToObject(o, "counts");
-	static const enum job_state order[] = {JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
+	static const enum job_state order[] = {JOB_BLOCKED, JOB_SCHEDULED, JOB_QUEUED, JOB_RUNNING,
 	                                       JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED};
 	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
 		cJSON_AddNumberToObject(counts, job_state_name(order[i]), (double)q.counts[order[i]]);
@@ -69,6 +69,11 @@ static cJSON *queue_json(struct req *r, const char *name)
 	}
 	cJSON_AddNumberToObject(o, "finished_last_minute", (double)meter_last_minute(r->app->finished, name, now));
 	add_throughput(o, r->app->finished, name, now);
+	if (rates_queue_json(r, o, name) != 0) {
+		cJSON_Delete(o);
+		handler_reply_unavailable(r);
+		return NULL;
+	}
 	/* served by external workers (the lease API), not by jobqd's pool */
 	cJSON_AddBoolToObject(o, "external", config_queue_external(r->app->cfg, name));
 	return o;
@@ -115,6 +120,10 @@ int queues_names_page(struct req *r, const char *after, int max, queue_name **na
 			seen = strcmp(all[k], name) == 0;
 		if (!seen)
 			memcpy(all[(*n)++], name, sizeof all[0]);
+	}
+	if (rates_merge_names(r, after, &all, n) != 0) {
+		free(all);
+		return -1;
 	}
 	qsort(all, *n, sizeof all[0], name_order);
 	if (*n > (size_t)max)

@@ -296,6 +296,7 @@ int main(int argc, char **argv)
 		.integrity_check_s = cfg.integrity_check_s,
 		.external = store_queue_external, .external_arg = &cfg,
 		.node_timeout_s = cfg.node_timeout_s,
+		.job_defaults = &cfg.defaults, /* schedules' fired jobs */
 	};
 	bool started = false; /* a start-up error says it all in its one line */
 

@@ -10,6 +10,7 @@
 #ifndef JOBQ_STORE_BACKEND_H
 #define JOBQ_STORE_BACKEND_H
 
+#include "store/deps_store.h"
 #include "store/store.h"
 
 /* What an applied op changed; the writer turns it into hooks after the
@@ -21,6 +22,9 @@ struct store_effects {
 	bool runnable;                /* jobs may have become runnable */
 	int64_t expires_at;           /* an expiry the op set (unix ms), 0: none */
 	int64_t lease_expires_at;     /* a lease expiry the op set (unix ms), 0: none */
+	/* Other jobs the op changed through dependencies (store/deps_store.h):
+	 * reported after the op's own change; the writer frees it. */
+	struct store_cascade cascade;
 };
 
 /* A job a claim moved from scheduled to queued. */
@@ -62,7 +66,8 @@ struct store_backend {
 	int (*op_end)(void *be);
 	int (*op_undo)(void *be);
 
-	/* Every kind but STORE_OP_CLAIM and STORE_OP_LEASE, indexed by kind. */
+	/* Every kind but STORE_OP_CLAIM, STORE_OP_LEASE and STORE_OP_RATE (the
+	 * writer builds those from the parts below), indexed by kind. */
 	store_apply_fn apply[STORE_OP_KINDS];
 
 	/* The claim's parts. promote: due scheduled jobs become queued
@@ -128,6 +133,29 @@ struct store_backend {
 	bool (*leader)(void *be);
 	enum store_rc (*cluster)(void *be, struct store_cluster *out);
 	int (*lock_queue)(void *be, const char *queue);
+
+	/* Rate limits (store_rate), on the writer thread inside the group,
+	 * the caller holding the queue's lock (lock_queue): rate_load reads
+	 * queue's (*found false: none), rate_save inserts or replaces it,
+	 * rate_delete removes it (*found: there was one); rate_names calls
+	 * each() with every queue that has one. Reads from any thread:
+	 * get_rate, list_rates (store.h). */
+	int (*rate_load)(void *be, const char *queue, struct store_rate *out, bool *found);
+	int (*rate_save)(void *be, const struct store_rate *rate);
+	int (*rate_delete)(void *be, const char *queue, bool *found);
+	int (*rate_names)(void *be, int (*each)(void *arg, const char *queue), void *arg);
+	enum store_rc (*get_rate)(void *be, const char *queue, struct store_rate *out, bool *found);
+	enum store_rc (*list_rates)(void *be, struct store_rate **out, size_t *n);
+	/* Schedules (their writes are apply[STORE_OP_SCHEDULE] and
+	 * apply[STORE_OP_FIRE]). Reads from any thread. due_schedules: up to
+	 * max unpaused schedules with next_fire_at <= now, earliest first;
+	 * next_schedule: the earliest next_fire_at of any (0: none). */
+	enum store_rc (*get_schedule)(void *be, const char *name, struct store_schedule *out);
+	enum store_rc (*list_schedules)(void *be, const char *after, int max, struct store_schedule **out,
+	                                size_t *n);
+	enum store_rc (*due_schedules)(void *be, int64_t now, struct store_schedule *out, int max, int *n);
+	enum store_rc (*next_schedule)(void *be, int64_t *next);
+	enum store_rc (*count_schedules)(void *be, int64_t *active, int64_t *paused);
 	/* store_list_leases */
 	enum store_rc (*list_leases)(void *be, const char *queue, int max, struct store_lease_info *out, int *n);
 };

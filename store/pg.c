@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/log.h"
 
 #define DEFAULT_SCHEMA "jobq"
@@ -885,7 +886,13 @@ struct job *pg_row_to_job(const PGresult *r, int row)
 	delivery_at(r, row, 22, &job->callback);
 	if (job->state == JOB_RUNNING)
 		pg_copy(r, row, 27, job->node, sizeof job->node);
-	if ((!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
+	pg_copy(r, row, 31, job->schedule_name, sizeof job->schedule_name);
+	job->schedule_fire_at = pg_i64(r, row, 32);
+	int64_t policy = pg_i64(r, row, 29);
+	job->deps.policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
+	job->deps.pending = (int)pg_i64(r, row, 30);
+	if ((!pg_null(r, row, 28) && deps_ids_from_text(PQgetvalue(r, row, 28), &job->deps) != 0) ||
+	    (!pg_null(r, row, 6) && !job->payload) || (!pg_null(r, row, 7) && !job->result) ||
 	    (!pg_null(r, row, 8) && !job->error) || (!pg_null(r, row, 22) && !job->callback.url) ||
 	    (!pg_null(r, row, 26) && !job->callback.last_error)) {
 		job_free(job);
@@ -1510,6 +1517,8 @@ const struct store_backend store_pg_backend = {
 		[STORE_OP_PING] = pg_apply_ping,
 		[STORE_OP_PROBE] = pg_apply_probe,
 		[STORE_OP_HEARTBEAT] = pg_apply_heartbeat,
+		[STORE_OP_SCHEDULE] = pg_apply_schedule,
+		[STORE_OP_FIRE] = pg_apply_fire,
 	},
 	.promote = pg_promote,
 	.ready_queues = pg_ready_queues,
@@ -1535,5 +1544,16 @@ const struct store_backend store_pg_backend = {
 	.leader = pg_backend_leader,
 	.cluster = pg_cluster_info,
 	.lock_queue = pg_lock_queue,
+	.rate_load = pg_rate_load,
+	.rate_save = pg_rate_save,
+	.rate_delete = pg_rate_delete,
+	.rate_names = pg_rate_names,
+	.get_rate = pg_get_rate,
+	.list_rates = pg_list_rates,
+	.get_schedule = pg_get_schedule,
+	.list_schedules = pg_list_schedules,
+	.due_schedules = pg_due_schedules,
+	.next_schedule = pg_next_schedule,
+	.count_schedules = pg_count_schedules,
 	.list_leases = pg_list_leases,
 };

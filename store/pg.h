@@ -200,8 +200,8 @@ int64_t pg_changes(const PGresult *r);
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
 	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error, " \
-	"node_id"
-#define PG_JOB_NCOLUMNS 28
+	"node_id, depends_on, dep_policy, deps_pending, schedule_name, schedule_fire_at"
+#define PG_JOB_NCOLUMNS 33
 
 /* Builds a job from row of a result of PG_JOB_COLUMNS; NULL on OOM. */
 struct job *pg_row_to_job(const PGresult *r, int row);
@@ -274,5 +274,26 @@ int pg_lease_mark(void *be, const struct job *job, const char *lease_id, int64_t
 int pg_expired(void *be, int64_t now, struct job **out, char (*ids)[STORE_LEASE_ID_LEN + 1], int max,
                int *n, int64_t *next);
 int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next);
+/* A job of this op was scheduled at run_at: the claim must promote it. */
+void pg_note_scheduled(int64_t run_at);
+
+/* ---- schedules (store/pg_schedule.c) ----------------------------------- */
+
+int pg_apply_schedule(void *be, struct store_op *op, struct store_effects *fx);
+int pg_apply_fire(void *be, struct store_op *op, struct store_effects *fx);
+enum store_rc pg_get_schedule(void *be, const char *name, struct store_schedule *out);
+enum store_rc pg_list_schedules(void *be, const char *after, int max, struct store_schedule **out, size_t *n);
+enum store_rc pg_due_schedules(void *be, int64_t now, struct store_schedule *out, int max, int *n);
+enum store_rc pg_next_schedule(void *be, int64_t *next);
+enum store_rc pg_count_schedules(void *be, int64_t *active, int64_t *paused);
+
+/* ---- rate limits (store/pg_rate.c) ------------------------------------- */
+
+int pg_rate_load(void *be, const char *queue, struct store_rate *out, bool *found);
+int pg_rate_save(void *be, const struct store_rate *rate);
+int pg_rate_delete(void *be, const char *queue, bool *found);
+int pg_rate_names(void *be, int (*each)(void *arg, const char *queue), void *arg);
+enum store_rc pg_get_rate(void *be, const char *queue, struct store_rate *out, bool *found);
+enum store_rc pg_list_rates(void *be, struct store_rate **out, size_t *n);
 
 #endif

@@ -183,7 +183,60 @@ static const char *const migration_2[] = {
 	NULL,
 };
 
-static const char *const *const migrations[] = {migration_1, migration_2};
+/* Version 3: per-queue rate limits (core/bucket.h), as SQLite's 6. The
+ * row is read and written under the queue's lock by every claim of the
+ * queue on any node: half-empty pages keep the updates HOT. Times are
+ * jobqd's clock (unix ms), as in jobs. */
+static const char *const migration_3[] = {
+	"CREATE TABLE queue_rates ("
+	"  queue text COLLATE \"C\" PRIMARY KEY,"
+	"  rate_limit double precision NOT NULL,"
+	"  period_ms bigint NOT NULL,"
+	"  burst double precision NOT NULL,"
+	"  retry_after bigint NOT NULL DEFAULT 0,"
+	"  tokens double precision NOT NULL,"
+	"  refilled_at bigint NOT NULL,"
+	"  paused_until bigint NOT NULL DEFAULT 0)"
+	" WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200);",
+	NULL,
+};
+
+/* Version 4: dependencies, as SQLite's 7. A blocked job (state 6) waits
+ * for deps_pending parents; job_deps holds its edges (resolved once the
+ * parent's end was applied) and goes with the child job. */
+static const char *const migration_4[] = {
+	"ALTER TABLE jobs ADD COLUMN depends_on text, ADD COLUMN dep_policy bigint NOT NULL DEFAULT 0,"
+	"  ADD COLUMN deps_pending bigint NOT NULL DEFAULT 0;"
+	"CREATE TABLE job_deps ("
+	"  child text COLLATE \"C\" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
+	"  parent text COLLATE \"C\" NOT NULL,"
+	"  resolved bigint NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (child, parent));"
+	"CREATE INDEX job_deps_waiting ON job_deps (parent) WHERE resolved = 0;",
+	NULL,
+};
+
+/* Version 5: schedules. spec is the definition (core/schedule.h's stored
+ * form); next_fire_at is NULL while paused or when it never fires again.
+ * A fired job names its schedule and fire time, unique together: one fire
+ * can never make two jobs, whichever node fires it. */
+static const char *const migration_5[] = {
+	"CREATE TABLE schedules ("
+	"  name text COLLATE \"C\" PRIMARY KEY,"
+	"  spec text NOT NULL,"
+	"  next_fire_at bigint,"
+	"  last_fire_at bigint,"
+	"  paused boolean NOT NULL DEFAULT false,"
+	"  created_at bigint NOT NULL,"
+	"  updated_at bigint NOT NULL);"
+	"CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE next_fire_at IS NOT NULL;"
+	"ALTER TABLE jobs ADD COLUMN schedule_name text COLLATE \"C\", ADD COLUMN schedule_fire_at bigint;"
+	"CREATE UNIQUE INDEX jobs_schedule_fire ON jobs (schedule_name, schedule_fire_at)"
+	"  WHERE schedule_name IS NOT NULL;",
+	NULL,
+};
+
+static const char *const *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
                "PG_SCHEMA_LATEST counts the migrations");

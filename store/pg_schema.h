@@ -23,14 +23,15 @@
 #define S_FAILED JOBQ_STR(JOB_FAILED_V)
 #define S_CANCELED JOBQ_STR(JOB_CANCELED_V)
 #define S_SCHEDULED JOBQ_STR(JOB_SCHEDULED_V)
+#define S_BLOCKED JOBQ_STR(JOB_BLOCKED_V)
 #define S_FINISHED S_SUCCEEDED ", " S_FAILED ", " S_CANCELED   /* for IN (...) */
-#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED    /* not finished */
+#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED ", " S_BLOCKED   /* not finished */
 #define S_PENDING JOBQ_STR(DELIVERY_PENDING_V)
 #endif
 
 /* The number of migrations this release knows: a schema it opens ends at
  * this version (meta key 'schema_version'). */
-#define PG_SCHEMA_LATEST 2
+#define PG_SCHEMA_LATEST 5
 
 /* Creates the schema if it is missing and applies the migrations it
  * lacks, all in one transaction under a transaction advisory lock keyed on

@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/log.h"
 
 #define PROMOTE_BATCH 1000
@@ -53,6 +56,8 @@ static int query_changes(struct pg_store *st, const char *sql, const struct pg_a
 	return 0;
 }
 
+static bool deps_possible(struct pg_store *st);
+
 static int fault(void)
 {
 	return store_fault_hit() ? PG_ERR_NOMEM : 0;
@@ -73,6 +78,11 @@ static void note_scheduled(int64_t run_at)
 {
 	if (sched_known && (sched_next == 0 || run_at < sched_next))
 		sched_next = run_at;
+}
+
+void pg_note_scheduled(int64_t run_at)
+{
+	note_scheduled(run_at);
 }
 
 /* ---- submit and batch ----------------------------------------------------- */
@@ -102,7 +112,7 @@ static int insert_job(struct pg_store *st, struct job *job, bool *runnable)
 	pg_arg_text(&a, job->type);
 	pg_arg_text(&a, job->queue);
 	pg_arg_i64(&a, job->priority);
-	pg_arg_i64(&a, job->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_QUEUED);
+	pg_arg_i64(&a, job->state == JOB_SCHEDULED || job->state == JOB_BLOCKED ? job->state : JOB_QUEUED);
 	pg_arg_text(&a, job->payload);
 	pg_arg_i64(&a, job->created_at);
 	pg_arg_i64(&a, job->max_attempts);
@@ -159,16 +169,28 @@ int pg_apply_submit(void *be, struct store_op *op, struct store_effects *fx)
 	struct pg_store *st = be;
 	struct job *job = op->submit.job;
 	bool runnable = false;
-	int rc = fault();
+	bool resolved[JOB_DEPS_MAX];
+	int cancel = -1;
+	int rc = job->deps.n > 0 ? store_deps_prepare(&store_pg_deps, st, job, NULL, resolved, &cancel) : 0;
 	if (rc != 0)
 		return rc;
-	pg_scope_none(st); /* one INSERT: it applies whole or fails the group */
+	if (job->deps.missing >= 0) {
+		op->rc = STORE_NOT_FOUND;  /* nothing written */
+		return 0;
+	}
+	if ((rc = fault()) != 0)
+		return rc;
+	if (job->deps.n == 0)
+		pg_scope_none(st); /* one INSERT: it applies whole or fails the group */
 	if (job->state == JOB_SCHEDULED)
 		note_scheduled(job->run_at ? job->run_at : job->created_at);
 	if ((rc = insert_job(st, job, &runnable)) != 0)
 		return rc;
+	if (job->seq != 0 && job->deps.n > 0 &&
+	    (rc = store_deps_insert(&store_pg_deps, st, job, resolved, cancel, &fx->cascade)) != 0)
+		return rc;
 	if (job->seq != 0) {
-		fx->runnable = runnable;
+		fx->runnable = runnable && job->state != JOB_BLOCKED && job->state != JOB_CANCELED;
 		return 0;
 	}
 	if (!job->idem_key) {
@@ -266,7 +288,7 @@ static int batch_arrays(struct store_op_batch *b, struct array_param *ap)
 		array_text(ap[BA_TYPE].f, job->type);
 		array_text(ap[BA_QUEUE].f, job->queue);
 		fprintf(ap[BA_PRIORITY].f, "%d", job->priority);
-		fprintf(ap[BA_STATE].f, "%d", job->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_QUEUED);
+		fprintf(ap[BA_STATE].f, "%d", job->state == JOB_SCHEDULED || job->state == JOB_BLOCKED ? job->state : JOB_QUEUED);
 		array_text(ap[BA_PAYLOAD].f, job->payload);
 		fprintf(ap[BA_CREATED].f, "%lld", (long long)job->created_at);
 		fprintf(ap[BA_MAX_ATTEMPTS].f, "%d", job->max_attempts);
@@ -309,6 +331,18 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 	int rc = b->idem_key ? batch_idempotent_replay(st, op) : 0;
 	if (rc != 0 || b->replayed || op->rc != STORE_OK)
 		return rc;
+	struct deps_plan plan = {.any = false};
+	if ((rc = store_deps_batch_prepare(&store_pg_deps, st, b->jobs, b->njobs, &plan)) != 0) {
+		store_deps_plan_free(&plan);
+		return rc;
+	}
+	for (int i = 0; plan.any && i < b->njobs; i++) {
+		if (b->jobs[i]->deps.missing >= 0) {
+			op->rc = STORE_NOT_FOUND;  /* nothing written */
+			store_deps_plan_free(&plan);
+			return 0;
+		}
+	}
 	for (int i = 0; i < b->njobs; i++) {
 		struct job *job = b->jobs[i];
 		memcpy(job->batch_id, b->id, sizeof b->id);
@@ -317,8 +351,10 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		job->seq = 0;
 		if (job->state == JOB_SCHEDULED)
 			note_scheduled(job->run_at ? job->run_at : job->created_at);
-		if ((rc = fault()) != 0)
+		if ((rc = fault()) != 0) {
+			store_deps_plan_free(&plan);
 			return rc;
+		}
 	}
 	struct array_param ap[BA_COUNT];
 	memset(ap, 0, sizeof ap);
@@ -343,7 +379,7 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		struct job *job = batch_job(b, i, PQgetvalue(r, i, 1));
 		if (job) {
 			job->seq = pg_i64(r, i, 0);
-			any = any || job->state == JOB_SCHEDULED || pg_i64(r, i, 2) == 0;
+			any = any || job->state == JOB_SCHEDULED || (job->state != JOB_BLOCKED && pg_i64(r, i, 2) == 0);
 		}
 	}
 	for (int i = 0; i < b->njobs; i++) {
@@ -354,7 +390,9 @@ int pg_apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		}
 	}
 	fx->runnable = any;
+	rc = store_deps_batch_insert(&store_pg_deps, st, b->jobs, b->njobs, &plan, b->id, &fx->cascade);
 out:
+	store_deps_plan_free(&plan);
 	PQclear(r);
 	for (int c = 0; c < BA_COUNT; c++) {
 		if (ap[c].f)
@@ -689,7 +727,7 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	bool terminal = job_state_terminal(job->state);
 	/* Outside a batch (or not ending) the outcome is one statement: it
 	 * needs no scope of its own, and its fault step comes first. */
-	bool one = !terminal || !job->batch_id[0];
+	bool one = !terminal || (!job->batch_id[0] && !deps_possible(st));
 	int rc = one ? fault() : 0;
 	if (rc != 0)
 		return rc;
@@ -756,7 +794,9 @@ int pg_apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 		return 0;
 	if (op->finish.batch_id[0] && (rc = fault()) != 0)
 		return rc;
-	return check_batch_done(st, op->finish.batch_id, &fx->batch_done);
+	if ((rc = check_batch_done(st, op->finish.batch_id, &fx->batch_done)) != 0)
+		return rc;
+	return store_deps_ended(&store_pg_deps, st, job->id, job->state, &fx->cascade);
 }
 
 /* ---- cancel, retry, delete ------------------------------------------------ */
@@ -766,7 +806,7 @@ static const char state_of_sql[] = "SELECT state, seq, queue, batch_id, type FRO
 static const char cancel_sql[] =
 	"UPDATE jobs SET state = " S_CANCELED ", error = 'canceled', finished_at = $2::bigint,"
 	" expires_at = " EXPIRES("$2::bigint") "," CALLBACK_DUE("$2::bigint")
-	" WHERE id = $1 AND state IN (" S_QUEUED ", " S_SCHEDULED ") RETURNING expires_at";
+	" WHERE id = $1 AND state IN (" S_QUEUED ", " S_SCHEDULED ", " S_BLOCKED ") RETURNING expires_at";
 
 static const char cancel_leased_sql[] =
 	"UPDATE jobs SET state = " S_CANCELED ", error = 'canceled', finished_at = $2::bigint,"
@@ -839,7 +879,9 @@ static int cancel_leased(struct pg_store *st, struct store_op *op, struct store_
 		return rc;
 	if (t->batch_id[0] && (rc = fault()) != 0)
 		return rc;
-	return check_batch_done(st, t->batch_id, &fx->batch_done);
+	if ((rc = check_batch_done(st, t->batch_id, &fx->batch_done)) != 0)
+		return rc;
+	return store_deps_ended(&store_pg_deps, st, t->id, JOB_CANCELED, &fx->cascade);
 }
 
 /* A running job some node's pool runs: that node is told (the group's
@@ -864,7 +906,7 @@ int pg_apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 		pg_arg_i64(&a, clock_now_ms());
 		return query_changes(st, cancel_run_sql, &a, NULL);
 	}
-	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED)
+	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED && t->found != JOB_BLOCKED)
 		return 0;
 	struct pg_args a = {0};
 	pg_arg_text(&a, t->id);
@@ -874,7 +916,9 @@ int pg_apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 	fx->finished = true;
 	if (t->batch_id[0] && (rc = fault()) != 0)
 		return rc;
-	return check_batch_done(st, t->batch_id, &fx->batch_done);
+	if ((rc = check_batch_done(st, t->batch_id, &fx->batch_done)) != 0)
+		return rc;
+	return store_deps_ended(&store_pg_deps, st, t->id, JOB_CANCELED, &fx->cascade);
 }
 
 /* The job as the retry left it goes to op->retry.job (the caller frees
@@ -900,7 +944,9 @@ int pg_apply_retry(void *be, struct store_op *op, struct store_effects *fx)
 			rc = PG_ERR_NOMEM;
 	}
 	PQclear(r);
-	fx->runnable = true;
+	if (rc == 0 && t->job)
+		rc = store_deps_retried(&store_pg_deps, st, t->job);
+	fx->runnable = !t->job || t->job->state != JOB_BLOCKED;
 	if (rc != 0 || !t->batch_id[0])
 		return rc;
 	/* Its batch is not finished any more. */
@@ -1159,3 +1205,280 @@ int pg_sweep(void *be, int64_t now, int *deleted, int64_t *next)
 	PQclear(r);
 	return pg_commit(st);
 }
+
+/* ---- dependencies (store/deps_store.h) -------------------------------- */
+
+static const char deps_state_sql[] = "SELECT state FROM jobs WHERE id = $1";
+static const char deps_edge_sql[] =
+	"INSERT INTO job_deps (child, parent, resolved) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+static const char deps_columns_sql[] =
+	"UPDATE jobs SET depends_on = $2, dep_policy = $3, deps_pending = $4 WHERE id = $1";
+static const char deps_children_sql[] =
+	"SELECT d.child, j.dep_policy FROM job_deps d JOIN jobs j ON j.id = d.child"
+	" WHERE d.parent = $1 AND d.resolved = 0 AND j.state = " S_BLOCKED;
+static const char deps_resolve_edge_sql[] =
+	"UPDATE job_deps SET resolved = 1 WHERE child = $1 AND parent = $2 AND resolved = 0";
+/* The last parent: runnable now (run_at from now on), or at a run_at
+ * still ahead. */
+static const char deps_count_down_sql[] =
+	"UPDATE jobs SET deps_pending = deps_pending - 1,"
+	" state = CASE WHEN deps_pending > 1 THEN " S_BLOCKED " WHEN run_at > $2::bigint THEN " S_SCHEDULED
+	"   ELSE " S_QUEUED " END,"
+	" run_at = CASE WHEN deps_pending <= 1 AND run_at < $2::bigint THEN $2::bigint ELSE run_at END"
+	" WHERE id = $1 AND state = " S_BLOCKED
+	" RETURNING state, queue, type, batch_id, attempts, run_at";
+static const char deps_cancel_sql[] =
+	"UPDATE jobs SET state = " S_CANCELED ", error = $2, finished_at = $3::bigint,"
+	" expires_at = " EXPIRES("$3::bigint") "," CALLBACK_DUE("$3::bigint")
+	" WHERE id = $1 AND state = " S_BLOCKED
+	" RETURNING queue, type, batch_id, attempts, expires_at";
+/* A parent gone (retention) counts as resolved: nothing could end it. */
+static const char deps_reblock_edges_sql[] =
+	"UPDATE job_deps SET resolved = coalesce((SELECT CASE WHEN state = " S_SUCCEEDED
+	"   OR ($2::bigint = 1 AND state IN (" S_FAILED ", " S_CANCELED ")) THEN 1 ELSE 0 END"
+	"   FROM jobs WHERE id = job_deps.parent), 1) WHERE child = $1";
+static const char deps_reblock_job_sql[] =
+	"UPDATE jobs SET deps_pending = (SELECT count(*) FROM job_deps WHERE child = $1 AND resolved = 0),"
+	" state = CASE WHEN EXISTS (SELECT 1 FROM job_deps WHERE child = $1 AND resolved = 0)"
+	"   THEN " S_BLOCKED " ELSE state END"
+	" WHERE id = $1 RETURNING state, deps_pending";
+static const char deps_stranded_sql[] =
+	"SELECT DISTINCT d.parent, p.state FROM job_deps d"
+	" JOIN jobs p ON p.id = d.parent JOIN jobs c ON c.id = d.child"
+	" WHERE d.resolved = 0 AND c.state = " S_BLOCKED " AND p.state IN (" S_FINISHED ")"
+	" AND (p.state = " S_SUCCEEDED " OR c.dep_policy <> " JOBQ_STR(DEP_WAIT_V) ") LIMIT $1";
+static const char deps_any_sql[] = "SELECT EXISTS (SELECT 1 FROM job_deps WHERE resolved = 0)";
+
+/* Whether some edge may wait for a parent: set once one is written here
+ * or found, never cleared (per process, for every store it opens). */
+static atomic_bool deps_seen;
+static _Thread_local bool deps_checked;
+
+/* Whether a job's end may have children to settle. A finish outside a
+ * batch is one statement that may carry the group's COMMIT (pg_scope_none)
+ * only when nothing can follow it: when no edge waits. With other nodes
+ * alive they may write edges at any time, so then it always may; alone,
+ * only this node writes them, and the table is looked at once. */
+static bool deps_possible(struct pg_store *st)
+{
+	if (atomic_load(&deps_seen))
+		return true;
+	if (!pg_alone(st)) {
+		atomic_store(&deps_seen, true);
+		return true;
+	}
+	if (!deps_checked) {
+		PGresult *r = NULL;
+		if (pg_read(st, deps_any_sql, 0, NULL, &r) != 0)
+			return true;
+		deps_checked = true;
+		if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+			atomic_store(&deps_seen, true);
+		PQclear(r);
+	}
+	return atomic_load(&deps_seen);
+}
+
+static int deps_state(void *be, const char *id, enum job_state *state, bool *found)
+{
+	struct pg_args a = {0};
+	pg_arg_text(&a, id);
+	PGresult *r = NULL;
+	int rc = pg_query(be, deps_state_sql, a.n, a.v, &r);
+	if (rc != 0)
+		return rc;
+	*found = PQntuples(r) == 1;
+	int64_t v = *found ? pg_i64(r, 0, 0) : 0;
+	*state = v >= 0 && v < JOB_STATE_COUNT ? (enum job_state)v : JOB_FAILED;
+	PQclear(r);
+	return 0;
+}
+
+static int deps_link(void *be, const struct job *child, const bool *resolved)
+{
+	struct pg_store *st = be;
+	atomic_store(&deps_seen, true);
+	int rc = 0;
+	for (int i = 0; rc == 0 && i < child->deps.n; i++) {
+		struct pg_args a = {0};
+		pg_arg_text(&a, child->id);
+		pg_arg_text(&a, child->deps.ids[i]);
+		pg_arg_i64(&a, resolved[i]);
+		rc = query_changes(st, deps_edge_sql, &a, NULL);
+	}
+	if (rc != 0)
+		return rc;
+	bool oom = false;
+	char *text = deps_ids_text(&child->deps, &oom);
+	if (oom)
+		return PG_ERR_NOMEM;
+	struct pg_args a = {0};
+	pg_arg_text(&a, child->id);
+	pg_arg_text(&a, text);
+	pg_arg_i64(&a, child->deps.policy);
+	pg_arg_i64(&a, child->deps.pending);
+	rc = query_changes(st, deps_columns_sql, &a, NULL);
+	free(text);
+	return rc;
+}
+
+static int deps_children(void *be, const char *parent, struct deps_child **out, int *n, int *cap)
+{
+	struct pg_args a = {0};
+	pg_arg_text(&a, parent);
+	PGresult *r = NULL;
+	int rc = pg_query(be, deps_children_sql, a.n, a.v, &r);
+	for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+		if (*n == *cap) {
+			int grow = *cap ? *cap * 2 : 8;
+			struct deps_child *g = realloc(*out, (size_t)grow * sizeof *g);
+			if (!g) {
+				rc = PG_ERR_NOMEM;
+				break;
+			}
+			*out = g;
+			*cap = grow;
+		}
+		struct deps_child *k = &(*out)[(*n)++];
+		pg_copy(r, i, 0, k->id, sizeof k->id);
+		int64_t policy = pg_i64(r, i, 1);
+		k->policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Resolves the edge child -> parent; *edge when it was unresolved. */
+static int resolve_edge(struct pg_store *st, const char *child, const char *parent, bool *edge)
+{
+	struct pg_args a = {0};
+	pg_arg_text(&a, child);
+	pg_arg_text(&a, parent);
+	int64_t changed = 0;
+	int rc = query_changes(st, deps_resolve_edge_sql, &a, &changed);
+	*edge = rc == 0 && changed == 1;
+	return rc;
+}
+
+static int deps_resolve(void *be, const char *child, const char *parent, int64_t now, struct store_cascaded *out,
+                        bool *changed)
+{
+	struct pg_store *st = be;
+	bool edge = false;
+	*changed = false;
+	int rc = resolve_edge(st, child, parent, &edge);
+	if (rc != 0 || !edge)
+		return rc;
+	struct pg_args a = {0};
+	pg_arg_text(&a, child);
+	pg_arg_i64(&a, now);
+	PGresult *r = NULL;
+	if ((rc = pg_query(st, deps_count_down_sql, a.n, a.v, &r)) != 0)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*changed = true;
+		snprintf(out->id, sizeof out->id, "%s", child);
+		int64_t state = pg_i64(r, 0, 0);
+		out->state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_QUEUED;
+		pg_copy(r, 0, 1, out->queue, sizeof out->queue);
+		pg_copy(r, 0, 2, out->type, sizeof out->type);
+		pg_copy(r, 0, 3, out->batch_id, sizeof out->batch_id);
+		out->attempts = (int)pg_i64(r, 0, 4);
+		if (out->state == JOB_SCHEDULED)
+			note_scheduled(pg_i64(r, 0, 5));
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int deps_cancel(void *be, const char *child, const char *parent, const char *error, int64_t now,
+                       struct store_cascaded *out, bool *changed, int64_t *expires_at)
+{
+	struct pg_store *st = be;
+	bool edge = false;
+	*changed = false;
+	int rc = resolve_edge(st, child, parent, &edge);
+	if (rc != 0)
+		return rc;
+	struct pg_args a = {0};
+	pg_arg_text(&a, child);
+	pg_arg_text(&a, error);
+	pg_arg_i64(&a, now);
+	PGresult *r = NULL;
+	if ((rc = pg_query(st, deps_cancel_sql, a.n, a.v, &r)) != 0)
+		return rc;
+	if (PQntuples(r) == 1) {
+		*changed = true;
+		snprintf(out->id, sizeof out->id, "%s", child);
+		out->state = JOB_CANCELED;
+		pg_copy(r, 0, 0, out->queue, sizeof out->queue);
+		pg_copy(r, 0, 1, out->type, sizeof out->type);
+		pg_copy(r, 0, 2, out->batch_id, sizeof out->batch_id);
+		out->attempts = (int)pg_i64(r, 0, 3);
+		*expires_at = pg_i64(r, 0, 4);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int deps_reblock(void *be, struct job *child, int64_t now)
+{
+	(void)now;
+	struct pg_store *st = be;
+	struct pg_args a = {0};
+	pg_arg_text(&a, child->id);
+	pg_arg_i64(&a, child->deps.policy == DEP_RUN);
+	int rc = query_changes(st, deps_reblock_edges_sql, &a, NULL);
+	if (rc != 0)
+		return rc;
+	struct pg_args b = {0};
+	pg_arg_text(&b, child->id);
+	PGresult *r = NULL;
+	if ((rc = pg_query(st, deps_reblock_job_sql, b.n, b.v, &r)) != 0)
+		return rc;
+	if (PQntuples(r) == 1) {
+		int64_t state = pg_i64(r, 0, 0);
+		child->state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_QUEUED;
+		child->deps.pending = (int)pg_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int deps_batch_done(void *be, const char *batch_id, bool *done)
+{
+	return check_batch_done(be, batch_id, done);
+}
+
+static int deps_stranded(void *be, struct deps_parent *out, int max, int *n)
+{
+	struct pg_store *st = be;
+	*n = 0;
+	if (!deps_possible(st))
+		return 0;
+	struct pg_args a = {0};
+	pg_arg_i64(&a, max);
+	PGresult *r = NULL;
+	int rc = pg_read(st, deps_stranded_sql, a.n, a.v, &r);
+	if (rc != 0)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+		pg_copy(r, i, 0, out[*n].id, sizeof out[*n].id);
+		int64_t state = pg_i64(r, i, 1);
+		out[(*n)++].state = state >= 0 && state < JOB_STATE_COUNT ? (enum job_state)state : JOB_FAILED;
+	}
+	PQclear(r);
+	return 0;
+}
+
+const struct store_deps_ops store_pg_deps = {
+	.nomem = PG_ERR_NOMEM,
+	.state = deps_state,
+	.link = deps_link,
+	.children = deps_children,
+	.resolve = deps_resolve,
+	.cancel = deps_cancel,
+	.reblock = deps_reblock,
+	.batch_done = deps_batch_done,
+	.stranded = deps_stranded,
+};

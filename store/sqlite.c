@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/deps.h"
 #include "core/log.h"
 #include "store/backend.h"
 #include "store/sqlite_schema.h"
@@ -49,12 +50,15 @@
 #define SWEEP_BATCH 500
 #define BUSY_TIMEOUT_MS 5000
 #define DEFAULT_READERS 64
+#define FIRE_READ_MAX 64   /* due schedules read at once, at most */
 #define LIST_VARIANTS 64 /* state, queue, type, cursor, batch, ids: one bit each */
 
 #define JOB_COLUMNS "seq, id, type, queue, priority, state, payload, result, error, " \
 	"progress_percent, progress_message, attempts, created_at, started_at, finished_at, " \
 	"max_attempts, backoff_s, max_backoff_s, timeout_s, retention_s, run_at, " \
-	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error"
+	"batch_id, callback_url, callback_state, callback_attempts, callback_status, callback_error, " \
+	"depends_on, dep_policy, deps_pending, schedule_name, schedule_fire_at"
+#define JOB_NCOLUMNS 32 /* a column after JOB_COLUMNS has this number */
 
 enum {
 	SQL_INSERT, SQL_PROMOTE, SQL_READY_QUEUES, SQL_CLAIM, SQL_NEXT_DUE, SQL_FINISH,
@@ -63,7 +67,9 @@ enum {
 	SQL_NEXT_EXPIRY, SQL_PING, SQL_IDEM_FIND, SQL_BATCH_IDEM_FIND, SQL_BATCH_INSERT, SQL_BATCH_DONE, SQL_BATCH_UNDONE,
 	SQL_CALLBACK_JOB, SQL_CALLBACK_BATCH, SQL_QUEUE_PAUSED, SQL_OP_BEGIN, SQL_OP_END, SQL_OP_UNDO,
 	SQL_RUNNING, SQL_LEASE_MARK, SQL_EXPIRED, SQL_NEXT_LEASE, SQL_HEARTBEAT, SQL_HEARTBEAT_CANCELED,
-	SQL_CANCEL_LEASED, SQL_EXISTS, SQL_COUNT
+	SQL_CANCEL_LEASED, SQL_EXISTS,
+	SQL_SCHED_INSERT, SQL_SCHED_REPLACE, SQL_SCHED_DELETE, SQL_SCHED_PAUSE, SQL_SCHED_RESUME,
+	SQL_SCHED_CAS, SQL_SCHED_RUN, SQL_FIRE_EXISTS, SQL_FIRE_MARK, SQL_COUNT
 };
 
 /* The callback columns of a job finishing at ?F: pending from then on. */
@@ -132,7 +138,7 @@ static const char *const writer_sql[SQL_COUNT] = {
 	[SQL_STATE_OF] = "SELECT state, seq, queue, batch_id, type FROM jobs WHERE id = ?1",
 	[SQL_CANCEL_SET] = "UPDATE jobs SET state = " S_CANCELED ", error = 'canceled', finished_at = ?2,"
 	                   " expires_at = " EXPIRES("?2") "," CALLBACK_DUE("?2")
-	                   " WHERE id = ?1 AND state IN (" S_QUEUED ", " S_SCHEDULED ") RETURNING expires_at",
+	                   " WHERE id = ?1 AND state IN (" S_QUEUED ", " S_SCHEDULED ", " S_BLOCKED ") RETURNING expires_at",
 	[SQL_RETRY_SET] = "UPDATE jobs SET state = " S_QUEUED ", max_attempts = max(max_attempts, attempts + 1),"
 	                  " result = NULL, error = NULL, progress_percent = NULL, progress_message = NULL,"
 	                  " finished_at = NULL, expires_at = NULL, run_at = ?2,"
@@ -176,6 +182,27 @@ static const char *const writer_sql[SQL_COUNT] = {
 	                      " WHERE id = ?1 AND state = " S_RUNNING " AND lease_expires_at IS NOT NULL"
 	                      " RETURNING expires_at, seq, attempts, started_at",
 	[SQL_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1",
+	/* Schedules: ?1 the name; the others as each op says. */
+	[SQL_SCHED_INSERT] = "INSERT INTO schedules (name, spec, next_fire_at, created_at, updated_at)"
+	                     " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+	[SQL_SCHED_REPLACE] = "UPDATE schedules SET spec = ?2,"
+	                      " next_fire_at = CASE WHEN paused THEN NULL ELSE ?3 END, updated_at = ?4 WHERE name = ?1",
+	[SQL_SCHED_DELETE] = "DELETE FROM schedules WHERE name = ?1",
+	[SQL_SCHED_PAUSE] = "UPDATE schedules SET paused = 1, next_fire_at = NULL, updated_at = ?4 WHERE name = ?1",
+	[SQL_SCHED_RESUME] = "UPDATE schedules SET next_fire_at = CASE WHEN paused THEN ?3 ELSE next_fire_at END,"
+	                     " paused = 0, updated_at = ?4 WHERE name = ?1",
+	/* The fire's compare and set: only while ?2 is still the due time. */
+	[SQL_SCHED_CAS] = "UPDATE schedules SET next_fire_at = ?3, last_fire_at = coalesce(?4, last_fire_at)"
+	                  " WHERE name = ?1 AND next_fire_at = ?2 AND NOT paused",
+	[SQL_SCHED_RUN] = "UPDATE schedules SET last_fire_at = max(coalesce(last_fire_at, 0), ?2) WHERE name = ?1",
+	[SQL_FIRE_EXISTS] = "SELECT 1 FROM jobs WHERE schedule_name = ?1 AND schedule_fire_at = ?2",
+	[SQL_FIRE_MARK] = "UPDATE jobs SET schedule_name = ?2, schedule_fire_at = ?3 WHERE seq = ?1",
+};
+
+/* Dependencies' statements (the block at the end of this file). */
+enum {
+	D_STATE, D_EDGE, D_COLUMNS, D_CHILDREN, D_RESOLVE_EDGE, D_COUNT_DOWN, D_CANCEL, D_REBLOCK_EDGES,
+	D_REBLOCK_JOB, D_STRANDED, DEPS_SQL_COUNT
 };
 
 struct reader {
@@ -212,6 +239,7 @@ struct sqlite_store {
 
 	sqlite3 *wdb;                     /* writer thread only (after open) */
 	sqlite3_stmt *wstmt[SQL_COUNT];
+	sqlite3_stmt *dstmt[DEPS_SQL_COUNT]; /* dependencies' statements, prepared at first use */
 	const char *sync_pragma;          /* the configured PRAGMA synchronous */
 	bool sync_relaxed;                /* writer only: synchronous is OFF now */
 
@@ -222,6 +250,8 @@ struct sqlite_store {
 	struct reader *idle;
 	struct reader *all_readers;       /* every reader opened, for close */
 	int nreaders, max_readers;
+
+	sqlite3_stmt *rate_stmt[4];       /* writer only: RATE_SQL, prepared on first use */
 };
 
 /* ---- damage ----------------------------------------------------------- */
@@ -462,7 +492,14 @@ static struct job *row_to_job(sqlite3_stmt *s)
 	job->run_at = sqlite3_column_int64(s, 20);
 	column_copy(s, 21, job->batch_id, sizeof job->batch_id);
 	column_delivery(s, 22, &job->callback);
-	if ((sqlite3_column_type(s, 6) != SQLITE_NULL && !job->payload) ||
+	column_copy(s, 30, job->schedule_name, sizeof job->schedule_name);
+	job->schedule_fire_at = sqlite3_column_int64(s, 31);
+	int policy = sqlite3_column_int(s, 28);
+	job->deps.policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
+	job->deps.pending = sqlite3_column_int(s, 29);
+	if ((sqlite3_column_type(s, 27) != SQLITE_NULL &&
+	     deps_ids_from_text((const char *)sqlite3_column_text(s, 27), &job->deps) != 0) ||
+	    (sqlite3_column_type(s, 6) != SQLITE_NULL && !job->payload) ||
 	    (sqlite3_column_type(s, 7) != SQLITE_NULL && !job->result) ||
 	    (sqlite3_column_type(s, 8) != SQLITE_NULL && !job->error)) {
 		job_free(job);
@@ -556,7 +593,7 @@ static int insert_job(struct sqlite_store *st, struct job *job)
 	sqlite3_bind_text(s, 2, job->type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, job->queue, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, job->priority);
-	sqlite3_bind_int(s, 5, job->state == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_QUEUED);
+	sqlite3_bind_int(s, 5, job->state == JOB_SCHEDULED || job->state == JOB_BLOCKED ? job->state : JOB_QUEUED);
 	bind_text_or_null(s, 6, job->payload);
 	sqlite3_bind_int64(s, 7, job->created_at);
 	sqlite3_bind_int(s, 8, job->max_attempts);
@@ -595,11 +632,23 @@ static int apply_submit(void *be, struct store_op *op, struct store_effects *fx)
 {
 	struct sqlite_store *st = be;
 	struct job *job = op->submit.job;
-	int rc = insert_job(st, job);
+	bool resolved[JOB_DEPS_MAX];
+	int cancel = -1, rc = SQLITE_OK;
+	if (job->deps.n > 0 && (rc = store_deps_prepare(&store_sqlite_deps, st, job, NULL, resolved, &cancel)) != SQLITE_OK)
+		return rc;
+	if (job->deps.missing >= 0) {
+		op->rc = STORE_NOT_FOUND;  /* nothing written */
+		return SQLITE_OK;
+	}
+	rc = insert_job(st, job);
 	if (rc == SQLITE_OK && store_fault_hit())
 		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && job->seq != 0 && job->deps.n > 0)
+		rc = store_deps_insert(&store_sqlite_deps, st, job, resolved, cancel, &fx->cascade);
 	if (rc == SQLITE_OK && job->seq != 0)
 		rc = inserted_runnable(st, job, &fx->runnable);
+	if (rc == SQLITE_OK && job->seq != 0 && (job->state == JOB_BLOCKED || job->state == JOB_CANCELED))
+		fx->runnable = false;
 	if (rc != SQLITE_OK || job->seq != 0)
 		return rc;
 	if (!job->idem_key)
@@ -807,7 +856,10 @@ static int apply_finish(void *be, struct store_op *op, struct store_effects *fx)
 	rc = record_attempt(st, job);
 	if (rc == SQLITE_OK && terminal && op->finish.batch_id[0] && store_fault_hit())
 		return SQLITE_NOMEM;
-	return rc == SQLITE_OK && terminal ? check_batch_done(st, op->finish.batch_id, &fx->batch_done) : rc;
+	if (rc == SQLITE_OK && terminal)
+		rc = check_batch_done(st, op->finish.batch_id, &fx->batch_done);
+	return rc == SQLITE_OK && terminal ? store_deps_ended(&store_sqlite_deps, st, job->id, job->state, &fx->cascade)
+	                                   : rc;
 }
 
 /* Reads the state, seq, queue, batch and type of t->id; STORE_NOT_FOUND
@@ -862,7 +914,9 @@ static int cancel_leased(struct sqlite_store *st, struct store_op *op, struct st
 		return rc;
 	if (t->batch_id[0] && store_fault_hit())
 		return SQLITE_NOMEM;
-	return check_batch_done(st, t->batch_id, &fx->batch_done);
+	if ((rc = check_batch_done(st, t->batch_id, &fx->batch_done)) != SQLITE_OK)
+		return rc;
+	return store_deps_ended(&store_sqlite_deps, st, t->id, JOB_CANCELED, &fx->cascade);
 }
 
 static int apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
@@ -875,7 +929,7 @@ static int apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 		return rc;
 	if (t->found == JOB_RUNNING)
 		return cancel_leased(st, op, fx);
-	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED)
+	if (t->found != JOB_QUEUED && t->found != JOB_SCHEDULED && t->found != JOB_BLOCKED)
 		return rc;
 	sqlite3_stmt *s = st->wstmt[SQL_CANCEL_SET];
 	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
@@ -885,7 +939,9 @@ static int apply_cancel(void *be, struct store_op *op, struct store_effects *fx)
 	fx->finished = true;
 	if (t->batch_id[0] && store_fault_hit())
 		return SQLITE_NOMEM;
-	return check_batch_done(st, t->batch_id, &fx->batch_done);
+	if ((rc = check_batch_done(st, t->batch_id, &fx->batch_done)) != SQLITE_OK)
+		return rc;
+	return store_deps_ended(&store_sqlite_deps, st, t->id, JOB_CANCELED, &fx->cascade);
 }
 
 /* The job as the retry left it goes to op->retry.job (the caller frees
@@ -909,7 +965,9 @@ static int apply_retry(void *be, struct store_op *op, struct store_effects *fx)
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	fx->runnable = true;
+	if (rc == SQLITE_DONE && t->job && (rc = store_deps_retried(&store_sqlite_deps, st, t->job)) == SQLITE_OK)
+		rc = SQLITE_DONE;
+	fx->runnable = !t->job || t->job->state != JOB_BLOCKED;
 	if (rc == SQLITE_DONE && t->batch_id[0]) {
 		/* Its batch is not finished any more. */
 		int64_t unused = 0;
@@ -961,7 +1019,7 @@ static int sqlite_expired(void *be, int64_t now, struct job **out, char (*ids)[S
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		column_copy(s, 27, ids[*n], STORE_LEASE_ID_LEN + 1);
+		column_copy(s, JOB_NCOLUMNS, ids[*n], STORE_LEASE_ID_LEN + 1);
 		out[(*n)++] = job;
 	}
 	sqlite3_reset(s);
@@ -1120,9 +1178,18 @@ static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 	struct sqlite_store *st = be;
 	struct store_op_batch *b = &op->batch;
 	int64_t unused = 0;
+	struct deps_plan plan = {.any = false};
 	int rc = b->idem_key ? batch_idempotent_replay(st, op) : SQLITE_OK;
 	if (rc != SQLITE_OK || b->replayed || op->rc != STORE_OK)
 		return rc;
+	if ((rc = store_deps_batch_prepare(&store_sqlite_deps, st, b->jobs, b->njobs, &plan)) != SQLITE_OK)
+		goto out;
+	for (int i = 0; plan.any && i < b->njobs; i++) {
+		if (b->jobs[i]->deps.missing >= 0) {
+			op->rc = STORE_NOT_FOUND;  /* nothing written */
+			goto out;
+		}
+	}
 	sqlite3_stmt *s = st->wstmt[SQL_BATCH_INSERT];
 	sqlite3_bind_text(s, 1, b->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, clock_now_ms());
@@ -1140,12 +1207,22 @@ static int apply_batch(void *be, struct store_op *op, struct store_effects *fx)
 		if (rc == SQLITE_OK && job->seq == 0)
 			rc = SQLITE_CONSTRAINT;
 	}
+	if (rc == SQLITE_OK)
+		rc = store_deps_batch_insert(&store_sqlite_deps, st, b->jobs, b->njobs, &plan, b->id, &fx->cascade);
 	/* Runnable if any job is; a queue is looked up once per run of jobs
 	 * on it (a batch mostly goes to one queue). */
 	fx->runnable = false;
-	for (int i = 0; rc == SQLITE_OK && !fx->runnable && i < b->njobs; i++)
-		if (i == 0 || b->jobs[i]->state == JOB_SCHEDULED || strcmp(b->jobs[i]->queue, b->jobs[i - 1]->queue) != 0)
+	const char *looked = NULL;
+	for (int i = 0; rc == SQLITE_OK && !fx->runnable && i < b->njobs; i++) {
+		enum job_state state = b->jobs[i]->state;
+		if (state == JOB_BLOCKED || state == JOB_CANCELED)
+			continue;
+		if (!looked || state == JOB_SCHEDULED || strcmp(b->jobs[i]->queue, looked) != 0)
 			rc = inserted_runnable(st, b->jobs[i], &fx->runnable);
+		looked = b->jobs[i]->queue;
+	}
+out:
+	store_deps_plan_free(&plan);
 	return rc;
 }
 
@@ -1458,6 +1535,10 @@ static void sqlite_close(void *be)
 	}
 	for (int i = 0; i < SQL_COUNT; i++)
 		sqlite3_finalize(st->wstmt[i]);
+	for (size_t i = 0; i < sizeof st->rate_stmt / sizeof st->rate_stmt[0]; i++)
+		sqlite3_finalize(st->rate_stmt[i]);
+	for (int i = 0; i < DEPS_SQL_COUNT; i++)
+		sqlite3_finalize(st->dstmt[i]);
 	if (st->wdb && sqlite3_close(st->wdb) != SQLITE_OK)
 		log_error("closing the database: %s", sqlite3_errmsg(st->wdb));
 	if (st->lock_fd >= 0)
@@ -1958,6 +2039,373 @@ static int sqlite_version(void *be)
 	return v;
 }
 
+/* ---- rate limits ------------------------------------------------------ */
+
+#define RATE_COLUMNS "queue, rate_limit, period_ms, burst, retry_after, tokens, refilled_at, paused_until"
+
+enum { RATE_LOAD, RATE_SAVE, RATE_DELETE, RATE_NAMES };
+
+static const char *const rate_sql[] = {
+	[RATE_LOAD] = "SELECT " RATE_COLUMNS " FROM queue_rates WHERE queue = ?1",
+	[RATE_SAVE] = "INSERT OR REPLACE INTO queue_rates (" RATE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[RATE_DELETE] = "DELETE FROM queue_rates WHERE queue = ?1 RETURNING queue",
+	[RATE_NAMES] = "SELECT queue FROM queue_rates ORDER BY queue",
+};
+
+_Static_assert(sizeof rate_sql / sizeof rate_sql[0] == sizeof ((struct sqlite_store *)0)->rate_stmt /
+               sizeof ((struct sqlite_store *)0)->rate_stmt[0], "one statement per rate_sql");
+
+/* The writer's statement k, prepared on first use; NULL on failure. */
+static sqlite3_stmt *rate_stmt(struct sqlite_store *st, int k)
+{
+	if (!st->rate_stmt[k] && prepare(st->wdb, rate_sql[k], &st->rate_stmt[k]) != SQLITE_OK)
+		return NULL;
+	return st->rate_stmt[k];
+}
+
+static void rate_row(sqlite3_stmt *s, struct store_rate *out)
+{
+	memset(out, 0, sizeof *out);
+	column_copy(s, 0, out->queue, sizeof out->queue);
+	out->bucket.limit = sqlite3_column_double(s, 1);
+	out->bucket.period_ms = sqlite3_column_int64(s, 2);
+	out->bucket.burst = sqlite3_column_double(s, 3);
+	out->retry_after = sqlite3_column_int(s, 4) != 0;
+	out->bucket.tokens = sqlite3_column_double(s, 5);
+	out->bucket.refilled_at = sqlite3_column_int64(s, 6);
+	out->bucket.paused_until = sqlite3_column_int64(s, 7);
+}
+
+static int sqlite_rate_load(void *be, const char *queue, struct store_rate *out, bool *found)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_LOAD);
+	if (!s)
+		return SQLITE_ERROR;
+	*found = false;
+	sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		rate_row(s, out);
+		*found = true;
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_rate_save(void *be, const struct store_rate *rate)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_SAVE);
+	if (!s)
+		return SQLITE_ERROR;
+	if (store_fault_hit())
+		return SQLITE_NOMEM;
+	int64_t unused = 0;
+	sqlite3_bind_text(s, 1, rate->queue, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, rate->bucket.limit);
+	sqlite3_bind_int64(s, 3, rate->bucket.period_ms);
+	sqlite3_bind_double(s, 4, rate->bucket.burst);
+	sqlite3_bind_int(s, 5, rate->retry_after);
+	sqlite3_bind_double(s, 6, rate->bucket.tokens);
+	sqlite3_bind_int64(s, 7, rate->bucket.refilled_at);
+	sqlite3_bind_int64(s, 8, rate->bucket.paused_until);
+	return step_int64(s, &unused);
+}
+
+static int sqlite_rate_delete(void *be, const char *queue, bool *found)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_DELETE);
+	if (!s)
+		return SQLITE_ERROR;
+	sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sqlite_rate_names(void *be, int (*each)(void *arg, const char *queue), void *arg)
+{
+	sqlite3_stmt *s = rate_stmt(be, RATE_NAMES);
+	if (!s)
+		return SQLITE_ERROR;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (each(arg, (const char *)sqlite3_column_text(s, 0)) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Reads through a reader, preparing the statement for this call (rates
+ * are read by a queue's page and a metrics scrape, not per job). */
+static enum store_rc rate_read(struct sqlite_store *st, const char *queue, struct store_rate **out, size_t *n)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	const char *sql = queue ? rate_sql[RATE_LOAD] : "SELECT " RATE_COLUMNS " FROM queue_rates ORDER BY queue";
+	struct store_rate *rates = NULL;
+	size_t count = 0, cap = 0;
+	int rc = prepare(r->db, sql, &s);
+	if (rc == SQLITE_OK && queue)
+		sqlite3_bind_text(s, 1, queue, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct store_rate *grown = realloc(rates, cap * sizeof *grown);
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			rates = grown;
+		}
+		rate_row(s, &rates[count++]);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+		log_error("reading rate limits: %s", sqlite3_errstr(rc));
+		free(rates);
+		return STORE_UNAVAILABLE;
+	}
+	*out = rates;
+	*n = count;
+	return STORE_OK;
+}
+
+static enum store_rc sqlite_get_rate(void *be, const char *queue, struct store_rate *out, bool *found)
+{
+	struct store_rate *rates = NULL;
+	size_t n = 0;
+	enum store_rc rc = rate_read(be, queue, &rates, &n);
+	*found = rc == STORE_OK && n > 0;
+	if (*found)
+		*out = rates[0];
+	free(rates);
+	return rc;
+}
+
+static enum store_rc sqlite_list_rates(void *be, struct store_rate **out, size_t *n)
+{
+	return rate_read(be, NULL, out, n);
+}
+
+/* ---- schedules ------------------------------------------------------ */
+
+static int apply_schedule(void *be, struct store_op *op, struct store_effects *fx)
+{
+	static const int sql[] = {
+		[STORE_SCHEDULE_CREATE] = SQL_SCHED_INSERT, [STORE_SCHEDULE_REPLACE] = SQL_SCHED_REPLACE,
+		[STORE_SCHEDULE_DELETE] = SQL_SCHED_DELETE, [STORE_SCHEDULE_PAUSE] = SQL_SCHED_PAUSE,
+		[STORE_SCHEDULE_RESUME] = SQL_SCHED_RESUME,
+	};
+	struct sqlite_store *st = be;
+	const struct store_op_schedule *o = &op->schedule;
+	(void)fx;
+	sqlite3_stmt *s = st->wstmt[sql[o->action]];
+	int n = sqlite3_bind_parameter_count(s);
+	sqlite3_bind_text(s, 1, o->name, -1, SQLITE_STATIC);
+	if (n >= 2)
+		bind_text_or_null(s, 2, o->spec);
+	if (n >= 3)
+		bind_int64_or_null(s, 3, o->next_fire_at);
+	if (n >= 4)
+		sqlite3_bind_int64(s, 4, o->now);
+	int rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_OK && store_fault_hit())
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && sqlite3_changes(st->wdb) == 0)
+		op->rc = o->action == STORE_SCHEDULE_CREATE ? STORE_CONFLICT : STORE_NOT_FOUND;
+	return rc;
+}
+
+/* Inserts a fired job unless its fire already has one (seq left 0). */
+static int insert_fired(struct sqlite_store *st, struct job *job, bool *runnable)
+{
+	int64_t found = 0;
+	sqlite3_stmt *s = st->wstmt[SQL_FIRE_EXISTS];
+	sqlite3_bind_text(s, 1, job->schedule_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, job->schedule_fire_at);
+	int rc = step_int64(s, &found);
+	job->seq = 0;
+	if (rc != SQLITE_OK || found)
+		return rc;
+	if ((rc = insert_job(st, job)) != SQLITE_OK)
+		return rc;
+	if (job->seq == 0)
+		return SQLITE_CONSTRAINT;         /* its id taken: never for a fresh UUIDv7 */
+	s = st->wstmt[SQL_FIRE_MARK];
+	sqlite3_bind_int64(s, 1, job->seq);
+	sqlite3_bind_text(s, 2, job->schedule_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, job->schedule_fire_at);
+	rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	bool ok = false;
+	if (rc == SQLITE_OK && (rc = inserted_runnable(st, job, &ok)) == SQLITE_OK && ok)
+		*runnable = true;
+	return rc;
+}
+
+static int apply_fire(void *be, struct store_op *op, struct store_effects *fx)
+{
+	struct sqlite_store *st = be;
+	struct store_op_fire *f = &op->fire;
+	int64_t last = 0;
+	for (int i = 0; i < f->njobs; i++)
+		if (f->jobs[i]->schedule_fire_at > last)
+			last = f->jobs[i]->schedule_fire_at;
+	sqlite3_stmt *s = st->wstmt[f->due ? SQL_SCHED_CAS : SQL_SCHED_RUN];
+	sqlite3_bind_text(s, 1, f->name, -1, SQLITE_STATIC);
+	if (f->due) {
+		sqlite3_bind_int64(s, 2, f->due);
+		bind_int64_or_null(s, 3, f->next);
+		bind_int64_or_null(s, 4, last);
+	} else {
+		sqlite3_bind_int64(s, 2, last);
+	}
+	int rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc == SQLITE_OK && store_fault_hit())
+		rc = SQLITE_NOMEM;
+	if (rc != SQLITE_OK)
+		return rc;
+	if (sqlite3_changes(st->wdb) == 0) {
+		op->rc = f->due ? STORE_CONFLICT : STORE_NOT_FOUND;
+		return SQLITE_OK;
+	}
+	f->fired = 0;
+	for (int i = 0; i < f->njobs; i++) {
+		if ((rc = insert_fired(st, f->jobs[i], &fx->runnable)) != SQLITE_OK)
+			return rc;
+		if (store_fault_hit())
+			return SQLITE_NOMEM;
+		if (f->jobs[i]->seq != 0)
+			f->fired++;
+	}
+	return SQLITE_OK;
+}
+
+#define SCHEDULE_COLUMNS "name, spec, next_fire_at, last_fire_at, paused, created_at, updated_at"
+
+/* Runs a schedule read on a reader: each row into out[*n] (up to max).
+ * binds: ?1 text (or NULL), ?2 integer. */
+static enum store_rc read_schedules(struct sqlite_store *st, const char *sql, const char *text, int64_t num,
+                                    struct store_schedule *out, int max, size_t *n)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	enum store_rc result = STORE_UNAVAILABLE;
+	*n = 0;
+	if (prepare(r->db, sql, &s) != SQLITE_OK)
+		goto out;
+	if (sqlite3_bind_parameter_count(s) >= 1)
+		bind_text_or_null(s, 1, text);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, num);
+	int rc = SQLITE_DONE;
+	while ((int)*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_schedule *o = &out[*n];
+		memset(o, 0, sizeof *o);
+		column_copy(s, 0, o->name, sizeof o->name);
+		o->next_fire_at = sqlite3_column_int64(s, 2);
+		o->last_fire_at = sqlite3_column_int64(s, 3);
+		o->paused = sqlite3_column_int(s, 4) != 0;
+		o->created_at = sqlite3_column_int64(s, 5);
+		o->updated_at = sqlite3_column_int64(s, 6);
+		(*n)++;
+		if (!(o->spec = column_strdup(s, 1))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	if ((int)*n == max || rc == SQLITE_DONE)
+		result = STORE_OK;
+	else
+		log_error("reading schedules: %s", sqlite3_errmsg(r->db));
+out:
+	if (result != STORE_OK) {
+		for (size_t i = 0; i < *n; i++)
+			store_schedule_clear(&out[i]);
+		*n = 0;
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	return result;
+}
+
+static enum store_rc sqlite_get_schedule(void *be, const char *name, struct store_schedule *out)
+{
+	size_t n = 0;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE name = ?1", name, 0,
+	                                  out, 1, &n);
+	return rc == STORE_OK && n == 0 ? STORE_NOT_FOUND : rc;
+}
+
+static enum store_rc sqlite_list_schedules(void *be, const char *after, int max, struct store_schedule **out,
+                                           size_t *n)
+{
+	if (!(*out = calloc((size_t)max, sizeof **out)))
+		return STORE_UNAVAILABLE;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE name > ?1"
+	                                  " ORDER BY name LIMIT ?2", after ? after : "", max, *out, max, n);
+	if (rc != STORE_OK) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static enum store_rc sqlite_due_schedules(void *be, int64_t now, struct store_schedule *out, int max, int *n)
+{
+	size_t got = 0;
+	enum store_rc rc = read_schedules(be, "SELECT " SCHEDULE_COLUMNS " FROM schedules INDEXED BY schedules_due"
+	                                  " WHERE next_fire_at IS NOT NULL AND next_fire_at <= ?2"
+	                                  " ORDER BY next_fire_at LIMIT " JOBQ_STR(FIRE_READ_MAX),
+	                                  NULL, now, out, max, &got);
+	*n = (int)got;
+	return rc;
+}
+
+/* One integer from a reader (0 for none). */
+static enum store_rc read_int64(struct sqlite_store *st, const char *sql, int64_t *out)
+{
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	*out = 0;
+	int rc = prepare(r->db, sql, &s);
+	if (rc == SQLITE_OK)
+		rc = step_int64(s, out);
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	return rc == SQLITE_OK ? STORE_OK : STORE_UNAVAILABLE;
+}
+
+static enum store_rc sqlite_next_schedule(void *be, int64_t *next)
+{
+	return read_int64(be, "SELECT min(next_fire_at) FROM schedules WHERE next_fire_at IS NOT NULL", next);
+}
+
+static enum store_rc sqlite_count_schedules(void *be, int64_t *active, int64_t *paused)
+{
+	enum store_rc rc = read_int64(be, "SELECT count(*) FROM schedules WHERE NOT paused", active);
+	return rc == STORE_OK ? read_int64(be, "SELECT count(*) FROM schedules WHERE paused", paused) : rc;
+}
+
 /* ---- leases now (the dashboard's external workers) --------------------- */
 
 static enum store_rc sqlite_list_leases(void *be, const char *queue, int max, struct store_lease_info *out, int *n)
@@ -2020,6 +2468,8 @@ const struct store_backend store_sqlite_backend = {
 		[STORE_OP_PING] = apply_ping,
 		[STORE_OP_PROBE] = apply_probe,
 		[STORE_OP_HEARTBEAT] = apply_heartbeat,
+		[STORE_OP_SCHEDULE] = apply_schedule,
+		[STORE_OP_FIRE] = apply_fire,
 	},
 	.promote = sqlite_promote,
 	.ready_queues = sqlite_ready_queues,
@@ -2039,5 +2489,309 @@ const struct store_backend store_sqlite_backend = {
 	.schema_version = sqlite_version,
 	.damaged = sqlite_damaged,
 	.after_writes = sqlite_after_writes,
+	.rate_load = sqlite_rate_load,
+	.rate_save = sqlite_rate_save,
+	.rate_delete = sqlite_rate_delete,
+	.rate_names = sqlite_rate_names,
+	.get_rate = sqlite_get_rate,
+	.list_rates = sqlite_list_rates,
+	.get_schedule = sqlite_get_schedule,
+	.list_schedules = sqlite_list_schedules,
+	.due_schedules = sqlite_due_schedules,
+	.next_schedule = sqlite_next_schedule,
+	.count_schedules = sqlite_count_schedules,
 	.list_leases = sqlite_list_leases,
+};
+
+/* ---- dependencies (store/deps_store.h) ------------------------------- */
+
+static const char *const deps_sql[DEPS_SQL_COUNT] = {
+	[D_STATE] = "SELECT state FROM jobs WHERE id = ?1",
+	[D_EDGE] = "INSERT INTO job_deps (child, parent, resolved) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+	[D_COLUMNS] = "UPDATE jobs SET depends_on = ?2, dep_policy = ?3, deps_pending = ?4 WHERE id = ?1",
+	[D_CHILDREN] = "SELECT d.child, j.dep_policy FROM job_deps d JOIN jobs j ON j.id = d.child"
+	               " WHERE d.parent = ?1 AND d.resolved = 0 AND j.state = " S_BLOCKED,
+	[D_RESOLVE_EDGE] = "UPDATE job_deps SET resolved = 1 WHERE child = ?1 AND parent = ?2 AND resolved = 0",
+	/* The last parent: runnable now (run_at from now on, so its wait in
+	 * the queue counts from here), or at a run_at still ahead. */
+	[D_COUNT_DOWN] = "UPDATE jobs SET deps_pending = deps_pending - 1,"
+	                 " state = CASE WHEN deps_pending > 1 THEN " S_BLOCKED " WHEN run_at > ?2 THEN " S_SCHEDULED
+	                 "   ELSE " S_QUEUED " END,"
+	                 " run_at = CASE WHEN deps_pending <= 1 AND run_at < ?2 THEN ?2 ELSE run_at END"
+	                 " WHERE id = ?1 AND state = " S_BLOCKED
+	                 " RETURNING state, queue, type, batch_id, attempts",
+	[D_CANCEL] = "UPDATE jobs SET state = " S_CANCELED ", error = ?2, finished_at = ?3,"
+	             " expires_at = " EXPIRES("?3") "," CALLBACK_DUE("?3")
+	             " WHERE id = ?1 AND state = " S_BLOCKED
+	             " RETURNING queue, type, batch_id, attempts, expires_at",
+	/* A parent gone (retention) counts as resolved: nothing could end it. */
+	[D_REBLOCK_EDGES] = "UPDATE job_deps SET resolved = coalesce((SELECT state = " S_SUCCEEDED
+	                    "   OR (?2 = 1 AND state IN (" S_FAILED ", " S_CANCELED ")) FROM jobs WHERE id = job_deps.parent), 1)"
+	                    " WHERE child = ?1",
+	[D_REBLOCK_JOB] = "UPDATE jobs SET deps_pending = (SELECT count(*) FROM job_deps WHERE child = ?1 AND resolved = 0),"
+	                  " state = CASE WHEN EXISTS (SELECT 1 FROM job_deps WHERE child = ?1 AND resolved = 0)"
+	                  "   THEN " S_BLOCKED " ELSE state END"
+	                  " WHERE id = ?1 RETURNING state, deps_pending",
+	[D_STRANDED] = "SELECT DISTINCT d.parent, p.state FROM job_deps d INDEXED BY job_deps_waiting"
+	               " JOIN jobs p ON p.id = d.parent JOIN jobs c ON c.id = d.child"
+	               " WHERE d.resolved = 0 AND c.state = " S_BLOCKED " AND p.state IN (" S_FINISHED ")"
+	               " AND (p.state = " S_SUCCEEDED " OR c.dep_policy <> " JOBQ_STR(DEP_WAIT_V) ") LIMIT ?1",
+};
+
+/* The statement k on the writer connection, prepared at its first use;
+ * NULL when it cannot be (rc says why). */
+static sqlite3_stmt *dstmt(struct sqlite_store *st, int k, int *rc)
+{
+	if (!st->dstmt[k])
+		*rc = sqlite3_prepare_v3(st->wdb, deps_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &st->dstmt[k], NULL);
+	return st->dstmt[k];
+}
+
+/* Steps s to its end; each row goes to row(). Resets s. */
+static int deps_step(sqlite3_stmt *s, int (*row)(sqlite3_stmt *s, void *arg), void *arg)
+{
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (row && (rc = row(s, arg)) != SQLITE_OK)
+			break;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+struct state_row {
+	enum job_state state;
+	bool found;
+};
+
+static int state_row(sqlite3_stmt *s, void *arg)
+{
+	struct state_row *r = arg;
+	r->state = column_state(s, 0);
+	r->found = true;
+	return SQLITE_OK;
+}
+
+static int deps_state(void *be, const char *id, enum job_state *state, bool *found)
+{
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(be, D_STATE, &rc);
+	if (!s)
+		return rc;
+	struct state_row r = {.found = false};
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+	rc = deps_step(s, state_row, &r);
+	*state = r.state;
+	*found = r.found;
+	return rc;
+}
+
+static int deps_link(void *be, const struct job *child, const bool *resolved)
+{
+	struct sqlite_store *st = be;
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(st, D_EDGE, &rc);
+	for (int i = 0; s && rc == SQLITE_OK && i < child->deps.n; i++) {
+		sqlite3_bind_text(s, 1, child->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, child->deps.ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, resolved[i]);
+		rc = deps_step(s, NULL, NULL);
+	}
+	if (rc != SQLITE_OK || !(s = dstmt(st, D_COLUMNS, &rc)))
+		return rc;
+	bool oom = false;
+	char *text = deps_ids_text(&child->deps, &oom);
+	if (oom)
+		return SQLITE_NOMEM;
+	sqlite3_bind_text(s, 1, child->id, -1, SQLITE_STATIC);
+	bind_text_or_null(s, 2, text);
+	sqlite3_bind_int(s, 3, (int)child->deps.policy);
+	sqlite3_bind_int(s, 4, child->deps.pending);
+	rc = deps_step(s, NULL, NULL);
+	free(text);
+	return rc;
+}
+
+struct children_rows {
+	struct deps_child **out;
+	int *n, *cap;
+};
+
+static int child_row(sqlite3_stmt *s, void *arg)
+{
+	struct children_rows *c = arg;
+	if (*c->n == *c->cap) {
+		int cap = *c->cap ? *c->cap * 2 : 8;
+		struct deps_child *grown = realloc(*c->out, (size_t)cap * sizeof *grown);
+		if (!grown)
+			return SQLITE_NOMEM;
+		*c->out = grown;
+		*c->cap = cap;
+	}
+	struct deps_child *k = &(*c->out)[(*c->n)++];
+	column_copy(s, 0, k->id, sizeof k->id);
+	int policy = sqlite3_column_int(s, 1);
+	k->policy = policy >= 0 && policy < DEP_POLICY_COUNT ? (enum dep_policy)policy : DEP_CANCEL;
+	return SQLITE_OK;
+}
+
+static int deps_children(void *be, const char *parent, struct deps_child **out, int *n, int *cap)
+{
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(be, D_CHILDREN, &rc);
+	if (!s)
+		return rc;
+	struct children_rows c = {.out = out, .n = n, .cap = cap};
+	sqlite3_bind_text(s, 1, parent, -1, SQLITE_TRANSIENT);
+	return deps_step(s, child_row, &c);
+}
+
+/* Resolves the edge child -> parent; *edge when it was unresolved. */
+static int resolve_edge(struct sqlite_store *st, const char *child, const char *parent, bool *edge)
+{
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(st, D_RESOLVE_EDGE, &rc);
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, child, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, parent, -1, SQLITE_TRANSIENT);
+	rc = deps_step(s, NULL, NULL);
+	*edge = rc == SQLITE_OK && sqlite3_changes(st->wdb) == 1;
+	return rc;
+}
+
+struct cascaded_row {
+	struct store_cascaded *out;
+	bool *changed;
+	int64_t *expires_at;
+	int first;                        /* column of queue */
+};
+
+static int cascaded_row(sqlite3_stmt *s, void *arg)
+{
+	struct cascaded_row *c = arg;
+	int k = c->first;
+	if (k == 1)
+		c->out->state = column_state(s, 0);
+	column_copy(s, k, c->out->queue, sizeof c->out->queue);
+	column_copy(s, k + 1, c->out->type, sizeof c->out->type);
+	column_copy(s, k + 2, c->out->batch_id, sizeof c->out->batch_id);
+	c->out->attempts = sqlite3_column_int(s, k + 3);
+	if (c->expires_at)
+		*c->expires_at = sqlite3_column_int64(s, k + 4);
+	*c->changed = true;
+	return SQLITE_OK;
+}
+
+static int deps_resolve(void *be, const char *child, const char *parent, int64_t now, struct store_cascaded *out,
+                        bool *changed)
+{
+	struct sqlite_store *st = be;
+	bool edge = false;
+	*changed = false;
+	int rc = resolve_edge(st, child, parent, &edge);
+	sqlite3_stmt *s = NULL;
+	if (rc != SQLITE_OK || !edge || !(s = dstmt(st, D_COUNT_DOWN, &rc)))
+		return rc;
+	snprintf(out->id, sizeof out->id, "%s", child);
+	struct cascaded_row c = {.out = out, .changed = changed, .first = 1};
+	sqlite3_bind_text(s, 1, child, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, now);
+	return deps_step(s, cascaded_row, &c);
+}
+
+static int deps_cancel(void *be, const char *child, const char *parent, const char *error, int64_t now,
+                       struct store_cascaded *out, bool *changed, int64_t *expires_at)
+{
+	struct sqlite_store *st = be;
+	bool edge = false;
+	*changed = false;
+	int rc = resolve_edge(st, child, parent, &edge);
+	sqlite3_stmt *s = NULL;
+	if (rc != SQLITE_OK || !(s = dstmt(st, D_CANCEL, &rc)))
+		return rc;
+	snprintf(out->id, sizeof out->id, "%s", child);
+	out->state = JOB_CANCELED;
+	struct cascaded_row c = {.out = out, .changed = changed, .expires_at = expires_at, .first = 0};
+	sqlite3_bind_text(s, 1, child, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, error, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	return deps_step(s, cascaded_row, &c);
+}
+
+static int reblock_row(sqlite3_stmt *s, void *arg)
+{
+	struct job *job = arg;
+	job->state = column_state(s, 0);
+	job->deps.pending = sqlite3_column_int(s, 1);
+	return SQLITE_OK;
+}
+
+static int deps_reblock(void *be, struct job *child, int64_t now)
+{
+	(void)now;
+	struct sqlite_store *st = be;
+	int rc = SQLITE_OK;
+	sqlite3_stmt *s = dstmt(st, D_REBLOCK_EDGES, &rc);
+	if (!s)
+		return rc;
+	sqlite3_bind_text(s, 1, child->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, child->deps.policy == DEP_RUN);
+	if ((rc = deps_step(s, NULL, NULL)) != SQLITE_OK || !(s = dstmt(st, D_REBLOCK_JOB, &rc)))
+		return rc;
+	sqlite3_bind_text(s, 1, child->id, -1, SQLITE_TRANSIENT);
+	return deps_step(s, reblock_row, child);
+}
+
+static int deps_batch_done(void *be, const char *batch_id, bool *done)
+{
+	return check_batch_done(be, batch_id, done);
+}
+
+struct stranded_rows {
+	struct deps_parent *out;
+	int max, *n;
+};
+
+static int stranded_row(sqlite3_stmt *s, void *arg)
+{
+	struct stranded_rows *c = arg;
+	if (*c->n < c->max) {
+		column_copy(s, 0, c->out[*c->n].id, sizeof c->out[*c->n].id);
+		c->out[(*c->n)++].state = column_state(s, 1);
+	}
+	return SQLITE_OK;
+}
+
+/* On SQLite only recovery at open ends jobs outside the writer: once the
+ * writer has found no more stranded parents, it stops looking (each store
+ * has its own writer thread). */
+static _Thread_local bool stranded_done;
+
+static int deps_stranded(void *be, struct deps_parent *out, int max, int *n)
+{
+	int rc = SQLITE_OK;
+	*n = 0;
+	if (stranded_done)
+		return SQLITE_OK;
+	sqlite3_stmt *s = dstmt(be, D_STRANDED, &rc);
+	if (!s)
+		return rc;
+	struct stranded_rows c = {.out = out, .max = max, .n = n};
+	sqlite3_bind_int(s, 1, max);
+	rc = deps_step(s, stranded_row, &c);
+	stranded_done = rc == SQLITE_OK && *n < max;
+	return rc;
+}
+
+const struct store_deps_ops store_sqlite_deps = {
+	.nomem = SQLITE_NOMEM,
+	.state = deps_state,
+	.link = deps_link,
+	.children = deps_children,
+	.resolve = deps_resolve,
+	.cancel = deps_cancel,
+	.reblock = deps_reblock,
+	.batch_done = deps_batch_done,
+	.stranded = deps_stranded,
 };

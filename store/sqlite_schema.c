@@ -123,6 +123,51 @@ static const char *const migrations[] = {
 	"ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;"
 	"CREATE INDEX jobs_lease_expiry ON jobs(lease_expires_at)"
 	"  WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL;",
+
+	/* 6: per-queue rate limits (core/bucket.h): the limit and the token
+	 * bucket's state, read and written by each claim of the queue. Times
+	 * are unix ms; paused_until 0: not paused. */
+	"CREATE TABLE queue_rates ("
+	"  queue TEXT PRIMARY KEY,"
+	"  rate_limit REAL NOT NULL,"
+	"  period_ms INTEGER NOT NULL,"
+	"  burst REAL NOT NULL,"
+	"  retry_after INTEGER NOT NULL DEFAULT 0,"
+	"  tokens REAL NOT NULL,"
+	"  refilled_at INTEGER NOT NULL,"
+	"  paused_until INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;",
+	/* 7: dependencies. A blocked job (state 6) waits for deps_pending
+	 * parents; job_deps holds its edges (resolved 1 once the parent's end
+	 * was applied), depends_on the ids as given (a JSON array), dep_policy
+	 * enum dep_policy. A job's edges go with it. */
+	"ALTER TABLE jobs ADD COLUMN depends_on TEXT;"
+	"ALTER TABLE jobs ADD COLUMN dep_policy INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE jobs ADD COLUMN deps_pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE job_deps ("
+	"  child TEXT NOT NULL, parent TEXT NOT NULL, resolved INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (child, parent)) WITHOUT ROWID;"
+	"CREATE INDEX job_deps_waiting ON job_deps(parent) WHERE resolved = 0;"
+	"CREATE TRIGGER jobs_deps_delete AFTER DELETE ON jobs WHEN OLD.depends_on IS NOT NULL BEGIN"
+	"  DELETE FROM job_deps WHERE child = OLD.id;"
+	"END;",
+	/* 8: schedules. spec is the definition (core/schedule.h's stored
+	 * form); next_fire_at is NULL while paused or when it never fires
+	 * again. A fired job names its schedule and fire time, unique
+	 * together: one fire can never make two jobs. */
+	"CREATE TABLE schedules ("
+	"  name TEXT PRIMARY KEY,"
+	"  spec TEXT NOT NULL,"
+	"  next_fire_at INTEGER,"
+	"  last_fire_at INTEGER,"
+	"  paused INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX schedules_due ON schedules(next_fire_at) WHERE next_fire_at IS NOT NULL;"
+	"ALTER TABLE jobs ADD COLUMN schedule_name TEXT;"
+	"ALTER TABLE jobs ADD COLUMN schedule_fire_at INTEGER;"
+	"CREATE UNIQUE INDEX jobs_schedule_fire ON jobs(schedule_name, schedule_fire_at)"
+	"  WHERE schedule_name IS NOT NULL;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SQLITE_SCHEMA_LATEST,

@@ -20,8 +20,9 @@
 #define S_FAILED JOBQ_STR(JOB_FAILED_V)
 #define S_CANCELED JOBQ_STR(JOB_CANCELED_V)
 #define S_SCHEDULED JOBQ_STR(JOB_SCHEDULED_V)
+#define S_BLOCKED JOBQ_STR(JOB_BLOCKED_V)
 #define S_FINISHED S_SUCCEEDED ", " S_FAILED ", " S_CANCELED   /* for IN (...) */
-#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED    /* not finished */
+#define S_WAITING S_QUEUED ", " S_RUNNING ", " S_SCHEDULED ", " S_BLOCKED   /* not finished */
 #define S_PENDING JOBQ_STR(DELIVERY_PENDING_V)
 
 /* Runs sql (one or more statements); logs and returns the SQLite code. */
@@ -33,7 +34,7 @@ int sqlite_exec_quiet(sqlite3 *db, const char *sql, char *why, size_t whylen);
 
 /* The number of migrations this release knows: a database it opens ends
  * at this user_version. */
-#define SQLITE_SCHEMA_LATEST 5
+#define SQLITE_SCHEMA_LATEST 8
 
 /* PRAGMA user_version: the number of migrations applied; -1 on failure. */
 int sqlite_schema_version(sqlite3 *db);

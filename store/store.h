@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bucket.h"
 #include "core/job.h"
 
 enum store_rc {
@@ -111,6 +112,9 @@ struct store_options {
 	/* pg: a node whose heartbeat is older than this (seconds) is dead
 	 * (0: 30). */
 	double node_timeout_s;
+	/* The defaults a schedule's fired jobs are made with (NULL: no
+	 * schedule fires). */
+	const struct job_defaults *job_defaults;
 	/* Set by store_open for the backend: the store's hooks. */
 	const struct store_hooks *hooks;
 };
@@ -134,6 +138,9 @@ enum store_op_kind {
 	STORE_OP_PROBE,
 	STORE_OP_LEASE,
 	STORE_OP_HEARTBEAT,
+	STORE_OP_RATE,     /* set or remove a queue's rate limit (store_op_rate) */
+	STORE_OP_SCHEDULE, /* create, replace, delete, pause, resume a schedule */
+	STORE_OP_FIRE,     /* a schedule's fire: its next time moved, its jobs in */
 	STORE_OP_KINDS
 };
 
@@ -220,6 +227,12 @@ struct store_op_finish {
 	struct job *job;
 	char batch_id[UUID_LEN + 1];      /* out: the job's batch, "" if none */
 	struct store_op_finish_lease lease;
+	/* in: the far side answered 429 with Retry-After until then (unix
+	 * ms), 0: no. When the job's queue has a rate limit with
+	 * retry_after, its bucket pauses until then and the attempt is
+	 * released (job->state becomes SCHEDULED at then, lease.release set)
+	 * instead of spent; otherwise the outcome stands as given. */
+	int64_t throttled_until;
 };
 
 /* The outcome a failed attempt leads to: SCHEDULED at now plus the
@@ -246,6 +259,8 @@ struct store_op_lease {
 	int (*queue_limit)(struct store_op *op, const char *queue);
 	struct store_leased *leased;      /* out: the caller frees each job and the array */
 	int nleased;
+	int64_t next_token;               /* out: when a named rate-limited queue with queued
+	                                   * jobs gets its next token (unix ms), 0: none */
 };
 
 /* Extends the lease of job id by lease_ms (0: the lease's own length)
@@ -290,6 +305,76 @@ struct store_op_pause {
 	bool paused;
 };
 
+/* A queue's rate limit: at most bucket.limit starts per bucket.period_ms,
+ * bursts of bucket.burst (core/bucket.h), stored with the bucket's state
+ * so that every node shares one. retry_after: an http job's 429 with
+ * Retry-After pauses the bucket (store_op_finish.throttled_until). */
+struct store_rate {
+	char queue[JOB_NAME_MAX + 1];
+	bool retry_after;
+	struct bucket bucket;
+};
+
+/* RATE: in: rate.queue and remove; without remove, rate's limit,
+ * period_ms, burst and retry_after replace the queue's (a new limit starts
+ * with a full bucket; a changed one keeps its tokens, up to the new
+ * burst, and its pause). out: found, whether the queue had a limit. */
+struct store_op_rate {
+	struct store_rate rate;
+	bool remove;
+	bool found;                       /* out */
+};
+
+/* ---- schedules (core/schedule.h) ---------------------------------------- */
+
+/* A schedule as stored: its definition is spec, core/schedule.h's stored
+ * form. Times unix ms, 0: none (next_fire_at is 0 while paused). */
+struct store_schedule {
+	char name[JOB_NAME_MAX + 1];
+	char *spec;                       /* owned */
+	int64_t next_fire_at, last_fire_at, created_at, updated_at;
+	bool paused;
+};
+
+void store_schedule_clear(struct store_schedule *s);
+
+enum store_schedule_action {
+	STORE_SCHEDULE_CREATE,  /* rc STORE_CONFLICT when the name is taken */
+	STORE_SCHEDULE_REPLACE, /* the definition; next_fire_at unless paused */
+	STORE_SCHEDULE_DELETE,
+	STORE_SCHEDULE_PAUSE,   /* next_fire_at becomes none */
+	STORE_SCHEDULE_RESUME,  /* a paused one gets next_fire_at; else unchanged */
+};
+
+/* in: name, spec (borrowed; CREATE, REPLACE), next_fire_at (CREATE,
+ * REPLACE, RESUME), now. rc STORE_NOT_FOUND when there is no such
+ * schedule (all but CREATE). */
+struct store_op_schedule {
+	enum store_schedule_action action;
+	char name[JOB_NAME_MAX + 1];
+	const char *spec;
+	int64_t next_fire_at;
+	int64_t now;
+};
+
+/* One fire of schedule name, all or nothing. due != 0: only while its
+ * next_fire_at is still due (compare and set), it becomes next (0: none)
+ * and last_fire_at the newest fire time; else rc STORE_CONFLICT and
+ * nothing changes (another node or tick fired it). due == 0 (run now):
+ * next_fire_at stays, rc STORE_NOT_FOUND without the schedule. Then each
+ * of jobs (borrowed, with schedule_name and schedule_fire_at set) is
+ * inserted unless a job of that fire exists (its seq is left 0); fired
+ * counts those inserted. skipped: due times the plan left out (for the
+ * counters only). */
+struct store_op_fire {
+	char name[JOB_NAME_MAX + 1];
+	int64_t due, next;
+	struct job **jobs;
+	int njobs;
+	int64_t skipped;
+	int fired;                        /* out */
+};
+
 struct store_op {
 	enum store_op_kind kind;
 	enum store_rc rc;                 /* out */
@@ -307,6 +392,9 @@ struct store_op {
 		struct store_op_pause pause;
 		struct store_op_lease lease;
 		struct store_op_heartbeat heartbeat;
+		struct store_op_rate rate;
+		struct store_op_schedule schedule;
+		struct store_op_fire fire;
 	};
 
 	struct store_op *next;            /* writer queue, internal */
@@ -397,6 +485,17 @@ enum store_rc store_list_queue_names(struct store *st, const char *after, int ma
 enum store_rc store_deepest_queues(struct store *st, struct queue_info *out, int top, int *n,
                                    struct queue_info *rest);
 
+/* Reads queue's rate limit with its bucket as stored (bucket_refill()
+ * brings it to now); *found false when the queue has none. */
+enum store_rc store_get_rate(struct store *st, const char *queue, struct store_rate *out, bool *found);
+
+/* Every queue's rate limit, by name; the caller frees the array. */
+enum store_rc store_list_rates(struct store *st, struct store_rate **out, size_t *n);
+
+/* How many times since open a claim or lease of this node found queue
+ * out of tokens while it had jobs to start (any thread). */
+uint64_t store_rate_limited(struct store *st, const char *queue);
+
 /* Reads a batch; its counts are kept as jobs change, not scanned. */
 enum store_rc store_get_batch(struct store *st, const char *id, struct batch_info *out);
 
@@ -455,6 +554,19 @@ void store_get_stats(struct store *st, struct store_stats *out);
 /* Whether a read or a write has met a damaged page since open: the
  * database is corrupt, and stays so until it is restored or repaired. */
 bool store_damaged(struct store *st);
+
+/* Reads schedule name (STORE_NOT_FOUND without it); out is cleared with
+ * store_schedule_clear. */
+enum store_rc store_get_schedule(struct store *st, const char *name, struct store_schedule *out);
+
+/* A page of schedules in name order: at most max (below 1 counts as 1)
+ * after `after` (NULL or "": from the first). The caller clears each and
+ * frees the array. */
+enum store_rc store_list_schedules(struct store *st, const char *after, int max, struct store_schedule **out,
+                                   size_t *n);
+
+/* How many schedules are active (unpaused) and paused. */
+enum store_rc store_count_schedules(struct store *st, int64_t *active, int64_t *paused);
 
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);

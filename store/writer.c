@@ -47,6 +47,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/schedule.h"
 #include "core/uuid.h"
 
 #define WRITER_BATCH 1024
@@ -54,10 +55,20 @@
 #define SWEEP_GRACE_MS 1000  /* a job outlives its expiry by this much */
 #define EXPIRE_BATCH 64     /* expired leases ended in one group */
 #define EXPIRE_ROUNDS 16    /* groups of them before the writer looks at its queue again */
+#define FIRE_BATCH 16       /* schedules fired in one group */
 
 struct ready_queue {
 	char name[JOB_NAME_MAX + 1];
 	int room;
+	bool rated;                       /* rate limited: rate holds its bucket as of the claim */
+	bool capped;                      /* room is what its tokens allow, less than else */
+	struct store_rate rate;
+};
+
+/* A node's count of claims that found a rate-limited queue out of tokens. */
+struct rate_count {
+	char queue[JOB_NAME_MAX + 1];
+	uint64_t n;
 };
 
 struct store {
@@ -74,6 +85,8 @@ struct store {
 
 	int64_t next_sweep;               /* writer only: earliest expires_at, unix ms */
 	int64_t next_lease;               /* writer only: earliest lease expiry, unix ms */
+	int64_t next_fire;                /* writer only: earliest schedule fire, unix ms */
+	const struct job_defaults *job_defaults; /* fired jobs are made with these */
 	bool (*external)(void *arg, const char *queue);
 	void *external_arg;
 	char last_served[JOB_NAME_MAX + 1]; /* writer only: the claim goes on after this queue */
@@ -88,6 +101,22 @@ struct store {
 	int64_t started_at;               /* unix ms */
 	struct store_notice notice;       /* writer only: the group's, for the backend */
 
+	/* Rate limits: the queues that have one, as last read (refreshed
+	 * after a local change, and each RATE_RECHECK_MS when other nodes
+	 * may change them); the rate of the queue add_ready is looking at;
+	 * the earliest next token of a queue a claim left waiting. */
+	char (*rated)[JOB_NAME_MAX + 1];  /* writer only */
+	int nrated, rated_cap;            /* writer only */
+	int64_t rated_at;                 /* writer only: monotonic ms of the read, 0: stale */
+	struct ready_queue rate_seen;     /* writer only */
+	int64_t rate_next;                /* writer only: unix ms, 0: none */
+	bool rate_checked;                /* writer only: this claim looked at the names */
+	pthread_mutex_t rate_mu;          /* guards limited, nlimited */
+	struct rate_count *limited;
+	int nlimited;
+	const struct store_deps_ops *deps; /* the backend's dependency statements */
+	int64_t next_settle;              /* writer only: unix ms of the next look for stranded parents */
+
 	atomic_uint_fast64_t commits;     /* written by the writer only */
 	atomic_uint_fast64_t synced;      /* of them, durable commits */
 	atomic_uint_fast64_t committed_ops;
@@ -100,7 +129,7 @@ static const char *const op_names[STORE_OP_KINDS] = {
 	[STORE_OP_CLAIM] = "claim", [STORE_OP_FINISH] = "finish", [STORE_OP_CANCEL] = "cancel",
 	[STORE_OP_RETRY] = "retry", [STORE_OP_DELETE] = "delete", [STORE_OP_PAUSE] = "pause",
 	[STORE_OP_PING] = "ping", [STORE_OP_PROBE] = "probe", [STORE_OP_LEASE] = "lease",
-	[STORE_OP_HEARTBEAT] = "heartbeat",
+	[STORE_OP_HEARTBEAT] = "heartbeat", [STORE_OP_RATE] = "rate", [STORE_OP_SCHEDULE] = "schedule", [STORE_OP_FIRE] = "fire",
 };
 
 /* ---- the fault seam ---------------------------------------------------- */
@@ -157,6 +186,241 @@ static void claim_scratch_free(struct claim_scratch *cs)
 	free(cs->promoted);
 	memset(cs, 0, sizeof *cs);
 }
+
+/* ---- rate limits --------------------------------------------------------
+
+ * A rate-limited queue's bucket (core/bucket.h) lives in the database.
+ * A claim or lease that finds the queue ready takes the queue's lock
+ * (lock_queue: the buckets are global across nodes), reads the bucket,
+ * lets the queue start at most its whole tokens, and writes back what it
+ * took, all in the claim's transaction. A queue out of tokens is skipped
+ * without spending anything; the time its next token is due goes back in
+ * claim.next_due (lease.next_token), so the pool (or a waiting lease)
+ * wakes then and not before. */
+
+/* A node that believes itself alone reads the limits again this often. */
+#define RATE_RECHECK_MS 1000
+
+static int rated_add(void *arg, const char *queue)
+{
+	struct store *st = arg;
+	if (st->nrated == st->rated_cap) {
+		int cap = st->rated_cap ? st->rated_cap * 2 : 8;
+		char (*grown)[JOB_NAME_MAX + 1] = realloc(st->rated, (size_t)cap * sizeof *grown);
+		if (!grown)
+			return -1;
+		st->rated = grown;
+		st->rated_cap = cap;
+	}
+	snprintf(st->rated[st->nrated++], sizeof st->rated[0], "%s", queue);
+	return 0;
+}
+
+/* Reads which queues have a limit when the last read may be out of date:
+ * after a local change; with other nodes alive, at every claim that
+ * found ready queues (one small read: a limit set on any node holds on
+ * every node from its commit on); alone, each RATE_RECHECK_MS (a node
+ * that joined since the last tick). */
+static int rated_refresh(struct store *st)
+{
+	if (!st->be->rate_names)
+		return 0;
+	int64_t mono = clock_mono_ms();
+	bool shared = st->be->node_id && st->be->alone && !st->be->alone(st->impl);
+	if (st->rated_at && !shared && (!st->be->node_id || mono - st->rated_at < RATE_RECHECK_MS))
+		return 0;
+	st->nrated = 0;
+	int rc = st->be->rate_names(st->impl, rated_add, st);
+	st->rated_at = rc == 0 ? (mono ? mono : 1) : 0;
+	return rc;
+}
+
+static bool rated(const struct store *st, const char *queue)
+{
+	for (int i = 0; i < st->nrated; i++)
+		if (strcmp(st->rated[i], queue) == 0)
+			return true;
+	return false;
+}
+
+static void rate_next_at(struct store *st, int64_t at)
+{
+	if (at && (!st->rate_next || at < st->rate_next))
+		st->rate_next = at;
+}
+
+static void rate_count_limited(struct store *st, const char *queue)
+{
+	pthread_mutex_lock(&st->rate_mu);
+	int i = 0;
+	while (i < st->nlimited && strcmp(st->limited[i].queue, queue) != 0)
+		i++;
+	if (i == st->nlimited) {
+		struct rate_count *grown = realloc(st->limited, (size_t)(i + 1) * sizeof *grown);
+		if (grown) {
+			st->limited = grown;
+			snprintf(grown[i].queue, sizeof grown[i].queue, "%s", queue);
+			grown[i].n = 0;
+			st->nlimited++;
+		}
+	}
+	if (i < st->nlimited)
+		st->limited[i].n++;
+	pthread_mutex_unlock(&st->rate_mu);
+}
+
+uint64_t store_rate_limited(struct store *st, const char *queue)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&st->rate_mu);
+	for (int i = 0; i < st->nlimited; i++)
+		if (strcmp(st->limited[i].queue, queue) == 0)
+			n = st->limited[i].n;
+	pthread_mutex_unlock(&st->rate_mu);
+	return n;
+}
+
+/* Locks queue and reads its rate into *out (*found false: none). */
+static int rate_locked_load(struct store *st, const char *queue, struct store_rate *out, bool *found)
+{
+	*found = false;
+	if (st->be->lock_queue && st->be->lock_queue(st->impl, queue) != 0)
+		return -1;
+	return st->be->rate_load(st->impl, queue, out, found);
+}
+
+/* add_ready's last word on a queue with room: at most its whole tokens
+ * when it is rate limited (kept in st->rate_seen for rate_keep); 0 when
+ * it has none (counted, its next token noted); -1 on a read failure. */
+static int rate_room(struct store *st, const char *queue, int room)
+{
+	struct ready_queue *q = &st->rate_seen;
+	q->rated = q->capped = false;
+	if (!st->rate_checked) { /* the first ready queue of the claim */
+		st->rate_checked = true;
+		if (rated_refresh(st) != 0)
+			return -1;
+	}
+	if (!rated(st, queue))
+		return room;
+	bool found = false;
+	if (rate_locked_load(st, queue, &q->rate, &found) != 0)
+		return -1;
+	if (!found)
+		return room;
+	int64_t now = clock_now_ms();
+	bucket_refill(&q->rate.bucket, now);
+	int whole = bucket_whole(&q->rate.bucket, now);
+	if (whole == 0) {
+		rate_count_limited(st, queue);
+		rate_next_at(st, bucket_next_at(&q->rate.bucket, now));
+		return 0;
+	}
+	q->rated = true;
+	q->capped = whole < room;
+	return q->capped ? whole : room;
+}
+
+/* The ready queue add_ready just kept takes what rate_room found. */
+static void rate_keep(struct store *st, struct ready_queue *r)
+{
+	r->rated = st->rate_seen.rated;
+	r->capped = st->rate_seen.capped;
+	if (r->rated)
+		r->rate = st->rate_seen.rate;
+}
+
+/* After the claim: each rate-limited queue's bucket gives the tokens its
+ * started jobs took, written back; one left empty notes its next token. */
+static int rate_settle(struct store *st, const struct claim_scratch *cs, int nq)
+{
+	int64_t now = clock_now_ms();
+	for (int k = 0; k < nq; k++) {
+		struct ready_queue *q = &st->ready[k];
+		if (!q->rated)
+			continue;
+		int got = 0;
+		for (int i = 0; i < cs->n; i++)
+			got += cs->turn[i] == k;
+		if (got == 0)
+			continue;
+		bucket_take(&q->rate.bucket, now, got);
+		int rc = st->be->rate_save(st->impl, &q->rate);
+		if (rc != 0)
+			return rc;
+		if (bucket_whole(&q->rate.bucket, now) == 0)
+			rate_next_at(st, bucket_next_at(&q->rate.bucket, now));
+	}
+	return 0;
+}
+
+/* STORE_OP_RATE: set (keeping the bucket's tokens and pause) or remove. */
+static int apply_rate(struct store *st, struct store_op *op, struct store_effects *fx)
+{
+	struct store_op_rate *r = &op->rate;
+	struct store_rate old;
+	int rc = rate_locked_load(st, r->rate.queue, &old, &r->found);
+	if (rc != 0)
+		return rc;
+	st->rated_at = 0; /* read the names again at the next claim */
+	fx->runnable = true; /* jobs held back may start now */
+	if (r->remove) {
+		bool unused = false;
+		return r->found ? st->be->rate_delete(st->impl, r->rate.queue, &unused) : 0;
+	}
+	int64_t now = clock_now_ms();
+	struct bucket *b = &r->rate.bucket;
+	double limit = b->limit, burst = b->burst;
+	int64_t period_ms = b->period_ms;
+	bucket_init(b, limit, period_ms, burst, now);
+	if (r->found) {
+		bucket_refill(&old.bucket, now);
+		b->tokens = old.bucket.tokens < burst ? old.bucket.tokens : burst;
+		b->refilled_at = old.bucket.refilled_at;
+		b->paused_until = old.bucket.paused_until;
+	}
+	return st->be->rate_save(st->impl, &r->rate);
+}
+
+/* A FINISH whose attempt met a 429 with Retry-After: when the queue's
+ * rate opts in, its bucket pauses until then and the attempt is given
+ * back (the job scheduled at that time), before the finish applies. */
+static int rate_throttle(struct store *st, struct store_op *op)
+{
+	struct job *job = op->finish.job;
+	int64_t until = op->finish.throttled_until, now = clock_now_ms();
+	if (!st->be->rate_load || until <= now || op->finish.lease.release ||
+	    (job->state != JOB_SCHEDULED && job->state != JOB_FAILED))
+		return 0;
+	struct store_rate rate;
+	bool found = false;
+	int rc = rate_locked_load(st, job->queue, &rate, &found);
+	if (rc != 0 || !found || !rate.retry_after)
+		return rc;
+	bucket_refill(&rate.bucket, now);
+	bucket_pause(&rate.bucket, now, until);
+	if ((rc = st->be->rate_save(st->impl, &rate)) != 0)
+		return rc;
+	job->state = JOB_SCHEDULED;
+	job->run_at = until;
+	op->finish.lease.release = true;
+	return 0;
+}
+
+enum store_rc store_get_rate(struct store *st, const char *queue, struct store_rate *out, bool *found)
+{
+	*found = false;
+	return st->be->get_rate ? st->be->get_rate(st->impl, queue, out, found) : STORE_OK;
+}
+
+enum store_rc store_list_rates(struct store *st, struct store_rate **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->be->list_rates ? st->be->list_rates(st->impl, out, n) : STORE_OK;
+}
+
+/* ---- the claim, continued ---------------------------------------------- */
 
 /* queue's limit less its jobs running on any node, counted under the
  * queue's lock (held to the group's commit, so the next node's claim
@@ -216,6 +480,8 @@ static int add_ready(void *arg, const char *queue)
 		op->claim.limited = true;
 		return 0;
 	}
+	if ((room = rate_room(st, queue, room)) <= 0)
+		return room < 0 ? -1 : 0;
 	if (st->nready == st->ready_cap) {
 		size_t cap = st->ready_cap ? st->ready_cap * 2 : 16;
 		struct ready_queue *grown = realloc(st->ready, cap * sizeof *grown);
@@ -227,6 +493,7 @@ static int add_ready(void *arg, const char *queue)
 	struct ready_queue *r = &st->ready[st->nready++];
 	snprintf(r->name, sizeof r->name, "%s", queue);
 	r->room = room;
+	rate_keep(st, r);
 	return 0;
 }
 
@@ -314,6 +581,15 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 	int rc = be->promote(st->impl, now, &cs->promoted, &cs->npromoted, &cs->promoted_cap);
 	if (rc != 0)
 		return rc;
+	st->rate_next = 0;
+	st->rate_checked = false;
+	if (now >= st->next_settle && st->deps) {
+		/* Jobs ended outside the writer (recovery, a dead node's
+		 * rescue) have not told their children yet. */
+		st->next_settle = now + DEPS_SETTLE_MS;
+		if ((rc = store_deps_settle(st->deps, st->impl, &fx->cascade)) != 0)
+			return rc;
+	}
 	if (max > 0) {
 		if (!(cs->jobs = calloc((size_t)max, sizeof *cs->jobs)) ||
 		    !(cs->turn = calloc((size_t)max, sizeof *cs->turn)))
@@ -352,15 +628,24 @@ static int apply_claim(struct store *st, struct store_op *op, struct claim_scrat
 				progress = true;   /* this queue may have more */
 			else
 				q->room = 0;       /* drained */
-			if (q->room == 0 && got == want)
+			if (q->room == 0 && got == want && !q->capped)
 				c->limited = true;
 		}
 	}
+	/* Tokens are counted from the turns, before interleave reorders. */
+	if ((rc = rate_settle(st, cs, nq)) != 0)
+		return rc;
 	if (interleave(cs, nq) != 0)
 		return -1;
-	if (lease)
+	if (lease) {
+		op->lease.next_token = st->rate_next;
 		return mark_leases(st, op, cs, now, fx);
-	return be->next_due(st->impl, &c->next_due);
+	}
+	if ((rc = be->next_due(st->impl, &c->next_due)) != 0)
+		return rc;
+	if (st->rate_next && (!c->next_due || st->rate_next < c->next_due))
+		c->next_due = st->rate_next;
+	return 0;
 }
 
 /* ---- the group --------------------------------------------------------- */
@@ -391,6 +676,15 @@ static void report_job(const struct reporter *to, const struct job *job, enum jo
 	struct job_change c = {.id = job->id, .queue = job->queue, .type = job->type, .state = state,
 	                       .attempts = attempts, .created = created, .job = job};
 	to->emit(to->ctx, &c);
+}
+
+/* The children an op changed through dependencies, after its own change. */
+static void report_cascade(const struct reporter *to, const struct store_cascade *cx)
+{
+	for (int i = 0; i < cx->n; i++)
+		if (cx->items[i].change)
+			report(to, cx->items[i].id, cx->items[i].queue, cx->items[i].type, cx->items[i].state,
+			       cx->items[i].attempts);
 }
 
 /* Reports the state changes an op made, in order. */
@@ -429,11 +723,17 @@ static void report_changes(const struct reporter *st, struct store_op *op, const
 		break;
 	case STORE_OP_RETRY:
 		if (op->retry.job)
-			report_job(st, op->retry.job, JOB_QUEUED, op->retry.job->attempts, false);
+			report_job(st, op->retry.job, op->retry.job->state, op->retry.job->attempts, false);
+		break;
+	case STORE_OP_FIRE:
+		for (int j = 0; j < op->fire.njobs; j++)
+			if (op->fire.jobs[j]->seq != 0)
+				report_job(st, op->fire.jobs[j], op->fire.jobs[j]->state, 0, true);
 		break;
 	default:
 		break;
 	}
+	report_cascade(st, &ap->fx.cascade);
 }
 
 /* The batch an op's job belongs to, for hooks.batch_done. */
@@ -480,12 +780,50 @@ static void notice_group(struct store *st, struct store_op **ops, struct applied
 			nt->runnable = true;
 		if (ap[i].fx.batch_done)
 			notice_add(nt, 'b', batch_of(op));
+		for (int k = 0; k < ap[i].fx.cascade.n; k++) {
+			const struct store_cascaded *c = &ap[i].fx.cascade.items[k];
+			if (c->batch_done)
+				notice_add(nt, 'b', c->batch_id);
+			if (c->change && c->state == JOB_QUEUED)
+				nt->runnable = true;
+		}
 		/* A cancel of a job some node's pool runs: that node stops it. */
 		if (op->kind == STORE_OP_CANCEL && op->cancel.found == JOB_RUNNING && !ap[i].fx.finished)
 			notice_add(nt, 'k', op->cancel.id);
 	}
 	if (nt->n > 0 || nt->runnable || nt->overflow)
 		st->be->notice(st->impl, nt);
+}
+
+/* The hooks of the children an op changed: finished, batch_done.
+ * Returns whether one became runnable. */
+static bool cascade_hooks(struct store *st, const struct store_cascade *cx)
+{
+	bool runnable = false;
+	for (int i = 0; i < cx->n; i++) {
+		const struct store_cascaded *c = &cx->items[i];
+		if (c->change && job_state_terminal(c->state) && st->hooks.finished)
+			st->hooks.finished(st->hooks.arg, c->id, c->queue);
+		if (c->batch_done && st->hooks.batch_done)
+			st->hooks.batch_done(st->hooks.arg, c->batch_id);
+		runnable = runnable || (c->change && (c->state == JOB_QUEUED || c->state == JOB_SCHEDULED));
+	}
+	return runnable;
+}
+
+/* A committed schedule change may move the next fire; a fire counts. */
+static void schedule_committed(struct store *st, struct store_op *op)
+{
+	if (op->rc != STORE_OK)
+		return;
+	if (op->kind == STORE_OP_SCHEDULE) {
+		st->next_fire = 0;
+		return;
+	}
+	if (op->fire.fired > 0)
+		schedule_count_fired(op->fire.name, op->fire.fired);
+	if (op->fire.skipped > 0)
+		schedule_count_skipped(op->fire.skipped);
 }
 
 static void complete_group(struct store *st, struct store_op **ops, struct applied *ap,
@@ -530,6 +868,11 @@ static void complete_group(struct store *st, struct store_op **ops, struct appli
 		}
 		if (op->rc == STORE_OK && ap[i].fx.batch_done && st->hooks.batch_done)
 			st->hooks.batch_done(st->hooks.arg, batch_of(op));
+		if (op->rc == STORE_OK && cascade_hooks(st, &ap[i].fx.cascade))
+			submitted = true;
+		store_cascade_clear(&ap[i].fx.cascade);
+		if (op->kind == STORE_OP_SCHEDULE || op->kind == STORE_OP_FIRE)
+			schedule_committed(st, op);
 		op->done(op);
 	}
 	if (submitted && st->hooks.submitted)
@@ -573,9 +916,13 @@ static int apply_op(struct store *st, struct store_op *op, struct applied *ap)
 	fault_current = (int)op->kind;
 	fault_count = 0;
 	int rc = be->op_begin(st->impl);
+	if (rc == 0 && op->kind == STORE_OP_FINISH && op->finish.throttled_until)
+		rc = rate_throttle(st, op);
 	if (rc == 0) {
 		if (op->kind == STORE_OP_CLAIM || op->kind == STORE_OP_LEASE)
 			rc = apply_claim(st, op, &ap->claim, &ap->fx);
+		else if (op->kind == STORE_OP_RATE)
+			rc = be->rate_load ? apply_rate(st, op, &ap->fx) : -1;
 		else
 			rc = be->apply[op->kind](st->impl, op, &ap->fx);
 	}
@@ -624,6 +971,7 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 			st->probe_wrote = false;
 			op->rc = STORE_UNAVAILABLE;
 			claim_scratch_free(&ap[i].claim);
+			store_cascade_clear(&ap[i].fx.cascade);
 			memset(&ap[i].fx, 0, sizeof ap[i].fx);
 			if (op->kind == STORE_OP_RETRY) {
 				job_free(op->retry.job);
@@ -636,6 +984,8 @@ static void apply_group(struct store *st, struct store_op **ops, int n)
 		} else {
 			if (ap[i].fx.expires_at && ap[i].fx.expires_at + SWEEP_GRACE_MS < st->next_sweep)
 				st->next_sweep = ap[i].fx.expires_at + SWEEP_GRACE_MS;
+			if (ap[i].fx.cascade.expires_at && ap[i].fx.cascade.expires_at + SWEEP_GRACE_MS < st->next_sweep)
+				st->next_sweep = ap[i].fx.cascade.expires_at + SWEEP_GRACE_MS;
 			if (ap[i].fx.lease_expires_at && ap[i].fx.lease_expires_at < st->next_lease)
 				st->next_lease = ap[i].fx.lease_expires_at;
 		}
@@ -700,7 +1050,8 @@ static void sweep(struct store *st)
  * expiry. */
 static int64_t next_timer(const struct store *st)
 {
-	return st->next_lease < st->next_sweep ? st->next_lease : st->next_sweep;
+	int64_t t = st->next_lease < st->next_sweep ? st->next_lease : st->next_sweep;
+	return st->next_fire < t ? st->next_fire : t;
 }
 
 static void expire_done(struct store_op *op)
@@ -747,9 +1098,100 @@ static void expire_leases(struct store *st)
 	st->next_lease = now; /* more: after the queued ops */
 }
 
+/* ---- schedules ---------------------------------------------------------- */
+
+/* One schedule's fire op: the plan for its due time, its jobs made from
+ * the template. A definition that no longer reads (a zone file gone) or
+ * whose template no longer validates fires nothing and moves on, logged,
+ * so it cannot stall the others. */
+static void fire_prepare(struct store *st, const struct store_schedule *row, int64_t now, struct store_op *op,
+                         struct schedule_plan *plan)
+{
+	struct schedule s;
+	char err[300];
+	*op = (struct store_op){.kind = STORE_OP_FIRE, .done = expire_done};
+	memcpy(op->fire.name, row->name, sizeof op->fire.name);
+	op->fire.due = row->next_fire_at;
+	if (schedule_from_stored(row->name, row->spec, &s, err, sizeof err) != 0) {
+		log_error("%s: retrying in a minute", err);
+		op->fire.next = now + 60000;
+		return;
+	}
+	schedule_plan(&s, row->next_fire_at, now, plan);
+	op->fire.next = plan->next;
+	op->fire.skipped = plan->skipped;
+	if (plan->n > 0 && !(op->fire.jobs = calloc((size_t)plan->n, sizeof *op->fire.jobs))) {
+		op->fire.next = now + 1000;    /* out of memory: this fire again soon */
+		op->fire.due = -1;             /* matches nothing: the op changes nothing */
+		schedule_clear(&s);
+		return;
+	}
+	for (int k = 0; k < plan->n; k++) {
+		struct problem p;
+		if (schedule_make_job(&s, st->job_defaults, plan->fire_at[k], now, &op->fire.jobs[op->fire.njobs], &p) != 0) {
+			log_error("schedule %s: its job no longer validates (%s: %s); fire skipped", s.name, p.field,
+			          p.detail);
+			op->fire.skipped++;
+			continue;
+		}
+		op->fire.njobs++;
+	}
+	schedule_clear(&s);
+}
+
+/* Fires the schedules that are due (the leader's task; with two leaders
+ * at once the fire op's compare and set lets one win), then sets the
+ * next fire time. */
+static void fire_schedules(struct store *st)
+{
+	int64_t now = clock_now_ms();
+	if (!st->be->due_schedules || !st->job_defaults) {
+		st->next_fire = INT64_MAX;
+		return;
+	}
+	if (!store_is_leader(st)) {
+		st->next_fire = now + 1000;     /* the leader's job; look again */
+		return;
+	}
+	struct store_schedule due[FIRE_BATCH];
+	int n = 0;
+	if (st->be->due_schedules(st->impl, now, due, FIRE_BATCH, &n) != STORE_OK) {
+		st->next_fire = now + 1000;
+		return;
+	}
+	struct store_op ops[FIRE_BATCH], *ptrs[FIRE_BATCH];
+	struct schedule_plan *plan = malloc(sizeof *plan);
+	for (int i = 0; i < n; i++) {
+		if (plan)
+			fire_prepare(st, &due[i], now, &ops[i], plan);
+		else
+			ops[i] = (struct store_op){.kind = STORE_OP_FIRE, .done = expire_done,
+			                           .fire = {.due = -1, .next = now + 1000}};
+		ptrs[i] = &ops[i];
+	}
+	free(plan);
+	if (n > 0)
+		apply_group(st, ptrs, n);
+	for (int i = 0; i < n; i++) {
+		for (int j = 0; j < ops[i].fire.njobs; j++)
+			job_free(ops[i].fire.jobs[j]);
+		free(ops[i].fire.jobs);
+		store_schedule_clear(&due[i]);
+	}
+	int64_t next = 0;
+	if (n == FIRE_BATCH)
+		st->next_fire = now;           /* maybe more: after the queued ops */
+	else if (st->be->next_schedule(st->impl, &next) != STORE_OK)
+		st->next_fire = now + 1000;
+	else
+		st->next_fire = shared_cap(st, next ? next : INT64_MAX);
+}
+
 /* Runs whichever of the writer's own tasks is due. */
 static void timers(struct store *st)
 {
+	if (clock_now_ms() >= st->next_fire)
+		fire_schedules(st);
 	if (clock_now_ms() >= st->next_lease)
 		expire_leases(st);
 	if (clock_now_ms() >= st->next_sweep)
@@ -896,7 +1338,7 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 		return STORE_OPEN_FAILED;
 	}
 	for (int k = 0; k < STORE_OP_KINDS; k++)
-		assert(k == STORE_OP_CLAIM || k == STORE_OP_LEASE || be->apply[k]);
+		assert(k == STORE_OP_CLAIM || k == STORE_OP_LEASE || k == STORE_OP_RATE || be->apply[k]);
 	struct store *st = calloc(1, sizeof *st);
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
@@ -904,12 +1346,16 @@ int store_open(const struct store_options *opts, const struct store_hooks *hooks
 	}
 	int result = STORE_OPEN_FAILED;
 	st->be = be;
+	st->deps = store_deps_ops_of(be);
 	if (hooks)
 		st->hooks = *hooks;
 	pthread_mutex_init(&st->mu, NULL);
 	clock_cond_init(&st->cv);
+	pthread_mutex_init(&st->rate_mu, NULL);
 	st->next_sweep = 0; /* sweep once right after start */
 	st->next_lease = 0; /* and look for leases that ran out meanwhile */
+	st->next_fire = 0;  /* and for schedules due */
+	st->job_defaults = opts->job_defaults;
 	st->external = opts->external;
 	st->external_arg = opts->external_arg;
 	uuid_v7(st->node_id);
@@ -946,6 +1392,9 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st->ready);
+	pthread_mutex_destroy(&st->rate_mu);
+	free(st->rated);
+	free(st->limited);
 	free(st);
 }
 
@@ -1018,6 +1467,35 @@ void store_get_stats(struct store *st, struct store_stats *out)
 bool store_damaged(struct store *st)
 {
 	return st->be->damaged(st->impl);
+}
+
+void store_schedule_clear(struct store_schedule *s)
+{
+	if (!s)
+		return;
+	free(s->spec);
+	memset(s, 0, sizeof *s);
+}
+
+enum store_rc store_get_schedule(struct store *st, const char *name, struct store_schedule *out)
+{
+	memset(out, 0, sizeof *out);
+	return st->be->get_schedule ? st->be->get_schedule(st->impl, name, out) : STORE_NOT_FOUND;
+}
+
+enum store_rc store_list_schedules(struct store *st, const char *after, int max, struct store_schedule **out,
+                                   size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return st->be->list_schedules ? st->be->list_schedules(st->impl, after, max < 1 ? 1 : max, out, n)
+	                              : STORE_OK;
+}
+
+enum store_rc store_count_schedules(struct store *st, int64_t *active, int64_t *paused)
+{
+	*active = *paused = 0;
+	return st->be->count_schedules ? st->be->count_schedules(st->impl, active, paused) : STORE_OK;
 }
 
 int store_schema_version(struct store *st)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "tests/harness.h"
 
@@ -1300,6 +1301,166 @@ START_TEST(cross_node_idempotency)
 }
 END_TEST
 
+/* ---- one rate limit for the cluster ---- */
+
+#define RL_LIMIT 10
+#define RL_PERIOD_MS 500
+#define RL_BURST 3
+#define RL_AFTER 60 /* starts after the burst: 6 periods */
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return (x > y) - (x < y);
+}
+
+START_TEST(cluster_rate_limit_is_global)
+{
+	enum { N = RL_BURST + RL_AFTER };
+	struct cluster c;
+	char *ids[N];
+	long long started[N];
+	struct tally t;
+
+	cluster_start(&c, NULL);
+	cJSON_Delete(call(&c.n[0], "PUT", "/v1/queues/rl/rate", "{\"limit\":10,\"period_s\":0.5,\"burst\":3}", 200));
+	/* Every job is queued before any may start: the queue is paused
+	 * meanwhile (on another node), then resumed (on a third). */
+	cJSON_Delete(queue_action(&c.n[1], "rl", "pause"));
+	for (int i = 0; i < N; i++)
+		ids[i] = submit(&c.n[i % NODES], "{\"type\":\"tally\",\"queue\":\"rl\",\"payload\":{}}");
+	cJSON_Delete(queue_action(&c.n[2], "rl", "resume"));
+	for (int i = 0; i < N; i++) {
+		cJSON *j = wait_terminal(&c.n[(i + 1) % NODES], ids[i]);
+		char *js = dump(j);
+
+		ck_assert_msg(str_eq(jstr(j, "state"), "succeeded") && jlong(j, "attempts") == 1,
+			      "job %d did not succeed at its one attempt: %s", i, js);
+		free(js);
+		started[i] = jts(j, "started_at");
+		cJSON_Delete(j);
+		free(ids[i]);
+	}
+	tally_load(&c, &t);
+	ck_assert_msg(t.n == N, "%zu runs tallied for %d jobs", t.n, N);
+	int nodes_ran = 0;
+
+	for (int i = 0; i < NODES; i++)
+		nodes_ran += t.per_node[i] > 0;
+	fprintf(stderr, "cluster_rate_limit_is_global: starts per node %zu %zu %zu\n", t.per_node[0],
+		t.per_node[1], t.per_node[2]);
+	free(t.v);
+	ck_assert_msg(nodes_ran >= 2, "only %d node started jobs: the limit was not shared", nodes_ran);
+
+	qsort(started, N, sizeof started[0], cmp_ll);
+	double gap = (double)RL_PERIOD_MS / RL_LIMIT;
+
+	ck_assert_msg(started[RL_BURST - 1] - started[0] < gap, "the burst of %d took %lld ms", RL_BURST,
+		      started[RL_BURST - 1] - started[0]);
+	double window = (double)(started[N - 1] - started[0]);
+	double rate = RL_AFTER / window * RL_PERIOD_MS;
+
+	ck_assert_msg(fabs(rate - RL_LIMIT) <= RL_LIMIT * 0.05,
+		      "the cluster started %.2f per period over %.0f ms (limit %d)", rate, window, RL_LIMIT);
+	for (int i = 0; i < N; i++)
+		for (int k = i + 1; k < N; k++)
+			ck_assert_msg(k - i <= RL_BURST + (started[k] - started[i]) / gap + 1,
+				      "%d starts in %lld ms across the nodes", k - i + 1, started[k] - started[i]);
+	cluster_stop(&c);
+}
+END_TEST
+
+/* ---- schedules ---- */
+
+static long long sched_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The fire times of the jobs in queue (read on node d), ascending, into
+ * t (at most max); how many. */
+static int sched_fires(const struct jobqd *d, const char *queue, long long *t, int max)
+{
+	char path[128];
+	int n = 0;
+
+	snprintf(path, sizeof path, "/v1/jobs?queue=%s&limit=1000", queue);
+	cJSON *j = call(d, "GET", path, NULL, 200);
+	for (const cJSON *job = jget(j, "jobs")->child; job; job = job->next) {
+		ck_assert_int_lt(n, max);
+		t[n++] = jts(jget(job, "schedule"), "fire_at");
+	}
+	cJSON_Delete(j);
+	for (int i = 0; i < n / 2; i++) {
+		long long x = t[i];
+
+		t[i] = t[n - 1 - i];
+		t[n - 1 - i] = x;
+	}
+	return n;
+}
+
+/* Polls node d until queue has a fire at or after at; bounded. */
+static void sched_wait_fire(const struct jobqd *d, const char *queue, long long at, double bound_ms)
+{
+	long long t[1000];
+	double end = mono_ms() + bound_ms;
+
+	for (;;) {
+		int n = sched_fires(d, queue, t, 1000);
+
+		if (n > 0 && t[n - 1] >= at)
+			return;
+		ck_assert_msg(mono_ms() < end, "no fire of %s at or after %lld within %.0f ms", queue, at, bound_ms);
+		nap_ms(20);
+	}
+}
+
+/* A schedule every second on three nodes; the leader, which fires, is
+ * killed with -9: the next leader fires what came due meanwhile (late by
+ * less than the grace), so every fire time from the first on has exactly
+ * one job, none missing. */
+START_TEST(schedule_fires_once_across_a_leader_kill)
+{
+	struct cluster c;
+	int alive[NODES] = {1, 1, 1};
+	long long t[1000];
+	char old_id[64];
+
+	cluster_start(&c, NULL);
+	int leader = wait_leader(&c, alive, NULL, 10000.0);
+	int other = (leader + 1) % NODES;
+
+	snprintf(old_id, sizeof old_id, "%s", c.id[leader]);
+	cJSON *s = call(&c.n[other], "POST", "/v1/schedules",
+			"{\"name\":\"beat\",\"every_s\":1,\"job\":{\"type\":\"echo\",\"queue\":\"beat\"}}", 201);
+	long long first = jts(s, "next_fire_at");
+
+	cJSON_Delete(s);
+	sched_wait_fire(&c.n[other], "beat", first + 2000, 10000.0);
+	harness_kill9(&c.n[leader]);
+	long long killed = sched_wall_ms();
+
+	alive[leader] = 0;
+	int next = wait_leader(&c, alive, old_id, LEADER_BOUND_MS);
+
+	sched_wait_fire(&c.n[next], "beat", killed + 3000 + (long long)LEADER_TTL_MS, LEADER_BOUND_MS + 10000.0);
+	int n = sched_fires(&c.n[next], "beat", t, 1000);
+
+	ck_assert_int_eq(t[0], first);
+	for (int i = 1; i < n; i++)
+		ck_assert_msg(t[i] - t[i - 1] == 1000, "fire %lld then %lld: %s", t[i - 1], t[i],
+			      t[i] == t[i - 1] ? "twice" : "missing between");
+	ck_assert_msg(t[n - 1] > killed, "nothing fired after the kill");
+	fprintf(stderr, "schedule_fires_once_across_a_leader_kill: %d fires, one each, across the hand-over\n", n);
+	cluster_stop(&c);
+}
+END_TEST
+
 static Suite *cluster_suite(void)
 {
 	Suite *s = suite_create("jobq_cluster");
@@ -1319,6 +1480,8 @@ static Suite *cluster_suite(void)
 		{"cluster_queue_limit", cluster_queue_limit},
 		{"cross_node_pause", cross_node_pause},
 		{"cross_node_idempotency", cross_node_idempotency},
+		{"cluster_rate_limit_is_global", cluster_rate_limit_is_global},
+		{"schedule_fires_once_across_a_leader_kill", schedule_fires_once_across_a_leader_kill},
 	};
 
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)

@@ -37,7 +37,8 @@ mkdir "$dir/story"
 block story-worker-module > "$dir/story/plots.py"
 block story-worker > "$dir/story/worker.sh"
 block story-loop > "$dir/story/train.py"
-for f in block.sh story.sh story.py story-jobqd.sh story/plots.py story/worker.sh story/train.py; do
+block deps > "$dir/deps.sh"
+for f in block.sh deps.sh story.sh story.py story-jobqd.sh story/plots.py story/worker.sh story/train.py; do
 	[ -s "$dir/$f" ] || fail "no $f block in $readme"
 done
 
@@ -54,7 +55,7 @@ for _ in $(seq 1 200); do
 	sleep 0.05
 done
 [ -n "$port" ] || fail "jobqd did not start"
-sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/story.sh" "$dir/story.py" \
+sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/deps.sh" "$dir/story.sh" "$dir/story.py" \
 	"$dir/story/plots.py" "$dir/story/worker.sh" "$dir/story/train.py"
 
 # The plotting API of the story, on a free port instead of 9000.
@@ -78,6 +79,14 @@ expect '"jobs":\[{'
 expect '"next_cursor":null'
 expect '"state":"canceled","payload":{"seconds":60},"result":null,"error":"canceled"'
 [ "$(grep -o '"id":"' "$dir/out.txt" | wc -l)" -ge 4 ] || fail "expected at least four job objects in the output"
+
+bash -euo pipefail "$dir/deps.sh" > "$dir/deps.out" 2>&1 || fail "the deps block failed: $(cat "$dir/deps.out")"
+[ "$(grep -c '"state":"blocked".*"on_dependency_failure":"cancel","dependencies_pending":1' "$dir/deps.out")" = 1 ] ||
+	fail "deps: the load job was not blocked behind one parent: $(cat "$dir/deps.out")"
+grep -q '"state":"succeeded","payload":"load"' "$dir/deps.out" || fail "deps: the chain did not end: $(cat "$dir/deps.out")"
+grep -q '"succeeded":4,.*"done":true' "$dir/deps.out" || fail "deps: the fan-in batch did not end: $(cat "$dir/deps.out")"
+grep -q '"state":"succeeded","payload":"cleanup"' "$dir/deps.out" ||
+	fail "deps: the cleanup job did not run: $(cat "$dir/deps.out")"
 
 bash -euo pipefail "$dir/story.sh" > "$dir/story.out" 2>&1 || fail "the story block failed: $(cat "$dir/story.out")"
 grep -q '"type":"http"' "$dir/story.out" || fail "story: no http job was submitted: $(cat "$dir/story.out")"
@@ -143,4 +152,4 @@ for page in pages:
 print("\n".join(broken))
 sys.exit(1 if broken else 0)
 PY
-echo "readme_test: 5 passed, 0 failed"
+echo "readme_test: 6 passed, 0 failed"

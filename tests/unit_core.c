@@ -1065,6 +1065,8 @@ static const char *const job_keys[] = {
 	"id", "type", "queue", "priority", "state", "payload", "result", "error",
 	"progress", "attempts", "max_attempts", "backoff_s", "max_backoff_s", "timeout_s",
 	"retention_s", "created_at", "run_at", "started_at", "finished_at", "batch_id", "callback",
+	"depends_on", "on_dependency_failure", "dependencies_pending",
+	"schedule",
 };
 #define NJOB_KEYS (int)(sizeof job_keys / sizeof job_keys[0])
 
@@ -1688,7 +1690,7 @@ START_TEST(batch_to_json_running_batch_has_every_key)
 	assert_json_num(o, "total", 21);
 	const cJSON *counts = cJSON_GetObjectItemCaseSensitive(o, "counts");
 	ck_assert(cJSON_IsObject(counts));
-	ck_assert_int_eq(cJSON_GetArraySize(counts), 6);
+	ck_assert_int_eq(cJSON_GetArraySize(counts), 7);
 	assert_json_num(counts, "queued", 1);
 	assert_json_num(counts, "running", 2);
 	assert_json_num(counts, "succeeded", 3);
@@ -1839,6 +1841,10 @@ START_TEST(problem_table_has_documented_codes_and_statuses)
 		{PROBLEM_INTERNAL, "internal", 500},
 		{PROBLEM_LEASE_LOST, "lease_lost", 409},
 		{PROBLEM_QUEUE_NOT_EXTERNAL, "queue_not_external", 422},
+		{PROBLEM_INVALID_DEPENDENCY, "invalid_dependency", 422},
+		{PROBLEM_SCHEDULE_NOT_FOUND, "schedule_not_found", 404},
+		{PROBLEM_SCHEDULE_EXISTS, "schedule_exists", 409},
+		{PROBLEM_UNKNOWN_TIME_ZONE, "unknown_time_zone", 422},
 	};
 	ck_assert_int_eq((int)(sizeof want / sizeof want[0]), PROBLEM_KIND_COUNT);
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -1868,7 +1874,7 @@ END_TEST
 START_TEST(job_state_names_round_trip)
 {
 	static const char *const names[JOB_STATE_COUNT] = {
-		"queued", "running", "succeeded", "failed", "canceled", "scheduled",
+		"queued", "running", "succeeded", "failed", "canceled", "scheduled", "blocked",
 	};
 	for (int s = 0; s < JOB_STATE_COUNT; s++) {
 		ck_assert_str_eq(job_state_name((enum job_state)s), names[s]);

@@ -12,9 +12,12 @@
 
 Suite *core_suite(void);
 Suite *cron_suite(void);
+Suite *schedule_suite(void);
 Suite *server_suite(void);
 Suite *store_contract_suite(const char *backend);
 Suite *store_sqlite_suite(void);
+Suite *bucket_suite(void);
+Suite *deps_suite(void);
 
 int main(void)
 {
@@ -27,7 +30,10 @@ int main(void)
 	}
 	SRunner *sr = srunner_create(core_suite());
 	srunner_add_suite(sr, cron_suite());
+	srunner_add_suite(sr, schedule_suite());
 	srunner_add_suite(sr, server_suite());
+	srunner_add_suite(sr, bucket_suite());
+	srunner_add_suite(sr, deps_suite());
 	/* The store contract runs against the backend named in
 	 * JOBQ_TEST_BACKEND (default sqlite). */
 	const char *backend = getenv("JOBQ_TEST_BACKEND");

@@ -26,6 +26,8 @@
 #include "tests/store_test.h"
 
 Suite *store_contract_suite(const char *backend);
+void store_rate_cases(Suite *s); /* tests/unit_store_rate.c */
+void store_deps_tcase(Suite *s); /* tests/unit_store_deps.c */
 
 /* ---- open -------------------------------------------------------------- */
 
@@ -3090,6 +3092,37 @@ static void halfway_setup(struct store *st, int kind, struct halfway *h)
 		h->step = 1;                      /* extended; the op fails */
 		break;
 	}
+	case STORE_OP_RATE:
+		snprintf(op->rate.rate.queue, sizeof op->rate.rate.queue, "q");
+		op->rate.rate.bucket = (struct bucket){.limit = 5, .period_ms = 1000, .burst = 5};
+		h->step = 1;                      /* writing the limit fails */
+		break;
+	case STORE_OP_SCHEDULE:
+		h->own[1] = submit(st, "echo", "q", 0, NULL); /* something to snapshot */
+		op->schedule.action = STORE_SCHEDULE_CREATE;
+		snprintf(op->schedule.name, sizeof op->schedule.name, "nightly");
+		op->schedule.spec = "{}";
+		op->schedule.next_fire_at = 1000;
+		op->schedule.now = 1;
+		h->step = 1;                      /* inserted; the op fails */
+		break;
+	case STORE_OP_FIRE: {
+		struct store_op c = {.kind = STORE_OP_SCHEDULE,
+		                     .schedule = {.action = STORE_SCHEDULE_CREATE, .name = "nightly", .spec = "{}",
+		                                  .next_fire_at = 1000, .now = 1}};
+		ck_assert_int_eq(store_run(st, &c), STORE_OK);
+		h->own[1] = submit(st, "echo", "q", 0, NULL); /* something to snapshot */
+		h->own[0] = make_job("echo", "q", 0, NULL);
+		snprintf(h->own[0]->schedule_name, sizeof h->own[0]->schedule_name, "nightly");
+		h->own[0]->schedule_fire_at = 1000;
+		snprintf(op->fire.name, sizeof op->fire.name, "nightly");
+		op->fire.due = 1000;
+		op->fire.next = 2000;
+		op->fire.jobs = &h->own[0];
+		op->fire.njobs = 1;
+		h->step = 2;                      /* moved on, the job in; the op fails */
+		break;
+	}
 	}
 }
 
@@ -3690,6 +3723,125 @@ START_TEST(store_lease_counts_running_jobs_against_the_queue_limit)
 }
 END_TEST
 
+/* ---- schedules ---------------------------------------------------------- */
+
+static enum store_rc schedule_op(struct store *st, enum store_schedule_action action, const char *name,
+                                 const char *spec, int64_t next)
+{
+	struct store_op op = {.kind = STORE_OP_SCHEDULE,
+	                      .schedule = {.action = action, .spec = spec, .next_fire_at = next, .now = 5}};
+	snprintf(op.schedule.name, sizeof op.schedule.name, "%s", name);
+	return store_run(st, &op);
+}
+
+/* A fire of schedule name at due (0: run now) with one job per fire time. */
+static enum store_rc fire(struct store *st, const char *name, int64_t due, int64_t next, const int64_t *at, int n,
+                          int *fired)
+{
+	struct job *jobs[8];
+	struct store_op op = {.kind = STORE_OP_FIRE, .fire = {.due = due, .next = next, .jobs = jobs, .njobs = n}};
+	snprintf(op.fire.name, sizeof op.fire.name, "%s", name);
+	for (int i = 0; i < n; i++) {
+		jobs[i] = make_job("echo", "sched", 0, NULL);
+		snprintf(jobs[i]->schedule_name, sizeof jobs[i]->schedule_name, "%s", name);
+		jobs[i]->schedule_fire_at = at[i];
+	}
+	enum store_rc rc = store_run(st, &op);
+	*fired = op.fire.fired;
+	for (int i = 0; i < n; i++)
+		job_free(jobs[i]);
+	return rc;
+}
+
+START_TEST(store_schedule_crud_and_fire_compare_and_set)
+{
+	struct store *st = open_store(NULL);
+	struct store_schedule row;
+	int fired = -1;
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_CREATE, "s", "{\"a\":1}", 1000), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_CREATE, "s", "{\"a\":2}", 1000), STORE_CONFLICT);
+	ck_assert_int_eq(store_get_schedule(st, "s", &row), STORE_OK);
+	ck_assert_str_eq(row.spec, "{\"a\":1}");
+	ck_assert_int_eq(row.next_fire_at, 1000);
+	ck_assert_int_eq(row.last_fire_at, 0);
+	ck_assert(!row.paused);
+	store_schedule_clear(&row);
+
+	/* the fire moves next_fire_at from the due time, once */
+	int64_t at[2] = {1000, 2000};
+	ck_assert_int_eq(fire(st, "s", 1000, 3000, at, 2, &fired), STORE_OK);
+	ck_assert_int_eq(fired, 2);
+	ck_assert_int_eq(fire(st, "s", 1000, 3000, at, 2, &fired), STORE_CONFLICT);
+	ck_assert_int_eq(store_get_schedule(st, "s", &row), STORE_OK);
+	ck_assert_int_eq(row.next_fire_at, 3000);
+	ck_assert_int_eq(row.last_fire_at, 2000);
+	store_schedule_clear(&row);
+	/* run now of a fire time that has a job: nothing more */
+	ck_assert_int_eq(fire(st, "s", 0, 0, at, 1, &fired), STORE_OK);
+	ck_assert_int_eq(fired, 0);
+	int64_t now_at[1] = {2500};
+	ck_assert_int_eq(fire(st, "s", 0, 0, now_at, 1, &fired), STORE_OK);
+	ck_assert_int_eq(fired, 1);
+	struct store_filter f = {.queue = "sched", .limit = 100};
+	struct job **jobs;
+	size_t n;
+	int64_t next;
+	list(st, &f, &jobs, &n, &next);
+	ck_assert_uint_eq(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(jobs[i]->schedule_name, "s");
+		ck_assert_int_eq(jobs[i]->schedule_fire_at, i == 0 ? 2500 : i == 1 ? 2000 : 1000);
+	}
+	jobs_free(jobs, n);
+	ck_assert_int_eq(fire(st, "nope", 0, 0, now_at, 1, &fired), STORE_NOT_FOUND);
+
+	/* paused: no due time, no fire; resumed: the given next */
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_PAUSE, "s", NULL, 0), STORE_OK);
+	ck_assert_int_eq(store_get_schedule(st, "s", &row), STORE_OK);
+	ck_assert(row.paused);
+	ck_assert_int_eq(row.next_fire_at, 0);
+	store_schedule_clear(&row);
+	int64_t late[1] = {3000};
+	ck_assert_int_eq(fire(st, "s", 3000, 4000, late, 1, &fired), STORE_CONFLICT);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_RESUME, "s", NULL, 9000), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_RESUME, "s", NULL, 7777), STORE_OK); /* stays 9000 */
+	ck_assert_int_eq(store_get_schedule(st, "s", &row), STORE_OK);
+	ck_assert(!row.paused);
+	ck_assert_int_eq(row.next_fire_at, 9000);
+	store_schedule_clear(&row);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_REPLACE, "s", "{\"b\":2}", 8000), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_REPLACE, "t", "{}", 8000), STORE_NOT_FOUND);
+
+	/* reads: list in name order, counts, due */
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_CREATE, "a", "{}", 500), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_CREATE, "z", "{}", 0), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_PAUSE, "z", NULL, 0), STORE_OK);
+	struct store_schedule *rows;
+	ck_assert_int_eq(store_list_schedules(st, NULL, 10, &rows, &n), STORE_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(rows[0].name, "a");
+	ck_assert_str_eq(rows[1].name, "s");
+	ck_assert_str_eq(rows[1].spec, "{\"b\":2}");
+	ck_assert_str_eq(rows[2].name, "z");
+	for (size_t i = 0; i < n; i++)
+		store_schedule_clear(&rows[i]);
+	free(rows);
+	ck_assert_int_eq(store_list_schedules(st, "a", 1, &rows, &n), STORE_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(rows[0].name, "s");
+	store_schedule_clear(&rows[0]);
+	free(rows);
+	int64_t active, paused;
+	ck_assert_int_eq(store_count_schedules(st, &active, &paused), STORE_OK);
+	ck_assert_int_eq(active, 2);
+	ck_assert_int_eq(paused, 1);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_DELETE, "a", NULL, 0), STORE_OK);
+	ck_assert_int_eq(schedule_op(st, STORE_SCHEDULE_DELETE, "a", NULL, 0), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_get_schedule(st, "a", &row), STORE_NOT_FOUND);
+	store_close(st);
+}
+END_TEST
+
 Suite *store_contract_suite(const char *backend)
 {
 	test_backend = backend;
@@ -3804,5 +3956,9 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
 	tcase_add_test(tc, store_list_leases_orders_by_expiry_and_filters_by_queue);
 
+	store_rate_cases(s);
+	store_deps_tcase(s);
+	tc = store_tcase(s, "schedules");
+	tcase_add_test(tc, store_schedule_crud_and_fire_compare_and_set);
 	return s;
 }

@@ -1017,8 +1017,12 @@ static void finish_job(struct xfer *x, CURLcode rc, bool stopped)
 		if (status >= 500 || status == 429) {
 			outcome = RUN_FAILED;
 			curl_off_t after = 0;
-			if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
-				run_retry_after(run, (after < RETRY_AFTER_MAX_S ? after : RETRY_AFTER_MAX_S) * 1000);
+			if (curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0) {
+				int64_t ms = (after < RETRY_AFTER_MAX_S ? after : RETRY_AFTER_MAX_S) * 1000;
+				run_retry_after(run, ms);
+				if (status == 429) /* the queue's rate limit may pause for it */
+					run_throttled(run, clock_now_ms() + ms);
+			}
 		}
 	}
 	log_debug("job %s: http %s ended: %s", run->job->id, x->url,

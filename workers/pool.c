@@ -428,7 +428,7 @@ static void conclude(struct run *run, enum run_outcome outcome, cJSON *result, c
 	run_copy_progress(run, job);
 }
 
-static void post_outcome(struct pool *pool, struct job *job);
+static void post_outcome(struct pool *pool, struct job *job, int64_t throttled_until);
 static void job_done(struct pool *pool, bool was_async);
 
 /* Concludes an attempt, records it and frees its run. */
@@ -437,7 +437,8 @@ static void end_attempt(struct pool *pool, struct run *run, enum run_outcome out
 {
 	conclude(run, outcome, result, error);
 	log_debug("job %s attempt %d: %s", run->job->id, run->job->attempts, job_state_name(run->job->state));
-	post_outcome(pool, run_table_take(pool->runs, run));
+	int64_t throttled = run_throttled_until(run);
+	post_outcome(pool, run_table_take(pool->runs, run), throttled);
 	job_done(pool, was_async);
 }
 
@@ -515,7 +516,7 @@ static void finish_done(struct store_op *op)
 }
 
 /* Hands the job, with its outcome, to the writer (takes job). */
-static void post_outcome(struct pool *pool, struct job *job)
+static void post_outcome(struct pool *pool, struct job *job, int64_t throttled_until)
 {
 	struct store_op *op = calloc(1, sizeof *op);
 	if (!op) {
@@ -526,6 +527,7 @@ static void post_outcome(struct pool *pool, struct job *job)
 	}
 	op->kind = STORE_OP_FINISH;
 	op->finish.job = job;
+	op->finish.throttled_until = throttled_until;
 	op->done = finish_done;
 	op->arg = pool;
 	store_post(pool->store, op);

@@ -32,6 +32,8 @@ JOB_FIELDS = (
     "delay_s",
     "retention_s",
     "callback_url",
+    "depends_on",
+    "on_dependency_failure",
 )
 _ALIASES = {"backoff": "backoff_s", "max_backoff": "max_backoff_s", "timeout": "timeout_s",
             "retention": "retention_s", "delay": "delay_s"}
@@ -84,7 +86,12 @@ def job_body(type: str, payload: Any = None, **options: Any) -> Dict[str, Any]:
             raise TypeError("unknown job field %r" % k)
         if v is None:
             continue
-        body[k] = _timestamp(v) if k == "run_at" else v
+        if k == "run_at":
+            v = _timestamp(v)
+        elif k == "depends_on":
+            # A job as returned (a dict) stands for its id; a batch index stays.
+            v = [d["id"] if isinstance(d, dict) else d for d in v]
+        body[k] = v
     return body
 
 
@@ -213,7 +220,9 @@ class Client:
                **options: Any) -> Dict[str, Any]:
         """POST /v1/jobs. options: queue, priority, max_attempts, backoff_s
         (or backoff), max_backoff_s, timeout_s, run_at (str or datetime),
-        delay_s, retention_s (or retention), callback_url. Returns the job."""
+        delay_s, retention_s (or retention), callback_url, depends_on (job ids
+        or job dicts), on_dependency_failure ("cancel", "run", "wait").
+        Returns the job."""
         body = job_body(type, payload, **options)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         _, job = self.request("POST", "/v1/jobs", body, headers=headers,

@@ -38,6 +38,18 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(done["result"], {"hello": "world"})
         self.assertIn("attempt_history", self.c.get(j))
 
+    def test_depends_on_a_job_and_a_batch_index(self) -> None:
+        a = self.c.submit("sleep", {"seconds": 0.2})
+        b = self.c.submit("echo", "after", depends_on=[a], on_dependency_failure="run")
+        self.assertEqual(b["state"], "blocked")
+        self.assertEqual(b["depends_on"], [a["id"]])
+        self.assertEqual(b["on_dependency_failure"], "run")
+        self.assertEqual(self.c.wait(b, timeout=10)["state"], "succeeded")
+        batch = self.c.submit_batch([{"type": "echo"}, {"type": "echo", "depends_on": [0]}])
+        done = self.c.wait(batch["job_ids"][1], timeout=10)
+        self.assertEqual(done["state"], "succeeded")
+        self.assertEqual(done["depends_on"], [batch["job_ids"][0]])
+
     def test_run_at_datetime(self) -> None:
         import datetime
         at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)

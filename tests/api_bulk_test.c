@@ -256,6 +256,24 @@ START_TEST(cancel_walks_every_unfinished_state_of_the_filter)
 	char *s = job_state(&d, keep);
 	ck_assert_str_eq(s, "scheduled");
 	free(s);
+
+	/* a job waiting for its dependencies is unfinished: cancel takes it */
+	char *parent = submit(&d, "{\"type\":\"echo\",\"queue\":\"bq2\",\"delay_s\":3600}");
+	snprintf(body, sizeof body, "{\"type\":\"echo\",\"queue\":\"bq2\",\"depends_on\":[\"%s\"]}", parent);
+	char *child = submit(&d, body);
+	s = job_state(&d, child);
+	ck_assert_str_eq(s, "blocked");
+	free(s);
+	t = loop(&d, "cancel", "{\"queue\":\"bq2\",\"state\":\"blocked\"}", 1000, 0);
+	ck_assert_int_eq(t.done, 1);
+	s = job_state(&d, child);
+	ck_assert_str_eq(s, "canceled");
+	free(s);
+	s = job_state(&d, parent);
+	ck_assert_str_eq(s, "scheduled");
+	free(s);
+	free(parent);
+	free(child);
 	free_ids(queued, 7);
 	free_ids(sched, 6);
 	free(running);

@@ -53,6 +53,7 @@ SERVER_SRC  := server/auth.c server/config.c server/http.c
 SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
 HANDLER_SRC += handlers/rates.c handlers/schedules.c
+HANDLER_SRC += handlers/bulk.c handlers/workers.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
@@ -83,11 +84,12 @@ DEPS_OBJ    := $(BUILD)/tests/api_deps_test.o $(BUILD)/tests/harness.o
 SCHEDULE_OBJ := $(BUILD)/tests/api_schedule_test.o $(BUILD)/tests/harness.o
 CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
 RATE_OBJ    := $(BUILD)/tests/api_rate_test.o $(BUILD)/tests/harness.o
+BULK_OBJ    := $(BUILD)/tests/api_bulk_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-python \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi check-contract analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -173,6 +175,9 @@ $(BUILD)/tests/api_deps_test: $(DEPS_OBJ)
 $(BUILD)/tests/api_schedule_test: $(SCHEDULE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_bulk_test: $(BULK_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -195,7 +200,7 @@ test:
 	@$(MAKE) --no-print-directory test-only WERROR=-Werror
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
+           check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -251,6 +256,10 @@ check-deps: $(BUILD)/tests/api_deps_test $(BUILD)/jobqd
 check-schedule: $(BUILD)/tests/api_schedule_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_schedule_test
 
+# Retry, cancel and delete on the jobs a filter selects, page by page.
+check-bulk: $(BUILD)/tests/api_bulk_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_bulk_test
+
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
 	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 10 --clients 4 --seconds-per-round 0.3
@@ -268,7 +277,7 @@ torture:
 # the database server restarted under load. Until the tree has the backend
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
-                 check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule
+                 check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk
 PG_API_CHECKS += check-contract
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)

@@ -144,6 +144,13 @@ static const struct route routes[] = {
 	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
 	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
 	{"GET", "/metrics", metrics_get, false, ACCESS_METRICS, false},
+	/* Actions on the jobs a filter selects (handlers/bulk.c): the roles
+	 * of the single-job actions. */
+	{"POST", "/v1/jobs/cancel", jobs_bulk_cancel, true, ACCESS_SUBMIT, false},
+	{"POST", "/v1/jobs/retry", jobs_bulk_retry, true, ACCESS_SUBMIT, false},
+	{"POST", "/v1/jobs/delete", jobs_bulk_delete, true, ACCESS_ADMIN, false},
+	/* The leases external workers hold now (handlers/workers.c). */
+	{"GET", "/v1/leases", leases_list, false, ACCESS_READ, false},
 };
 
 /* Public routes: served to anyone, even once API keys are required. They

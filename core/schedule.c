@@ -146,6 +146,14 @@ static int check_template(const cJSON *job, const struct job_defaults *d, struct
 	if (cJSON_GetObjectItemCaseSensitive(job, "run_at"))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "job.run_at",
 		                   "a schedule's job cannot have run_at (each fire is its own time); use delay_s");
+	/* A fire inserts its job without dependency edges (the fire op knows
+	 * none), so a template's parents would be shown and never waited for. */
+	static const char *const no_deps[] = {"depends_on", "on_dependency_failure"};
+	for (size_t i = 0; i < sizeof no_deps / sizeof no_deps[0]; i++)
+		if (cJSON_GetObjectItemCaseSensitive(job, no_deps[i]))
+			return problem_set(p, PROBLEM_INVALID_FIELD, i ? "job.on_dependency_failure" : "job.depends_on",
+			                   "a schedule's job cannot have %s: its fires do not wait for other jobs",
+			                   no_deps[i]);
 	struct job *made = NULL;
 	if (job_from_submission(job, d, &made, p) != 0) {
 		char field[sizeof p->field];

@@ -408,6 +408,7 @@ async function scheduleTraffic(ex) {
   await post(400, { name: 's', every_s: 5, job: {} }, { req: 'invalid', field: 'job.type' });
   await post(400, { name: 's', every_s: 5, job: { type: 'echo', priority: 'x' } }, { req: 'invalid', field: 'job.priority' });
   await post(400, { name: 's', every_s: 5, job: { type: 'echo', run_at: '2030-01-01T00:00:00Z' } }, { req: 'invalid', field: 'job.run_at' });
+  await post(400, { name: 's', every_s: 5, job: { type: 'echo', depends_on: [UNKNOWN_ID] } }, { req: 'invalid', field: 'job.depends_on' });
   await post(400, { name: 's', job: echo }, { req: 'invalid', field: 'cron' });
   await post(400, { name: 's', cron: '* * * * *', every_s: 5, job: echo }, { req: 'invalid', field: 'cron' });
   await post(400, { name: 's', cron: 5, job: echo }, { req: 'invalid', field: 'cron' });
@@ -476,8 +477,8 @@ async function scheduleTraffic(ex) {
   if (!r.json || !r.json.schedule || r.json.schedule.name !== 'ct-cron') fail(`run: no schedule in ${r.body}`);
   await ex('GET', `/v1/jobs/${r.json.id}`, 200);
   await ex('GET', '/v1/jobs?queue=ct&limit=5', 200);
-  let clash = false;
-  for (let round = 0; round < 100 && !clash; round++) {
+  let clash = false, round = 0;
+  for (; round < 100 && !clash; round++) {
     const rs = await burst(ex, 'POST', '/v1/schedules/ct-every/run', 8, [201, 409]);
     for (const x of rs) {
       if (x.status !== 409) continue;
@@ -486,6 +487,7 @@ async function scheduleTraffic(ex) {
     }
   }
   if (!clash) fail('POST /v1/schedules/{name}/run: no two of 800 runs fell on one millisecond (409)');
+  else console.log(`run now: two runs fell on one millisecond (409) in round ${round} of bursts of 8`);
   // delete
   await ex('DELETE', '/v1/schedules/ct-every', 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
   await ex('DELETE', '/v1/schedules/ct-every?x=1', 400, { req: 'any', field: 'x' });

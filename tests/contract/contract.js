@@ -19,7 +19,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const http = require('http');
-const { loadSpec, startProxy, pathMethods } = require('./proxy');
+const { loadSpec, startProxy, pathMethods, matchPath } = require('./proxy');
 
 const root = path.resolve(__dirname, '../..');
 const SPEC = process.env.CONTRACT_SPEC ? path.resolve(process.env.CONTRACT_SPEC) : path.join(root, 'openapi.yaml');
@@ -153,8 +153,7 @@ let burstLog = null;
 function record(reqInfo, resInfo, result) {
   if (burstLog) burstLog.push({ status: resInfo.status, result });
   findings.set(`${reqInfo.method} ${reqInfo.path}${reqInfo.query ? '?' + reqInfo.query : ''}`, result);
-  const specPath = Object.keys(api.definition.paths).find((sp) =>
-    new RegExp('^' + sp.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+') + '$').test(reqInfo.path));
+  const specPath = matchPath(api, reqInfo.path);
   if (specPath) {
     const k = `${reqInfo.method} ${specPath}`;
     (seen[k] = seen[k] || new Set()).add(resInfo.status);
@@ -168,6 +167,34 @@ async function poll(ex, p, pred, label) {
     await new Promise((res) => setTimeout(res, 25));
   }
   throw new Error(`gave up waiting: ${label}`);
+}
+
+/* The bulk actions on a filter: a dry run, each action, and each refusal. */
+async function bulkTraffic(ex) {
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await ex('POST', '/v1/jobs', 201, { body: { type: 'fail', queue: 'ct-bulk', payload: { retryable: false } } });
+    ids.push(r.json.id);
+  }
+  for (const id of ids) await poll(ex, `/v1/jobs/${id}`, (j) => j.state === 'failed', 'bulk job failed');
+  const failed = { filter: { state: 'failed', queue: 'ct-bulk' } };
+  await ex('POST', '/v1/jobs/retry', 200, { body: { ...failed, dry_run: true } });
+  await ex('POST', '/v1/jobs/retry', 200, { body: { ...failed, limit: 1 } });
+  await ex('POST', '/v1/jobs/cancel', 200, { body: { filter: { queue: 'ct-bulk' } } });
+  await ex('POST', '/v1/jobs/delete', 200, { body: { filter: { queue: 'ct-bulk', type: 'fail' } } });
+  for (const action of ['retry', 'cancel', 'delete']) {
+    const p = `/v1/jobs/${action}`;
+    await ex('POST', p, 400, { body: {}, req: 'invalid', field: 'filter' });
+    await ex('POST', p, 400, { body: { filter: { state: 'bogus' } }, req: 'invalid', field: 'filter.state' });
+    await ex('POST', p, 400, { body: { filter: {}, limit: 0 }, req: 'invalid', field: 'limit' });
+    await ex('POST', p, 400, { body: { filter: {}, cursor: 'not-a-cursor' }, req: 'any', field: 'cursor' });
+    await ex('POST', p, 400, { body: '[1]', req: 'invalid', code: 'malformed_json' });
+    await ex('POST', `${p}?x=1`, 400, { body: { filter: {} }, req: 'any', field: 'x' });
+    await ex('POST', p, 415, { body: '{"filter":{}}', type: 'text/plain', req: 'any' });
+    await ex('POST', p, 413, { body: JSON.stringify({ filter: {}, pad: BIG }), req: 'any' });
+  }
+  /* A state the action does not apply to: the shape is right, the value not. */
+  await ex('POST', '/v1/jobs/retry', 400, { body: { filter: { state: 'succeeded' } }, req: 'any', field: 'filter.state' });
 }
 
 /* The traffic of a default jobqd: no key. */
@@ -287,6 +314,11 @@ async function defaultTraffic(ex) {
     return { id: j.id, lease_id: j.lease_id };
   };
   let L = await leaseOf(1);
+  // the jobs external workers hold now
+  await ex('GET', '/v1/leases', 200);
+  await ex('GET', '/v1/leases?queue=ext&limit=5', 200);
+  await ex('GET', '/v1/leases?limit=0', 400, { req: 'invalid', field: 'limit' });
+  await ex('GET', '/v1/leases?x=1', 400, { req: 'any', field: 'x' });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 200, { body: { lease_id: L.lease_id, progress: { percent: 50, message: 'half' } } });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 409, { body: { lease_id: '0123456789abcdef0123456789abcdef' }, code: 'lease_lost' });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 400, { body: {}, req: 'invalid', field: 'lease_id' });
@@ -334,6 +366,7 @@ async function defaultTraffic(ex) {
   await rateTraffic(ex);
   await scheduleTraffic(ex);
   await depsTraffic(ex);
+  await bulkTraffic(ex);
   // routing: 404 and 405 (no operation: shared responses)
   await ex('GET', '/nope', 404, { req: 'any' });
   await ex('PUT', `/v1/jobs/${echo}`, 405, { req: 'any' });
@@ -612,6 +645,14 @@ async function keyedNewTraffic(ex, auth) {
     await ex(m, p, 403, { body, headers: auth(KEYS.worker), code: 'forbidden' });
   }
   await ex('POST', '/v1/schedules/ct-keyed/run', 403, { headers: auth(KEYS.read), code: 'forbidden' });
+  const all = { filter: { queue: 'ct-keyed-bulk' } };
+  for (const a of ['retry', 'cancel', 'delete']) await ex('POST', `/v1/jobs/${a}`, 401, { body: all, code: 'unauthorized' });
+  await ex('GET', '/v1/leases', 401, { code: 'unauthorized' });
+  await ex('POST', '/v1/jobs/retry', 403, { body: all, headers: auth(KEYS.read), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/cancel', 403, { body: all, headers: auth(KEYS.worker), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/delete', 403, { body: all, headers: auth(KEYS.submit), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/delete', 200, { body: all, headers: auth(KEYS.admin) });
+  for (const k of Object.values(KEYS)) await ex('GET', '/v1/leases', 200, { headers: auth(k) });
   await ex('PUT', '/v1/queues/default/rate', 200, { body: rate, headers: auth(KEYS.admin) });
   await ex('DELETE', '/v1/queues/default/rate', 200, { headers: auth(KEYS.admin) });
   await ex('POST', '/v1/schedules', 201, { body: sched, headers: auth(KEYS.admin) });

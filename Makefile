@@ -49,6 +49,7 @@ STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c st
                store/deps_store.c
 STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
+WORKERS_SRC += workers/egress.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
@@ -67,6 +68,7 @@ UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit
               tests/unit_deps.c tests/unit_store_deps.c
 UNIT_TESTS += tests/unit_bucket.c tests/unit_store_rate.c
 UNIT_TESTS += tests/unit_schedule.c
+UNIT_TESTS += tests/unit_egress.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

@@ -44,6 +44,7 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/run.h"
+#include "workers/egress.h"
 
 #define TIMEOUT_DEFAULT_S 30.0
 #define TIMEOUT_MAX_S 3600.0
@@ -58,158 +59,11 @@
 #define ERROR_MAX 512
 #define USER_AGENT "jobqd"
 
-static const char *const builtin_deny[] = {
-	"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
-	"192.0.0.192/32", "metadata.google.internal",
-};
-
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
 
 static const char *const payload_fields[] = {
 	"url", "method", "headers", "body", "json", "timeout_s", "expect_status", "follow_redirects",
 };
-
-/* ---- rules ---- */
-
-struct rule {
-	char *text;              /* as written, for messages */
-	bool cidr;
-	struct netaddr_cidr block;
-	bool suffix;             /* "*.x": pattern holds ".x" */
-	char *pattern;           /* lowercase host name (not cidr) */
-};
-
-struct rules {
-	struct rule *v;
-	int n;
-	bool has_cidr;
-};
-
-static void rules_free(struct rules *r)
-{
-	for (int i = 0; i < r->n; i++) {
-		free(r->v[i].text);
-		free(r->v[i].pattern);
-	}
-	free(r->v);
-	*r = (struct rules){0};
-}
-
-static bool host_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
-}
-
-/* Lowercases host into out without a trailing dot or IPv6 brackets. */
-static void host_normalize(const char *host, char *out, size_t n)
-{
-	size_t len = strlen(host);
-	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
-		host++;
-		len -= 2;
-	}
-	if (len > 0 && host[len - 1] == '.')
-		len--;
-	if (len >= n)
-		len = n - 1;
-	for (size_t i = 0; i < len; i++)
-		out[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] - 'A' + 'a' : host[i]);
-	out[len] = '\0';
-}
-
-/* Parses one rule; -1 when it is neither a CIDR nor a host pattern. */
-static int rule_parse(const char *text, struct rule *r)
-{
-	*r = (struct rule){0};
-	char buf[256];
-	if (!text || !*text || strlen(text) >= sizeof buf)
-		return -1;
-	snprintf(buf, sizeof buf, "%s", text);
-	char *slash = strchr(buf, '/');
-	if (netaddr_cidr_parse(buf, &r->block) == 0) {
-		r->cidr = true;
-	} else {
-		if (slash)
-			return -1;
-		char host[256];
-		host_normalize(buf, host, sizeof host);
-		const char *name = host;
-		if (name[0] == '*' && name[1] == '.') {
-			r->suffix = true;
-			name += 1; /* keep the dot */
-		}
-		if (!*name || (r->suffix && !name[1]))
-			return -1;
-		for (const char *c = r->suffix ? name + 1 : name; *c; c++)
-			if (!host_char(*c))
-				return -1;
-		if (!(r->pattern = strdup(name)))
-			return -1;
-	}
-	if (!(r->text = strdup(text))) {
-		free(r->pattern);
-		return -1;
-	}
-	return 0;
-}
-
-static int rules_add(struct rules *r, const char *const *texts, int n, const char *flag,
-                     char *err, size_t errlen)
-{
-	if (n <= 0)
-		return 0;
-	struct rule *v = realloc(r->v, (size_t)(r->n + n) * sizeof *v);
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	r->v = v;
-	for (int i = 0; i < n; i++) {
-		if (rule_parse(texts[i], &r->v[r->n]) != 0) {
-			snprintf(err, errlen, "%s: '%s' is not a CIDR (like 10.0.0.0/8) or a host pattern "
-			         "(like api.example.com or *.example.internal)", flag, texts[i] ? texts[i] : "");
-			return -1;
-		}
-		r->has_cidr |= r->v[r->n].cidr;
-		r->n++;
-	}
-	return 0;
-}
-
-/* The first rule whose CIDR holds sa, or the IPv4 address it carries, or
- * loopback when sa is 0.0.0.0/8 or :: (netaddr_dest_in). */
-static const struct rule *match_addr(const struct rules *r, const struct sockaddr *sa)
-{
-	unsigned char addr[16] = {0};
-	if (sa->sa_family == AF_INET)
-		memcpy(addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-	else
-		return NULL;
-	for (int i = 0; i < r->n; i++) {
-		const struct rule *x = &r->v[i];
-		if (x->cidr && netaddr_dest_in(&x->block, 1, sa->sa_family, addr))
-			return x;
-	}
-	return NULL;
-}
-
-/* The first host pattern that matches host (normalized). */
-static const struct rule *match_host(const struct rules *r, const char *host)
-{
-	size_t len = strlen(host);
-	for (int i = 0; i < r->n; i++) {
-		const struct rule *x = &r->v[i];
-		if (x->cidr)
-			continue;
-		size_t plen = strlen(x->pattern);
-		if (x->suffix ? len > plen && strcmp(host + len - plen, x->pattern) == 0
-		              : strcmp(host, x->pattern) == 0)
-			return x;
-	}
-	return NULL;
-}
 
 /* ---- the engine ---- */
 
@@ -253,7 +107,7 @@ static struct {
 	struct xfer *active;
 	int64_t next_deadline;    /* earliest active deadline; 0: none */
 	/* Read-only while the engine runs: */
-	struct rules allow, deny;
+	struct egress_rules allow, deny;
 	size_t max_response;
 } engine = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -271,38 +125,6 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
-static void format_addr(const struct sockaddr *sa, char *out, size_t n)
-{
-	const void *a = sa->sa_family == AF_INET
-	        ? (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr
-	        : (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-	if (!inet_ntop(sa->sa_family, a, out, (socklen_t)n))
-		snprintf(out, n, "(address)");
-}
-
-/* 0 when host (normalized; may be NULL) at sa (may be NULL: before the
- * name is resolved) may be connected to; else -1 with why. With sa NULL it
- * refuses only when no address could change the answer. */
-static int vet(const char *host, const struct sockaddr *sa, char *why, size_t n)
-{
-	const struct rule *deny_host = host ? match_host(&engine.deny, host) : NULL;
-	const struct rule *deny_addr = sa ? match_addr(&engine.deny, sa) : NULL;
-	if (!deny_host && !deny_addr)
-		return 0;
-	if (host && match_host(&engine.allow, host))
-		return 0;
-	if (sa ? match_addr(&engine.allow, sa) != NULL : engine.allow.has_cidr)
-		return 0;
-	if (deny_addr) {
-		char text[INET6_ADDRSTRLEN];
-		format_addr(sa, text, sizeof text);
-		snprintf(why, n, "refused: %s is in denied range %s", text, deny_addr->text);
-	} else {
-		snprintf(why, n, "refused: host %s matches denied pattern %s", host, deny_host->text);
-	}
-	return -1;
-}
-
 /* The normalized host of the URL curl is on (the current redirect hop). */
 static void current_host(struct xfer *x, char *out, size_t n)
 {
@@ -312,7 +134,7 @@ static void current_host(struct xfer *x, char *out, size_t n)
 	if (u && curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url &&
 	    curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		host_normalize(host, out, n);
+		egress_host_normalize(host, out, n);
 	curl_free(host);
 	curl_url_cleanup(u);
 }
@@ -324,7 +146,7 @@ static int on_resolver_start(void *resolver_state, void *reserved, void *arg)
 	struct xfer *x = arg;
 	char host[256];
 	current_host(x, host, sizeof host);
-	return vet(host[0] ? host : NULL, NULL, x->refused, sizeof x->refused) != 0;
+	return egress_vet(&engine.allow, &engine.deny, host[0] ? host : NULL, NULL, x->refused, sizeof x->refused) != 0;
 }
 
 static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
@@ -334,7 +156,7 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 		return CURL_SOCKET_BAD;
 	char host[256];
 	current_host(x, host, sizeof host);
-	if (vet(host[0] ? host : NULL, &a->addr, x->refused, sizeof x->refused) != 0)
+	if (egress_vet(&engine.allow, &engine.deny, host[0] ? host : NULL, &a->addr, x->refused, sizeof x->refused) != 0)
 		return CURL_SOCKET_BAD;
 	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	if (fd < 0)
@@ -1177,17 +999,17 @@ static void *engine_main(void *unused)
 
 int http_rules_check(const struct http_options *o, char *err, size_t errlen)
 {
-	struct rules allow = {0}, deny = {0};
-	int rc = rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
-	         rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0 ? -1 : 0;
-	rules_free(&allow);
-	rules_free(&deny);
+	struct egress_rules allow = {0}, deny = {0};
+	int rc = egress_rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
+	         egress_rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0 ? -1 : 0;
+	egress_rules_free(&allow);
+	egress_rules_free(&deny);
 	return rc;
 }
 
 int http_engine_start(const struct http_options *o, char *err, size_t errlen)
 {
-	struct rules allow = {0}, deny = {0};
+	struct egress_rules allow = {0}, deny = {0};
 	CURLM *multi = NULL;
 	pthread_mutex_lock(&engine.mu);
 	bool started = engine.started;
@@ -1196,10 +1018,9 @@ int http_engine_start(const struct http_options *o, char *err, size_t errlen)
 		snprintf(err, errlen, "the http engine is already running");
 		return -1;
 	}
-	if (rules_add(&deny, builtin_deny, (int)(sizeof builtin_deny / sizeof builtin_deny[0]), "built-in deny",
-	              err, errlen) != 0 ||
-	    rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
-	    rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0)
+	if (egress_rules_add_builtin(&deny, err, errlen) != 0 ||
+	    egress_rules_add(&deny, o->deny, o->ndeny, "--http-deny", err, errlen) != 0 ||
+	    egress_rules_add(&allow, o->allow, o->nallow, "--http-allow", err, errlen) != 0)
 		goto fail;
 	if (!(multi = curl_multi_init())) {
 		snprintf(err, errlen, "cannot create a curl multi handle");
@@ -1235,8 +1056,8 @@ int http_engine_start(const struct http_options *o, char *err, size_t errlen)
 	return 0;
 fail:
 	curl_multi_cleanup(multi);
-	rules_free(&allow);
-	rules_free(&deny);
+	egress_rules_free(&allow);
+	egress_rules_free(&deny);
 	return -1;
 }
 
@@ -1258,8 +1079,8 @@ void http_engine_stop(void)
 	engine.started = false;
 	pthread_mutex_unlock(&engine.mu);
 	curl_multi_cleanup(multi);
-	rules_free(&engine.allow);
-	rules_free(&engine.deny);
+	egress_rules_free(&engine.allow);
+	egress_rules_free(&engine.deny);
 }
 
 int http_post_async(const char *url, const char *const *headers, int nheaders,

@@ -44,6 +44,7 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
                core/tz.c core/cron.c core/deps.c core/schedule.c
+CORE_SRC    += core/text.c core/hash.c
 CORE_SRC    += core/bucket.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c \
                store/deps_store.c
@@ -68,7 +69,7 @@ UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit
               tests/unit_deps.c tests/unit_store_deps.c
 UNIT_TESTS += tests/unit_bucket.c tests/unit_store_rate.c
 UNIT_TESTS += tests/unit_schedule.c
-UNIT_TESTS += tests/unit_egress.c
+UNIT_TESTS += tests/unit_egress.c tests/unit_text.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

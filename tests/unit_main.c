@@ -19,6 +19,7 @@ Suite *store_sqlite_suite(void);
 Suite *bucket_suite(void);
 Suite *deps_suite(void);
 Suite *egress_suite(void);
+Suite *text_suite(void);
 
 int main(void)
 {
@@ -36,6 +37,7 @@ int main(void)
 	srunner_add_suite(sr, bucket_suite());
 	srunner_add_suite(sr, deps_suite());
 	srunner_add_suite(sr, egress_suite());
+	srunner_add_suite(sr, text_suite());
 	/* The store contract runs against the backend named in
 	 * JOBQ_TEST_BACKEND (default sqlite). */
 	const char *backend = getenv("JOBQ_TEST_BACKEND");

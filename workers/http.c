@@ -44,6 +44,7 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/run.h"
+#include "core/text.h"
 #include "workers/egress.h"
 
 #define TIMEOUT_DEFAULT_S 30.0
@@ -678,35 +679,7 @@ static bool json_type(const char *ct)
 /* Whether s[0..n) is UTF-8 text without NUL bytes. */
 static bool utf8_text(const unsigned char *s, size_t n)
 {
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i], cp, min;
-		size_t len;
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0)
-			len = 2, cp = c & 0x1F, min = 0x80;
-		else if ((c & 0xF0) == 0xE0)
-			len = 3, cp = c & 0x0F, min = 0x800;
-		else if ((c & 0xF8) == 0xF0)
-			len = 4, cp = c & 0x07, min = 0x10000;
-		else
-			return false;
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3Fu);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += len;
-	}
-	return true;
+	return !memchr(s, 0, n) && utf8_valid((const char *)s, n);
 }
 
 static char *base64(const unsigned char *s, size_t n)

@@ -50,7 +50,7 @@ STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c st
                store/deps_store.c
 STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
-WORKERS_SRC += workers/egress.c
+WORKERS_SRC += workers/egress.c workers/engine.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c

@@ -219,27 +219,48 @@ static bool route_match(const char *pattern, const char *path, char **param)
 	return true;
 }
 
+/* Walks the routes whose pattern matches path, in table order: returns
+ * the one for method, with *param its {id} or {name} segment (malloc'd) or
+ * NULL, or NULL when none is for method (or method is NULL). allow (size
+ * bytes) lists the methods of the other routes on path; *pattern is the
+ * last matching pattern, or NULL when no route has path. */
+static const struct route *route_find(const char *path, const char *method, char *allow, size_t size,
+                                      const char **pattern, char **param)
+{
+	size_t nroutes;
+	const struct route *routes = routes_table(&nroutes);
+	allow[0] = '\0';
+	*pattern = NULL;
+	for (size_t i = 0; i < nroutes; i++) {
+		const struct route *rt = &routes[i];
+		char *captured = NULL;
+		if (!route_match(rt->pattern, path, &captured))
+			continue;
+		*pattern = rt->pattern;
+		if (method && strcmp(rt->method, method) == 0) {
+			*param = captured;
+			return rt;
+		}
+		free(captured);
+		size_t len = strlen(allow);
+		snprintf(allow + len, size - len, "%s%s", len ? ", " : "", rt->method);
+	}
+	return NULL;
+}
+
 /* Picks the route, or replies 404 / 405 with Allow. */
 static void route_pick(struct exchange *x)
 {
-	char allow[128] = "";
-	size_t nroutes;
-	const struct route *routes = routes_table(&nroutes);
-	for (size_t i = 0; i < nroutes; i++) {
-		const struct route *rt = &routes[i];
-		char *param = NULL;
-		if (!route_match(rt->pattern, x->req.path, &param))
-			continue;
-		if (strcmp(rt->method, x->req.method) == 0) {
-			x->route = rt;
-			x->route_pattern = rt->pattern;
-			x->param = param;
-			x->req.param = param;
-			return;
-		}
-		free(param);
-		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", rt->method);
+	char allow[128];
+	const char *pattern;
+	char *param = NULL;
+	const struct route *rt = route_find(x->req.path, x->req.method, allow, sizeof allow, &pattern, &param);
+	if (rt) {
+		x->route = rt;
+		x->route_pattern = rt->pattern;
+		x->param = param;
+		x->req.param = param;
+		return;
 	}
 	if (allow[0]) {
 		reply_header(&x->req, "Allow", "%s", allow);
@@ -411,18 +432,12 @@ static void refuse_unknown_query(struct exchange *x, struct MHD_Connection *c)
  * route has the path. Needs no key: browsers send none with a preflight. */
 static void preflight(struct exchange *x)
 {
-	char allow[128] = "";
-	size_t nroutes;
-	const struct route *routes = routes_table(&nroutes);
-	for (size_t i = 0; i < nroutes; i++) {
-		char *param = NULL;
-		if (!route_match(routes[i].pattern, x->req.path, &param))
-			continue;
-		free(param);
-		x->route_pattern = routes[i].pattern;
-		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
-	}
+	char allow[128];
+	const char *pattern;
+	char *param = NULL;
+	route_find(x->req.path, NULL, allow, sizeof allow, &pattern, &param);
+	if (pattern)
+		x->route_pattern = pattern;
 	if (!allow[0]) {
 		reply_error(&x->req, PROBLEM_NOT_FOUND, NULL, "no resource at %s", x->req.path);
 		return;

@@ -1,13 +1,14 @@
 /* Unit tests for the shared text and hash helpers: utf8_seq_len on each
  * sequence length and each way a sequence is invalid (utf8_valid's table
- * is in unit_core.c), and FNV-1a's published test vectors through
- * hash_str and hash_add. */
+ * is in unit_core.c), FNV-1a's published test vectors through hash_str
+ * and hash_add, and a lock key that must not change. */
 #include <check.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "core/hash.h"
 #include "core/text.h"
+#include "store/pg_schema.h"
 
 Suite *text_suite(void);
 
@@ -61,6 +62,14 @@ START_TEST(hash_matches_fnv1a_64_test_vectors)
 }
 END_TEST
 
+/* PostgreSQL's advisory lock keys are the hash of "jobq:WHAT:SCHEMA": a
+ * node of an earlier build must take the same lock, so the value is fixed. */
+START_TEST(pg_lock_key_keeps_its_value)
+{
+	ck_assert(pg_lock_key("migrate", "public") == INT64_C(-7521669152713880205));
+}
+END_TEST
+
 Suite *text_suite(void)
 {
 	Suite *s = suite_create("text");
@@ -69,6 +78,7 @@ Suite *text_suite(void)
 	                    (int)(sizeof seq_cases / sizeof seq_cases[0]));
 	tcase_add_test(tc, utf8_valid_takes_nul_bytes_and_refuses_a_cut_tail);
 	tcase_add_test(tc, hash_matches_fnv1a_64_test_vectors);
+	tcase_add_test(tc, pg_lock_key_keeps_its_value);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -44,16 +44,18 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
                core/tz.c core/cron.c core/deps.c core/schedule.c
+CORE_SRC    += core/text.c core/hash.c
 CORE_SRC    += core/bucket.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c \
                store/deps_store.c
 STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
+WORKERS_SRC += workers/egress.c workers/engine.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
 HANDLER_SRC += handlers/rates.c handlers/schedules.c
-HANDLER_SRC += handlers/bulk.c handlers/workers.c
+HANDLER_SRC += handlers/bulk.c handlers/workers.c handlers/routes.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
@@ -67,6 +69,7 @@ UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit
               tests/unit_deps.c tests/unit_store_deps.c
 UNIT_TESTS += tests/unit_bucket.c tests/unit_store_rate.c
 UNIT_TESTS += tests/unit_schedule.c
+UNIT_TESTS += tests/unit_egress.c tests/unit_text.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o

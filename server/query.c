@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/job.h"
+#include "core/text.h"
 
 struct query_route {
 	const char *method;

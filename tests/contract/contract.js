@@ -686,15 +686,15 @@ async function shutdownTraffic(ex, j) {
 
 /* Every route of jobqd's route table is described by the spec. */
 function checkRouteTable() {
-  const src = fs.readFileSync(path.join(root, 'server/http.c'), 'utf8');
+  const src = fs.readFileSync(path.join(root, 'handlers/routes.c'), 'utf8');
   const table = src.slice(src.indexOf('routes[] = {'), src.indexOf('};', src.indexOf('routes[] = {')));
   const pm = pathMethods(api);
   let n = 0;
   for (const m of table.matchAll(/\{"([A-Z]+)", "([^"]+)"/g)) {
     n++;
-    if (!pm[m[2]] || !pm[m[2]].includes(m[1].toLowerCase())) fail(`route ${m[1]} ${m[2]} of server/http.c is not in openapi.yaml`);
+    if (!pm[m[2]] || !pm[m[2]].includes(m[1].toLowerCase())) fail(`route ${m[1]} ${m[2]} of handlers/routes.c is not in openapi.yaml`);
   }
-  if (n < 20) fail(`read only ${n} routes from server/http.c`);
+  if (n < 20) fail(`read only ${n} routes from handlers/routes.c`);
 }
 
 /* Every operation was exercised, with a 2xx answer. */

@@ -44,15 +44,18 @@ LDLIBS      = $(PKG_LIBS) -lpthread -lm
 CORE_SRC    := core/clock.c core/hub.c core/job.c core/kind.c core/log.c \
                core/digest.c core/events.c core/json.c core/meter.c core/metrics.c core/netaddr.c core/problem.c core/run.c core/uuid.c \
                core/tz.c core/cron.c core/deps.c core/schedule.c
+CORE_SRC    += core/text.c core/hash.c
 CORE_SRC    += core/bucket.c
 STORE_SRC   := store/writer.c store/sqlite.c store/sqlite_schema.c store/pg.c store/pg_cluster.c store/pg_schema.c store/pg_write.c \
                store/deps_store.c
 STORE_SRC   += store/pg_rate.c store/pg_schedule.c
 WORKERS_SRC := workers/builtin.c workers/callbacks.c workers/command.c workers/http.c workers/pool.c
+WORKERS_SRC += workers/egress.c workers/engine.c
 SERVER_SRC  := server/auth.c server/config.c server/http.c
 SERVER_SRC  += server/query.c
 HANDLER_SRC := handlers/batches.c handlers/common.c handlers/dashboard.c handlers/events.c handlers/jobs.c handlers/metrics.c handlers/queues.c handlers/system.c handlers/leases.c
 HANDLER_SRC += handlers/rates.c handlers/schedules.c
+HANDLER_SRC += handlers/bulk.c handlers/workers.c handlers/routes.c
 LIB_SRC     := $(CORE_SRC) $(STORE_SRC) $(WORKERS_SRC) $(SERVER_SRC) $(HANDLER_SRC)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
@@ -66,6 +69,7 @@ UNIT_TESTS := tests/unit_core.c tests/unit_cron.c tests/unit_server.c tests/unit
               tests/unit_deps.c tests/unit_store_deps.c
 UNIT_TESTS += tests/unit_bucket.c tests/unit_store_rate.c
 UNIT_TESTS += tests/unit_schedule.c
+UNIT_TESTS += tests/unit_egress.c tests/unit_text.c
 UNIT_OBJ   := $(UNIT_TESTS:%.c=$(BUILD)/%.o)
 API_OBJ    := $(BUILD)/tests/api_test.o $(BUILD)/tests/harness.o
 SEM_OBJ    := $(BUILD)/tests/api_semantics_test.o $(BUILD)/tests/harness.o
@@ -83,11 +87,12 @@ DEPS_OBJ    := $(BUILD)/tests/api_deps_test.o $(BUILD)/tests/harness.o
 SCHEDULE_OBJ := $(BUILD)/tests/api_schedule_test.o $(BUILD)/tests/harness.o
 CLUSTER_OBJ := $(BUILD)/tests/cluster_test.o $(BUILD)/tests/harness.o
 RATE_OBJ    := $(BUILD)/tests/api_rate_test.o $(BUILD)/tests/harness.o
+BULK_OBJ    := $(BUILD)/tests/api_bulk_test.o $(BUILD)/tests/harness.o
 
 # The metrics suite also renders a registry itself (label escaping).
 METRICS_OBJ := $(BUILD)/tests/api_metrics_test.o $(BUILD)/tests/harness.o $(BUILD)/core/metrics.o $(BUILD)/core/clock.o
 
-.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-python \
+.PHONY: all run test test-only check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-python \
         lint-openapi check-contract analyze deps bench bench-peers bench-http bench-waiters torture clean fuzz fuzz-build fuzz-bins fuzz-smoke
 
 all: $(BUILD)/jobqd
@@ -173,6 +178,9 @@ $(BUILD)/tests/api_deps_test: $(DEPS_OBJ)
 $(BUILD)/tests/api_schedule_test: $(SCHEDULE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/api_bulk_test: $(BULK_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/cluster_test: $(CLUSTER_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
@@ -195,7 +203,7 @@ test:
 	@$(MAKE) --no-print-directory test-only WERROR=-Werror
 
 test-only: check-unit check-api check-semantics check-delivery check-command check-http check-events check-ops check-disk check-hostile check-metrics \
-           check-dispatch check-lease check-rate check-deps check-schedule check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
+           check-dispatch check-lease check-rate check-deps check-schedule check-bulk check-torture check-readme check-web check-proxy check-deploy check-install check-python lint-openapi check-contract \
            check-pg
 
 check-unit: $(BUILD)/tests/unit
@@ -251,6 +259,10 @@ check-deps: $(BUILD)/tests/api_deps_test $(BUILD)/jobqd
 check-schedule: $(BUILD)/tests/api_schedule_test $(BUILD)/jobqd
 	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_schedule_test
 
+# Retry, cancel and delete on the jobs a filter selects, page by page.
+check-bulk: $(BUILD)/tests/api_bulk_test $(BUILD)/jobqd
+	JOBQD=$(BUILD)/jobqd $(BUILD)/tests/api_bulk_test
+
 # The short torture run; `make torture` is the long one.
 check-torture: $(BUILD)/tests/torture $(BUILD)/jobqd-test
 	JOBQD_TEST=$(BUILD)/jobqd-test $(BUILD)/tests/torture --kills 10 --clients 4 --seconds-per-round 0.3
@@ -268,7 +280,7 @@ torture:
 # the database server restarted under load. Until the tree has the backend
 # (store/pg.c) it says so and does nothing.
 PG_API_CHECKS := check-api check-semantics check-delivery check-command check-http check-events \
-                 check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule
+                 check-ops check-hostile check-metrics check-dispatch check-lease check-rate check-deps check-schedule check-bulk
 PG_API_CHECKS += check-contract
 .PHONY: check-pg check-pg-suites check-pg-unit check-pg-kill check-pg-restart check-cluster
 ifeq ($(wildcard store/pg.c),)

@@ -39,8 +39,8 @@ static int parse_entry(const cJSON *v, int i, struct job_deps *d, struct problem
 	snprintf(field, sizeof field, "depends_on[%d]", i);
 	if (cJSON_IsString(v)) {
 		if (!uuid_valid(v->valuestring))
-			return problem_set(p, PROBLEM_INVALID_DEPENDENCY, field, "%s: no job with id \"%.40s\"", field,
-			                   v->valuestring);
+			return problem_set(p, PROBLEM_INVALID_FIELD, field, "%s: \"%.40s\" is not a job id (a UUID)",
+			                   field, v->valuestring);
 		snprintf(d->ids[i], sizeof d->ids[i], "%s", v->valuestring);
 		d->refs[i] = -1;
 		for (int k = 0; k < i; k++)
@@ -73,7 +73,7 @@ int deps_parse(const cJSON *body, struct job *job, struct problem *p)
 		return problem_set(p, PROBLEM_INVALID_FIELD, "depends_on", "depends_on must be an array of job ids");
 	int n = cJSON_GetArraySize(list);
 	if (n > JOB_DEPS_MAX)
-		return problem_set(p, PROBLEM_INVALID_DEPENDENCY, "depends_on",
+		return problem_set(p, PROBLEM_INVALID_FIELD, "depends_on",
 		                   "depends_on holds %d entries; at most %d are allowed", n, JOB_DEPS_MAX);
 	if (n == 0)
 		return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define HUB_BUCKETS 4096
@@ -23,10 +24,7 @@ struct hub {
 
 static size_t bucket_of(const char *id)
 {
-	size_t h = 5381;
-	for (; *id; id++)
-		h = h * 33 + (unsigned char)*id;
-	return h % HUB_BUCKETS;
+	return (size_t)(hash_str(id) % HUB_BUCKETS);
 }
 
 static void heap_swap(struct hub *hub, size_t a, size_t b)

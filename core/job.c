@@ -13,6 +13,7 @@
 #include "core/deps.h"
 #include "core/json.h"
 #include "core/kind.h"
+#include "core/text.h"
 
 static const char *const state_names[JOB_STATE_COUNT] = {
 	"queued", "running", "succeeded", "failed", "canceled", "scheduled", "blocked",
@@ -486,37 +487,6 @@ char *job_to_text(const struct job *job, size_t *len)
 	struct json_out o = {.buf = NULL};
 	job_write(&o, job);
 	return json_out_take(&o, len);
-}
-
-bool utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s, *end = p + len;
-	while (p < end) {
-		unsigned c = *p++;
-		if (c < 0x80)
-			continue;
-		int more;
-		unsigned min, cp;
-		if ((c & 0xe0) == 0xc0) {
-			more = 1; min = 0x80; cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			more = 2; min = 0x800; cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			more = 3; min = 0x10000; cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (end - p < more)
-			return false;
-		while (more--) {
-			if ((*p & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (*p++ & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-	}
-	return true;
 }
 
 cJSON *job_parse_body(const char *body, size_t len, struct problem *p)

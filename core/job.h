@@ -276,7 +276,4 @@ void delivery_clear(struct delivery *d);
 /* True when s is a valid queue name: 1..JOB_NAME_MAX of [A-Za-z0-9_.:-]. */
 bool job_queue_name_valid(const char *s);
 
-/* True when s is valid UTF-8 (no overlongs, no surrogates). */
-bool utf8_valid(const char *s, size_t len);
-
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/text.h"
 
 #define LINE_MAX_BYTES 4096
 
@@ -62,19 +63,6 @@ static void puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
-	size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3
-	         : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-	if (n == 0 || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* Writes s between quotes with JSON escapes; invalid UTF-8 becomes U+FFFD.
  * logfmt uses the same escapes, which logfmt readers accept. */
 static void put_quoted(struct line *l, const char *s)
@@ -82,7 +70,7 @@ static void put_quoted(struct line *l, const char *s)
 	put(l, "\"", 1);
 	for (const unsigned char *c = (const unsigned char *)s; *c;) {
 		char esc[8];
-		size_t n = utf8_len(c);
+		size_t n = utf8_seq_len((const char *)c, 4); /* stops at the NUL */
 		if (*c == '"' || *c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)*c;

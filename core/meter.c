@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 #define METER_BUCKETS 256
 #define METER_SECONDS 60
 
@@ -27,10 +29,7 @@ struct meter {
 
 static size_t bucket_of(const char *key)
 {
-	size_t h = 5381;
-	for (; *key; key++)
-		h = h * 33 + (unsigned char)*key;
-	return h % METER_BUCKETS;
+	return (size_t)(hash_str(key) % METER_BUCKETS);
 }
 
 struct meter *meter_new(void)

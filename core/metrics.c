@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 
 #define KEY_PARTS 3
 #define JOB_EVENTS (METRICS_JOB_CANCELED + 1)
@@ -104,12 +105,10 @@ static bool key_equal(const struct key *k, const char *const part[KEY_PARTS])
 
 static uint64_t key_hash(const char *const part[KEY_PARTS])
 {
-	uint64_t h = 14695981039346656037u; /* FNV-1a */
+	uint64_t h = HASH_INIT;
 	for (int i = 0; i < KEY_PARTS; i++) {
-		size_t n = strnlen(part[i], METRICS_LABEL_MAX);
-		for (size_t j = 0; j < n; j++)
-			h = (h ^ (unsigned char)part[i][j]) * 1099511628211u;
-		h = (h ^ 0xff) * 1099511628211u;
+		h = hash_add(h, part[i], strnlen(part[i], METRICS_LABEL_MAX));
+		h = hash_add(h, "\xff", 1); /* ends the part: ("ab","c") != ("a","bc") */
 	}
 	return h;
 }

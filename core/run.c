@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 
 #define RUN_BUCKETS 256
 
@@ -27,10 +28,7 @@ void run_table_on_progress(struct run_table *t,
 
 static size_t bucket_of(const char *id)
 {
-	size_t h = 5381;
-	for (; *id; id++)
-		h = h * 33 + (unsigned char)*id;
-	return h % RUN_BUCKETS;
+	return (size_t)(hash_str(id) % RUN_BUCKETS);
 }
 
 struct run_table *run_table_new(void)

@@ -47,6 +47,18 @@ static int opt_int(const cJSON *body, const char *key, int64_t min, int64_t max,
 	return 0;
 }
 
+/* Whether name has the shape of a zone name (openapi.yaml's pattern for
+ * tz): a string that fails it is the request's fault whatever the system
+ * holds (400); one that passes and is not found is this system's answer
+ * (422). */
+static bool zone_name_shaped(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > SCHEDULE_TZ_MAX || name[0] == '/')
+		return false;
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-/") == n;
+}
+
 static int load_zone(struct schedule *s, const char *name, struct problem *p)
 {
 	char err[256];
@@ -91,8 +103,10 @@ static int parse_timing(const cJSON *body, struct schedule *s, struct problem *p
 	if (tz && !cJSON_IsString(tz))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "tz", "tz must be a string (an IANA zone name)");
 	const char *zone = tz ? tz->valuestring : "UTC";
-	if (strlen(zone) > SCHEDULE_TZ_MAX || !zone[0])
-		return problem_set(p, PROBLEM_UNKNOWN_TIME_ZONE, "tz", "time zone \"%.64s\" is unknown", zone);
+	if (!zone_name_shaped(zone))
+		return problem_set(p, PROBLEM_INVALID_FIELD, "tz",
+		                   "tz must be a zone name: 1 to %d characters of A-Z a-z 0-9 _ + - /, not starting with /",
+		                   SCHEDULE_TZ_MAX);
 	if (load_zone(s, zone, p) != 0)
 		return -1;
 	s->catch_up = SCHEDULE_SKIP;
@@ -132,6 +146,14 @@ static int check_template(const cJSON *job, const struct job_defaults *d, struct
 	if (cJSON_GetObjectItemCaseSensitive(job, "run_at"))
 		return problem_set(p, PROBLEM_INVALID_FIELD, "job.run_at",
 		                   "a schedule's job cannot have run_at (each fire is its own time); use delay_s");
+	/* A fire inserts its job without dependency edges (the fire op knows
+	 * none), so a template's parents would be shown and never waited for. */
+	static const char *const no_deps[] = {"depends_on", "on_dependency_failure"};
+	for (size_t i = 0; i < sizeof no_deps / sizeof no_deps[0]; i++)
+		if (cJSON_GetObjectItemCaseSensitive(job, no_deps[i]))
+			return problem_set(p, PROBLEM_INVALID_FIELD, i ? "job.on_dependency_failure" : "job.depends_on",
+			                   "a schedule's job cannot have %s: its fires do not wait for other jobs",
+			                   no_deps[i]);
 	struct job *made = NULL;
 	if (job_from_submission(job, d, &made, p) != 0) {
 		char field[sizeof p->field];

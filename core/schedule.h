@@ -53,9 +53,11 @@ struct schedule {
  * catch_up_max?, misfire_grace_s?}, as job_parse_body returns it) into
  * out. name: the path's name for a replace (the body's, if any, must be
  * the same), NULL for a create (then the body names it). The job template
- * is checked exactly as POST /v1/jobs checks a body, with d. -1 with p
- * naming the field (an unknown zone is 422 unknown_time_zone naming tz; a
- * bad cron names cron with core/cron.c's text); out is then empty. */
+ * is checked exactly as POST /v1/jobs checks a body, with d, and may not
+ * hold run_at, depends_on or on_dependency_failure. -1 with p naming the
+ * field (a well-formed zone name that is not found is 422
+ * unknown_time_zone naming tz, an ill-formed one 400; a bad cron names cron
+ * with core/cron.c's text); out is then empty. */
 int schedule_from_json(const cJSON *body, const char *name, const struct job_defaults *d,
                        struct schedule *out, struct problem *p);
 

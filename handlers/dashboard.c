@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "handlers/handlers.h"
 
 extern const char web_index_html[], web_app_js[], web_style_css[];
@@ -36,16 +37,12 @@ static struct asset assets[] = {
 
 static pthread_once_t etags_once = PTHREAD_ONCE_INIT;
 
-/* FNV-1a, 64 bits: the bytes never change while the process runs, and a
+/* core/hash.h's FNV-1a: the bytes never change while the process runs, and a
  * validator needs to differ between builds, not resist an attacker. */
 static void etags_compute(void)
 {
 	for (size_t i = 0; i < NASSETS; i++) {
-		uint64_t h = UINT64_C(14695981039346656037);
-		for (unsigned long k = 0; k < *assets[i].len; k++) {
-			h ^= (unsigned char)assets[i].body[k];
-			h *= UINT64_C(1099511628211);
-		}
+		uint64_t h = hash_add(HASH_INIT, assets[i].body, *assets[i].len);
 		snprintf(assets[i].etag, sizeof assets[i].etag, "\"%016llx\"", (unsigned long long)h);
 	}
 }

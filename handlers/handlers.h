@@ -102,6 +102,16 @@ void id_set_sort(struct id_set *s);
 /* Whether id is in s (s->n > 0). */
 bool id_set_has(const struct id_set *s, const char *id);
 
+/* handlers/bulk.c: POST /v1/jobs/cancel, /retry and /delete with a body
+ * {filter: {state?, queue?, type?, batch_id?}, limit?, cursor?, dry_run?}:
+ * one page of the filter's jobs acted on per call. */
+void jobs_bulk_cancel(struct req *r);
+void jobs_bulk_retry(struct req *r);
+void jobs_bulk_delete(struct req *r);
+
+/* handlers/workers.c: GET /v1/leases, the jobs leased now (?queue, ?limit) */
+void leases_list(struct req *r);
+
 /* handlers/leases.c: the lease API of external workers */
 void leases_create(struct req *r);
 void leases_heartbeat(struct req *r);

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/deps.h"
 #include "core/digest.h"
+#include "core/hash.h"
 #include "core/hub.h"
 #include "core/job.h"
 #include "core/log.h"
@@ -205,10 +206,7 @@ static struct {
 
 static struct burst *burst_slot(const char *id)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return &bursts.slot[h % BURST_SLOTS];
+	return &bursts.slot[hash_str(id) % BURST_SLOTS];
 }
 
 /* A reference to the reply kept for job id if it was read after woke_us. */

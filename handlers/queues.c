@@ -74,6 +74,8 @@ static cJSON *queue_json(struct req *r, const char *name)
 		handler_reply_unavailable(r);
 		return NULL;
 	}
+	/* served by external workers (the lease API), not by jobqd's pool */
+	cJSON_AddBoolToObject(o, "external", config_queue_external(r->app->cfg, name));
 	return o;
 }
 

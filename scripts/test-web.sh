@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The dashboard's browser test: Debian's chromium driven by the playwright-core
-# version pinned in tests/web/package.json, against a real jobqd ($JOBQD).
+# version pinned in tests/web/package.json, against a real jobqd ($JOBQD),
+# with the pinned axe-core checking every page's accessibility.
 # Nothing downloads a browser: playwright-core has none to fetch, and the
 # browser is /usr/bin/chromium (apt-get install chromium; scripts/deps.sh).
 #
@@ -29,9 +30,10 @@ chromium=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$chromium" ] || die "$chromium is missing: apt-get install chromium (scripts/deps.sh test does it as root)"
 command -v node >/dev/null 2>&1 || die "node not found: apt-get install nodejs npm"
 
-if [ ! -f "$web_dir/node_modules/playwright-core/package.json" ]; then
+if [ ! -f "$web_dir/node_modules/playwright-core/package.json" ] ||
+   [ ! -f "$web_dir/node_modules/axe-core/axe.min.js" ]; then
     command -v npm >/dev/null 2>&1 || die "npm not found: apt-get install nodejs npm"
-    echo "test-web: installing the pinned playwright-core (npm ci) in tests/web" >&2
+    echo "test-web: installing the pinned playwright-core and axe-core (npm ci) in tests/web" >&2
     (cd "$web_dir" && npm ci --no-audit --no-fund)
 fi
 

@@ -57,10 +57,10 @@
 #include "core/log.h"
 #include "core/uuid.h"
 #include "core/metrics.h"
-#include "handlers/handlers.h"
 #include "server/app.h"
 #include "server/query.h"
 #include "server/req.h"
+#include "server/route.h"
 
 /* Connections past --max-connections that still get their 503: the
  * library's own limit is this much higher. Past both, new connections
@@ -83,74 +83,6 @@
 #define CORS_ALLOW_HEADERS "Authorization, Content-Type, If-None-Match, Last-Event-ID, X-Request-Id"
 #define CORS_EXPOSE_HEADERS "ETag, Location, X-Request-Id, Retry-After, Jobq-Node"
 #define ETAG_HEX 32            /* 128 bits of the body's SHA-256 */
-
-/* Who may call a route when API keys are configured. */
-enum access {
-	ACCESS_PUBLIC,         /* no key: probes, the API description, the dashboard */
-	ACCESS_READ,
-	ACCESS_SUBMIT,
-	ACCESS_ADMIN,
-	ACCESS_METRICS,        /* read, or public with --metrics-public */
-	ACCESS_WORKER,         /* the lease API: worker or admin */
-};
-
-struct route {
-	const char *method;
-	const char *pattern;   /* "{id}" or "{name}" matches one non-empty segment */
-	req_fn fn;
-	bool json_body;        /* requires Content-Type: application/json */
-	enum access access;
-	bool etag;             /* a 200 carries an ETag; If-None-Match may give 304 */
-};
-
-static const struct route routes[] = {
-	/* Allow lists methods in table order: GET before POST. */
-	/* The dashboard's files hold no data; the page asks for a key. */
-	{"GET", "/", dashboard_get, false, ACCESS_PUBLIC, false},
-	{"GET", "/app.js", dashboard_get, false, ACCESS_PUBLIC, false},
-	{"GET", "/style.css", dashboard_get, false, ACCESS_PUBLIC, false},
-	{"GET", "/v1/jobs", jobs_list, false, ACCESS_READ, true},
-	{"POST", "/v1/jobs", jobs_create, true, ACCESS_SUBMIT, false},
-	{"GET", "/v1/jobs/{id}", jobs_get, false, ACCESS_READ, true},
-	{"DELETE", "/v1/jobs/{id}", jobs_delete, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/jobs/{id}/cancel", jobs_cancel, false, ACCESS_SUBMIT, false},
-	{"POST", "/v1/jobs/{id}/retry", jobs_retry, false, ACCESS_SUBMIT, false},
-	{"POST", "/v1/jobs/{id}/heartbeat", leases_heartbeat, true, ACCESS_WORKER, false},
-	{"POST", "/v1/jobs/{id}/complete", leases_complete, true, ACCESS_WORKER, false},
-	{"POST", "/v1/jobs/{id}/fail", leases_fail, true, ACCESS_WORKER, false},
-	{"POST", "/v1/jobs/{id}/release", leases_release, true, ACCESS_WORKER, false},
-	{"GET", "/v1/jobs/{id}/events", events_job_stream, false, ACCESS_READ, false},
-	{"GET", "/v1/events", events_stream, false, ACCESS_READ, false},
-	{"POST", "/v1/batches", batches_create, true, ACCESS_SUBMIT, false},
-	{"GET", "/v1/batches/{id}", batches_get, false, ACCESS_READ, false},
-	{"POST", "/v1/leases", leases_create, true, ACCESS_WORKER, false},
-	{"GET", "/v1/queues", queues_list, false, ACCESS_READ, true},
-	{"GET", "/v1/queues/{name}", queues_get, false, ACCESS_READ, true},
-	{"POST", "/v1/queues/{name}/pause", queues_pause, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/queues/{name}/resume", queues_resume, false, ACCESS_ADMIN, false},
-	{"PUT", "/v1/queues/{name}/rate", queues_rate_put, true, ACCESS_ADMIN, false},
-	{"DELETE", "/v1/queues/{name}/rate", queues_rate_delete, false, ACCESS_ADMIN, false},
-	{"GET", "/v1/schedules", schedules_list, false, ACCESS_READ, false},
-	{"POST", "/v1/schedules", schedules_create, true, ACCESS_ADMIN, false},
-	{"GET", "/v1/schedules/{name}", schedules_get, false, ACCESS_READ, false},
-	{"PUT", "/v1/schedules/{name}", schedules_replace, true, ACCESS_ADMIN, false},
-	{"DELETE", "/v1/schedules/{name}", schedules_delete, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/schedules/{name}/pause", schedules_pause, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/schedules/{name}/resume", schedules_resume, false, ACCESS_ADMIN, false},
-	{"POST", "/v1/schedules/{name}/run", schedules_run, false, ACCESS_SUBMIT, false},
-	{"GET", "/v1/info", system_info, false, ACCESS_READ, false},
-	{"GET", "/v1/cluster", system_cluster, false, ACCESS_READ, false},
-	{"GET", "/healthz", system_healthz, false, ACCESS_PUBLIC, false},
-	{"GET", "/readyz", system_readyz, false, ACCESS_PUBLIC, false},
-	{"GET", "/openapi.yaml", system_openapi, false, ACCESS_PUBLIC, false},
-	{"GET", "/metrics", metrics_get, false, ACCESS_METRICS, false},
-};
-
-/* Public routes: served to anyone, even once API keys are required. They
- * are the dashboard's files, which hold no data: the page loads, then asks
- * for a key when an API call answers 401, and sends it on every call. */
-
-#define NROUTES (sizeof routes / sizeof routes[0])
 
 /* Where a connection's current request is. RECEIVING has a deadline; the
  * HTTP thread moves it to ANSWERING once the request is in (or refused),
@@ -287,25 +219,48 @@ static bool route_match(const char *pattern, const char *path, char **param)
 	return true;
 }
 
+/* Walks the routes whose pattern matches path, in table order: returns
+ * the one for method, with *param its {id} or {name} segment (malloc'd) or
+ * NULL, or NULL when none is for method (or method is NULL). allow (size
+ * bytes) lists the methods of the other routes on path; *pattern is the
+ * last matching pattern, or NULL when no route has path. */
+static const struct route *route_find(const char *path, const char *method, char *allow, size_t size,
+                                      const char **pattern, char **param)
+{
+	size_t nroutes;
+	const struct route *routes = routes_table(&nroutes);
+	allow[0] = '\0';
+	*pattern = NULL;
+	for (size_t i = 0; i < nroutes; i++) {
+		const struct route *rt = &routes[i];
+		char *captured = NULL;
+		if (!route_match(rt->pattern, path, &captured))
+			continue;
+		*pattern = rt->pattern;
+		if (method && strcmp(rt->method, method) == 0) {
+			*param = captured;
+			return rt;
+		}
+		free(captured);
+		size_t len = strlen(allow);
+		snprintf(allow + len, size - len, "%s%s", len ? ", " : "", rt->method);
+	}
+	return NULL;
+}
+
 /* Picks the route, or replies 404 / 405 with Allow. */
 static void route_pick(struct exchange *x)
 {
-	char allow[128] = "";
-	for (size_t i = 0; i < NROUTES; i++) {
-		const struct route *rt = &routes[i];
-		char *param = NULL;
-		if (!route_match(rt->pattern, x->req.path, &param))
-			continue;
-		if (strcmp(rt->method, x->req.method) == 0) {
-			x->route = rt;
-			x->route_pattern = rt->pattern;
-			x->param = param;
-			x->req.param = param;
-			return;
-		}
-		free(param);
-		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", rt->method);
+	char allow[128];
+	const char *pattern;
+	char *param = NULL;
+	const struct route *rt = route_find(x->req.path, x->req.method, allow, sizeof allow, &pattern, &param);
+	if (rt) {
+		x->route = rt;
+		x->route_pattern = rt->pattern;
+		x->param = param;
+		x->req.param = param;
+		return;
 	}
 	if (allow[0]) {
 		reply_header(&x->req, "Allow", "%s", allow);
@@ -477,16 +432,12 @@ static void refuse_unknown_query(struct exchange *x, struct MHD_Connection *c)
  * route has the path. Needs no key: browsers send none with a preflight. */
 static void preflight(struct exchange *x)
 {
-	char allow[128] = "";
-	for (size_t i = 0; i < NROUTES; i++) {
-		char *param = NULL;
-		if (!route_match(routes[i].pattern, x->req.path, &param))
-			continue;
-		free(param);
-		x->route_pattern = routes[i].pattern;
-		size_t len = strlen(allow);
-		snprintf(allow + len, sizeof allow - len, "%s%s", len ? ", " : "", routes[i].method);
-	}
+	char allow[128];
+	const char *pattern;
+	char *param = NULL;
+	route_find(x->req.path, NULL, allow, sizeof allow, &pattern, &param);
+	if (pattern)
+		x->route_pattern = pattern;
 	if (!allow[0]) {
 		reply_error(&x->req, PROBLEM_NOT_FOUND, NULL, "no resource at %s", x->req.path);
 		return;

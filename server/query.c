@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/job.h"
+#include "core/text.h"
 
 struct query_route {
 	const char *method;
@@ -23,6 +24,7 @@ static const struct query_route query_routes[] = {
 	{"GET", "/v1/events", "queue type ids batch_id"},
 	{"GET", "/v1/queues", "limit cursor"},
 	{"GET", "/v1/schedules", "limit cursor"},
+	{"GET", "/v1/leases", "queue limit"},
 	/* Ignored on purpose: static files get cache-busters (?v=3), and
 	 * probes are configured by people who cannot read our errors. */
 	{"GET", "/", NULL},

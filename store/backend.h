@@ -157,6 +157,8 @@ struct store_backend {
 	enum store_rc (*due_schedules)(void *be, int64_t now, struct store_schedule *out, int max, int *n);
 	enum store_rc (*next_schedule)(void *be, int64_t *next);
 	enum store_rc (*count_schedules)(void *be, int64_t *active, int64_t *paused);
+	/* store_list_leases */
+	enum store_rc (*list_leases)(void *be, const char *queue, int max, struct store_lease_info *out, int *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

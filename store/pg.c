@@ -1484,6 +1484,35 @@ fail:
 	return STORE_OPEN_FAILED;
 }
 
+/* ---- leases now (the dashboard's external workers) --------------------- */
+
+static enum store_rc pg_list_leases(void *be, const char *queue, int max, struct store_lease_info *out, int *n)
+{
+	static const char sql[] =
+		"SELECT id, queue, type, attempts, started_at, lease_expires_at, node_id FROM jobs"
+		" WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL AND ($1::text IS NULL OR queue = $1)"
+		" ORDER BY lease_expires_at, seq LIMIT $2";
+	char limit[16];
+	snprintf(limit, sizeof limit, "%d", max);
+	const char *params[] = {queue, limit};
+	PGresult *res = pg_reader_query(be, sql, 2, params);
+	if (!res)
+		return STORE_UNAVAILABLE;
+	for (int i = 0; i < PQntuples(res) && *n < max; i++) {
+		struct store_lease_info *l = &out[(*n)++];
+		memset(l, 0, sizeof *l);
+		pg_copy(res, i, 0, l->id, sizeof l->id);
+		pg_copy(res, i, 1, l->queue, sizeof l->queue);
+		pg_copy(res, i, 2, l->type, sizeof l->type);
+		l->attempt = (int)pg_i64(res, i, 3);
+		l->started_at = pg_i64(res, i, 4);
+		l->expires_at = pg_i64(res, i, 5);
+		pg_copy(res, i, 6, l->node, sizeof l->node);
+	}
+	PQclear(res);
+	return STORE_OK;
+}
+
 const struct store_backend store_pg_backend = {
 	.name = "pg",
 	.open = pg_open,
@@ -1547,4 +1576,5 @@ const struct store_backend store_pg_backend = {
 	.due_schedules = pg_due_schedules,
 	.next_schedule = pg_next_schedule,
 	.count_schedules = pg_count_schedules,
+	.list_leases = pg_list_leases,
 };

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 
 /* The per-row counts, as SQLite's triggers keep them, but once per
@@ -243,13 +244,9 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == PG_SCHEMA_LATEST,
 
 int64_t pg_lock_key(const char *what, const char *schema)
 {
-	uint64_t h = 14695981039346656037ULL;
 	char text[160];
 	snprintf(text, sizeof text, "jobq:%s:%s", what, schema);
-	for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-		h ^= *c;
-		h *= 1099511628211ULL;
-	}
+	uint64_t h = hash_str(text); /* FNV-1a: the same key as every earlier jobqd */
 	int64_t key;
 	memcpy(&key, &h, sizeof key);
 	return key;

@@ -2431,6 +2431,44 @@ static enum store_rc sqlite_count_schedules(void *be, int64_t *active, int64_t *
 	return rc == STORE_OK ? read_int64(be, "SELECT count(*) FROM schedules WHERE paused", paused) : rc;
 }
 
+/* ---- leases now (the dashboard's external workers) --------------------- */
+
+static enum store_rc sqlite_list_leases(void *be, const char *queue, int max, struct store_lease_info *out, int *n)
+{
+	static const char sql[] =
+		"SELECT id, queue, type, attempts, started_at, lease_expires_at FROM jobs INDEXED BY jobs_lease_expiry"
+		" WHERE state = " S_RUNNING " AND lease_expires_at IS NOT NULL AND (?1 IS NULL OR queue = ?1)"
+		" ORDER BY lease_expires_at, seq LIMIT ?2";
+	struct sqlite_store *st = be;
+	struct reader *r = reader_take(st);
+	if (!r)
+		return STORE_UNAVAILABLE;
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		bind_text_or_null(s, 1, queue);
+		sqlite3_bind_int(s, 2, max);
+		while (*n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			struct store_lease_info *l = &out[(*n)++];
+			memset(l, 0, sizeof *l);
+			column_copy(s, 0, l->id, sizeof l->id);
+			column_copy(s, 1, l->queue, sizeof l->queue);
+			column_copy(s, 2, l->type, sizeof l->type);
+			l->attempt = sqlite3_column_int(s, 3);
+			l->started_at = sqlite3_column_int64(s, 4);
+			l->expires_at = sqlite3_column_int64(s, 5);
+		}
+	}
+	sqlite3_finalize(s);
+	reader_give(st, r);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("reading the leases failed");
+		*n = 0;
+		return STORE_UNAVAILABLE;
+	}
+	return STORE_OK;
+}
+
 const struct store_backend store_sqlite_backend = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -2488,6 +2526,7 @@ const struct store_backend store_sqlite_backend = {
 	.due_schedules = sqlite_due_schedules,
 	.next_schedule = sqlite_next_schedule,
 	.count_schedules = sqlite_count_schedules,
+	.list_leases = sqlite_list_leases,
 };
 
 /* ---- dependencies (store/deps_store.h) ------------------------------- */

@@ -575,4 +575,22 @@ enum store_rc store_count_schedules(struct store *st, int64_t *active, int64_t *
 /* The schema version after migrations. */
 int store_schema_version(struct store *st);
 
+/* ---- leases of external workers, for the dashboard ------------------------ */
+
+/* A job an external worker holds now. node is "" where the store keeps
+ * none (SQLite). */
+struct store_lease_info {
+	char id[UUID_LEN + 1];
+	char queue[JOB_NAME_MAX + 1];
+	char type[JOB_NAME_MAX + 1];
+	int attempt;
+	int64_t started_at, expires_at;   /* unix ms */
+	char node[UUID_LEN + 1];
+};
+
+/* Up to max (1..1000) of the jobs leased now, of queue (NULL: any), the
+ * soonest to expire first, into out[0..*n). */
+enum store_rc store_list_leases(struct store *st, const char *queue, int max, struct store_lease_info *out,
+                                int *n);
+
 #endif

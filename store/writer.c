@@ -1542,3 +1542,10 @@ enum store_rc store_cluster(struct store *st, struct store_cluster *out)
 	n->running = -1;
 	return STORE_OK;
 }
+
+enum store_rc store_list_leases(struct store *st, const char *queue, int max, struct store_lease_info *out,
+                                int *n)
+{
+	*n = 0;
+	return st->be->list_leases(st->impl, queue, max, out, n);
+}

@@ -466,13 +466,13 @@ START_TEST(refusals_name_the_field)
 	char body[4096];
 	snprintf(body, sizeof body, "{\"type\":\"echo\",\"depends_on\":[\"%s\",\"" UNKNOWN_ID "\"]}", ok);
 	refused(&d, "/v1/jobs", body, 422, "invalid_dependency", "depends_on[1]");
-	refused(&d, "/v1/jobs", "{\"type\":\"echo\",\"depends_on\":[\"nope\"]}", 422, "invalid_dependency",
+	refused(&d, "/v1/jobs", "{\"type\":\"echo\",\"depends_on\":[\"nope\"]}", 400, "invalid_field",
 		"depends_on[0]");
 	size_t n = (size_t)snprintf(body, sizeof body, "{\"type\":\"echo\",\"depends_on\":[");
 	for (int i = 0; i < 65; i++)
 		n += (size_t)snprintf(body + n, sizeof body - n, "%s\"01890000-0000-7000-8000-%012d\"", i ? "," : "", i);
 	snprintf(body + n, sizeof body - n, "]}");
-	refused(&d, "/v1/jobs", body, 422, "invalid_dependency", "depends_on");
+	refused(&d, "/v1/jobs", body, 400, "invalid_field", "depends_on");
 	refused(&d, "/v1/jobs", "{\"type\":\"echo\",\"depends_on\":\"x\"}", 400, "invalid_field", "depends_on");
 	refused(&d, "/v1/jobs", "{\"type\":\"echo\",\"depends_on\":[0]}", 400, "invalid_field", "depends_on[0]");
 	refused(&d, "/v1/jobs", "{\"type\":\"echo\",\"depends_on\":[true]}", 400, "invalid_field", "depends_on[0]");

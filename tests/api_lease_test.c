@@ -587,6 +587,73 @@ START_TEST(bad_inputs_name_the_field)
 }
 END_TEST
 
+/* GET /v1/leases: the dashboard's view of the jobs external workers hold,
+ * each with its lease's expiry, soonest first; the queue resource says
+ * which queues are external. */
+START_TEST(leases_now_are_listed_with_their_expiry)
+{
+	struct jobqd d;
+	harness_start(&d, EXT);
+	char *a = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+	char *b = submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.img\"}");
+	cJSON *j = call(&d, "GET", "/v1/leases", NULL, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "leases")), 0);
+	cJSON_Delete(j);
+	cJSON_Delete(lease(&d, "{\"queues\":[\"py\"],\"lease_s\":600}", 1));
+	cJSON *lb = lease(&d, "{\"queues\":[\"ext.img\"],\"lease_s\":60}", 1);
+	char lid[33];
+	snprintf(lid, sizeof lid, "%s", jstr(leased(lb), "lease_id"));
+	long long b_expires = jts(leased(lb), "lease_expires_at");
+	cJSON_Delete(lb);
+
+	j = call(&d, "GET", "/v1/leases", NULL, 200);
+	const cJSON *ls = jget(j, "leases");
+	ck_assert_int_eq(cJSON_GetArraySize(ls), 2);
+	const cJSON *first = cJSON_GetArrayItem(ls, 0), *second = cJSON_GetArrayItem(ls, 1);
+	ck_assert_str_eq(jstr_or(first, "job_id"), b); /* 60 s before 600 s */
+	ck_assert_str_eq(jstr_or(first, "queue"), "ext.img");
+	ck_assert_str_eq(jstr_or(first, "type"), "fn");
+	ck_assert_int_eq(jlong(first, "attempt"), 1);
+	ck_assert(is_rfc3339_ms(jstr(first, "started_at")));
+	ck_assert_int_eq(jts(first, "lease_expires_at"), b_expires);
+	/* SQLite keeps no node; PostgreSQL names the one that granted it */
+	if (harness_db_url())
+		ck_assert_msg(jstr(first, "node") && strlen(jstr(first, "node")) == 36, "node %s", jstr_or(first, "node"));
+	else
+		ck_assert(jnull(first, "node"));
+	ck_assert_str_eq(jstr_or(second, "job_id"), a);
+	cJSON_Delete(j);
+
+	j = call(&d, "GET", "/v1/leases?queue=py&limit=5", NULL, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "leases")), 1);
+	ck_assert_str_eq(jstr_or(cJSON_GetArrayItem(jget(j, "leases"), 0), "job_id"), a);
+	cJSON_Delete(j);
+	j = call(&d, "GET", "/v1/leases?limit=1", NULL, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "leases")), 1);
+	cJSON_Delete(j);
+	refused(&d, NULL, "GET", "/v1/leases?limit=0", NULL, 400, "invalid_query", "limit");
+	refused(&d, NULL, "GET", "/v1/leases?limit=1001", NULL, 400, "invalid_query", "limit");
+	refused(&d, NULL, "GET", "/v1/leases?queue=a%20b", NULL, 400, "invalid_query", "queue");
+
+	/* a completed job's lease is gone */
+	cJSON_Delete(answer(&d, b, "complete", with_lease(lid, ""), 200));
+	j = call(&d, "GET", "/v1/leases", NULL, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "leases")), 1);
+	cJSON_Delete(j);
+
+	j = call(&d, "GET", "/v1/queues/ext.img", NULL, 200);
+	ck_assert(cJSON_IsTrue(jget(j, "external")));
+	cJSON_Delete(j);
+	cJSON_Delete(call(&d, "POST", "/v1/jobs", "{\"type\":\"echo\",\"queue\":\"inside\"}", 201));
+	j = call(&d, "GET", "/v1/queues/inside", NULL, 200);
+	ck_assert(cJSON_IsFalse(jget(j, "external")));
+	cJSON_Delete(j);
+	free(a);
+	free(b);
+	assert_exit_0(harness_stop(&d));
+}
+END_TEST
+
 static Suite *lease_suite(void)
 {
 	Suite *s = suite_create("jobq_api_lease");
@@ -604,6 +671,7 @@ static Suite *lease_suite(void)
 	tcase_add_test(tc, queue_limit_counts_leased_jobs);
 	tcase_add_test(tc, worker_role_may_lease_and_read_but_not_submit);
 	tcase_add_test(tc, bad_inputs_name_the_field);
+	tcase_add_test(tc, leases_now_are_listed_with_their_expiry);
 	return s;
 }
 

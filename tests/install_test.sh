@@ -62,6 +62,9 @@ done
 ! grep -q -- '-Werror' <<< "$line" || fail "a user's build is compiled with -Werror: $line"
 line=$(user_make --no-print-directory -n -B BUILD="$dir/cflags" WERROR=-Werror "$dir/cflags/core/uuid.o" | grep -- ' -c ')
 grep -q -- ' -Werror' <<< "$line" || fail "WERROR=-Werror (as make test sets it) does not reach the compiler: $line"
+# Every compile and link goes through ALL_CFLAGS: a recipe with $(CFLAGS)
+# alone would drop the required and sanitizer flags.
+! grep -n '$(CC) $(CFLAGS)' Makefile || fail "a Makefile recipe compiles with \$(CFLAGS) instead of \$(ALL_CFLAGS)"
 pass "make CFLAGS=\"-O0 -g3\" keeps jobq's required flags; -Werror only where make test asks for it"
 
 echo "install_test: $passed passed, 0 failed"

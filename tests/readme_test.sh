@@ -22,9 +22,10 @@ fail_hook() {
 	cat "$dir/jobqd.log" || true
 }
 
-# The code between <!-- NAME ... --> and <!-- /NAME -->, without the fences.
+# The code between <!-- NAME ... --> and <!-- /NAME -->, without the fences,
+# in the README or in docs/jobs.md, where its reference moved.
 block() {
-	sed -n "/<!-- $1[: ]/,/<!-- \/$1 -->/p" "$readme" | sed '1,2d;$d' | sed '$d'
+	sed -n "/<!-- $1[: ]/,/<!-- \/$1 -->/p" "$readme" "$(dirname "$readme")/docs/jobs.md" | sed '1,2d;$d' | sed '$d'
 }
 block quickstart > "$dir/block.sh"
 block story > "$dir/story.sh"

@@ -28,6 +28,7 @@
 #include "core/metrics.h"
 #include "core/problem.h"
 #include "core/run.h"
+#include "core/text.h"
 #include "core/uuid.h"
 #include "server/config.h"
 #include "workers/callbacks.h"

@@ -67,7 +67,7 @@ START_TEST(parse_refusals_name_the_entry)
 		{"{\"type\":\"echo\",\"depends_on\":[1.5]}", "depends_on[0]", PROBLEM_INVALID_FIELD},
 		{"{\"type\":\"echo\",\"depends_on\":[-1]}", "depends_on[0]", PROBLEM_INVALID_FIELD},
 		{"{\"type\":\"echo\",\"depends_on\":[null]}", "depends_on[0]", PROBLEM_INVALID_FIELD},
-		{"{\"type\":\"echo\",\"depends_on\":[\"x\"]}", "depends_on[0]", PROBLEM_INVALID_DEPENDENCY},
+		{"{\"type\":\"echo\",\"depends_on\":[\"x\"]}", "depends_on[0]", PROBLEM_INVALID_FIELD},
 		{"{\"type\":\"echo\",\"depends_on\":[2,2]}", "depends_on[1]", PROBLEM_INVALID_FIELD},
 		{"{\"type\":\"echo\",\"on_dependency_failure\":1}", "on_dependency_failure", PROBLEM_INVALID_FIELD},
 	};
@@ -92,7 +92,7 @@ START_TEST(too_many_entries)
 	struct job *job = NULL;
 	ck_assert_int_eq(one(body, &job, &p), -1);
 	ck_assert_str_eq(p.field, "depends_on");
-	ck_assert_int_eq(p.kind, PROBLEM_INVALID_DEPENDENCY);
+	ck_assert_int_eq(p.kind, PROBLEM_INVALID_FIELD);
 }
 END_TEST
 

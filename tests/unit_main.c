@@ -18,6 +18,8 @@ Suite *store_contract_suite(const char *backend);
 Suite *store_sqlite_suite(void);
 Suite *bucket_suite(void);
 Suite *deps_suite(void);
+Suite *egress_suite(void);
+Suite *text_suite(void);
 
 int main(void)
 {
@@ -34,6 +36,8 @@ int main(void)
 	srunner_add_suite(sr, server_suite());
 	srunner_add_suite(sr, bucket_suite());
 	srunner_add_suite(sr, deps_suite());
+	srunner_add_suite(sr, egress_suite());
+	srunner_add_suite(sr, text_suite());
 	/* The store contract runs against the backend named in
 	 * JOBQ_TEST_BACKEND (default sqlite). */
 	const char *backend = getenv("JOBQ_TEST_BACKEND");

@@ -21,6 +21,7 @@
 #include "server/config.h"
 #include "store/store.h"
 #include "core/netaddr.h"
+#include "core/text.h"
 
 Suite *server_suite(void);
 

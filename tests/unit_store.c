@@ -3438,6 +3438,57 @@ START_TEST(store_lease_takes_external_queues_and_claims_never_do)
 }
 END_TEST
 
+/* store_list_leases: the jobs leased now, soonest to expire first, of one
+ * queue or all, bounded by max; an answered lease leaves the list. */
+START_TEST(store_list_leases_orders_by_expiry_and_filters_by_queue)
+{
+	lease_limit = 0;
+	struct store *st = open_external_store(NULL);
+	struct job *a = submit(st, "my.fn", "xa", 0, NULL);
+	struct job *b = submit(st, "my.fn", "xb", 0, NULL);
+	struct job *own = submit(st, "echo", "default", 0, NULL);
+	struct store_lease_info out[4];
+	int n = -1;
+	ck_assert_int_eq(store_list_leases(st, NULL, 4, out, &n), STORE_OK);
+	ck_assert_int_eq(n, 0);
+	struct store_op la = lease_of(st, "xa", 1, 600000);
+	struct store_op lb = lease_of(st, "xb", 1, 60000);
+	ck_assert_int_eq(la.lease.nleased, 1);
+	ck_assert_int_eq(lb.lease.nleased, 1);
+	struct claimed got = {.n = 0};
+	ck_assert_int_eq(claim(st, 10, &got), 1); /* running in the pool: no lease */
+	claimed_free(&got);
+
+	ck_assert_int_eq(store_list_leases(st, NULL, 4, out, &n), STORE_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_str_eq(out[0].id, b->id); /* 60 s before 600 s */
+	ck_assert_str_eq(out[0].queue, "xb");
+	ck_assert_str_eq(out[0].type, "my.fn");
+	ck_assert_int_eq(out[0].attempt, 1);
+	ck_assert_int_eq(out[0].expires_at, lb.lease.leased[0].expires_at);
+	ck_assert_int_gt(out[0].started_at, 0);
+	ck_assert_str_eq(out[1].id, a->id);
+	ck_assert_int_eq(store_list_leases(st, "xa", 4, out, &n), STORE_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(out[0].id, a->id);
+	ck_assert_int_eq(store_list_leases(st, NULL, 1, out, &n), STORE_OK);
+	ck_assert_int_eq(n, 1);
+
+	lb.lease.leased[0].job->state = JOB_SUCCEEDED;
+	lb.lease.leased[0].job->outcome = ATTEMPT_SUCCEEDED;
+	ck_assert_int_eq(answer_lease(st, lb.lease.leased[0].job, lb.lease.leased[0].lease_id, false), STORE_OK);
+	ck_assert_int_eq(store_list_leases(st, NULL, 4, out, &n), STORE_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_str_eq(out[0].id, a->id);
+	leased_free(&la);
+	leased_free(&lb);
+	job_free(a);
+	job_free(b);
+	job_free(own);
+	store_close(st);
+}
+END_TEST
+
 /* Only a commit that acknowledges something a client must not lose is
  * synced: a submit and a lease's answer are, a claim and a lease are not
  * (lost in a crash, they leave their jobs queued with the attempt unspent,
@@ -3903,6 +3954,7 @@ Suite *store_contract_suite(const char *backend)
 	tcase_add_test(tc, store_heartbeat_extends_the_lease_and_reports_a_cancel);
 	tcase_add_test(tc, store_expired_lease_ends_the_attempt_interrupted_and_retries);
 	tcase_add_test(tc, store_lease_counts_running_jobs_against_the_queue_limit);
+	tcase_add_test(tc, store_list_leases_orders_by_expiry_and_filters_by_queue);
 
 	store_rate_cases(s);
 	store_deps_tcase(s);

@@ -57,6 +57,7 @@
 #include "core/kind.h"
 #include "core/log.h"
 #include "core/run.h"
+#include "core/text.h"
 
 extern char **environ;
 
@@ -103,16 +104,6 @@ static bool is_space(char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
-/* Length of the UTF-8 sequence at p (p < end) if it is valid, else 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-	size_t n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3
-	         : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
-	if (n == 0 || (size_t)(end - p) < n || !utf8_valid((const char *)p, n))
-		return 0;
-	return n;
-}
-
 /* A NUL-terminated copy of s[0..n) that is valid UTF-8 with no NUL byte
  * (bad bytes and NUL become U+FFFD), cut at a character boundary to at
  * most cap bytes. NULL when out of memory. */
@@ -128,7 +119,7 @@ static char *utf8_clean(const char *s, size_t n, size_t cap)
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
 	size_t len = 0;
 	while (p < end) {
-		size_t k = *p ? utf8_seq(p, end) : 0;
+		size_t k = *p ? utf8_seq_len((const char *)p, (size_t)(end - p)) : 0;
 		const char *src = k ? (const char *)p : repl;
 		size_t srclen = k ? k : 3;
 		if (len + srclen > room)

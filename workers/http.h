@@ -14,7 +14,9 @@
  * "body_base64": true when it is not UTF-8}.
  * Outcomes: unexpected 5xx/429 and network errors are retryable (honouring
  * Retry-After); refusals, bodies over max_response and other statuses are
- * not; cancel, shutdown and the job's deadline abort the transfer at once. */
+ * not; cancel, shutdown and the job's deadline abort the transfer at once.
+ * The kind is workers/http.c; the engine it shares with callbacks
+ * (http_post_async) workers/engine.c; the rules workers/egress.c. */
 #ifndef JOBQ_WORKERS_HTTP_H
 #define JOBQ_WORKERS_HTTP_H
 

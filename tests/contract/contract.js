@@ -19,7 +19,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const http = require('http');
-const { loadSpec, startProxy, pathMethods } = require('./proxy');
+const { loadSpec, startProxy, pathMethods, matchPath } = require('./proxy');
 
 const root = path.resolve(__dirname, '../..');
 const SPEC = process.env.CONTRACT_SPEC ? path.resolve(process.env.CONTRACT_SPEC) : path.join(root, 'openapi.yaml');
@@ -38,11 +38,13 @@ function fail(msg) {
   console.error('FAIL ' + msg);
 }
 
-/* Starts jobqd on a free loopback port; resolves {proc, port, dir}. */
-function startJobqd(bin, args, env) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobq-contract-'));
+/* Starts jobqd on a free loopback port; resolves {proc, port, dir,
+ * schema}. With prev (a stopped jobqd's), on prev's database again. */
+function startJobqd(bin, args, env, prev) {
+  const dir = prev ? prev.dir : fs.mkdtempSync(path.join(os.tmpdir(), 'jobq-contract-'));
   /* On PostgreSQL (JOBQ_TEST_DB_URL, as the C suites): a fresh schema. */
-  const db = DB_URL ? [DB_URL, '--db-schema', newSchema()] : [path.join(dir, 'jobq.db')];
+  const schema = prev ? prev.schema : (DB_URL ? newSchema() : null);
+  const db = DB_URL ? [DB_URL, '--db-schema', schema] : [path.join(dir, 'jobq.db')];
   const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--db', ...db, ...args], {
     cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -54,7 +56,7 @@ function startJobqd(bin, args, env) {
       const m = /jobqd: listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, port: Number(m[1]), dir, log: () => log });
+        resolve({ proc, port: Number(m[1]), dir, schema, log: () => log });
       }
     };
     proc.stdout.on('data', onData);
@@ -78,11 +80,12 @@ function dropSchemas() {
   if (r.status !== 0) console.error(`check-contract: could not drop the schemas ${schemas.join(', ')}`);
 }
 
-function stopJobqd(j) {
+/* Stops jobqd; its directory goes too unless keep (to start it again). */
+function stopJobqd(j, keep) {
   return new Promise((resolve) => {
     if (j.proc.exitCode !== null) return resolve(j.proc.exitCode);
     j.proc.removeAllListeners('exit');
-    j.proc.on('exit', (code) => { fs.rmSync(j.dir, { recursive: true, force: true }); resolve(code); });
+    j.proc.on('exit', (code) => { if (!keep) fs.rmSync(j.dir, { recursive: true, force: true }); resolve(code); });
     j.proc.kill('SIGTERM');
   });
 }
@@ -144,10 +147,13 @@ function makeCtx(proxyPort, label) {
   return ex;
 }
 
+/* While a burst of identical requests is out: every one's findings. */
+let burstLog = null;
+
 function record(reqInfo, resInfo, result) {
+  if (burstLog) burstLog.push({ status: resInfo.status, result });
   findings.set(`${reqInfo.method} ${reqInfo.path}${reqInfo.query ? '?' + reqInfo.query : ''}`, result);
-  const specPath = Object.keys(api.definition.paths).find((sp) =>
-    new RegExp('^' + sp.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+') + '$').test(reqInfo.path));
+  const specPath = matchPath(api, reqInfo.path);
   if (specPath) {
     const k = `${reqInfo.method} ${specPath}`;
     (seen[k] = seen[k] || new Set()).add(resInfo.status);
@@ -161,6 +167,34 @@ async function poll(ex, p, pred, label) {
     await new Promise((res) => setTimeout(res, 25));
   }
   throw new Error(`gave up waiting: ${label}`);
+}
+
+/* The bulk actions on a filter: a dry run, each action, and each refusal. */
+async function bulkTraffic(ex) {
+  const ids = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await ex('POST', '/v1/jobs', 201, { body: { type: 'fail', queue: 'ct-bulk', payload: { retryable: false } } });
+    ids.push(r.json.id);
+  }
+  for (const id of ids) await poll(ex, `/v1/jobs/${id}`, (j) => j.state === 'failed', 'bulk job failed');
+  const failed = { filter: { state: 'failed', queue: 'ct-bulk' } };
+  await ex('POST', '/v1/jobs/retry', 200, { body: { ...failed, dry_run: true } });
+  await ex('POST', '/v1/jobs/retry', 200, { body: { ...failed, limit: 1 } });
+  await ex('POST', '/v1/jobs/cancel', 200, { body: { filter: { queue: 'ct-bulk' } } });
+  await ex('POST', '/v1/jobs/delete', 200, { body: { filter: { queue: 'ct-bulk', type: 'fail' } } });
+  for (const action of ['retry', 'cancel', 'delete']) {
+    const p = `/v1/jobs/${action}`;
+    await ex('POST', p, 400, { body: {}, req: 'invalid', field: 'filter' });
+    await ex('POST', p, 400, { body: { filter: { state: 'bogus' } }, req: 'invalid', field: 'filter.state' });
+    await ex('POST', p, 400, { body: { filter: {}, limit: 0 }, req: 'invalid', field: 'limit' });
+    await ex('POST', p, 400, { body: { filter: {}, cursor: 'not-a-cursor' }, req: 'any', field: 'cursor' });
+    await ex('POST', p, 400, { body: '[1]', req: 'invalid', code: 'malformed_json' });
+    await ex('POST', `${p}?x=1`, 400, { body: { filter: {} }, req: 'any', field: 'x' });
+    await ex('POST', p, 415, { body: '{"filter":{}}', type: 'text/plain', req: 'any' });
+    await ex('POST', p, 413, { body: JSON.stringify({ filter: {}, pad: BIG }), req: 'any' });
+  }
+  /* A state the action does not apply to: the shape is right, the value not. */
+  await ex('POST', '/v1/jobs/retry', 400, { body: { filter: { state: 'succeeded' } }, req: 'any', field: 'filter.state' });
 }
 
 /* The traffic of a default jobqd: no key. */
@@ -280,6 +314,11 @@ async function defaultTraffic(ex) {
     return { id: j.id, lease_id: j.lease_id };
   };
   let L = await leaseOf(1);
+  // the jobs external workers hold now
+  await ex('GET', '/v1/leases', 200);
+  await ex('GET', '/v1/leases?queue=ext&limit=5', 200);
+  await ex('GET', '/v1/leases?limit=0', 400, { req: 'invalid', field: 'limit' });
+  await ex('GET', '/v1/leases?x=1', 400, { req: 'any', field: 'x' });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 200, { body: { lease_id: L.lease_id, progress: { percent: 50, message: 'half' } } });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 409, { body: { lease_id: '0123456789abcdef0123456789abcdef' }, code: 'lease_lost' });
   await ex('POST', `/v1/jobs/${L.id}/heartbeat`, 400, { body: {}, req: 'invalid', field: 'lease_id' });
@@ -324,11 +363,231 @@ async function defaultTraffic(ex) {
     await ex('GET', f, 304, { headers: { 'if-none-match': r.headers.etag } });
     await ex('GET', f + '?v=3', 200, { req: 'any' });
   }
+  await rateTraffic(ex);
+  await scheduleTraffic(ex);
+  await depsTraffic(ex);
+  await bulkTraffic(ex);
   // routing: 404 and 405 (no operation: shared responses)
   await ex('GET', '/nope', 404, { req: 'any' });
   await ex('PUT', `/v1/jobs/${echo}`, 405, { req: 'any' });
   await ex('POST', '/healthz', 405, { req: 'any' });
   void J;
+}
+
+/* A queue's rate limit: set, replace, read, remove, and each refusal. */
+async function rateTraffic(ex) {
+  const rate = { limit: 100, period_s: 1, burst: 10, retry_after: true };
+  let r = await ex('PUT', '/v1/queues/ct/rate', 200, { body: rate });
+  if (!r.json || !r.json.rate || r.json.rate.limit !== 100) fail(`PUT rate: no rate in ${r.body}`);
+  await ex('PUT', '/v1/queues/ct-rated/rate', 200, { body: { limit: 5, period_s: 0.5 } });
+  await ex('GET', '/v1/queues/ct-rated', 200);
+  await ex('GET', '/v1/queues', 200);
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 0, period_s: 1 }, req: 'invalid', code: 'invalid_field', field: 'limit' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1.5, period_s: 1 }, req: 'invalid', field: 'limit' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1 }, req: 'invalid', field: 'period_s' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1, period_s: 0.0001 }, req: 'invalid', field: 'period_s' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1, period_s: 1, burst: 0 }, req: 'invalid', field: 'burst' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1, period_s: 1, retry_after: 1 }, req: 'invalid', field: 'retry_after' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: { limit: 1, period_s: 1, per: 1 }, req: 'invalid', field: 'per' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: '[1]', req: 'invalid', code: 'malformed_json' });
+  await ex('PUT', '/v1/queues/ct/rate', 400, { body: '{"limit":', req: 'invalid', code: 'malformed_json' });
+  await ex('PUT', '/v1/queues/ct/rate?x=1', 400, { body: rate, req: 'any', code: 'invalid_query', field: 'x' });
+  await ex('PUT', '/v1/queues/bad!name/rate', 404, { body: rate, code: 'queue_not_found' });
+  await ex('PUT', '/v1/queues/ct/rate', 415, { body: JSON.stringify(rate), type: 'text/plain', req: 'any' });
+  await ex('PUT', '/v1/queues/ct/rate', 413, { body: JSON.stringify({ ...rate, pad: BIG }), req: 'any' });
+  r = await ex('DELETE', '/v1/queues/ct/rate', 200);
+  if (!r.json || r.json.rate !== null) fail(`DELETE rate: rate not null in ${r.body}`);
+  await ex('DELETE', '/v1/queues/ct/rate', 200);
+  await ex('DELETE', '/v1/queues/ct-rated/rate', 200);
+  await ex('DELETE', '/v1/queues/ct/rate?x=1', 400, { req: 'any', field: 'x' });
+  await ex('DELETE', '/v1/queues/bad!name/rate', 404);
+  await ex('DELETE', '/v1/queues/ct/rate', 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
+}
+
+/* Sends n copies of one request at once; resolves their {status, json}
+ * after checking every exchange the proxy saw. */
+async function burst(ex, method, p, n, allowed) {
+  burstLog = [];
+  const rs = await Promise.all(Array.from({ length: n }, () => send(ex.port, method, p)));
+  const log = burstLog;
+  burstLog = null;
+  if (log.length !== n) fail(`${method} ${p}: the proxy saw ${log.length} of ${n} exchanges`);
+  for (const { status, result } of log) {
+    for (const v of result.violations) fail(`[burst] ${method} ${p}: ${v}`);
+    if (result.requestErrors.length) fail(`[burst] ${method} ${p}: request outside the spec: ${result.requestErrors.join('; ')}`);
+    if (!allowed.includes(status)) fail(`[burst] ${method} ${p}: status ${status}, want one of ${allowed.join(' ')}`);
+  }
+  return rs;
+}
+
+/* Schedules: every operation, its successes and refusals. */
+async function scheduleTraffic(ex) {
+  const echo = { type: 'echo', payload: { n: 1 } };
+  const post = (status, body, opts = {}) => ex('POST', '/v1/schedules', status, { body, ...opts });
+  let r = await post(201, { name: 'ct-every', every_s: 3600, job: echo });
+  if (r.headers.location !== '/v1/schedules/ct-every') fail(`POST schedule: Location ${r.headers.location}`);
+  await post(201, { name: 'ct-cron', cron: '30 2 * * *', tz: 'Europe/Berlin', catch_up: 'all', catch_up_max: 5,
+    misfire_grace_s: 10, job: { type: 'echo', queue: 'ct', delay_s: 1, priority: 3 } });
+  await post(201, { name: 'ct-macro', cron: '@hourly', every_s: null, catch_up: 'latest', job: echo });
+  await post(409, { name: 'ct-every', every_s: 60, job: echo }, { code: 'schedule_exists', field: 'name' });
+  // 400: the shape (the spec refuses each), then rules the schema cannot say
+  await post(400, '{"name":', { req: 'invalid', code: 'malformed_json' });
+  await post(400, '[1]', { req: 'invalid', code: 'malformed_json' });
+  await post(400, { every_s: 5, job: echo }, { req: 'invalid', code: 'invalid_field', field: 'name' });
+  await post(400, { name: 'a b', every_s: 5, job: echo }, { req: 'invalid', field: 'name' });
+  await post(400, { name: 's', every_s: 5, job: echo, every: 5 }, { req: 'invalid', field: 'every' });
+  await post(400, { name: 's', every_s: 5 }, { req: 'invalid', field: 'job' });
+  await post(400, { name: 's', every_s: 5, job: [] }, { req: 'invalid', field: 'job' });
+  await post(400, { name: 's', every_s: 5, job: {} }, { req: 'invalid', field: 'job.type' });
+  await post(400, { name: 's', every_s: 5, job: { type: 'echo', priority: 'x' } }, { req: 'invalid', field: 'job.priority' });
+  await post(400, { name: 's', every_s: 5, job: { type: 'echo', run_at: '2030-01-01T00:00:00Z' } }, { req: 'invalid', field: 'job.run_at' });
+  await post(400, { name: 's', every_s: 5, job: { type: 'echo', depends_on: [UNKNOWN_ID] } }, { req: 'invalid', field: 'job.depends_on' });
+  await post(400, { name: 's', job: echo }, { req: 'invalid', field: 'cron' });
+  await post(400, { name: 's', cron: '* * * * *', every_s: 5, job: echo }, { req: 'invalid', field: 'cron' });
+  await post(400, { name: 's', cron: 5, job: echo }, { req: 'invalid', field: 'cron' });
+  await post(400, { name: 's', every_s: 0, job: echo }, { req: 'invalid', field: 'every_s' });
+  await post(400, { name: 's', every_s: 1.5, job: echo }, { req: 'invalid', field: 'every_s' });
+  await post(400, { name: 's', every_s: 5, tz: 1, job: echo }, { req: 'invalid', field: 'tz' });
+  await post(400, { name: 's', every_s: 5, tz: '', job: echo }, { req: 'invalid', field: 'tz' });
+  await post(400, { name: 's', every_s: 5, tz: '../etc/passwd', job: echo }, { req: 'invalid', field: 'tz' });
+  await post(400, { name: 's', every_s: 5, catch_up: 'some', job: echo }, { req: 'invalid', field: 'catch_up' });
+  await post(400, { name: 's', every_s: 5, catch_up_max: 1001, job: echo }, { req: 'invalid', field: 'catch_up_max' });
+  await post(400, { name: 's', every_s: 5, misfire_grace_s: -1, job: echo }, { req: 'invalid', field: 'misfire_grace_s' });
+  /* The cron grammar and the calendar are the same for every jobqd (400)
+   * but no JSON Schema holds them. */
+  await post(400, { name: 's', cron: '61 * * * *', job: echo }, { req: 'any', field: 'cron' });
+  await post(400, { name: 's', cron: '0 0 30 2 *', job: echo }, { req: 'any', field: 'cron' });
+  await ex('POST', '/v1/schedules?x=1', 400, { body: { name: 's', every_s: 5, job: echo }, req: 'any', code: 'invalid_query', field: 'x' });
+  // 422: well-formed, refused by what this jobqd has
+  await post(422, { name: 's', every_s: 5, tz: 'Mars/Olympus', job: echo }, { code: 'unknown_time_zone', field: 'tz' });
+  await post(422, { name: 's', every_s: 5, job: { type: 'nope' } }, { code: 'unknown_job_type', field: 'job.type' });
+  await post(422, { name: 's', every_s: 5, job: { type: 'sleep', payload: { seconds: -1 } } },
+    { code: 'invalid_payload', field: 'job.payload.seconds' });
+  await ex('POST', '/v1/schedules', 415, { body: '{}', type: 'text/plain', req: 'any', code: 'unsupported_media_type' });
+  await ex('POST', '/v1/schedules', 413, { body: JSON.stringify({ name: 's', every_s: 5, job: { type: 'echo', payload: BIG } }), req: 'any' });
+  // read and list
+  r = await ex('GET', '/v1/schedules/ct-every', 200);
+  const got = r.json;
+  await ex('GET', '/v1/schedules/ct-cron', 200);
+  await ex('GET', '/v1/schedules/nope', 404, { code: 'schedule_not_found' });
+  await ex('GET', '/v1/schedules/bad!name', 404, { code: 'schedule_not_found' });
+  await ex('GET', '/v1/schedules/ct-every?x=1', 400, { req: 'any', field: 'x' });
+  r = await ex('GET', '/v1/schedules', 200);
+  if (!r.json || r.json.schedules.length !== 3) fail(`GET /v1/schedules: ${r.body.slice(0, 200)}`);
+  r = await ex('GET', '/v1/schedules?limit=1', 200);
+  await ex('GET', `/v1/schedules?limit=2&cursor=${r.json.next_cursor}`, 200);
+  await ex('GET', '/v1/schedules?limit=0', 400, { req: 'invalid', code: 'invalid_query', field: 'limit' });
+  await ex('GET', '/v1/schedules?limit=x', 400, { req: 'invalid', field: 'limit' });
+  await ex('GET', '/v1/schedules?cursor=a%20b', 400, { req: 'any', field: 'cursor' });
+  await ex('GET', '/v1/schedules?page=2', 400, { req: 'any', field: 'page' });
+  // replace: a GET's body goes back as it is; the refusals
+  await ex('PUT', '/v1/schedules/ct-every', 200, { body: got });
+  await ex('PUT', '/v1/schedules/ct-every', 200, { body: { cron: '*/5 * * * *', tz: 'UTC', job: echo } });
+  await ex('PUT', '/v1/schedules/ct-every', 400, { body: { name: 'other', every_s: 5, job: echo }, req: 'any', field: 'name' });
+  await ex('PUT', '/v1/schedules/ct-every', 400, { body: { every_s: 5, job: echo, jobs: 1 }, req: 'invalid', field: 'jobs' });
+  await ex('PUT', '/v1/schedules/ct-every', 400, { body: { cron: '* 24 * * *', job: echo }, req: 'any', field: 'cron' });
+  await ex('PUT', '/v1/schedules/ct-every', 422, { body: { every_s: 5, tz: 'Nowhere/Land', job: echo }, code: 'unknown_time_zone', field: 'tz' });
+  await ex('PUT', '/v1/schedules/ct-every', 422, { body: { every_s: 5, job: { type: 'nope' } }, code: 'unknown_job_type', field: 'job.type' });
+  await ex('PUT', '/v1/schedules/nope', 404, { body: { every_s: 5, job: echo }, code: 'schedule_not_found' });
+  await ex('PUT', '/v1/schedules/bad!name', 404, { body: { every_s: 5, job: echo } });
+  await ex('PUT', '/v1/schedules/ct-every', 415, { body: '{}', type: 'text/plain', req: 'any' });
+  await ex('PUT', '/v1/schedules/ct-every', 413, { body: JSON.stringify({ every_s: 5, job: { type: 'echo', payload: BIG } }), req: 'any' });
+  await ex('PUT', '/v1/schedules/ct-every?x=1', 400, { body: { every_s: 5, job: echo }, req: 'any', field: 'x' });
+  // pause, resume
+  r = await ex('POST', '/v1/schedules/ct-every/pause', 200);
+  if (!r.json || r.json.paused !== true || r.json.next_fire_at !== null) fail(`pause: ${r.body}`);
+  await ex('POST', '/v1/schedules/ct-every/pause', 200);
+  r = await ex('POST', '/v1/schedules/ct-every/resume', 200);
+  if (!r.json || r.json.paused !== false || !r.json.next_fire_at) fail(`resume: ${r.body}`);
+  await ex('POST', '/v1/schedules/ct-every/resume', 200);
+  for (const what of ['pause', 'resume', 'run']) {
+    await ex('POST', `/v1/schedules/nope/${what}`, 404, { code: 'schedule_not_found' });
+    await ex('POST', `/v1/schedules/ct-every/${what}`, 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
+    await ex('POST', `/v1/schedules/ct-every/${what}?x=1`, 400, { req: 'any', field: 'x' });
+  }
+  // run now: the job, and 409 when two runs fall on one millisecond
+  r = await ex('POST', '/v1/schedules/ct-cron/run', 201);
+  if (!r.json || !r.json.schedule || r.json.schedule.name !== 'ct-cron') fail(`run: no schedule in ${r.body}`);
+  await ex('GET', `/v1/jobs/${r.json.id}`, 200);
+  await ex('GET', '/v1/jobs?queue=ct&limit=5', 200);
+  let clash = false, round = 0;
+  for (; round < 100 && !clash; round++) {
+    const rs = await burst(ex, 'POST', '/v1/schedules/ct-every/run', 8, [201, 409]);
+    for (const x of rs) {
+      if (x.status !== 409) continue;
+      clash = true;
+      if (!x.json || x.json.code !== 'schedule_exists') fail(`run 409: ${x.body}`);
+    }
+  }
+  if (!clash) fail('POST /v1/schedules/{name}/run: no two of 800 runs fell on one millisecond (409)');
+  else console.log(`run now: two runs fell on one millisecond (409) in round ${round} of bursts of 8`);
+  // delete
+  await ex('DELETE', '/v1/schedules/ct-every', 413, { body: JSON.stringify({ pad: BIG }), req: 'any' });
+  await ex('DELETE', '/v1/schedules/ct-every?x=1', 400, { req: 'any', field: 'x' });
+  for (const n of ['ct-every', 'ct-cron', 'ct-macro']) await ex('DELETE', `/v1/schedules/${n}`, 204);
+  await ex('DELETE', '/v1/schedules/ct-every', 404, { code: 'schedule_not_found' });
+  await ex('DELETE', '/v1/schedules/bad!name', 404);
+}
+
+/* Dependencies: a blocked job, its read and cancel, a batch with links,
+ * and the refusals (400 for the shape, 422 for the data). */
+async function depsTraffic(ex) {
+  let r = await ex('POST', '/v1/jobs', 201, { body: { type: 'fn', queue: 'ext', payload: { parent: true } } });
+  const parent = r.json.id;
+  r = await ex('POST', '/v1/jobs', 201, { body: { type: 'echo', depends_on: [parent], on_dependency_failure: 'wait' } });
+  const child = r.json.id;
+  if (r.json.state !== 'blocked' || r.json.dependencies_pending !== 1) fail(`depends_on: not blocked: ${r.body}`);
+  r = await ex('GET', `/v1/jobs/${child}`, 200);
+  if (r.json.state !== 'blocked') fail(`blocked job read: ${r.body}`);
+  await ex('GET', '/v1/jobs?state=blocked', 200);
+  r = await ex('POST', '/v1/jobs', 201, { body: { type: 'echo' } });
+  const done = r.json.id;
+  await poll(ex, `/v1/jobs/${done}`, (j) => j.state === 'succeeded', 'parent succeeded');
+  r = await ex('POST', '/v1/jobs', 201, { body: { type: 'echo', depends_on: [done] } });
+  await ex('GET', `/v1/jobs/${r.json.id}?wait=5`, 200);
+  r = await ex('POST', '/v1/batches', 201, { body: { jobs: [{ type: 'echo' }, { type: 'echo', depends_on: [0, parent], on_dependency_failure: 'run' }] } });
+  await ex('GET', `/v1/batches/${r.json.id}?include=jobs`, 200);
+  await ex('POST', `/v1/jobs/${child}/cancel`, 200);
+  await ex('POST', `/v1/jobs/${parent}/cancel`, 200);
+  // 400: the shape
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: 'x' }, req: 'invalid', code: 'invalid_field', field: 'depends_on' });
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: [true] }, req: 'invalid', field: 'depends_on[0]' });
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: ['nope'] }, req: 'invalid', field: 'depends_on[0]' });
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: [done, done] }, req: 'invalid', field: 'depends_on[1]' });
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: Array.from({ length: 65 }, (_, i) => `01890000-0000-7000-8000-${String(i).padStart(12, '0')}`) },
+    req: 'invalid', field: 'depends_on' });
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', on_dependency_failure: 'later' }, req: 'invalid', field: 'on_dependency_failure' });
+  /* An index is a batch's: in a single submission the shape is wrong, but
+   * the one schema serves both. */
+  await ex('POST', '/v1/jobs', 400, { body: { type: 'echo', depends_on: [0] }, req: 'any', field: 'depends_on[0]' });
+  await ex('POST', '/v1/batches', 400, { body: { jobs: [{ type: 'echo', depends_on: [true] }] }, req: 'invalid', field: 'jobs[0].depends_on[0]' });
+  // 422: the data
+  await ex('POST', '/v1/jobs', 422, { body: { type: 'echo', depends_on: [UNKNOWN_ID] }, code: 'invalid_dependency', field: 'depends_on[0]' });
+  await ex('POST', '/v1/jobs', 422, { body: { type: 'echo', depends_on: [done, UNKNOWN_ID] }, code: 'invalid_dependency', field: 'depends_on[1]' });
+  await ex('POST', '/v1/batches', 422, { body: { jobs: [{ type: 'echo', depends_on: [1] }, { type: 'echo', depends_on: [0] }] }, code: 'invalid_dependency' });
+  await ex('POST', '/v1/batches', 422, { body: { jobs: [{ type: 'echo', depends_on: [0] }] }, code: 'invalid_dependency', field: 'jobs[0].depends_on[0]' });
+  await ex('POST', '/v1/batches', 422, { body: { jobs: [{ type: 'echo' }, { type: 'echo', depends_on: [5] }] }, code: 'invalid_dependency', field: 'jobs[1].depends_on[0]' });
+  await ex('POST', '/v1/batches', 422, { body: { jobs: [{ type: 'echo', depends_on: [UNKNOWN_ID] }] }, code: 'invalid_dependency', field: 'jobs[0].depends_on[0]' });
+}
+
+/* A schedule whose job type is gone by the next start: run now is 422. */
+async function restartTraffic(ex, j, bin) {
+  await ex('POST', '/v1/schedules', 201, { body: { name: 'ct-gone', every_s: 3600, job: { type: 'ctcmd' } } });
+  await ex('POST', '/v1/schedules/ct-gone/pause', 200);
+  let code = await stopJobqd(j, true);
+  if (code !== 0) fail(`[restart] jobqd exited ${code}`);
+  const j2 = await startJobqd(bin, [], {}, j);
+  const proxy = await startProxy(api, j2.port, 0, record);
+  const ex2 = makeCtx(proxy.address().port, 'restart 2');
+  try {
+    await ex2('GET', '/v1/schedules/ct-gone', 200);
+    await ex2('POST', '/v1/schedules/ct-gone/run', 422, { code: 'unknown_job_type', field: 'type' });
+    await ex2('DELETE', '/v1/schedules/ct-gone', 204);
+  } finally {
+    proxy.close();
+    code = await stopJobqd(j2);
+    if (code !== 0) fail(`[restart 2] jobqd exited ${code}:\n${j2.log().slice(-2000)}`);
+  }
 }
 
 /* With keys: 401 without or with an unknown key, 403 for a weak role,
@@ -367,6 +626,45 @@ async function keyedTraffic(ex) {
   await ex('GET', '/v1/info', 200, { headers: auth(KEYS.read) });
   await ex('GET', '/metrics', 200, { headers: auth(KEYS.read) });
   for (const p of ['/healthz', '/readyz', '/openapi.yaml', '/', '/app.js', '/style.css']) await ex('GET', p, 200);
+  await keyedNewTraffic(ex, auth);
+}
+
+/* The rate and schedule routes with keys: admin writes, submit runs,
+ * every role reads. */
+async function keyedNewTraffic(ex, auth) {
+  const sched = { name: 'ct-keyed', every_s: 3600, job: { type: 'echo' } };
+  const rate = { limit: 10, period_s: 1 };
+  const writes = [['PUT', '/v1/queues/default/rate', rate], ['DELETE', '/v1/queues/default/rate'],
+    ['POST', '/v1/schedules', sched], ['PUT', '/v1/schedules/ct-keyed', sched], ['DELETE', '/v1/schedules/ct-keyed'],
+    ['POST', '/v1/schedules/ct-keyed/pause'], ['POST', '/v1/schedules/ct-keyed/resume']];
+  for (const [m, p, body] of [...writes, ['POST', '/v1/schedules/ct-keyed/run'], ['GET', '/v1/schedules'],
+    ['GET', '/v1/schedules/ct-keyed']])
+    await ex(m, p, 401, { body, code: 'unauthorized' });
+  for (const [m, p, body] of writes) {
+    await ex(m, p, 403, { body, headers: auth(KEYS.submit), code: 'forbidden' });
+    await ex(m, p, 403, { body, headers: auth(KEYS.worker), code: 'forbidden' });
+  }
+  await ex('POST', '/v1/schedules/ct-keyed/run', 403, { headers: auth(KEYS.read), code: 'forbidden' });
+  const all = { filter: { queue: 'ct-keyed-bulk' } };
+  for (const a of ['retry', 'cancel', 'delete']) await ex('POST', `/v1/jobs/${a}`, 401, { body: all, code: 'unauthorized' });
+  await ex('GET', '/v1/leases', 401, { code: 'unauthorized' });
+  await ex('POST', '/v1/jobs/retry', 403, { body: all, headers: auth(KEYS.read), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/cancel', 403, { body: all, headers: auth(KEYS.worker), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/delete', 403, { body: all, headers: auth(KEYS.submit), code: 'forbidden' });
+  await ex('POST', '/v1/jobs/delete', 200, { body: all, headers: auth(KEYS.admin) });
+  for (const k of Object.values(KEYS)) await ex('GET', '/v1/leases', 200, { headers: auth(k) });
+  await ex('PUT', '/v1/queues/default/rate', 200, { body: rate, headers: auth(KEYS.admin) });
+  await ex('DELETE', '/v1/queues/default/rate', 200, { headers: auth(KEYS.admin) });
+  await ex('POST', '/v1/schedules', 201, { body: sched, headers: auth(KEYS.admin) });
+  await ex('PUT', '/v1/schedules/ct-keyed', 200, { body: sched, headers: auth(KEYS.admin) });
+  for (const k of Object.values(KEYS)) {
+    await ex('GET', '/v1/schedules', 200, { headers: auth(k) });
+    await ex('GET', '/v1/schedules/ct-keyed', 200, { headers: auth(k) });
+  }
+  await ex('POST', '/v1/schedules/ct-keyed/pause', 200, { headers: auth(KEYS.admin) });
+  await ex('POST', '/v1/schedules/ct-keyed/resume', 200, { headers: auth(KEYS.admin) });
+  await ex('POST', '/v1/schedules/ct-keyed/run', 201, { headers: auth(KEYS.submit) });
+  await ex('DELETE', '/v1/schedules/ct-keyed', 204, { headers: auth(KEYS.admin) });
 }
 
 /* While jobqd stops with a job still running: 503 for submissions and
@@ -388,15 +686,15 @@ async function shutdownTraffic(ex, j) {
 
 /* Every route of jobqd's route table is described by the spec. */
 function checkRouteTable() {
-  const src = fs.readFileSync(path.join(root, 'server/http.c'), 'utf8');
+  const src = fs.readFileSync(path.join(root, 'handlers/routes.c'), 'utf8');
   const table = src.slice(src.indexOf('routes[] = {'), src.indexOf('};', src.indexOf('routes[] = {')));
   const pm = pathMethods(api);
   let n = 0;
   for (const m of table.matchAll(/\{"([A-Z]+)", "([^"]+)"/g)) {
     n++;
-    if (!pm[m[2]] || !pm[m[2]].includes(m[1].toLowerCase())) fail(`route ${m[1]} ${m[2]} of server/http.c is not in openapi.yaml`);
+    if (!pm[m[2]] || !pm[m[2]].includes(m[1].toLowerCase())) fail(`route ${m[1]} ${m[2]} of handlers/routes.c is not in openapi.yaml`);
   }
-  if (n < 20) fail(`read only ${n} routes from server/http.c`);
+  if (n < 20) fail(`read only ${n} routes from handlers/routes.c`);
 }
 
 /* Every operation was exercised, with a 2xx answer. */
@@ -429,6 +727,7 @@ async function main() {
     ['default', ['--external-queue', 'ext'], {}, defaultTraffic],
     ['keys', [], { JOBQ_API_KEYS: Object.entries(KEYS).map(([r, k]) => `${r}:${k}`).join(',') }, keyedTraffic],
     ['shutdown', ['--shutdown-grace', '3'], {}, shutdownTraffic],
+    ['restart', ['--command', `ctcmd=${process.execPath}`], {}, restartTraffic],
   ];
   for (const [label, args, env, traffic] of phases) {
     const j = await startJobqd(bin, args, env);
@@ -436,7 +735,7 @@ async function main() {
     const ex = makeCtx(proxy.address().port, label);
     ex.port = proxy.address().port;
     try {
-      await traffic(ex, j);
+      await traffic(ex, j, bin);
     } catch (e) {
       fail(`[${label}] ${e.stack || e}`);
     }

@@ -52,8 +52,12 @@ function pathMethods(api) {
   return out;
 }
 
+/* OpenAPI: a concrete path matches before a templated one
+ * (/v1/jobs/cancel before /v1/jobs/{id}), so the fewest templates first. */
 function matchPath(api, urlPath) {
-  for (const p of Object.keys(api.definition.paths)) {
+  const templates = (p) => (p.match(/\{/g) || []).length;
+  const paths = Object.keys(api.definition.paths).sort((a, b) => templates(a) - templates(b));
+  for (const p of paths) {
     const re = new RegExp('^' + p.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+') + '$');
     if (re.test(urlPath)) return p;
   }
@@ -208,7 +212,7 @@ function startProxy(api, upstreamPort, listenPort, onExchange) {
   return new Promise((resolve) => server.listen(listenPort, '127.0.0.1', () => resolve(server)));
 }
 
-module.exports = { loadSpec, startProxy, checkExchange, pathMethods };
+module.exports = { loadSpec, startProxy, checkExchange, pathMethods, matchPath };
 
 if (require.main === module) {
   const [spec, upstream, listen] = process.argv.slice(2);

@@ -17,25 +17,10 @@ static void assert_exit_0(int st)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "jobqd did not exit 0");
 }
 
-static cJSON *call_as(const struct jobqd *d, const char *auth, const char *method, const char *path,
-		      const char *body, long want)
-{
-	struct resp r;
-	cJSON *j;
+#define call_as(d, auth, method, path, body, want) \
+	harness_call((d), (method), (path), (body), (auth), (want))
 
-	harness_request(d, method, path, body ? "application/json" : NULL, body, auth, &r);
-	ck_assert_msg(r.status == want, "%s %s: status %ld (want %ld) %s; body: %.800s", method, path, r.status,
-		      want, r.error, r.body);
-	j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
-
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body, long want)
-{
-	return call_as(d, NULL, method, path, body, want);
-}
+#define call(d, method, path, body, want) harness_call((d), (method), (path), (body), NULL, (want))
 
 static void refused(const struct jobqd *d, const char *auth, const char *path, const char *body, long status,
 		    const char *code, const char *field)
@@ -47,22 +32,7 @@ static void refused(const struct jobqd *d, const char *auth, const char *path, c
 	harness_resp_free(&r);
 }
 
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = call(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr(j, "id"));
-
-	cJSON_Delete(j);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[160];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	return call(d, "GET", path, NULL, 200);
-}
+#define get_job harness_get_job
 
 static char *job_state(const struct jobqd *d, const char *id)
 {
@@ -87,13 +57,7 @@ static long queue_count(const struct jobqd *d, const char *queue, const char *st
 	return n;
 }
 
-static void pause_queue(const struct jobqd *d, const char *queue)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/queues/%s/pause", queue);
-	cJSON_Delete(call(d, "POST", path, NULL, 200));
-}
+#define pause_queue(d, queue) cJSON_Delete(harness_queue_action((d), (queue), "pause"))
 
 /* Submits n fail jobs (one attempt) to queue and waits until each failed. */
 static void failed_jobs(const struct jobqd *d, const char *queue, int n, char **ids)
@@ -104,7 +68,7 @@ static void failed_jobs(const struct jobqd *d, const char *queue, int n, char **
 		snprintf(body, sizeof body,
 			 "{\"type\":\"fail\",\"queue\":\"%s\",\"max_attempts\":1,\"payload\":{\"message\":\"no %d\"}}",
 			 queue, i);
-		ids[i] = submit(d, body);
+		ids[i] = harness_submit(d, body);
 	}
 	for (int i = 0; i < n; i++) {
 		cJSON *j = harness_wait_terminal(d, ids[i], get_job);
@@ -174,7 +138,7 @@ START_TEST(retry_failed_jobs_of_one_queue_page_by_page)
 	harness_start(&d, NULL);
 	failed_jobs(&d, "bq", 25, ids);
 	failed_jobs(&d, "other", 3, other);
-	char *ok = submit(&d, "{\"type\":\"echo\",\"queue\":\"bq\"}");
+	char *ok = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"bq\"}");
 	cJSON_Delete(harness_wait_terminal(&d, ok, get_job));
 	pause_queue(&d, "bq"); /* the retried jobs wait, countable */
 
@@ -219,12 +183,12 @@ START_TEST(cancel_walks_every_unfinished_state_of_the_filter)
 	harness_start(&d, NULL);
 	pause_queue(&d, "cq");
 	for (int i = 0; i < 7; i++)
-		queued[i] = submit(&d, "{\"type\":\"echo\",\"queue\":\"cq\"}");
+		queued[i] = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"cq\"}");
 	for (int i = 0; i < 6; i++)
-		sched[i] = submit(&d, "{\"type\":\"echo\",\"queue\":\"cq\",\"delay_s\":3600}");
-	char *running = submit(&d, "{\"type\":\"sleep\",\"queue\":\"run\",\"payload\":{\"seconds\":60}}");
+		sched[i] = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"cq\",\"delay_s\":3600}");
+	char *running = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"run\",\"payload\":{\"seconds\":60}}");
 	cJSON_Delete(harness_wait_state(&d, running, "running", get_job));
-	char *keep = submit(&d, "{\"type\":\"echo\",\"queue\":\"keep\",\"delay_s\":3600}");
+	char *keep = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"keep\",\"delay_s\":3600}");
 
 	/* state named: only the scheduled ones */
 	struct totals t = loop(&d, "cancel", "{\"state\":\"scheduled\",\"queue\":\"cq\"}", 4, 0);
@@ -236,7 +200,7 @@ START_TEST(cancel_walks_every_unfinished_state_of_the_filter)
 	for (int i = 0; i < 6; i++) {
 		snprintf(body, sizeof body, "{\"type\":\"echo\",\"queue\":\"cq\",\"delay_s\":3600}");
 		free(sched[i]);
-		sched[i] = submit(&d, body);
+		sched[i] = harness_submit(&d, body);
 	}
 	t = loop(&d, "cancel", "{\"queue\":\"cq\"}", 5, 1);
 	ck_assert_int_eq(t.matched, 13);
@@ -258,9 +222,9 @@ START_TEST(cancel_walks_every_unfinished_state_of_the_filter)
 	free(s);
 
 	/* a job waiting for its dependencies is unfinished: cancel takes it */
-	char *parent = submit(&d, "{\"type\":\"echo\",\"queue\":\"bq2\",\"delay_s\":3600}");
+	char *parent = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"bq2\",\"delay_s\":3600}");
 	snprintf(body, sizeof body, "{\"type\":\"echo\",\"queue\":\"bq2\",\"depends_on\":[\"%s\"]}", parent);
-	char *child = submit(&d, body);
+	char *child = harness_submit(&d, body);
 	s = job_state(&d, child);
 	ck_assert_str_eq(s, "blocked");
 	free(s);
@@ -300,7 +264,7 @@ START_TEST(delete_takes_finished_jobs_of_one_batch)
 	cJSON_Delete(b);
 	for (int i = 0; i < 2; i++)
 		cJSON_Delete(harness_wait_terminal(&d, ids[i], get_job));
-	char *outside = submit(&d, "{\"type\":\"echo\",\"queue\":\"dq\"}");
+	char *outside = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"dq\"}");
 	cJSON_Delete(harness_wait_terminal(&d, outside, get_job));
 
 	snprintf(filter, sizeof filter, "{\"batch_id\":\"%s\"}", batch);

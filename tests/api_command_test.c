@@ -180,58 +180,8 @@ static void stop_ok(struct jobqd *d)
 	harness_cleanup(d);
 }
 
-/* POSTs a job; asserts 201; returns its id (free it). */
-static char *submit(const struct jobqd *d, const char *body)
-{
-	struct resp r;
-	char *id;
-
-	harness_request(d, "POST", "/v1/jobs", "application/json", body, NULL, &r);
-	ck_assert_msg(r.status == 201, "submit %s: status %ld %s; body: %.800s",
-		      body, r.status, r.error, r.body);
-	ck_assert_msg(jstr(r.json, "id") != NULL, "no id: %.800s", r.body);
-	id = strdup(jstr(r.json, "id"));
-	harness_resp_free(&r);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "",
-		 query ? query : "");
-	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	ck_assert_msg(cJSON_IsObject(r.json), "GET %s: %.800s", path, r.body);
-	j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
-
-#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
-
-/* Polls (10 ms steps, at most 10 s) until the job is running. */
-static void wait_running(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 10000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, NULL);
-		if (str_eq(jstr(j, "state"), "running"))
-			break;
-		ck_assert_msg(!is_terminal(jstr(j, "state")) && mono_ms() < end,
-			      "job %s never ran (state %s, error %s)", id,
-			      jstr_or(j, "state"), jstr_or(j, "error"));
-		cJSON_Delete(j);
-		nap_ms(10);
-	}
-	cJSON_Delete(j);
-}
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), NULL)
+#define wait_running(d, id) cJSON_Delete(harness_wait_state((d), (id), "running", NULL))
 
 /* Polls until the job's attempt_history has n entries, the last one
  * finished (the worker records a stopped attempt after the API already
@@ -242,7 +192,7 @@ static cJSON *wait_history(const struct jobqd *d, const char *id, int n)
 	cJSON *j;
 
 	for (;;) {
-		j = get_job(d, id, NULL);
+		j = harness_get_job(d, id, NULL);
 		if (cJSON_GetArraySize(jget(j, "attempt_history")) == n &&
 		    jstr(history_at(j, n - 1), "finished_at") != NULL)
 			return j;
@@ -279,7 +229,7 @@ static cJSON *run_job(const struct jobqd *d, const char *type,
 
 	snprintf(body, sizeof body, "{\"type\":\"%s\"%s%s}", type,
 		 rest ? "," : "", rest ? rest : "");
-	id = submit(d, body);
+	id = harness_submit(d, body);
 	j = wait_terminal(d, id);
 	if (id_out != NULL)
 		*id_out = id;
@@ -556,12 +506,12 @@ START_TEST(command_progress_lines_update_the_job)
 	start_with(&d, args, NULL, NULL);
 	snprintf(go, sizeof go, "%s/go", d.dir);
 	snprintf(body, sizeof body, "{\"type\":\"progress\",\"payload\":{\"go\":\"%s\"}}", go);
-	id = submit(&d, body);
+	id = harness_submit(&d, body);
 	/* The running job shows the last well-formed line; malformed ones
 	 * (a percent of 77 among them) never show. */
 	end = mono_ms() + 15000.0;
 	for (;;) {
-		j = get_job(&d, id, NULL);
+		j = harness_get_job(&d, id, NULL);
 		p = jget(j, "progress");
 		ck_assert_msg(str_eq(jstr(j, "state"), "running") ||
 			      str_eq(jstr(j, "state"), "queued"),
@@ -609,7 +559,7 @@ static char *start_marked(const struct jobqd *d, const char *type,
 	make_marker(marker, n);
 	snprintf(body, sizeof body, "{\"type\":\"%s\",\"payload\":{\"marker\":\"%s\"}%s%s}",
 		 type, marker, rest ? "," : "", rest ? rest : "");
-	id = submit(d, body);
+	id = harness_submit(d, body);
 	wait_marked(marker, want, 10000.0, "command start");
 	return id;
 }
@@ -731,7 +681,7 @@ START_TEST(command_cancel_sends_sigterm_to_the_command_first)
 	start_with(&d, args, ARGS("--command-grace", "30"), NULL);
 	snprintf(file, sizeof file, "%s/term.out", d.dir);
 	snprintf(body, sizeof body, "{\"type\":\"term\",\"payload\":{\"file\":\"%s\"}}", file);
-	id = submit(&d, body);
+	id = harness_submit(&d, body);
 	wait_file(file, "started");
 	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
 	harness_request(&d, "POST", path, NULL, NULL, NULL, &r);
@@ -770,7 +720,7 @@ START_TEST(command_shutdown_stops_command_and_requeues_job)
 	/* back in the queue without spending its only attempt: it runs again */
 	harness_restart(&d, args);
 	wait_marked(marker, 2, 10000.0, "the requeued job");
-	j = get_job(&d, id, NULL);
+	j = harness_get_job(&d, id, NULL);
 	ck_assert_msg(str_eq(jstr(j, "state"), "running") && jlong(j, "attempts") == 1,
 		      "requeued job: %s", dump(j));
 	cJSON_Delete(j);
@@ -799,7 +749,7 @@ START_TEST(command_concurrent_runs_share_no_pipes)
 	start_with(&d, args, ARGS("--workers", "8"), NULL);
 	sleepy = start_marked(&d, "sleepy", "\"timeout_s\":60", marker, sizeof marker, 2);
 	for (i = 0; i < 24; i++)
-		ids[i] = submit(&d, i % 2 ? "{\"type\":\"json\"}" : "{\"type\":\"stdin\",\"payload\":[1]}");
+		ids[i] = harness_submit(&d, i % 2 ? "{\"type\":\"json\"}" : "{\"type\":\"stdin\",\"payload\":[1]}");
 	for (i = 0; i < 24; i++) {
 		j = wait_terminal(&d, ids[i]);
 		assert_end(j, "succeeded", 1);

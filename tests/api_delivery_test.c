@@ -140,52 +140,18 @@ static void assert_location(const struct resp *r, const char *prefix,
 		      want);
 }
 
-/* POSTs a job; asserts 201, Location and the job shape; returns the body. */
-static cJSON *submit_json(const struct jobqd *d, const char *body)
+/* Every job the harness reads has the job shape (its JSON in messages). */
+static void check_job(const cJSON *j, const char *text, int from_get)
 {
-	struct resp r;
-	cJSON *j;
-
-	post_job(d, body, NULL, &r);
-	ck_assert_msg(r.status == 201, "submit %.300s: status %ld %s; body: %.800s",
-		      body, r.status, r.error, r.body);
-	assert_job_shape(r.json, r.body);
-	assert_location(&r, "/v1/jobs/", jstr(r.json, "id"));
-	j = take_json(&r);
-	harness_resp_free(&r);
-	return j;
+	(void)from_get;
+	assert_job_shape(j, text);
 }
 
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = submit_json(d, body);
-	char *id = strdup(jstr(j, "id"));
-
-	cJSON_Delete(j);
-	return id;
-}
-
-/* GET /v1/jobs/{id}[?query]; asserts 200 and the job shape. */
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "",
-		 query ? query : "");
-	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	assert_job_shape(r.json, r.body);
-	ck_assert_msg(str_eq(jstr(r.json, "id"), id), "GET %s answered %.800s",
-		      path, r.body);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	return j;
-}
-
-#define wait_terminal(d, id) harness_wait_terminal((d), (id), get_job)
-#define wait_state(d, id, state) harness_wait_state((d), (id), (state), get_job)
+#define submit_json(d, body) harness_submit_json((d), (body), NULL)
+#define submit harness_submit
+#define get_job harness_get_job
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), NULL)
+#define wait_state(d, id, state) harness_wait_state((d), (id), (state), NULL)
 
 static void cancel_ok(const struct jobqd *d, const char *id)
 {
@@ -198,17 +164,7 @@ static void cancel_ok(const struct jobqd *d, const char *id)
 	harness_resp_free(&r);
 }
 
-static void queue_action(const struct jobqd *d, const char *name,
-			 const char *action)
-{
-	char path[256];
-	struct resp r;
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", name, action);
-	harness_request(d, "POST", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	harness_resp_free(&r);
-}
+#define queue_action(d, queue, action) cJSON_Delete(harness_queue_action((d), (queue), (action)))
 
 /* GET /v1/jobs?limit=1000; asserts 200 and the shape of every job. */
 static cJSON *list_jobs(const struct jobqd *d)
@@ -1131,21 +1087,11 @@ START_TEST(batches_all_or_none_invalid_job_stores_nothing)
 }
 END_TEST
 
-struct bad_case {
-	const char *method;
-	const char *path;    /* "{id}" is replaced by a real batch id */
-	const char *body;    /* NULL: no body (then no Content-Type) */
-	long status;
-	const char *code;
-	const char *field;   /* NULL: field must be absent */
-	const char *allow;   /* expected Allow header, for 405 */
-};
-
 #define BAD_BATCH(body, field) \
-	{ "POST", "/v1/batches", body, 400, "invalid_field", field, NULL }
+	{ "POST", "/v1/batches", NULL, body, 400, "invalid_field", field, NULL }
 #define ONE_JOB "\"jobs\":[{\"type\":\"echo\"}]"
 
-static const struct bad_case bad_cases[] = {
+static const struct harness_bad_case bad_cases[] = {
 	BAD_BATCH("{}", "jobs"),
 	BAD_BATCH("{\"callback_url\":\"http://127.0.0.1:1/x\"}", "jobs"),
 	BAD_BATCH("{\"jobs\":null}", "jobs"),
@@ -1170,72 +1116,40 @@ static const struct bad_case bad_cases[] = {
 	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"http://127.0.0.1:99999/x\"}", "callback_url"),
 	BAD_BATCH("{" ONE_JOB ",\"callback_url\":\"http://127.0.0.1/\\u0000x\"}", "callback_url"),
 	BAD_BATCH("{" ONE_JOB "," ONE_JOB "}", "jobs"),
-	{ "POST", "/v1/batches", "{\"jobs\":[", 400, "malformed_json", NULL, NULL },
-	{ "POST", "/v1/batches", "[{\"type\":\"echo\"}]", 400, "malformed_json", NULL, NULL },
+	{ "POST", "/v1/batches", NULL, "{\"jobs\":[", 400, "malformed_json", NULL, NULL },
+	{ "POST", "/v1/batches", NULL, "[{\"type\":\"echo\"}]", 400, "malformed_json", NULL, NULL },
 	/* lookups */
-	{ "GET", "/v1/batches/" UNKNOWN_ID, NULL, 404, "batch_not_found", NULL, NULL },
-	{ "GET", "/v1/batches/not-a-uuid", NULL, 404, "batch_not_found", NULL, NULL },
-	{ "GET", "/v1/batches/{id}?wait=-1", NULL, 400, "invalid_query", "wait", NULL },
-	{ "GET", "/v1/batches/{id}?wait=abc", NULL, 400, "invalid_query", "wait", NULL },
-	{ "GET", "/v1/batches/{id}?wait=", NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/batches/" UNKNOWN_ID, NULL, NULL, 404, "batch_not_found", NULL, NULL },
+	{ "GET", "/v1/batches/not-a-uuid", NULL, NULL, 404, "batch_not_found", NULL, NULL },
+	{ "GET", "/v1/batches/{id}?wait=-1", NULL, NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/batches/{id}?wait=abc", NULL, NULL, 400, "invalid_query", "wait", NULL },
+	{ "GET", "/v1/batches/{id}?wait=", NULL, NULL, 400, "invalid_query", "wait", NULL },
 	/* methods */
-	{ "GET", "/v1/batches", NULL, 405, "method_not_allowed", NULL, "POST" },
-	{ "DELETE", "/v1/batches", NULL, 405, "method_not_allowed", NULL, "POST" },
-	{ "PUT", "/v1/batches", NULL, 405, "method_not_allowed", NULL, "POST" },
-	{ "POST", "/v1/batches/{id}", NULL, 405, "method_not_allowed", NULL, "GET" },
-	{ "DELETE", "/v1/batches/{id}", NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "GET", "/v1/batches", NULL, NULL, 405, "method_not_allowed", NULL, "POST" },
+	{ "DELETE", "/v1/batches", NULL, NULL, 405, "method_not_allowed", NULL, "POST" },
+	{ "PUT", "/v1/batches", NULL, NULL, 405, "method_not_allowed", NULL, "POST" },
+	{ "POST", "/v1/batches/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
+	{ "DELETE", "/v1/batches/{id}", NULL, NULL, 405, "method_not_allowed", NULL, "GET" },
 	/* callback_url on single jobs */
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"ftp://x\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"ftp://x\"}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"gopher://h/\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"gopher://h/\"}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"//h/x\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"//h/x\"}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":true}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":true}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":{}}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":{}}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://[::1\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"http://[::1\"}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://[::1]:99999/x\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"http://[::1]:99999/x\"}",
 	  400, "invalid_field", "callback_url", NULL },
-	{ "POST", "/v1/jobs", "{\"type\":\"echo\",\"callback_url\":\"http://127.0.0.1:99999/x\"}",
+	{ "POST", "/v1/jobs", NULL, "{\"type\":\"echo\",\"callback_url\":\"http://127.0.0.1:99999/x\"}",
 	  400, "invalid_field", "callback_url", NULL },
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
-
-/* Runs one case; appends a line to report if it does not match. */
-static int run_bad_case(const struct jobqd *d, const struct bad_case *c,
-			const char *id, char *report, size_t cap)
-{
-	char path[256], why[2048], allow[128] = "";
-	struct resp r;
-	int bad;
-	size_t len;
-
-	expand_id(path, sizeof path, c->path, id);
-	harness_request(d, c->method, path,
-			c->body != NULL ? "application/json" : NULL, c->body,
-			NULL, &r);
-	bad = harness_problem_mismatch(&r, c->status, c->code, c->field, why,
-				       sizeof why);
-	if (c->allow != NULL &&
-	    (!harness_header(&r, "Allow", allow, sizeof allow) ||
-	     strcmp(allow, c->allow) != 0)) {
-		len = strlen(why);
-		snprintf(why + len, sizeof why - len, "%sAllow '%s', want '%s'",
-			 len ? "; " : "", allow, c->allow);
-		bad = 1;
-	}
-	if (bad) {
-		len = strlen(report);
-		snprintf(report + len, cap - len, "  %s %s body %.90s: %s\n",
-			 c->method, path, c->body ? c->body : "-", why);
-	}
-	harness_resp_free(&r);
-	return bad;
-}
 
 /* {"jobs":[{"type":"echo","payload":0}, ... n], "callback_url"?}; malloc'd. */
 static char *batch_of_echos(int n, const char *callback_url)
@@ -1274,7 +1188,7 @@ START_TEST(batches_reject_bad_input_with_exact_problems)
 	harness_start(&d, NULL);
 	b = create_batch(&d, "{\"jobs\":[{\"type\":\"echo\"}]}", 1);
 	for (i = 0; i < N_BAD_CASES; i++) {
-		if (!run_bad_case(&d, &bad_cases[i], jstr(b, "id"), report, cap))
+		if (!harness_bad_case_run(&d, &bad_cases[i], jstr(b, "id"), report, cap))
 			continue;
 		nbad++;
 		/* a case that kills jobqd is reported; the rest still run */
@@ -1746,5 +1660,6 @@ static Suite *delivery_suite(void)
 
 int main(void)
 {
+	harness_set_job_check(check_job);
 	return harness_run(delivery_suite());
 }

@@ -17,18 +17,7 @@
 #define UNKNOWN_ID "01890000-0000-7000-8000-000000000000"
 #define HOLD "\"delay_s\":3600" /* a parent that waits, scheduled, until canceled */
 
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body, long want)
-{
-	struct resp r;
-
-	harness_request(d, method, path, body ? "application/json" : NULL, body, NULL, &r);
-	ck_assert_msg(r.status == want, "%s %s: status %ld (want %ld) %s; body: %.800s", method, path, r.status,
-		      want, r.error, r.body);
-	cJSON *j = take_json(&r);
-	harness_resp_free(&r);
-	ck_assert_msg(j != NULL, "%s %s: body is not JSON", method, path);
-	return j;
-}
+#define call(d, method, path, body, want) harness_call((d), (method), (path), (body), NULL, (want))
 
 static void refused(const struct jobqd *d, const char *path, const char *body, long status, const char *code,
 		    const char *field)
@@ -41,16 +30,7 @@ static void refused(const struct jobqd *d, const char *path, const char *body, l
 }
 
 /* Submits body; the reply must be 201 in state want. Returns the id. */
-static char *submit_in(const struct jobqd *d, const char *body, const char *want)
-{
-	cJSON *j = call(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr(j, "id"));
-
-	ck_assert_msg(str_eq(jstr(j, "state"), want), "submitted %s: state %s, want %s", body, jstr_or(j, "state"),
-		      want);
-	cJSON_Delete(j);
-	return id;
-}
+#define submit_in harness_submit_state
 
 /* {"type":"echo","depends_on":["a","b"],<rest>} */
 static const char *child_body(const char *const *parents, const char *rest)
@@ -66,18 +46,9 @@ static const char *child_body(const char *const *parents, const char *rest)
 
 #define PARENTS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[160];
+#define get_job harness_get_job
 
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query && query[0] ? "?" : "", query ? query : "");
-	return call(d, "GET", path, NULL, 200);
-}
-
-static cJSON *finished(const struct jobqd *d, const char *id)
-{
-	return harness_wait_terminal(d, id, get_job);
-}
+#define finished(d, id) harness_wait_terminal((d), (id), NULL)
 
 static void assert_state(const struct jobqd *d, const char *id, const char *state)
 {
@@ -554,18 +525,6 @@ static void *long_poll(void *arg)
 	return NULL;
 }
 
-static long waiters(const struct jobqd *d)
-{
-	struct resp r;
-	long n = -1;
-	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
-	const char *at = r.status == 200 ? strstr(r.body, "\njobq_waiters ") : NULL;
-	if (at)
-		n = strtol(at + strlen("\njobq_waiters "), NULL, 10);
-	harness_resp_free(&r);
-	return n;
-}
-
 /* A long poll on a blocked child is answered as soon as its parent's
  * cancel ends it too, not when its wait runs out (it would then still
  * read blocked). */
@@ -579,10 +538,8 @@ START_TEST(cascade_wakes_a_long_poll_on_the_child)
 	snprintf(a.path, sizeof a.path, "/v1/jobs/%s?wait=30", c);
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &a), 0);
-	int k = 0;
-	while (waiters(&d) < 1 && k++ < 1000)
-		nap_ms(10);
-	ck_assert_msg(waiters(&d) >= 1, "the long poll never registered");
+	/* the long poll has registered once jobq_waiters counts it */
+	harness_wait_metric(&d, "jobq_waiters", 1, 10000.0);
 	action(&d, p, "cancel", 200);
 	pthread_join(t, NULL);
 	ck_assert_str_eq(a.state, "canceled");

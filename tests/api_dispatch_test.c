@@ -16,45 +16,7 @@
 #define WARM_JOBS 20   /* short jobs first: the buffer's depth follows hold times */
 #define BEHIND 8       /* echo jobs submitted behind the gate */
 
-static cJSON *request_json(const struct jobqd *d, const char *method, const char *path,
-			   const char *body, long want)
-{
-	struct resp r;
-	cJSON *j;
-
-	harness_request(d, method, path, body ? "application/json" : NULL, body, NULL, &r);
-	ck_assert_msg(r.status == want, "%s %s: status %ld (want %ld) %s; body: %.800s",
-		      method, path, r.status, want, r.error, r.body);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	ck_assert_msg(j != NULL, "%s %s: body is not JSON", method, path);
-	return j;
-}
-
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = request_json(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr(j, "id"));
-
-	cJSON_Delete(j);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	return request_json(d, "GET", path, NULL, 200);
-}
-
-static void queue_do(const struct jobqd *d, const char *queue, const char *action)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
-	cJSON_Delete(request_json(d, "POST", path, NULL, 200));
-}
+#define get_job(d, id) harness_get_job((d), (id), NULL)
 
 static long queue_count(const struct jobqd *d, const char *queue, const char *state)
 {
@@ -63,27 +25,13 @@ static long queue_count(const struct jobqd *d, const char *queue, const char *st
 	long n;
 
 	snprintf(path, sizeof path, "/v1/queues/%s", queue);
-	q = request_json(d, "GET", path, NULL, 200);
+	q = harness_call(d, "GET", path, NULL, NULL, 200);
 	n = jlong(jget(q, "counts"), state);
 	cJSON_Delete(q);
 	return n;
 }
 
-static cJSON *wait_terminal(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 15000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id);
-		if (is_terminal(jstr_or(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not finished after 15 s: %s", id,
-			      jstr_or(j, "state"));
-		cJSON_Delete(j);
-		nap_ms(10);
-	}
-}
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), NULL)
 
 static void open_gate(const struct jobqd *d)
 {
@@ -130,7 +78,7 @@ static void start_scene(struct jobqd *d, const char *const *args, struct scene *
 	memset(sc, 0, sizeof *sc);
 	harness_start_bin(d, "JOBQD_TEST", "build/jobqd-test", argv, ARGS("JOBQ_TEST_GATE=" GATE_FILE));
 	for (int i = 0; i < WARM_JOBS; i++)
-		warm[i] = submit(d, "{\"type\":\"echo\",\"queue\":\"warm\",\"payload\":{}}");
+		warm[i] = harness_submit(d, "{\"type\":\"echo\",\"queue\":\"warm\",\"payload\":{}}");
 	for (int i = 0; i < WARM_JOBS; i++) {
 		j = wait_terminal(d, warm[i]);
 		ck_assert_str_eq(jstr(j, "state"), "succeeded");
@@ -139,11 +87,11 @@ static void start_scene(struct jobqd *d, const char *const *args, struct scene *
 	}
 	/* paused while they are submitted: one claim takes the gate and what
 	 * fits behind it */
-	queue_do(d, "q", "pause");
-	sc->gate = submit(d, "{\"type\":\"gate\",\"queue\":\"q\"}");
+	cJSON_Delete(harness_queue_action(d, "q", "pause"));
+	sc->gate = harness_submit(d, "{\"type\":\"gate\",\"queue\":\"q\"}");
 	for (int i = 0; i < BEHIND; i++)
-		sc->behind[i] = submit(d, "{\"type\":\"echo\",\"queue\":\"q\",\"payload\":{\"i\":1}}");
-	queue_do(d, "q", "resume");
+		sc->behind[i] = harness_submit(d, "{\"type\":\"echo\",\"queue\":\"q\",\"payload\":{\"i\":1}}");
+	cJSON_Delete(harness_queue_action(d, "q", "resume"));
 	end = mono_ms() + 10000.0;
 	while (queue_count(d, "q", "running") < 2) {
 		ck_assert_msg(mono_ms() < end, "no job was claimed ahead behind the gate in 10 s "
@@ -179,7 +127,7 @@ START_TEST(shutdown_puts_buffered_jobs_back_without_an_attempt)
 	char *s;
 
 	start_scene(&d, ARGS("--shutdown-grace", "0.2"), &sc);
-	queue_do(&d, "q", "pause"); /* nothing of q runs after the restart */
+	cJSON_Delete(harness_queue_action(&d, "q", "pause")); /* nothing of q runs after the restart */
 	assert_exit_0(harness_stop_keep(&d), "SIGTERM");
 	harness_restart(&d, NULL);
 	for (int k = 0; k < sc.nbuffered; k++) {
@@ -211,7 +159,7 @@ START_TEST(kill9_recovers_buffered_jobs_as_interrupted_attempts)
 	char *s;
 
 	start_scene(&d, NULL, &sc);
-	queue_do(&d, "q", "pause");
+	cJSON_Delete(harness_queue_action(&d, "q", "pause"));
 	harness_kill9(&d);
 	harness_restart(&d, NULL);
 	for (int k = 0; k < sc.nbuffered; k++) {
@@ -226,7 +174,7 @@ START_TEST(kill9_recovers_buffered_jobs_as_interrupted_attempts)
 	}
 	/* and they run when their queue resumes */
 	open_gate(&d);
-	queue_do(&d, "q", "resume");
+	cJSON_Delete(harness_queue_action(&d, "q", "resume"));
 	for (int i = 0; i < BEHIND; i++) {
 		j = wait_terminal(&d, sc.behind[i]);
 		ck_assert_str_eq(jstr(j, "state"), "succeeded");
@@ -250,7 +198,7 @@ START_TEST(cancel_of_buffered_job_ends_it_at_once)
 	victim = sc.behind[sc.buffered[0]];
 	/* the only worker still holds the gate: the cancel must not wait for it */
 	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", victim);
-	j = request_json(&d, "POST", path, NULL, 200);
+	j = harness_call(&d, "POST", path, NULL, NULL, 200);
 	s = cJSON_PrintUnformatted(j);
 	ck_assert_msg(str_eq(jstr(j, "state"), "canceled"), "cancel answered: %s", s);
 	free(s);

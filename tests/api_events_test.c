@@ -769,64 +769,11 @@ static void assert_same_suffix(const struct stream *a, long long after,
 		      "status %ld, want %ld %s; body: %.800s", (r)->status,    \
 		      (long)(st), (r)->error, (r)->body)
 
-static char *submit(const struct jobqd *d, const char *body)
-{
-	struct resp r;
-	char *id;
+#define get_job(d, id) harness_get_job((d), (id), NULL)
 
-	harness_request(d, "POST", "/v1/jobs", "application/json", body, NULL, &r);
-	ck_assert_msg(r.status == 201 && jstr(r.json, "id") != NULL,
-		      "submit %s: status %ld %s; body: %.800s", body, r.status,
-		      r.error, r.body);
-	id = strdup(jstr(r.json, "id"));
-	harness_resp_free(&r);
-	return id;
-}
+#define wait_state(d, id, state) cJSON_Delete(harness_wait_state((d), (id), (state), NULL))
 
-static cJSON *get_job(const struct jobqd *d, const char *id)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
-
-/* Polls (10 ms steps, at most 10 s) until job id is in state. */
-static void wait_state(const struct jobqd *d, const char *id, const char *state)
-{
-	double end = mono_ms() + 10000.0;
-
-	for (;;) {
-		cJSON *j = get_job(d, id);
-		int ok = str_eq(jstr(j, "state"), state);
-
-		ck_assert_msg(ok || mono_ms() < end, "job %s never reached %s (%s)",
-			      id, state, jstr_or(j, "state"));
-		cJSON_Delete(j);
-		if (ok)
-			return;
-		nap_ms(10);
-	}
-}
-
-static void queue_action(const struct jobqd *d, const char *queue,
-			 const char *action)
-{
-	char path[256];
-	struct resp r;
-
-	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
-	harness_request(d, "POST", path, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	harness_resp_free(&r);
-}
+#define queue_action(d, queue, action) cJSON_Delete(harness_queue_action((d), (queue), (action)))
 
 static void cancel_ok(const struct jobqd *d, const char *id)
 {
@@ -881,7 +828,7 @@ START_TEST(job_stream_delivers_story_in_order_then_server_ends)
 
 	harness_start(&d, NULL);
 	queue_action(&d, "ev", "pause");
-	id = submit(&d, "{\"type\":\"sleep\",\"queue\":\"ev\",\"payload\":{\"seconds\":0.6}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"ev\",\"payload\":{\"seconds\":0.6}}");
 	events_path(path, sizeof path, id);
 
 	g = group_new(&d, 1, 10000);
@@ -940,7 +887,7 @@ START_TEST(job_stream_unknown_job_and_wrong_method)
 	assert_problem_stream(&d, "/v1/jobs/not-a-uuid/events", 404,
 			      "job_not_found", NULL);
 
-	id = submit(&d, "{\"type\":\"echo\",\"payload\":1}");
+	id = harness_submit(&d, "{\"type\":\"echo\",\"payload\":1}");
 	events_path(path, sizeof path, id);
 	harness_request(&d, "POST", path, NULL, NULL, NULL, &r);
 	assert_problem(&r, 405, "method_not_allowed", NULL);
@@ -969,7 +916,7 @@ START_TEST(job_stream_resumes_after_last_event_id_without_snapshot)
 
 	harness_start(&d, NULL);
 	queue_action(&d, "ev", "pause");
-	id = submit(&d, "{\"type\":\"sleep\",\"queue\":\"ev\",\"payload\":{\"seconds\":0.6}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"ev\",\"payload\":{\"seconds\":0.6}}");
 	events_path(path, sizeof path, id);
 
 	/* stream 0 reads everything; stream 1 hangs up at "running" */
@@ -1026,7 +973,7 @@ START_TEST(job_stream_ends_with_canceled_after_cancel)
 	size_t i;
 
 	harness_start(&d, NULL);
-	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 	wait_state(&d, id, "running");
 	events_path(path, sizeof path, id);
 	g = group_new(&d, 1, 10000);
@@ -1150,10 +1097,10 @@ START_TEST(global_stream_filters_and_replays_job_events)
 	group_start(g);
 	group_wait(g, 0, has_headers, NULL, 3000, "response headers");
 
-	e1 = submit(&d, "{\"type\":\"echo\",\"queue\":\"a\",\"payload\":1}");
-	e2 = submit(&d, "{\"type\":\"echo\",\"queue\":\"b\",\"payload\":2}");
-	e3 = submit(&d, "{\"type\":\"echo\",\"queue\":\"b\",\"payload\":3}");
-	f4 = submit(&d, "{\"type\":\"fail\",\"queue\":\"a\","
+	e1 = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"a\",\"payload\":1}");
+	e2 = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"b\",\"payload\":2}");
+	e3 = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"b\",\"payload\":3}");
+	f4 = harness_submit(&d, "{\"type\":\"fail\",\"queue\":\"a\","
 		     "\"payload\":{\"message\":\"boom\",\"retryable\":false}}");
 	all_ids[0] = e1; all_ids[1] = e2; all_ids[2] = e3; all_ids[3] = f4;
 	all_ids[4] = NULL;
@@ -1260,9 +1207,9 @@ START_TEST(global_stream_filters_by_ids_and_batch)
 
 	harness_start(&d, ARGS("--sse-heartbeat", "0.2"));
 	queue_action(&d, "hold", "pause");
-	a = submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":1}");
-	b = submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":2}");
-	c = submit(&d, "{\"type\":\"fail\",\"queue\":\"hold\","
+	a = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":1}");
+	b = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"hold\",\"payload\":2}");
+	c = harness_submit(&d, "{\"type\":\"fail\",\"queue\":\"hold\","
 		   "\"payload\":{\"retryable\":false}}");
 	harness_request(&d, "POST", "/v1/batches", "application/json",
 			"{\"jobs\":[{\"type\":\"echo\",\"queue\":\"hold\"},"
@@ -1350,7 +1297,7 @@ START_TEST(idle_streams_get_keep_alive_comments)
 
 	/* a per-job stream of a job that waits in a paused queue */
 	queue_action(&d, "idle", "pause");
-	id = submit(&d, "{\"type\":\"echo\",\"queue\":\"idle\",\"payload\":1}");
+	id = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"idle\",\"payload\":1}");
 	events_path(path, sizeof path, id);
 	g = read_stream(&d, path, NULL, has_keepalives, &two, 2000);
 	assert_client_ended(&g->s[0]);
@@ -1375,7 +1322,7 @@ START_TEST(many_job_streams_end_without_a_thread_each)
 	size_t i, bad = 0;
 
 	harness_start(&d, NULL);
-	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 	wait_state(&d, id, "running");
 	events_path(path, sizeof path, id);
 
@@ -1431,11 +1378,17 @@ START_TEST(hung_up_waiters_and_streams_release_descriptors)
 	size_t i;
 
 	harness_start(&d, ARGS("--sse-heartbeat", "0.2"));
-	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 	wait_state(&d, id, "running");
 	events_path(path, sizeof path, id);
 	snprintf(poll_path, sizeof poll_path, "/v1/jobs/%s?wait=2", id);
-	nap_ms(100);
+	/* the baseline once the setup's connections are closed: the scrape's
+	 * own is the only one left */
+	end = mono_ms() + 10000;
+	while (harness_metric(&d, "jobq_http_connections") > 1) {
+		ck_assert_msg(mono_ms() < end, "the setup's connections still open after 10 s");
+		nap_ms(10);
+	}
 	fd0 = proc_count(d.pid, "fd");
 
 	g = group_new(&d, 2 * WAITERS, 10000);
@@ -1445,7 +1398,8 @@ START_TEST(hung_up_waiters_and_streams_release_descriptors)
 	}
 	group_start(g);
 	group_wait(g, WAITERS, has_events, &one, 5000, "the snapshot");
-	nap_ms(200);
+	/* every client is connected (the streams and the long-polls) */
+	harness_wait_metric(&d, "jobq_http_connections", 2 * WAITERS, 10000.0);
 	fd_open = proc_count(d.pid, "fd");
 	group_close(g);
 	group_join(g);

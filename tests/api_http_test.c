@@ -421,74 +421,16 @@ static void expand(char *out, size_t n, const char *payload)
 static char *submit(const struct jobqd *d, const char *payload, const char *extra)
 {
 	char body[4096], p[2048];
-	struct resp r;
-	char *id;
 
 	expand(p, sizeof p, payload);
 	snprintf(body, sizeof body, "{\"type\":\"http\",\"payload\":%s%s%s}", p,
 		 extra != NULL ? "," : "", extra != NULL ? extra : "");
-	harness_request(d, "POST", "/v1/jobs", "application/json", body, NULL, &r);
-	ck_assert_msg(r.status == 201, "submit %s: status %ld %s %.600s", body, r.status,
-		      r.error, r.body);
-	id = strdup(jstr(r.json, "id"));
-	harness_resp_free(&r);
-	return id;
+	return harness_submit(d, body);
 }
 
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
+#define wait_done(d, id) harness_wait_terminal((d), (id), NULL)
 
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
-	ck_assert_msg(r.status == 200 && r.json != NULL, "GET %s: %ld %.400s", path, r.status, r.body);
-	j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
-
-static int terminal(const char *state)
-{
-	return str_eq(state, "succeeded") || str_eq(state, "failed") || str_eq(state, "canceled");
-}
-
-/* Long-polls until the job is finished (at most 30 s). */
-static cJSON *wait_done(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 30000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, "wait=5");
-		if (terminal(jstr(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not finished after 30 s: %s", id,
-			      jstr_or(j, "state"));
-		cJSON_Delete(j);
-	}
-}
-
-/* Polls until the job is running (at most 10 s). */
-static void wait_running(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 10000.0;
-	cJSON *j;
-
-	for (;;) {
-		j = get_job(d, id, NULL);
-		if (str_eq(jstr(j, "state"), "running")) {
-			cJSON_Delete(j);
-			return;
-		}
-		ck_assert_msg(!terminal(jstr(j, "state")) && mono_ms() < end,
-			      "job %s never ran: %s %s", id, jstr_or(j, "state"), jstr_or(j, "error"));
-		cJSON_Delete(j);
-		nap_ms(10);
-	}
-}
+#define wait_running(d, id) cJSON_Delete(harness_wait_state((d), (id), "running", NULL))
 
 /* Runs one job to its end; asserts its state and attempts. */
 static cJSON *run_job(const struct jobqd *d, const char *payload, const char *extra,
@@ -714,7 +656,7 @@ START_TEST(http_shutdown_requeues_running_job)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status 0x%x", st);
 	ck_assert_msg(wait_count(&srv.aborted, 1, 5000), "the server never saw the close");
 	harness_restart(&d, ARGS("--workers", "1"));
-	j = get_job(&d, id, NULL);
+	j = harness_get_job(&d, id, NULL);
 	ck_assert_msg(jlong_trunc(j, "attempts") <= 1, "attempts %ld", jlong_trunc(j, "attempts"));
 	ck_assert_msg(!str_eq(jstr(j, "state"), "failed") && !str_eq(jstr(j, "state"), "canceled"),
 		      "requeued job is %s (%s)", jstr_or(j, "state"), jstr_or(j, "error"));

@@ -27,25 +27,10 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 }
 
-static cJSON *call_as(const struct jobqd *d, const char *auth, const char *method, const char *path,
-		      const char *body, long want)
-{
-	struct resp r;
-	cJSON *j;
+#define call_as(d, auth, method, path, body, want) \
+	harness_call((d), (method), (path), (body), (auth), (want))
 
-	harness_request(d, method, path, body ? "application/json" : NULL, body, auth, &r);
-	ck_assert_msg(r.status == want, "%s %s: status %ld (want %ld) %s; body: %.800s",
-		      method, path, r.status, want, r.error, r.body);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	ck_assert_msg(j != NULL, "%s %s: body is not JSON", method, path);
-	return j;
-}
-
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body, long want)
-{
-	return call_as(d, NULL, method, path, body, want);
-}
+#define call(d, method, path, body, want) harness_call((d), (method), (path), (body), NULL, (want))
 
 /* A request that must answer the problem status/code/field. */
 static void refused(const struct jobqd *d, const char *auth, const char *method, const char *path,
@@ -58,22 +43,7 @@ static void refused(const struct jobqd *d, const char *auth, const char *method,
 	harness_resp_free(&r);
 }
 
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = call(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr(j, "id"));
-
-	cJSON_Delete(j);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	return call(d, "GET", path, NULL, 200);
-}
+#define get_job(d, id) harness_get_job((d), (id), NULL)
 
 /* POST /v1/leases; the reply's jobs array must hold want jobs. */
 static cJSON *lease(const struct jobqd *d, const char *body, int want)
@@ -130,12 +100,12 @@ START_TEST(external_queue_takes_any_type_and_is_never_run_inside)
 	ck_assert_str_eq(jstr(j, "state"), "queued");
 	char *id = strdup(jstr(j, "id"));
 	cJSON_Delete(j);
-	char *other = submit(&d, "{\"type\":\"mail\",\"queue\":\"ext.fast\"}");
+	char *other = harness_submit(&d, "{\"type\":\"mail\",\"queue\":\"ext.fast\"}");
 	refused(&d, NULL, "POST", "/v1/jobs", "{\"type\":\"plots.render\",\"queue\":\"default\"}", 422,
 		"unknown_job_type", "type");
 	refused(&d, NULL, "POST", "/v1/jobs", "{\"type\":\"bad type\",\"queue\":\"py\"}", 400, "invalid_field", "type");
 	/* An internal job submitted after them runs to its end; they stay queued. */
-	char *echo = submit(&d, "{\"type\":\"echo\",\"payload\":1}");
+	char *echo = harness_submit(&d, "{\"type\":\"echo\",\"payload\":1}");
 	j = call(&d, "GET", "/v1/jobs/x", NULL, 404);
 	cJSON_Delete(j);
 	char path[128];
@@ -161,7 +131,7 @@ START_TEST(lease_heartbeat_complete)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"payload\":{\"x\":2}}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"payload\":{\"x\":2}}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"],\"worker\":\"host-1\"}", 1);
 	const cJSON *job = leased(l);
 	ck_assert_str_eq(jstr(job, "id"), id);
@@ -203,7 +173,7 @@ START_TEST(answers_may_ask_for_no_body)
 	struct jobqd d;
 	harness_start(&d, EXT);
 	for (int k = 0; k < 2; k++) {
-		char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+		char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
 		cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 		char lid[33], path[128], applied[64];
 		snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -235,7 +205,7 @@ START_TEST(fail_retries_per_policy_and_release_spends_no_attempt)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3,\"backoff_s\":0.01}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3,\"backoff_s\":0.01}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 	char lid[33];
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -266,7 +236,7 @@ START_TEST(fail_retries_per_policy_and_release_spends_no_attempt)
 	cJSON_Delete(j);
 	cJSON_Delete(lease(&d, "{\"queues\":[\"py\"]}", 0));
 
-	char *id2 = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3}");
+	char *id2 = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3}");
 	l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
 	cJSON_Delete(l);
@@ -283,7 +253,7 @@ START_TEST(stale_lease_ids_are_refused_and_change_nothing)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 	char first[33], second[33], path[128];
 	snprintf(first, sizeof first, "%s", jstr(leased(l), "lease_id"));
@@ -325,7 +295,7 @@ START_TEST(expired_lease_is_an_interrupted_attempt_and_the_job_is_leased_again)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3,\"backoff_s\":0.01}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\",\"max_attempts\":3,\"backoff_s\":0.01}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"],\"lease_s\":1}", 1);
 	char lid[33];
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -362,7 +332,7 @@ START_TEST(cancel_reaches_the_worker_at_its_heartbeat)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 	char lid[33];
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -405,20 +375,6 @@ static void *long_poll(void *arg)
 	return NULL;
 }
 
-/* jobq_waiters from /metrics. */
-static long waiters(const struct jobqd *d)
-{
-	struct resp r;
-	long n = -1;
-
-	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
-	const char *at = strstr(r.body, "\njobq_waiters ");
-	if (at)
-		n = strtol(at + strlen("\njobq_waiters "), NULL, 10);
-	harness_resp_free(&r);
-	return n;
-}
-
 START_TEST(lease_long_poll_is_woken_by_a_submit)
 {
 	struct jobqd d;
@@ -426,13 +382,9 @@ START_TEST(lease_long_poll_is_woken_by_a_submit)
 	struct poller p = {.d = &d, .body = "{\"queues\":[\"ext.a\"],\"wait_s\":30}"};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &p), 0);
-	double t0 = now_ms();
-	while (waiters(&d) < 1) {
-		ck_assert_msg(now_ms() - t0 < 10000, "the lease request never waited");
-		struct timespec ts = {0, 5 * 1000000};
-		nanosleep(&ts, NULL);
-	}
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.a\"}");
+	/* the lease request is waiting once jobq_waiters counts it */
+	harness_wait_metric(&d, "jobq_waiters", 1, 10000.0);
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.a\"}");
 	pthread_join(t, NULL);
 	ck_assert_msg(p.r.status == 200, "status %ld: %s", p.r.status, p.r.body);
 	cJSON *j = take_json(&p.r);
@@ -453,17 +405,13 @@ START_TEST(lease_long_poll_skips_a_paused_queue_and_is_woken_by_its_resume)
 	struct jobqd d;
 	harness_start(&d, EXT);
 	cJSON_Delete(call(&d, "POST", "/v1/queues/ext.b/pause", NULL, 200));
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.b\"}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.b\"}");
 	cJSON_Delete(lease(&d, "{\"queues\":[\"ext.b\"]}", 0));
 	struct poller p = {.d = &d, .body = "{\"queues\":[\"ext.b\"],\"wait_s\":30}"};
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, long_poll, &p), 0);
-	double t0 = now_ms();
-	while (waiters(&d) < 1) {
-		ck_assert_msg(now_ms() - t0 < 10000, "the lease request never waited");
-		struct timespec ts = {0, 5 * 1000000};
-		nanosleep(&ts, NULL);
-	}
+	/* the lease request is waiting once jobq_waiters counts it */
+	harness_wait_metric(&d, "jobq_waiters", 1, 10000.0);
 	cJSON_Delete(call(&d, "POST", "/v1/queues/ext.b/resume", NULL, 200));
 	pthread_join(t, NULL);
 	ck_assert_msg(p.r.status == 200, "status %ld: %s", p.r.status, p.r.body);
@@ -482,8 +430,8 @@ START_TEST(queue_limit_counts_leased_jobs)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *a = submit(&d, "{\"type\":\"fn\",\"queue\":\"lim\"}");
-	char *b = submit(&d, "{\"type\":\"fn\",\"queue\":\"lim\"}");
+	char *a = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"lim\"}");
+	char *b = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"lim\"}");
 	cJSON *l = lease(&d, "{\"queues\":[\"lim\"],\"max\":2}", 1);
 	char lid[33], first[40];
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -559,7 +507,7 @@ START_TEST(bad_inputs_name_the_field)
 		refused(&d, NULL, "POST", "/v1/leases", cases[i].body, cases[i].status, cases[i].code, cases[i].field);
 	refused(&d, NULL, "POST", "/v1/leases", "{\"queues\":", 400, "malformed_json", NULL);
 
-	char *id = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+	char *id = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
 	cJSON *l = lease(&d, "{\"queues\":[\"py\"]}", 1);
 	char lid[33], path[128];
 	snprintf(lid, sizeof lid, "%s", jstr(leased(l), "lease_id"));
@@ -594,8 +542,8 @@ START_TEST(leases_now_are_listed_with_their_expiry)
 {
 	struct jobqd d;
 	harness_start(&d, EXT);
-	char *a = submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
-	char *b = submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.img\"}");
+	char *a = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"py\"}");
+	char *b = harness_submit(&d, "{\"type\":\"fn\",\"queue\":\"ext.img\"}");
 	cJSON *j = call(&d, "GET", "/v1/leases", NULL, 200);
 	ck_assert_int_eq(cJSON_GetArraySize(jget(j, "leases")), 0);
 	cJSON_Delete(j);

@@ -23,39 +23,10 @@
 #define tcase(s, name) harness_tcase((s), (name), TEST_TIMEOUT_S)
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* ---- helpers ---- */
-
-static char *submit(const struct jobqd *d, const char *body)
-{
-	struct resp r;
-	char *id;
-
-	harness_request(d, "POST", "/v1/jobs", "application/json", body, NULL, &r);
-	ck_assert_msg(r.status == 201 && jstr(r.json, "id") != NULL,
-		      "submit %s: status %ld %s; body: %.800s", body, r.status, r.error, r.body);
-	id = strdup(jstr(r.json, "id"));
-	harness_resp_free(&r);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
-	ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	return j;
-}
-
 /* Waits for the job to end in state want; frees id. */
 static void expect_end(const struct jobqd *d, char *id, const char *want)
 {
-	cJSON *j = harness_wait_terminal(d, id, get_job);
+	cJSON *j = harness_wait_terminal(d, id, NULL);
 
 	ck_assert_msg(str_eq(jstr(j, "state"), want), "job %s ended %s, want %s", id,
 		      jstr_or(j, "state"), want);
@@ -200,8 +171,8 @@ START_TEST(metrics_are_prometheus_text_that_promtool_accepts)
 	int rc;
 
 	harness_start(&d, NULL);
-	expect_end(&d, submit(&d, "{\"type\":\"echo\",\"payload\":1}"), "succeeded");
-	expect_end(&d, submit(&d, "{\"type\":\"fail\",\"max_attempts\":2,\"backoff_s\":0.01}"), "failed");
+	expect_end(&d, harness_submit(&d, "{\"type\":\"echo\",\"payload\":1}"), "succeeded");
+	expect_end(&d, harness_submit(&d, "{\"type\":\"fail\",\"max_attempts\":2,\"backoff_s\":0.01}"), "failed");
 	harness_request(&d, "GET", "/no/such/thing", NULL, NULL, NULL, &r);
 	ck_assert_int_eq(r.status, 404);
 	harness_resp_free(&r);
@@ -228,21 +199,21 @@ START_TEST(metrics_count_known_jobs_of_each_queue_and_type_exactly)
 
 	harness_start(&d, NULL);
 	for (int i = 0; i < 3; i++)
-		ids[n++] = submit(&d, "{\"type\":\"echo\",\"queue\":\"mq\",\"payload\":1}");
+		ids[n++] = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"mq\",\"payload\":1}");
 	for (int i = 0; i < 2; i++)
-		ids[n++] = submit(&d, "{\"type\":\"fail\",\"queue\":\"mq\",\"max_attempts\":2,\"backoff_s\":0.01}");
+		ids[n++] = harness_submit(&d, "{\"type\":\"fail\",\"queue\":\"mq\",\"max_attempts\":2,\"backoff_s\":0.01}");
 	for (int i = 0; i < n; i++)
 		expect_end(&d, ids[i], i < 3 ? "succeeded" : "failed");
 
 	/* Canceled while waiting: never started, never ran. */
-	ids[0] = submit(&d, "{\"type\":\"sleep\",\"queue\":\"mq\",\"delay_s\":600,\"payload\":{\"seconds\":1}}");
+	ids[0] = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"mq\",\"delay_s\":600,\"payload\":{\"seconds\":1}}");
 	job_action(&d, ids[0], "cancel", &r);
 	ck_assert_int_eq(r.status, 200);
 	harness_resp_free(&r);
 	free(ids[0]);
 	/* Canceled while running: started, and its run is timed. */
-	ids[0] = submit(&d, "{\"type\":\"sleep\",\"queue\":\"mq2\",\"payload\":{\"seconds\":30}}");
-	cJSON_Delete(harness_wait_state(&d, ids[0], "running", get_job));
+	ids[0] = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"mq2\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(harness_wait_state(&d, ids[0], "running", NULL));
 	job_action(&d, ids[0], "cancel", &r);
 	ck_assert_int_eq(r.status, 200);
 	harness_resp_free(&r);
@@ -334,9 +305,9 @@ START_TEST(metrics_queue_gauges_show_depth_and_oldest_age)
 	harness_request(&d, "POST", "/v1/queues/pq/pause", NULL, NULL, NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	harness_resp_free(&r);
-	ids[0] = submit(&d, "{\"type\":\"echo\",\"queue\":\"pq\"}");
-	ids[1] = submit(&d, "{\"type\":\"echo\",\"queue\":\"pq\"}");
-	expect_end(&d, submit(&d, "{\"type\":\"echo\",\"queue\":\"free\"}"), "succeeded");
+	ids[0] = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"pq\"}");
+	ids[1] = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"pq\"}");
+	expect_end(&d, harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"free\"}"), "succeeded");
 	text = scrape(&d);
 	assert_sample(text, "jobq_queue_depth{queue=\"pq\"}", 2);
 	assert_sample(text, "jobq_queue_depth{queue=\"free\"}", 0);
@@ -370,11 +341,11 @@ START_TEST(metrics_jobs_gauge_counts_each_state_with_blocked)
 	harness_request(&d, "POST", "/v1/queues/held/pause", NULL, NULL, NULL, &r);
 	ck_assert_int_eq(r.status, 200);
 	harness_resp_free(&r);
-	parent = submit(&d, "{\"type\":\"echo\",\"queue\":\"held\"}");
+	parent = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"held\"}");
 	snprintf(body, sizeof body, "{\"type\":\"echo\",\"depends_on\":[\"%s\"]}", parent);
-	child = submit(&d, body);
-	free(submit(&d, "{\"type\":\"echo\",\"delay_s\":3600}"));
-	expect_end(&d, submit(&d, "{\"type\":\"echo\"}"), "succeeded");
+	child = harness_submit(&d, body);
+	free(harness_submit(&d, "{\"type\":\"echo\",\"delay_s\":3600}"));
+	expect_end(&d, harness_submit(&d, "{\"type\":\"echo\"}"), "succeeded");
 	text = scrape(&d);
 	assert_sample(text, "jobq_jobs{state=\"queued\"}", 1);
 	assert_sample(text, "jobq_jobs{state=\"blocked\"}", 1);
@@ -448,8 +419,8 @@ START_TEST(metrics_queue_gauges_are_bounded_to_the_deepest_queues)
 	double age;
 
 	harness_start(&d, ARGS("--workers", "1"));
-	blocker = submit(&d, "{\"type\":\"sleep\",\"queue\":\"blocker\",\"payload\":{\"seconds\":30}}");
-	cJSON_Delete(harness_wait_state(&d, blocker, "running", get_job));
+	blocker = harness_submit(&d, "{\"type\":\"sleep\",\"queue\":\"blocker\",\"payload\":{\"seconds\":30}}");
+	cJSON_Delete(harness_wait_state(&d, blocker, "running", NULL));
 
 	/* idle0000.. with a scheduled job each, and 3 queued on zz-a, whose
 	 * name sorts last: zz-a, then blocker and the first idle ones */
@@ -541,7 +512,7 @@ START_TEST(metrics_gauge_waiters_and_connections_of_a_long_poll)
 	char *id, *text;
 
 	harness_start(&d, NULL);
-	id = submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	id = harness_submit(&d, "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 	snprintf(lp.path, sizeof lp.path, "/v1/jobs/%s?wait=30", id);
 	text = scrape(&d);
 	assert_sample(text, "jobq_waiters", 0);

@@ -95,30 +95,11 @@ static void stop_ok(struct jobqd *d)
 /* Submits an echo job (with an admin key when keyed) and returns its id. */
 static char *submit(const struct jobqd *d, const char *body, const char *auth)
 {
-	struct resp r;
-	char *id;
+	cJSON *j = harness_submit_json(d, body, auth);
+	char *id = strdup(jstr(j, "id"));
 
-	call(d, "POST", "/v1/jobs", body, JSON_CT, auth, NULL, NULL, &r);
-	assert_status(&r, 201);
-	ck_assert_ptr_nonnull(jstr(r.json, "id"));
-	id = strdup(jstr(r.json, "id"));
-	harness_resp_free(&r);
+	cJSON_Delete(j);
 	return id;
-}
-
-/* GET /v1/jobs/{id}[?query] on a daemon without keys; asserts 200. */
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	struct resp r;
-	char path[256];
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	call(d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	return j;
 }
 
 /* ---- log lines ---- */
@@ -577,21 +558,6 @@ START_TEST(info_reports_version_backend_and_durability)
 }
 END_TEST
 
-static cJSON *get_job_json(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-	struct resp r;
-	cJSON *j;
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	call(d, "GET", path, NULL, NULL, NULL, NULL, NULL, &r);
-	assert_status(&r, 200);
-	j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
-
 /* One jobqd alone: GET /v1/cluster lists it, alive and leader; every
  * reply names it in Jobq-Node (errors too); a running job names it. */
 START_TEST(cluster_lists_this_node_and_replies_name_it)
@@ -632,7 +598,7 @@ START_TEST(cluster_lists_this_node_and_replies_name_it)
 	ck_assert_ptr_null(jget(r.json, "node")); /* queued: no node */
 	snprintf(got, sizeof got, "%s", jstr_or(r.json, "id"));
 	harness_resp_free(&r);
-	job = harness_wait_state(&d, got, "running", get_job_json);
+	job = harness_wait_state(&d, got, "running", NULL);
 	ck_assert_str_eq(jstr_or(job, "node"), node);
 	cJSON_Delete(job);
 	snprintf(path, sizeof path, "/v1/jobs/%s/cancel", got);
@@ -916,7 +882,7 @@ START_TEST(log_has_one_request_line_and_job_lines_in_logfmt)
 
 	harness_start(&d, NULL);
 	id = submit(&d, ECHO_JOB, NULL);
-	j = harness_wait_terminal(&d, id, get_job);
+	j = harness_wait_terminal(&d, id, NULL);
 	cJSON_Delete(j);
 	snprintf(path, sizeof path, "/v1/jobs/%s", id);
 	call(&d, "GET", path, NULL, "X-Request-Id: log-check-1", NULL, NULL, NULL, &r);
@@ -963,7 +929,7 @@ START_TEST(log_lines_are_json_objects_with_log_format_json)
 
 	harness_start(&d, ARGS("--log-format", "json"));
 	id = submit(&d, ECHO_JOB, NULL);
-	j = harness_wait_terminal(&d, id, get_job);
+	j = harness_wait_terminal(&d, id, NULL);
 	cJSON_Delete(j);
 	call(&d, "GET", "/v1/queues", NULL, "X-Request-Id: json-1", NULL, NULL, NULL, &r);
 	harness_resp_free(&r);

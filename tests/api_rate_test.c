@@ -91,18 +91,7 @@ static void stop(struct jobqd *d)
 	harness_cleanup(d);
 }
 
-/* method path with body; asserts the status; returns the JSON reply. */
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body, long status)
-{
-	struct resp r;
-	harness_request(d, method, path, body ? "application/json" : NULL, body, NULL, &r);
-	ck_assert_msg(r.status == status, "%s %s %s: %ld (want %ld) %.600s", method, path, body ? body : "",
-		      r.status, status, r.body);
-	cJSON *j = r.json;
-	r.json = NULL;
-	harness_resp_free(&r);
-	return j;
-}
+#define call(d, method, path, body, status) harness_call((d), (method), (path), (body), NULL, (status))
 
 static void put_rate(const struct jobqd *d, const char *queue, const char *body)
 {
@@ -118,50 +107,12 @@ static cJSON *get_queue(const struct jobqd *d, const char *queue)
 	return call(d, "GET", path, NULL, 200);
 }
 
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = call(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr(j, "id"));
-	cJSON_Delete(j);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id)
-{
-	char path[128];
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	return call(d, "GET", path, NULL, 200);
-}
+#define get_job(d, id) harness_get_job((d), (id), NULL)
 
 /* Long-polls until the job is finished (at most 60 s). */
-static cJSON *wait_done(const struct jobqd *d, const char *id)
-{
-	double end = mono_ms() + 60000.0;
-	char path[128];
-	snprintf(path, sizeof path, "/v1/jobs/%s?wait=5", id);
-	for (;;) {
-		cJSON *j = call(d, "GET", path, NULL, 200);
-		if (is_terminal(jstr(j, "state")))
-			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not finished after 60 s: %s", id, jstr_or(j, "state"));
-		cJSON_Delete(j);
-	}
-}
+#define wait_done(d, id) harness_wait_terminal_for((d), (id), NULL, 60000.0)
 
-/* The value of the series `line` (name and labels) in /metrics, -1 when absent. */
-static double metric(const struct jobqd *d, const char *line)
-{
-	struct resp r;
-	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
-	ck_assert_int_eq(r.status, 200);
-	double v = -1;
-	size_t n = strlen(line);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, line, n) == 0 && p[n] == ' ')
-			v = atof(p + n + 1);
-	harness_resp_free(&r);
-	return v;
-}
+#define metric harness_metric
 
 /* Submits n echo jobs to queue as one batch; ids into ids[n]. */
 static void submit_batch(const struct jobqd *d, const char *queue, int n, char **ids)
@@ -394,12 +345,12 @@ START_TEST(rate_waiting_jobs_stay_queued_without_attempts_and_nothing_spins)
 	struct jobqd d;
 	harness_start(&d, NULL);
 	put_rate(&d, "slow", "{\"limit\":1,\"period_s\":3600}");
-	char *a = submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\"}");
+	char *a = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\"}");
 	cJSON *j = wait_done(&d, a);
 	ck_assert_str_eq(jstr(j, "state"), "succeeded");
 	cJSON_Delete(j);
-	char *b = submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\"}");
-	char *c = submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\",\"max_attempts\":1}");
+	char *b = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\"}");
+	char *c = harness_submit(&d, "{\"type\":\"echo\",\"queue\":\"slow\",\"max_attempts\":1}");
 	/* For a second (a measurement, not a wait for something): both stay
 	 * queued with no attempt, and the claims that find the queue empty of
 	 * tokens stay few, where a spinning claim would make thousands. */
@@ -441,7 +392,7 @@ START_TEST(rate_leases_take_tokens_and_a_waiting_lease_wakes_for_the_next)
 	put_rate(&d, "ext", "{\"limit\":5,\"period_s\":1,\"burst\":2}");
 	char *ids[3];
 	for (int i = 0; i < 3; i++)
-		ids[i] = submit(&d, "{\"type\":\"my.fn\",\"queue\":\"ext\"}");
+		ids[i] = harness_submit(&d, "{\"type\":\"my.fn\",\"queue\":\"ext\"}");
 	cJSON *l = call(&d, "POST", "/v1/leases", "{\"queues\":[\"ext\"],\"max\":10}", 200);
 	ck_assert_int_eq(cJSON_GetArraySize(jget(l, "jobs")), 2); /* the burst */
 	cJSON_Delete(l);
@@ -474,7 +425,7 @@ static void run_limited(bool opt_in)
 	snprintf(body, sizeof body,
 		 "{\"type\":\"http\",\"queue\":\"api\",\"payload\":{\"url\":\"%s/limited\"},\"max_attempts\":3,"
 		 "\"backoff_s\":0.01}", srv.base);
-	char *id = submit(&d, body);
+	char *id = harness_submit(&d, body);
 	double end = mono_ms() + 10000;
 	while (atomic_load(&srv.limited_hits) < 1) {
 		ck_assert_msg(mono_ms() < end, "the http job never reached the server");
@@ -499,7 +450,7 @@ static void run_limited(bool opt_in)
 		cJSON_Delete(q);
 		snprintf(body, sizeof body, "{\"type\":\"http\",\"queue\":\"api\",\"payload\":{\"url\":\"%s/ok\"}}",
 			 srv.base);
-		char *other = submit(&d, body);
+		char *other = harness_submit(&d, body);
 		cJSON *j = wait_done(&d, other);
 		ck_assert_str_eq(jstr(j, "state"), "succeeded");
 		ck_assert_msg(jts(j, "started_at") >= paused_until, "a job started %lld ms before the pause ended",

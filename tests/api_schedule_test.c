@@ -20,31 +20,12 @@ static long long wall_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void pause_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static void assert_exit_0(int st)
 {
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "jobqd did not exit 0");
 }
 
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body, long want)
-{
-	struct resp r;
-	cJSON *j;
-
-	harness_request(d, method, path, body ? "application/json" : NULL, body, NULL, &r);
-	ck_assert_msg(r.status == want, "%s %s: status %ld (want %ld) %s; body: %.800s", method, path, r.status,
-		      want, r.error, r.body);
-	j = want == 204 ? cJSON_CreateNull() : take_json(&r);
-	harness_resp_free(&r);
-	ck_assert_msg(j != NULL, "%s %s: body is not JSON", method, path);
-	return j;
-}
+#define call(d, method, path, body, want) harness_call((d), (method), (path), (body), NULL, (want))
 
 static void refused(const struct jobqd *d, const char *method, const char *path, const char *body, long status,
 		    const char *code, const char *field)
@@ -56,13 +37,7 @@ static void refused(const struct jobqd *d, const char *method, const char *path,
 	harness_resp_free(&r);
 }
 
-static cJSON *get_job(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[256];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	return call(d, "GET", path, NULL, 200);
-}
+#define get_job harness_get_job
 
 /* POST /v1/schedules with name and the rest of the body. */
 static cJSON *create(const struct jobqd *d, const char *name, const char *rest)
@@ -139,7 +114,7 @@ static int wait_jobs(const struct jobqd *d, const char *queue, const char *name,
 	for (int i = 0; i < 2000; i++) {
 		if ((n = fire_times(d, queue, name, out, max, NULL)) >= want)
 			return n;
-		pause_ms(10);
+		nap_ms(10);
 	}
 	ck_abort_msg("queue %s holds %d jobs after 20 s, want %d", queue, n, want);
 	return n;
@@ -506,7 +481,7 @@ static void wait_fire_after(const struct jobqd *d, const char *queue, long long 
 		int n = fire_times(d, queue, queue, f, 256, NULL);
 		if (n > 0 && f[n - 1] >= t)
 			return;
-		pause_ms(10);
+		nap_ms(10);
 	}
 	ck_abort_msg("%s: no fire at or after %lld within 20 s", queue, t);
 }
@@ -515,7 +490,7 @@ static void wait_fire_after(const struct jobqd *d, const char *queue, long long 
 static void wait_clock(long long until)
 {
 	for (int i = 0; i < 1000 && wall_ms() < until; i++)
-		pause_ms(20);
+		nap_ms(20);
 	ck_assert(wall_ms() >= until);
 }
 

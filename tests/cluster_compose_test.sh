@@ -27,80 +27,48 @@
 # this test uses, so that tests/container_test.sh and this test share one
 # engine and its images (`make check-container` does that).
 set -euo pipefail
+test_name=cluster_compose_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 compose_dir=deploy/cluster
 dockerfile=Dockerfile
-dir=$(mktemp -d)
 tag=jobq-cc-$$
 key=cluster-compose-test-key
 image=jobq
 # Short, so a killed node's jobs are rescued quickly even without its
 # connection dying (the contract's range is 2..3600).
 node_timeout=5
-docker_pid=
 build_pids=()
 compose_pid=
 compose_up=
 stand_ins=()
-passed=0
 
-log() {
-	echo "cluster_compose_test: $*"
-}
-pass() {
-	log "ok: $* (${SECONDS}s)"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "cluster_compose_test: FAIL: $*" >&2
+# What fail shows: compose's view of the services and their logs.
+fail_hook() {
 	if [ -n "$compose_up" ]; then
 		echo "--- docker-compose ps ---" >&2
 		compose ps >&2 2>&1 || true
 		echo "--- docker-compose logs ---" >&2
 		compose logs --no-color --tail 30 2>&1 | grep -v '^nginx.*"GET /readyz' >&2 || true
 	fi
-	exit 1
 }
 
 compose() {
 	docker-compose -p "$tag" -f "$dir/deploy/cluster/compose.yaml" -f "$dir/deploy/cluster/compose.test.yaml" "$@"
 }
 
-stop_dockerd() {
-	[ -n "$docker_pid" ] || return 0
-	kill -TERM "$docker_pid" 2>/dev/null || true
-	for _ in $(seq 1 300); do
-		kill -0 "$docker_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$docker_pid" 2>/dev/null || true
-	wait "$docker_pid" 2>/dev/null || true
-	docker_pid=
-	# Layers or volumes a killed engine left mounted.
-	findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do
-		umount -l "$m" || true
-	done
-}
-
 cleanup() {
-	set +e
-	for p in "${build_pids[@]}" $compose_pid; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
-	done
+	kill_wait "${build_pids[@]}" $compose_pid
 	if [ -n "$compose_up" ]; then
 		compose down -v --timeout 5 > /dev/null 2>&1
 	fi
 	# An engine that is not the test's own keeps no stand-in under a real
 	# image's name (the debootstrap base stays: it is Debian bookworm).
 	[ -z "$docker_pid" ] && [ ${#stand_ins[@]} -gt 0 ] && docker rmi "${stand_ins[@]}" > /dev/null 2>&1
-	stop_dockerd
-	rm -rf "$dir"
+	return 0
 }
-trap cleanup EXIT
 
-have_image() {
-	docker image inspect "$1" > /dev/null 2>&1
-}
 # The image a service of the compose file names.
 service_image() {
 	python3 -c 'import sys, yaml
@@ -115,24 +83,8 @@ done
 
 # ---- the engine -------------------------------------------------------------
 
-if [ -z "${DOCKER_HOST:-}" ] && ! docker version > /dev/null 2>&1; then
-	dockerd=$(command -v dockerd || echo /usr/sbin/dockerd)
-	[ -x "$dockerd" ] || fail "dockerd is not installed (scripts/deps.sh container installs docker.io)"
-	mkdir -p "$dir/docker"
-	export DOCKER_HOST=unix://$dir/docker/sock
-	"$dockerd" --bridge=none --iptables=false \
-		--data-root "$dir/docker/root" --exec-root "$dir/docker/exec" \
-		--pidfile "$dir/docker/pid" -H "$DOCKER_HOST" > "$dir/dockerd.log" 2>&1 &
-	docker_pid=$!
-	for _ in $(seq 1 300); do
-		docker version > /dev/null 2>&1 && break
-		kill -0 "$docker_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	docker version > /dev/null 2>&1 || fail "dockerd did not start: $(tail -n 20 "$dir/dockerd.log")"
-	log "started dockerd $(docker version -f '{{.Server.Version}}') in $dir/docker"
-fi
-docker version > /dev/null 2>&1 || fail "the Docker engine at ${DOCKER_HOST:-the default socket} does not answer"
+docker_engine
+at_exit cleanup
 
 if [ $# -gt 0 ]; then
 	log "running $* on the same engine"
@@ -142,66 +94,17 @@ fi
 
 # ---- the base image -----------------------------------------------------------
 
-# "deb URI SUITE COMPONENT" for each bookworm suite apt uses here.
-apt_sources() {
-	# shellcheck disable=SC2016 # apt expands $(...) itself
-	apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' |
-		awk '$2 ~ /^bookworm(-updates|-security)?$/ { print "deb " $0 }' | sort -u
-}
-
 base=debian:bookworm-slim
 [ "$(service_image net)" = "$base" ] || fail "the compose file's net service is not $base"
 [ "$(sed -n 's/^FROM \([^ ]*\).*$/\1/p' "$dockerfile" | sort -u)" = "$base" ] ||
 	fail "$dockerfile is not built on $base alone"
-if ! have_image "$base" && ! timeout 30 docker pull -q "$base" > /dev/null 2>&1; then
-	command -v debootstrap > /dev/null || [ -x /usr/sbin/debootstrap ] ||
-		fail "no $base to pull, and no debootstrap (scripts/deps.sh container installs it)"
-	apt_sources > "$dir/sources.list" || true
-	if [ ! -s "$dir/sources.list" ]; then
-		apt-get update -qq
-		apt_sources > "$dir/sources.list"
-	fi
-	mirror=$(awk '$3 == "bookworm" { print $2; exit }' "$dir/sources.list")
-	[ -n "$mirror" ] || fail "apt has no Debian bookworm source to debootstrap from"
-	root=${dir:?}/rootfs
-	PATH=$PATH:/usr/sbin debootstrap --variant=minbase bookworm "$root" "$mirror" > "$dir/debootstrap.log" 2>&1 ||
-		fail "debootstrap from $mirror: $(tail -n 20 "$dir/debootstrap.log")"
-	[ -x "$root/usr/bin/apt-get" ] || fail "debootstrap made no tree with apt in $root"
-	cp "$dir/sources.list" "$root/etc/apt/sources.list"
-	# What makes Debian's image slim and quick to apt-get in (its files in
-	# /etc/dpkg/dpkg.cfg.d and /etc/apt/apt.conf.d).
-	printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-		'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
-		'path-exclude /usr/share/linda/*' 'path-exclude /usr/share/lintian/overrides/*' \
-		'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
-		'path-exclude /usr/share/man/*' > "$root/etc/dpkg/dpkg.cfg.d/docker"
-	echo force-unsafe-io > "$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
-	echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/docker-no-languages"
-	(
-		cd "$root" || exit 1
-		find usr/share/doc -mindepth 2 ! -name copyright ! -type d -delete
-		find usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
-		rm -rf usr/share/man usr/share/info usr/share/groff var/cache/apt/archives/*.deb var/lib/apt/lists/*
-	) || fail "could not slim the debootstrap tree"
-	tar -C "$root" -c . | docker import - "$base" > /dev/null || fail "docker import of the debootstrap tree"
-	rm -rf "$root"
-	log "made $base with debootstrap from $mirror (${SECONDS}s)"
-fi
+base_image "$base"
 
 # ---- stand-ins for postgres and nginx --------------------------------------------
 
-# nginx as the official image runs it: in the foreground, the conf.d site
-# only, logs to the container's output.
+# nginx as the official image runs it (tests/lib.sh).
 nginx_image=$(service_image nginx)
-mkdir "$dir/nginx"
-printf '%s\n' "FROM $base" \
-	'RUN apt-get update \' \
-	' && apt-get install -y --no-install-recommends nginx \' \
-	' && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \' \
-	' && ln -sf /dev/stdout /var/log/nginx/access.log \' \
-	' && ln -sf /dev/stderr /var/log/nginx/error.log' \
-	'STOPSIGNAL SIGQUIT' \
-	'CMD ["nginx", "-g", "daemon off;"]' > "$dir/nginx/Dockerfile"
+nginx_stand_in "$base" "$dir/nginx"
 
 # PostgreSQL 15 with the part of the official image's interface the compose
 # file uses: POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB make the

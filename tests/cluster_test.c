@@ -40,59 +40,9 @@ struct cluster {
 	char dir[HARNESS_PATH_MAX / 2];
 };
 
-/* ---- HTTP helpers ---- */
-
-static cJSON *call_h(const struct jobqd *d, const char *method, const char *path,
-		     const char *body, const char *header, long want)
-{
-	struct resp r;
-	cJSON *j;
-
-	harness_request(d, method, path, body ? "application/json" : NULL, body, header, &r);
-	ck_assert_msg(r.status == want, "%s %s on %s: status %ld (want %ld) %s; body: %.800s",
-		      method, path, d->base, r.status, want, r.error, r.body);
-	j = take_json(&r);
-	harness_resp_free(&r);
-	ck_assert_msg(j != NULL, "%s %s: body is not JSON", method, path);
-	return j;
-}
-
-static cJSON *call(const struct jobqd *d, const char *method, const char *path, const char *body,
-		   long want)
-{
-	return call_h(d, method, path, body, NULL, want);
-}
-
-static char *submit(const struct jobqd *d, const char *body)
-{
-	cJSON *j = call(d, "POST", "/v1/jobs", body, 201);
-	char *id = strdup(jstr_or(j, "id"));
-
-	cJSON_Delete(j);
-	return id;
-}
-
-static cJSON *get_job(const struct jobqd *d, const char *id)
-{
-	char path[128];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s", id);
-	return call(d, "GET", path, NULL, 200);
-}
-
-static cJSON *get_job_q(const struct jobqd *d, const char *id, const char *query)
-{
-	char path[160];
-
-	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "", query ? query : "");
-	return call(d, "GET", path, NULL, 200);
-}
-
-/* Long-polls until the job is terminal; fails after 30 s. */
-static cJSON *wait_terminal(const struct jobqd *d, const char *id)
-{
-	return harness_wait_terminal(d, id, get_job_q);
-}
+#define call(d, method, path, body, want) harness_call((d), (method), (path), (body), NULL, (want))
+#define get_job(d, id) harness_get_job((d), (id), NULL)
+#define wait_terminal(d, id) harness_wait_terminal((d), (id), NULL)
 
 static cJSON *queue_action(const struct jobqd *d, const char *queue, const char *action)
 {
@@ -100,13 +50,6 @@ static cJSON *queue_action(const struct jobqd *d, const char *queue, const char 
 
 	snprintf(path, sizeof path, "/v1/queues/%s%s%s", queue, action ? "/" : "", action ? action : "");
 	return call(d, action ? "POST" : "GET", path, NULL, 200);
-}
-
-static char *dump(const cJSON *j)
-{
-	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
-
-	return s ? s : strdup("(null)");
 }
 
 /* ---- the cluster ---- */
@@ -154,7 +97,7 @@ static double wait_dead(const struct jobqd *d, const char *id, double t0, double
 {
 	for (;;) {
 		cJSON *v = cluster_view(d);
-		char *s = dump(v);
+		char *s = harness_json_text(v);
 		int dead = view_dead(v, id);
 
 		cJSON_Delete(v);
@@ -302,7 +245,7 @@ static cJSON *wait_running(const struct cluster *c, int src, const char *id, int
 static const cJSON *check_history(const cJSON *j, int *interrupted)
 {
 	const cJSON *h = jget(j, "attempt_history"), *e;
-	char *s = dump(j);
+	char *s = harness_json_text(j);
 	long want = 1;
 
 	*interrupted = 0;
@@ -404,7 +347,7 @@ START_TEST(cluster_view_lists_three_live_nodes_and_one_leader)
 
 	for (int i = 0; i < NODES; i++) {
 		cJSON *v = cluster_view(&c.n[i]);
-		char *s = dump(v);
+		char *s = harness_json_text(v);
 		const cJSON *e;
 		int leaders = 0, seen[NODES] = {0};
 
@@ -477,11 +420,11 @@ START_TEST(round_robin_exactly_once)
 		else
 			snprintf(body, sizeof body, "{\"type\":\"tally\",\"payload\":{\"seconds\":%s},"
 						    "\"max_attempts\":3}", i % 3 == 0 ? "0.05" : "0");
-		ids[i] = submit(&c.n[i % NODES], body);
+		ids[i] = harness_submit(&c.n[i % NODES], body);
 	}
 	for (int i = 0; i < RR_JOBS; i++) {
 		cJSON *j = wait_terminal(&c.n[(i + 1) % NODES], ids[i]);
-		char *s = dump(j);
+		char *s = harness_json_text(j);
 		int fails = i % RR_FAIL_EVERY == 0, intr;
 		const cJSON *h = check_history(j, &intr);
 
@@ -543,7 +486,7 @@ START_TEST(kill9_node_rescued)
 
 	/* 6 s jobs, submitted to every node, the victim too; 12 workers in all */
 	for (int i = 0; i < KILL_JOBS; i++)
-		ids[i] = submit(&c.n[i % NODES], "{\"type\":\"tally\",\"payload\":{\"seconds\":6}}");
+		ids[i] = harness_submit(&c.n[i % NODES], "{\"type\":\"tally\",\"payload\":{\"seconds\":6}}");
 	/* once all run, the victim: the node other than the leader that runs
 	 * the most of them (the leader if it runs them all) */
 	int held[NODES] = {0}, running = 0;
@@ -627,7 +570,7 @@ START_TEST(kill9_node_rescued)
 	/* nothing acknowledged is lost; each attempt recorded once */
 	for (int i = 0; i < KILL_JOBS; i++) {
 		cJSON *j = wait_terminal(&c.n[s], ids[i]);
-		char *js = dump(j);
+		char *js = harness_json_text(j);
 		int intr;
 
 		check_history(j, &intr);
@@ -686,7 +629,7 @@ START_TEST(sigstop_fenced)
 
 	cluster_start(&c, NULL);
 	/* 8 s: the stopped node wakes while the rerun still runs */
-	char *id = submit(&c.n[0], "{\"type\":\"tally\",\"payload\":{\"seconds\":8}}");
+	char *id = harness_submit(&c.n[0], "{\"type\":\"tally\",\"payload\":{\"seconds\":8}}");
 
 	cJSON_Delete(wait_running(&c, 0, id, &x));
 	snprintf(old_id, sizeof old_id, "%s", c.id[x]);
@@ -702,7 +645,7 @@ START_TEST(sigstop_fenced)
 		if (str_eq(jstr(j, "state"), "running") && jlong(j, "attempts") == 2 && node != NULL &&
 		    !str_eq(node, old_id)) {
 			int intr;
-			char *js = dump(j);
+			char *js = harness_json_text(j);
 
 			y = node_index(&c, node);
 			ck_assert_msg(y >= 0 && y != x, "rerun on an unknown node: %s", js);
@@ -732,7 +675,7 @@ START_TEST(sigstop_fenced)
 
 	for (;;) {
 		j = get_job(&c.n[s], id);
-		char *js = dump(j);
+		char *js = harness_json_text(j);
 
 		if (is_terminal(jstr(j, "state"))) {
 			free(js);
@@ -747,7 +690,7 @@ START_TEST(sigstop_fenced)
 		cJSON_Delete(j);
 		nap_ms(20);
 	}
-	char *js = dump(j);
+	char *js = harness_json_text(j);
 	int intr;
 
 	check_history(j, &intr);
@@ -790,19 +733,19 @@ START_TEST(sigstop_fenced)
 		e = view_node(v, c.id[x]);
 		if (e != NULL && cJSON_IsTrue(jget(e, "alive")))
 			break;
-		vs = dump(v);
+		vs = harness_json_text(v);
 		ck_assert_msg(mono_ms() < end, "the woken node's new id %s not alive in node %d's view: %s",
 			      c.id[x], s, vs);
 		free(vs);
 		cJSON_Delete(v);
 		nap_ms(20);
 	}
-	vs = dump(v);
+	vs = harness_json_text(v);
 	ck_assert_msg(view_dead(v, old_id), "the old id is alive again: %s", vs);
 	ck_assert_msg(jlong(view_node(v, c.id[x]), "pid") == (long)c.n[x].pid, "new id's pid: %s", vs);
 	free(vs);
 	cJSON_Delete(v);
-	char *echo = submit(&c.n[x], "{\"type\":\"echo\",\"payload\":1}");
+	char *echo = harness_submit(&c.n[x], "{\"type\":\"echo\",\"payload\":1}");
 
 	j = wait_terminal(&c.n[x], echo);
 	ck_assert_str_eq(jstr(j, "state"), "succeeded");
@@ -829,7 +772,7 @@ START_TEST(leader_killed_replaced)
 	/* until the leader itself runs a job (12 workers in all) */
 	while (runner != leader) {
 		ck_assert_msg(n < LEADER_JOBS, "the leader ran none of %d jobs", LEADER_JOBS);
-		ids[n] = submit(&c.n[n % NODES], "{\"type\":\"tally\",\"payload\":{\"seconds\":4}}");
+		ids[n] = harness_submit(&c.n[n % NODES], "{\"type\":\"tally\",\"payload\":{\"seconds\":4}}");
 		cJSON_Delete(wait_running(&c, n % NODES, ids[n], &runner));
 		held = ids[n++];
 	}
@@ -861,7 +804,7 @@ START_TEST(leader_killed_replaced)
 		nap_ms(20);
 	}
 	cJSON *j = wait_terminal(&c.n[s], held);
-	char *js = dump(j);
+	char *js = harness_json_text(j);
 	int intr;
 
 	check_history(j, &intr);
@@ -872,7 +815,7 @@ START_TEST(leader_killed_replaced)
 	cJSON_Delete(j);
 
 	/* ... and retention deletes what finishes after the change */
-	char *gone = submit(&c.n[o], "{\"type\":\"echo\",\"retention_s\":0}");
+	char *gone = harness_submit(&c.n[o], "{\"type\":\"echo\",\"retention_s\":0}");
 
 	cJSON_Delete(wait_terminal(&c.n[s], gone));
 	double end = mono_ms() + 10000.0;
@@ -910,7 +853,7 @@ START_TEST(cross_node_long_poll)
 	cluster_start(&c, NULL);
 	for (int round = 0; round < NODES; round++) {
 		int runner;
-		char *id = submit(&c.n[round], "{\"type\":\"sleep\",\"payload\":{\"seconds\":2}}");
+		char *id = harness_submit(&c.n[round], "{\"type\":\"sleep\",\"payload\":{\"seconds\":2}}");
 		cJSON *j = wait_running(&c, round, id, &runner);
 
 		fprintf(stderr, "cross_node_long_poll: submitted on node %d, claimed by node %d %lld ms after "
@@ -938,7 +881,7 @@ START_TEST(cross_node_long_poll)
 	/* claim latency across nodes: a figure, not an assertion */
 	for (int i = 0; i < 9; i++) {
 		int runner;
-		char *id = submit(&c.n[i % NODES], "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}");
+		char *id = harness_submit(&c.n[i % NODES], "{\"type\":\"sleep\",\"payload\":{\"seconds\":0.3}}");
 		cJSON *j = wait_running(&c, i % NODES, id, &runner);
 
 		fprintf(stderr, "cross_node_long_poll: claim %lld ms after submit (%s node)\n",
@@ -957,7 +900,7 @@ START_TEST(cross_node_sse)
 	int runner;
 
 	cluster_start(&c, NULL);
-	char *id = submit(&c.n[0], "{\"type\":\"sleep\",\"payload\":{\"seconds\":3}}");
+	char *id = harness_submit(&c.n[0], "{\"type\":\"sleep\",\"payload\":{\"seconds\":3}}");
 
 	cJSON_Delete(wait_running(&c, 0, id, &runner));
 	int w = (runner + 1) % NODES;
@@ -1005,7 +948,7 @@ START_TEST(cross_node_cancel)
 	int runner;
 
 	cluster_start(&c, NULL);
-	char *id = submit(&c.n[0], "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
+	char *id = harness_submit(&c.n[0], "{\"type\":\"sleep\",\"payload\":{\"seconds\":30}}");
 
 	cJSON_Delete(wait_running(&c, 0, id, &runner));
 	int k = (runner + 1) % NODES;
@@ -1013,7 +956,7 @@ START_TEST(cross_node_cancel)
 
 	job_action(&c.n[k], id, "cancel", &r);
 	ck_assert_msg(r.status == 200, "cancel on node %d: %ld %.400s", k, r.status, r.body);
-	char *js = dump(r.json);
+	char *js = harness_json_text(r.json);
 
 	ck_assert_msg(str_eq(jstr(r.json, "state"), "canceled") && jstr(r.json, "error") != NULL &&
 			      jnull(r.json, "result"),
@@ -1030,7 +973,7 @@ START_TEST(cross_node_cancel)
 	cJSON *j = get_job(&c.n[runner], id);
 	int intr;
 
-	js = dump(j);
+	js = harness_json_text(j);
 	check_history(j, &intr);
 	ck_assert_msg(str_eq(jstr(j, "state"), "canceled") && jlong(j, "attempts") == 1 &&
 			      str_eq(jstr(history_at(j, 0), "outcome"), "canceled") && jget(j, "node") == NULL,
@@ -1092,7 +1035,7 @@ START_TEST(cluster_queue_limit)
 
 	cluster_start(&c, ARGS("--queue", "lim=5"));
 	for (int i = 0; i < LIM_JOBS; i++)
-		ids[i] = submit(&c.n[i % NODES], "{\"type\":\"gate\",\"queue\":\"lim\"}");
+		ids[i] = harness_submit(&c.n[i % NODES], "{\"type\":\"gate\",\"queue\":\"lim\"}");
 	double end = mono_ms() + 15000.0;
 
 	for (int i = 0; lim_running(&c, i % NODES) < LIM; i++) {
@@ -1134,7 +1077,7 @@ START_TEST(cluster_queue_limit)
 		(void)lim_running(&c, i % NODES);
 		cJSON *j = wait_terminal(&c.n[i % NODES], ids[i]);
 
-		char *js = dump(j);
+		char *js = harness_json_text(j);
 
 		ck_assert_msg(str_eq(jstr(j, "state"), "succeeded") && jlong(j, "attempts") == 1,
 			      "gate job %d did not succeed at its one attempt: %s", i, js);
@@ -1176,10 +1119,10 @@ START_TEST(cross_node_pause)
 		cJSON_Delete(q);
 	}
 	for (int i = 0; i < 6; i++)
-		held[i] = submit(&c.n[i % NODES], "{\"type\":\"echo\",\"queue\":\"pz\",\"payload\":\"held\"}");
+		held[i] = harness_submit(&c.n[i % NODES], "{\"type\":\"echo\",\"queue\":\"pz\",\"payload\":\"held\"}");
 	/* every node's workers run other queues meanwhile ... */
 	for (int i = 0; i < NODES; i++)
-		ctl[i] = submit(&c.n[i], "{\"type\":\"echo\",\"queue\":\"free\"}");
+		ctl[i] = harness_submit(&c.n[i], "{\"type\":\"echo\",\"queue\":\"free\"}");
 	for (int i = 0; i < NODES; i++) {
 		cJSON *j = wait_terminal(&c.n[i], ctl[i]);
 
@@ -1249,10 +1192,10 @@ START_TEST(cross_node_idempotency)
 	struct resp r;
 
 	cluster_start(&c, NULL);
-	cJSON *first = call_h(&c.n[0], "POST", "/v1/jobs", body, key, 201);
+	cJSON *first = harness_call(&c.n[0], "POST", "/v1/jobs", body, key, 201);
 
 	for (int i = 1; i < NODES; i++) {
-		cJSON *j = call_h(&c.n[i], "POST", "/v1/jobs", body, key, 200);
+		cJSON *j = harness_call(&c.n[i], "POST", "/v1/jobs", body, key, 200);
 
 		ck_assert_msg(str_eq(jstr(j, "id"), jstr(first, "id")), "node %d replayed job %s, not %s", i,
 			      jstr_or(j, "id"), jstr_or(first, "id"));
@@ -1329,11 +1272,11 @@ START_TEST(cluster_rate_limit_is_global)
 	 * meanwhile (on another node), then resumed (on a third). */
 	cJSON_Delete(queue_action(&c.n[1], "rl", "pause"));
 	for (int i = 0; i < N; i++)
-		ids[i] = submit(&c.n[i % NODES], "{\"type\":\"tally\",\"queue\":\"rl\",\"payload\":{}}");
+		ids[i] = harness_submit(&c.n[i % NODES], "{\"type\":\"tally\",\"queue\":\"rl\",\"payload\":{}}");
 	cJSON_Delete(queue_action(&c.n[2], "rl", "resume"));
 	for (int i = 0; i < N; i++) {
 		cJSON *j = wait_terminal(&c.n[(i + 1) % NODES], ids[i]);
-		char *js = dump(j);
+		char *js = harness_json_text(j);
 
 		ck_assert_msg(str_eq(jstr(j, "state"), "succeeded") && jlong(j, "attempts") == 1,
 			      "job %d did not succeed at its one attempt: %s", i, js);

@@ -19,31 +19,24 @@
 # health check, and nothing listens on the host.
 # Usage: container_test.sh   (from the repository root, as root)
 set -euo pipefail
+test_name=container_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 dockerfile=Dockerfile
 compose_file=deploy/compose.yaml
-dir=$(mktemp -d)
 # Names of this run's containers, volume and compose project.
 tag=jobq-ct-$$
 key=container-test-key
 image=jobq
-docker_pid=
 nginx_build_pid=
 compose_up=
 compose_pid=
 # The nginx stand-in, when this run made one under the real image's name.
 stand_ins=()
-passed=0
 
-log() {
-	echo "container_test: $*"
-}
-pass() {
-	log "ok: $* (${SECONDS}s)"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "container_test: FAIL: $*" >&2
+# What fail shows: the containers' and compose's logs.
+fail_hook() {
 	for c in "$tag-1" "$tag-2"; do
 		docker inspect "$c" > /dev/null 2>&1 || continue
 		echo "--- docker logs $c ---" >&2
@@ -53,34 +46,14 @@ fail() {
 		echo "--- docker-compose logs ---" >&2
 		compose logs --no-color 2>&1 | tail -n 60 >&2 || true
 	fi
-	exit 1
 }
 
 compose() {
 	docker-compose -p "$tag" -f "$dir/deploy/compose.yaml" -f "$dir/deploy/compose.test.yaml" "$@"
 }
 
-stop_dockerd() {
-	[ -n "$docker_pid" ] || return 0
-	kill -TERM "$docker_pid" 2>/dev/null || true
-	for _ in $(seq 1 300); do
-		kill -0 "$docker_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$docker_pid" 2>/dev/null || true
-	wait "$docker_pid" 2>/dev/null || true
-	docker_pid=
-	# Layers or volumes a killed engine left mounted.
-	findmnt -rn -o TARGET | grep "^$dir/" | sort -r | while read -r m; do
-		umount -l "$m" || true
-	done
-}
-
 cleanup() {
-	set +e
-	for p in $nginx_build_pid $compose_pid; do
-		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
-	done
+	kill_wait $nginx_build_pid $compose_pid
 	if [ -n "$compose_up" ]; then
 		compose down -v --timeout 5 > /dev/null 2>&1
 	fi
@@ -89,25 +62,9 @@ cleanup() {
 	# An engine that is not the test's own keeps no stand-in nginx under the
 	# real name (the debootstrap base stays: it is Debian bookworm).
 	[ -z "$docker_pid" ] && [ ${#stand_ins[@]} -gt 0 ] && docker rmi "${stand_ins[@]}" > /dev/null 2>&1
-	stop_dockerd
-	rm -rf "$dir"
+	return 0
 }
-trap cleanup EXIT
 
-# One field of a JSON file, by a Python expression on j; "" when absent.
-field() {
-	python3 -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2], {"j": j})
-print(json.dumps(v, sort_keys=True, separators=(",", ":")) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" "$2" 2>/dev/null || true
-}
-# A header's value from a curl -D file, without the CR.
-header() {
-	sed -n "s/^$2: *//Ip" "$1" | tr -d '\r' | tail -n 1
-}
-have_image() {
-	docker image inspect "$1" > /dev/null 2>&1
-}
 # The main process of a container, as the host sees it.
 container_pid() {
 	docker inspect -f '{{.State.Pid}}' "$1"
@@ -185,72 +142,14 @@ done
 
 # ---- the engine -------------------------------------------------------------
 
-if [ -z "${DOCKER_HOST:-}" ] && ! docker version > /dev/null 2>&1; then
-	[ "$(id -u)" = 0 ] || fail "no Docker engine is running, and only root can start one"
-	dockerd=$(command -v dockerd || echo /usr/sbin/dockerd)
-	[ -x "$dockerd" ] || fail "dockerd is not installed (scripts/deps.sh container installs docker.io)"
-	mkdir -p "$dir/docker"
-	export DOCKER_HOST=unix://$dir/docker/sock
-	"$dockerd" --bridge=none --iptables=false \
-		--data-root "$dir/docker/root" --exec-root "$dir/docker/exec" \
-		--pidfile "$dir/docker/pid" -H "$DOCKER_HOST" > "$dir/dockerd.log" 2>&1 &
-	docker_pid=$!
-	for _ in $(seq 1 300); do
-		docker version > /dev/null 2>&1 && break
-		kill -0 "$docker_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	docker version > /dev/null 2>&1 || fail "dockerd did not start: $(tail -n 20 "$dir/dockerd.log")"
-	log "started dockerd $(docker version -f '{{.Server.Version}}') in $dir/docker"
-fi
-docker version > /dev/null 2>&1 || fail "the Docker engine at ${DOCKER_HOST:-the default socket} does not answer"
+docker_engine
+at_exit cleanup
 
 # ---- the base image -----------------------------------------------------------
 
-# "deb URI SUITE COMPONENT" for each bookworm suite apt uses here.
-apt_sources() {
-	# shellcheck disable=SC2016 # apt expands $(...) itself
-	apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' |
-		awk '$2 ~ /^bookworm(-updates|-security)?$/ { print "deb " $0 }' | sort -u
-}
-
 base=$(sed -n 's/^FROM \([^ ]*\).*$/\1/p' "$dockerfile" | sort -u)
 [ "$base" = debian:bookworm-slim ] || fail "$dockerfile is not built on debian:bookworm-slim alone: $base"
-if ! have_image "$base" && ! timeout 30 docker pull -q "$base" > /dev/null 2>&1; then
-	command -v debootstrap > /dev/null || [ -x /usr/sbin/debootstrap ] ||
-		fail "no $base to pull, and no debootstrap (scripts/deps.sh container installs it)"
-	apt_sources > "$dir/sources.list" || true
-	if [ ! -s "$dir/sources.list" ]; then
-		apt-get update -qq
-		apt_sources > "$dir/sources.list"
-	fi
-	mirror=$(awk '$3 == "bookworm" { print $2; exit }' "$dir/sources.list")
-	[ -n "$mirror" ] || fail "apt has no Debian bookworm source to debootstrap from"
-	root=${dir:?}/rootfs
-	PATH=$PATH:/usr/sbin debootstrap --variant=minbase bookworm "$root" "$mirror" > "$dir/debootstrap.log" 2>&1 ||
-		fail "debootstrap from $mirror: $(tail -n 20 "$dir/debootstrap.log")"
-	[ -x "$root/usr/bin/apt-get" ] || fail "debootstrap made no tree with apt in $root"
-	cp "$dir/sources.list" "$root/etc/apt/sources.list"
-	# What makes Debian's image slim and quick to apt-get in, as its
-	# files in /etc/dpkg/dpkg.cfg.d and /etc/apt/apt.conf.d do there: no
-	# docs, man pages or translations, no fsync in dpkg.
-	printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-		'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
-		'path-exclude /usr/share/linda/*' 'path-exclude /usr/share/lintian/overrides/*' \
-		'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
-		'path-exclude /usr/share/man/*' > "$root/etc/dpkg/dpkg.cfg.d/docker"
-	echo force-unsafe-io > "$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
-	echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/docker-no-languages"
-	(
-		cd "$root" || exit 1
-		find usr/share/doc -mindepth 2 ! -name copyright ! -type d -delete
-		find usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
-		rm -rf usr/share/man usr/share/info usr/share/groff var/cache/apt/archives/*.deb var/lib/apt/lists/*
-	) || fail "could not slim the debootstrap tree"
-	tar -C "$root" -c . | docker import - "$base" > /dev/null || fail "docker import of the debootstrap tree"
-	rm -rf "$root"
-	log "made $base with debootstrap from $mirror (${SECONDS}s)"
-fi
+base_image "$base"
 
 # The compose file's nginx image: pulled, or a stand-in built from the
 # same base with Debian's nginx, like the official image (nginx in the
@@ -259,15 +158,7 @@ fi
 nginx_image=$(python3 -c 'import sys, yaml
 print(yaml.safe_load(open(sys.argv[1]))["services"]["nginx"]["image"])' "$compose_file")
 [ -n "$nginx_image" ] || fail "$compose_file names no nginx image"
-mkdir "$dir/nginx"
-printf '%s\n' "FROM $base" \
-	'RUN apt-get update \' \
-	' && apt-get install -y --no-install-recommends nginx \' \
-	' && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/default \' \
-	' && ln -sf /dev/stdout /var/log/nginx/access.log \' \
-	' && ln -sf /dev/stderr /var/log/nginx/error.log' \
-	'STOPSIGNAL SIGQUIT' \
-	'CMD ["nginx", "-g", "daemon off;"]' > "$dir/nginx/Dockerfile"
+nginx_stand_in "$base" "$dir/nginx"
 {
 	have_image "$nginx_image" || timeout 30 docker pull -q "$nginx_image" ||
 		{ echo "no $nginx_image to pull: a stand-in" && docker build --network host -t "$nginx_image" "$dir/nginx"; }

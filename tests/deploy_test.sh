@@ -10,31 +10,24 @@
 # the README says.
 # Usage: deploy_test.sh   (from the repository root; JOBQD names the binary)
 set -euo pipefail
+test_name=deploy_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 jobqd=${JOBQD:-build/jobqd}
 dockerfile=Dockerfile
 unit=deploy/jobqd.service
 compose=deploy/compose.yaml
-dir=$(mktemp -d)
 ns_pid=
 jobqd_pid=
-passed=0
 
 cleanup() {
 	[ -n "$jobqd_pid" ] && kill -KILL "$jobqd_pid" 2>/dev/null || true
 	[ -n "$ns_pid" ] && kill -KILL "$ns_pid" 2>/dev/null && wait "$ns_pid" 2>/dev/null || true
-	rm -rf "$dir"
 }
-trap cleanup EXIT
-
-fail() {
-	echo "deploy_test: FAIL: $*" >&2
-	[ -f "$dir/jobqd.log" ] && { echo "--- jobqd log ---" >&2; cat "$dir/jobqd.log" >&2; }
-	exit 1
-}
-pass() {
-	echo "deploy_test: ok: $*"
-	passed=$((passed + 1))
+at_exit cleanup
+fail_hook() {
+	[ -f "$dir/jobqd.log" ] && { echo "--- jobqd log ---"; cat "$dir/jobqd.log"; }
 }
 
 [ -x "$jobqd" ] || fail "no jobqd at $jobqd"
@@ -136,13 +129,7 @@ env -i PATH=/usr/bin:/bin "${image_env[@]}" JOBQ_API_KEYS=admin:deploy-test-key 
 	"${pid1[@]}" "$jobqd" "${image_args[@]}" --listen 127.0.0.1:0 --db "$dir/jobq.db" --shutdown-grace 10 \
 	2> "$dir/jobqd.log" &
 ns_pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start with the image's environment and arguments"
+wait_listening "$dir/jobqd.log" "jobqd did not start with the image's environment and arguments"
 if [ "${#pid1[@]}" -gt 0 ]; then
 	jobqd_pid=$(pgrep -P "$ns_pid" | head -n 1)
 	[ -n "$jobqd_pid" ] || fail "no jobqd under unshare"

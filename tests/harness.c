@@ -1242,15 +1242,23 @@ TCase *harness_tcase(Suite *s, const char *name, int timeout_s)
 
 cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get)
 {
-	double end = mono_ms() + 30000.0;
+	return harness_wait_terminal_for(d, id, get, 30000.0);
+}
+
+cJSON *harness_wait_terminal_for(const struct jobqd *d, const char *id, harness_get_fn get,
+				 double bound_ms)
+{
+	double end = mono_ms() + bound_ms;
 	cJSON *j;
 
+	if (get == NULL)
+		get = harness_get_job;
 	for (;;) {
 		j = get(d, id, "wait=5");
 		if (is_terminal(jstr(j, "state")))
 			return j;
-		ck_assert_msg(mono_ms() < end, "job %s not terminal after 30 s: %s",
-			      id, jstr_or(j, "state"));
+		ck_assert_msg(mono_ms() < end, "job %s not terminal after %.0f ms: %s",
+			      id, bound_ms, jstr_or(j, "state"));
 		cJSON_Delete(j);
 	}
 }
@@ -1261,6 +1269,8 @@ cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *sta
 	double end = mono_ms() + 10000.0;
 	cJSON *j;
 
+	if (get == NULL)
+		get = harness_get_job;
 	for (;;) {
 		j = get(d, id, NULL);
 		if (str_eq(jstr(j, "state"), state))
@@ -1269,6 +1279,254 @@ cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *sta
 			      "job %s never reached %s (now %s, error %s)", id,
 			      state, jstr_or(j, "state"), jstr_or(j, "error"));
 		cJSON_Delete(j);
+		nap_ms(10);
+	}
+}
+
+/* ---- the API helpers every suite uses ---- */
+
+static harness_job_check_fn job_check;
+
+void harness_set_job_check(harness_job_check_fn fn)
+{
+	job_check = fn;
+}
+
+/* Runs the suite's job check, if any, on j. */
+static void run_job_check(const cJSON *j, int from_get)
+{
+	char *text;
+
+	if (job_check == NULL)
+		return;
+	text = harness_json_text(j);
+	job_check(j, text, from_get);
+	free(text);
+}
+
+cJSON *harness_call(const struct jobqd *d, const char *method, const char *path,
+		    const char *body, const char *extra_header, long want)
+{
+	struct resp r;
+	cJSON *j;
+
+	harness_request(d, method, path, body ? "application/json" : NULL, body,
+			extra_header, &r);
+	ck_assert_msg(r.status == want,
+		      "%s %s on %s: status %ld (want %ld) %s; body: %.800s", method,
+		      path, d->base, r.status, want, r.error, r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	ck_assert_msg(j != NULL || want == 204, "%s %s: body is not JSON", method, path);
+	return j;
+}
+
+cJSON *harness_submit_json(const struct jobqd *d, const char *body,
+			   const char *extra_header)
+{
+	char loc[256] = "", want[256];
+	struct resp r;
+	cJSON *j;
+
+	harness_request(d, "POST", "/v1/jobs", "application/json", body, extra_header, &r);
+	ck_assert_msg(r.status == 201, "submit %.300s: status %ld %s; body: %.800s",
+		      body, r.status, r.error, r.body);
+	ck_assert_msg(cJSON_IsObject(r.json) && jstr(r.json, "id") != NULL,
+		      "submit %.300s: no id in %.800s", body, r.body);
+	snprintf(want, sizeof want, "/v1/jobs/%s", jstr(r.json, "id"));
+	ck_assert_msg(harness_header(&r, "Location", loc, sizeof loc) &&
+		      strcmp(loc, want) == 0, "Location '%s', want '%s'", loc, want);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	run_job_check(j, 0);
+	return j;
+}
+
+char *harness_submit(const struct jobqd *d, const char *body)
+{
+	cJSON *j = harness_submit_json(d, body, NULL);
+	char *id = strdup(jstr(j, "id"));
+
+	ck_assert(id != NULL);
+	cJSON_Delete(j);
+	return id;
+}
+
+char *harness_submit_state(const struct jobqd *d, const char *body, const char *state)
+{
+	cJSON *j = harness_submit_json(d, body, NULL);
+	char *id = strdup(jstr(j, "id"));
+
+	ck_assert(id != NULL);
+	ck_assert_msg(str_eq(jstr(j, "state"), state), "submit %.300s: state %s, want %s",
+		      body, jstr_or(j, "state"), state);
+	cJSON_Delete(j);
+	return id;
+}
+
+cJSON *harness_queue_action(const struct jobqd *d, const char *queue, const char *action)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "/v1/queues/%s/%s", queue, action);
+	return harness_call(d, "POST", path, NULL, NULL, 200);
+}
+
+cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query)
+{
+	char path[256];
+	struct resp r;
+	cJSON *j;
+
+	snprintf(path, sizeof path, "/v1/jobs/%s%s%s", id, query ? "?" : "",
+		 query ? query : "");
+	harness_request(d, "GET", path, NULL, NULL, NULL, &r);
+	ck_assert_msg(r.status == 200 && cJSON_IsObject(r.json),
+		      "GET %s: status %ld (want 200) %s; body: %.800s", path,
+		      r.status, r.error, r.body);
+	ck_assert_msg(str_eq(jstr(r.json, "id"), id), "GET %s answered %.800s", path,
+		      r.body);
+	j = take_json(&r);
+	harness_resp_free(&r);
+	run_job_check(j, 1);
+	return j;
+}
+
+char *harness_json_text(const cJSON *j)
+{
+	char *s = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+
+	return s != NULL ? s : strdup("(null)");
+}
+
+/* Appends "; "-separated text to why (n bytes). */
+__attribute__((format(printf, 3, 4)))
+static void why_more(char *why, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(why);
+	va_list ap;
+
+	if (len + 2 >= n)
+		return;
+	if (len > 0) {
+		memcpy(why + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(why + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+int harness_bad_case_run(const struct jobqd *d, const struct harness_bad_case *c,
+			 const char *id, char *report, size_t cap)
+{
+	char path[256], why[2048] = "", allow[128] = "";
+	const char *ctype = c->ctype;
+	struct resp r;
+	int bad = 0;
+	size_t len;
+
+	if (ctype == NULL)
+		ctype = c->body != NULL ? "application/json" : NULL;
+	else if (ctype[0] == '\0')
+		ctype = NULL;
+	expand_id(path, sizeof path, c->path, id);
+	harness_request(d, c->method, path, ctype, c->body, NULL, &r);
+	if (strcmp(c->method, "HEAD") == 0) {
+		/* no body in a HEAD reply: status and Allow only */
+		if (r.status != c->status) {
+			why_more(why, sizeof why, "status %ld, want %ld %s", r.status,
+				c->status, r.error);
+			bad = 1;
+		}
+	} else {
+		bad = harness_problem_mismatch(&r, c->status, c->code, c->field, why,
+					       sizeof why);
+	}
+	if (c->allow != NULL && (!harness_header(&r, "Allow", allow, sizeof allow) ||
+				 strcmp(allow, c->allow) != 0)) {
+		why_more(why, sizeof why, "Allow '%s', want '%s'", allow, c->allow);
+		bad = 1;
+	}
+	if (r.status >= 500 || r.status == 0) {
+		why_more(why, sizeof why, "[5xx or no answer]");
+		bad = 1;
+	}
+	if (bad) {
+		len = strlen(report);
+		snprintf(report + len, cap - len, "  %s %s [ct %s] body %.90s: %s\n",
+			 c->method, path, ctype ? ctype : "-", c->body ? c->body : "-", why);
+	}
+	harness_resp_free(&r);
+	return bad;
+}
+
+void harness_bad_cases(const struct jobqd *d, const struct harness_bad_case *cases,
+		       size_t n, const char *id)
+{
+	size_t cap = 256 * 1024, i;
+	char *report = calloc(1, cap);
+	int nbad = 0;
+
+	ck_assert(report != NULL);
+	for (i = 0; i < n; i++)
+		nbad += harness_bad_case_run(d, &cases[i], id, report, cap);
+	if (nbad > 0)
+		fprintf(stderr, "bad-input mismatches (%d of %zu):\n%s", nbad, n, report);
+	ck_assert_msg(nbad == 0, "%d of %zu bad-input cases mismatched:\n%s", nbad, n,
+		      report);
+	free(report);
+}
+
+/* The value of the sample series in a Prometheus text body, or -1 with
+ * *found 0 when it is not there. */
+static double metric_value(const char *body, const char *series, int *found)
+{
+	size_t n = strlen(series);
+	const char *p = body;
+
+	*found = 0;
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+			*found = 1;
+			return strtod(p + n + 1, NULL);
+		}
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return -1;
+}
+
+double harness_metric(const struct jobqd *d, const char *series)
+{
+	struct resp r;
+	double v;
+	int found;
+
+	harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
+	ck_assert_msg(r.status == 200, "GET /metrics: %ld %s", r.status, r.error);
+	v = metric_value(r.body, series, &found);
+	harness_resp_free(&r);
+	return found ? v : -1;
+}
+
+double harness_wait_metric(const struct jobqd *d, const char *series, double min,
+			   double bound_ms)
+{
+	double end = mono_ms() + bound_ms, v;
+	struct resp r;
+	int found;
+
+	for (;;) {
+		harness_request(d, "GET", "/metrics", NULL, NULL, NULL, &r);
+		ck_assert_msg(r.status == 200, "GET /metrics: %ld %s", r.status, r.error);
+		v = metric_value(r.body, series, &found);
+		harness_resp_free(&r);
+		if (found && v >= min)
+			return v;
+		ck_assert_msg(mono_ms() < end, "%s is %s%g after %.0f ms, want at least %g",
+			      series, found ? "" : "absent, ", v, bound_ms, min);
 		nap_ms(10);
 	}
 }

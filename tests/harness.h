@@ -203,12 +203,18 @@ TCase *harness_tcase(Suite *s, const char *name, int timeout_s);
 /* Reads a job (GET /v1/jobs/{id}[?query]) with a suite's own checks. */
 typedef cJSON *(*harness_get_fn)(const struct jobqd *d, const char *id, const char *query);
 
-/* Long-polls with get until the job is terminal; fails the test after
- * about 30 s. The caller frees the job. */
+/* Long-polls with get (NULL: harness_get_job) until the job is terminal;
+ * fails the test after about 30 s. The caller frees the job. */
 cJSON *harness_wait_terminal(const struct jobqd *d, const char *id, harness_get_fn get);
 
-/* Polls with get every 10 ms until the job is in state (not a terminal
- * one); fails the test on a terminal state first or after 10 s. */
+/* harness_wait_terminal with its own bound, for jobs held back on purpose
+ * (a rate limit, a backoff). */
+cJSON *harness_wait_terminal_for(const struct jobqd *d, const char *id, harness_get_fn get,
+				 double bound_ms);
+
+/* Polls with get (NULL: harness_get_job) every 10 ms until the job is in
+ * state (not a terminal one); fails the test on a terminal state first or
+ * after 10 s. */
 cJSON *harness_wait_state(const struct jobqd *d, const char *id, const char *state,
 			  harness_get_fn get);
 
@@ -282,5 +288,85 @@ void expand_id(char *out, size_t n, const char *path, const char *id);
 /* Entry i of the attempt_history array of a single-job GET, or NULL. */
 const cJSON *history_at(const cJSON *j, int i);
 
+/* ---- the API helpers every suite uses (issue 16: one set, not copies) ---- */
+
+/* One exchange that must answer exactly want: method path with body (sent
+ * as application/json; NULL: no body, no Content-Type) and extra_header
+ * (one "Name: value" line or NULL). Fails the test, naming the request and
+ * showing the body, on any other status, and when the body is not JSON
+ * (unless want is 204). Returns the parsed body; the caller frees it. */
+cJSON *harness_call(const struct jobqd *d, const char *method, const char *path,
+		    const char *body, const char *extra_header, long want);
+
+/* POST /v1/jobs with body (and extra_header, or NULL): asserts 201, a JSON
+ * object with a string id and Location: /v1/jobs/<id>. Returns the job the
+ * reply carries; the caller frees it. */
+cJSON *harness_submit_json(const struct jobqd *d, const char *body,
+			   const char *extra_header);
+
+/* harness_submit_json without a header, keeping only the id (malloc'd). */
+char *harness_submit(const struct jobqd *d, const char *body);
+
+/* harness_submit that also asserts the job starts in state (e.g. "queued",
+ * "scheduled"). */
+char *harness_submit_state(const struct jobqd *d, const char *body, const char *state);
+
+/* A suite's own check of every job the submit and get helpers read (its
+ * shape): j is the job, text its JSON for messages, from_get 1 for a GET of
+ * one job (which carries attempt_history), 0 for a submit's reply. Set it
+ * once in main, before harness_run; NULL (the default) checks nothing more. */
+typedef void (*harness_job_check_fn)(const cJSON *j, const char *text, int from_get);
+void harness_set_job_check(harness_job_check_fn fn);
+
+/* POST /v1/queues/<queue>/<action> (pause, resume): asserts 200 and
+ * returns the queue; the caller frees it. */
+cJSON *harness_queue_action(const struct jobqd *d, const char *queue, const char *action);
+
+/* GET /v1/jobs/{id}[?query]: asserts 200 and a JSON object for that id.
+ * A harness_get_fn; the caller frees the job. */
+cJSON *harness_get_job(const struct jobqd *d, const char *id, const char *query);
+
+/* cJSON_PrintUnformatted of j for a message, malloc'd; "(null)" for NULL. */
+char *harness_json_text(const cJSON *j);
+
+/* One bad request and the problem+json it must get. path may hold "{id}"
+ * (replaced by the runner's id). ctype NULL: application/json when there is
+ * a body, no Content-Type when not; HARNESS_NO_CTYPE: no Content-Type even
+ * with a body; else that Content-Type. field NULL: the problem names no
+ * field. allow, when set, is the exact Allow header (405). A HEAD reply has
+ * no body: only its status and Allow are checked. */
+struct harness_bad_case {
+	const char *method;
+	const char *path;
+	const char *ctype;
+	const char *body;
+	long status;
+	const char *code;
+	const char *field;
+	const char *allow;
+};
+
+#define HARNESS_NO_CTYPE ""
+
+/* Runs one case; on a mismatch (or any 5xx, or no answer) appends a line
+ * saying what differed to report (cap bytes) and returns 1; else 0. */
+int harness_bad_case_run(const struct jobqd *d, const struct harness_bad_case *c,
+			 const char *id, char *report, size_t cap);
+
+/* Runs all n cases against one daemon and fails the test once, listing
+ * every case that mismatched (a table is read whole, not up to the first
+ * failure). */
+void harness_bad_cases(const struct jobqd *d, const struct harness_bad_case *cases,
+		       size_t n, const char *id);
+
+/* The value of the sample named exactly by series in GET /metrics (which
+ * must answer 200), or -1 when there is no such sample. */
+double harness_metric(const struct jobqd *d, const char *series);
+
+/* Polls GET /metrics (every 10 ms, at most bound_ms) until the sample named
+ * exactly by series (e.g. "jobq_waiters" or "jobq_jobs{state=\"queued\"}")
+ * reaches at least min; fails the test otherwise. Returns the value read. */
+double harness_wait_metric(const struct jobqd *d, const char *series, double min,
+			   double bound_ms);
 
 #endif

@@ -6,21 +6,12 @@
 # Usage: install_test.sh   (from the repository root; MAKE and BUILD as the
 # Makefile passes them)
 set -euo pipefail
+test_name=install_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 make=${MAKE:-make}
 build=${BUILD:-build}
-dir=$(mktemp -d)
-passed=0
-trap 'rm -rf "$dir"' EXIT
-
-fail() {
-	echo "install_test: FAIL: $*" >&2
-	exit 1
-}
-pass() {
-	echo "install_test: ok: $*"
-	passed=$((passed + 1))
-}
 
 for prefix in /usr/local /opt/jobq; do
 	root=$dir/root${prefix//\//_}

@@ -11,39 +11,31 @@
 # enforces them always.
 # Usage: proxy_test.sh [SITE.conf]   (JOBQD names the binary)
 set -euo pipefail
+test_name=proxy_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 site=${1:-deploy/nginx/jobq.conf}
 jobqd=${JOBQD:-build/jobqd}
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
-dir=$(mktemp -d)
 ngx=$dir/nginx
 jobqd_pid=
 nginx_pid=
 bg_pids=()
-passed=0
 pending=0
 
 cleanup() {
 	for p in "${bg_pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 	done
-	[ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
-	[ -n "$jobqd_pid" ] && kill "$jobqd_pid" 2>/dev/null && wait "$jobqd_pid" 2>/dev/null || true
-	rm -rf "$dir"
+	kill_wait "$nginx_pid" "$jobqd_pid"
 }
-trap cleanup EXIT
-
-fail() {
-	echo "proxy_test: FAIL: $*" >&2
-	echo "--- jobqd log ---" >&2
-	cat "$dir/jobqd.log" >&2 || true
-	echo "--- nginx error log ---" >&2
-	cat "$ngx/error.log" >&2 || true
-	exit 1
-}
-pass() {
-	echo "proxy_test: ok: $*"
-	passed=$((passed + 1))
+at_exit cleanup
+fail_hook() {
+	echo "--- jobqd log ---"
+	cat "$dir/jobqd.log" || true
+	echo "--- nginx error log ---"
+	cat "$ngx/error.log" || true
 }
 # A check that cannot pass until jobqd has a feature from elsewhere.
 not_yet() {
@@ -56,18 +48,6 @@ not_yet() {
 [ -x "$jobqd" ] || fail "no jobqd at $jobqd"
 [ -f "$site" ] || fail "no site config at $site"
 
-# One field of a JSON file, by a Python expression on j; "" when absent.
-field() {
-	python3 -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-v = eval(sys.argv[2], {"j": j})
-print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" "$2" 2>/dev/null || true
-}
-# A header's value from a curl -D file, without the CR.
-header() {
-	sed -n "s/^$2: *//Ip" "$1" | tr -d '\r' | tail -n 1
-}
-
 # ---- jobqd -------------------------------------------------------------
 
 jobqd_args=(--listen 127.0.0.1:0 --db "$dir/jobq.db" --workers 4 --sse-heartbeat 20 --shutdown-grace 2)
@@ -78,13 +58,7 @@ if "$jobqd" --help | grep -q -- '--trust-proxy'; then
 fi
 "$jobqd" "${jobqd_args[@]}" 2> "$dir/jobqd.log" &
 jobqd_pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start"
+wait_listening "$dir/jobqd.log" "jobqd did not start"
 
 # ---- nginx -------------------------------------------------------------
 
@@ -173,7 +147,7 @@ code=$(curl -s -o "$dir/got.json" -w '%{http_code}' "$base$location?wait=10")
 [ "$code" = 200 ] || fail "GET $location answered $code"
 [ "$(field "$dir/got.json" 'j["id"]')" = "$id" ] || fail "GET $location: wrong job: $(cat "$dir/got.json")"
 [ "$(field "$dir/got.json" 'j["state"]')" = succeeded ] || fail "the echo job did not succeed: $(cat "$dir/got.json")"
-[ "$(field "$dir/got.json" 'j["result"]')" = '{"via": "nginx"}' ] || fail "wrong result: $(cat "$dir/got.json")"
+[ "$(field "$dir/got.json" 'j["result"]')" = '{"via":"nginx"}' ] || fail "wrong result: $(cat "$dir/got.json")"
 pass "GET of the Location: 200, the echo job succeeded with its payload"
 
 code=$(curl -s -o "$dir/list.json" -w '%{http_code}' "$base/jobq/v1/jobs?limit=10")

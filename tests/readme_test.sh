@@ -4,25 +4,22 @@
 # cannot rot: every command must succeed, and the outputs must show what the
 # README says they show. Usage: readme_test.sh README.md  (JOBQD names the binary)
 set -euo pipefail
+test_name=readme_test
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 readme=${1:-README.md}
 jobqd=${JOBQD:-build/jobqd}
-dir=$(mktemp -d)
 pid=
 plot_pid=
 worker_pid=
 cleanup() {
-	[ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null && wait "$worker_pid" 2>/dev/null || true
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	[ -n "$plot_pid" ] && kill "$plot_pid" 2>/dev/null && wait "$plot_pid" 2>/dev/null || true
-	rm -rf "$dir"
+	kill_wait "$worker_pid" "$pid" "$plot_pid"
 }
-trap cleanup EXIT
-fail() {
-	echo "readme_test: FAIL: $*" >&2
-	echo "--- jobqd log ---" >&2
-	cat "$dir/jobqd.log" >&2 || true
-	exit 1
+at_exit cleanup
+fail_hook() {
+	echo "--- jobqd log ---"
+	cat "$dir/jobqd.log" || true
 }
 
 # The code between <!-- NAME ... --> and <!-- /NAME -->, without the fences,
@@ -49,13 +46,7 @@ story_flags=$(sed -n 's|^build/jobqd ||p' "$dir/story-jobqd.sh")
 eval "set -- $story_flags"
 "$jobqd" --listen 127.0.0.1:0 --db "$dir/jobq.db" "$@" 2> "$dir/jobqd.log" &
 pid=$!
-port=
-for _ in $(seq 1 200); do
-	port=$(sed -n 's|^jobqd: listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/jobqd.log")
-	[ -n "$port" ] && break
-	sleep 0.05
-done
-[ -n "$port" ] || fail "jobqd did not start"
+wait_listening "$dir/jobqd.log" "jobqd did not start"
 sed -i "s|localhost:8080|127.0.0.1:$port|g" "$dir/block.sh" "$dir/deps.sh" "$dir/story.sh" "$dir/story.py" \
 	"$dir/story/plots.py" "$dir/story/worker.sh" "$dir/story/train.py"
 

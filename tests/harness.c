@@ -673,6 +673,18 @@ int harness_wait_exit(struct jobqd *d, double bound_ms, int *status)
 	return 1;
 }
 
+/* The last 4 KiB of jobqd's log on stderr, after it died of signal sig. */
+static void show_log_tail(const struct jobqd *d, int sig)
+{
+	char *log = harness_read_file(d->log);
+	size_t len = strlen(log);
+	const char *tail = len > 4096 ? log + len - 4096 : log;
+
+	fprintf(stderr, "---- jobqd %s died of signal %d on SIGTERM; its log ends ----\n%s\n----\n",
+		d->log, sig, tail);
+	free(log);
+}
+
 int harness_stop_keep(struct jobqd *d)
 {
 	int status = -1;
@@ -689,6 +701,10 @@ int harness_stop_keep(struct jobqd *d)
 	live_reaped(d->pid);
 	d->pid = -1;
 	harness_check_log(d);
+	/* A jobqd killed by a signal on SIGTERM (an abort, a crash) says why
+	 * only in its log: show the end of it, whatever the caller asserts. */
+	if (WIFSIGNALED(status))
+		show_log_tail(d, WTERMSIG(status));
 	return status;
 }
 

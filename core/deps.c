@@ -134,7 +134,7 @@ static int walk(struct job *const *jobs, int n, int *order, int *cyc_job, int *c
 			int k = next[j];
 			while (k < d->n && (!d->refs || d->refs[k] < 0))
 				k++;
-			if (k == d->n) {
+			if (k == d->n || !d->refs) {
 				color[j] = 2;
 				order[emitted++] = j;
 				top--;
@@ -146,7 +146,7 @@ static int walk(struct job *const *jobs, int n, int *order, int *cyc_job, int *c
 				*cyc_job = j;
 				*cyc_entry = k;
 				int from = 0;
-				while (stack[from] != to)
+				while (from < top - 1 && stack[from] != to)
 					from++;
 				*plen = 0;
 				for (int s = from; s < top; s++)

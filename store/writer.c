@@ -1160,6 +1160,10 @@ static void fire_schedules(struct store *st)
 		return;
 	}
 	struct store_op ops[FIRE_BATCH], *ptrs[FIRE_BATCH];
+	/* Each op's jobs, kept here for the frees below (the op's own copy
+	 * is the store's while the group applies). */
+	struct job **jobs[FIRE_BATCH];
+	int njobs[FIRE_BATCH];
 	struct schedule_plan *plan = malloc(sizeof *plan);
 	for (int i = 0; i < n; i++) {
 		if (plan)
@@ -1167,15 +1171,17 @@ static void fire_schedules(struct store *st)
 		else
 			ops[i] = (struct store_op){.kind = STORE_OP_FIRE, .done = expire_done,
 			                           .fire = {.due = -1, .next = now + 1000}};
+		jobs[i] = ops[i].fire.jobs;
+		njobs[i] = ops[i].fire.njobs;
 		ptrs[i] = &ops[i];
 	}
 	free(plan);
 	if (n > 0)
 		apply_group(st, ptrs, n);
 	for (int i = 0; i < n; i++) {
-		for (int j = 0; j < ops[i].fire.njobs; j++)
-			job_free(ops[i].fire.jobs[j]);
-		free(ops[i].fire.jobs);
+		for (int j = 0; j < njobs[i]; j++)
+			job_free(jobs[i][j]);
+		free(jobs[i]);
 		store_schedule_clear(&due[i]);
 	}
 	int64_t next = 0;

@@ -321,6 +321,7 @@ START_TEST(pause_resume_and_run_now)
 	harness_start(&d, NULL);
 	s = create(&d, "hourly", "\"every_s\":3600,\"job\":{\"type\":\"echo\",\"queue\":\"h\",\"payload\":{\"x\":2}}");
 	long long next = jts(s, "next_fire_at");
+	ck_assert_msg(next > 0, "created without next_fire_at");
 	cJSON_Delete(s);
 
 	s = action(&d, "hourly", "pause", 200);

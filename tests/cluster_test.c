@@ -1394,6 +1394,7 @@ START_TEST(schedule_fires_once_across_a_leader_kill)
 	sched_wait_fire(&c.n[next], "beat", killed + 3000 + (long long)LEADER_TTL_MS, LEADER_BOUND_MS + 10000.0);
 	int n = sched_fires(&c.n[next], "beat", t, 1000);
 
+	ck_assert_msg(n > 0, "no fire of beat found");
 	ck_assert_int_eq(t[0], first);
 	for (int i = 1; i < n; i++)
 		ck_assert_msg(t[i] - t[i - 1] == 1000, "fire %lld then %lld: %s", t[i - 1], t[i],

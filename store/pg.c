@@ -832,6 +832,17 @@ char *pg_strdup(const PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
+int pg_each_name(const PGresult *r, int (*each)(void *arg, const char *name), void *arg)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		char name[JOB_NAME_MAX + 1];
+		pg_copy(r, i, 0, name, sizeof name);
+		if (each(arg, name) != 0)
+			return PG_ERR_NOMEM;
+	}
+	return 0;
+}
+
 int64_t pg_changes(const PGresult *r)
 {
 	return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);

@@ -190,6 +190,9 @@ double pg_f64(const PGresult *r, int row, int col);
 bool pg_null(const PGresult *r, int row, int col);
 void pg_copy(const PGresult *r, int row, int col, char *dst, size_t n);
 char *pg_strdup(const PGresult *r, int row, int col);
+/* Calls each() with the first column of every row of r, in order (a queue
+ * name); stops at the first nonzero and returns PG_ERR_NOMEM, else 0. */
+int pg_each_name(const PGresult *r, int (*each)(void *arg, const char *name), void *arg);
 /* Rows an INSERT/UPDATE/DELETE changed (PQcmdTuples). */
 int64_t pg_changes(const PGresult *r);
 

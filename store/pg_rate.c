@@ -85,14 +85,7 @@ int pg_rate_names(void *be, int (*each)(void *arg, const char *queue), void *arg
 	int rc = pg_read(be, rate_names_sql, 0, NULL, &r);
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < PQntuples(r); i++) {
-		char name[JOB_NAME_MAX + 1];
-		pg_copy(r, i, 0, name, sizeof name);
-		if (each(arg, name) != 0) {
-			rc = PG_ERR_NOMEM;
-			break;
-		}
-	}
+	rc = pg_each_name(r, each, arg);
 	PQclear(r);
 	return rc;
 }

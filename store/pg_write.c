@@ -561,14 +561,7 @@ int pg_ready_queues(void *be, const char *after, int (*each)(void *arg, const ch
 	int rc = pg_read(st, ready_queues_sql, a.n, a.v, &r); /* an empty claim sends no BEGIN and no COMMIT */
 	if (rc != 0)
 		return rc;
-	for (int i = 0; i < PQntuples(r); i++) {
-		char name[JOB_NAME_MAX + 1];
-		pg_copy(r, i, 0, name, sizeof name);
-		if (each(arg, name) != 0) {
-			rc = PG_ERR_NOMEM;
-			break;
-		}
-	}
+	rc = pg_each_name(r, each, arg);
 	PQclear(r);
 	return rc;
 }
